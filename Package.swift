@@ -1,0 +1,114 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+// Layers, lowest first. Arrows point down only (see docs/ARCHITECTURE.md).
+let package = Package(
+    name: "weft",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "weft", targets: ["weft"]),
+        .library(name: "WeftSite", targets: ["WeftSite"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
+        .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
+        .package(url: "https://github.com/apple/swift-asn1.git", from: "1.7.4"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+    ],
+    targets: [
+        // Byte formats: handshake, frames, envelopes. No I/O, no clock.
+        .target(
+            name: "WeftWire",
+            dependencies: [.product(name: "NIOCore", package: "swift-nio")]
+        ),
+        // The sans-I/O tunnel engine.
+        .target(name: "WeftTunnel", dependencies: ["WeftWire"]),
+        // The site's key pair and self-signed certificate, shared by links and discovery.
+        .target(
+            name: "WeftIdentity",
+            dependencies: [
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+            ]
+        ),
+        // NIO links: TLS with pinning, dialing, accepting, the engine driver.
+        .target(
+            name: "WeftTransport",
+            dependencies: [
+                "WeftTunnel", "WeftIdentity",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // libmosquitto from Debian's libmosquitto-dev.
+        .systemLibrary(
+            name: "CMosquitto",
+            pkgConfig: "libmosquitto",
+            providers: [.apt(["libmosquitto-dev"])]
+        ),
+        // The message channel: MQTT client, sealed envelopes, the site directory.
+        .target(
+            name: "WeftDiscovery",
+            dependencies: [
+                "CMosquitto", "WeftWire", "WeftIdentity",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // Config, apps, relays, the tunnel manager: the running site.
+        .target(
+            name: "WeftSite",
+            dependencies: [
+                "WeftWire", "WeftTunnel", "WeftIdentity", "WeftTransport", "WeftDiscovery",
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ]
+        ),
+        // REST API, metrics and dashboard.
+        .target(
+            name: "WeftAPI",
+            dependencies: [
+                "WeftSite",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
+        // The command line.
+        .executableTarget(
+            name: "weft",
+            dependencies: [
+                "WeftSite", "WeftAPI", "WeftIdentity", "WeftDiscovery",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .testTarget(name: "WeftWireTests", dependencies: ["WeftWire"]),
+        .testTarget(name: "WeftTunnelTests", dependencies: ["WeftTunnel"]),
+        .testTarget(name: "WeftIdentityTests", dependencies: ["WeftIdentity"]),
+        .testTarget(
+            name: "WeftTransportTests",
+            dependencies: [
+                "WeftTransport", "WeftIdentity",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ]
+        ),
+        .testTarget(name: "WeftDiscoveryTests", dependencies: ["WeftDiscovery"]),
+        .testTarget(name: "WeftSiteTests", dependencies: ["WeftSite"]),
+        .testTarget(name: "WeftAPITests", dependencies: ["WeftAPI", "WeftSite"]),
+        // Runs the built `weft` binary as a process.
+        .testTarget(name: "WeftCLITests", dependencies: ["weft", "WeftIdentity"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

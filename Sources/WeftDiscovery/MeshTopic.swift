@@ -1,0 +1,42 @@
+import Crypto
+
+/// The MQTT topic a mesh meets on.
+///
+/// wovenet's default topic embedded the key itself; weft's default is derived from the key by
+/// HKDF, so the key never reaches the broker while every site with the key computes the same
+/// topic.
+public enum MeshTopic {
+    /// Topic prefix of derived topics.
+    public static let derivedPrefix = "weft/"
+
+    /// `weft/` and 32 hex digits derived from `key`.
+    public static func derived(fromKey key: String) -> String {
+        let symmetric = SymmetricKey(data: Array(key.utf8))
+        let derived = HKDF<SHA256>.deriveKey(
+            inputKeyMaterial: symmetric,
+            salt: Array("weft mesh key v1".utf8),
+            info: Array("mqtt topic".utf8),
+            outputByteCount: 16
+        )
+        let hex = derived.withUnsafeBytes { bytes in
+            bytes.map { byte in
+                let digits = Array("0123456789abcdef")
+                return String([digits[Int(byte >> 4)], digits[Int(byte & 0x0f)]])
+            }.joined()
+        }
+        return derivedPrefix + hex
+    }
+
+    /// Why `topic` cannot be used as the mesh's base topic, or nil when it can.
+    ///
+    /// Sites publish on sub-topics of it, so MQTT wildcards and a trailing slash are refused.
+    public static func problem(with topic: String) -> String? {
+        if topic.isEmpty { return "the topic is empty" }
+        if topic.utf8.count > 200 { return "the topic is \(topic.utf8.count) bytes, the limit is 200" }
+        if topic.contains("+") || topic.contains("#") { return "MQTT wildcards (+ and #) are not allowed" }
+        if topic.hasSuffix("/") { return "the topic must not end with /" }
+        if topic.hasPrefix("$") { return "topics starting with $ are reserved by brokers" }
+        if topic.unicodeScalars.contains(where: { $0.value == 0 }) { return "the topic contains a NUL character" }
+        return nil
+    }
+}

@@ -1,0 +1,23 @@
+/// One entry of `localExposedApps`: a local app other sites may reach, by name.
+public struct ExposedAppConfig: Sendable, Equatable {
+    public enum Mode: Sendable, Equatable {
+        /// One fixed socket.
+        case single(AppSocket)
+        /// Any TCP target the client names, if inside both ranges.
+        case range(ports: [ClosedRange<Int>], addresses: [IPNetwork])
+    }
+
+    public var appName: String
+    public var mode: Mode
+
+    public init(appName: String, mode: Mode) {
+        self.appName = appName
+        self.mode = mode
+    }
+
+    /// Whether a range app may connect to `address:port`. Always false for single apps.
+    public func allows(_ address: IPAddress, port: Int) -> Bool {
+        guard case .range(let ports, let addresses) = mode else { return false }
+        return ports.contains { $0.contains(port) } && addresses.contains { $0.contains(address) }
+    }
+}

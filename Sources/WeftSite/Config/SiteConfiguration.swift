@@ -1,0 +1,51 @@
+/// A validated site configuration with every default applied.
+///
+/// Key names follow kungze/wovenet's `config.yaml`, so a wovenet file loads unchanged; weft's
+/// additions are marked in `config.yaml` at the top of the repository.
+public struct SiteConfiguration: Sendable, Equatable {
+    /// Globally unique name of this site (1–255 bytes).
+    public var siteName: String
+    /// The mesh key: every site sharing it (and the topic) joins the same mesh.
+    public var crypto: CryptoSettings
+    public var logger: LoggerSettings
+    public var messageChannel: MessageChannelSettings
+    public var tunnel: TunnelSettings
+    public var localExposedApps: [ExposedAppConfig]
+    public var remoteApps: [RemoteAppConfig]
+    public var restfulApi: RestfulAPISettings
+    /// Where the identity and trusted peers live (weft). Absolute, `~` expanded.
+    public var stateDir: String
+    /// wovenet's top-level `stun` list: STUN servers used when a socket names none.
+    public var stun: [String]
+
+    public init(
+        siteName: String,
+        crypto: CryptoSettings,
+        logger: LoggerSettings = .init(),
+        messageChannel: MessageChannelSettings,
+        tunnel: TunnelSettings = .init(),
+        localExposedApps: [ExposedAppConfig] = [],
+        remoteApps: [RemoteAppConfig] = [],
+        restfulApi: RestfulAPISettings = .init(),
+        stateDir: String,
+        stun: [String] = []
+    ) {
+        self.siteName = siteName
+        self.crypto = crypto
+        self.logger = logger
+        self.messageChannel = messageChannel
+        self.tunnel = tunnel
+        self.localExposedApps = localExposedApps
+        self.remoteApps = remoteApps
+        self.restfulApi = restfulApi
+        self.stateDir = stateDir
+        self.stun = stun
+    }
+}
+
+/// `crypto`: the mesh key. Its text never appears in a description or a log line.
+public struct CryptoSettings: Sendable, Equatable, CustomStringConvertible {
+    public var key: String
+    public init(key: String) { self.key = key }
+    public var description: String { "CryptoSettings(key: <\(key.utf8.count) bytes>)" }
+}

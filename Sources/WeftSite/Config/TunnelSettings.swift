@@ -1,0 +1,76 @@
+/// `tunnel`: the sockets this site listens on for links, and how it dials others.
+public struct TunnelSettings: Sendable, Equatable {
+    public var localSockets: [LocalSocketConfig]
+    /// weft: local interfaces or addresses to dial links from; empty lets the OS choose.
+    public var interfaces: [String]
+    /// weft: links per (local interface, remote endpoint) pair.
+    public var linksPerPath: Int
+
+    public static let maxLinksPerPath = 16
+
+    public init(localSockets: [LocalSocketConfig] = [], interfaces: [String] = [], linksPerPath: Int = 1) {
+        self.localSockets = localSockets
+        self.interfaces = interfaces
+        self.linksPerPath = linksPerPath
+    }
+}
+
+/// One entry of `tunnel.localSockets`, after wovenet's defaulting rules.
+public struct LocalSocketConfig: Sendable, Equatable {
+    public enum Mode: String, Sendable, Equatable, CaseIterable {
+        case dedicatedAddress = "dedicated-address"
+        case portForwarding = "port-forwarding"
+    }
+
+    public enum TransportProtocol: String, Sendable, Equatable, CaseIterable {
+        case tls
+        /// Accepted for wovenet files; served as TLS over TCP on the same port for now.
+        case quic
+    }
+
+    /// How peers learn the address to dial.
+    public enum PublicAddress: Sendable, Equatable, CustomStringConvertible {
+        case literal(IPAddress)
+        case autoHttpDetect
+        case autoStunDetect
+
+        public var description: String {
+            switch self {
+            case .literal(let address): address.description
+            case .autoHttpDetect: "autoHttpDetect"
+            case .autoStunDetect: "autoStunDetect"
+            }
+        }
+    }
+
+    public var mode: Mode
+    public var transportProtocol: TransportProtocol
+    public var publicAddress: PublicAddress
+    public var publicPort: Int
+    public var listenAddress: IPAddress
+    public var listenPort: Int
+    /// `httpDetector.url`, required with `autoHttpDetect`.
+    public var httpDetectorURL: String?
+    /// weft: `HOST:PORT` of a STUN server, required with `autoStunDetect` unless `stun` lists one.
+    public var stunServer: String?
+
+    public init(
+        mode: Mode,
+        transportProtocol: TransportProtocol = .tls,
+        publicAddress: PublicAddress,
+        publicPort: Int,
+        listenAddress: IPAddress,
+        listenPort: Int,
+        httpDetectorURL: String? = nil,
+        stunServer: String? = nil
+    ) {
+        self.mode = mode
+        self.transportProtocol = transportProtocol
+        self.publicAddress = publicAddress
+        self.publicPort = publicPort
+        self.listenAddress = listenAddress
+        self.listenPort = listenPort
+        self.httpDetectorURL = httpDetectorURL
+        self.stunServer = stunServer
+    }
+}

@@ -1,0 +1,64 @@
+import ArgumentParser
+import Logging
+import ServiceLifecycle
+import WeftIdentity
+import WeftSite
+
+struct RunCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Run this site until SIGINT or SIGTERM.",
+        discussion: """
+            Loads the configuration, creates the site identity in stateDir on first start, and runs \
+            the site. SIGINT and SIGTERM stop it cleanly (exit 0). An invalid configuration exits 78.
+            """
+    )
+
+    @OptionGroup var options: ConfigOption
+
+    func run() async throws {
+        let loaded = try ConfigFile.load(options.config)
+        let config = loaded.configuration
+        do {
+            LoggingSystem.bootstrap(try WeftLogging.factory(for: config.logger))
+        } catch {
+            printError("weft: \(error)")
+            throw ExitCode(ConfigFile.configErrorStatus)
+        }
+        let logger = Logger(label: "weft")
+        for warning in loaded.warnings {
+            logger.warning("config: \(warning.description)")
+        }
+
+        let store = IdentityStore(directory: config.stateDir)
+        let identity: SiteIdentity
+        do {
+            let (loadedIdentity, outcome) = try store.loadOrCreate()
+            identity = loadedIdentity
+            logger.info(
+                outcome == .created ? "created site identity" : "loaded site identity",
+                metadata: [
+                    "fingerprint": .string(identity.fingerprint.description),
+                    "stateDir": .string(config.stateDir),
+                ]
+            )
+            for loose in store.looseFiles() {
+                logger.warning("others than the owner can read \(loose); chmod it 0700 / 0600")
+            }
+        } catch {
+            logger.error("cannot use the site identity: \(error)")
+            throw ExitCode(1)
+        }
+
+        let site = SiteService(configuration: config, identity: identity, logger: logger)
+        let group = ServiceGroup(
+            configuration: .init(
+                services: [.init(service: site, serviceName: "site")],
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger
+            )
+        )
+        try await group.run()
+        logger.info("stopped")
+    }
+}

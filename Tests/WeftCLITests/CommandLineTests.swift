@@ -1,0 +1,236 @@
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A valid config for a site whose state and log live in `directory`.
+func siteConfig(_ directory: String, format: String = "text") -> String {
+    """
+    siteName: cli-test
+    crypto:
+      key: "cli-test-mesh-key"
+    logger:
+      level: debug
+      format: \(format)
+      file: \(directory)/weft.log
+    messageChannel:
+      mqtt:
+        brokerServer: mqtt://127.0.0.1:1883
+    tunnel:
+      localSockets:
+      - mode: dedicated-address
+        transportProtocol: quic
+        listenAddress: 127.0.0.1
+        listenPort: 47001
+    stateDir: \(directory)/state
+
+    """
+}
+
+@Suite("the weft command line, run as a process")
+struct CommandLineTests {
+    @Test("weft version")
+    func version() throws {
+        let result = try WeftProcess.run(["version"])
+        #expect(result.status == 0)
+        #expect(result.output.hasPrefix("weft 0.1.0 (tunnel protocol 1, libmosquitto 2."))
+        #expect(try WeftProcess.run(["--version"]).output == result.output)
+    }
+
+    @Test("every command has help text")
+    func help() throws {
+        for command in ["run", "check", "identity", "version"] {
+            let result = try WeftProcess.run(["help", command])
+            #expect(result.status == 0, "\(command)")
+            #expect(result.output.contains("USAGE: weft \(command)"), "\(command)")
+        }
+        let top = try WeftProcess.run(["--help"])
+        for command in ["run", "check", "identity", "version"] {
+            #expect(top.output.contains("  \(command) "), "\(command)")
+        }
+    }
+
+    @Test("weft check passes the sample config.yaml and every example")
+    func checkSamples() throws {
+        let root = WeftProcess.repositoryRoot
+        var files = [root + "/config.yaml"]
+        let examples = root + "/examples"
+        let enumerator = FileManager.default.enumerator(atPath: examples)
+        while let entry = enumerator?.nextObject() as? String {
+            if entry.hasSuffix(".yaml") || entry.hasSuffix(".yml") { files.append(examples + "/" + entry) }
+        }
+        #expect(files.count >= 3, "the sample and at least the two-site loopback example")
+        for file in files {
+            let result = try WeftProcess.run(["check", "--config", file])
+            #expect(result.status == 0, "\(file): \(result.output)\(result.error)")
+            #expect(result.output.contains(": valid — site "), "\(file)")
+        }
+    }
+
+    @Test("weft check prints every problem with its line and exits non-zero")
+    func checkInvalid() throws {
+        let scratch = Scratch()
+        let file = try scratch.write(
+            "bad.yaml",
+            """
+            siteName: x
+            crypto:
+              key: short
+            messageChannel:
+              mqtt:
+                brokerServer: mqtt://127.0.0.1:1883
+            localExposedApps:
+            - appName: web
+              appSocket: udp:10.0.0.1:80
+            remoteAps: []
+
+            """
+        )
+        let result = try WeftProcess.run(["check", "--config", file])
+        #expect(result.status == 1)
+        #expect(result.output.contains("\(file):3:8: crypto.key: is 5 bytes long — expected 8 to 255 bytes"))
+        #expect(
+            result.output.contains(
+                "\(file):9:14: localExposedApps[0].appSocket: \"udp:10.0.0.1:80\" — expected tcp:IP:PORT, tcp:[IPv6]:PORT or unix:/path"
+            )
+        )
+        #expect(result.output.contains("\(file):10:1: warning: remoteAps: unknown key, ignored — did you mean remoteApps?"))
+        #expect(result.output.contains("\(file): 2 errors"))
+    }
+
+    @Test("weft check on a YAML syntax error gives the line")
+    func checkSyntax() throws {
+        let scratch = Scratch()
+        let file = try scratch.write("broken.yaml", "siteName: a\ncrypto:\n  key: [unclosed\n")
+        let result = try WeftProcess.run(["check", "--config", file])
+        #expect(result.status == 1)
+        #expect(result.output.contains("\(file):4:"), "\(result.output)")
+        #expect(result.output.contains("YAML syntax error"))
+    }
+
+    @Test("config lookup: WEFT_CONFIG, then ./config.yaml, else a list of the places tried")
+    func lookup() throws {
+        let scratch = Scratch()
+        let home = scratch.path + "/home"
+        try FileManager.default.createDirectory(atPath: home, withIntermediateDirectories: true)
+        let named = try scratch.write("named.yaml", siteConfig(scratch.path).replacingOccurrences(of: "cli-test\n", with: "from-env\n"))
+        let fromEnv = try WeftProcess.run(["check"], environment: ["WEFT_CONFIG": named, "HOME": home])
+        #expect(fromEnv.status == 0)
+        #expect(fromEnv.output.contains("site from-env"))
+
+        let missing = try WeftProcess.run(["check"], environment: ["WEFT_CONFIG": scratch.path + "/nope.yaml", "HOME": home])
+        #expect(missing.status == 1)
+        #expect(missing.output.contains("WEFT_CONFIG names this file, which does not exist"))
+
+        _ = try scratch.write("config.yaml", siteConfig(scratch.path))
+        let local = try WeftProcess.run(["check"], environment: ["HOME": home], directory: scratch.path)
+        #expect(local.status == 0)
+        #expect(local.output.contains("site cli-test"))
+
+        if !FileManager.default.fileExists(atPath: "/etc/weft/config.yaml") {
+            let none = try WeftProcess.run(["check"], environment: ["HOME": home], directory: home)
+            #expect(none.status == 1)
+            #expect(none.output.contains("no configuration file found; looked in"))
+            #expect(none.output.contains(home + "/.weft/config.yaml"))
+        }
+    }
+
+    @Test("weft identity creates the identity once and prints the same fingerprint after")
+    func identity() throws {
+        let scratch = Scratch()
+        let config = try scratch.write("config.yaml", siteConfig(scratch.path))
+        let first = try WeftProcess.run(["identity", "--config", config])
+        #expect(first.status == 0)
+        let fingerprint = first.output.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(fingerprint.hasPrefix("sha256:") && fingerprint.count == 71)
+        let second = try WeftProcess.run(["identity", "-c", config, "--verbose"])
+        #expect(second.output.hasPrefix(fingerprint + "\n"))
+        #expect(second.output.contains("state:       existing"))
+        #expect(FileManager.default.fileExists(atPath: scratch.path + "/state/site.key"))
+    }
+
+    @Test("weft identity refuses a corrupt identity and leaves it alone")
+    func corruptIdentity() throws {
+        let scratch = Scratch()
+        let config = try scratch.write("config.yaml", siteConfig(scratch.path))
+        _ = try WeftProcess.run(["identity", "--config", config])
+        try "not a key".write(toFile: scratch.path + "/state/site.key", atomically: false, encoding: .utf8)
+        let result = try WeftProcess.run(["identity", "--config", config])
+        #expect(result.status != 0)
+        #expect(result.error.contains("site.key does not hold a P-256 private key"))
+        #expect(scratch.read("state/site.key") == "not a key")
+    }
+
+    @Test("weft run creates its identity, stops on SIGTERM within 2 s with exit 0, and keeps its identity")
+    func runStopRun() async throws {
+        let scratch = Scratch()
+        let config = try scratch.write("config.yaml", siteConfig(scratch.path))
+        var fingerprints: [String] = []
+        for round in 0..<2 {
+            let process = try WeftProcess.start(["run", "--config", config])
+            let started = await WeftProcess.waitFor(.seconds(20)) {
+                scratch.read("weft.log").components(separatedBy: "site running").count > round + 1
+            }
+            #expect(started, "no 'site running' line: \(scratch.read("weft.log"))")
+            #expect(FileManager.default.fileExists(atPath: scratch.path + "/state/site.crt"))
+            let clock = ContinuousClock()
+            let stopAt = clock.now
+            kill(process.processIdentifier, SIGTERM)
+            let stopped = await WeftProcess.waitFor(.seconds(5)) { !process.isRunning }
+            let took = clock.now - stopAt
+            #expect(stopped)
+            if !stopped { process.terminate() }
+            process.waitUntilExit()
+            #expect(took < .seconds(2), "took \(took)")
+            #expect(process.terminationReason == .exit)
+            #expect(process.terminationStatus == 0)
+            let log = scratch.read("weft.log")
+            let line = log.split(separator: "\n").last { $0.contains("site identity") } ?? ""
+            #expect(line.contains(round == 0 ? "created site identity" : "loaded site identity"))
+            if let range = line.range(of: "fingerprint=") {
+                fingerprints.append(String(line[range.upperBound...].prefix(71)))
+            }
+        }
+        #expect(fingerprints.count == 2)
+        #expect(Set(fingerprints).count == 1)
+        let log = scratch.read("weft.log")
+        #expect(log.contains("WARN weft: quic links do not exist yet; TLS over TCP is used on the same port"))
+        #expect(log.contains("INFO weft: stopped"))
+    }
+
+    @Test("SIGINT stops it cleanly too, and JSON logs are one object per line")
+    func sigintAndJSON() async throws {
+        let scratch = Scratch()
+        let config = try scratch.write("config.yaml", siteConfig(scratch.path, format: "json"))
+        let process = try WeftProcess.start(["run", "--config", config])
+        let started = await WeftProcess.waitFor(.seconds(20)) { scratch.read("weft.log").contains("site running") }
+        #expect(started)
+        kill(process.processIdentifier, SIGINT)
+        let stopped = await WeftProcess.waitFor(.seconds(5)) { !process.isRunning }
+        #expect(stopped)
+        if !stopped { process.terminate() }
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0)
+        let lines = scratch.read("weft.log").split(separator: "\n")
+        #expect(!lines.isEmpty)
+        for line in lines {
+            let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
+            #expect(object?["msg"] is String, "\(line)")
+            #expect(object?["level"] is String, "\(line)")
+            #expect(object?["time"] is String, "\(line)")
+        }
+        #expect(lines.contains { $0.contains("\"msg\":\"site running\"") && $0.contains("\"site\":\"cli-test\"") })
+    }
+
+    @Test("weft run with an invalid config exits 78 and names the problem")
+    func runInvalid() throws {
+        let scratch = Scratch()
+        let config = try scratch.write("config.yaml", "siteName: a\n")
+        let result = try WeftProcess.run(["run", "--config", config])
+        #expect(result.status == 78)
+        #expect(result.error.contains("\(config):1:1: crypto: missing"))
+        #expect(!FileManager.default.fileExists(atPath: scratch.path + "/state"))
+    }
+}

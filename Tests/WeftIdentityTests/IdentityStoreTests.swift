@@ -1,0 +1,167 @@
+import Foundation
+import Testing
+import WeftIdentity
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// A fresh directory under /tmp, removed by the caller.
+func temporaryDirectory(_ name: String = #function) -> String {
+    let path = NSTemporaryDirectory() + "weft-test-\(getpid())-\(UUID().uuidString.prefix(8))"
+    try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    return path
+}
+
+func mode(_ path: String) -> mode_t {
+    var info = stat()
+    stat(path, &info)
+    return info.st_mode & 0o777
+}
+
+@Suite("site identity on disk")
+struct IdentityStoreTests {
+    @Test("first start creates 0700/0600 files; later starts reuse them")
+    func createThenReuse() throws {
+        let root = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let store = IdentityStore(directory: root + "/state")
+        let (first, outcome) = try store.loadOrCreate()
+        #expect(outcome == .created)
+        #expect(mode(root + "/state") == 0o700)
+        #expect(mode(store.keyPath) == 0o600)
+        #expect(mode(store.certificatePath) == 0o600)
+        #expect(store.looseFiles().isEmpty)
+
+        let (second, again) = try store.loadOrCreate()
+        #expect(again == .loaded)
+        #expect(second.fingerprint == first.fingerprint)
+        #expect(second.siteID == first.siteID)
+        #expect(second.certificateDER == first.certificateDER)
+    }
+
+    @Test("two state directories hold two different identities")
+    func separateDirectories() throws {
+        let root = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let a = try IdentityStore(directory: root + "/a").loadOrCreate().0
+        let b = try IdentityStore(directory: root + "/b").loadOrCreate().0
+        #expect(a.fingerprint != b.fingerprint)
+        #expect(a.siteID != b.siteID)
+    }
+
+    @Test("a corrupt key is an error and is left in place")
+    func corruptKey() throws {
+        let root = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let store = IdentityStore(directory: root)
+        _ = try store.loadOrCreate()
+        try "garbage".write(toFile: store.keyPath, atomically: false, encoding: .utf8)
+        #expect {
+            _ = try store.loadOrCreate()
+        } throws: { error in
+            (error as? IdentityError)?.code == .corrupt
+        }
+        #expect(try String(contentsOfFile: store.keyPath, encoding: .utf8) == "garbage")
+    }
+
+    @Test("a corrupt certificate is an error")
+    func corruptCertificate() throws {
+        let root = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let store = IdentityStore(directory: root)
+        _ = try store.loadOrCreate()
+        try "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n".write(
+            toFile: store.certificatePath,
+            atomically: false,
+            encoding: .utf8
+        )
+        #expect(throws: IdentityError.self) { _ = try store.loadOrCreate() }
+    }
+
+    @Test("a certificate from another identity is a mismatch")
+    func mismatchedPair() throws {
+        let root = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let a = IdentityStore(directory: root + "/a")
+        let b = IdentityStore(directory: root + "/b")
+        _ = try a.loadOrCreate()
+        _ = try b.loadOrCreate()
+        try FileManager.default.removeItem(atPath: a.certificatePath)
+        try FileManager.default.copyItem(atPath: b.certificatePath, toPath: a.certificatePath)
+        #expect {
+            _ = try a.loadOrCreate()
+        } throws: { error in
+            (error as? IdentityError)?.code == .mismatch
+        }
+    }
+
+    @Test("half an identity is an error, never replaced")
+    func halfMissing() throws {
+        let root = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let store = IdentityStore(directory: root)
+        _ = try store.loadOrCreate()
+        try FileManager.default.removeItem(atPath: store.certificatePath)
+        #expect {
+            _ = try store.loadOrCreate()
+        } throws: { error in
+            (error as? IdentityError)?.code == .incomplete
+        }
+        #expect(!FileManager.default.fileExists(atPath: store.certificatePath))
+    }
+
+    @Test(
+        "an unreadable key is an error",
+        .enabled(if: getuid() != 0, "root reads any file, so permissions cannot make one unreadable"))
+    func unreadable() throws {
+        let root = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let store = IdentityStore(directory: root)
+        _ = try store.loadOrCreate()
+        chmod(store.keyPath, 0)
+        #expect(throws: IdentityError.self) { _ = try store.loadOrCreate() }
+    }
+
+    @Test("a state directory that is a file is an error")
+    func stateDirIsFile() throws {
+        let root = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        try "x".write(toFile: root + "/file", atomically: false, encoding: .utf8)
+        #expect(throws: IdentityError.self) { _ = try IdentityStore(directory: root + "/file").loadOrCreate() }
+    }
+
+    @Test("loose permissions are reported")
+    func loosePermissions() throws {
+        let root = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let store = IdentityStore(directory: root + "/s")
+        _ = try store.loadOrCreate()
+        chmod(store.keyPath, 0o644)
+        #expect(store.looseFiles() == [store.keyPath])
+    }
+
+    @Test("concurrent first starts agree on one identity")
+    func concurrentCreation() async throws {
+        let root = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let directory = root + "/shared"
+        let fingerprints = try await withThrowingTaskGroup(of: CertificateFingerprint.self) { group in
+            for _ in 0..<4 {
+                group.addTask { try IdentityStore(directory: directory).loadOrCreate().0.fingerprint }
+            }
+            return try await group.reduce(into: Set<CertificateFingerprint>()) { $0.insert($1) }
+        }
+        #expect(fingerprints.count == 1)
+    }
+
+    @Test("fingerprints print as sha256:hex and parse back")
+    func fingerprintText() throws {
+        let identity = try SiteIdentity.generate()
+        let text = identity.fingerprint.description
+        #expect(text.hasPrefix("sha256:") && text.count == 7 + 64)
+        #expect(CertificateFingerprint(text) == identity.fingerprint)
+        #expect(CertificateFingerprint(String(text.dropFirst(7)).uppercased()) == identity.fingerprint)
+        #expect(CertificateFingerprint("sha256:1234") == nil)
+    }
+}

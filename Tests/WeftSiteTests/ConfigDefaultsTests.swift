@@ -1,0 +1,386 @@
+import Testing
+import WeftDiscovery
+
+@testable import WeftSite
+
+@Suite("config: valid files and defaults")
+struct ConfigDefaultsTests {
+    @Test("the minimal file gets every default")
+    func minimalDefaults() throws {
+        let loaded = try loadConfig(minimalConfig)
+        let config = loaded.configuration
+        #expect(config.siteName == "site01")
+        #expect(config.crypto.key == "0123456789abcdef")
+        #expect(config.logger == LoggerSettings(level: .info, format: .text, file: nil))
+        #expect(config.messageChannel.mqtt.broker == BrokerAddress(useTLS: false, host: "127.0.0.1", port: 1883))
+        #expect(config.messageChannel.mqtt.topicIsDerived)
+        #expect(config.messageChannel.mqtt.topic == MeshTopic.derived(fromKey: "0123456789abcdef"))
+        #expect(!config.messageChannel.mqtt.topic.contains("0123456789abcdef"))
+        #expect(config.messageChannel.mqtt.username == nil)
+        #expect(config.tunnel == TunnelSettings(localSockets: [], interfaces: [], linksPerPath: 1))
+        #expect(config.localExposedApps.isEmpty)
+        #expect(config.remoteApps.isEmpty)
+        #expect(config.restfulApi == RestfulAPISettings())
+        #expect(config.restfulApi.enabled == false)
+        #expect(config.restfulApi.listenHost == "127.0.0.1" && config.restfulApi.listenPort == 18080)
+        #expect(config.stateDir == "/home/tester/.weft")
+        #expect(config.stun.isEmpty)
+        #expect(loaded.warnings.isEmpty)
+    }
+
+    @Test("the derived topic depends on the key only, and hides it")
+    func derivedTopic() {
+        let a = MeshTopic.derived(fromKey: "correct horse battery")
+        #expect(a == MeshTopic.derived(fromKey: "correct horse battery"))
+        #expect(a != MeshTopic.derived(fromKey: "correct horse batterz"))
+        #expect(a.hasPrefix("weft/") && a.count == 5 + 32)
+        #expect(!a.contains("horse"))
+    }
+
+    @Test("logger levels and formats in any case")
+    func loggerValues() throws {
+        let cases: [(String, String, LoggerSettings.Level, LoggerSettings.Format)] = [
+            ("debug", "JSON", .debug, .json), ("Info", "text", .info, .text), ("WARN", "Text", .warn, .text),
+            ("warning", "json", .warn, .json), ("error", "json", .error, .json),
+        ]
+        for (level, format, expectedLevel, expectedFormat) in cases {
+            let config = try loadConfig(
+                minimalConfig + "logger:\n  level: \(level)\n  format: \(format)\n  file: logs/weft.log\n"
+            )
+            .configuration
+            #expect(config.logger.level == expectedLevel)
+            #expect(config.logger.format == expectedFormat)
+            #expect(config.logger.file == "/etc/weft/logs/weft.log")
+        }
+    }
+
+    @Test("an empty logger.file means standard output, as in wovenet")
+    func emptyLogFile() throws {
+        let config = try loadConfig(minimalConfig + "logger:\n  file: \"\"\n").configuration
+        #expect(config.logger.file == nil)
+    }
+
+    @Test("mqtt settings: mqtts, default ports, IPv6, credentials, topic")
+    func mqttSettings() throws {
+        let yaml = """
+            siteName: a
+            crypto: {key: "0123456789abcdef"}
+            messageChannel:
+              protocol: MQTT
+              mqtt:
+                brokerServer: mqtts://broker.example.net
+                topic: my/mesh
+                username: weft
+                password: s3cret
+                caFile: /etc/ssl/certs/ca-certificates.crt
+
+            """
+        let mqtt = try loadConfig(yaml).configuration.messageChannel.mqtt
+        #expect(mqtt.broker == BrokerAddress(useTLS: true, host: "broker.example.net", port: 8883))
+        #expect(mqtt.topic == "my/mesh" && !mqtt.topicIsDerived)
+        #expect(mqtt.username == "weft" && mqtt.password == "s3cret")
+        #expect(!mqtt.description.contains("s3cret"))
+        #expect(mqtt.caFile == "/etc/ssl/certs/ca-certificates.crt")
+
+        for (text, expected) in [
+            ("mqtt://[::1]:1884", BrokerAddress(useTLS: false, host: "::1", port: 1884)),
+            ("mqtt://[::1]", BrokerAddress(useTLS: false, host: "::1", port: 1883)),
+            ("MQTT://localhost", BrokerAddress(useTLS: false, host: "localhost", port: 1883)),
+            ("mqtts://10.1.2.3:8884/", BrokerAddress(useTLS: true, host: "10.1.2.3", port: 8884)),
+        ] {
+            #expect(try BrokerAddress.parse(text).get() == expected)
+        }
+    }
+
+    @Test("a missing brokerServer falls back to wovenet's default, with a warning")
+    func defaultBroker() throws {
+        let loaded = try loadConfig(
+            "siteName: a\ncrypto:\n  key: \"0123456789abcdef\"\nmessageChannel:\n  protocol: mqtt\n")
+        #expect(loaded.configuration.messageChannel.mqtt.broker.host == "mqtt.eclipseprojects.io")
+        #expect(loaded.warnings.contains { $0.path == "messageChannel.mqtt.brokerServer" })
+    }
+
+    @Test("tunnel sockets follow wovenet's defaulting rules")
+    func tunnelDefaults() throws {
+        let yaml =
+            minimalConfig + """
+                tunnel:
+                  linksPerPath: 2
+                  interfaces: [eth0, 10.0.0.2]
+                  localSockets:
+                  - mode: dedicated-address
+                    listenAddress: 192.0.2.10
+                    listenPort: 54234
+                  - mode: dedicated-address
+                    publicAddress: 2001:db8::10
+                    publicPort: 443
+                  - mode: port-forwarding
+                    transportProtocol: TLS
+                    publicAddress: autoHttpDetect
+                    publicPort: 26726
+                    listenPort: 16875
+                    httpDetector:
+                      url: http://127.0.0.1:8080/ip
+                  - mode: port-forwarding
+                    publicAddress: autoStunDetect
+                    stunServer: stun.example.net
+                    publicPort: 3000
+                    listenAddress: 127.0.0.1
+                    listenPort: 3001
+
+                """
+        let tunnel = try loadConfig(yaml).configuration.tunnel
+        #expect(tunnel.linksPerPath == 2)
+        #expect(tunnel.interfaces == ["eth0", "10.0.0.2"])
+        let sockets = tunnel.localSockets
+        #expect(sockets.count == 4)
+        #expect(sockets[0].publicAddress == .literal(IPAddress("192.0.2.10")!))
+        #expect(sockets[0].publicPort == 54234 && sockets[0].listenPort == 54234)
+        #expect(sockets[0].transportProtocol == .tls)
+        #expect(sockets[1].listenAddress == IPAddress("::")!)
+        #expect(sockets[1].listenPort == 443 && sockets[1].publicPort == 443)
+        #expect(sockets[2].publicAddress == .autoHttpDetect)
+        #expect(sockets[2].listenAddress == IPAddress("0.0.0.0")!)
+        #expect(sockets[2].publicPort == 26726 && sockets[2].listenPort == 16875)
+        #expect(sockets[2].httpDetectorURL == "http://127.0.0.1:8080/ip")
+        #expect(sockets[3].publicAddress == .autoStunDetect)
+        #expect(sockets[3].stunServer == "stun.example.net:3478")
+        #expect(sockets[3].listenAddress == IPAddress("127.0.0.1")!)
+    }
+
+    @Test("transportProtocol quic is accepted with a warning")
+    func quicWarns() throws {
+        let yaml =
+            minimalConfig + """
+                tunnel:
+                  localSockets:
+                  - mode: dedicated-address
+                    transportProtocol: quic
+                    listenAddress: 127.0.0.1
+                    listenPort: 40000
+
+                """
+        let loaded = try loadConfig(yaml)
+        #expect(loaded.configuration.tunnel.localSockets[0].transportProtocol == .quic)
+        let warning = try #require(loaded.warnings.first { $0.path == "tunnel.localSockets[0].transportProtocol" })
+        #expect(warning.line == 10)
+        #expect(warning.message.contains("TLS over TCP"))
+    }
+
+    @Test("a top-level stun list satisfies autoStunDetect")
+    func topLevelStun() throws {
+        let yaml =
+            minimalConfig + """
+                stun: ["127.0.0.1:3478", "stun.example.net"]
+                tunnel:
+                  localSockets:
+                  - mode: port-forwarding
+                    publicAddress: autoStunDetect
+                    publicPort: 3000
+                    listenPort: 3001
+
+                """
+        let config = try loadConfig(yaml).configuration
+        #expect(config.stun == ["127.0.0.1:3478", "stun.example.net:3478"])
+        #expect(config.tunnel.localSockets[0].stunServer == nil)
+    }
+
+    @Test("exposed apps: single TCP, IPv6, Unix, and range")
+    func exposedApps() throws {
+        let yaml =
+            minimalConfig + """
+                localExposedApps:
+                - appSocket: tcp:192.168.122.80:8080
+                  appName: web
+                - appSocket: tcp:[::1]:22
+                  appName: ssh
+                  mode: single
+                - appSocket: UNIX:/var/run/docker.sock
+                  appName: docker
+                - appName: vdi
+                  mode: range
+                  portRange: [5900, "5901-5990"]
+                  addressRange: [10.0.0.6, 10.0.2.0/24, "::1", "fd00::/8"]
+
+                """
+        let apps = try loadConfig(yaml).configuration.localExposedApps
+        #expect(apps.map(\.appName) == ["web", "ssh", "docker", "vdi"])
+        #expect(apps[0].mode == .single(.tcp(IPAddress("192.168.122.80")!, port: 8080)))
+        #expect(apps[1].mode == .single(.tcp(IPAddress("::1")!, port: 22)))
+        #expect(apps[2].mode == .single(.unix(path: "/var/run/docker.sock")))
+        guard case .range(let ports, let addresses) = apps[3].mode else {
+            Issue.record("vdi is not a range app")
+            return
+        }
+        #expect(ports == [5900...5900, 5901...5990])
+        #expect(addresses.count == 4)
+        let vdi = apps[3]
+        #expect(vdi.allows(IPAddress("10.0.2.77")!, port: 5950))
+        #expect(vdi.allows(IPAddress("::ffff:10.0.2.77")!, port: 5900))
+        #expect(!vdi.allows(IPAddress("10.0.3.1")!, port: 5900))
+        #expect(!vdi.allows(IPAddress("10.0.2.77")!, port: 5991))
+        #expect(vdi.allows(IPAddress("fd12::1")!, port: 5900))
+        #expect(!apps[0].allows(IPAddress("192.168.122.80")!, port: 8080))
+    }
+
+    @Test("remote apps: TCP and Unix local sockets, range targets")
+    func remoteApps() throws {
+        let yaml =
+            minimalConfig + """
+                remoteApps:
+                - siteName: site02
+                  appName: web
+                  localSocket: tcp:127.0.0.1:28080
+                - siteName: site02
+                  appName: docker
+                  localSocket: unix:/tmp/weft/docker.sock
+                - siteName: site03
+                  appName: vdi
+                  appSocket: tcp:10.0.2.123:25900
+                  localSocket: tcp:[::1]:5900
+
+                """
+        let apps = try loadConfig(yaml).configuration.remoteApps
+        #expect(
+            apps == [
+                RemoteAppConfig(
+                    siteName: "site02", appName: "web", localSocket: .tcp(IPAddress("127.0.0.1")!, port: 28080)),
+                RemoteAppConfig(
+                    siteName: "site02", appName: "docker", localSocket: .unix(path: "/tmp/weft/docker.sock")),
+                RemoteAppConfig(
+                    siteName: "site03",
+                    appName: "vdi",
+                    localSocket: .tcp(IPAddress("::1")!, port: 5900),
+                    appSocket: .tcp(IPAddress("10.0.2.123")!, port: 25900)
+                ),
+            ]
+        )
+    }
+
+    @Test("restfulApi with TLS paths, auth and its own log file")
+    func restfulAPI() throws {
+        let yaml =
+            minimalConfig + """
+                restfulApi:
+                  enabled: true
+                  listenAddr: 0.0.0.0:18081
+                  logger:
+                    file: api.log
+                  tls:
+                    enabled: false
+                    key: tls/api.key
+                    cert: ~/api.crt
+                  auth:
+                    basicAuth:
+                    - user: admin
+                      password: "N0tSecure-Ch@ngeMe"
+
+                """
+        let loaded = try loadConfig(yaml)
+        let api = loaded.configuration.restfulApi
+        #expect(api.enabled && api.listenHost == "0.0.0.0" && api.listenPort == 18081)
+        #expect(api.logFile == "/etc/weft/api.log")
+        #expect(api.tlsKeyFile == "/etc/weft/tls/api.key")
+        #expect(api.tlsCertFile == "/home/tester/api.crt")
+        #expect(api.basicAuth == [.init(user: "admin", password: "N0tSecure-Ch@ngeMe")])
+        #expect(loaded.warnings.isEmpty)
+    }
+
+    @Test("an open API on a public address is a warning")
+    func openAPIWarns() throws {
+        let loaded = try loadConfig(minimalConfig + "restfulApi:\n  enabled: yes\n  listenAddr: \":18080\"\n")
+        #expect(loaded.configuration.restfulApi.listenHost == "0.0.0.0")
+        #expect(loaded.warnings.contains { $0.path == "restfulApi.auth" })
+    }
+
+    @Test("stateDir: ~ and relative paths")
+    func stateDirPaths() throws {
+        #expect(
+            try loadConfig(minimalConfig + "stateDir: ~/sites/a\n").configuration.stateDir == "/home/tester/sites/a")
+        #expect(try loadConfig(minimalConfig + "stateDir: state/a\n").configuration.stateDir == "/etc/weft/state/a")
+        #expect(try loadConfig(minimalConfig + "stateDir: /var/lib/weft\n").configuration.stateDir == "/var/lib/weft")
+    }
+
+    @Test("keys match case-insensitively, as viper did")
+    func lowerCaseKeys() throws {
+        let yaml = """
+            sitename: site01
+            CRYPTO:
+              KEY: "0123456789abcdef"
+            messagechannel:
+              mqtt:
+                brokerserver: mqtt://127.0.0.1:1883
+            localexposedapps:
+            - appname: web
+              appsocket: tcp:127.0.0.1:8080
+            remoteapps:
+            - sitename: site02
+              appname: web
+              localsocket: tcp:127.0.0.1:28080
+            restfulapi:
+              listenaddr: 127.0.0.1:1
+
+            """
+        let loaded = try loadConfig(yaml)
+        #expect(loaded.configuration.siteName == "site01")
+        #expect(loaded.configuration.localExposedApps.first?.appName == "web")
+        #expect(loaded.configuration.remoteApps.first?.localSocket == .tcp(IPAddress("127.0.0.1")!, port: 28080))
+        #expect(loaded.configuration.restfulApi.listenPort == 1)
+        #expect(loaded.warnings.isEmpty)
+    }
+
+    @Test("flow-style YAML works like block style")
+    func flowStyle() throws {
+        let yaml = """
+            {siteName: site01, crypto: {key: "0123456789abcdef"},
+             messageChannel: {protocol: mqtt, mqtt: {brokerServer: "mqtt://127.0.0.1:1883", topic: t/1}},
+             localExposedApps: [{appName: web, appSocket: "tcp:127.0.0.1:80"},
+                                {appName: r, mode: range, portRange: ["1-1024"], addressRange: [127.0.0.0/8]}],
+             remoteApps: [{siteName: b, appName: web, localSocket: "unix:/tmp/w.sock"}]}
+            """
+        let config = try loadConfig(yaml).configuration
+        #expect(config.messageChannel.mqtt.topic == "t/1")
+        #expect(config.localExposedApps.count == 2)
+        #expect(config.remoteApps.count == 1)
+    }
+
+    @Test("anchors and merge keys")
+    func anchors() throws {
+        let yaml =
+            minimalConfig + """
+                remoteApps:
+                - &web {siteName: site02, appName: web, localSocket: "tcp:127.0.0.1:9001"}
+                - <<: *web
+                  localSocket: tcp:127.0.0.1:9002
+
+                """
+        let apps = try loadConfig(yaml).configuration.remoteApps
+        #expect(
+            apps.map(\.localSocket) == [
+                .tcp(IPAddress("127.0.0.1")!, port: 9001), .tcp(IPAddress("127.0.0.1")!, port: 9002),
+            ])
+        #expect(apps.allSatisfy { $0.siteName == "site02" })
+    }
+
+    @Test("unknown keys are warnings with a suggestion")
+    func unknownKeys() throws {
+        let yaml =
+            minimalConfig
+            + "siteNmae: x\nlocalExposedApps:\n- appName: web\n  appSockt: tcp:127.0.0.1:80\n  appSocket: tcp:127.0.0.1:80\nfrobnicate: 1\n"
+        let loaded = try loadConfig(yaml)
+        let messages = loaded.warnings.map(\.description)
+        #expect(messages.contains("config.yaml:7:1: warning: siteNmae: unknown key, ignored — did you mean siteName?"))
+        #expect(
+            messages.contains(
+                "config.yaml:10:3: warning: localExposedApps[0].appSockt: unknown key, ignored — did you mean appSocket?"
+            )
+        )
+        #expect(messages.contains("config.yaml:12:1: warning: frobnicate: unknown key, ignored"))
+    }
+
+    @Test("the key never appears in a description")
+    func keyHidden() throws {
+        let config = try loadConfig(minimalConfig).configuration
+        #expect(!String(describing: config).contains("0123456789abcdef"))
+    }
+}

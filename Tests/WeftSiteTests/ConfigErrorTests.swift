@@ -1,0 +1,554 @@
+import Testing
+
+@testable import WeftSite
+
+@Suite("config: invalid files name the line, the key path and what was expected")
+struct ConfigErrorTests {
+    /// One invalid file and the error it must produce.
+    struct Case: CustomTestStringConvertible, Sendable {
+        var name: String
+        var yaml: String
+        var path: String
+        var line: Int
+        var fragment: String
+        var testDescription: String { name }
+    }
+
+    static let header = minimalConfig  // 6 lines plus a blank one; appended text starts at line 7
+
+    static let cases: [Case] = [
+        Case(
+            name: "siteName missing",
+            yaml:
+                "crypto:\n  key: \"0123456789abcdef\"\nmessageChannel:\n  mqtt:\n    brokerServer: mqtt://127.0.0.1:1\n",
+            path: "siteName",
+            line: 1,
+            fragment: "missing — required"
+        ),
+        Case(
+            name: "siteName too long",
+            yaml: minimalConfig.replacingOccurrences(
+                of: "siteName: site01", with: "siteName: " + String(repeating: "s", count: 256)),
+            path: "siteName",
+            line: 1,
+            fragment: "256 bytes long — the limit is 255"
+        ),
+        Case(
+            name: "siteName a mapping",
+            yaml: minimalConfig.replacingOccurrences(of: "siteName: site01", with: "siteName: {a: 1}"),
+            path: "siteName",
+            line: 1,
+            fragment: "expected a single value, found a mapping"
+        ),
+        Case(
+            name: "key too short",
+            yaml: minimalConfig.replacingOccurrences(of: "\"0123456789abcdef\"", with: "short"),
+            path: "crypto.key",
+            line: 3,
+            fragment: "is 5 bytes long — expected 8 to 255 bytes"
+        ),
+        Case(
+            name: "key too long",
+            yaml: minimalConfig.replacingOccurrences(
+                of: "\"0123456789abcdef\"", with: String(repeating: "k", count: 256)),
+            path: "crypto.key",
+            line: 3,
+            fragment: "256 bytes long"
+        ),
+        Case(
+            name: "crypto missing",
+            yaml: "siteName: a\nmessageChannel:\n  mqtt:\n    brokerServer: mqtt://127.0.0.1:1\n",
+            path: "crypto",
+            line: 1,
+            fragment: "missing"
+        ),
+        Case(
+            name: "messageChannel missing",
+            yaml: "siteName: a\ncrypto:\n  key: \"0123456789abcdef\"\n",
+            path: "messageChannel",
+            line: 1,
+            fragment: "missing"
+        ),
+        Case(
+            name: "bad log level",
+            yaml: header + "logger:\n  level: LOUD\n",
+            path: "logger.level",
+            line: 8,
+            fragment: "\"LOUD\" — expected DEBUG, INFO, WARN or ERROR"
+        ),
+        Case(
+            name: "bad log format",
+            yaml: header + "logger:\n  format: xml\n",
+            path: "logger.format",
+            line: 8,
+            fragment: "expected text or json"
+        ),
+        Case(
+            name: "other message protocol",
+            yaml: header.replacingOccurrences(of: "  mqtt:\n", with: "  protocol: amqp\n  mqtt:\n"),
+            path: "messageChannel.protocol",
+            line: 5,
+            fragment: "\"amqp\" — expected mqtt"
+        ),
+        Case(
+            name: "broker scheme",
+            yaml: header.replacingOccurrences(of: "mqtt://127.0.0.1:1883", with: "tcp://127.0.0.1:1883"),
+            path: "messageChannel.mqtt.brokerServer",
+            line: 6,
+            fragment: "expected mqtt://HOST:PORT or mqtts://HOST:PORT"
+        ),
+        Case(
+            name: "broker port",
+            yaml: header.replacingOccurrences(of: "mqtt://127.0.0.1:1883", with: "mqtt://127.0.0.1:70000"),
+            path: "messageChannel.mqtt.brokerServer",
+            line: 6,
+            fragment: "is not a port"
+        ),
+        Case(
+            name: "password without user",
+            yaml: header.replacingOccurrences(of: "1883\n", with: "1883\n    password: x\n"),
+            path: "messageChannel.mqtt.username",
+            line: 6,
+            fragment: "a password needs a username"
+        ),
+        Case(
+            name: "unreadable caFile",
+            yaml: header.replacingOccurrences(
+                of: "mqtt://127.0.0.1:1883\n",
+                with: "mqtts://127.0.0.1:8883\n    caFile: /nonexistent/ca.pem\n"
+            ),
+            path: "messageChannel.mqtt.caFile",
+            line: 7,
+            fragment: "no readable file at /nonexistent/ca.pem"
+        ),
+        Case(
+            name: "socket mode",
+            yaml: header
+                + "tunnel:\n  localSockets:\n  - mode: nat-traversal\n    listenAddress: 127.0.0.1\n    listenPort: 1\n",
+            path: "tunnel.localSockets[0].mode",
+            line: 9,
+            fragment: "\"nat-traversal\" — expected dedicated-address or port-forwarding"
+        ),
+        Case(
+            name: "socket mode missing",
+            yaml: header + "tunnel:\n  localSockets:\n  - listenAddress: 127.0.0.1\n    listenPort: 1\n",
+            path: "tunnel.localSockets[0].mode",
+            line: 9,
+            fragment: "missing — required"
+        ),
+        Case(
+            name: "transport protocol",
+            yaml: header
+                + "tunnel:\n  localSockets:\n  - mode: dedicated-address\n    transportProtocol: sctp\n    listenAddress: 127.0.0.1\n    listenPort: 1\n",
+            path: "tunnel.localSockets[0].transportProtocol",
+            line: 10,
+            fragment: "expected tls or quic"
+        ),
+        Case(
+            name: "dedicated-address without any address",
+            yaml: header + "tunnel:\n  localSockets:\n  - mode: dedicated-address\n    listenPort: 1\n",
+            path: "tunnel.localSockets[0].publicAddress",
+            line: 9,
+            fragment: "dedicated-address needs publicAddress or listenAddress"
+        ),
+        Case(
+            name: "dedicated-address without any port",
+            yaml: header + "tunnel:\n  localSockets:\n  - mode: dedicated-address\n    listenAddress: 127.0.0.1\n",
+            path: "tunnel.localSockets[0].listenPort",
+            line: 9,
+            fragment: "dedicated-address needs listenPort or publicPort"
+        ),
+        Case(
+            name: "dedicated-address with different ports",
+            yaml: header
+                + "tunnel:\n  localSockets:\n  - mode: dedicated-address\n    listenAddress: 127.0.0.1\n    listenPort: 1\n    publicPort: 2\n",
+            path: "tunnel.localSockets[0].publicPort",
+            line: 12,
+            fragment: "must be equal"
+        ),
+        Case(
+            name: "dedicated-address announcing a wildcard",
+            yaml: header
+                + "tunnel:\n  localSockets:\n  - mode: dedicated-address\n    listenAddress: 0.0.0.0\n    listenPort: 1\n",
+            path: "tunnel.localSockets[0].publicAddress",
+            line: 9,
+            fragment: "cannot be announced"
+        ),
+        Case(
+            name: "port-forwarding without publicPort",
+            yaml: header
+                + "tunnel:\n  localSockets:\n  - mode: port-forwarding\n    publicAddress: 192.0.2.1\n    listenPort: 1\n",
+            path: "tunnel.localSockets[0].publicPort",
+            line: 9,
+            fragment: "port-forwarding needs publicPort"
+        ),
+        Case(
+            name: "public address a host name",
+            yaml: header
+                + "tunnel:\n  localSockets:\n  - mode: port-forwarding\n    publicAddress: example.com\n    publicPort: 1\n    listenPort: 1\n",
+            path: "tunnel.localSockets[0].publicAddress",
+            line: 10,
+            fragment: "expected an IP address, autoHttpDetect or autoStunDetect"
+        ),
+        Case(
+            name: "listen address not an IP",
+            yaml: header
+                + "tunnel:\n  localSockets:\n  - mode: dedicated-address\n    listenAddress: eth0\n    publicAddress: 192.0.2.1\n    listenPort: 1\n",
+            path: "tunnel.localSockets[0].listenAddress",
+            line: 10,
+            fragment: "\"eth0\" — expected an IP address"
+        ),
+        Case(
+            name: "listen port out of range",
+            yaml: header
+                + "tunnel:\n  localSockets:\n  - mode: dedicated-address\n    listenAddress: 127.0.0.1\n    listenPort: 65536\n",
+            path: "tunnel.localSockets[0].listenPort",
+            line: 11,
+            fragment: "\"65536\" — expected a port from 1 to 65535"
+        ),
+        Case(
+            name: "autoHttpDetect without url",
+            yaml: header
+                + "tunnel:\n  localSockets:\n  - mode: port-forwarding\n    publicAddress: autoHttpDetect\n    publicPort: 1\n    listenPort: 1\n",
+            path: "tunnel.localSockets[0].httpDetector.url",
+            line: 9,
+            fragment: "autoHttpDetect needs httpDetector.url"
+        ),
+        Case(
+            name: "httpDetector url not http",
+            yaml: header
+                + "tunnel:\n  localSockets:\n  - mode: port-forwarding\n    publicAddress: autoHttpDetect\n    publicPort: 1\n    listenPort: 1\n    httpDetector:\n      url: ftp://x/ip\n",
+            path: "tunnel.localSockets[0].httpDetector.url",
+            line: 14,
+            fragment: "expected an http:// or https:// URL"
+        ),
+        Case(
+            name: "autoStunDetect without server",
+            yaml: header
+                + "tunnel:\n  localSockets:\n  - mode: port-forwarding\n    publicAddress: autoStunDetect\n    publicPort: 1\n    listenPort: 1\n",
+            path: "tunnel.localSockets[0].stunServer",
+            line: 9,
+            fragment: "autoStunDetect needs stunServer"
+        ),
+        Case(
+            name: "linksPerPath out of range",
+            yaml: header + "tunnel:\n  linksPerPath: 0\n",
+            path: "tunnel.linksPerPath",
+            line: 8,
+            fragment: "expected 1 to 16"
+        ),
+        Case(
+            name: "localSockets not a list",
+            yaml: header + "tunnel:\n  localSockets: 5\n",
+            path: "tunnel.localSockets",
+            line: 8,
+            fragment: "expected a list"
+        ),
+        Case(
+            name: "app socket udp",
+            yaml: header + "localExposedApps:\n- appName: web\n  appSocket: udp:10.0.0.1:80\n",
+            path: "localExposedApps[0].appSocket",
+            line: 9,
+            fragment: "\"udp:10.0.0.1:80\" — expected tcp:IP:PORT, tcp:[IPv6]:PORT or unix:/path"
+        ),
+        Case(
+            name: "app socket host name",
+            yaml: header + "localExposedApps:\n- appName: web\n  appSocket: tcp:localhost:80\n",
+            path: "localExposedApps[0].appSocket",
+            line: 9,
+            fragment: "is not an IP address"
+        ),
+        Case(
+            name: "app socket IPv6 without brackets",
+            yaml: header + "localExposedApps:\n- appName: web\n  appSocket: tcp:::1:80\n",
+            path: "localExposedApps[0].appSocket",
+            line: 9,
+            fragment: "IPv6 addresses need brackets"
+        ),
+        Case(
+            name: "app socket port zero",
+            yaml: header + "localExposedApps:\n- appName: web\n  appSocket: tcp:127.0.0.1:0\n",
+            path: "localExposedApps[0].appSocket",
+            line: 9,
+            fragment: "is not a port"
+        ),
+        Case(
+            name: "app socket unix path too long",
+            yaml: header + "localExposedApps:\n- appName: web\n  appSocket: unix:/" + String(repeating: "p", count: 120)
+                + "\n",
+            path: "localExposedApps[0].appSocket",
+            line: 9,
+            fragment: "the limit is 107"
+        ),
+        Case(
+            name: "app socket missing",
+            yaml: header + "localExposedApps:\n- appName: web\n",
+            path: "localExposedApps[0].appSocket",
+            line: 8,
+            fragment: "missing — required"
+        ),
+        Case(
+            name: "app name missing",
+            yaml: header + "localExposedApps:\n- appSocket: tcp:127.0.0.1:80\n",
+            path: "localExposedApps[0].appName",
+            line: 8,
+            fragment: "missing — required"
+        ),
+        Case(
+            name: "app name duplicate",
+            yaml: header
+                + "localExposedApps:\n- appName: web\n  appSocket: tcp:127.0.0.1:80\n- appName: web\n  appSocket: tcp:127.0.0.1:81\n",
+            path: "localExposedApps[1].appName",
+            line: 10,
+            fragment: "duplicate appName (first at line 8)"
+        ),
+        Case(
+            name: "app mode",
+            yaml: header + "localExposedApps:\n- appName: web\n  mode: multi\n  appSocket: tcp:127.0.0.1:80\n",
+            path: "localExposedApps[0].mode",
+            line: 9,
+            fragment: "expected single or range"
+        ),
+        Case(
+            name: "range without portRange",
+            yaml: header + "localExposedApps:\n- appName: vdi\n  mode: range\n  addressRange: [10.0.0.1]\n",
+            path: "localExposedApps[0].portRange",
+            line: 8,
+            fragment: "range apps need portRange"
+        ),
+        Case(
+            name: "range without addressRange",
+            yaml: header + "localExposedApps:\n- appName: vdi\n  mode: range\n  portRange: [22]\n",
+            path: "localExposedApps[0].addressRange",
+            line: 8,
+            fragment: "range apps need addressRange"
+        ),
+        Case(
+            name: "port range reversed",
+            yaml: header
+                + "localExposedApps:\n- appName: vdi\n  mode: range\n  portRange:\n  - 22\n  - 6000-5000\n  addressRange: [10.0.0.1]\n",
+            path: "localExposedApps[0].portRange[1]",
+            line: 12,
+            fragment: "the range ends before it starts"
+        ),
+        Case(
+            name: "port range not a number",
+            yaml: header
+                + "localExposedApps:\n- appName: vdi\n  mode: range\n  portRange: [ssh]\n  addressRange: [10.0.0.1]\n",
+            path: "localExposedApps[0].portRange[0]",
+            line: 10,
+            fragment: "expected a port N or a range N-M"
+        ),
+        Case(
+            name: "address range host bits",
+            yaml: header
+                + "localExposedApps:\n- appName: vdi\n  mode: range\n  portRange: [22]\n  addressRange:\n  - 10.0.2.7/24\n",
+            path: "localExposedApps[0].addressRange[0]",
+            line: 12,
+            fragment: "host bits are set"
+        ),
+        Case(
+            name: "address range host name",
+            yaml: header
+                + "localExposedApps:\n- appName: vdi\n  mode: range\n  portRange: [22]\n  addressRange: [intranet.local]\n",
+            path: "localExposedApps[0].addressRange[0]",
+            line: 11,
+            fragment: "no host names"
+        ),
+        Case(
+            name: "address range prefix too long",
+            yaml: header
+                + "localExposedApps:\n- appName: vdi\n  mode: range\n  portRange: [22]\n  addressRange: [10.0.0.0/33]\n",
+            path: "localExposedApps[0].addressRange[0]",
+            line: 11,
+            fragment: "prefix is out of range"
+        ),
+        Case(
+            name: "remote app missing localSocket",
+            yaml: header + "remoteApps:\n- siteName: b\n  appName: web\n",
+            path: "remoteApps[0].localSocket",
+            line: 8,
+            fragment: "missing — required"
+        ),
+        Case(
+            name: "remote app missing siteName",
+            yaml: header + "remoteApps:\n- appName: web\n  localSocket: tcp:127.0.0.1:1\n",
+            path: "remoteApps[0].siteName",
+            line: 8,
+            fragment: "missing — required"
+        ),
+        Case(
+            name: "remote app on this site",
+            yaml: header + "remoteApps:\n- siteName: site01\n  appName: web\n  localSocket: tcp:127.0.0.1:1\n",
+            path: "remoteApps[0].siteName",
+            line: 8,
+            fragment: "this site's own name"
+        ),
+        Case(
+            name: "remote app bad local socket",
+            yaml: header + "remoteApps:\n- siteName: b\n  appName: web\n  localSocket: tcp:127.0.0.1\n",
+            path: "remoteApps[0].localSocket",
+            line: 10,
+            fragment: "\"tcp:127.0.0.1\" — "
+        ),
+        Case(
+            name: "remote app unix target",
+            yaml: header
+                + "remoteApps:\n- siteName: b\n  appName: vdi\n  localSocket: tcp:127.0.0.1:1\n  appSocket: unix:/x\n",
+            path: "remoteApps[0].appSocket",
+            line: 11,
+            fragment: "range apps take TCP targets only"
+        ),
+        Case(
+            name: "two remote apps on one port",
+            yaml: header
+                + "remoteApps:\n- siteName: b\n  appName: a\n  localSocket: tcp:127.0.0.1:7000\n- siteName: b\n  appName: c\n  localSocket: tcp:0.0.0.0:7000\n",
+            path: "remoteApps[1].localSocket",
+            line: 11,
+            fragment: "already uses"
+        ),
+        Case(
+            name: "tunnel and API on one port",
+            yaml: header
+                + "tunnel:\n  localSockets:\n  - {mode: dedicated-address, listenAddress: 127.0.0.1, listenPort: 18080}\nrestfulApi:\n  enabled: true\n",
+            path: "restfulApi.listenAddr",
+            line: 11,
+            fragment: "tunnel.localSockets[0] already uses"
+        ),
+        Case(
+            name: "two remote apps on one Unix path",
+            yaml: header
+                + "remoteApps:\n- {siteName: b, appName: a, localSocket: \"unix:/tmp/a.sock\"}\n- {siteName: b, appName: c, localSocket: \"unix:/tmp/a.sock\"}\n",
+            path: "remoteApps[1].localSocket",
+            line: 9,
+            fragment: "already used by remoteApps[0].localSocket"
+        ),
+        Case(
+            name: "api listenAddr without port",
+            yaml: header + "restfulApi:\n  enabled: true\n  listenAddr: 127.0.0.1\n",
+            path: "restfulApi.listenAddr",
+            line: 9,
+            fragment: "expected HOST:PORT"
+        ),
+        Case(
+            name: "api enabled not a bool",
+            yaml: header + "restfulApi:\n  enabled: maybe\n",
+            path: "restfulApi.enabled",
+            line: 8,
+            fragment: "expected true or false"
+        ),
+        Case(
+            name: "api TLS without cert",
+            yaml: header + "restfulApi:\n  tls:\n    enabled: true\n    key: /etc/hostname\n",
+            path: "restfulApi.tls.cert",
+            line: 9,
+            fragment: "TLS needs both key and cert"
+        ),
+        Case(
+            name: "basic auth without password",
+            yaml: header + "restfulApi:\n  auth:\n    basicAuth:\n    - user: admin\n",
+            path: "restfulApi.auth.basicAuth[0].password",
+            line: 10,
+            fragment: "missing — required"
+        ),
+        Case(
+            name: "duplicate key, any case",
+            yaml: header + "SITENAME: other\n",
+            path: "siteName",
+            line: 7,
+            fragment: "duplicate key (first at line 1)"
+        ),
+        Case(
+            name: "root not a mapping",
+            yaml: "- a\n- b\n",
+            path: "",
+            line: 1,
+            fragment: "expected a mapping"
+        ),
+    ]
+
+    @Test("each invalid case reports its key path and line", arguments: cases)
+    func invalidCase(_ testCase: Case) throws {
+        let errors = configErrors(testCase.yaml)
+        let match = errors.first { $0.path == testCase.path }
+        let found = try #require(match, "no error at \(testCase.path); got \(errors.map(\.description))")
+        #expect(found.line == testCase.line, "\(found)")
+        #expect(found.message.contains(testCase.fragment), "\(found)")
+        #expect(found.description.hasPrefix("config.yaml:\(testCase.line):"), "\(found)")
+    }
+
+    @Test("the issue's example message, to the letter")
+    func exampleMessage() {
+        let yaml =
+            minimalConfig
+            + "localExposedApps:\n- appName: web\n  appSocket: tcp:127.0.0.1:80\n- appName: bad\n  appSocket: udp:10.0.0.1:80\n"
+        let errors = configErrors(yaml)
+        #expect(
+            errors.map(\.description) == [
+                "config.yaml:11:14: localExposedApps[1].appSocket: \"udp:10.0.0.1:80\" — expected tcp:IP:PORT, tcp:[IPv6]:PORT or unix:/path"
+            ]
+        )
+    }
+
+    @Test("every problem is reported at once")
+    func allAtOnce() {
+        let yaml = """
+            siteName: ""
+            crypto: {key: short}
+            logger: {level: loud}
+            messageChannel: {mqtt: {brokerServer: "http://x"}}
+            localExposedApps:
+            - {appName: a, appSocket: "udp:1.2.3.4:5"}
+
+            """
+        let paths = Set(configErrors(yaml).map(\.path))
+        #expect(
+            paths == [
+                "siteName", "crypto.key", "logger.level", "messageChannel.mqtt.brokerServer",
+                "localExposedApps[0].appSocket",
+            ]
+        )
+    }
+
+    @Test("a wildcard topic is refused")
+    func wildcardTopic() {
+        let yaml = minimalConfig.replacingOccurrences(of: "1883\n", with: "1883\n    topic: mesh/#\n")
+        let errors = configErrors(yaml)
+        #expect(errors.first?.path == "messageChannel.mqtt.topic")
+        #expect(errors.first?.line == 7)
+    }
+
+    @Test("YAML syntax errors give the line")
+    func syntaxError() throws {
+        do {
+            _ = try loadConfig("siteName: a\ncrypto:\n  key: \"unterminated\nlogger: x\n")
+            Issue.record("loaded")
+        } catch {
+            #expect(error.code == .syntax)
+            let diagnostic = try #require(error.diagnostics.first)
+            #expect(diagnostic.line >= 3)
+            #expect(diagnostic.description.hasPrefix("config.yaml:\(diagnostic.line):"))
+            #expect(diagnostic.message.contains("YAML syntax error"))
+        }
+        do {
+            _ = try loadConfig("siteName: a\n  bad: indentation\n")
+            Issue.record("loaded")
+        } catch {
+            #expect(error.code == .syntax)
+            #expect(error.diagnostics.first?.line == 2)
+        }
+    }
+
+    @Test("an empty file says what is required")
+    func emptyFile() {
+        let errors = configErrors("")
+        #expect(errors.first?.message.contains("siteName") == true)
+    }
+
+    @Test("the key is never quoted in an error")
+    func keyNotQuoted() {
+        let errors = configErrors(minimalConfig.replacingOccurrences(of: "\"0123456789abcdef\"", with: "secret1"))
+        #expect(errors.count == 1)
+        #expect(!errors[0].description.contains("secret1"))
+    }
+}

@@ -1,0 +1,10 @@
+import Testing
+import WeftWire
+
+@Suite("wire protocol")
+struct WireProtocolTests {
+    @Test("the protocol is versioned from the first release")
+    func version() {
+        #expect(WireProtocol.version == 1)
+    }
+}

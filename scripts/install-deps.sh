@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs the Debian packages weft builds and tests with, if any is missing.
+# Needs root (or sudo) only when something is missing. Swift itself is expected at /opt/swift
+# or on PATH (https://www.swift.org/install/linux/debian/).
+set -euo pipefail
+
+packages=(pkg-config libmosquitto-dev mosquitto mosquitto-clients)
+
+missing=()
+for package in "${packages[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed"; then
+        missing+=("$package")
+    fi
+done
+
+if ((${#missing[@]} > 0)); then
+    echo "install-deps: installing ${missing[*]}"
+    sudo=""
+    if [[ $(id -u) -ne 0 ]]; then
+        command -v sudo >/dev/null || { echo "install-deps: need root to install ${missing[*]}" >&2; exit 1; }
+        sudo="sudo"
+    fi
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# A packaged mosquitto starts a system broker on 1883; tests start their own on free ports.
+if ! command -v swift >/dev/null && [[ -x /opt/swift/usr/bin/swift ]]; then
+    echo "install-deps: Swift is at /opt/swift/usr/bin; add it to PATH"
+fi
+command -v swift >/dev/null || [[ -x /opt/swift/usr/bin/swift ]] || {
+    echo "install-deps: Swift 6.1 or later is required: https://www.swift.org/install/linux/" >&2
+    exit 1
+}
