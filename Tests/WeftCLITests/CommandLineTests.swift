@@ -2,7 +2,7 @@ import Foundation
 import Testing
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A valid config for a site whose state and log live in `directory`.
@@ -96,7 +96,8 @@ struct CommandLineTests {
                 "\(file):9:14: localExposedApps[0].appSocket: \"udp:10.0.0.1:80\" — expected tcp:IP:PORT, tcp:[IPv6]:PORT or unix:/path"
             )
         )
-        #expect(result.output.contains("\(file):10:1: warning: remoteAps: unknown key, ignored — did you mean remoteApps?"))
+        #expect(
+            result.output.contains("\(file):10:1: warning: remoteAps: unknown key, ignored — did you mean remoteApps?"))
         #expect(result.output.contains("\(file): 2 errors"))
     }
 
@@ -115,12 +116,14 @@ struct CommandLineTests {
         let scratch = Scratch()
         let home = scratch.path + "/home"
         try FileManager.default.createDirectory(atPath: home, withIntermediateDirectories: true)
-        let named = try scratch.write("named.yaml", siteConfig(scratch.path).replacingOccurrences(of: "cli-test\n", with: "from-env\n"))
+        let named = try scratch.write(
+            "named.yaml", siteConfig(scratch.path).replacingOccurrences(of: "cli-test\n", with: "from-env\n"))
         let fromEnv = try WeftProcess.run(["check"], environment: ["WEFT_CONFIG": named, "HOME": home])
         #expect(fromEnv.status == 0)
         #expect(fromEnv.output.contains("site from-env"))
 
-        let missing = try WeftProcess.run(["check"], environment: ["WEFT_CONFIG": scratch.path + "/nope.yaml", "HOME": home])
+        let missing = try WeftProcess.run(
+            ["check"], environment: ["WEFT_CONFIG": scratch.path + "/nope.yaml", "HOME": home])
         #expect(missing.status == 1)
         #expect(missing.output.contains("WEFT_CONFIG names this file, which does not exist"))
 

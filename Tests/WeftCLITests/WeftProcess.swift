@@ -2,14 +2,15 @@ import Foundation
 import Testing
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Runs the built `weft` binary as a child process, as a user would.
 struct WeftProcess {
     /// The `weft` executable next to this test bundle.
     static let executable: String = {
-        let testBinary = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        let testBinary =
+            (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
         var directory = (testBinary as NSString).deletingLastPathComponent
         // Test bundles may sit inside a `*.xctest` directory on some platforms.
         for _ in 0..<3 {
