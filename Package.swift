@@ -60,6 +60,8 @@ let package = Package(
             dependencies: [
                 "CMosquitto", "WeftWire", "WeftIdentity",
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -92,6 +94,17 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
+        // Benchmarks: figures and ratios against baselines measured in the same run.
+        .executableTarget(
+            name: "weft-bench",
+            dependencies: [
+                "WeftDiscovery", "WeftIdentity", "WeftTestSupport",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // Real helpers for tests and benchmarks: a mosquitto broker on a free port.
+        .target(name: "WeftTestSupport"),
         .testTarget(name: "WeftWireTests", dependencies: ["WeftWire"]),
         .testTarget(name: "WeftTunnelTests", dependencies: ["WeftTunnel"]),
         .testTarget(name: "WeftIdentityTests", dependencies: ["WeftIdentity"]),
@@ -104,11 +117,26 @@ let package = Package(
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ]
         ),
-        .testTarget(name: "WeftDiscoveryTests", dependencies: ["WeftDiscovery"]),
+        .testTarget(
+            name: "WeftDiscoveryTests",
+            dependencies: [
+                "WeftDiscovery", "WeftIdentity", "WeftWire", "WeftTestSupport",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .testTarget(name: "WeftSiteTests", dependencies: ["WeftSite"]),
         .testTarget(name: "WeftAPITests", dependencies: ["WeftAPI", "WeftSite"]),
         // Runs the built `weft` binary as a process.
-        .testTarget(name: "WeftCLITests", dependencies: ["weft", "WeftIdentity"]),
+        .testTarget(
+            name: "WeftCLITests",
+            dependencies: [
+                "weft", "WeftIdentity", "WeftDiscovery", "WeftTestSupport",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
     ],
     swiftLanguageModes: [.v6]
 )

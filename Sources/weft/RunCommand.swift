@@ -50,7 +50,12 @@ struct RunCommand: AsyncParsableCommand {
             throw ExitCode(1)
         }
 
-        let site = SiteService(configuration: config, identity: identity, logger: logger)
+        let site = SiteService(
+            configuration: config,
+            identity: identity,
+            softwareVersion: WeftVersion.release,
+            logger: logger
+        )
         let group = ServiceGroup(
             configuration: .init(
                 services: [.init(service: site, serviceName: "site")],

@@ -184,8 +184,10 @@ struct CommandLineTests {
             let stopped = await WeftProcess.waitFor(.seconds(5)) { !process.isRunning }
             let took = clock.now - stopAt
             #expect(stopped)
-            if !stopped { process.terminate() }
-            process.waitUntilExit()
+            if !stopped {
+                kill(process.processIdentifier, SIGKILL)
+                _ = await WeftProcess.waitFor(.seconds(5)) { !process.isRunning }
+            }
             #expect(took < .seconds(2), "took \(took)")
             #expect(process.terminationReason == .exit)
             #expect(process.terminationStatus == 0)
@@ -213,8 +215,10 @@ struct CommandLineTests {
         kill(process.processIdentifier, SIGINT)
         let stopped = await WeftProcess.waitFor(.seconds(5)) { !process.isRunning }
         #expect(stopped)
-        if !stopped { process.terminate() }
-        process.waitUntilExit()
+        if !stopped {
+            kill(process.processIdentifier, SIGKILL)
+            _ = await WeftProcess.waitFor(.seconds(5)) { !process.isRunning }
+        }
         #expect(process.terminationStatus == 0)
         let lines = scratch.read("weft.log").split(separator: "\n")
         #expect(!lines.isEmpty)

@@ -20,6 +20,11 @@ public struct MQTTSettings: Sendable, Equatable, CustomStringConvertible {
     public var password: String?
     /// weft: CA bundle to verify an `mqtts://` broker; the system store when absent.
     public var caFile: String?
+    /// weft: MQTT keep-alive in seconds. A site that vanishes is reported down by the broker
+    /// (its last will) about 1.5 × this later.
+    public var keepAlive: Int
+
+    public static let keepAliveRange = 5...3600
 
     public init(
         broker: BrokerAddress,
@@ -27,7 +32,8 @@ public struct MQTTSettings: Sendable, Equatable, CustomStringConvertible {
         topicIsDerived: Bool = false,
         username: String? = nil,
         password: String? = nil,
-        caFile: String? = nil
+        caFile: String? = nil,
+        keepAlive: Int = 10
     ) {
         self.broker = broker
         self.topic = topic
@@ -35,6 +41,7 @@ public struct MQTTSettings: Sendable, Equatable, CustomStringConvertible {
         self.username = username
         self.password = password
         self.caFile = caFile
+        self.keepAlive = keepAlive
     }
 
     public var description: String {

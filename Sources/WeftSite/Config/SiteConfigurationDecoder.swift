@@ -146,7 +146,7 @@ struct SiteConfigurationDecoder {
                 reader.node(channel, "mqtt"),
                 path: "messageChannel.mqtt",
                 fallbackMark: channel.mark,
-                keys: ["brokerServer", "topic", "username", "password", "caFile"]
+                keys: ["brokerServer", "topic", "username", "password", "caFile", "keepAlive"]
             )
         else { return nil }
 
@@ -194,6 +194,19 @@ struct SiteConfigurationDecoder {
                 reader.warning(ca.path, at: ca.mark, "ignored — the broker is mqtt://, not mqtts://")
             }
         }
+        var keepAlive = 10
+        if let written = reader.int(mqtt, "keepAlive") {
+            if MQTTSettings.keepAliveRange.contains(written.value) {
+                keepAlive = written.value
+            } else {
+                reader.error(
+                    written.path,
+                    at: written.mark,
+                    "\(written.value) — expected \(MQTTSettings.keepAliveRange.lowerBound) to "
+                        + "\(MQTTSettings.keepAliveRange.upperBound) seconds"
+                )
+            }
+        }
         guard let broker, let topic else { return nil }
         return MessageChannelSettings(
             mqtt: MQTTSettings(
@@ -202,7 +215,8 @@ struct SiteConfigurationDecoder {
                 topicIsDerived: derived,
                 username: username,
                 password: password,
-                caFile: caFile
+                caFile: caFile,
+                keepAlive: keepAlive
             )
         )
     }

@@ -1,0 +1,233 @@
+import WeftIdentity
+import WeftWire
+
+/// The site directory as a value-type state machine: fed verified messages and clock ticks,
+/// it returns what to do. It never touches the network, a file or a clock, so every rule —
+/// freshness, repeats, pinning, up/changed/down — is tested without sleeping.
+public struct DirectoryStateMachine: Sendable {
+    public struct Configuration: Sendable {
+        /// This site, whose own messages come back from the broker and are ignored.
+        public var ownName: String
+        public var ownFingerprint: CertificateFingerprint
+        /// Messages older than this are dropped.
+        public var freshnessWindow: Duration
+        /// Messages from further ahead than this are dropped.
+        public var allowedClockSkew: Duration
+        /// A peer that misses this many of its announced refreshes is down.
+        public var missedRefreshes: Int
+        /// Replay-cache entries kept at most.
+        public var replayCacheLimit: Int
+
+        public init(
+            ownName: String,
+            ownFingerprint: CertificateFingerprint,
+            freshnessWindow: Duration = .seconds(120),
+            allowedClockSkew: Duration = .seconds(30),
+            missedRefreshes: Int = 3,
+            replayCacheLimit: Int = 65_536
+        ) {
+            self.ownName = ownName
+            self.ownFingerprint = ownFingerprint
+            self.freshnessWindow = freshnessWindow
+            self.allowedClockSkew = allowedClockSkew
+            self.missedRefreshes = missedRefreshes
+            self.replayCacheLimit = replayCacheLimit
+        }
+    }
+
+    /// The two clocks the rules need: wall time for message timestamps, monotonic time for silence.
+    public struct Now: Sendable {
+        /// Milliseconds since 1970.
+        public var wallMillis: UInt64
+        /// Monotonic time since some fixed start.
+        public var uptime: Duration
+
+        public init(wallMillis: UInt64, uptime: Duration) {
+            self.wallMillis = wallMillis
+            self.uptime = uptime
+        }
+    }
+
+    public enum Action: Sendable, Hashable {
+        /// Tell the site.
+        case emit(DirectoryEvent)
+        /// Remember this identity for this name from now on (trust on first use).
+        case pin(siteName: String, fingerprint: CertificateFingerprint)
+        /// A message was refused; `quiet` marks expected cases (old retained messages, our own
+        /// echo) that deserve a debug line, not a warning.
+        case drop(DropReason, sender: String?, quiet: Bool)
+        /// Announce ourselves again soon: a peer appeared or reconnected and may lack our
+        /// announcement (retained ones go stale).
+        case announceSoon
+    }
+
+    struct Peer {
+        var info: PeerInfo
+        var isUp: Bool
+        var lastSeen: Duration
+        var lastTimestamp: UInt64
+    }
+
+    public let configuration: Configuration
+    private var peers: [String: Peer] = [:]
+    public private(set) var pins: [String: CertificateFingerprint]
+    private var seenIDs: [[UInt8]: UInt64] = [:]
+    private var seenOrder: [([UInt8], UInt64)] = []
+    private var seenOrderStart = 0
+    public private(set) var dropCounts: [DropReason: Int] = [:]
+
+    public init(configuration: Configuration, pins: [String: CertificateFingerprint] = [:]) {
+        self.configuration = configuration
+        self.pins = pins
+    }
+
+    /// Peers currently up, by name.
+    public var peersUp: [String: PeerInfo] {
+        peers.compactMapValues { $0.isUp ? $0.info : nil }
+    }
+
+    /// A message that could not even be opened.
+    public mutating func refused(_ reason: DropReason) -> [Action] {
+        dropCounts[reason, default: 0] += 1
+        return [.drop(reason, sender: nil, quiet: false)]
+    }
+
+    /// A message that opened and whose signature verified.
+    public mutating func receive(_ verified: VerifiedDiscoveryMessage, retained: Bool, now: Now) -> [Action] {
+        let message = verified.message
+        let name = message.senderName
+        if name == configuration.ownName {
+            if verified.fingerprint == configuration.ownFingerprint { return [] }
+            return drop(.impostor, sender: name, quiet: false)
+        }
+
+        var lastWill: SiteGoodbye?
+        if message.kind == .goodbye, let goodbye = try? SiteGoodbye(parsing: message.body),
+            goodbye.reason == .lastWill
+        {
+            lastWill = goodbye
+        }
+        let window = UInt64(configuration.freshnessWindow.milliseconds)
+        let skew = UInt64(configuration.allowedClockSkew.milliseconds)
+        if message.timestampMillis > now.wallMillis + skew {
+            return drop(.future, sender: name, quiet: false)
+        }
+        // A last will is sealed when its connection starts and published when it dies, so it
+        // may be old; it is bound to the peer's current session instead.
+        if lastWill == nil, message.timestampMillis + window < now.wallMillis {
+            return drop(.stale, sender: name, quiet: retained)
+        }
+        if let pinned = pins[name], pinned != verified.fingerprint {
+            return drop(.impostor, sender: name, quiet: false)
+        }
+        if seenIDs[message.messageID] != nil {
+            return drop(.replayed, sender: name, quiet: false)
+        }
+        remember(message.messageID, timestamp: message.timestampMillis, now: now)
+
+        var actions: [Action] = []
+        if pins[name] == nil {
+            pins[name] = verified.fingerprint
+            actions.append(.pin(siteName: name, fingerprint: verified.fingerprint))
+        }
+        switch message.kind {
+        case .announcement:
+            guard let announcement = try? SiteAnnouncement(parsing: message.body) else {
+                return actions + drop(.malformed, sender: name, quiet: false)
+            }
+            actions += announce(name, verified.fingerprint, announcement, timestamp: message.timestampMillis, now: now)
+        case .goodbye:
+            guard let goodbye = lastWill ?? (try? SiteGoodbye(parsing: message.body)) else {
+                return actions + drop(.malformed, sender: name, quiet: false)
+            }
+            guard var peer = peers[name], peer.isUp, peer.info.announcement.session == goodbye.session else {
+                return actions + drop(.staleSession, sender: name, quiet: true)
+            }
+            peer.isUp = false
+            peers[name] = peer
+            actions.append(.emit(.down(siteName: name, reason: goodbye.reason == .stopped ? .stopped : .vanished)))
+        }
+        return actions
+    }
+
+    private mutating func announce(
+        _ name: String,
+        _ fingerprint: CertificateFingerprint,
+        _ announcement: SiteAnnouncement,
+        timestamp: UInt64,
+        now: Now
+    ) -> [Action] {
+        let info = PeerInfo(siteName: name, fingerprint: fingerprint, announcement: announcement)
+        guard var peer = peers[name] else {
+            peers[name] = Peer(info: info, isUp: true, lastSeen: now.uptime, lastTimestamp: timestamp)
+            return [.emit(.up(info)), .announceSoon]
+        }
+        // Retained and live copies can cross; an older announcement never overrides a newer one.
+        guard timestamp >= peer.lastTimestamp else { return [] }
+        let previous = peer.info.announcement
+        let wasUp = peer.isUp
+        peer.info = info
+        peer.isUp = true
+        peer.lastSeen = now.uptime
+        peer.lastTimestamp = timestamp
+        peers[name] = peer
+        if !wasUp { return [.emit(.up(info)), .announceSoon] }
+        var actions: [Action] = []
+        if Self.differs(previous, announcement) { actions.append(.emit(.changed(info))) }
+        if previous.session != announcement.session { actions.append(.announceSoon) }
+        return actions
+    }
+
+    /// Whether consumers should hear about the change (the session alone does not count).
+    static func differs(_ a: SiteAnnouncement, _ b: SiteAnnouncement) -> Bool {
+        var b = b
+        b.session = a.session
+        b.refreshSeconds = a.refreshSeconds
+        return a != b
+    }
+
+    /// Marks silent peers down.
+    public mutating func tick(now: Now) -> [Action] {
+        var actions: [Action] = []
+        for (name, peer) in peers.sorted(by: { $0.key < $1.key }) where peer.isUp {
+            let refresh = Duration.seconds(Int(max(peer.info.announcement.refreshSeconds, 1)))
+            let allowed = refresh * configuration.missedRefreshes + .seconds(5)
+            if now.uptime - peer.lastSeen > allowed {
+                peers[name]?.isUp = false
+                actions.append(.emit(.down(siteName: name, reason: .timedOut)))
+            }
+        }
+        return actions
+    }
+
+    private mutating func drop(_ reason: DropReason, sender: String?, quiet: Bool) -> [Action] {
+        dropCounts[reason, default: 0] += 1
+        return [.drop(reason, sender: sender, quiet: quiet)]
+    }
+
+    /// Records a message id until its timestamp leaves the window, with a hard size cap.
+    private mutating func remember(_ id: [UInt8], timestamp: UInt64, now: Now) {
+        let horizon = UInt64((configuration.freshnessWindow + configuration.allowedClockSkew).milliseconds)
+        // Forget ids whose messages would now be refused as stale anyway.
+        while seenOrderStart < seenOrder.count {
+            let (oldID, oldTimestamp) = seenOrder[seenOrderStart]
+            let expired = oldTimestamp + horizon < now.wallMillis
+            guard expired || seenIDs.count >= configuration.replayCacheLimit else { break }
+            seenIDs[oldID] = nil
+            seenOrderStart += 1
+        }
+        if seenOrderStart > 1024 && seenOrderStart * 2 > seenOrder.count {
+            seenOrder.removeFirst(seenOrderStart)
+            seenOrderStart = 0
+        }
+        seenIDs[id] = timestamp
+        seenOrder.append((id, timestamp))
+    }
+}
+
+extension Duration {
+    var milliseconds: Int64 {
+        let (seconds, attoseconds) = components
+        return seconds * 1000 + attoseconds / 1_000_000_000_000_000
+    }
+}

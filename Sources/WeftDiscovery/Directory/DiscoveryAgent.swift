@@ -1,0 +1,381 @@
+import Foundation
+import Logging
+import Synchronization
+import WeftIdentity
+import WeftWire
+
+/// Runs this site's presence on the message channel and keeps the directory of the others.
+///
+/// It announces the site (retained, on its opaque presence topic) when it connects and on a
+/// period, leaves a sealed last will that the broker publishes if the site vanishes, says
+/// goodbye on a clean stop, and turns what it hears into `DirectoryEvent`s. The rules live in
+/// `DirectoryStateMachine`; this type only carries its actions out.
+public final class DiscoveryAgent: Sendable {
+    public struct Configuration: Sendable {
+        public var siteName: String
+        public var mesh: MeshKeys
+        public var mqtt: MQTTClientConfiguration
+        /// Where pinned peer fingerprints are kept.
+        public var stateDirectory: String
+        public var softwareVersion: String
+        public var capabilities: UInt32
+        public var endpoints: [SiteAnnouncement.Endpoint]
+        public var apps: [String]
+        /// How often the announcement is refreshed.
+        public var refreshInterval: Duration
+        public var freshnessWindow: Duration
+        public var allowedClockSkew: Duration
+
+        public init(
+            siteName: String,
+            mesh: MeshKeys,
+            mqtt: MQTTClientConfiguration,
+            stateDirectory: String,
+            softwareVersion: String,
+            capabilities: UInt32 = 0,
+            endpoints: [SiteAnnouncement.Endpoint] = [],
+            apps: [String] = [],
+            refreshInterval: Duration = .seconds(30),
+            freshnessWindow: Duration = .seconds(120),
+            allowedClockSkew: Duration = .seconds(30)
+        ) {
+            self.siteName = siteName
+            self.mesh = mesh
+            self.mqtt = mqtt
+            self.stateDirectory = stateDirectory
+            self.softwareVersion = softwareVersion
+            self.capabilities = capabilities
+            self.endpoints = endpoints
+            self.apps = apps
+            self.refreshInterval = refreshInterval
+            self.freshnessWindow = freshnessWindow
+            self.allowedClockSkew = allowedClockSkew
+        }
+    }
+
+    /// Directory changes, in order. Ends when the agent stops.
+    public let events: AsyncStream<DirectoryEvent>
+
+    private let configuration: Configuration
+    private let identity: SiteIdentity
+    private let logger: Logger
+    private let client: MQTTClient
+    private let shared: Shared
+    private let sealer: EnvelopeSealer
+    private let trustStore: PeerTrustStore
+    private let presenceTopic: String
+    private let incarnation = UInt64.random(in: 1...UInt64.max)
+    private let eventContinuation: AsyncStream<DirectoryEvent>.Continuation
+    private let leaveSignal: AsyncStream<Void>
+    private let leaveContinuation: AsyncStream<Void>.Continuation
+    private let clock = ContinuousClock()
+    private let started: ContinuousClock.Instant
+
+    /// State shared with libmosquitto's thread (the will provider) and the agent's tasks.
+    final class Shared: Sendable {
+        struct State {
+            var machine: DirectoryStateMachine
+            var session: [UInt8]
+            var connected = false
+            var announcePending = false
+            var lastAnnounce: Duration = .seconds(-3600)
+            var lastDropLog: [DropReason: Duration] = [:]
+            var apps: [String]
+        }
+
+        let state: Mutex<State>
+
+        init(_ state: State) {
+            self.state = Mutex(state)
+        }
+    }
+
+    public init(configuration: Configuration, identity: SiteIdentity, logger: Logger) throws {
+        self.configuration = configuration
+        self.identity = identity
+        self.logger = logger
+        self.started = clock.now
+        self.sealer = EnvelopeSealer(keys: configuration.mesh)
+        self.trustStore = PeerTrustStore(directory: configuration.stateDirectory)
+        self.presenceTopic = configuration.mesh.presenceTopic(for: configuration.siteName)
+        let pins = try trustStore.load()
+        let machine = DirectoryStateMachine(
+            configuration: .init(
+                ownName: configuration.siteName,
+                ownFingerprint: identity.fingerprint,
+                freshnessWindow: configuration.freshnessWindow,
+                allowedClockSkew: configuration.allowedClockSkew
+            ),
+            pins: pins
+        )
+        let shared = Shared(.init(machine: machine, session: Self.newSession(), apps: configuration.apps))
+        self.shared = shared
+        (events, eventContinuation) = AsyncStream.makeStream(of: DirectoryEvent.self)
+        (leaveSignal, leaveContinuation) = AsyncStream.makeStream(of: Void.self)
+
+        let sealer = self.sealer
+        let topic = presenceTopic
+        let name = configuration.siteName
+        let willLogger = logger
+        // Each connection gets a new session and a will bound to it: an old will, replayed,
+        // can never take down a site that has since reconnected.
+        self.client = try MQTTClient(configuration: configuration.mqtt) {
+            let session = Self.newSession()
+            shared.state.withLock { $0.session = session }
+            let goodbye = SiteGoodbye(session: session, reason: .lastWill)
+            do {
+                let payload = try sealer.seal(
+                    Self.message(.goodbye, name: name, identity: identity, body: goodbye.serialized()),
+                    identity: identity,
+                    topic: topic
+                )
+                return (topic, payload)
+            } catch {
+                willLogger.error("cannot seal the last will: \(error)")
+                return nil
+            }
+        }
+    }
+
+    /// Peers currently up.
+    public var peers: [String: PeerInfo] {
+        shared.state.withLock { $0.machine.peersUp }
+    }
+
+    /// Messages refused so far, by reason.
+    public var dropCounts: [DropReason: Int] {
+        shared.state.withLock { $0.machine.dropCounts }
+    }
+
+    /// Stops the agent: goodbye, clean disconnect, `run()` returns.
+    public func leave() {
+        leaveContinuation.yield()
+    }
+
+    /// Runs until `leave()` or cancellation.
+    public func run() async {
+        do {
+            try client.start()
+        } catch {
+            logger.error("message channel: \(error)")
+        }
+        logger.info(
+            "message channel starting",
+            metadata: [
+                "broker": .string(
+                    "\(configuration.mqtt.useTLS ? "mqtts" : "mqtt")://\(configuration.mqtt.host):\(configuration.mqtt.port)"
+                )
+            ]
+        )
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask {
+                for await event in self.client.connectionEvents { self.handle(event) }
+            }
+            group.addTask {
+                for await message in self.client.messages { self.handle(message) }
+            }
+            group.addTask {
+                while !Task.isCancelled {
+                    do {
+                        try await Task.sleep(for: .milliseconds(250))
+                    } catch {
+                        return
+                    }
+                    self.tick()
+                }
+            }
+            group.addTask {
+                for await _ in self.leaveSignal { return }
+            }
+            await group.next()
+            self.sayGoodbye()
+            self.client.stop()
+            group.cancelAll()
+        }
+        eventContinuation.finish()
+        logger.info("message channel stopped")
+    }
+
+    // MARK: carrying out
+
+    private func handle(_ event: MQTTConnectionEvent) {
+        switch event {
+        case .connected:
+            shared.state.withLock { $0.connected = true }
+            logger.info("message channel connected")
+            do {
+                try client.subscribe(configuration.mesh.presenceSubscription)
+            } catch {
+                logger.error("message channel: \(error)")
+            }
+            announce()
+        case .refused(let reason):
+            logger.error("message channel: the broker refused the connection: \(reason)")
+        case .disconnected(let reason):
+            let wasConnected = shared.state.withLock { state in
+                defer { state.connected = false }
+                return state.connected
+            }
+            if wasConnected {
+                logger.warning("message channel disconnected: \(reason); reconnecting")
+            } else {
+                logger.debug("message channel: cannot reach the broker: \(reason); retrying")
+            }
+        }
+    }
+
+    private func handle(_ message: MQTTMessage) {
+        let now = self.now()
+        let actions: [DirectoryStateMachine.Action]
+        if message.oversized {
+            actions = shared.state.withLock { $0.machine.refused(.oversized) }
+        } else {
+            switch sealer.open(message.payload, topic: message.topic) {
+            case .failure(let reason):
+                if message.payload.isEmpty { return }  // a cleared retained message
+                actions = shared.state.withLock { $0.machine.refused(reason) }
+            case .success(let verified):
+                actions = shared.state.withLock { $0.machine.receive(verified, retained: message.retained, now: now) }
+            }
+        }
+        perform(actions, now: now)
+    }
+
+    private func tick() {
+        let now = self.now()
+        let (actions, announceNow) = shared.state.withLock { state in
+            let actions = state.machine.tick(now: now)
+            let sinceLast = now.uptime - state.lastAnnounce
+            let due =
+                state.connected
+                && ((state.announcePending && sinceLast >= .seconds(1)) || sinceLast >= configuration.refreshInterval)
+            return (actions, due)
+        }
+        perform(actions, now: now)
+        if announceNow { announce() }
+    }
+
+    private func perform(_ actions: [DirectoryStateMachine.Action], now: DirectoryStateMachine.Now) {
+        var pinsChanged = false
+        for action in actions {
+            switch action {
+            case .emit(let event):
+                log(event)
+                eventContinuation.yield(event)
+            case .pin(let name, let fingerprint):
+                logger.info(
+                    "trusting site \(name) on first use", metadata: ["fingerprint": .string(fingerprint.description)])
+                pinsChanged = true
+            case .drop(let reason, let sender, let quiet):
+                logDrop(reason, sender: sender, quiet: quiet, now: now)
+            case .announceSoon:
+                shared.state.withLock { $0.announcePending = true }
+            }
+        }
+        if pinsChanged {
+            let pins = shared.state.withLock { $0.machine.pins }
+            do {
+                try trustStore.save(pins)
+            } catch {
+                logger.error("cannot save trusted peers: \(error)")
+            }
+        }
+    }
+
+    private func log(_ event: DirectoryEvent) {
+        switch event {
+        case .up(let peer):
+            logger.info(
+                "peer up",
+                metadata: [
+                    "peer": .string(peer.siteName), "fingerprint": .string(peer.fingerprint.description),
+                    "endpoints": .stringConvertible(peer.announcement.endpoints.count),
+                    "apps": .string(peer.announcement.apps.joined(separator: ",")),
+                ]
+            )
+        case .changed(let peer):
+            logger.info("peer changed", metadata: ["peer": .string(peer.siteName)])
+        case .down(let name, let reason):
+            logger.info("peer down", metadata: ["peer": .string(name), "reason": .string(reason.rawValue)])
+        }
+    }
+
+    /// Drops are logged, but at most once per reason every 10 s, with the running count, so a
+    /// flood of garbage cannot flood the log too.
+    private func logDrop(_ reason: DropReason, sender: String?, quiet: Bool, now: DirectoryStateMachine.Now) {
+        if quiet {
+            logger.debug("message channel: ignored a message", metadata: ["reason": .string(reason.description)])
+            return
+        }
+        let (shouldLog, count) = shared.state.withLock { state -> (Bool, Int) in
+            let count = state.machine.dropCounts[reason] ?? 0
+            if let last = state.lastDropLog[reason], now.uptime - last < .seconds(10) { return (false, count) }
+            state.lastDropLog[reason] = now.uptime
+            return (true, count)
+        }
+        guard shouldLog else { return }
+        var metadata: Logger.Metadata = ["reason": .string(reason.description), "total": .stringConvertible(count)]
+        if let sender { metadata["claimedSender"] = .string(sender) }
+        logger.warning("message channel: dropped a message", metadata: metadata)
+    }
+
+    private func announce() {
+        let (session, apps) = shared.state.withLock { state -> ([UInt8], [String]) in
+            state.announcePending = false
+            state.lastAnnounce = clock.now - started
+            return (state.session, state.apps)
+        }
+        let announcement = SiteAnnouncement(
+            protocolVersion: WireProtocol.version,
+            capabilities: configuration.capabilities,
+            incarnation: incarnation,
+            session: session,
+            siteID: identity.siteID,
+            softwareVersion: configuration.softwareVersion,
+            refreshSeconds: UInt16(clamping: configuration.refreshInterval.components.seconds),
+            endpoints: configuration.endpoints,
+            apps: apps
+        )
+        publish(.announcement, body: announcement.serialized())
+    }
+
+    private func sayGoodbye() {
+        let (session, connected) = shared.state.withLock { ($0.session, $0.connected) }
+        guard connected else { return }
+        publish(.goodbye, body: SiteGoodbye(session: session, reason: .stopped).serialized())
+    }
+
+    private func publish(_ kind: DiscoveryMessage.Kind, body: [UInt8]) {
+        do {
+            let message = Self.message(kind, name: configuration.siteName, identity: identity, body: body)
+            let payload = try sealer.seal(message, identity: identity, topic: presenceTopic)
+            try client.publish(topic: presenceTopic, payload: payload, qos: 1, retain: true)
+        } catch {
+            logger.warning("message channel: cannot publish: \(error)")
+        }
+    }
+
+    private func now() -> DirectoryStateMachine.Now {
+        DirectoryStateMachine.Now(
+            wallMillis: UInt64(max(0, Date().timeIntervalSince1970 * 1000)),
+            uptime: clock.now - started
+        )
+    }
+
+    static func message(_ kind: DiscoveryMessage.Kind, name: String, identity: SiteIdentity, body: [UInt8])
+        -> DiscoveryMessage
+    {
+        DiscoveryMessage(
+            kind: kind,
+            timestampMillis: UInt64(max(0, Date().timeIntervalSince1970 * 1000)),
+            messageID: (0..<DiscoveryMessage.messageIDLength).map { _ in UInt8.random(in: 0...255) },
+            senderName: name,
+            senderCertificate: identity.certificateDER,
+            body: body
+        )
+    }
+
+    static func newSession() -> [UInt8] {
+        (0..<SiteAnnouncement.sessionLength).map { _ in UInt8.random(in: 0...255) }
+    }
+}

@@ -1,0 +1,43 @@
+import WeftIdentity
+import WeftWire
+
+/// A site the directory currently believes in.
+public struct PeerInfo: Sendable, Hashable {
+    public var siteName: String
+    /// The pinned fingerprint its messages are signed with; links must present this certificate.
+    public var fingerprint: CertificateFingerprint
+    public var announcement: SiteAnnouncement
+
+    public init(siteName: String, fingerprint: CertificateFingerprint, announcement: SiteAnnouncement) {
+        self.siteName = siteName
+        self.fingerprint = fingerprint
+        self.announcement = announcement
+    }
+}
+
+/// What the directory tells the rest of the site.
+public enum DirectoryEvent: Sendable, Hashable {
+    /// A site appeared (or came back).
+    case up(PeerInfo)
+    /// A known site announced something different: endpoints, apps, or a restart (new incarnation).
+    case changed(PeerInfo)
+    /// A site is gone.
+    case down(siteName: String, reason: DownReason)
+
+    public var siteName: String {
+        switch self {
+        case .up(let peer), .changed(let peer): peer.siteName
+        case .down(let name, _): name
+        }
+    }
+}
+
+/// Why a site is considered gone.
+public enum DownReason: String, Sendable, Hashable {
+    /// It said goodbye on a clean stop.
+    case stopped
+    /// The broker published its last will: its connection died.
+    case vanished
+    /// It stopped refreshing its announcement.
+    case timedOut = "timed out"
+}

@@ -1,0 +1,89 @@
+import Crypto
+import Foundation
+import SwiftASN1
+import WeftIdentity
+import WeftWire
+import X509
+
+/// A message that opened with the mesh key and whose signature verifies against the
+/// certificate it carries. Freshness, repeats and pinning are the directory's to judge.
+public struct VerifiedDiscoveryMessage: Sendable, Hashable {
+    public var message: DiscoveryMessage
+    /// SHA-256 of the sender's certificate.
+    public var fingerprint: CertificateFingerprint
+}
+
+/// Seals and opens message-channel payloads.
+///
+/// Payload: `u8 version (1) | 12-byte nonce | ChaCha20-Poly1305 ciphertext | 16-byte tag`.
+/// The additional data binds the payload to the exact topic it was published on, so it cannot
+/// be moved to another site's topic. Inside is a `DiscoveryMessage` signed with the sender's
+/// P-256 site key over a domain label, the topic and the message bytes.
+public struct EnvelopeSealer: Sendable {
+    public static let version: UInt8 = 1
+    static let overhead = 1 + 12 + 16
+    static let signatureLabel = Array("weft discovery signature v1".utf8)
+    static let sealingLabel = Array("weft discovery v1".utf8)
+
+    /// Payloads above this are dropped without decrypting.
+    public static let maxPayloadBytes = DiscoveryMessage.Limits.plaintext + overhead
+
+    public let keys: MeshKeys
+
+    public init(keys: MeshKeys) {
+        self.keys = keys
+    }
+
+    /// Signs `message` with `identity` and seals it for `topic`.
+    public func seal(_ message: DiscoveryMessage, identity: SiteIdentity, topic: String) throws -> [UInt8] {
+        let serializer = DiscoveryMessageSerializer()
+        let signedBytes = serializer.serialize(message)
+        let signature = try identity.privateKey.signature(for: Self.signatureInput(topic: topic, signedBytes))
+        let plaintext = serializer.serialize(signedBytes: signedBytes, signature: Array(signature.rawRepresentation))
+        let box = try ChaChaPoly.seal(
+            plaintext, using: keys.sealingKey, authenticating: Self.sealingLabel + Array(topic.utf8))
+        return [Self.version] + Array(box.combined)
+    }
+
+    /// Opens and verifies a payload received on `topic`.
+    public func open(_ payload: [UInt8], topic: String) -> Result<VerifiedDiscoveryMessage, DropReason> {
+        guard payload.count <= Self.maxPayloadBytes else { return .failure(.oversized) }
+        guard payload.count > Self.overhead, payload[0] == Self.version else { return .failure(.undecryptable) }
+        let plaintext: [UInt8]
+        do {
+            let box = try ChaChaPoly.SealedBox(combined: payload[1...])
+            plaintext = Array(
+                try ChaChaPoly.open(box, using: keys.sealingKey, authenticating: Self.sealingLabel + Array(topic.utf8))
+            )
+        } catch {
+            return .failure(.undecryptable)
+        }
+        let signed: SignedDiscoveryMessage
+        do {
+            signed = try DiscoveryMessageParser().parseSigned(plaintext)
+        } catch {
+            return .failure(.malformed)
+        }
+        guard let certificate = try? Certificate(derEncoded: signed.message.senderCertificate),
+            let publicKey = P256.Signing.PublicKey(certificate.publicKey)
+        else { return .failure(.malformed) }
+        guard let signature = try? P256.Signing.ECDSASignature(rawRepresentation: signed.signature),
+            publicKey.isValidSignature(signature, for: Self.signatureInput(topic: topic, signed.signedBytes))
+        else { return .failure(.badSignature) }
+        return .success(
+            VerifiedDiscoveryMessage(
+                message: signed.message,
+                fingerprint: CertificateFingerprint(derCertificate: signed.message.senderCertificate)
+            )
+        )
+    }
+
+    static func signatureInput(topic: String, _ signedBytes: [UInt8]) -> [UInt8] {
+        var input = signatureLabel
+        input.append(UInt8(truncatingIfNeeded: topic.utf8.count >> 8))
+        input.append(UInt8(truncatingIfNeeded: topic.utf8.count))
+        input += Array(topic.utf8)
+        input += signedBytes
+        return input
+    }
+}

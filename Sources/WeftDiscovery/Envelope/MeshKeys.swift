@@ -1,0 +1,47 @@
+import Crypto
+
+/// Keys and names derived from the mesh key. The key itself is used for nothing else.
+///
+/// Every derivation is HKDF-SHA256 with a fixed salt and its own label, so the sealing key,
+/// the topic and the presence names are independent of each other.
+public struct MeshKeys: Sendable {
+    /// ChaCha20-Poly1305 key for sealing message-channel payloads.
+    public let sealingKey: SymmetricKey
+    /// HMAC key that turns site names into opaque presence sub-topics.
+    private let presenceKey: SymmetricKey
+    /// The mesh's base topic (from config, or derived).
+    public let topic: String
+
+    static let salt = Array("weft mesh key v1".utf8)
+
+    public init(key: String, topic: String) {
+        let material = SymmetricKey(data: Array(key.utf8))
+        sealingKey = HKDF<SHA256>.deriveKey(
+            inputKeyMaterial: material,
+            salt: Self.salt,
+            info: Array("discovery sealing v1".utf8),
+            outputByteCount: 32
+        )
+        presenceKey = HKDF<SHA256>.deriveKey(
+            inputKeyMaterial: material,
+            salt: Self.salt,
+            info: Array("presence topic v1".utf8),
+            outputByteCount: 32
+        )
+        self.topic = topic
+    }
+
+    /// Where `siteName` keeps its retained presence: `<topic>/p/<32 hex digits>`. Only holders
+    /// of the key can tell which site a sub-topic belongs to.
+    public func presenceTopic(for siteName: String) -> String {
+        let mac = HMAC<SHA256>.authenticationCode(for: Array(siteName.utf8), using: presenceKey)
+        return topic + "/p/"
+            + Array(mac).prefix(16).map { byte in
+                let digits = Array("0123456789abcdef")
+                return String([digits[Int(byte >> 4)], digits[Int(byte & 0x0f)]])
+            }.joined()
+    }
+
+    /// The subscription that receives every site's presence.
+    public var presenceSubscription: String { topic + "/p/+" }
+}

@@ -1,0 +1,254 @@
+import CMosquitto
+import Synchronization
+
+/// An MQTT client over libmosquitto's threaded mode.
+///
+/// libmosquitto runs its own network thread, reconnects by itself with backoff, and calls back
+/// on that thread. The callbacks only copy data out and yield it into bounded async streams;
+/// everything else happens in the consumer's tasks. The C handle never leaves this type.
+public final class MQTTClient: Sendable {
+    /// Produces the last will for the next connection: `(topic, payload)`, published retained
+    /// by the broker if the connection dies without a DISCONNECT. Called before every connect.
+    public typealias WillProvider = @Sendable () -> (topic: String, payload: [UInt8])?
+
+    public let configuration: MQTTClientConfiguration
+    /// Messages from subscriptions, oldest first; bounded by `messageBufferLimit`.
+    public let messages: AsyncStream<MQTTMessage>
+    /// Connection changes.
+    public let connectionEvents: AsyncStream<MQTTConnectionEvent>
+
+    private let handle: Handle
+    private let box: CallbackBox
+    private let lifecycle = Mutex(Lifecycle.created)
+
+    private enum Lifecycle {
+        case created
+        case running
+        case stopped
+    }
+
+    /// The C handle; only touched through libmosquitto's thread-safe calls.
+    private struct Handle: @unchecked Sendable {
+        let pointer: OpaquePointer
+    }
+
+    public init(configuration: MQTTClientConfiguration, will: WillProvider? = nil) throws(MQTTError) {
+        MosquittoLibrary.ensureInitialized()
+        self.configuration = configuration
+        let (messages, messageContinuation) = AsyncStream.makeStream(
+            of: MQTTMessage.self,
+            bufferingPolicy: .bufferingNewest(configuration.messageBufferLimit)
+        )
+        let (events, eventContinuation) = AsyncStream.makeStream(
+            of: MQTTConnectionEvent.self,
+            bufferingPolicy: .bufferingNewest(64)
+        )
+        self.messages = messages
+        self.connectionEvents = events
+        self.box = CallbackBox(
+            messages: messageContinuation,
+            events: eventContinuation,
+            will: will,
+            maxPayloadBytes: configuration.maxPayloadBytes
+        )
+
+        guard let pointer = mosquitto_new(configuration.clientID, true, nil) else {
+            throw MQTTError(operation: "create client", reason: "mosquitto_new failed")
+        }
+        self.handle = Handle(pointer: pointer)
+        mosquitto_user_data_set(pointer, Unmanaged.passUnretained(box).toOpaque())
+        Self.installCallbacks(pointer)
+
+        do throws(MQTTError) {
+            try check(
+                mosquitto_int_option(pointer, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V311),
+                "set protocol version"
+            )
+            try check(
+                mosquitto_reconnect_delay_set(
+                    pointer,
+                    UInt32(configuration.reconnectDelay.lowerBound),
+                    UInt32(configuration.reconnectDelay.upperBound),
+                    true
+                ),
+                "set reconnect delay"
+            )
+            if let username = configuration.username {
+                try check(mosquitto_username_pw_set(pointer, username, configuration.password), "set credentials")
+            }
+            if configuration.useTLS {
+                let capath = configuration.caFile == nil ? "/etc/ssl/certs" : nil
+                try check(
+                    mosquitto_tls_set(pointer, configuration.caFile, capath, nil, nil, nil),
+                    "set up TLS"
+                )
+            }
+            box.renewWill(pointer)
+        } catch {
+            mosquitto_destroy(pointer)
+            throw error
+        }
+    }
+
+    deinit {
+        stop()
+        mosquitto_destroy(handle.pointer)
+    }
+
+    /// Starts connecting in the background. Failing to reach the broker now is not an error:
+    /// libmosquitto keeps trying, and `connectionEvents` reports when it gets through.
+    public func start() throws(MQTTError) {
+        let shouldStart = lifecycle.withLock { state -> Bool in
+            guard case .created = state else { return false }
+            state = .running
+            return true
+        }
+        guard shouldStart else { return }
+        let pointer = handle.pointer
+        let rc = mosquitto_connect_async(
+            pointer, configuration.host, Int32(configuration.port), Int32(configuration.keepAlive))
+        if rc != MOSQ_ERR_SUCCESS.rawValue && rc != MOSQ_ERR_ERRNO.rawValue && rc != MOSQ_ERR_EAI.rawValue {
+            throw MQTTError(operation: "connect", reason: Self.describe(rc))
+        }
+        if rc != MOSQ_ERR_SUCCESS.rawValue {
+            box.events.yield(.disconnected(Self.describe(rc)))
+        }
+        try check(mosquitto_loop_start(pointer), "start network thread")
+    }
+
+    /// Subscribes with QoS 1. Subscriptions last for one connection: call again on `.connected`.
+    public func subscribe(_ pattern: String) throws(MQTTError) {
+        try check(mosquitto_subscribe(handle.pointer, nil, pattern, 1), "subscribe to \(pattern)")
+    }
+
+    /// Queues a message; delivery continues in the background.
+    public func publish(topic: String, payload: [UInt8], qos: Int32 = 1, retain: Bool = false) throws(MQTTError) {
+        let rc = payload.withUnsafeBytes { raw in
+            mosquitto_publish(handle.pointer, nil, topic, Int32(raw.count), raw.baseAddress, qos, retain)
+        }
+        try check(rc, "publish to \(topic)")
+    }
+
+    /// How many received messages were dropped because the consumer fell behind.
+    public var droppedMessages: Int { box.dropped.load(ordering: .relaxed) }
+
+    /// Disconnects cleanly (no last will) after everything already queued, stops the network
+    /// thread and ends both streams. Safe to call more than once.
+    public func stop() {
+        let wasRunning = lifecycle.withLock { state -> Bool in
+            defer { state = .stopped }
+            if case .running = state { return true }
+            return false
+        }
+        if wasRunning {
+            let connected = box.isConnected.load(ordering: .relaxed)
+            mosquitto_disconnect(handle.pointer)
+            // A connected thread exits once DISCONNECT is written; one that is between reconnect
+            // attempts may be asleep, so it is cancelled instead.
+            mosquitto_loop_stop(handle.pointer, !connected)
+        }
+        box.finish()
+    }
+
+    private func check(_ rc: Int32, _ operation: String) throws(MQTTError) {
+        guard rc == MOSQ_ERR_SUCCESS.rawValue else {
+            throw MQTTError(operation: operation, reason: Self.describe(rc))
+        }
+    }
+
+    static func describe(_ rc: Int32) -> String {
+        String(cString: mosquitto_strerror(rc))
+    }
+
+    /// Callbacks run on libmosquitto's thread; they reach the box through userdata.
+    private static func installCallbacks(_ pointer: OpaquePointer) {
+        mosquitto_connect_callback_set(pointer) { _, userdata, rc in
+            guard let userdata else { return }
+            Unmanaged<CallbackBox>.fromOpaque(userdata).takeUnretainedValue().connected(rc)
+        }
+        mosquitto_disconnect_callback_set(pointer) { mosq, userdata, rc in
+            guard let userdata, let mosq else { return }
+            Unmanaged<CallbackBox>.fromOpaque(userdata).takeUnretainedValue().disconnected(mosq, rc)
+        }
+        mosquitto_message_callback_set(pointer) { _, userdata, message in
+            guard let userdata, let message else { return }
+            Unmanaged<CallbackBox>.fromOpaque(userdata).takeUnretainedValue().received(message)
+        }
+    }
+}
+
+/// What libmosquitto's thread talks to.
+final class CallbackBox: Sendable {
+    let messages: AsyncStream<MQTTMessage>.Continuation
+    let events: AsyncStream<MQTTConnectionEvent>.Continuation
+    let will: MQTTClient.WillProvider?
+    let maxPayloadBytes: Int
+    let dropped = Atomic<Int>(0)
+    let isConnected = Atomic<Bool>(false)
+
+    init(
+        messages: AsyncStream<MQTTMessage>.Continuation,
+        events: AsyncStream<MQTTConnectionEvent>.Continuation,
+        will: MQTTClient.WillProvider?,
+        maxPayloadBytes: Int
+    ) {
+        self.messages = messages
+        self.events = events
+        self.will = will
+        self.maxPayloadBytes = maxPayloadBytes
+    }
+
+    func connected(_ rc: Int32) {
+        if rc == 0 {
+            isConnected.store(true, ordering: .relaxed)
+            events.yield(.connected)
+        } else {
+            events.yield(.refused(String(cString: mosquitto_connack_string(rc))))
+        }
+    }
+
+    func disconnected(_ pointer: OpaquePointer, _ rc: Int32) {
+        isConnected.store(false, ordering: .relaxed)
+        // The next connection gets a will of its own (a fresh session binds it to that connection).
+        renewWill(pointer)
+        events.yield(.disconnected(rc == 0 ? "disconnected" : MQTTClient.describe(rc)))
+    }
+
+    func renewWill(_ pointer: OpaquePointer) {
+        guard let will, let (topic, payload) = will() else { return }
+        _ = payload.withUnsafeBytes { raw in
+            mosquitto_will_set(pointer, topic, Int32(raw.count), raw.baseAddress, 1, true)
+        }
+    }
+
+    func received(_ message: UnsafePointer<mosquitto_message>) {
+        let topic = message.pointee.topic.map { String(cString: $0) } ?? ""
+        let length = Int(message.pointee.payloadlen)
+        var payload: [UInt8] = []
+        let oversized = length > maxPayloadBytes
+        if !oversized, length > 0, let bytes = message.pointee.payload {
+            payload = Array(UnsafeRawBufferPointer(start: bytes, count: length))
+        }
+        let result = messages.yield(
+            MQTTMessage(topic: topic, payload: payload, retained: message.pointee.retain, oversized: oversized)
+        )
+        if case .dropped = result { dropped.add(1, ordering: .relaxed) }
+    }
+
+    func finish() {
+        messages.finish()
+        events.finish()
+    }
+}
+
+/// `mosquitto_lib_init` is not thread-safe: it runs exactly once, before the first client.
+enum MosquittoLibrary {
+    private static let initialized: Bool = {
+        mosquitto_lib_init()
+        return true
+    }()
+
+    static func ensureInitialized() {
+        _ = initialized
+    }
+}

@@ -1,0 +1,59 @@
+import Foundation
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
+/// The fingerprints this site has pinned for peer site names (trust on first use), kept in
+/// `stateDir/trusted-peers.json` so a restart does not reopen the door to an impostor.
+///
+/// Names come from the network, so the file is JSON (no injection through odd names) and
+/// is rewritten whole through a temporary file and a rename.
+public struct PeerTrustStore: Sendable {
+    public let path: String
+
+    public init(directory: String) {
+        self.path = directory + "/trusted-peers.json"
+    }
+
+    /// The pins on disk; an absent file is an empty store, a corrupt one an error.
+    public func load() throws(IdentityError) -> [String: CertificateFingerprint] {
+        guard FileManager.default.fileExists(atPath: path) else { return [:] }
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw IdentityError(code: .io, message: "cannot read \(path)")
+        }
+        guard let object = try? JSONSerialization.jsonObject(with: data) as? [String: String] else {
+            throw IdentityError(code: .corrupt, message: "\(path) is not a JSON object of site names to fingerprints")
+        }
+        var pins: [String: CertificateFingerprint] = [:]
+        for (name, text) in object {
+            guard let fingerprint = CertificateFingerprint(text) else {
+                throw IdentityError(code: .corrupt, message: "\(path): \"\(name)\" has no valid fingerprint")
+            }
+            pins[name] = fingerprint
+        }
+        return pins
+    }
+
+    /// Writes all pins (0600).
+    public func save(_ pins: [String: CertificateFingerprint]) throws(IdentityError) {
+        let object = pins.mapValues(\.description)
+        guard
+            let data = try? JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
+        else {
+            throw IdentityError(code: .io, message: "cannot encode \(path)")
+        }
+        let temporary = path + ".tmp-\(getpid())"
+        guard FileManager.default.createFile(atPath: temporary, contents: data, attributes: [.posixPermissions: 0o600])
+        else {
+            throw IdentityError(code: .io, message: "cannot write \(temporary): \(String(cString: strerror(errno)))")
+        }
+        guard rename(temporary, path) == 0 else {
+            let reason = String(cString: strerror(errno))
+            unlink(temporary)
+            throw IdentityError(code: .io, message: "cannot replace \(path): \(reason)")
+        }
+    }
+}

@@ -1,0 +1,100 @@
+import Foundation
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// A child process spawned with a clean signal mask and default signal handlers.
+///
+/// Foundation's `Process` spawns children with the signal mask of the calling thread, and the
+/// threads of Swift's concurrency pool block most signals: such a child ignores SIGTERM and its
+/// `alarm()` never fires. Tests that stop brokers and tools need children that behave as they
+/// would under a shell or systemd. Output goes to files, so nothing ever blocks on a pipe.
+public final class ChildProcess: @unchecked Sendable {
+    public let pid: pid_t
+    private let lock = NSLock()
+    private var status: Int32?
+
+    /// Starts `executable` with `arguments`; stdout and stderr go to the given files (or /dev/null).
+    public init(_ executable: String, _ arguments: [String], stdout: String? = nil, stderr: String? = nil) throws {
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, stdout ?? "/dev/null", O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        posix_spawn_file_actions_addopen(&actions, 2, stderr ?? "/dev/null", O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var empty = sigset_t()
+        sigemptyset(&empty)
+        var all = sigset_t()
+        sigfillset(&all)
+        posix_spawnattr_setsigmask(&attributes, &empty)
+        posix_spawnattr_setsigdefault(&attributes, &all)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+
+        let argv: [UnsafeMutablePointer<CChar>?] = ([executable] + arguments).map { strdup($0) } + [nil]
+        defer { for pointer in argv { free(pointer) } }
+        var child: pid_t = 0
+        let rc = posix_spawn(&child, executable, &actions, &attributes, argv, environ)
+        guard rc == 0 else {
+            throw BrokerError(message: "cannot start \(executable): \(String(cString: strerror(rc)))")
+        }
+        pid = child
+    }
+
+    /// Whether the child still runs (reaps it once it has exited).
+    public var isRunning: Bool {
+        lock.withLock {
+            if status != nil { return false }
+            var raw: Int32 = 0
+            let result = waitpid(pid, &raw, WNOHANG)
+            if result == pid {
+                status = raw
+                return false
+            }
+            return result == 0
+        }
+    }
+
+    /// The exit code, or nil while it runs or if a signal ended it.
+    public var exitCode: Int32? {
+        guard !isRunning, let raw = lock.withLock({ status }) else { return nil }
+        return raw & 0x7f == 0 ? (raw >> 8) & 0xff : nil
+    }
+
+    public func signal(_ signal: Int32) {
+        if isRunning { kill(pid, signal) }
+    }
+
+    /// Polls until the child exits or `timeout` passes; true if it exited.
+    @discardableResult
+    public func waitForExit(timeout: TimeInterval) -> Bool {
+        let deadline = Date().addingTimeInterval(timeout)
+        while isRunning {
+            if Date() >= deadline { return false }
+            usleep(5_000)
+        }
+        return true
+    }
+
+    /// The async form of `waitForExit`, which never blocks a concurrency thread for long.
+    @discardableResult
+    public func exited(within timeout: Duration) async -> Bool {
+        let deadline = ContinuousClock.now + timeout
+        while isRunning {
+            if ContinuousClock.now >= deadline { return false }
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+        return true
+    }
+
+    deinit {
+        if isRunning {
+            kill(pid, SIGKILL)
+            waitForExit(timeout: 5)
+        }
+    }
+}

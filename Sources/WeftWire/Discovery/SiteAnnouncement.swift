@@ -1,0 +1,131 @@
+import NIOCore
+
+/// What a site tells the mesh about itself: how to reach it and what it offers.
+public struct SiteAnnouncement: Hashable, Sendable {
+    /// A socket peers may dial for a link.
+    public struct Endpoint: Hashable, Sendable {
+        public enum LinkType: UInt8, Sendable {
+            /// TLS 1.3 over TCP.
+            case tls = 1
+        }
+
+        public var linkType: LinkType
+        /// An IP literal (no brackets).
+        public var address: String
+        public var port: UInt16
+
+        public init(linkType: LinkType, address: String, port: UInt16) {
+            self.linkType = linkType
+            self.address = address
+            self.port = port
+        }
+    }
+
+    public enum Limits {
+        public static let siteID = 64
+        public static let softwareVersion = 64
+        public static let endpoints = 64
+        public static let address = 64
+        public static let apps = 1024
+        public static let appName = 255
+    }
+
+    public static let sessionLength = 16
+
+    /// The tunnel protocol version the site speaks.
+    public var protocolVersion: UInt16
+    /// Feature bits; unknown bits are ignored.
+    public var capabilities: UInt32
+    /// Random per process start: a new value means the site restarted.
+    public var incarnation: UInt64
+    /// Random per broker connection: binds the site's last will to this connection.
+    public var session: [UInt8]
+    /// The random id in the site's certificate.
+    public var siteID: String
+    public var softwareVersion: String
+    /// How often the site re-announces, so receivers know when silence means gone.
+    public var refreshSeconds: UInt16
+    public var endpoints: [Endpoint]
+    /// Names of the apps the site exposes.
+    public var apps: [String]
+
+    public init(
+        protocolVersion: UInt16,
+        capabilities: UInt32,
+        incarnation: UInt64,
+        session: [UInt8],
+        siteID: String,
+        softwareVersion: String,
+        refreshSeconds: UInt16,
+        endpoints: [Endpoint],
+        apps: [String]
+    ) {
+        self.protocolVersion = protocolVersion
+        self.capabilities = capabilities
+        self.incarnation = incarnation
+        self.session = session
+        self.siteID = siteID
+        self.softwareVersion = softwareVersion
+        self.refreshSeconds = refreshSeconds
+        self.endpoints = endpoints
+        self.apps = apps
+    }
+
+    /// Serializes: `u16 version | u32 caps | u64 incarnation | 16 session | u8+siteID |
+    /// u8+software | u16 refresh | u8 count, (u8 type | u8+address | u16 port)* | u16 count, (u8+name)*`.
+    public func serialized() -> [UInt8] {
+        precondition(session.count == Self.sessionLength)
+        var buffer = ByteBuffer()
+        buffer.writeInteger(protocolVersion)
+        buffer.writeInteger(capabilities)
+        buffer.writeInteger(incarnation)
+        buffer.writeBytes(session)
+        buffer.writePrefixedString(UInt8.self, siteID)
+        buffer.writePrefixedString(UInt8.self, softwareVersion)
+        buffer.writeInteger(refreshSeconds)
+        buffer.writeInteger(UInt8(endpoints.count))
+        for endpoint in endpoints {
+            buffer.writeInteger(endpoint.linkType.rawValue)
+            buffer.writePrefixedString(UInt8.self, endpoint.address)
+            buffer.writeInteger(endpoint.port)
+        }
+        buffer.writeInteger(UInt16(apps.count))
+        for app in apps { buffer.writePrefixedString(UInt8.self, app) }
+        return Array(buffer.readableBytesView)
+    }
+
+    /// Parses with hard limits; endpoints of unknown link types are skipped (a newer peer may
+    /// offer link types this build cannot dial), anything else malformed is an error.
+    public init(parsing bytes: [UInt8]) throws(WireError) {
+        var buffer = ByteBuffer(bytes: bytes)
+        protocolVersion = try buffer.readWireInteger(field: "protocol version")
+        capabilities = try buffer.readWireInteger(field: "capabilities")
+        incarnation = try buffer.readWireInteger(field: "incarnation")
+        session = try buffer.readWireBytes(length: Self.sessionLength, field: "session")
+        siteID = try buffer.readPrefixedString(UInt8.self, limit: Limits.siteID, field: "site id")
+        softwareVersion = try buffer.readPrefixedString(
+            UInt8.self,
+            limit: Limits.softwareVersion,
+            field: "software version"
+        )
+        refreshSeconds = try buffer.readWireInteger(field: "refresh")
+        let endpointCount = Int(try buffer.readWireInteger(UInt8.self, field: "endpoint count"))
+        guard endpointCount <= Limits.endpoints else { throw WireError(.limitExceeded, field: "endpoint count") }
+        endpoints = []
+        for _ in 0..<endpointCount {
+            let rawType = try buffer.readWireInteger(UInt8.self, field: "link type")
+            let address = try buffer.readPrefixedString(UInt8.self, limit: Limits.address, field: "address")
+            let port = try buffer.readWireInteger(UInt16.self, field: "port")
+            if let type = Endpoint.LinkType(rawValue: rawType) {
+                endpoints.append(Endpoint(linkType: type, address: address, port: port))
+            }
+        }
+        let appCount = Int(try buffer.readWireInteger(UInt16.self, field: "app count"))
+        guard appCount <= Limits.apps else { throw WireError(.limitExceeded, field: "app count") }
+        apps = []
+        for _ in 0..<appCount {
+            apps.append(try buffer.readPrefixedString(UInt8.self, limit: Limits.appName, field: "app name"))
+        }
+        guard buffer.readableBytes == 0 else { throw WireError(.trailingBytes, field: "announcement") }
+    }
+}

@@ -1,0 +1,132 @@
+import Foundation
+import Testing
+import WeftTestSupport
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// A config for a real site process on `broker`.
+func meshSiteConfig(
+    _ name: String,
+    directory: String,
+    broker: MosquittoBroker,
+    key: String = "process-test-mesh-key",
+    topic: String = ""
+) -> String {
+    """
+    siteName: \(name)
+    crypto:
+      key: "\(key)"
+    logger:
+      level: debug
+      file: \(directory)/\(name).log
+    messageChannel:
+      mqtt:
+        brokerServer: \(broker.url)
+        keepAlive: 5
+        topic: "\(topic)"
+    tunnel:
+      localSockets:
+      - mode: dedicated-address
+        listenAddress: 127.0.0.1
+        listenPort: \(40000 + Int.random(in: 0..<20000))
+    localExposedApps:
+    - appName: web-of-\(name)
+      appSocket: tcp:127.0.0.1:8080
+    stateDir: \(directory)/\(name)
+
+    """
+}
+
+@Suite(
+    "sites as processes on a real broker",
+    .serialized,
+    .enabled(if: MosquittoBroker.isAvailable, "mosquitto is not installed (apt-get install mosquitto)")
+)
+struct SiteDiscoveryProcessTests {
+    func peerLines(_ log: String, _ event: String, _ peer: String) -> Int {
+        log.split(separator: "\n").filter { $0.contains(event) && $0.contains("peer=\(peer)") }.count
+    }
+
+    @Test("a site killed with SIGKILL is down at the others within its keep-alive bound; SIGTERM within 1 s")
+    func killAndStop() async throws {
+        let broker = try MosquittoBroker()
+        let scratch = Scratch()
+        var processes: [String: Process] = [:]
+        for name in ["observer", "victim", "quitter"] {
+            let config = try scratch.write(
+                "\(name).yaml", meshSiteConfig(name, directory: scratch.path, broker: broker))
+            processes[name] = try WeftProcess.start(["run", "--config", config])
+        }
+        defer { for process in processes.values where process.isRunning { kill(process.processIdentifier, SIGKILL) } }
+        let met = await WeftProcess.waitFor(.seconds(10)) {
+            let log = scratch.read("observer.log")
+            return peerLines(log, "peer up", "victim") == 1 && peerLines(log, "peer up", "quitter") == 1
+        }
+        #expect(met, "\(scratch.read("observer.log"))")
+        #expect(scratch.read("observer.log").contains("apps=web-of-victim"))
+
+        let clock = ContinuousClock()
+        var start = clock.now
+        kill(processes["victim"]!.processIdentifier, SIGKILL)
+        let vanished = await WeftProcess.waitFor(.seconds(15)) {
+            scratch.read("observer.log").split(separator: "\n").contains {
+                $0.contains("peer down") && $0.contains("peer=victim") && $0.contains("reason=vanished")
+            }
+        }
+        let killedAfter = clock.now - start
+        #expect(vanished, "\(scratch.read("observer.log"))")
+        // keepAlive 5 s: the broker gives up after 1.5 × 5 s and publishes the will.
+        #expect(killedAfter < .milliseconds(7500 + 2500), "took \(killedAfter)")
+
+        start = clock.now
+        kill(processes["quitter"]!.processIdentifier, SIGTERM)
+        let stopped = await WeftProcess.waitFor(.seconds(5)) {
+            scratch.read("observer.log").split(separator: "\n").contains {
+                $0.contains("peer down") && $0.contains("peer=quitter") && $0.contains("reason=stopped")
+            }
+        }
+        #expect(stopped)
+        #expect(clock.now - start < .seconds(1), "took \(clock.now - start)")
+        #expect(await WeftProcess.waitFor(.seconds(5)) { !processes["quitter"]!.isRunning })
+        #expect(processes["quitter"]!.terminationStatus == 0)
+        kill(processes["observer"]!.processIdentifier, SIGTERM)
+        #expect(await WeftProcess.waitFor(.seconds(5)) { !processes["observer"]!.isRunning })
+        #expect(processes["observer"]!.terminationStatus == 0)
+    }
+
+    @Test("a site with the wrong key never sees the mesh, and the mesh never sees it")
+    func wrongKey() async throws {
+        let broker = try MosquittoBroker()
+        let scratch = Scratch()
+        // Both on one topic, so the outsider's messages do reach the mesh.
+        let good = try scratch.write(
+            "good.yaml",
+            meshSiteConfig("good", directory: scratch.path, broker: broker, topic: "shared/topic")
+        )
+        let bad = try scratch.write(
+            "bad.yaml",
+            meshSiteConfig(
+                "bad", directory: scratch.path, broker: broker, key: "not-the-mesh-key", topic: "shared/topic")
+        )
+        let goodProcess = try WeftProcess.start(["run", "--config", good])
+        let badProcess = try WeftProcess.start(["run", "--config", bad])
+        defer {
+            for process in [goodProcess, badProcess] where process.isRunning {
+                kill(process.processIdentifier, SIGKILL)
+            }
+        }
+        let refused = await WeftProcess.waitFor(.seconds(10)) {
+            scratch.read("good.log").contains("reason=undecryptable")
+                && scratch.read("bad.log").contains("reason=undecryptable")
+        }
+        #expect(refused, "\(scratch.read("good.log"))")
+        #expect(!scratch.read("good.log").contains("peer up"))
+        #expect(!scratch.read("bad.log").contains("peer up"))
+        for process in [goodProcess, badProcess] {
+            kill(process.processIdentifier, SIGTERM)
+            #expect(await WeftProcess.waitFor(.seconds(5)) { !process.isRunning })
+        }
+    }
+}

@@ -1,0 +1,174 @@
+import Testing
+import WeftDiscovery
+import WeftIdentity
+import WeftWire
+
+@Suite("directory state machine: up, changed, down, and every refusal, on an injected clock")
+struct DirectoryStateMachineTests {
+    let me: FakeSite
+    var peer: FakeSite
+    var machine: DirectoryStateMachine
+    let t0: UInt64 = 1_800_000_000_000
+
+    init() throws {
+        me = try FakeSite(name: "me")
+        peer = try FakeSite(name: "peer")
+        machine = DirectoryStateMachine(configuration: .init(ownName: "me", ownFingerprint: me.identity.fingerprint))
+    }
+
+    func at(_ seconds: Int) -> DirectoryStateMachine.Now {
+        .init(wallMillis: t0 + UInt64(seconds) * 1000, uptime: .seconds(seconds))
+    }
+
+    func events(_ actions: [DirectoryStateMachine.Action]) -> [DirectoryEvent] {
+        actions.compactMap { if case .emit(let event) = $0 { event } else { nil } }
+    }
+
+    func drops(_ actions: [DirectoryStateMachine.Action]) -> [DropReason] {
+        actions.compactMap { if case .drop(let reason, _, _) = $0 { reason } else { nil } }
+    }
+
+    @Test("first announcement: up, pinned, and we announce back")
+    mutating func up() throws {
+        let actions = machine.receive(try peer.verifiedAnnouncement(at: t0), retained: false, now: at(0))
+        #expect(events(actions).count == 1)
+        guard case .up(let info) = events(actions).first else {
+            Issue.record("not up")
+            return
+        }
+        #expect(info.siteName == "peer" && info.fingerprint == peer.identity.fingerprint)
+        #expect(actions.contains(.pin(siteName: "peer", fingerprint: peer.identity.fingerprint)))
+        #expect(actions.contains(.announceSoon))
+        #expect(machine.peersUp.keys.sorted() == ["peer"])
+    }
+
+    @Test("a refresh is silent; new apps are a change; a new session asks us to announce")
+    mutating func changes() throws {
+        _ = machine.receive(try peer.verifiedAnnouncement(at: t0), retained: false, now: at(0))
+        #expect(machine.receive(try peer.verifiedAnnouncement(at: t0 + 1000), retained: false, now: at(1)).isEmpty)
+        peer.apps = ["web", "redis"]
+        let changed = machine.receive(try peer.verifiedAnnouncement(at: t0 + 2000), retained: false, now: at(2))
+        #expect(events(changed).count == 1)
+        if case .changed(let info)? = events(changed).first { #expect(info.announcement.apps == ["web", "redis"]) }
+        peer.session = Array(repeating: 2, count: 16)
+        let reconnected = machine.receive(try peer.verifiedAnnouncement(at: t0 + 3000), retained: false, now: at(3))
+        #expect(events(reconnected).isEmpty)
+        #expect(reconnected == [.announceSoon])
+        peer.incarnation = 43
+        #expect(
+            events(machine.receive(try peer.verifiedAnnouncement(at: t0 + 4000), retained: false, now: at(4))).count
+                == 1)
+    }
+
+    @Test("an older announcement never overrides a newer one")
+    mutating func ordering() throws {
+        _ = machine.receive(try peer.verifiedAnnouncement(at: t0 + 5000), retained: false, now: at(5))
+        peer.apps = ["old"]
+        #expect(machine.receive(try peer.verifiedAnnouncement(at: t0 + 1000), retained: true, now: at(5)).isEmpty)
+        #expect(machine.peersUp["peer"]?.announcement.apps == ["web"])
+    }
+
+    @Test("a clean goodbye takes the peer down at once")
+    mutating func goodbye() throws {
+        _ = machine.receive(try peer.verifiedAnnouncement(at: t0), retained: false, now: at(0))
+        let actions = machine.receive(try peer.verifiedGoodbye(.stopped, at: t0 + 1000), retained: false, now: at(1))
+        #expect(events(actions) == [.down(siteName: "peer", reason: .stopped)])
+        #expect(machine.peersUp.isEmpty)
+        // And it comes back up with its next announcement.
+        #expect(
+            events(machine.receive(try peer.verifiedAnnouncement(at: t0 + 2000), retained: false, now: at(2))).count
+                == 1)
+    }
+
+    @Test("a last will sealed long ago still counts, for the current session only")
+    mutating func lastWill() throws {
+        let oldWill = try peer.verifiedGoodbye(.lastWill, at: t0)
+        _ = machine.receive(try peer.verifiedAnnouncement(at: t0 + 600_000), retained: false, now: at(600))
+        let actions = machine.receive(oldWill, retained: false, now: at(601))
+        #expect(events(actions) == [.down(siteName: "peer", reason: .vanished)])
+
+        // A will from an earlier session cannot take down the site after it reconnected.
+        peer.session = Array(repeating: 9, count: 16)
+        _ = machine.receive(try peer.verifiedAnnouncement(at: t0 + 700_000), retained: false, now: at(700))
+        peer.session = Array(repeating: 1, count: 16)
+        let stale = machine.receive(try peer.verifiedGoodbye(.lastWill, at: t0), retained: false, now: at(701))
+        #expect(events(stale).isEmpty)
+        #expect(drops(stale) == [.staleSession])
+        #expect(machine.peersUp["peer"] != nil)
+    }
+
+    @Test("stale, future, replayed and impostor messages are dropped and counted")
+    mutating func refusals() throws {
+        let fresh = try peer.verifiedAnnouncement(at: t0)
+        #expect(
+            drops(machine.receive(try peer.verifiedAnnouncement(at: t0 - 121_000), retained: false, now: at(0))) == [
+                .stale
+            ])
+        #expect(
+            drops(machine.receive(try peer.verifiedAnnouncement(at: t0 + 31_000), retained: false, now: at(0))) == [
+                .future
+            ])
+        _ = machine.receive(fresh, retained: false, now: at(0))
+        #expect(drops(machine.receive(fresh, retained: false, now: at(1))) == [.replayed])
+        let impostor = try FakeSite(name: "peer")
+        #expect(
+            drops(machine.receive(try impostor.verifiedAnnouncement(at: t0 + 1000), retained: false, now: at(1))) == [
+                .impostor
+            ])
+        #expect(machine.dropCounts[.stale] == 1 && machine.dropCounts[.future] == 1)
+        #expect(machine.dropCounts[.replayed] == 1 && machine.dropCounts[.impostor] == 1)
+        #expect(machine.peersUp["peer"]?.fingerprint == peer.identity.fingerprint)
+    }
+
+    @Test("stale retained messages are dropped quietly")
+    mutating func quietRetained() throws {
+        let actions = machine.receive(try peer.verifiedAnnouncement(at: t0 - 500_000), retained: true, now: at(0))
+        #expect(actions == [.drop(.stale, sender: "peer", quiet: true)])
+    }
+
+    @Test("pins survive: a different identity for a pinned name is refused")
+    func pinsFromDisk() throws {
+        let peer = try FakeSite(name: "peer")
+        let other = try FakeSite(name: "peer")
+        var machine = DirectoryStateMachine(
+            configuration: .init(ownName: "me", ownFingerprint: me.identity.fingerprint),
+            pins: ["peer": peer.identity.fingerprint]
+        )
+        let actions = machine.receive(try other.verifiedAnnouncement(at: t0), retained: false, now: at(0))
+        #expect(drops(actions) == [.impostor])
+        let honest = machine.receive(try peer.verifiedAnnouncement(at: t0), retained: false, now: at(0))
+        #expect(events(honest).count == 1)
+        #expect(!honest.contains { if case .pin = $0 { true } else { false } })
+    }
+
+    @Test("our own echo is ignored; someone else using our name is an impostor")
+    mutating func ownName() throws {
+        #expect(machine.receive(try me.verifiedAnnouncement(at: t0), retained: false, now: at(0)).isEmpty)
+        let twin = try FakeSite(name: "me")
+        #expect(
+            drops(machine.receive(try twin.verifiedAnnouncement(at: t0), retained: false, now: at(0))) == [.impostor])
+    }
+
+    @Test("a silent peer times out after missing its refreshes")
+    mutating func timeout() throws {
+        _ = machine.receive(try peer.verifiedAnnouncement(at: t0), retained: false, now: at(0))
+        #expect(machine.tick(now: at(94)).isEmpty)
+        #expect(events(machine.tick(now: at(96))) == [.down(siteName: "peer", reason: .timedOut)])
+        #expect(machine.tick(now: at(200)).isEmpty)
+    }
+
+    @Test("the replay cache forgets ids only once their messages would be stale anyway")
+    mutating func replayCacheBound() throws {
+        var small = DirectoryStateMachine(
+            configuration: .init(ownName: "me", ownFingerprint: me.identity.fingerprint, replayCacheLimit: 4)
+        )
+        let first = try peer.verifiedAnnouncement(at: t0)
+        _ = small.receive(first, retained: false, now: at(0))
+        for second in 1...10 {
+            _ = small.receive(
+                try peer.verifiedAnnouncement(at: t0 + UInt64(second) * 1000), retained: false, now: at(second))
+        }
+        // Evicted by the cap, but now stale: still refused.
+        #expect(drops(small.receive(first, retained: false, now: at(200))) == [.stale])
+    }
+}

@@ -1,0 +1,110 @@
+import Crypto
+import Testing
+import WeftDiscovery
+import WeftIdentity
+import WeftWire
+
+@Suite("sealed, signed message-channel envelopes")
+struct EnvelopeSealerTests {
+    @Test("seal then open gives back the message and the sender's fingerprint")
+    func roundTrip() throws {
+        let site = try FakeSite(name: "site-a")
+        let sealed = try site.sealedAnnouncement(at: 1000)
+        let opened = try EnvelopeSealer(keys: site.keys).open(sealed, topic: site.topic).get()
+        #expect(opened.message.senderName == "site-a")
+        #expect(opened.fingerprint == site.identity.fingerprint)
+        #expect(try SiteAnnouncement(parsing: opened.message.body) == site.announcement())
+    }
+
+    @Test("nothing readable in the sealed bytes: not the name, the apps, the address or the key")
+    func opaque() throws {
+        var site = try FakeSite(name: "very-visible-site-name")
+        site.apps = ["secret-app-name"]
+        let sealed = try site.sealedAnnouncement(at: 1000)
+        let text = String(decoding: sealed, as: UTF8.self)
+        for needle in ["very-visible-site-name", "secret-app-name", "198.18.0.1", "mesh-key-for-tests"] {
+            #expect(!text.contains(needle))
+        }
+        #expect(!site.topic.contains("very-visible"))
+    }
+
+    @Test("a wrong key does not open")
+    func wrongKey() throws {
+        let site = try FakeSite(name: "a")
+        let sealed = try site.sealedAnnouncement(at: 1000)
+        let other = MeshKeys(key: "another-mesh-key", topic: "weft-test/mesh")
+        #expect(throws: DropReason.undecryptable) {
+            try EnvelopeSealer(keys: other).open(sealed, topic: site.topic).get()
+        }
+    }
+
+    @Test("any flipped bit is refused")
+    func flippedBits() throws {
+        let site = try FakeSite(name: "a")
+        let sealed = try site.sealedAnnouncement(at: 1000)
+        for index in stride(from: 0, to: sealed.count, by: 7) {
+            var copy = sealed
+            copy[index] ^= 0x10
+            #expect(throws: DropReason.undecryptable) {
+                try EnvelopeSealer(keys: site.keys).open(copy, topic: site.topic).get()
+            }
+        }
+    }
+
+    @Test("a payload moved to another topic is refused")
+    func topicBound() throws {
+        let site = try FakeSite(name: "a")
+        let sealed = try site.sealedAnnouncement(at: 1000)
+        #expect(throws: DropReason.undecryptable) {
+            try EnvelopeSealer(keys: site.keys).open(sealed, topic: site.keys.presenceTopic(for: "b")).get()
+        }
+    }
+
+    @Test("garbage and oversized payloads are refused")
+    func garbage() throws {
+        let keys = MeshKeys(key: "mesh-key-for-tests", topic: "t")
+        for payload in [[], [1], Array(repeating: 0, count: 100), (0..<5000).map { UInt8(truncatingIfNeeded: $0) }] {
+            #expect(throws: DropReason.undecryptable) {
+                try EnvelopeSealer(keys: keys).open(payload, topic: "t/p/x").get()
+            }
+        }
+        #expect(throws: DropReason.oversized) {
+            try EnvelopeSealer(keys: keys).open(Array(repeating: 1, count: 2 << 20), topic: "t/p/x").get()
+        }
+    }
+
+    @Test("a message signed by a key other than its certificate's is refused")
+    func forgedSignature() throws {
+        let honest = try FakeSite(name: "a")
+        let forger = try SiteIdentity.generate()
+        // The forger claims honest's certificate but can only sign with its own key.
+        let message = honest.message(.announcement, body: honest.announcement().serialized(), at: 1000)
+        let serializer = DiscoveryMessageSerializer()
+        let signedBytes = serializer.serialize(message)
+        var input = Array("weft discovery signature v1".utf8)
+        input +=
+            [UInt8(honest.topic.utf8.count >> 8), UInt8(honest.topic.utf8.count & 0xff)] + Array(honest.topic.utf8)
+        input += signedBytes
+        let signature = try forger.privateKey.signature(for: input)
+        let plaintext = serializer.serialize(signedBytes: signedBytes, signature: Array(signature.rawRepresentation))
+        let box = try ChaChaPoly.seal(
+            plaintext,
+            using: honest.keys.sealingKey,
+            authenticating: Array("weft discovery v1".utf8) + Array(honest.topic.utf8)
+        )
+        let payload = [EnvelopeSealer.version] + Array(box.combined)
+        #expect(throws: DropReason.badSignature) {
+            try EnvelopeSealer(keys: honest.keys).open(payload, topic: honest.topic).get()
+        }
+    }
+
+    @Test("derived names: presence topics are opaque and stable per key")
+    func presenceTopics() {
+        let keys = MeshKeys(key: "k1k1k1k1", topic: "base")
+        #expect(keys.presenceTopic(for: "a") == MeshKeys(key: "k1k1k1k1", topic: "base").presenceTopic(for: "a"))
+        #expect(keys.presenceTopic(for: "a") != MeshKeys(key: "k2k2k2k2", topic: "base").presenceTopic(for: "a"))
+        #expect(keys.presenceTopic(for: "a") != keys.presenceTopic(for: "b"))
+        #expect(keys.presenceTopic(for: "a").hasPrefix("base/p/"))
+        #expect(keys.presenceSubscription == "base/p/+")
+    }
+}

@@ -1,0 +1,137 @@
+import Crypto
+import Foundation
+import SwiftASN1
+import Testing
+import WeftDiscovery
+import WeftTestSupport
+import X509
+
+/// A throwaway CA and a server certificate for `localhost` and 127.0.0.1, written as PEM.
+struct TestPKI {
+    let directory: String
+    var caFile: String { directory + "/ca.pem" }
+    var certFile: String { directory + "/server.pem" }
+    var keyFile: String { directory + "/server.key" }
+
+    init() throws {
+        directory = NSTemporaryDirectory() + "weft-pki-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let now = Date()
+        let caKey = P256.Signing.PrivateKey()
+        let caName = try DistinguishedName { CommonName("weft test CA") }
+        let ca = try Certificate(
+            version: .v3,
+            serialNumber: .init(),
+            publicKey: .init(caKey.publicKey),
+            notValidBefore: now.addingTimeInterval(-3600),
+            notValidAfter: now.addingTimeInterval(86_400),
+            issuer: caName,
+            subject: caName,
+            signatureAlgorithm: .ecdsaWithSHA256,
+            extensions: try Certificate.Extensions {
+                Critical(BasicConstraints.isCertificateAuthority(maxPathLength: 0))
+                Critical(KeyUsage(keyCertSign: true))
+            },
+            issuerPrivateKey: .init(caKey)
+        )
+        let serverKey = P256.Signing.PrivateKey()
+        let server = try Certificate(
+            version: .v3,
+            serialNumber: .init(),
+            publicKey: .init(serverKey.publicKey),
+            notValidBefore: now.addingTimeInterval(-3600),
+            notValidAfter: now.addingTimeInterval(86_400),
+            issuer: caName,
+            subject: try DistinguishedName { CommonName("localhost") },
+            signatureAlgorithm: .ecdsaWithSHA256,
+            extensions: try Certificate.Extensions {
+                Critical(BasicConstraints.notCertificateAuthority)
+                Critical(KeyUsage(digitalSignature: true))
+                try ExtendedKeyUsage([.serverAuth])
+                SubjectAlternativeNames([
+                    .dnsName("localhost"), .ipAddress(ASN1OctetString(contentBytes: [127, 0, 0, 1])),
+                ])
+            },
+            issuerPrivateKey: .init(caKey)
+        )
+        try ca.serializeAsPEM().pemString.write(toFile: caFile, atomically: true, encoding: .utf8)
+        try server.serializeAsPEM().pemString.write(toFile: certFile, atomically: true, encoding: .utf8)
+        try serverKey.pemRepresentation.write(toFile: keyFile, atomically: true, encoding: .utf8)
+    }
+
+    func remove() {
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+}
+
+@Suite(
+    "discovery over mqtts:// and a password-protected broker",
+    .serialized,
+    .enabled(if: MosquittoBroker.isAvailable, "mosquitto is not installed (apt-get install mosquitto)")
+)
+struct SecureBrokerTests {
+    /// A password file made by mosquitto's own tool.
+    func passwordFile(in directory: String, user: String, password: String) async throws -> String {
+        let file = directory + "/passwords"
+        let tool = try ChildProcess("/usr/bin/mosquitto_passwd", ["-c", "-b", file, user, password])
+        #expect(await tool.exited(within: .seconds(10)))
+        #expect(tool.exitCode == 0)
+        return file
+    }
+
+    @Test("mqtts:// with a CA file and a password: sites meet; a wrong password never gets in")
+    func tlsAndPassword() async throws {
+        let pki = try TestPKI()
+        defer { pki.remove() }
+        let passwords = try await passwordFile(in: pki.directory, user: "weft", password: "broker-secret")
+        let broker = try MosquittoBroker(
+            extraConfig: """
+                cafile \(pki.caFile)
+                certfile \(pki.certFile)
+                keyfile \(pki.keyFile)
+                password_file \(passwords)
+                """,
+            allowAnonymous: false
+        )
+        func site(_ name: String, password: String) throws -> TestSite {
+            try TestSite(
+                name,
+                broker: broker,
+                host: "localhost",
+                useTLS: true,
+                caFile: pki.caFile,
+                username: "weft",
+                password: password
+            )
+        }
+        let a = try site("tls-a", password: "broker-secret")
+        let b = try site("tls-b", password: "broker-secret")
+        let intruder = try site("tls-intruder", password: "wrong")
+        a.start()
+        b.start()
+        intruder.start()
+        let met = await waitUntil(.seconds(10)) { a.peerNames == ["tls-b"] && b.peerNames == ["tls-a"] }
+        #expect(met != nil, "\(a.peerNames) \(b.peerNames)\n\(broker.log)")
+        try await Task.sleep(for: .milliseconds(500))
+        #expect(intruder.peerNames.isEmpty)
+        #expect(!a.peerNames.contains("tls-intruder"))
+        for site in [a, b, intruder] { await site.stop() }
+    }
+
+    @Test("a plain mqtt:// client cannot use a TLS-only listener")
+    func plainAgainstTLS() async throws {
+        let pki = try TestPKI()
+        defer { pki.remove() }
+        let broker = try MosquittoBroker(
+            extraConfig: "cafile \(pki.caFile)\ncertfile \(pki.certFile)\nkeyfile \(pki.keyFile)"
+        )
+        let a = try TestSite("plain-a", broker: broker)
+        let b = try TestSite("tls-b", broker: broker, host: "localhost", useTLS: true, caFile: pki.caFile)
+        a.start()
+        b.start()
+        try await Task.sleep(for: .seconds(2))
+        #expect(a.peerNames.isEmpty && b.peerNames.isEmpty)
+        await a.stop()
+        await b.stop()
+    }
+}

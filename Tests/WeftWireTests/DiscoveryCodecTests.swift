@@ -1,0 +1,120 @@
+import Testing
+
+@testable import WeftWire
+
+@Suite("discovery message and announcement codecs")
+struct DiscoveryCodecTests {
+    static let message = DiscoveryMessage(
+        kind: .announcement,
+        timestampMillis: 1_795_000_000_123,
+        messageID: Array(0..<16),
+        senderName: "site-ä",
+        senderCertificate: Array(repeating: 0x30, count: 400),
+        body: Array("body".utf8)
+    )
+
+    static let announcement = SiteAnnouncement(
+        protocolVersion: 1,
+        capabilities: 0b101,
+        incarnation: 0xdead_beef,
+        session: Array(repeating: 7, count: 16),
+        siteID: "0123456789abcdef0123456789abcdef",
+        softwareVersion: "0.1.0",
+        refreshSeconds: 30,
+        endpoints: [
+            .init(linkType: .tls, address: "198.18.0.1", port: 47101),
+            .init(linkType: .tls, address: "2001:db8::1", port: 443),
+        ],
+        apps: ["web", "redis", ""]
+    )
+
+    func signed() -> [UInt8] {
+        let serializer = DiscoveryMessageSerializer()
+        return serializer.serialize(
+            signedBytes: serializer.serialize(Self.message), signature: Array(repeating: 9, count: 64))
+    }
+
+    @Test("a signed message round-trips and keeps the exact signed bytes")
+    func roundTrip() throws {
+        let bytes = signed()
+        let parsed = try DiscoveryMessageParser().parseSigned(bytes)
+        #expect(parsed.message == Self.message)
+        #expect(parsed.signature == Array(repeating: 9, count: 64))
+        #expect(parsed.signedBytes == DiscoveryMessageSerializer().serialize(Self.message))
+    }
+
+    @Test("every truncation is refused, never a crash")
+    func truncations() {
+        let bytes = signed()
+        for length in 0..<bytes.count {
+            #expect(throws: WireError.self) { try DiscoveryMessageParser().parseSigned(Array(bytes[0..<length])) }
+        }
+    }
+
+    @Test("trailing bytes, unknown formats and kinds are refused")
+    func malformed() {
+        var bytes = signed()
+        bytes.append(0)
+        #expect(throws: WireError(.trailingBytes, field: "message")) { try DiscoveryMessageParser().parseSigned(bytes) }
+        var format = signed()
+        format[0] = 2
+        #expect(throws: WireError(.unsupportedVersion, field: "format")) {
+            try DiscoveryMessageParser().parseSigned(format)
+        }
+        var kind = signed()
+        kind[1] = 99
+        #expect(throws: WireError(.invalidValue, field: "kind")) { try DiscoveryMessageParser().parseSigned(kind) }
+    }
+
+    @Test("lengths over the hard limits are refused before reading")
+    func limits() {
+        var huge = DiscoveryMessageSerializer().serialize(Self.message)
+        // Rewrite the body length (last field before the body) to something enormous.
+        let bodyLengthOffset = huge.count - 4 - 4
+        huge[bodyLengthOffset] = 0x7f
+        #expect(throws: WireError.self) {
+            try DiscoveryMessageParser().parseSigned(huge + [0, 0])
+        }
+        #expect(throws: WireError(.limitExceeded, field: "message")) {
+            try DiscoveryMessageParser().parseSigned(Array(repeating: 1, count: DiscoveryMessage.Limits.plaintext + 1))
+        }
+    }
+
+    @Test("invalid UTF-8 in a name is refused, not repaired")
+    func invalidUTF8() {
+        var bytes = signed()
+        // The name starts after format, kind, timestamp, id and its length byte.
+        bytes[1 + 1 + 8 + 16 + 1] = 0xff
+        #expect(throws: WireError(.invalidValue, field: "site name")) {
+            try DiscoveryMessageParser().parseSigned(bytes)
+        }
+    }
+
+    @Test("announcements round-trip; every truncation is refused")
+    func announcement() throws {
+        let bytes = Self.announcement.serialized()
+        #expect(try SiteAnnouncement(parsing: bytes) == Self.announcement)
+        for length in 0..<bytes.count {
+            #expect(throws: WireError.self) { try SiteAnnouncement(parsing: Array(bytes[0..<length])) }
+        }
+        #expect(throws: WireError.self) { try SiteAnnouncement(parsing: bytes + [1]) }
+    }
+
+    @Test("endpoints of unknown link types are skipped, for newer peers")
+    func unknownLinkType() throws {
+        var bytes = Self.announcement.serialized()
+        let typeOffset = 2 + 4 + 8 + 16 + 1 + 32 + 1 + 5 + 2 + 1
+        #expect(bytes[typeOffset] == 1)
+        bytes[typeOffset] = 200
+        let parsed = try SiteAnnouncement(parsing: bytes)
+        #expect(parsed.endpoints == [Self.announcement.endpoints[1]])
+    }
+
+    @Test("goodbyes round-trip and refuse unknown reasons")
+    func goodbye() throws {
+        let goodbye = SiteGoodbye(session: Array(repeating: 3, count: 16), reason: .lastWill)
+        #expect(try SiteGoodbye(parsing: goodbye.serialized()) == goodbye)
+        #expect(throws: WireError.self) { try SiteGoodbye(parsing: Array(repeating: 3, count: 16) + [9]) }
+        #expect(throws: WireError.self) { try SiteGoodbye(parsing: Array(repeating: 3, count: 16)) }
+    }
+}
