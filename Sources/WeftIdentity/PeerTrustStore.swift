@@ -39,6 +39,18 @@ public struct PeerTrustStore: Sendable {
 
     /// Writes all pins (0600).
     public func save(_ pins: [String: CertificateFingerprint]) throws(IdentityError) {
+        let directory = (path as NSString).deletingLastPathComponent
+        if !FileManager.default.fileExists(atPath: directory) {
+            do {
+                try FileManager.default.createDirectory(
+                    atPath: directory,
+                    withIntermediateDirectories: true,
+                    attributes: [.posixPermissions: 0o700]
+                )
+            } catch {
+                throw IdentityError(code: .io, message: "cannot create \(directory): \(error.localizedDescription)")
+            }
+        }
         let object = pins.mapValues(\.description)
         guard
             let data = try? JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])

@@ -153,11 +153,11 @@ struct DiscoveryBench: AsyncParsableCommand {
                 }
             }
             let deadline = clock.now + .seconds(timeout)
-            while agents.contains(where: { $0.peers.count < sites - 1 }) && clock.now < deadline {
-                try await Task.sleep(for: .milliseconds(10))
+            while agents.contains(where: { $0.peerCount < sites - 1 }) && clock.now < deadline {
+                try await Task.sleep(for: .milliseconds(20))
             }
             completeAfter = clock.now - start
-            let complete = agents.filter { $0.peers.count == sites - 1 }.count
+            let complete = agents.filter { $0.peerCount == sites - 1 }.count
             if complete < sites { print("weft: only \(complete) of \(sites) directories complete before the timeout") }
             for agent in agents { agent.leave() }
             group.cancelAll()

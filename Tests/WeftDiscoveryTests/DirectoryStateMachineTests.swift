@@ -28,7 +28,7 @@ struct DirectoryStateMachineTests {
         actions.compactMap { if case .drop(let reason, _, _) = $0 { reason } else { nil } }
     }
 
-    @Test("first announcement: up, pinned, and we announce back")
+    @Test("first announcement: up and pinned")
     mutating func up() throws {
         let actions = machine.receive(try peer.verifiedAnnouncement(at: t0), retained: false, now: at(0))
         #expect(events(actions).count == 1)
@@ -38,11 +38,10 @@ struct DirectoryStateMachineTests {
         }
         #expect(info.siteName == "peer" && info.fingerprint == peer.identity.fingerprint)
         #expect(actions.contains(.pin(siteName: "peer", fingerprint: peer.identity.fingerprint)))
-        #expect(actions.contains(.announceSoon))
         #expect(machine.peersUp.keys.sorted() == ["peer"])
     }
 
-    @Test("a refresh is silent; new apps are a change; a new session asks us to announce")
+    @Test("a refresh or a reconnect is silent; new apps or a restart are a change")
     mutating func changes() throws {
         _ = machine.receive(try peer.verifiedAnnouncement(at: t0), retained: false, now: at(0))
         #expect(machine.receive(try peer.verifiedAnnouncement(at: t0 + 1000), retained: false, now: at(1)).isEmpty)
@@ -53,7 +52,7 @@ struct DirectoryStateMachineTests {
         peer.session = Array(repeating: 2, count: 16)
         let reconnected = machine.receive(try peer.verifiedAnnouncement(at: t0 + 3000), retained: false, now: at(3))
         #expect(events(reconnected).isEmpty)
-        #expect(reconnected == [.announceSoon])
+        #expect(reconnected.isEmpty)
         peer.incarnation = 43
         #expect(
             events(machine.receive(try peer.verifiedAnnouncement(at: t0 + 4000), retained: false, now: at(4))).count
@@ -120,10 +119,14 @@ struct DirectoryStateMachineTests {
         #expect(machine.peersUp["peer"]?.fingerprint == peer.identity.fingerprint)
     }
 
-    @Test("stale retained messages are dropped quietly")
+    @Test("stale retained messages are dropped quietly; retained copies seen again are not replays")
     mutating func quietRetained() throws {
         let actions = machine.receive(try peer.verifiedAnnouncement(at: t0 - 500_000), retained: true, now: at(0))
         #expect(actions == [.drop(.stale, sender: "peer", quiet: true)])
+        let announcement = try peer.verifiedAnnouncement(at: t0)
+        _ = machine.receive(announcement, retained: false, now: at(0))
+        #expect(machine.receive(announcement, retained: true, now: at(1)).isEmpty)
+        #expect(machine.dropCounts[.replayed] == nil)
     }
 
     @Test("pins survive: a different identity for a pinned name is refused")

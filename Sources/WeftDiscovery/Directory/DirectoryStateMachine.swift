@@ -4,6 +4,11 @@ import WeftWire
 /// The site directory as a value-type state machine: fed verified messages and clock ticks,
 /// it returns what to do. It never touches the network, a file or a clock, so every rule —
 /// freshness, repeats, pinning, up/changed/down — is tested without sleeping.
+///
+/// A newcomer learns about existing sites from their retained announcements, which are never
+/// older than one refresh period (well inside the freshness window) while those sites are
+/// connected; so nobody needs to answer a newcomer, and a mesh of N sites costs N messages to
+/// form, not N².
 public struct DirectoryStateMachine: Sendable {
     public struct Configuration: Sendable {
         /// This site, whose own messages come back from the broker and are ignored.
@@ -56,9 +61,6 @@ public struct DirectoryStateMachine: Sendable {
         /// A message was refused; `quiet` marks expected cases (old retained messages, our own
         /// echo) that deserve a debug line, not a warning.
         case drop(DropReason, sender: String?, quiet: Bool)
-        /// Announce ourselves again soon: a peer appeared or reconnected and may lack our
-        /// announcement (retained ones go stale).
-        case announceSoon
     }
 
     struct Peer {
@@ -79,6 +81,11 @@ public struct DirectoryStateMachine: Sendable {
     public init(configuration: Configuration, pins: [String: CertificateFingerprint] = [:]) {
         self.configuration = configuration
         self.pins = pins
+    }
+
+    /// How many peers are up, without copying them.
+    public var peersUpCount: Int {
+        peers.values.reduce(0) { $0 + ($1.isUp ? 1 : 0) }
     }
 
     /// Peers currently up, by name.
@@ -121,6 +128,8 @@ public struct DirectoryStateMachine: Sendable {
             return drop(.impostor, sender: name, quiet: false)
         }
         if seenIDs[message.messageID] != nil {
+            // After a reconnect the broker hands out its retained copies again: expected, not an attack.
+            if retained { return [] }
             return drop(.replayed, sender: name, quiet: false)
         }
         remember(message.messageID, timestamp: message.timestampMillis, now: now)
@@ -160,7 +169,7 @@ public struct DirectoryStateMachine: Sendable {
         let info = PeerInfo(siteName: name, fingerprint: fingerprint, announcement: announcement)
         guard var peer = peers[name] else {
             peers[name] = Peer(info: info, isUp: true, lastSeen: now.uptime, lastTimestamp: timestamp)
-            return [.emit(.up(info)), .announceSoon]
+            return [.emit(.up(info))]
         }
         // Retained and live copies can cross; an older announcement never overrides a newer one.
         guard timestamp >= peer.lastTimestamp else { return [] }
@@ -171,11 +180,8 @@ public struct DirectoryStateMachine: Sendable {
         peer.lastSeen = now.uptime
         peer.lastTimestamp = timestamp
         peers[name] = peer
-        if !wasUp { return [.emit(.up(info)), .announceSoon] }
-        var actions: [Action] = []
-        if Self.differs(previous, announcement) { actions.append(.emit(.changed(info))) }
-        if previous.session != announcement.session { actions.append(.announceSoon) }
-        return actions
+        if !wasUp { return [.emit(.up(info))] }
+        return Self.differs(previous, announcement) ? [.emit(.changed(info))] : []
     }
 
     /// Whether consumers should hear about the change (the session alone does not count).

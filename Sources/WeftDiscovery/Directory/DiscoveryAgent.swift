@@ -62,6 +62,7 @@ public final class DiscoveryAgent: Sendable {
     private let client: MQTTClient
     private let shared: Shared
     private let sealer: EnvelopeSealer
+    private let keyCache = PublicKeyCache()
     private let trustStore: PeerTrustStore
     private let presenceTopic: String
     private let incarnation = UInt64.random(in: 1...UInt64.max)
@@ -77,7 +78,8 @@ public final class DiscoveryAgent: Sendable {
             var machine: DirectoryStateMachine
             var session: [UInt8]
             var connected = false
-            var announcePending = false
+            var pinsDirty = false
+            var lastPinSave: Duration = .seconds(-3600)
             var lastAnnounce: Duration = .seconds(-3600)
             var lastDropLog: [DropReason: Duration] = [:]
             var apps: [String]
@@ -142,6 +144,11 @@ public final class DiscoveryAgent: Sendable {
         shared.state.withLock { $0.machine.peersUp }
     }
 
+    /// How many peers are up.
+    public var peerCount: Int {
+        shared.state.withLock { $0.machine.peersUpCount }
+    }
+
     /// Messages refused so far, by reason.
     public var dropCounts: [DropReason: Int] {
         shared.state.withLock { $0.machine.dropCounts }
@@ -188,6 +195,7 @@ public final class DiscoveryAgent: Sendable {
                 for await _ in self.leaveSignal { return }
             }
             await group.next()
+            self.savePins(now: self.now(), force: true)
             self.sayGoodbye()
             self.client.stop()
             group.cancelAll()
@@ -230,7 +238,7 @@ public final class DiscoveryAgent: Sendable {
         if message.oversized {
             actions = shared.state.withLock { $0.machine.refused(.oversized) }
         } else {
-            switch sealer.open(message.payload, topic: message.topic) {
+            switch sealer.open(message.payload, topic: message.topic, keyCache: keyCache) {
             case .failure(let reason):
                 if message.payload.isEmpty { return }  // a cleared retained message
                 actions = shared.state.withLock { $0.machine.refused(reason) }
@@ -245,18 +253,15 @@ public final class DiscoveryAgent: Sendable {
         let now = self.now()
         let (actions, announceNow) = shared.state.withLock { state in
             let actions = state.machine.tick(now: now)
-            let sinceLast = now.uptime - state.lastAnnounce
-            let due =
-                state.connected
-                && ((state.announcePending && sinceLast >= .seconds(1)) || sinceLast >= configuration.refreshInterval)
+            let due = state.connected && now.uptime - state.lastAnnounce >= configuration.refreshInterval
             return (actions, due)
         }
         perform(actions, now: now)
+        savePins(now: now)
         if announceNow { announce() }
     }
 
     private func perform(_ actions: [DirectoryStateMachine.Action], now: DirectoryStateMachine.Now) {
-        var pinsChanged = false
         for action in actions {
             switch action {
             case .emit(let event):
@@ -265,20 +270,26 @@ public final class DiscoveryAgent: Sendable {
             case .pin(let name, let fingerprint):
                 logger.info(
                     "trusting site \(name) on first use", metadata: ["fingerprint": .string(fingerprint.description)])
-                pinsChanged = true
+                shared.state.withLock { $0.pinsDirty = true }
             case .drop(let reason, let sender, let quiet):
                 logDrop(reason, sender: sender, quiet: quiet, now: now)
-            case .announceSoon:
-                shared.state.withLock { $0.announcePending = true }
             }
         }
-        if pinsChanged {
-            let pins = shared.state.withLock { $0.machine.pins }
-            do {
-                try trustStore.save(pins)
-            } catch {
-                logger.error("cannot save trusted peers: \(error)")
-            }
+    }
+
+    /// Writes new pins to disk, at most once a second (a mesh forming pins many sites at once).
+    private func savePins(now: DirectoryStateMachine.Now, force: Bool = false) {
+        let pins = shared.state.withLock { state -> [String: CertificateFingerprint]? in
+            guard state.pinsDirty, force || now.uptime - state.lastPinSave >= .seconds(1) else { return nil }
+            state.pinsDirty = false
+            state.lastPinSave = now.uptime
+            return state.machine.pins
+        }
+        guard let pins else { return }
+        do {
+            try trustStore.save(pins)
+        } catch {
+            logger.error("cannot save trusted peers: \(error)")
         }
     }
 
@@ -321,7 +332,6 @@ public final class DiscoveryAgent: Sendable {
 
     private func announce() {
         let (session, apps) = shared.state.withLock { state -> ([UInt8], [String]) in
-            state.announcePending = false
             state.lastAnnounce = clock.now - started
             return (state.session, state.apps)
         }

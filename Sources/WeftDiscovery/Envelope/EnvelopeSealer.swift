@@ -45,8 +45,11 @@ public struct EnvelopeSealer: Sendable {
         return [Self.version] + Array(box.combined)
     }
 
-    /// Opens and verifies a payload received on `topic`.
-    public func open(_ payload: [UInt8], topic: String) -> Result<VerifiedDiscoveryMessage, DropReason> {
+    /// Opens and verifies a payload received on `topic`. A cache saves parsing the same
+    /// certificate for every message of the same sender.
+    public func open(_ payload: [UInt8], topic: String, keyCache: PublicKeyCache? = nil)
+        -> Result<VerifiedDiscoveryMessage, DropReason>
+    {
         guard payload.count <= Self.maxPayloadBytes else { return .failure(.oversized) }
         guard payload.count > Self.overhead, payload[0] == Self.version else { return .failure(.undecryptable) }
         let plaintext: [UInt8]
@@ -64,9 +67,11 @@ public struct EnvelopeSealer: Sendable {
         } catch {
             return .failure(.malformed)
         }
-        guard let certificate = try? Certificate(derEncoded: signed.message.senderCertificate),
-            let publicKey = P256.Signing.PublicKey(certificate.publicKey)
+        guard
+            let publicKey = keyCache?.key(for: signed.message.senderCertificate)
+                ?? Self.publicKey(of: signed.message.senderCertificate)
         else { return .failure(.malformed) }
+        keyCache?.store(publicKey, for: signed.message.senderCertificate)
         guard let signature = try? P256.Signing.ECDSASignature(rawRepresentation: signed.signature),
             publicKey.isValidSignature(signature, for: Self.signatureInput(topic: topic, signed.signedBytes))
         else { return .failure(.badSignature) }
@@ -76,6 +81,11 @@ public struct EnvelopeSealer: Sendable {
                 fingerprint: CertificateFingerprint(derCertificate: signed.message.senderCertificate)
             )
         )
+    }
+
+    static func publicKey(of certificateDER: [UInt8]) -> P256.Signing.PublicKey? {
+        guard let certificate = try? Certificate(derEncoded: certificateDER) else { return nil }
+        return P256.Signing.PublicKey(certificate.publicKey)
     }
 
     static func signatureInput(topic: String, _ signedBytes: [UInt8]) -> [UInt8] {
