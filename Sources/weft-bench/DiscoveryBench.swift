@@ -28,19 +28,15 @@ struct DiscoveryBench: AsyncParsableCommand {
         let baseline = try await runBaseline()
         let weft = try await runWeft()
         print("")
-        print(
-            String(
-                format: "%-34@ %12@ %12@ %14@ %14@", "case" as NSString, "complete" as NSString,
-                "node CPU" as NSString, "node RSS" as NSString, "broker CPU" as NSString))
+        print(row("case", "complete", "node CPU", "node peak RSS", "broker CPU"))
         for (name, result) in [("plain MQTT, unsealed (baseline)", baseline), ("weft discovery", weft)] {
             print(
-                String(
-                    format: "%-34@ %10.2f s %10.2f s %14@ %12.2f s",
-                    name as NSString,
-                    result.seconds,
-                    result.nodeCPU,
-                    megabytes(result.nodeRSS) as NSString,
-                    result.brokerCPU
+                row(
+                    name,
+                    String(format: "%.2f s", result.seconds),
+                    String(format: "%.2f s", result.nodeCPU),
+                    megabytes(result.nodeRSS),
+                    String(format: "%.2f s", result.brokerCPU)
                 )
             )
         }
@@ -52,6 +48,11 @@ struct DiscoveryBench: AsyncParsableCommand {
             String(
                 format: "per site: %.1f ms CPU, %@ RSS", weft.nodeCPU * 1000 / Double(sites),
                 megabytes(weft.nodeRSS / sites) as NSString))
+    }
+
+    func row(_ name: String, _ columns: String...) -> String {
+        name.padding(toLength: 34, withPad: " ", startingAt: 0)
+            + columns.map { String(repeating: " ", count: max(0, 15 - $0.count)) + $0 }.joined()
     }
 
     struct Result {
@@ -110,7 +111,7 @@ struct DiscoveryBench: AsyncParsableCommand {
         return Result(
             seconds: elapsed.seconds,
             nodeCPU: after.cpuSeconds - before.cpuSeconds,
-            nodeRSS: after.residentBytes,
+            nodeRSS: after.peakResidentBytes,
             brokerCPU: brokerAfter.cpuSeconds - brokerBefore.cpuSeconds
         )
     }

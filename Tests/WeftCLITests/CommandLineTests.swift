@@ -41,13 +41,13 @@ struct CommandLineTests {
 
     @Test("every command has help text")
     func help() throws {
-        for command in ["run", "check", "identity", "version"] {
+        for command in ["run", "check", "identity", "trust", "version"] {
             let result = try WeftProcess.run(["help", command])
             #expect(result.status == 0, "\(command)")
             #expect(result.output.contains("USAGE: weft \(command)"), "\(command)")
         }
         let top = try WeftProcess.run(["--help"])
-        for command in ["run", "check", "identity", "version"] {
+        for command in ["run", "check", "identity", "trust", "version"] {
             #expect(top.output.contains("  \(command) "), "\(command)")
         }
     }
@@ -239,5 +239,23 @@ struct CommandLineTests {
         #expect(result.status == 78)
         #expect(result.error.contains("\(config):1:1: crypto: missing"))
         #expect(!FileManager.default.fileExists(atPath: scratch.path + "/state"))
+    }
+}
+
+@Suite("weft trust")
+struct TrustCommandTests {
+    @Test("pin, list and forget a peer's fingerprint")
+    func pinListForget() throws {
+        let scratch = Scratch()
+        let config = try scratch.write("config.yaml", siteConfig(scratch.path))
+        let fingerprint = "sha256:" + String(repeating: "ab", count: 32)
+        #expect(try WeftProcess.run(["trust", "--config", config]).output == "no pinned sites\n")
+        let pinned = try WeftProcess.run(["trust", "pin", "--config", config, "site-b", fingerprint])
+        #expect(pinned.status == 0)
+        #expect(try WeftProcess.run(["trust", "list", "--config", config]).output == "\(fingerprint)  site-b\n")
+        #expect(try WeftProcess.run(["trust", "pin", "--config", config, "site-c", "sha256:12"]).status != 0)
+        #expect(try WeftProcess.run(["trust", "forget", "--config", config, "site-b"]).status == 0)
+        #expect(try WeftProcess.run(["trust", "forget", "--config", config, "site-b"]).status != 0)
+        #expect(try WeftProcess.run(["trust", "--config", config]).output == "no pinned sites\n")
     }
 }

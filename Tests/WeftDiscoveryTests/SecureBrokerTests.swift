@@ -135,3 +135,31 @@ struct SecureBrokerTests {
         await b.stop()
     }
 }
+
+@Suite(
+    "discovery over a password-protected plain broker",
+    .enabled(if: MosquittoBroker.isAvailable, "mosquitto is not installed (apt-get install mosquitto)")
+)
+struct PasswordBrokerTests {
+    @Test("username and password over mqtt://: sites meet; anonymous and wrong passwords stay out")
+    func passwordOnly() async throws {
+        let directory = NSTemporaryDirectory() + "weft-passwd-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let file = directory + "/passwords"
+        let tool = try ChildProcess("/usr/bin/mosquitto_passwd", ["-c", "-b", file, "weft", "plain-secret"])
+        #expect(await tool.exited(within: .seconds(10)))
+        let broker = try MosquittoBroker(extraConfig: "password_file \(file)", allowAnonymous: false)
+        let a = try TestSite("pw-a", broker: broker, username: "weft", password: "plain-secret")
+        let b = try TestSite("pw-b", broker: broker, username: "weft", password: "plain-secret")
+        let anonymous = try TestSite("pw-anonymous", broker: broker)
+        let wrong = try TestSite("pw-wrong", broker: broker, username: "weft", password: "guess")
+        for site in [a, b, anonymous, wrong] { site.start() }
+        let met = await waitUntil(.seconds(10)) { a.peerNames == ["pw-b"] && b.peerNames == ["pw-a"] }
+        #expect(met != nil)
+        try await Task.sleep(for: .milliseconds(500))
+        #expect(anonymous.peerNames.isEmpty && wrong.peerNames.isEmpty)
+        #expect(a.peerNames == ["pw-b"])
+        for site in [a, b, anonymous, wrong] { await site.stop() }
+    }
+}

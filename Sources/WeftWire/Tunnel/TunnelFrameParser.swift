@@ -1,0 +1,142 @@
+import NIOCore
+
+/// Reads frames from a link's byte stream, however the bytes are split.
+///
+/// Feed it whatever arrived with `append`, then call `nextFrame` until it returns nil (a frame
+/// is incomplete). A header announcing more than `limits.maxPayload`, an unknown type, or a
+/// payload that does not parse exactly is an error: the link is broken and must be closed.
+/// Stream data is returned as a slice of the input, not a copy.
+public struct TunnelFrameParser: Sendable {
+    public let limits: TunnelFrameLimits
+    private var buffer = ByteBuffer()
+
+    public init(limits: TunnelFrameLimits = .default) {
+        self.limits = limits
+    }
+
+    /// Bytes held, waiting for the rest of a frame.
+    public var bufferedBytes: Int { buffer.readableBytes }
+
+    public mutating func append(_ bytes: inout ByteBuffer) {
+        if buffer.readableBytes == 0 {
+            buffer = bytes
+            bytes.moveReaderIndex(to: bytes.writerIndex)
+        } else {
+            buffer.writeBuffer(&bytes)
+        }
+    }
+
+    public mutating func append(_ bytes: ByteBuffer) {
+        var copy = bytes
+        append(&copy)
+    }
+
+    public mutating func nextFrame() throws(WireError) -> TunnelFrame? {
+        guard buffer.readableBytes >= TunnelFrameSerializer.headerLength,
+            let rawType: UInt8 = buffer.getInteger(at: buffer.readerIndex),
+            let flags: UInt8 = buffer.getInteger(at: buffer.readerIndex + 1),
+            let length: UInt32 = buffer.getInteger(at: buffer.readerIndex + 2)
+        else { return nil }
+        guard let type = TunnelFrameType(rawValue: rawType) else {
+            throw WireError(.invalidValue, field: "frame type")
+        }
+        guard Int(length) <= limits.maxPayload else { throw WireError(.limitExceeded, field: "frame length") }
+        guard buffer.readableBytes >= TunnelFrameSerializer.headerLength + Int(length) else { return nil }
+        buffer.moveReaderIndex(forwardBy: TunnelFrameSerializer.headerLength)
+        var payload = buffer.readSlice(length: Int(length))!
+        if buffer.readableBytes == 0 {
+            buffer.clear()
+        } else if buffer.readerIndex > 1 << 20 {
+            buffer.discardReadBytes()
+        }
+        let frame = try Self.parse(type, flags: flags, payload: &payload, limits: limits)
+        guard payload.readableBytes == 0 else { throw WireError(.trailingBytes, field: "\(type) frame") }
+        return frame
+    }
+
+    static func parse(_ type: TunnelFrameType, flags: UInt8, payload: inout ByteBuffer, limits: TunnelFrameLimits)
+        throws(WireError) -> TunnelFrame
+    {
+        switch type {
+        case .hello:
+            guard try payload.readWireInteger(UInt32.self, field: "hello magic") == LinkHello.magic else {
+                throw WireError(.invalidValue, field: "hello magic")
+            }
+            let minVersion = try payload.readWireInteger(UInt16.self, field: "hello min version")
+            let maxVersion = try payload.readWireInteger(UInt16.self, field: "hello max version")
+            let name = try payload.readPrefixedString(
+                UInt8.self, limit: TunnelFrameLimits.siteName, field: "hello site")
+            let incarnation = try payload.readWireInteger(UInt64.self, field: "hello incarnation")
+            let tunnelID = try payload.readWireBytes(length: LinkHello.tunnelIDLength, field: "hello tunnel id")
+            let linkID = try payload.readWireInteger(UInt32.self, field: "hello link id")
+            let capabilities = try payload.readWireInteger(UInt32.self, field: "hello capabilities")
+            guard minVersion <= maxVersion else { throw WireError(.invalidValue, field: "hello versions") }
+            return .hello(
+                LinkHello(
+                    minVersion: minVersion,
+                    maxVersion: maxVersion,
+                    siteName: name,
+                    incarnation: incarnation,
+                    tunnelID: tunnelID,
+                    linkID: linkID,
+                    capabilities: capabilities
+                )
+            )
+        case .welcome:
+            let version = try payload.readWireInteger(UInt16.self, field: "welcome version")
+            let name = try payload.readPrefixedString(
+                UInt8.self, limit: TunnelFrameLimits.siteName, field: "welcome site")
+            let incarnation = try payload.readWireInteger(UInt64.self, field: "welcome incarnation")
+            let capabilities = try payload.readWireInteger(UInt32.self, field: "welcome capabilities")
+            return .welcome(
+                LinkWelcome(version: version, siteName: name, incarnation: incarnation, capabilities: capabilities))
+        case .refuse:
+            let code = try payload.readWireInteger(UInt16.self, field: "refuse reason")
+            let message = try payload.readPrefixedString(
+                UInt8.self, limit: TunnelFrameLimits.reason, field: "refuse message")
+            return .refuse(LinkRefuse(reason: .init(code: code), message: message))
+        case .streamOpen:
+            let stream = try payload.readWireInteger(UInt32.self, field: "open stream")
+            let app = try payload.readPrefixedString(UInt8.self, limit: TunnelFrameLimits.appName, field: "open app")
+            let target = try payload.readPrefixedString(
+                UInt16.self, limit: TunnelFrameLimits.target, field: "open target")
+            let window = try payload.readWireInteger(UInt32.self, field: "open window")
+            guard stream != 0 else { throw WireError(.invalidValue, field: "open stream") }
+            return .streamOpen(
+                StreamOpen(streamID: stream, appName: app, target: target.isEmpty ? nil : target, initialWindow: window)
+            )
+        case .streamData:
+            let stream = try payload.readWireInteger(UInt32.self, field: "data stream")
+            let offset = try payload.readWireInteger(UInt64.self, field: "data offset")
+            guard stream != 0 else { throw WireError(.invalidValue, field: "data stream") }
+            guard payload.readableBytes <= limits.maxDataChunk else {
+                throw WireError(.limitExceeded, field: "data length")
+            }
+            guard offset <= UInt64.max - UInt64(payload.readableBytes) else {
+                throw WireError(.invalidValue, field: "data offset")
+            }
+            let data = payload.readSlice(length: payload.readableBytes)!
+            return .streamData(StreamData(streamID: stream, offset: offset, fin: flags & 1 != 0, data: data))
+        case .streamReset:
+            let stream = try payload.readWireInteger(UInt32.self, field: "reset stream")
+            let code = try payload.readWireInteger(UInt16.self, field: "reset code")
+            let message = try payload.readPrefixedString(
+                UInt8.self, limit: TunnelFrameLimits.reason, field: "reset message")
+            return .streamReset(StreamReset(streamID: stream, code: .init(rawValue: code), message: message))
+        case .windowUpdate:
+            let stream = try payload.readWireInteger(UInt32.self, field: "window stream")
+            let limit = try payload.readWireInteger(UInt64.self, field: "window limit")
+            return .windowUpdate(WindowUpdate(streamID: stream, limit: limit))
+        case .ack:
+            return .ack(try payload.readWireInteger(UInt64.self, field: "ack"))
+        case .ping:
+            return .ping(try payload.readWireInteger(UInt64.self, field: "ping"))
+        case .pong:
+            return .pong(try payload.readWireInteger(UInt64.self, field: "pong"))
+        case .goodbye:
+            let message = try payload.readPrefixedString(
+                UInt8.self, limit: TunnelFrameLimits.reason, field: "goodbye message")
+            return .goodbye(Goodbye(tunnel: flags & 1 != 0, message: message))
+        }
+    }
+}

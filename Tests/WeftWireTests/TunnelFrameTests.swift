@@ -1,0 +1,153 @@
+import NIOCore
+import Testing
+
+@testable import WeftWire
+
+@Suite("tunnel frames: round trips, split and drip-fed input, hard limits")
+struct TunnelFrameTests {
+    static let frames: [TunnelFrame] = [
+        .hello(
+            LinkHello(
+                minVersion: 1,
+                maxVersion: 1,
+                siteName: "site-a",
+                incarnation: 0x0102_0304_0506_0708,
+                tunnelID: Array(0..<16),
+                linkID: 7,
+                capabilities: 3
+            )
+        ),
+        .welcome(LinkWelcome(version: 1, siteName: "site-ß", incarnation: 99, capabilities: 0)),
+        .refuse(LinkRefuse(reason: .unknownTunnel, message: "restarted")),
+        .streamOpen(StreamOpen(streamID: 1, appName: "web", initialWindow: 262_144)),
+        .streamOpen(StreamOpen(streamID: 3, appName: "vdi", target: "tcp:10.0.2.7:5900", initialWindow: 1)),
+        .streamData(StreamData(streamID: 1, offset: 0, fin: false, data: ByteBuffer(string: "GET / HTTP/1.1\r\n\r\n"))),
+        .streamData(StreamData(streamID: 1, offset: 1 << 40, fin: true, data: ByteBuffer())),
+        .streamReset(StreamReset(streamID: 5, code: .notExposed, message: "no app \"x\"")),
+        .windowUpdate(WindowUpdate(streamID: 0, limit: 1 << 33)),
+        .ack(12345),
+        .ping(1),
+        .pong(.max),
+        .goodbye(Goodbye(tunnel: true, message: "stopping")),
+        .goodbye(Goodbye(tunnel: false, message: "")),
+    ]
+
+    func encoded(_ frames: [TunnelFrame]) -> ByteBuffer {
+        var buffer = ByteBuffer()
+        for frame in frames { TunnelFrameSerializer().serialize(frame, into: &buffer) }
+        return buffer
+    }
+
+    func parseAll(_ parser: inout TunnelFrameParser) throws -> [TunnelFrame] {
+        var out: [TunnelFrame] = []
+        while let frame = try parser.nextFrame() { out.append(frame) }
+        return out
+    }
+
+    @Test("every frame round-trips")
+    func roundTrip() throws {
+        var parser = TunnelFrameParser()
+        parser.append(encoded(Self.frames))
+        #expect(try parseAll(&parser) == Self.frames)
+        #expect(parser.bufferedBytes == 0)
+    }
+
+    @Test("split at every byte position, the same frames come out")
+    func splitEverywhere() throws {
+        let bytes = Array(encoded(Self.frames).readableBytesView)
+        for cut in 0...bytes.count {
+            var parser = TunnelFrameParser()
+            var out: [TunnelFrame] = []
+            parser.append(ByteBuffer(bytes: bytes[0..<cut]))
+            out += try parseAll(&parser)
+            parser.append(ByteBuffer(bytes: bytes[cut...]))
+            out += try parseAll(&parser)
+            #expect(out == Self.frames, "cut at \(cut)")
+        }
+    }
+
+    @Test("drip-fed one byte at a time, the same frames come out")
+    func dripFed() throws {
+        var parser = TunnelFrameParser()
+        var out: [TunnelFrame] = []
+        for byte in encoded(Self.frames).readableBytesView {
+            parser.append(ByteBuffer(bytes: [byte]))
+            out += try parseAll(&parser)
+        }
+        #expect(out == Self.frames)
+    }
+
+    @Test("reliability: data, opens, resets and window updates are reliable; the rest are not")
+    func reliability() {
+        let reliable = Self.frames.filter(\.isReliable).count
+        #expect(reliable == 6)
+    }
+
+    @Test("a header announcing more than the limit is refused before the payload arrives")
+    func lengthLimit() {
+        var parser = TunnelFrameParser(limits: .init(maxPayload: 1024, maxDataChunk: 512))
+        parser.append(ByteBuffer(bytes: [TunnelFrameType.streamData.rawValue, 0, 0, 0, 0x04, 0x01]))
+        #expect(throws: WireError(.limitExceeded, field: "frame length")) { try parser.nextFrame() }
+    }
+
+    @Test("a data chunk over the limit is refused")
+    func dataLimit() {
+        var buffer = ByteBuffer()
+        let data = StreamData(streamID: 1, offset: 0, fin: false, data: ByteBuffer(repeating: 1, count: 600))
+        TunnelFrameSerializer().serialize(.streamData(data), into: &buffer)
+        var parser = TunnelFrameParser(limits: .init(maxPayload: 1024, maxDataChunk: 512))
+        parser.append(buffer)
+        #expect(throws: WireError(.limitExceeded, field: "data length")) { try parser.nextFrame() }
+    }
+
+    @Test("unknown types, trailing bytes, bad magic, stream 0 and offset overflow are refused")
+    func malformed() {
+        func parse(_ bytes: [UInt8]) throws(WireError) -> TunnelFrame? {
+            var parser = TunnelFrameParser()
+            parser.append(ByteBuffer(bytes: bytes))
+            return try parser.nextFrame()
+        }
+        #expect(throws: WireError(.invalidValue, field: "frame type")) { try parse([0x7f, 0, 0, 0, 0, 0]) }
+        #expect(throws: WireError(.trailingBytes, field: "ack frame")) {
+            try parse([0x20, 0, 0, 0, 0, 9, 0, 0, 0, 0, 0, 0, 0, 1, 0xff])
+        }
+        #expect(throws: WireError(.truncated, field: "ack")) { try parse([0x20, 0, 0, 0, 0, 4, 0, 0, 0, 1]) }
+        #expect(throws: WireError(.invalidValue, field: "hello magic")) {
+            try parse([0x01, 0, 0, 0, 0, 4, 0x48, 0x54, 0x54, 0x50])
+        }
+        #expect(throws: WireError(.invalidValue, field: "data stream")) {
+            try parse([0x11, 0, 0, 0, 0, 12] + [0, 0, 0, 0] + [0, 0, 0, 0, 0, 0, 0, 0])
+        }
+        #expect(throws: WireError(.invalidValue, field: "data offset")) {
+            try parse([0x11, 0, 0, 0, 0, 13] + [0, 0, 0, 1] + Array(repeating: 0xff, count: 8) + [1])
+        }
+    }
+
+    @Test("long reasons are cut on a character boundary, never mid-character")
+    func longReasons() throws {
+        let reason = String(repeating: "é", count: 200)
+        var buffer = ByteBuffer()
+        TunnelFrameSerializer().serialize(.refuse(LinkRefuse(reason: .tooManyLinks, message: reason)), into: &buffer)
+        var parser = TunnelFrameParser()
+        parser.append(buffer)
+        guard case .refuse(let refuse)? = try parser.nextFrame() else {
+            Issue.record("not a refuse")
+            return
+        }
+        #expect(refuse.message.utf8.count == 254)
+        #expect(refuse.message.allSatisfy { $0 == "é" })
+    }
+
+    @Test("stream data is a slice of the input, not a copy")
+    func noCopy() throws {
+        var parser = TunnelFrameParser()
+        let payload = ByteBuffer(repeating: 7, count: 60_000)
+        parser.append(encoded([.streamData(StreamData(streamID: 9, offset: 0, fin: false, data: payload))]))
+        guard case .streamData(let data)? = try parser.nextFrame() else {
+            Issue.record("not data")
+            return
+        }
+        #expect(data.data == payload)
+        #expect(data.data.capacity >= 60_000)
+    }
+}
