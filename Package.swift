@@ -27,7 +27,10 @@ let package = Package(
             dependencies: [.product(name: "NIOCore", package: "swift-nio")]
         ),
         // The sans-I/O tunnel engine.
-        .target(name: "WeftTunnel", dependencies: ["WeftWire"]),
+        .target(
+            name: "WeftTunnel",
+            dependencies: ["WeftWire", .product(name: "NIOCore", package: "swift-nio")]
+        ),
         // The site's key pair and self-signed certificate, shared by links and discovery.
         .target(
             name: "WeftIdentity",
@@ -106,7 +109,10 @@ let package = Package(
         // Real helpers for tests and benchmarks: a mosquitto broker on a free port.
         .target(name: "WeftTestSupport"),
         .testTarget(name: "WeftWireTests", dependencies: ["WeftWire"]),
-        .testTarget(name: "WeftTunnelTests", dependencies: ["WeftTunnel"]),
+        .testTarget(
+            name: "WeftTunnelTests",
+            dependencies: ["WeftTunnel", "WeftWire", .product(name: "NIOCore", package: "swift-nio")]
+        ),
         .testTarget(name: "WeftIdentityTests", dependencies: ["WeftIdentity"]),
         .testTarget(
             name: "WeftTransportTests",

@@ -5,6 +5,10 @@ import WeftIdentity
 import WeftTestSupport
 import WeftWire
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 @Suite(
     "discovery over a real mosquitto broker",
     .serialized,
@@ -14,15 +18,19 @@ struct DiscoveryBrokerTests {
     @Test("three sites see each other within 2 s; a clean stop is down within 1 s; the broker sees only opaque bytes")
     func threeSites() async throws {
         let broker = try MosquittoBroker()
-        // An eavesdropper records everything that crosses the broker; -W makes it exit (and
-        // flush what it printed) by itself once the test is done.
+        // An eavesdropper records everything that crosses the broker, unbuffered (stdbuf), so
+        // what it has seen is in the file the moment it has seen it.
         let captureFile = broker.directory + "/capture.txt"
         let capture = try ChildProcess(
-            "/usr/bin/mosquitto_sub",
-            ["-h", "127.0.0.1", "-p", "\(broker.port)", "-t", "#", "-v", "-W", "5"],
+            "/usr/bin/stdbuf",
+            ["-o0", "/usr/bin/mosquitto_sub", "-h", "127.0.0.1", "-p", "\(broker.port)", "-t", "#", "-v"],
             stdout: captureFile,
             stderr: captureFile + ".err"
         )
+        func captured() -> String {
+            // Payloads are binary: decode leniently, so readable text would still show.
+            String(decoding: FileManager.default.contents(atPath: captureFile) ?? Data(), as: UTF8.self)
+        }
         try await Task.sleep(for: .milliseconds(200))
 
         let sites = try ["alpha-site", "bravo-site", "charlie-site"].map {
@@ -50,13 +58,12 @@ struct DiscoveryBrokerTests {
 
         await sites[0].stop()
         await sites[1].stop()
-        #expect(await capture.exited(within: .seconds(10)))
-        // Payloads are binary: decode leniently, so readable text would still show.
-        let captured = String(decoding: FileManager.default.contents(atPath: captureFile) ?? Data(), as: UTF8.self)
-        #expect(
-            captured.contains("weft-test/mesh/p/"),
-            "the capture saw no traffic"
-        )
+        // Every site's presence and goodbye went through the broker.
+        let seen = await waitUntil(.seconds(10)) { captured().components(separatedBy: "weft-test/mesh/p/").count > 6 }
+        #expect(seen != nil, "the capture saw too little: \(captured().count) bytes")
+        capture.signal(SIGTERM)
+        #expect(await capture.exited(within: .seconds(5)))
+        let captured = captured()
         for secret in [
             "capture-me-if-you-can", "alpha-site", "bravo-site", "charlie-site", "secret-app", "198.18.7.7",
         ] {

@@ -1,0 +1,134 @@
+import NIOCore
+import WeftWire
+
+/// What the engine knows about one link: its reliable frames in flight, and estimates of its
+/// round-trip time and delivery rate that drive scheduling and failure detection.
+struct LinkState {
+    /// A reliable frame sent on this link and not yet acknowledged.
+    struct SentFrame {
+        var sequence: UInt64
+        var frame: TunnelFrame
+        var bytes: Int
+        var sentAt: Duration
+        /// Delivery-rate bookkeeping at send time (BBR's rate sample).
+        var deliveredAtSend: Int
+        var deliveredTimeAtSend: Duration
+    }
+
+    let id: LinkID
+    var unacked = CircularBuffer<SentFrame>()
+    /// Reliable frames sent (the next one's number).
+    var sentReliable: UInt64 = 0
+    /// Reliable frames of the peer received on this link, and how many we have acknowledged.
+    var receivedReliable: UInt64 = 0
+    var acknowledged: UInt64 = 0
+    var inFlightBytes = 0
+
+    var smoothedRTT: Duration?
+    var rttVariance: Duration = .zero
+    var minRTT: Duration?
+    /// Bytes acknowledged in total, and when the last acknowledgement arrived.
+    var delivered = 0
+    var deliveredTime: Duration = .zero
+    /// Recent delivery-rate samples (bytes per second); the estimate is their maximum.
+    var rateSamples: [Double] = []
+    var lastReceive: Duration
+    var lastSend: Duration
+    /// True after a missed acknowledgement deadline, until the link shows life again.
+    var suspect = false
+
+    init(id: LinkID, now: Duration) {
+        self.id = id
+        self.lastReceive = now
+        self.lastSend = now
+        self.deliveredTime = now
+    }
+
+    /// Bytes per second the link has recently been seen to deliver; nil before any sample.
+    var deliveryRate: Double? { rateSamples.max() }
+
+    /// The acknowledgement deadline: how long the oldest frame may stay unacknowledged before
+    /// the link is suspected. Derived from the link's own RTT, never a fixed second.
+    func ackDeadline(minimum: Duration) -> Duration {
+        guard let smoothedRTT else { return max(minimum, .milliseconds(500)) }
+        return max(minimum, smoothedRTT * 2 + rttVariance * 4)
+    }
+
+    /// How many bytes may be in flight: about twice the bandwidth-delay product, so decisions
+    /// stay late and the RTT samples honest.
+    func inFlightCap(initial: Int) -> Int {
+        guard let rate = deliveryRate, let rtt = smoothedRTT else { return initial }
+        let bdp = rate * (rtt + .milliseconds(1)).seconds
+        return max(initial / 4, min(64 << 20, Int(bdp * 2)))
+    }
+
+    /// When a frame of `bytes` sent now is expected to arrive.
+    func expectedArrival(bytes: Int, initialRate: Double) -> Double {
+        let rate = deliveryRate ?? initialRate
+        let rtt = (smoothedRTT ?? .milliseconds(50)).seconds
+        return Double(inFlightBytes + bytes) / max(rate, 1) + rtt / 2
+    }
+
+    mutating func recordSent(_ frame: TunnelFrame, bytes: Int, now: Duration) {
+        if unacked.isEmpty {
+            // Idle until now: rate samples restart from here, not from the last ack long ago.
+            deliveredTime = now
+        }
+        unacked.append(
+            SentFrame(
+                sequence: sentReliable,
+                frame: frame,
+                bytes: bytes,
+                sentAt: now,
+                deliveredAtSend: delivered,
+                deliveredTimeAtSend: deliveredTime
+            )
+        )
+        sentReliable += 1
+        inFlightBytes += bytes
+        lastSend = now
+    }
+
+    /// Processes a cumulative acknowledgement; returns the frames it covers.
+    mutating func acknowledge(upTo count: UInt64, now: Duration) -> [SentFrame] {
+        var covered: [SentFrame] = []
+        while let first = unacked.first, first.sequence < count {
+            let frame = unacked.removeFirst()
+            inFlightBytes -= frame.bytes
+            delivered += frame.bytes
+            deliveredTime = now
+            covered.append(frame)
+        }
+        if let last = covered.last {
+            sampleRTT(now - last.sentAt)
+            let interval = now - last.deliveredTimeAtSend
+            if interval > .microseconds(100) {
+                let rate = Double(delivered - last.deliveredAtSend) / interval.seconds
+                rateSamples.append(rate)
+                if rateSamples.count > 16 { rateSamples.removeFirst(rateSamples.count - 16) }
+            }
+            suspect = false
+        }
+        return covered
+    }
+
+    /// RFC 6298 smoothing.
+    mutating func sampleRTT(_ sample: Duration) {
+        minRTT = min(minRTT ?? sample, sample)
+        guard let srtt = smoothedRTT else {
+            smoothedRTT = sample
+            rttVariance = sample / 2
+            return
+        }
+        let difference = srtt > sample ? srtt - sample : sample - srtt
+        rttVariance = rttVariance * 3 / 4 + difference / 4
+        smoothedRTT = srtt * 7 / 8 + sample / 8
+    }
+}
+
+extension Duration {
+    var seconds: Double {
+        let (whole, fraction) = components
+        return Double(whole) + Double(fraction) / 1e18
+    }
+}

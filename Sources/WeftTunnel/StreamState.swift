@@ -1,0 +1,36 @@
+import NIOCore
+import WeftWire
+
+/// Both directions of one stream.
+struct StreamState {
+    // Sending: app bytes not yet put into frames, the next offset to frame, credit.
+    var pending = ByteBuffer()
+    var nextOffset: UInt64 = 0
+    var finRequested = false
+    var finSent = false
+    /// The peer accepts bytes below this offset.
+    var peerLimit: UInt64
+    var readingPaused = false
+    /// Reliable frames of this stream not yet acknowledged on any link.
+    var outstandingFrames = 0
+
+    // Receiving.
+    var reassembly = ReassemblyBuffer()
+    var consumed: UInt64 = 0
+    var advertisedLimit: UInt64
+    var window: Int
+    var lastWindowUpdate: Duration
+    var openSeen: Bool
+    var remoteFinDelivered = false
+
+    init(peerLimit: UInt64, window: Int, openSeen: Bool, now: Duration) {
+        self.peerLimit = peerLimit
+        self.window = window
+        self.advertisedLimit = UInt64(window)
+        self.openSeen = openSeen
+        self.lastWindowUpdate = now
+    }
+
+    /// Whether nothing more will happen on this stream.
+    var isDone: Bool { finSent && remoteFinDelivered && outstandingFrames == 0 && pending.readableBytes == 0 }
+}

@@ -1,0 +1,597 @@
+import NIOCore
+import WeftWire
+
+/// One tunnel between two sites, as a value-type state machine.
+///
+/// The driver feeds it events — bytes from link L, link up/down, app data, app consumption,
+/// timer — each with the current engine time, and carries out the `TunnelAction`s it returns,
+/// in order (writes always come first).
+/// It never touches a socket or a clock, so a simulator can drive two engines through any
+/// network on a virtual clock.
+///
+/// Reliability: every stream-related frame is numbered per link and kept until that link's
+/// cumulative ack covers it. A link that misses its ack deadline (derived from its own RTT) is
+/// suspected: its unacknowledged frames are sent again on the other links at once. Receivers
+/// drop duplicates by stream offset, so a frame that arrives twice does no harm.
+///
+/// Scheduling: each frame goes to the link where it is expected to arrive first — bytes in
+/// flight over measured delivery rate, plus half the RTT — among links below their in-flight
+/// cap (about twice their bandwidth-delay product). Data frames are cut only when a link can
+/// take them, so the decision is made as late as possible.
+public struct TunnelEngine: Sendable {
+    public struct Options: Sendable {
+        public var configuration: TunnelConfiguration
+        /// Which stream ids this side opens: odd (true) or even (false). The two sides must differ.
+        public var opensOddStreams: Bool
+        /// In-flight bytes per link before its rate is known.
+        public var initialInFlight: Int
+        /// The ack deadline never goes below this.
+        public var minimumAckDeadline: Duration
+        /// Idle links are pinged this often.
+        public var pingInterval: Duration
+        /// A link that has been silent this long (pings unanswered) is closed.
+        public var silenceLimit: Duration
+        /// App bytes buffered per stream before the driver is asked to stop reading the app.
+        public var sendBufferLimit: Int
+        public var frameLimits: TunnelFrameLimits
+
+        public init(
+            configuration: TunnelConfiguration = .init(),
+            opensOddStreams: Bool,
+            initialInFlight: Int = 256 << 10,
+            minimumAckDeadline: Duration = .milliseconds(100),
+            pingInterval: Duration = .milliseconds(500),
+            silenceLimit: Duration = .seconds(2),
+            sendBufferLimit: Int = 1 << 20,
+            frameLimits: TunnelFrameLimits = .default
+        ) {
+            self.configuration = configuration
+            self.opensOddStreams = opensOddStreams
+            self.initialInFlight = initialInFlight
+            self.minimumAckDeadline = minimumAckDeadline
+            self.pingInterval = pingInterval
+            self.silenceLimit = silenceLimit
+            self.sendBufferLimit = sendBufferLimit
+            self.frameLimits = frameLimits
+        }
+    }
+
+    public let options: Options
+    private var links: [LinkID: LinkState] = [:]
+    private var parsers: [LinkID: TunnelFrameParser] = [:]
+    /// Frames of suspected links already queued again, by link: sequences below this are.
+    private var requeuedBelow: [LinkID: UInt64] = [:]
+    private var streams: [StreamID: StreamState] = [:]
+    /// Early data of streams whose open has not arrived yet.
+    private var earlyData: [StreamID: [ByteBuffer]] = [:]
+    /// Reliable frames waiting for a link: re-sends at the front, new control frames behind.
+    private var queue = CircularBuffer<TunnelFrame>()
+    private var ready: [StreamID] = []
+    private var readySet: Set<StreamID> = []
+    private var nextLocalStream: UInt32
+    private var highestRemoteStream: UInt32 = 0
+    private var noLinkSince: Duration?
+    private var failed = false
+    private var nextPing: UInt64 = 1
+    private var output: [LinkID: ByteBuffer] = [:]
+    private var actions: [TunnelAction] = []
+    private var lastTimer: Duration?
+    private let serializer = TunnelFrameSerializer()
+
+    /// Bytes re-sent because a link failed or was suspected.
+    public private(set) var resentBytes = 0
+
+    public init(options: Options, now: Duration) {
+        self.options = options
+        self.nextLocalStream = options.opensOddStreams ? 1 : 2
+        self.noLinkSince = now
+    }
+
+    public var linkIDs: [LinkID] { links.keys.sorted() }
+    public var openStreams: Int { streams.count }
+
+    // MARK: links
+
+    /// A link finished its handshake and joins the tunnel. `leftover` is what arrived behind
+    /// the handshake.
+    public mutating func linkUp(_ id: LinkID, leftover: ByteBuffer = ByteBuffer(), now: Duration) -> [TunnelAction] {
+        guard !failed else { return [.closeLink(id, reason: "tunnel failed")] }
+        links[id] = LinkState(id: id, now: now)
+        parsers[id] = TunnelFrameParser(limits: options.frameLimits)
+        noLinkSince = nil
+        if leftover.readableBytes > 0 {
+            ingest(leftover, on: id, now: now)
+        }
+        pump(now: now)
+        return finish(now: now)
+    }
+
+    /// The driver lost a link (closed, reset, or it refused to write).
+    public mutating func linkDown(_ id: LinkID, now: Duration) -> [TunnelAction] {
+        removeLink(id, now: now)
+        pump(now: now)
+        return finish(now: now)
+    }
+
+    /// Bytes arrived on a link.
+    public mutating func received(_ bytes: ByteBuffer, on id: LinkID, now: Duration) -> [TunnelAction] {
+        guard links[id] != nil else { return [] }
+        ingest(bytes, on: id, now: now)
+        pump(now: now)
+        return finish(now: now)
+    }
+
+    public mutating func timerFired(now: Duration) -> [TunnelAction] {
+        lastTimer = nil
+        checkLinks(now: now)
+        if let since = noLinkSince, !failed, now - since >= options.configuration.noLinkGracePeriod {
+            failTunnel(reason: "no link for \(options.configuration.noLinkGracePeriod)")
+        }
+        pump(now: now)
+        return finish(now: now)
+    }
+
+    // MARK: streams (the app side)
+
+    /// Opens a stream to `appName`; data may be sent on it at once.
+    public mutating func openStream(appName: String, target: String? = nil, now: Duration) -> (
+        StreamID, [TunnelAction]
+    ) {
+        let id = StreamID(nextLocalStream)
+        nextLocalStream += 2
+        let window = options.configuration.initialStreamWindow
+        streams[id] = StreamState(peerLimit: UInt64(window), window: window, openSeen: true, now: now)
+        queue.append(
+            .streamOpen(
+                StreamOpen(streamID: id.rawValue, appName: appName, target: target, initialWindow: UInt32(window))
+            )
+        )
+        pump(now: now)
+        return (id, finish(now: now))
+    }
+
+    /// App bytes to send on a stream.
+    public mutating func send(_ data: ByteBuffer, on id: StreamID, now: Duration) -> [TunnelAction] {
+        guard var stream = streams[id], !stream.finRequested else { return [] }
+        var data = data
+        stream.pending.writeBuffer(&data)
+        if stream.pending.readableBytes > options.sendBufferLimit && !stream.readingPaused {
+            stream.readingPaused = true
+            actions.append(.pauseReading(id))
+        }
+        streams[id] = stream
+        markReady(id)
+        pump(now: now)
+        return finish(now: now)
+    }
+
+    /// The app finished its direction (half-close): the peer gets a fin after the last byte.
+    public mutating func finish(stream id: StreamID, now: Duration) -> [TunnelAction] {
+        guard var stream = streams[id], !stream.finRequested else { return [] }
+        stream.finRequested = true
+        streams[id] = stream
+        markReady(id)
+        pump(now: now)
+        return finish(now: now)
+    }
+
+    /// The app took `count` delivered bytes: credit goes back to the peer, and the window grows
+    /// when the reader keeps up.
+    public mutating func consumed(_ count: Int, on id: StreamID, now: Duration) -> [TunnelAction] {
+        guard var stream = streams[id] else { return [] }
+        stream.consumed += UInt64(count)
+        let remaining = stream.advertisedLimit - min(stream.advertisedLimit, stream.consumed)
+        if remaining <= UInt64(stream.window / 2) {
+            let rtt = links.values.compactMap(\.smoothedRTT).min() ?? .milliseconds(50)
+            if now - stream.lastWindowUpdate < rtt * 4 {
+                stream.window = min(stream.window * 2, options.configuration.maxStreamWindow)
+            }
+            stream.advertisedLimit = stream.consumed + UInt64(stream.window)
+            stream.lastWindowUpdate = now
+            queue.append(.windowUpdate(WindowUpdate(streamID: id.rawValue, limit: stream.advertisedLimit)))
+        }
+        streams[id] = stream
+        pump(now: now)
+        return finish(now: now)
+    }
+
+    /// Ends a stream in both directions.
+    public mutating func reset(stream id: StreamID, code: StreamReset.Code, message: String = "", now: Duration)
+        -> [TunnelAction]
+    {
+        guard streams.removeValue(forKey: id) != nil else { return [] }
+        earlyData[id] = nil
+        queue.append(.streamReset(StreamReset(streamID: id.rawValue, code: code, message: message)))
+        pump(now: now)
+        return finish(now: now)
+    }
+
+    // MARK: receiving
+
+    private mutating func ingest(_ bytes: ByteBuffer, on id: LinkID, now: Duration) {
+        links[id]?.lastReceive = now
+        links[id]?.suspect = false
+        parsers[id]?.append(bytes)
+        var reliableSeen = false
+        while true {
+            let frame: TunnelFrame?
+            do {
+                frame = try parsers[id]?.nextFrame()
+            } catch {
+                breakLink(id, reason: "malformed frame: \(error)", now: now)
+                return
+            }
+            guard let frame else { break }
+            if frame.isReliable {
+                links[id]?.receivedReliable += 1
+                reliableSeen = true
+            }
+            handle(frame, on: id, now: now)
+            guard links[id] != nil else { return }
+        }
+        if reliableSeen, let link = links[id], link.receivedReliable > link.acknowledged {
+            links[id]?.acknowledged = link.receivedReliable
+            write(.ack(link.receivedReliable), on: id)
+        }
+    }
+
+    private mutating func handle(_ frame: TunnelFrame, on link: LinkID, now: Duration) {
+        switch frame {
+        case .hello, .welcome, .refuse:
+            breakLink(link, reason: "handshake frame after the handshake", now: now)
+        case .ack(let count):
+            guard let state = links[link], count <= state.sentReliable else {
+                breakLink(link, reason: "ack for frames never sent", now: now)
+                return
+            }
+            _ = links[link]!.acknowledge(upTo: count, now: now)
+        case .ping(let value):
+            write(.pong(value), on: link)
+        case .pong:
+            break
+        case .goodbye(let goodbye):
+            removeLink(link, now: now)
+            actions.append(.closeLink(link, reason: "peer said goodbye: \(goodbye.message)"))
+            if goodbye.tunnel { failTunnel(reason: "peer stopped: \(goodbye.message)") }
+        case .streamOpen(let open):
+            receiveOpen(open, now: now)
+        case .streamData(let data):
+            receiveData(data, now: now)
+        case .streamReset(let reset):
+            let id = StreamID(reset.streamID)
+            if streams.removeValue(forKey: id) != nil {
+                earlyData[id] = nil
+                actions.append(.streamReset(id, code: reset.code, message: reset.message))
+            }
+            noteRemote(id)
+        case .windowUpdate(let update):
+            let id = StreamID(update.streamID)
+            guard var stream = streams[id] else { return }
+            if update.limit > stream.peerLimit {
+                stream.peerLimit = update.limit
+                streams[id] = stream
+                markReady(id)
+            }
+        }
+    }
+
+    private func isRemote(_ id: StreamID) -> Bool {
+        (id.rawValue % 2 == 1) != options.opensOddStreams
+    }
+
+    /// Whether a remote stream id has been seen before (and so, if not open, is closed).
+    private func isOldRemote(_ id: StreamID) -> Bool { id.rawValue <= highestRemoteStream }
+
+    private mutating func noteRemote(_ id: StreamID) {
+        if isRemote(id) { highestRemoteStream = max(highestRemoteStream, id.rawValue) }
+    }
+
+    private mutating func receiveOpen(_ open: StreamOpen, now: Duration) {
+        let id = StreamID(open.streamID)
+        guard isRemote(id) else { return }
+        if var stream = streams[id] {
+            guard !stream.openSeen else { return }  // a duplicate
+            stream.openSeen = true
+            stream.peerLimit = max(stream.peerLimit, UInt64(open.initialWindow))
+            streams[id] = stream
+            actions.append(.incomingStream(id, appName: open.appName, target: open.target))
+            for chunk in earlyData.removeValue(forKey: id) ?? [] { actions.append(.deliver(id, chunk)) }
+            checkRemoteFin(id)
+            return
+        }
+        guard !isOldRemote(id) else { return }  // closed already
+        noteRemote(id)
+        guard streams.count < options.configuration.maxStreams else {
+            queue.append(
+                .streamReset(StreamReset(streamID: id.rawValue, code: .limitReached, message: "too many streams")))
+            return
+        }
+        let window = options.configuration.initialStreamWindow
+        streams[id] = StreamState(peerLimit: UInt64(open.initialWindow), window: window, openSeen: true, now: now)
+        actions.append(.incomingStream(id, appName: open.appName, target: open.target))
+    }
+
+    private mutating func receiveData(_ data: StreamData, now: Duration) {
+        let id = StreamID(data.streamID)
+        if streams[id] == nil {
+            guard isRemote(id), !isOldRemote(id), streams.count < options.configuration.maxStreams else { return }
+            // Data overtook its open on another link: hold it until the open arrives.
+            noteRemote(id)
+            let window = options.configuration.initialStreamWindow
+            streams[id] = StreamState(peerLimit: UInt64(window), window: window, openSeen: false, now: now)
+        }
+        guard var stream = streams[id] else { return }
+        let end = data.offset + UInt64(data.data.readableBytes)
+        guard end <= stream.advertisedLimit else {
+            streams[id] = nil
+            earlyData[id] = nil
+            queue.append(
+                .streamReset(StreamReset(streamID: id.rawValue, code: .protocolError, message: "flow control")))
+            actions.append(.streamReset(id, code: .protocolError, message: "the peer sent beyond its credit"))
+            return
+        }
+        let chunks: [ByteBuffer]
+        do {
+            chunks = try stream.reassembly.insert(offset: data.offset, data: data.data, fin: data.fin)
+        } catch {
+            streams[id] = nil
+            earlyData[id] = nil
+            queue.append(.streamReset(StreamReset(streamID: id.rawValue, code: .protocolError, message: "stream end")))
+            actions.append(.streamReset(id, code: .protocolError, message: "the peer changed the stream's end"))
+            return
+        }
+        streams[id] = stream
+        if stream.openSeen {
+            for chunk in chunks { actions.append(.deliver(id, chunk)) }
+        } else {
+            earlyData[id, default: []] += chunks
+        }
+        checkRemoteFin(id)
+    }
+
+    private mutating func checkRemoteFin(_ id: StreamID) {
+        guard var stream = streams[id], stream.openSeen, !stream.remoteFinDelivered, stream.reassembly.isComplete
+        else { return }
+        stream.remoteFinDelivered = true
+        streams[id] = stream
+        actions.append(.remoteFinished(id))
+        closeIfDone(id)
+    }
+
+    private mutating func closeIfDone(_ id: StreamID) {
+        guard let stream = streams[id], stream.isDone else { return }
+        streams[id] = nil
+        actions.append(.streamClosed(id))
+    }
+
+    // MARK: sending
+
+    private mutating func markReady(_ id: StreamID) {
+        if readySet.insert(id).inserted { ready.append(id) }
+    }
+
+    /// Fills links with frames while any link has room.
+    private mutating func pump(now: Duration) {
+        guard !failed else { return }
+        while true {
+            // The next frame: queued reliable frames first, then stream data round-robin.
+            let size: Int
+            var fromQueue = false
+            if let first = queue.first {
+                size = estimatedSize(first)
+                fromQueue = true
+            } else if let sizeOfNext = nextDataSize() {
+                size = sizeOfNext
+            } else {
+                break
+            }
+            guard let link = chooseLink(for: size) else { break }
+            let frame: TunnelFrame
+            if fromQueue {
+                frame = queue.removeFirst()
+            } else {
+                guard let built = buildDataFrame(now: now) else { continue }
+                frame = built
+            }
+            var buffer = output[link] ?? ByteBuffer()
+            let before = buffer.writerIndex
+            serializer.serialize(frame, into: &buffer)
+            output[link] = buffer
+            links[link]!.recordSent(frame, bytes: buffer.writerIndex - before, now: now)
+        }
+        resumeReadingWhereDrained()
+    }
+
+    private func estimatedSize(_ frame: TunnelFrame) -> Int {
+        switch frame {
+        case .streamData(let data): TunnelFrameSerializer.headerLength + 12 + data.data.readableBytes
+        default: 64
+        }
+    }
+
+    /// The size of the data frame `buildDataFrame` would cut now, or nil if no stream can send.
+    private mutating func nextDataSize() -> Int? {
+        while let id = ready.first {
+            guard let stream = streams[id] else {
+                ready.removeFirst()
+                readySet.remove(id)
+                continue
+            }
+            let credit =
+                stream.peerLimit > stream.nextOffset ? Int(min(stream.peerLimit - stream.nextOffset, 1 << 30)) : 0
+            let bytes = min(stream.pending.readableBytes, credit, options.frameLimits.maxDataChunk)
+            let finNow = stream.finRequested && !stream.finSent && bytes == stream.pending.readableBytes
+            if bytes > 0 || finNow {
+                return TunnelFrameSerializer.headerLength + 12 + bytes
+            }
+            // Nothing sendable (no data, or no credit): it becomes ready again on data or credit.
+            ready.removeFirst()
+            readySet.remove(id)
+        }
+        return nil
+    }
+
+    private mutating func buildDataFrame(now: Duration) -> TunnelFrame? {
+        guard let id = ready.first, var stream = streams[id] else { return nil }
+        let credit = stream.peerLimit > stream.nextOffset ? Int(min(stream.peerLimit - stream.nextOffset, 1 << 30)) : 0
+        let bytes = min(stream.pending.readableBytes, credit, options.frameLimits.maxDataChunk)
+        let chunk = stream.pending.readSlice(length: bytes)!
+        let fin = stream.finRequested && stream.pending.readableBytes == 0
+        let frame = TunnelFrame.streamData(
+            StreamData(streamID: id.rawValue, offset: stream.nextOffset, fin: fin, data: chunk))
+        stream.nextOffset += UInt64(bytes)
+        if fin { stream.finSent = true }
+        if stream.pending.readableBytes == 0 { stream.pending.clear() }
+        streams[id] = stream
+        // Round-robin: the stream goes to the back if it has more to send.
+        ready.removeFirst()
+        if stream.pending.readableBytes > 0 && stream.peerLimit > stream.nextOffset {
+            ready.append(id)
+        } else {
+            readySet.remove(id)
+        }
+        closeIfDone(id)
+        return frame
+    }
+
+    /// The link where a frame of `size` bytes is expected to arrive first, among links below
+    /// their in-flight cap and not suspected.
+    private func chooseLink(for size: Int) -> LinkID? {
+        var best: (LinkID, Double)?
+        for (id, link) in links where !link.suspect {
+            guard
+                link.inFlightBytes == 0
+                    || link.inFlightBytes + size <= link.inFlightCap(initial: options.initialInFlight)
+            else { continue }
+            let arrival = link.expectedArrival(bytes: size, initialRate: 10e6)
+            if best == nil || arrival < best!.1 || (arrival == best!.1 && id < best!.0) {
+                best = (id, arrival)
+            }
+        }
+        return best?.0
+    }
+
+    private mutating func resumeReadingWhereDrained() {
+        for (id, stream) in streams
+        where stream.readingPaused && stream.pending.readableBytes <= options.sendBufferLimit / 2 {
+            streams[id]!.readingPaused = false
+            actions.append(.resumeReading(id))
+        }
+    }
+
+    private mutating func write(_ frame: TunnelFrame, on link: LinkID) {
+        var buffer = output[link] ?? ByteBuffer()
+        serializer.serialize(frame, into: &buffer)
+        output[link] = buffer
+    }
+
+    // MARK: link health
+
+    private mutating func checkLinks(now: Duration) {
+        for id in links.keys.sorted() {
+            guard let link = links[id] else { continue }
+            if now - link.lastReceive >= options.silenceLimit {
+                breakLink(id, reason: "silent for \(now - link.lastReceive)", now: now)
+                continue
+            }
+            if let oldest = link.unacked.first, !link.suspect,
+                now - oldest.sentAt >= link.ackDeadline(minimum: options.minimumAckDeadline)
+            {
+                suspect(id, now: now)
+            }
+            if now - link.lastSend >= options.pingInterval, links[id] != nil {
+                write(.ping(nextPing), on: id)
+                nextPing += 1
+                links[id]!.lastSend = now
+            }
+        }
+    }
+
+    /// The link missed its deadline: send its unacknowledged frames again elsewhere, and stop
+    /// scheduling on it until it shows life.
+    private mutating func suspect(_ id: LinkID, now: Duration) {
+        guard links.count > 1 else { return }  // nowhere else to send
+        links[id]!.suspect = true
+        requeue(id)
+        write(.ping(nextPing), on: id)
+        nextPing += 1
+    }
+
+    private mutating func requeue(_ id: LinkID) {
+        guard let link = links[id] else { return }
+        let from = requeuedBelow[id] ?? 0
+        let frames = link.unacked.filter { $0.sequence >= from }
+        for frame in frames.reversed() {
+            queue.prepend(frame.frame)
+            resentBytes += frame.bytes
+        }
+        requeuedBelow[id] = link.sentReliable
+    }
+
+    private mutating func breakLink(_ id: LinkID, reason: String, now: Duration) {
+        removeLink(id, now: now)
+        actions.append(.closeLink(id, reason: reason))
+    }
+
+    private mutating func removeLink(_ id: LinkID, now: Duration) {
+        guard links[id] != nil else { return }
+        requeue(id)
+        links[id] = nil
+        parsers[id] = nil
+        requeuedBelow[id] = nil
+        output[id] = nil
+        if links.isEmpty { noLinkSince = now }
+    }
+
+    private mutating func failTunnel(reason: String) {
+        guard !failed else { return }
+        failed = true
+        for id in streams.keys.sorted() {
+            actions.append(.streamReset(id, code: .tunnelLost, message: reason))
+        }
+        streams.removeAll()
+        earlyData.removeAll()
+        queue.removeAll()
+        for id in links.keys.sorted() { actions.append(.closeLink(id, reason: reason)) }
+        links.removeAll()
+        parsers.removeAll()
+        actions.append(.tunnelFailed(reason: reason))
+    }
+
+    // MARK: output
+
+    /// Flushes writes (one per link) and the next timer, and hands out the actions.
+    ///
+    /// Writes come first: a driver that reacts to a later action by calling the engine again
+    /// (resumed reading, a delivered byte) must already have written these bytes, or the link
+    /// would carry frames out of the order they were numbered in.
+    private mutating func finish(now: Duration) -> [TunnelAction] {
+        var writes: [TunnelAction] = []
+        for id in output.keys.sorted() {
+            if let buffer = output[id], buffer.readableBytes > 0 { writes.append(.write(id, buffer)) }
+        }
+        output.removeAll(keepingCapacity: true)
+        actions.insert(contentsOf: writes, at: 0)
+        if let next = nextDeadline(now: now), next != lastTimer {
+            lastTimer = next
+            actions.append(.scheduleTimer(next))
+        }
+        defer { actions.removeAll(keepingCapacity: true) }
+        return actions
+    }
+
+    private func nextDeadline(now: Duration) -> Duration? {
+        guard !failed else { return nil }
+        var next: Duration?
+        func consider(_ time: Duration) { next = min(next ?? time, time) }
+        for link in links.values {
+            consider(link.lastReceive + options.silenceLimit)
+            consider(link.lastSend + options.pingInterval)
+            if let oldest = link.unacked.first, !link.suspect {
+                consider(oldest.sentAt + link.ackDeadline(minimum: options.minimumAckDeadline))
+            }
+        }
+        if let since = noLinkSince { consider(since + options.configuration.noLinkGracePeriod) }
+        return next.map { max($0, now) }
+    }
+}

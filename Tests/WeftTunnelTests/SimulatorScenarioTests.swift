@@ -1,0 +1,79 @@
+import Foundation
+import Testing
+import WeftTunnel
+
+/// Scenarios on the simulated network. Each asserts that every byte of every stream arrives
+/// exactly once and in order (the receiving app checks a pattern at every offset), and prints
+/// goodput against the sum of the link rates.
+@Suite("tunnel engine in the network simulator")
+struct SimulatorScenarioTests {
+    static func mbit(_ value: Double) -> Double { value * 1e6 / 8 }
+
+    func report(_ name: String, _ sim: NetworkSimulator, bytes: Int, rates: [Double]) -> Double {
+        let seconds = Double(sim.now.components.seconds) + Double(sim.now.components.attoseconds) / 1e18
+        let goodput = Double(bytes) / seconds
+        let share = goodput / rates.reduce(0, +)
+        let mbits = String(format: "%.1f", goodput * 8 / 1e6)
+        let percent = String(format: "%.1f", share * 100)
+        let time = String(format: "%.3f", seconds)
+        let stall = sim.longestStall
+        let resent = sim.engines[0].resentBytes
+        print(
+            "[sim] \(name): \(bytes >> 20) MiB in \(time) s, \(mbits) Mbit/s = \(percent) % of the links' sum, longest stall \(stall), re-sent \(resent) B"
+        )
+        return share
+    }
+
+    @Test("one link: every byte arrives in order")
+    func oneLink() {
+        var sim = NetworkSimulator(links: [.init(rate: Self.mbit(100), delay: .milliseconds(5))])
+        sim.startTransfer(streams: 1, bytes: 8 << 20)
+        sim.run(until: .seconds(30))
+        #expect(sim.errors.isEmpty, "\(sim.errors)")
+        #expect(sim.allDone)
+        #expect(sim.totalReceived == 8 << 20)
+        let share = report("1 × 100 Mbit/s", sim, bytes: 8 << 20, rates: [Self.mbit(100)])
+        #expect(share > 0.9)
+    }
+
+    @Test("two equal links add up")
+    func twoEqualLinks() {
+        let rates = [Self.mbit(100), Self.mbit(100)]
+        var sim = NetworkSimulator(links: rates.map { .init(rate: $0, delay: .milliseconds(10)) })
+        sim.startTransfer(streams: 1, bytes: 32 << 20)
+        sim.run(until: .seconds(60))
+        #expect(sim.errors.isEmpty, "\(sim.errors)")
+        #expect(sim.allDone)
+        let share = report("2 × 100 Mbit/s", sim, bytes: 32 << 20, rates: rates)
+        #expect(share >= 0.9)
+    }
+
+    @Test("100 + 20 Mbit/s: more than the faster link alone")
+    func unequalLinks() {
+        let rates = [Self.mbit(100), Self.mbit(20)]
+        var sim = NetworkSimulator(links: rates.map { .init(rate: $0, delay: .milliseconds(10)) })
+        sim.startTransfer(streams: 1, bytes: 32 << 20)
+        sim.run(until: .seconds(60))
+        #expect(sim.errors.isEmpty, "\(sim.errors)")
+        #expect(sim.allDone)
+        let share = report("100 + 20 Mbit/s", sim, bytes: 32 << 20, rates: rates)
+        #expect(share * 120 > 100)
+    }
+
+    @Test("one of two links cut mid-transfer: nothing lost, the stall stays under a second")
+    func cutMidTransfer() {
+        let rates = [Self.mbit(100), Self.mbit(100)]
+        var sim = NetworkSimulator(links: rates.map { .init(rate: $0, delay: .milliseconds(10)) })
+        sim.startTransfer(streams: 4, bytes: 8 << 20)
+        sim.run(until: .milliseconds(700))
+        #expect(!sim.allDone)
+        sim.cut(1)
+        sim.run(until: .seconds(60))
+        #expect(sim.errors.isEmpty, "\(sim.errors)")
+        #expect(sim.allDone)
+        #expect(sim.resets.isEmpty)
+        #expect(sim.totalReceived == 4 * (8 << 20))
+        #expect(sim.longestStall < .seconds(1), "stall \(sim.longestStall)")
+        _ = report("2 × 100 Mbit/s, one cut at 0.7 s", sim, bytes: 4 * (8 << 20), rates: rates)
+    }
+}
