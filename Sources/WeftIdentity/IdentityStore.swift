@@ -108,25 +108,8 @@ public struct IdentityStore: Sendable {
         }
     }
 
-    private func makeDirectory() throws {
-        var isDirectory: ObjCBool = false
-        if FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory) {
-            guard isDirectory.boolValue else {
-                throw IdentityError(code: .io, message: "state directory \(directory) exists and is not a directory")
-            }
-            return
-        }
-        do {
-            try FileManager.default.createDirectory(
-                atPath: directory,
-                withIntermediateDirectories: true,
-                attributes: [.posixPermissions: 0o700]
-            )
-        } catch {
-            throw IdentityError(
-                code: .io, message: "cannot create state directory \(directory): \(error.localizedDescription)")
-        }
-        chmod(directory, 0o700)
+    private func makeDirectory() throws(IdentityError) {
+        try StateFiles.ensureDirectory(directory)
     }
 
     private func readText(_ path: String) throws -> String {
@@ -139,22 +122,8 @@ public struct IdentityStore: Sendable {
         return text
     }
 
-    /// Writes through a temporary file and a rename, so a crash never leaves half a file.
-    private func writeSecret(_ text: String, to path: String) throws {
-        let temporary = path + ".tmp-\(getpid())"
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-        guard fd >= 0 else {
-            throw IdentityError(code: .io, message: "cannot create \(temporary): \(String(cString: strerror(errno)))")
-        }
-        let bytes = Array(text.utf8)
-        let written = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-        let synced = fsync(fd)
-        close(fd)
-        guard written == bytes.count, synced == 0, rename(temporary, path) == 0 else {
-            let reason = String(cString: strerror(errno))
-            unlink(temporary)
-            throw IdentityError(code: .io, message: "cannot write \(path): \(reason)")
-        }
+    private func writeSecret(_ text: String, to path: String) throws(IdentityError) {
+        try StateFiles.writeSecret(Array(text.utf8), to: path)
     }
 }
 

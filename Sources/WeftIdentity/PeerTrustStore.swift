@@ -39,33 +39,13 @@ public struct PeerTrustStore: Sendable {
 
     /// Writes all pins (0600).
     public func save(_ pins: [String: CertificateFingerprint]) throws(IdentityError) {
-        let directory = (path as NSString).deletingLastPathComponent
-        if !FileManager.default.fileExists(atPath: directory) {
-            do {
-                try FileManager.default.createDirectory(
-                    atPath: directory,
-                    withIntermediateDirectories: true,
-                    attributes: [.posixPermissions: 0o700]
-                )
-            } catch {
-                throw IdentityError(code: .io, message: "cannot create \(directory): \(error.localizedDescription)")
-            }
-        }
+        try StateFiles.ensureDirectory((path as NSString).deletingLastPathComponent)
         let object = pins.mapValues(\.description)
         guard
             let data = try? JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
         else {
             throw IdentityError(code: .io, message: "cannot encode \(path)")
         }
-        let temporary = path + ".tmp-\(getpid())"
-        guard FileManager.default.createFile(atPath: temporary, contents: data, attributes: [.posixPermissions: 0o600])
-        else {
-            throw IdentityError(code: .io, message: "cannot write \(temporary): \(String(cString: strerror(errno)))")
-        }
-        guard rename(temporary, path) == 0 else {
-            let reason = String(cString: strerror(errno))
-            unlink(temporary)
-            throw IdentityError(code: .io, message: "cannot replace \(path): \(reason)")
-        }
+        try StateFiles.writeSecret(Array(data), to: path)
     }
 }

@@ -1,0 +1,53 @@
+import Foundation
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
+/// File handling shared by everything kept in the state directory: a 0700 directory, and
+/// 0600 files written whole through a temporary file, `fsync` and `rename`, so a crash never
+/// leaves half a file and nobody else can read a key.
+enum StateFiles {
+    /// Creates `directory` (0700) if it is missing; refuses a non-directory in its place.
+    static func ensureDirectory(_ directory: String) throws(IdentityError) {
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory) {
+            guard isDirectory.boolValue else {
+                throw IdentityError(code: .io, message: "state directory \(directory) exists and is not a directory")
+            }
+            return
+        }
+        do {
+            try FileManager.default.createDirectory(
+                atPath: directory,
+                withIntermediateDirectories: true,
+                attributes: [.posixPermissions: 0o700]
+            )
+        } catch {
+            throw IdentityError(
+                code: .io,
+                message: "cannot create state directory \(directory): \(error.localizedDescription)"
+            )
+        }
+        chmod(directory, 0o700)
+    }
+
+    /// Replaces `path` with `bytes`, 0600.
+    static func writeSecret(_ bytes: [UInt8], to path: String) throws(IdentityError) {
+        let temporary = path + ".tmp-\(getpid())"
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        guard fd >= 0 else {
+            throw IdentityError(code: .io, message: "cannot create \(temporary): \(String(cString: strerror(errno)))")
+        }
+        let written = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        let synced = fsync(fd)
+        close(fd)
+        guard written == bytes.count, synced == 0, rename(temporary, path) == 0 else {
+            let reason = String(cString: strerror(errno))
+            unlink(temporary)
+            throw IdentityError(code: .io, message: "cannot write \(path): \(reason)")
+        }
+    }
+}
