@@ -96,6 +96,10 @@ public struct TunnelEngine: Sendable {
     /// the handshake.
     public mutating func linkUp(_ id: LinkID, leftover: ByteBuffer = ByteBuffer(), now: Duration) -> [TunnelAction] {
         guard !failed else { return [.closeLink(id, reason: "tunnel failed")] }
+        // A reused id is a new connection: whatever the old one had in flight goes elsewhere.
+        removeLink(id, now: now)
+        // Frames stuck on suspected links can go out on this one.
+        for suspected in links.keys.sorted() where links[suspected]!.suspect { requeue(suspected) }
         links[id] = LinkState(id: id, now: now)
         parsers[id] = TunnelFrameParser(limits: options.frameLimits)
         noLinkSince = nil
@@ -507,14 +511,14 @@ public struct TunnelEngine: Sendable {
         }
     }
 
-    /// The link missed its deadline: send its unacknowledged frames again elsewhere, and stop
-    /// scheduling on it until it shows life.
+    /// The link missed its deadline: stop scheduling on it until it shows life, ping it, and send
+    /// its unacknowledged frames again on another link if there is one (else when one comes up).
     private mutating func suspect(_ id: LinkID, now: Duration) {
-        guard links.count > 1 else { return }  // nowhere else to send
         links[id]!.suspect = true
-        requeue(id)
+        if links.values.contains(where: { !$0.suspect }) { requeue(id) }
         write(.ping(nextPing), on: id)
         nextPing += 1
+        links[id]!.lastSend = now
     }
 
     private mutating func requeue(_ id: LinkID) {

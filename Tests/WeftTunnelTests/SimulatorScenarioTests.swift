@@ -77,3 +77,63 @@ struct SimulatorScenarioTests {
         _ = report("2 × 100 Mbit/s, one cut at 0.7 s", sim, bytes: 4 * (8 << 20), rates: rates)
     }
 }
+
+@Suite("tunnel engine in the network simulator: harder networks")
+struct SimulatorHardScenarioTests {
+    static func mbit(_ value: Double) -> Double { value * 1e6 / 8 }
+
+    @Test("1:25 RTT (2 ms and 50 ms one way): still more than the fast link alone")
+    func unequalRTT() {
+        let rates = [Self.mbit(50), Self.mbit(50)]
+        var sim = NetworkSimulator(links: [
+            .init(rate: rates[0], delay: .milliseconds(2)), .init(rate: rates[1], delay: .milliseconds(50)),
+        ])
+        sim.startTransfer(streams: 1, bytes: 24 << 20)
+        sim.run(until: .seconds(60))
+        #expect(sim.errors.isEmpty, "\(sim.errors)")
+        #expect(sim.allDone)
+        let seconds = Double(sim.now.components.seconds) + Double(sim.now.components.attoseconds) / 1e18
+        let goodput = Double(24 << 20) / seconds
+        print("[sim] 50 + 50 Mbit/s at 2 ms and 50 ms: \(String(format: "%.1f", goodput * 8 / 1e6)) Mbit/s")
+        #expect(goodput > rates[0])
+    }
+
+    @Test("a link flapping every 200 ms: nothing lost")
+    func flapping() {
+        let rates = [Self.mbit(100), Self.mbit(100)]
+        var sim = NetworkSimulator(links: rates.map { .init(rate: $0, delay: .milliseconds(10)) })
+        sim.startTransfer(streams: 2, bytes: 8 << 20)
+        var time = Duration.milliseconds(200)
+        var up = true
+        while !sim.allDone && time < .seconds(60) {
+            sim.run(until: time)
+            if up { sim.cut(1) } else { sim.restore(1) }
+            up.toggle()
+            time += .milliseconds(200)
+        }
+        sim.run(until: .seconds(90))
+        #expect(sim.errors.isEmpty, "\(sim.errors)")
+        #expect(sim.allDone)
+        #expect(sim.resets.isEmpty)
+        #expect(sim.totalReceived == 2 * (8 << 20))
+    }
+
+    @Test("all links gone for 20 s, then one back: every stream resumes")
+    func outage() {
+        let rates = [Self.mbit(100), Self.mbit(100)]
+        var sim = NetworkSimulator(links: rates.map { .init(rate: $0, delay: .milliseconds(10)) })
+        sim.startTransfer(streams: 3, bytes: 8 << 20)
+        sim.run(until: .milliseconds(500))
+        #expect(!sim.allDone)
+        sim.cut(0)
+        sim.cut(1)
+        sim.run(until: .milliseconds(20_500), stopWhenDone: false)
+        #expect(sim.engines[0].linkIDs.isEmpty && sim.engines[1].linkIDs.isEmpty)
+        sim.restore(0)
+        sim.run(until: .seconds(60))
+        #expect(sim.errors.isEmpty, "\(sim.errors)")
+        #expect(sim.allDone)
+        #expect(sim.resets.isEmpty)
+        #expect(sim.totalReceived == 3 * (8 << 20))
+    }
+}
