@@ -1,4 +1,5 @@
 import Crypto
+import WeftIdentity
 
 /// The MQTT topic a mesh meets on.
 ///
@@ -14,17 +15,11 @@ public enum MeshTopic {
         let symmetric = SymmetricKey(data: Array(key.utf8))
         let derived = HKDF<SHA256>.deriveKey(
             inputKeyMaterial: symmetric,
-            salt: Array("weft mesh key v1".utf8),
+            salt: MeshKeys.salt,
             info: Array("mqtt topic".utf8),
             outputByteCount: 16
         )
-        let hex = derived.withUnsafeBytes { bytes in
-            bytes.map { byte in
-                let digits = Array("0123456789abcdef")
-                return String([digits[Int(byte >> 4)], digits[Int(byte & 0x0f)]])
-            }.joined()
-        }
-        return derivedPrefix + hex
+        return derivedPrefix + derived.withUnsafeBytes { $0.hexEncoded }
     }
 
     /// Why `topic` cannot be used as the mesh's base topic, or nil when it can.

@@ -30,14 +30,19 @@ public struct CertificateFingerprint: Hashable, Sendable, CustomStringConvertibl
 
     /// `sha256:` followed by 64 lower-case hex digits.
     public var description: String {
-        "sha256:" + bytes.map { String(format2: $0) }.joined()
+        "sha256:" + bytes.hexEncoded
     }
 }
 
-extension String {
-    /// Two lower-case hex digits.
-    init(format2 byte: UInt8) {
-        let digits = Array("0123456789abcdef")
-        self = String([digits[Int(byte >> 4)], digits[Int(byte & 0x0f)]])
+extension Sequence<UInt8> {
+    /// Lower-case hex, two digits a byte.
+    public var hexEncoded: String {
+        let digits = Array("0123456789abcdef".utf8)
+        var out: [UInt8] = []
+        for byte in self {
+            out.append(digits[Int(byte >> 4)])
+            out.append(digits[Int(byte & 0x0f)])
+        }
+        return String(decoding: out, as: UTF8.self)
     }
 }

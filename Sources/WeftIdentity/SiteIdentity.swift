@@ -22,7 +22,7 @@ public struct SiteIdentity: Sendable {
     /// Makes a fresh identity: new key, new certificate valid for a century.
     public static func generate(now: Date = Date()) throws -> SiteIdentity {
         let key = P256.Signing.PrivateKey()
-        let siteID = (0..<16).map { _ in String(format2: UInt8.random(in: 0...255)) }.joined()
+        let siteID = (0..<16).map { _ in UInt8.random(in: 0...255) }.hexEncoded
         let name = try DistinguishedName {
             OrganizationName("weft")
             CommonName("weft-site-\(siteID)")
@@ -59,7 +59,7 @@ public struct SiteIdentity: Sendable {
         self.certificate = certificate
         self.certificateDER = serializer.serializedBytes
         self.fingerprint = CertificateFingerprint(derCertificate: serializer.serializedBytes)
-        self.siteID = Self.siteID(of: certificate) ?? fingerprint.bytes.prefix(16).map { String(format2: $0) }.joined()
+        self.siteID = Self.siteID(of: certificate) ?? fingerprint.bytes.prefix(16).hexEncoded
     }
 
     /// The certificate as PEM text.

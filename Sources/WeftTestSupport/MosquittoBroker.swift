@@ -69,13 +69,6 @@ public final class MosquittoBroker: @unchecked Sendable {
         }
     }
 
-    /// Stops and starts again on the same port.
-    public func restart(after pause: TimeInterval = 0) throws {
-        stop()
-        if pause > 0 { usleep(UInt32(pause * 1_000_000)) }
-        try start()
-    }
-
     /// The broker's process id while it runs.
     public var processIdentifier: Int32? {
         lock.withLock { process?.isRunning == true ? process?.pid : nil }

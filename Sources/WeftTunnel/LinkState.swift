@@ -26,7 +26,6 @@ struct LinkState {
 
     var smoothedRTT: Duration?
     var rttVariance: Duration = .zero
-    var minRTT: Duration?
     /// Bytes acknowledged in total, and when the last acknowledgement arrived.
     var delivered = 0
     var deliveredTime: Duration = .zero
@@ -114,7 +113,6 @@ struct LinkState {
 
     /// RFC 6298 smoothing.
     mutating func sampleRTT(_ sample: Duration) {
-        minRTT = min(minRTT ?? sample, sample)
         guard let srtt = smoothedRTT else {
             smoothedRTT = sample
             rttVariance = sample / 2

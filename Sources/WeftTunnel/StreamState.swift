@@ -11,8 +11,6 @@ struct StreamState {
     /// The peer accepts bytes below this offset.
     var peerLimit: UInt64
     var readingPaused = false
-    /// Reliable frames of this stream not yet acknowledged on any link.
-    var outstandingFrames = 0
 
     // Receiving.
     var reassembly = ReassemblyBuffer()
@@ -31,6 +29,7 @@ struct StreamState {
         self.lastWindowUpdate = now
     }
 
-    /// Whether nothing more will happen on this stream.
-    var isDone: Bool { finSent && remoteFinDelivered && outstandingFrames == 0 && pending.readableBytes == 0 }
+    /// Whether nothing more will happen on this stream. Its frames still in flight need no
+    /// stream state: re-sends carry everything in the frame itself.
+    var isDone: Bool { finSent && remoteFinDelivered && pending.readableBytes == 0 }
 }

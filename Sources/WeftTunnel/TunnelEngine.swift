@@ -421,9 +421,7 @@ public struct TunnelEngine: Sendable {
                 readySet.remove(id)
                 continue
             }
-            let credit =
-                stream.peerLimit > stream.nextOffset ? Int(min(stream.peerLimit - stream.nextOffset, 1 << 30)) : 0
-            let bytes = min(stream.pending.readableBytes, credit, options.frameLimits.maxDataChunk)
+            let bytes = sendableBytes(stream)
             let finNow = stream.finRequested && !stream.finSent && bytes == stream.pending.readableBytes
             if bytes > 0 || finNow {
                 return TunnelFrameSerializer.headerLength + 12 + bytes
@@ -435,10 +433,16 @@ public struct TunnelEngine: Sendable {
         return nil
     }
 
+    /// How many bytes of the stream the next data frame can carry: what is pending, within the
+    /// peer's credit and the chunk limit.
+    private func sendableBytes(_ stream: StreamState) -> Int {
+        let credit = stream.peerLimit > stream.nextOffset ? Int(min(stream.peerLimit - stream.nextOffset, 1 << 30)) : 0
+        return min(stream.pending.readableBytes, credit, options.frameLimits.maxDataChunk)
+    }
+
     private mutating func buildDataFrame(now: Duration) -> TunnelFrame? {
         guard let id = ready.first, var stream = streams[id] else { return nil }
-        let credit = stream.peerLimit > stream.nextOffset ? Int(min(stream.peerLimit - stream.nextOffset, 1 << 30)) : 0
-        let bytes = min(stream.pending.readableBytes, credit, options.frameLimits.maxDataChunk)
+        let bytes = sendableBytes(stream)
         let chunk = stream.pending.readSlice(length: bytes)!
         let fin = stream.finRequested && stream.pending.readableBytes == 0
         let frame = TunnelFrame.streamData(

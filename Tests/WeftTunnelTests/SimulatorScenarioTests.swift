@@ -5,10 +5,11 @@ import WeftTunnel
 /// Scenarios on the simulated network. Each asserts that every byte of every stream arrives
 /// exactly once and in order (the receiving app checks a pattern at every offset), and prints
 /// goodput against the sum of the link rates.
+/// Megabits per second in bytes per second.
+func mbit(_ value: Double) -> Double { value * 1e6 / 8 }
+
 @Suite("tunnel engine in the network simulator")
 struct SimulatorScenarioTests {
-    static func mbit(_ value: Double) -> Double { value * 1e6 / 8 }
-
     func report(_ name: String, _ sim: NetworkSimulator, bytes: Int, rates: [Double]) -> Double {
         let seconds = Double(sim.now.components.seconds) + Double(sim.now.components.attoseconds) / 1e18
         let goodput = Double(bytes) / seconds
@@ -26,19 +27,19 @@ struct SimulatorScenarioTests {
 
     @Test("one link: every byte arrives in order")
     func oneLink() {
-        var sim = NetworkSimulator(links: [.init(rate: Self.mbit(100), delay: .milliseconds(5))])
+        var sim = NetworkSimulator(links: [.init(rate: mbit(100), delay: .milliseconds(5))])
         sim.startTransfer(streams: 1, bytes: 8 << 20)
         sim.run(until: .seconds(30))
         #expect(sim.errors.isEmpty, "\(sim.errors)")
         #expect(sim.allDone)
         #expect(sim.totalReceived == 8 << 20)
-        let share = report("1 × 100 Mbit/s", sim, bytes: 8 << 20, rates: [Self.mbit(100)])
+        let share = report("1 × 100 Mbit/s", sim, bytes: 8 << 20, rates: [mbit(100)])
         #expect(share > 0.9)
     }
 
     @Test("two equal links add up")
     func twoEqualLinks() {
-        let rates = [Self.mbit(100), Self.mbit(100)]
+        let rates = [mbit(100), mbit(100)]
         var sim = NetworkSimulator(links: rates.map { .init(rate: $0, delay: .milliseconds(10)) })
         sim.startTransfer(streams: 1, bytes: 32 << 20)
         sim.run(until: .seconds(60))
@@ -50,7 +51,7 @@ struct SimulatorScenarioTests {
 
     @Test("100 + 20 Mbit/s: more than the faster link alone")
     func unequalLinks() {
-        let rates = [Self.mbit(100), Self.mbit(20)]
+        let rates = [mbit(100), mbit(20)]
         var sim = NetworkSimulator(links: rates.map { .init(rate: $0, delay: .milliseconds(10)) })
         sim.startTransfer(streams: 1, bytes: 32 << 20)
         sim.run(until: .seconds(60))
@@ -62,7 +63,7 @@ struct SimulatorScenarioTests {
 
     @Test("one of two links cut mid-transfer: nothing lost, the stall stays under a second")
     func cutMidTransfer() {
-        let rates = [Self.mbit(100), Self.mbit(100)]
+        let rates = [mbit(100), mbit(100)]
         var sim = NetworkSimulator(links: rates.map { .init(rate: $0, delay: .milliseconds(10)) })
         sim.startTransfer(streams: 4, bytes: 8 << 20)
         sim.run(until: .milliseconds(700))
@@ -80,11 +81,9 @@ struct SimulatorScenarioTests {
 
 @Suite("tunnel engine in the network simulator: harder networks")
 struct SimulatorHardScenarioTests {
-    static func mbit(_ value: Double) -> Double { value * 1e6 / 8 }
-
     @Test("1:25 RTT (2 ms and 50 ms one way): still more than the fast link alone")
     func unequalRTT() {
-        let rates = [Self.mbit(50), Self.mbit(50)]
+        let rates = [mbit(50), mbit(50)]
         var sim = NetworkSimulator(links: [
             .init(rate: rates[0], delay: .milliseconds(2)), .init(rate: rates[1], delay: .milliseconds(50)),
         ])
@@ -100,7 +99,7 @@ struct SimulatorHardScenarioTests {
 
     @Test("a link flapping every 200 ms: nothing lost")
     func flapping() {
-        let rates = [Self.mbit(100), Self.mbit(100)]
+        let rates = [mbit(100), mbit(100)]
         var sim = NetworkSimulator(links: rates.map { .init(rate: $0, delay: .milliseconds(10)) })
         sim.startTransfer(streams: 2, bytes: 8 << 20)
         var time = Duration.milliseconds(200)
@@ -120,7 +119,7 @@ struct SimulatorHardScenarioTests {
 
     @Test("all links gone for 20 s, then one back: every stream resumes")
     func outage() {
-        let rates = [Self.mbit(100), Self.mbit(100)]
+        let rates = [mbit(100), mbit(100)]
         var sim = NetworkSimulator(links: rates.map { .init(rate: $0, delay: .milliseconds(10)) })
         sim.startTransfer(streams: 3, bytes: 8 << 20)
         sim.run(until: .milliseconds(500))

@@ -1,4 +1,5 @@
 import Crypto
+import WeftIdentity
 
 /// Keys and names derived from the mesh key. The key itself is used for nothing else.
 ///
@@ -35,11 +36,7 @@ public struct MeshKeys: Sendable {
     /// of the key can tell which site a sub-topic belongs to.
     public func presenceTopic(for siteName: String) -> String {
         let mac = HMAC<SHA256>.authenticationCode(for: Array(siteName.utf8), using: presenceKey)
-        return topic + "/p/"
-            + Array(mac).prefix(16).map { byte in
-                let digits = Array("0123456789abcdef")
-                return String([digits[Int(byte >> 4)], digits[Int(byte & 0x0f)]])
-            }.joined()
+        return topic + "/p/" + Array(mac).prefix(16).hexEncoded
     }
 
     /// The subscription that receives every site's presence.

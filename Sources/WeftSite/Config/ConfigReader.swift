@@ -39,22 +39,17 @@ final class ConfigReader {
     var errorCount: Int { diagnostics.lazy.filter { $0.severity == .error }.count }
 
     func error(_ path: String, at mark: Mark?, _ message: String) {
-        diagnostics.append(
-            ConfigDiagnostic(
-                severity: .error,
-                file: file,
-                line: mark?.line ?? 0,
-                column: mark?.column ?? 0,
-                path: path,
-                message: message
-            )
-        )
+        record(.error, path, at: mark, message)
     }
 
     func warning(_ path: String, at mark: Mark?, _ message: String) {
+        record(.warning, path, at: mark, message)
+    }
+
+    private func record(_ severity: ConfigDiagnostic.Severity, _ path: String, at mark: Mark?, _ message: String) {
         diagnostics.append(
             ConfigDiagnostic(
-                severity: .warning,
+                severity: severity,
                 file: file,
                 line: mark?.line ?? 0,
                 column: mark?.column ?? 0,
