@@ -14,6 +14,8 @@ struct StreamState {
 
     // Receiving.
     var reassembly = ReassemblyBuffer()
+    /// The highest stream offset the peer has sent (counted against the tunnel's credit).
+    var receivedEnd: UInt64 = 0
     var consumed: UInt64 = 0
     var advertisedLimit: UInt64
     var window: Int

@@ -1,3 +1,5 @@
+import WeftWire
+
 /// The limits and timers one tunnel runs under, agreed before any link exists.
 ///
 /// Hard limits bound what a peer can make this node hold; a peer that breaks one loses the
@@ -15,6 +17,10 @@ public struct TunnelConfiguration: Sendable, Equatable {
     public var initialStreamWindow: Int
     /// The largest per-stream window auto-tuning may reach.
     public var maxStreamWindow: Int
+    /// The initial window for all streams together; it grows when the readers keep up.
+    public var initialTunnelWindow: Int
+    /// The largest tunnel window: what this node holds at most for the peer's streams.
+    public var maxTunnelWindow: Int
 
     public init(
         noLinkGracePeriod: Duration = .seconds(60),
@@ -22,7 +28,9 @@ public struct TunnelConfiguration: Sendable, Equatable {
         maxReassemblyBytesPerStream: Int = 16 << 20,
         maxReassemblyBytes: Int = 256 << 20,
         initialStreamWindow: Int = 256 << 10,
-        maxStreamWindow: Int = 16 << 20
+        maxStreamWindow: Int = 16 << 20,
+        initialTunnelWindow: Int = 16 << 20,
+        maxTunnelWindow: Int = 64 << 20
     ) {
         self.noLinkGracePeriod = noLinkGracePeriod
         self.maxStreams = maxStreams
@@ -30,6 +38,8 @@ public struct TunnelConfiguration: Sendable, Equatable {
         self.maxReassemblyBytes = maxReassemblyBytes
         self.initialStreamWindow = initialStreamWindow
         self.maxStreamWindow = maxStreamWindow
+        self.initialTunnelWindow = initialTunnelWindow
+        self.maxTunnelWindow = maxTunnelWindow
     }
 
     /// What is inconsistent, or an empty list when the configuration can be used.
@@ -42,6 +52,10 @@ public struct TunnelConfiguration: Sendable, Equatable {
         if maxReassemblyBytesPerStream < maxStreamWindow {
             found.append("maxReassemblyBytesPerStream is below maxStreamWindow: a full window could not be held")
         }
+        if initialTunnelWindow < Int(WireProtocol.initialTunnelCredit) {
+            found.append("initialTunnelWindow is below the protocol's initial tunnel credit (4 MiB)")
+        }
+        if maxTunnelWindow < initialTunnelWindow { found.append("maxTunnelWindow is below initialTunnelWindow") }
         if maxReassemblyBytes < maxReassemblyBytesPerStream {
             found.append("maxReassemblyBytes is below maxReassemblyBytesPerStream")
         }

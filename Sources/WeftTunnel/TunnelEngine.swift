@@ -18,6 +18,11 @@ import WeftWire
 /// flight over measured delivery rate, plus half the RTT — among links below their in-flight
 /// cap (about twice their bandwidth-delay product). Data frames are cut only when a link can
 /// take them, so the decision is made as late as possible.
+///
+/// Credit: each stream has a window, and all streams together have a tunnel window (stream 0),
+/// both counted in stream offsets, so re-sent duplicates never count twice. A reset carries the
+/// resetter's final size and is answered with the other side's, so both sides settle the tunnel
+/// count for bytes that will never be read.
 public struct TunnelEngine: Sendable {
     public struct Options: Sendable {
         public var configuration: TunnelConfiguration
@@ -66,10 +71,27 @@ public struct TunnelEngine: Sendable {
     private var earlyData: [StreamID: [ByteBuffer]] = [:]
     /// Reliable frames waiting for a link: re-sends at the front, new control frames behind.
     private var queue = CircularBuffer<TunnelFrame>()
+    /// Streams reset here before the peer's final size was known, with the highest offset
+    /// counted so far: their late bytes are counted and credited back at once.
+    private var resetStreams: [StreamID: UInt64] = [:]
+    /// Tunnel credit: the peer accepts stream bytes (all streams' offsets together) below
+    /// `tunnelPeerLimit`; we have sent `tunnelSent`. Receiving: `tunnelReceived` counted,
+    /// `tunnelConsumed` taken by apps (or released), `tunnelAdvertised` allowed.
+    private var tunnelPeerLimit = WireProtocol.initialTunnelCredit
+    private var tunnelSent: UInt64 = 0
+    private var tunnelBlocked = false
+    private var tunnelReceived: UInt64 = 0
+    private var tunnelConsumed: UInt64 = 0
+    private var tunnelAdvertised = WireProtocol.initialTunnelCredit
+    private var tunnelWindow: Int
+    private var tunnelLastUpdate: Duration
     private var ready: [StreamID] = []
     private var readySet: Set<StreamID> = []
     private var nextLocalStream: UInt32
     private var highestRemoteStream: UInt32 = 0
+    /// Remote ids below the highest seen that have not arrived yet: opens cross on different
+    /// links, so a higher id may come first.
+    private var missingRemote: Set<UInt32> = []
     private var noLinkSince: Duration?
     private var failed = false
     private var nextPing: UInt64 = 1
@@ -85,10 +107,23 @@ public struct TunnelEngine: Sendable {
         self.options = options
         self.nextLocalStream = options.opensOddStreams ? 1 : 2
         self.noLinkSince = now
+        self.tunnelWindow = max(options.configuration.initialTunnelWindow, Int(WireProtocol.initialTunnelCredit))
+        self.tunnelLastUpdate = now
+        if UInt64(tunnelWindow) > tunnelAdvertised {
+            tunnelAdvertised = UInt64(tunnelWindow)
+            queue.append(.windowUpdate(WindowUpdate(streamID: 0, limit: tunnelAdvertised)))
+        }
     }
 
     public var linkIDs: [LinkID] { links.keys.sorted() }
     public var openStreams: Int { streams.count }
+    /// Peer bytes this side may still be holding (received, not yet taken by an app): never
+    /// more than the tunnel window it advertised.
+    public var heldBytes: UInt64 { tunnelReceived - tunnelConsumed }
+    /// The tunnel window this side currently grants the peer.
+    public var tunnelWindowSize: Int { tunnelWindow }
+    /// Streams reset here whose peer has not yet told its final size.
+    public var unsettledResets: Int { resetStreams.count }
 
     // MARK: links
 
@@ -183,7 +218,9 @@ public struct TunnelEngine: Sendable {
     /// when the reader keeps up.
     public mutating func consumed(_ count: Int, on id: StreamID, now: Duration) -> [TunnelAction] {
         guard var stream = streams[id] else { return [] }
-        stream.consumed += UInt64(count)
+        let count = min(UInt64(count), stream.reassembly.deliveredOffset - stream.consumed)
+        stream.consumed += count
+        tunnelConsumed += count
         let remaining = stream.advertisedLimit - min(stream.advertisedLimit, stream.consumed)
         if remaining <= UInt64(stream.window / 2) {
             let rtt = links.values.compactMap(\.smoothedRTT).min() ?? .milliseconds(50)
@@ -195,6 +232,7 @@ public struct TunnelEngine: Sendable {
             queue.append(.windowUpdate(WindowUpdate(streamID: id.rawValue, limit: stream.advertisedLimit)))
         }
         streams[id] = stream
+        updateTunnelWindow(now: now)
         pump(now: now)
         return finish(now: now)
     }
@@ -203,9 +241,9 @@ public struct TunnelEngine: Sendable {
     public mutating func reset(stream id: StreamID, code: StreamReset.Code, message: String = "", now: Duration)
         -> [TunnelAction]
     {
-        guard streams.removeValue(forKey: id) != nil else { return [] }
-        earlyData[id] = nil
-        queue.append(.streamReset(StreamReset(streamID: id.rawValue, code: code, message: message)))
+        guard let stream = streams[id] else { return [] }
+        resetLocally(id, stream, code: code, message: message)
+        updateTunnelWindow(now: now)
         pump(now: now)
         return finish(now: now)
     }
@@ -260,14 +298,16 @@ public struct TunnelEngine: Sendable {
         case .streamOpen(let open):
             receiveOpen(open, now: now)
         case .streamData(let data):
-            receiveData(data, now: now)
+            receiveData(data, on: link, now: now)
         case .streamReset(let reset):
-            let id = StreamID(reset.streamID)
-            if streams.removeValue(forKey: id) != nil {
-                earlyData[id] = nil
-                actions.append(.streamReset(id, code: reset.code, message: reset.message))
+            receiveReset(reset, on: link, now: now)
+        case .windowUpdate(let update) where update.streamID == 0:
+            guard update.limit > tunnelPeerLimit else { return }
+            tunnelPeerLimit = update.limit
+            if tunnelBlocked {
+                tunnelBlocked = false
+                for id in streams.keys.sorted() where sendableBytes(streams[id]!) > 0 { markReady(id) }
             }
-            noteRemote(id)
         case .windowUpdate(let update):
             let id = StreamID(update.streamID)
             guard var stream = streams[id] else { return }
@@ -284,10 +324,23 @@ public struct TunnelEngine: Sendable {
     }
 
     /// Whether a remote stream id has been seen before (and so, if not open, is closed).
-    private func isOldRemote(_ id: StreamID) -> Bool { id.rawValue <= highestRemoteStream }
+    private func isOldRemote(_ id: StreamID) -> Bool {
+        id.rawValue <= highestRemoteStream && !missingRemote.contains(id.rawValue)
+    }
 
     private mutating func noteRemote(_ id: StreamID) {
-        if isRemote(id) { highestRemoteStream = max(highestRemoteStream, id.rawValue) }
+        guard isRemote(id) else { return }
+        guard id.rawValue > highestRemoteStream else {
+            missingRemote.remove(id.rawValue)
+            return
+        }
+        // The ids skipped over may still arrive (bounded: a peer that skips more gets them closed).
+        var skipped = highestRemoteStream == 0 ? (options.opensOddStreams ? 2 : 1) : highestRemoteStream + 2
+        while skipped < id.rawValue && missingRemote.count < options.configuration.maxStreams {
+            missingRemote.insert(skipped)
+            skipped += 2
+        }
+        highestRemoteStream = id.rawValue
     }
 
     private mutating func receiveOpen(_ open: StreamOpen, now: Duration) {
@@ -300,14 +353,13 @@ public struct TunnelEngine: Sendable {
             streams[id] = stream
             actions.append(.incomingStream(id, appName: open.appName, target: open.target))
             for chunk in earlyData.removeValue(forKey: id) ?? [] { actions.append(.deliver(id, chunk)) }
-            checkRemoteFin(id)
+            checkRemoteFin(id, now: now)
             return
         }
         guard !isOldRemote(id) else { return }  // closed already
         noteRemote(id)
         guard streams.count < options.configuration.maxStreams else {
-            queue.append(
-                .streamReset(StreamReset(streamID: id.rawValue, code: .limitReached, message: "too many streams")))
+            refuse(id, message: "too many streams")
             return
         }
         let window = options.configuration.initialStreamWindow
@@ -315,33 +367,47 @@ public struct TunnelEngine: Sendable {
         actions.append(.incomingStream(id, appName: open.appName, target: open.target))
     }
 
-    private mutating func receiveData(_ data: StreamData, now: Duration) {
+    private mutating func receiveData(_ data: StreamData, on link: LinkID, now: Duration) {
         let id = StreamID(data.streamID)
+        let end = data.offset + UInt64(data.data.readableBytes)
+        if let counted = resetStreams[id] {
+            // Late bytes of a stream reset here: count them, and credit them back at once.
+            guard count(from: counted, to: end, on: link, now: now) else { return }
+            tunnelConsumed += max(end, counted) - counted
+            resetStreams[id] = data.fin ? nil : max(end, counted)
+            updateTunnelWindow(now: now)
+            return
+        }
         if streams[id] == nil {
-            guard isRemote(id), !isOldRemote(id), streams.count < options.configuration.maxStreams else { return }
-            // Data overtook its open on another link: hold it until the open arrives.
+            guard isRemote(id), !isOldRemote(id) else { return }
             noteRemote(id)
+            guard streams.count < options.configuration.maxStreams else {
+                guard count(from: 0, to: end, on: link, now: now) else { return }
+                tunnelConsumed += end
+                refuse(id, message: "too many streams", counted: end)
+                return
+            }
+            // Data overtook its open on another link: hold it until the open arrives.
             let window = options.configuration.initialStreamWindow
             streams[id] = StreamState(peerLimit: UInt64(window), window: window, openSeen: false, now: now)
         }
         guard var stream = streams[id] else { return }
-        let end = data.offset + UInt64(data.data.readableBytes)
+        guard count(from: stream.receivedEnd, to: end, on: link, now: now) else { return }
+        stream.receivedEnd = max(stream.receivedEnd, end)
+        streams[id] = stream
         guard end <= stream.advertisedLimit else {
-            streams[id] = nil
-            earlyData[id] = nil
-            queue.append(
-                .streamReset(StreamReset(streamID: id.rawValue, code: .protocolError, message: "flow control")))
+            resetLocally(id, stream, code: .protocolError, message: "flow control")
             actions.append(.streamReset(id, code: .protocolError, message: "the peer sent beyond its credit"))
+            updateTunnelWindow(now: now)
             return
         }
         let chunks: [ByteBuffer]
         do {
             chunks = try stream.reassembly.insert(offset: data.offset, data: data.data, fin: data.fin)
         } catch {
-            streams[id] = nil
-            earlyData[id] = nil
-            queue.append(.streamReset(StreamReset(streamID: id.rawValue, code: .protocolError, message: "stream end")))
+            resetLocally(id, stream, code: .protocolError, message: "stream end")
             actions.append(.streamReset(id, code: .protocolError, message: "the peer changed the stream's end"))
+            updateTunnelWindow(now: now)
             return
         }
         streams[id] = stream
@@ -350,22 +416,97 @@ public struct TunnelEngine: Sendable {
         } else {
             earlyData[id, default: []] += chunks
         }
-        checkRemoteFin(id)
+        checkRemoteFin(id, now: now)
     }
 
-    private mutating func checkRemoteFin(_ id: StreamID) {
+    /// Counts stream bytes up to `end` (from `counted`) against the tunnel window; a peer that
+    /// goes beyond it loses the link.
+    private mutating func count(from counted: UInt64, to end: UInt64, on link: LinkID, now: Duration) -> Bool {
+        guard end > counted else { return true }
+        guard tunnelReceived + (end - counted) <= tunnelAdvertised else {
+            breakLink(link, reason: "the peer sent beyond the tunnel's credit", now: now)
+            return false
+        }
+        tunnelReceived += end - counted
+        return true
+    }
+
+    private mutating func receiveReset(_ reset: StreamReset, on link: LinkID, now: Duration) {
+        let id = StreamID(reset.streamID)
+        if let stream = streams.removeValue(forKey: id) {
+            earlyData[id] = nil
+            let final = max(reset.finalSize, stream.receivedEnd)
+            guard count(from: stream.receivedEnd, to: final, on: link, now: now) else { return }
+            tunnelConsumed += final - stream.consumed
+            actions.append(.streamReset(id, code: reset.code, message: reset.message))
+            // The answer: our final size, so the peer can settle its count too.
+            queue.append(
+                .streamReset(StreamReset(streamID: id.rawValue, code: .cancelled, finalSize: stream.nextOffset)))
+        } else if let counted = resetStreams.removeValue(forKey: id) {
+            // The answer to our reset.
+            let final = max(reset.finalSize, counted)
+            guard count(from: counted, to: final, on: link, now: now) else { return }
+            tunnelConsumed += final - counted
+        } else if isRemote(id) && !isOldRemote(id) {
+            // Opened and reset before anything else of it arrived: settle it now.
+            noteRemote(id)
+            guard count(from: 0, to: reset.finalSize, on: link, now: now) else { return }
+            tunnelConsumed += reset.finalSize
+            queue.append(.streamReset(StreamReset(streamID: id.rawValue, code: .cancelled, finalSize: 0)))
+        }
+        updateTunnelWindow(now: now)
+    }
+
+    /// Refuses a remote stream we keep no state for.
+    private mutating func refuse(_ id: StreamID, message: String, counted: UInt64 = 0) {
+        if resetStreams.count < options.configuration.maxStreams { resetStreams[id] = counted }
+        queue.append(.streamReset(StreamReset(streamID: id.rawValue, code: .limitReached, message: message)))
+    }
+
+    /// Forgets a stream and tells the peer, releasing its tunnel credit; until the peer answers
+    /// with its final size, late bytes are counted against the stream's tombstone.
+    private mutating func resetLocally(_ id: StreamID, _ stream: StreamState, code: StreamReset.Code, message: String) {
+        streams[id] = nil
+        earlyData[id] = nil
+        tunnelConsumed += stream.receivedEnd - stream.consumed
+        if stream.reassembly.finalOffset == nil, resetStreams.count < options.configuration.maxStreams {
+            resetStreams[id] = stream.receivedEnd
+        }
+        queue.append(
+            .streamReset(StreamReset(streamID: id.rawValue, code: code, finalSize: stream.nextOffset, message: message))
+        )
+    }
+
+    /// Grants the peer more tunnel credit when half the window is used, growing the window when
+    /// the readers keep up (the same rule as per stream).
+    private mutating func updateTunnelWindow(now: Duration) {
+        let remaining = tunnelAdvertised - min(tunnelAdvertised, tunnelConsumed)
+        guard remaining <= UInt64(tunnelWindow / 2) else { return }
+        let rtt = links.values.compactMap(\.smoothedRTT).min() ?? .milliseconds(50)
+        if now - tunnelLastUpdate < rtt * 4 {
+            tunnelWindow = min(tunnelWindow * 2, max(options.configuration.maxTunnelWindow, tunnelWindow))
+        }
+        tunnelAdvertised = tunnelConsumed + UInt64(tunnelWindow)
+        tunnelLastUpdate = now
+        queue.append(.windowUpdate(WindowUpdate(streamID: 0, limit: tunnelAdvertised)))
+    }
+
+    private mutating func checkRemoteFin(_ id: StreamID, now: Duration) {
         guard var stream = streams[id], stream.openSeen, !stream.remoteFinDelivered, stream.reassembly.isComplete
         else { return }
         stream.remoteFinDelivered = true
         streams[id] = stream
         actions.append(.remoteFinished(id))
-        closeIfDone(id)
+        closeIfDone(id, now: now)
     }
 
-    private mutating func closeIfDone(_ id: StreamID) {
+    private mutating func closeIfDone(_ id: StreamID, now: Duration) {
         guard let stream = streams[id], stream.isDone else { return }
         streams[id] = nil
+        // Bytes delivered and not yet taken are the driver's now; their credit goes back.
+        tunnelConsumed += stream.receivedEnd - stream.consumed
         actions.append(.streamClosed(id))
+        updateTunnelWindow(now: now)
     }
 
     // MARK: sending
@@ -427,6 +568,7 @@ public struct TunnelEngine: Sendable {
                 return TunnelFrameSerializer.headerLength + 12 + bytes
             }
             // Nothing sendable (no data, or no credit): it becomes ready again on data or credit.
+            if stream.pending.readableBytes > 0 && stream.peerLimit > stream.nextOffset { tunnelBlocked = true }
             ready.removeFirst()
             readySet.remove(id)
         }
@@ -437,7 +579,8 @@ public struct TunnelEngine: Sendable {
     /// peer's credit and the chunk limit.
     private func sendableBytes(_ stream: StreamState) -> Int {
         let credit = stream.peerLimit > stream.nextOffset ? Int(min(stream.peerLimit - stream.nextOffset, 1 << 30)) : 0
-        return min(stream.pending.readableBytes, credit, options.frameLimits.maxDataChunk)
+        let tunnelCredit = tunnelPeerLimit > tunnelSent ? Int(min(tunnelPeerLimit - tunnelSent, 1 << 30)) : 0
+        return min(stream.pending.readableBytes, credit, tunnelCredit, options.frameLimits.maxDataChunk)
     }
 
     private mutating func buildDataFrame(now: Duration) -> TunnelFrame? {
@@ -448,6 +591,7 @@ public struct TunnelEngine: Sendable {
         let frame = TunnelFrame.streamData(
             StreamData(streamID: id.rawValue, offset: stream.nextOffset, fin: fin, data: chunk))
         stream.nextOffset += UInt64(bytes)
+        tunnelSent += UInt64(bytes)
         if fin { stream.finSent = true }
         if stream.pending.readableBytes == 0 { stream.pending.clear() }
         streams[id] = stream
@@ -458,7 +602,7 @@ public struct TunnelEngine: Sendable {
         } else {
             readySet.remove(id)
         }
-        closeIfDone(id)
+        closeIfDone(id, now: now)
         return frame
     }
 
@@ -559,6 +703,7 @@ public struct TunnelEngine: Sendable {
         }
         streams.removeAll()
         earlyData.removeAll()
+        resetStreams.removeAll()
         queue.removeAll()
         for id in links.keys.sorted() { actions.append(.closeLink(id, reason: reason)) }
         links.removeAll()

@@ -1,5 +1,6 @@
 import Foundation
 import NIOCore
+import Testing
 import WeftTunnel
 import WeftWire
 
@@ -36,12 +37,19 @@ struct NetworkSimulator {
     var paused: Set<Int> = []
     var received: [Int: Int] = [:]  // stream → bytes received in order at side 1
     var finished: Set<Int> = []
+    var finishTimes: [Int: Duration] = [:]
     var resets: [(side: Int, stream: StreamID, code: StreamReset.Code)] = []
     var errors: [String] = []
     /// The longest time no byte arrived at the receiver while a transfer was running.
     var longestStall: Duration = .zero
     var lastDelivery: Duration = .zero
     var streamIDs: [StreamID] = []
+    /// Streams whose reading app at side 1 has stopped taking bytes, and what it holds.
+    var stalledReaders: Set<Int> = []
+    var unconsumed: [Int: Int] = [:]
+    /// Streams left out of `allDone` (a stalled reader's stream, say).
+    var ignoredForDone: Set<Int> = []
+
     init(links: [Link], configuration: TunnelConfiguration = .init()) {
         self.links = links
         engines = [
@@ -68,7 +76,12 @@ struct NetworkSimulator {
 
     /// Side 0 opens `count` streams of `bytes` each to side 1.
     mutating func startTransfer(streams count: Int, bytes: Int) {
-        for _ in 0..<count {
+        startTransfer(sizes: Array(repeating: bytes, count: count))
+    }
+
+    /// Side 0 opens one stream per size to side 1.
+    mutating func startTransfer(sizes: [Int]) {
+        for bytes in sizes {
             let (id, actions) = engines[0].openStream(appName: "app", now: now)
             streamIDs.append(id)
             toSend[Int(id.rawValue)] = bytes
@@ -99,6 +112,20 @@ struct NetworkSimulator {
     mutating func cut(_ link: Int) {
         links[link].up = false
         links[link].epoch += 1
+    }
+
+    /// The link stops moving bytes for a while, in both directions, and loses none.
+    mutating func stall(_ link: Int, for duration: Duration) {
+        for side in 0..<2 { links[link].busyUntil[side] = max(links[link].busyUntil[side], now) + duration }
+    }
+
+    /// The reading app at side 1 starts or stops taking a stream's bytes.
+    mutating func setReaderStalled(_ stream: Int, _ stalled: Bool) {
+        if stalled {
+            stalledReaders.insert(stream)
+        } else if stalledReaders.remove(stream) != nil, let held = unconsumed.removeValue(forKey: stream) {
+            apply(engines[1].consumed(held, on: StreamID(UInt32(stream)), now: now), side: 1)
+        }
     }
 
     mutating func restore(_ link: Int) {
@@ -135,6 +162,7 @@ struct NetworkSimulator {
             case .remoteFinished(let stream):
                 if side == 1 {
                     finished.insert(Int(stream.rawValue))
+                    finishTimes[Int(stream.rawValue)] = now
                     apply(engines[1].finish(stream: stream, now: now), side: 1)
                 }
             case .streamReset(let stream, let code, _):
@@ -167,6 +195,10 @@ struct NetworkSimulator {
         received[stream] = offset + bytes.readableBytes
         longestStall = max(longestStall, now - lastDelivery)
         lastDelivery = now
+        if stalledReaders.contains(stream) {
+            unconsumed[stream, default: 0] += bytes.readableBytes
+            return
+        }
         apply(engines[1].consumed(bytes.readableBytes, on: StreamID(UInt32(stream)), now: now), side: 1)
     }
 
@@ -208,8 +240,16 @@ struct NetworkSimulator {
     }
 
     var allDone: Bool {
-        !streamIDs.isEmpty && streamIDs.allSatisfy { finished.contains(Int($0.rawValue)) }
+        !streamIDs.isEmpty
+            && streamIDs.allSatisfy { finished.contains(Int($0.rawValue)) || ignoredForDone.contains(Int($0.rawValue)) }
     }
 
     var totalReceived: Int { received.values.reduce(0, +) }
+}
+
+/// A failed expectation names the simulator by its state in a line, not by a dump of both engines.
+extension NetworkSimulator: CustomTestStringConvertible {
+    var testDescription: String {
+        "simulator at \(now): \(totalReceived) B received, \(finished.count)/\(streamIDs.count) streams done, links up \(links.map(\.up))"
+    }
 }

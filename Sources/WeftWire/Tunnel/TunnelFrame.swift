@@ -14,7 +14,8 @@ public enum TunnelFrame: Hashable, Sendable {
     case streamOpen(StreamOpen)
     /// Bytes of a stream at an offset; `fin` marks the end of the sender's direction.
     case streamData(StreamData)
-    /// Ends a stream in both directions (also the answer to an open that is refused).
+    /// Ends a stream in both directions (also the answer to an open that is refused). The side
+    /// that did not send it answers with its own reset, so both learn each other's final size.
     case streamReset(StreamReset)
     /// Raises the sender's receive limit for a stream (`streamID` 0: the whole tunnel).
     case windowUpdate(WindowUpdate)
@@ -226,11 +227,15 @@ public struct StreamReset: Hashable, Sendable {
 
     public var streamID: UInt32
     public var code: Code
+    /// How many bytes of the stream the sender of the reset had sent: the receiver counts them
+    /// against the tunnel's credit even if some never arrive, so both sides agree on it.
+    public var finalSize: UInt64
     public var message: String
 
-    public init(streamID: UInt32, code: Code, message: String = "") {
+    public init(streamID: UInt32, code: Code, finalSize: UInt64 = 0, message: String = "") {
         self.streamID = streamID
         self.code = code
+        self.finalSize = finalSize
         self.message = message
     }
 }

@@ -120,9 +120,11 @@ public struct TunnelFrameParser: Sendable {
         case .streamReset:
             let stream = try payload.readWireInteger(UInt32.self, field: "reset stream")
             let code = try payload.readWireInteger(UInt16.self, field: "reset code")
+            let finalSize = try payload.readWireInteger(UInt64.self, field: "reset final size")
             let message = try payload.readPrefixedString(
                 UInt8.self, limit: TunnelFrameLimits.reason, field: "reset message")
-            return .streamReset(StreamReset(streamID: stream, code: .init(rawValue: code), message: message))
+            return .streamReset(
+                StreamReset(streamID: stream, code: .init(rawValue: code), finalSize: finalSize, message: message))
         case .windowUpdate:
             let stream = try payload.readWireInteger(UInt32.self, field: "window stream")
             let limit = try payload.readWireInteger(UInt64.self, field: "window limit")

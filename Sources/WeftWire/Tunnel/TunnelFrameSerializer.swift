@@ -9,7 +9,7 @@ import NIOCore
 /// | refuse | `u16 reason, u8+message` |
 /// | streamOpen | `u32 stream, u8+app, u16+target (empty: none), u32 initial window` |
 /// | streamData | flags bit 0 = fin; `u32 stream, u64 offset, data…` |
-/// | streamReset | `u32 stream, u16 code, u8+message` |
+/// | streamReset | `u32 stream, u16 code, u64 final size, u8+message` |
 /// | windowUpdate | `u32 stream, u64 limit` |
 /// | ack, ping, pong | `u64` |
 /// | goodbye | flags bit 0 = whole tunnel; `u8+message` |
@@ -55,6 +55,7 @@ public struct TunnelFrameSerializer: Sendable {
         case .streamReset(let reset):
             buffer.writeInteger(reset.streamID)
             buffer.writeInteger(reset.code.rawValue)
+            buffer.writeInteger(reset.finalSize)
             buffer.writePrefixedString(UInt8.self, reset.message.truncatedUTF8(TunnelFrameLimits.reason))
         case .windowUpdate(let update):
             buffer.writeInteger(update.streamID)
