@@ -26,6 +26,13 @@ public struct TunnelFrameParser: Sendable {
         }
     }
 
+    /// Hands out what is buffered and not yet parsed (the bytes behind a handshake, which
+    /// belong to the tunnel's own parser).
+    public mutating func takeBuffered() -> ByteBuffer {
+        defer { buffer = ByteBuffer() }
+        return buffer
+    }
+
     public mutating func append(_ bytes: ByteBuffer) {
         var copy = bytes
         append(&copy)

@@ -1,0 +1,214 @@
+import NIOCore
+import WeftWire
+
+/// The first exchange on a new link, after TLS: `hello` from the dialing side, then `welcome`
+/// or `refuse` from the accepting side. A value-type state machine: the driver feeds it bytes
+/// and carries out the actions it returns; it touches no socket and no clock.
+///
+/// The accepting side checks what it can on its own (version, tunnel id, not talking to itself)
+/// and refuses with a reason; what needs the node's state (is this site's certificate the one
+/// it announced, too many links) is asked of the driver through `.decide`, answered with
+/// `accept()` or `refuse(_:message:)`.
+public struct LinkHandshake: Sendable {
+    public enum Role: Sendable, Equatable {
+        /// Dials `peerSite`, believed to be at `peerIncarnation`, for the link `linkID`.
+        case dialer(peerSite: String, peerIncarnation: UInt64, linkID: UInt32)
+        case acceptor
+    }
+
+    /// A finished handshake: which tunnel the link belongs to.
+    public struct Established: Sendable, Equatable {
+        public var peerSite: String
+        public var peerIncarnation: UInt64
+        public var tunnelID: TunnelID
+        public var version: UInt16
+        /// The dialer's number for the link (its own bookkeeping; logs show it).
+        public var linkID: UInt32
+        /// Tunnel frames that arrived behind the handshake.
+        public var leftover: ByteBuffer
+    }
+
+    public enum Action: Sendable, Equatable {
+        case write(ByteBuffer)
+        /// Acceptor only: a valid hello arrived; answer with `accept()` or `refuse(_:message:)`.
+        case decide(LinkHello)
+        case established(Established)
+        /// The peer refused the link.
+        case refused(LinkRefuse)
+        /// The handshake failed here (bad bytes, wrong peer, timeout); close the link.
+        case failed(String)
+    }
+
+    private enum State: Sendable {
+        case idle
+        case awaitingHello
+        case awaitingWelcome
+        case deciding(LinkHello)
+        case done
+    }
+
+    public let role: Role
+    public let siteName: String
+    public let incarnation: UInt64
+    private var state: State = .idle
+    private var parser = TunnelFrameParser(limits: Self.limits)
+    private let serializer = TunnelFrameSerializer()
+
+    /// Handshake frames are small; nothing bigger is read before the peer is known.
+    public static let limits = TunnelFrameLimits(maxPayload: 1024, maxDataChunk: 0)
+
+    public init(role: Role, siteName: String, incarnation: UInt64) {
+        self.role = role
+        self.siteName = siteName
+        self.incarnation = incarnation
+    }
+
+    /// Whether the handshake has ended (either way).
+    public var isFinished: Bool {
+        if case .done = state { return true }
+        return false
+    }
+
+    /// Starts: the dialer sends its hello; the acceptor waits for one.
+    public mutating func start() -> [Action] {
+        guard case .idle = state else { return [] }
+        switch role {
+        case .acceptor:
+            state = .awaitingHello
+            return []
+        case .dialer(let peerSite, let peerIncarnation, let linkID):
+            state = .awaitingWelcome
+            let hello = LinkHello(
+                minVersion: WireProtocol.version,
+                maxVersion: WireProtocol.version,
+                siteName: siteName,
+                incarnation: incarnation,
+                tunnelID: TunnelID(
+                    localSite: siteName, localIncarnation: incarnation, peerSite: peerSite,
+                    peerIncarnation: peerIncarnation
+                ).bytes,
+                linkID: linkID,
+                capabilities: 0
+            )
+            return [.write(frame(.hello(hello)))]
+        }
+    }
+
+    public mutating func received(_ bytes: ByteBuffer) -> [Action] {
+        switch state {
+        case .awaitingHello, .awaitingWelcome: break
+        case .idle, .deciding:
+            // Bytes behind a hello, before the decision: kept for the tunnel.
+            parser.append(bytes)
+            return []
+        case .done: return []
+        }
+        parser.append(bytes)
+        let next: TunnelFrame?
+        do {
+            next = try parser.nextFrame()
+        } catch {
+            return fail("malformed handshake: \(error)")
+        }
+        guard let next else { return [] }
+        switch (state, next) {
+        case (.awaitingHello, .hello(let hello)):
+            return receiveHello(hello)
+        case (.awaitingWelcome, .welcome(let welcome)):
+            return receiveWelcome(welcome)
+        case (.awaitingWelcome, .refuse(let refuse)):
+            state = .done
+            return [.refused(refuse)]
+        default:
+            return fail("expected \(role == .acceptor ? "a hello" : "a welcome"), got another frame")
+        }
+    }
+
+    private mutating func receiveHello(_ hello: LinkHello) -> [Action] {
+        guard hello.minVersion <= WireProtocol.version && WireProtocol.version <= hello.maxVersion else {
+            return refuse(
+                .unsupportedVersion,
+                message:
+                    "this site speaks version \(WireProtocol.version), not \(hello.minVersion)...\(hello.maxVersion)"
+            )
+        }
+        guard hello.siteName != siteName else {
+            return refuse(.protocolViolation, message: "a site cannot link to itself (\(siteName))")
+        }
+        let expected = TunnelID(
+            localSite: siteName, localIncarnation: incarnation, peerSite: hello.siteName,
+            peerIncarnation: hello.incarnation)
+        guard hello.tunnelID == expected.bytes else {
+            return refuse(.unknownTunnel, message: "\(siteName) restarted; its incarnation is \(incarnation)")
+        }
+        state = .deciding(hello)
+        return [.decide(hello)]
+    }
+
+    private mutating func receiveWelcome(_ welcome: LinkWelcome) -> [Action] {
+        guard case .dialer(let peerSite, let peerIncarnation, let linkID) = role else { return fail("not a dialer") }
+        guard welcome.version == WireProtocol.version else {
+            return fail("the peer chose version \(welcome.version), which this site does not speak")
+        }
+        guard welcome.siteName == peerSite, welcome.incarnation == peerIncarnation else {
+            return fail(
+                "welcomed by \(welcome.siteName) (\(welcome.incarnation)), expected \(peerSite) (\(peerIncarnation))")
+        }
+        state = .done
+        let established = Established(
+            peerSite: peerSite,
+            peerIncarnation: peerIncarnation,
+            tunnelID: TunnelID(
+                localSite: siteName, localIncarnation: incarnation, peerSite: peerSite, peerIncarnation: peerIncarnation
+            ),
+            version: welcome.version,
+            linkID: linkID,
+            leftover: parser.takeBuffered()
+        )
+        return [.established(established)]
+    }
+
+    /// Acceptor: the hello is acceptable; the link joins the tunnel.
+    public mutating func accept() -> [Action] {
+        guard case .deciding(let hello) = state else { return [] }
+        state = .done
+        let welcome = LinkWelcome(
+            version: WireProtocol.version, siteName: siteName, incarnation: incarnation, capabilities: 0)
+        let established = Established(
+            peerSite: hello.siteName,
+            peerIncarnation: hello.incarnation,
+            tunnelID: TunnelID(bytes: hello.tunnelID)!,
+            version: WireProtocol.version,
+            linkID: hello.linkID,
+            leftover: parser.takeBuffered()
+        )
+        return [.write(frame(.welcome(welcome))), .established(established)]
+    }
+
+    /// Acceptor: refuses the link with a reason the peer logs.
+    public mutating func refuse(_ reason: LinkRefuse.Reason, message: String) -> [Action] {
+        guard role == .acceptor, !isFinished else { return [] }
+        state = .done
+        return [
+            .write(frame(.refuse(LinkRefuse(reason: reason, message: message)))),
+            .failed("refused the peer: \(reason): \(message)"),
+        ]
+    }
+
+    /// The driver's handshake timer fired first.
+    public mutating func timedOut() -> [Action] {
+        guard !isFinished else { return [] }
+        return fail("no handshake in time")
+    }
+
+    private mutating func fail(_ reason: String) -> [Action] {
+        state = .done
+        return [.failed(reason)]
+    }
+
+    private func frame(_ frame: TunnelFrame) -> ByteBuffer {
+        var buffer = ByteBuffer()
+        serializer.serialize(frame, into: &buffer)
+        return buffer
+    }
+}
