@@ -8,6 +8,8 @@ let package = Package(
     products: [
         .executable(name: "weft", targets: ["weft"]),
         .library(name: "WeftSite", targets: ["WeftSite"]),
+        .library(name: "WeftWire", targets: ["WeftWire"]),
+        .library(name: "WeftTunnel", targets: ["WeftTunnel"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),

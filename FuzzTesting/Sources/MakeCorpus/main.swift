@@ -1,0 +1,189 @@
+// Writes the seed corpus: small valid inputs for each fuzz target, serialized by weft's own
+// code. Run from FuzzTesting/: `swift run MakeCorpus` (writes into ./Corpus, replacing files
+// of the same name and leaving others alone).
+
+import Foundation
+import NIOCore
+import WeftWire
+
+let corpus = CommandLine.arguments.count > 1 ? CommandLine.arguments[1] : "Corpus"
+
+func write(_ target: String, _ name: String, _ bytes: [UInt8]) {
+    let directory = "\(corpus)/\(target)"
+    try! FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    precondition(FileManager.default.createFile(atPath: "\(directory)/\(name)", contents: Data(bytes)))
+}
+
+func frames(_ frames: [TunnelFrame]) -> [UInt8] {
+    var buffer = ByteBuffer()
+    for frame in frames { TunnelFrameSerializer().serialize(frame, into: &buffer) }
+    return Array(buffer.readableBytesView)
+}
+
+func data(_ stream: UInt32, _ offset: UInt64, _ text: String, fin: Bool = false) -> TunnelFrame {
+    .streamData(StreamData(streamID: stream, offset: offset, fin: fin, data: ByteBuffer(string: text)))
+}
+
+// MARK: tunnel frames
+
+let tunnelID = (0..<UInt8(LinkHello.tunnelIDLength)).map { $0 &* 17 }
+let hello = TunnelFrame.hello(
+    LinkHello(
+        minVersion: 1,
+        maxVersion: 1,
+        siteName: "berlin",
+        incarnation: 0x0123_4567_89AB_CDEF,
+        tunnelID: tunnelID,
+        linkID: 3,
+        capabilities: 1
+    )
+)
+let welcome = TunnelFrame.welcome(
+    LinkWelcome(version: 1, siteName: "lisbon", incarnation: 0xFEDC_BA98_7654_3210, capabilities: 0))
+let examples: [(String, TunnelFrame)] = [
+    ("hello", hello),
+    ("welcome", welcome),
+    ("refuse", .refuse(LinkRefuse(reason: .unknownTunnel, message: "restarted"))),
+    ("open", .streamOpen(StreamOpen(streamID: 1, appName: "ssh", initialWindow: 262_144))),
+    (
+        "open-target",
+        .streamOpen(StreamOpen(streamID: 3, appName: "lan", target: "tcp:10.0.2.7:5900", initialWindow: 65_536))
+    ),
+    ("data", data(1, 0, "hello, world")),
+    ("data-fin", data(1, 12, "bye", fin: true)),
+    ("reset", .streamReset(StreamReset(streamID: 1, code: .notExposed, message: "no such app"))),
+    ("window", .windowUpdate(WindowUpdate(streamID: 1, limit: 524_288))),
+    ("ack", .ack(7)),
+    ("ping", .ping(1)),
+    ("pong", .pong(1)),
+    ("goodbye-tunnel", .goodbye(Goodbye(tunnel: true, message: "stopping"))),
+]
+for (name, frame) in examples {
+    write("FuzzTunnelFrameParser", name, frames([frame]))
+}
+write("FuzzTunnelFrameParser", "handshake", frames([hello, welcome]))
+write(
+    "FuzzTunnelFrameParser",
+    "session",
+    frames([
+        .streamOpen(StreamOpen(streamID: 2, appName: "web", initialWindow: 1024)),
+        data(2, 0, "GET / HTTP/1.1\r\n\r\n", fin: true),
+        .ack(2),
+        .ping(9),
+        .goodbye(Goodbye(tunnel: false, message: "")),
+    ])
+)
+
+// MARK: discovery messages
+
+let session = (0..<UInt8(SiteAnnouncement.sessionLength)).map { 0xA0 &+ $0 }
+let announcement = SiteAnnouncement(
+    protocolVersion: 1,
+    capabilities: 1,
+    incarnation: 42,
+    session: session,
+    siteID: "3f2a9c",
+    softwareVersion: "0.1.0",
+    refreshSeconds: 30,
+    endpoints: [
+        .init(linkType: .tls, address: "192.0.2.10", port: 7443),
+        .init(linkType: .tls, address: "2001:db8::1", port: 7443),
+    ],
+    apps: ["ssh", "web"]
+)
+let goodbye = SiteGoodbye(session: session, reason: .stopped)
+// Not a real certificate or signature: the parser only bounds their lengths.
+let certificate: [UInt8] = [0x30, 0x82, 0x01, 0x0A] + Array(repeating: 0x11, count: 60)
+let signature = [UInt8](repeating: 0x5C, count: 64)
+func signed(_ kind: DiscoveryMessage.Kind, _ body: [UInt8]) -> [UInt8] {
+    let serializer = DiscoveryMessageSerializer()
+    let message = DiscoveryMessage(
+        kind: kind,
+        timestampMillis: 1_750_000_000_000,
+        messageID: (0..<UInt8(DiscoveryMessage.messageIDLength)).map { $0 },
+        senderName: "berlin",
+        senderCertificate: certificate,
+        body: body
+    )
+    return serializer.serialize(signedBytes: serializer.serialize(message), signature: signature)
+}
+var unknownEndpoint = SiteAnnouncement(
+    protocolVersion: 2,
+    capabilities: 0xFFFF_FFFF,
+    incarnation: 1,
+    session: session,
+    siteID: "x",
+    softwareVersion: "",
+    refreshSeconds: 5,
+    endpoints: [.init(linkType: .tls, address: "10.0.0.1", port: 1)],
+    apps: []
+).serialized()
+unknownEndpoint[unknownEndpoint.count - 2 - 2 - 8 - 1 - 1] = 9  // the endpoint's link type
+write("FuzzDiscoveryMessageParser", "signed-announcement", signed(.announcement, announcement.serialized()))
+write("FuzzDiscoveryMessageParser", "signed-goodbye", signed(.goodbye, goodbye.serialized()))
+write("FuzzDiscoveryMessageParser", "announcement", announcement.serialized())
+write("FuzzDiscoveryMessageParser", "announcement-unknown-link-type", unknownEndpoint)
+write("FuzzDiscoveryMessageParser", "goodbye", goodbye.serialized())
+
+// MARK: tunnel engine (two header bytes, see FuzzTunnelEngine/main.swift, then the peer's bytes)
+
+// The engine opens odd streams (header bit 6), so the peer's are even.
+write(
+    "FuzzTunnelEngine",
+    "peer-stream",
+    [0x40 | 7, 0x13]
+        + frames([
+            .streamOpen(StreamOpen(streamID: 2, appName: "ssh", initialWindow: 65_536)),
+            data(2, 0, "SSH-2.0-x\r\n"),
+            .ack(1),
+            data(2, 11, "", fin: true),
+            .ack(2),
+            .ping(5),
+        ])
+)
+write(
+    "FuzzTunnelEngine",
+    "early-and-duplicate-data",
+    [0x40 | 63, 0x21]
+        + frames([
+            data(4, 5, "world", fin: true),
+            data(4, 0, "hello"),
+            .streamOpen(StreamOpen(streamID: 4, appName: "web", initialWindow: 1024)),
+            data(4, 0, "hello"),
+            .windowUpdate(WindowUpdate(streamID: 4, limit: 4096)),
+            .ack(2),
+        ])
+)
+// This side opens stream 1 and sends on it (header byte 1, bit 7); the peer acknowledges,
+// answers and finishes.
+write(
+    "FuzzTunnelEngine",
+    "local-stream",
+    [0x40 | 15, 0x80 | 0x21]
+        + frames([
+            .ack(1),
+            .windowUpdate(WindowUpdate(streamID: 1, limit: 1 << 20)),
+            .ack(2),
+            data(1, 0, "answer", fin: true),
+            .ack(3),
+        ])
+)
+// A second, silent link (header byte 0, bit 7) gets suspected; the peer resets a stream.
+write(
+    "FuzzTunnelEngine",
+    "silent-link-and-reset",
+    [0x80 | 0x40 | 31, 0x80 | 0x54]
+        + frames([
+            .streamOpen(StreamOpen(streamID: 2, appName: "lan", target: "tcp:10.0.2.7:22", initialWindow: 10)),
+            data(2, 0, "0123456789"),
+            .streamReset(StreamReset(streamID: 2, code: .cancelled, message: "")),
+            .pong(1),
+            .ack(1),
+        ])
+)
+write(
+    "FuzzTunnelEngine",
+    "goodbye",
+    [0x40 | 3, 0x65] + frames([.ping(1), .goodbye(Goodbye(tunnel: false, message: "moving"))]) + frames([.ping(2)])
+)
+write("FuzzTunnelEngine", "handshake-after-handshake", [0, 0] + frames([hello]))
