@@ -40,10 +40,20 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
             ]
         ),
+        // The link handshake from either side, against a peer that sends anything.
+        .executableTarget(
+            name: "FuzzLinkHandshake",
+            dependencies: [
+                .product(name: "WeftTunnel", package: "weft"),
+                .product(name: "WeftWire", package: "weft"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ]
+        ),
         // Writes the seed corpus (Corpus/<target>/) from real frames and messages.
         .executableTarget(
             name: "MakeCorpus",
             dependencies: [
+                .product(name: "WeftTunnel", package: "weft"),
                 .product(name: "WeftWire", package: "weft"),
                 .product(name: "NIOCore", package: "swift-nio"),
             ]

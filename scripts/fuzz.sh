@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Fuzzes weft's parsers and tunnel engine with libFuzzer: builds the FuzzTesting package with
-# the fuzzer and AddressSanitizer, then runs each target for N seconds (default 20) on a copy
-# of its committed corpus (FuzzTesting/Corpus/<target>, read as seeds, never written).
+# Fuzzes weft's parsers, link handshake and tunnel engine with libFuzzer: builds the
+# FuzzTesting package with the fuzzer and AddressSanitizer, then runs each target for N seconds
+# (default 20) on a copy of its committed corpus (FuzzTesting/Corpus/<target>, read as seeds,
+# never written).
 # Fails if any target crashes, and says where the crashing input was written.
 #
 # Usage: scripts/fuzz.sh [seconds-per-target]
@@ -13,7 +14,7 @@ cd "$(dirname "$0")/.."
 
 seconds="${1:-20}"
 [[ "$seconds" =~ ^[0-9]+$ ]] || { echo "usage: $0 [seconds-per-target]" >&2; exit 2; }
-targets=(FuzzTunnelFrameParser FuzzDiscoveryMessageParser FuzzTunnelEngine)
+targets=(FuzzTunnelFrameParser FuzzDiscoveryMessageParser FuzzLinkHandshake FuzzTunnelEngine)
 package=FuzzTesting
 flags=(-c debug --sanitize=fuzzer --sanitize=address -Xswiftc -sanitize=fuzzer -Xswiftc -parse-as-library)
 lock="${WEFT_BUILD_LOCK:-/tmp/weft-swift-build.lock}"
@@ -66,7 +67,7 @@ for target in "${targets[@]}"; do
         if [[ -n "$crash" ]]; then
             echo "   crashing input: $crash" >&2
             trace=""
-            [[ $target == FuzzTunnelEngine ]] && trace="FUZZ_TRACE=1 "
+            [[ $target == FuzzTunnelEngine || $target == FuzzLinkHandshake ]] && trace="FUZZ_TRACE=1 "
             echo "   reproduce: ${trace}SWIFT_BACKTRACE=enable=no $bin/$target $crash" >&2
         fi
     fi

@@ -4,6 +4,7 @@
 
 import Foundation
 import NIOCore
+import WeftTunnel
 import WeftWire
 
 let corpus = CommandLine.arguments.count > 1 ? CommandLine.arguments[1] : "Corpus"
@@ -187,3 +188,47 @@ write(
     [0x40 | 3, 0x65] + frames([.ping(1), .goodbye(Goodbye(tunnel: false, message: "moving"))]) + frames([.ping(2)])
 )
 write("FuzzTunnelEngine", "handshake-after-handshake", [0, 0] + frames([hello]))
+
+// MARK: link handshake (two header bytes, see FuzzLinkHandshake/main.swift, then the peer's bytes)
+
+// The identities the target uses: lisbon accepts, berlin dials lisbon for link 3.
+let acceptorIncarnation: UInt64 = 0xFEDC_BA98_7654_3210
+let dialerIncarnation: UInt64 = 0x0123_4567_89AB_CDEF
+let validHello = TunnelFrame.hello(
+    LinkHello(
+        minVersion: WireProtocol.version,
+        maxVersion: WireProtocol.version,
+        siteName: "berlin",
+        incarnation: dialerIncarnation,
+        tunnelID: TunnelID(
+            localSite: "berlin", localIncarnation: dialerIncarnation, peerSite: "lisbon",
+            peerIncarnation: acceptorIncarnation
+        ).bytes,
+        linkID: 3,
+        capabilities: 0
+    )
+)
+let tunnelFrames = frames([
+    .streamOpen(StreamOpen(streamID: 1, appName: "ssh", initialWindow: 65_536)),
+    data(1, 0, "SSH-2.0-x\r\n"),
+    .ack(1),
+])
+// Byte 0: bit 0 dialer, bit 1 the driver refuses, bit 2 it decides after all input, bit 3 the
+// timer fires, bits 4-6 the refusal's reason code. Byte 1: chunk size - 1.
+write("FuzzLinkHandshake", "hello", [0x00, 0x3F] + frames([validHello]))
+write("FuzzLinkHandshake", "hello-and-tunnel-bytes", [0x00, 0x06] + frames([validHello]) + tunnelFrames)
+write(
+    "FuzzLinkHandshake",
+    "hello-refused-late",
+    [UInt8(LinkRefuse.Reason.tooManyLinks.code) << 4 | 0x04 | 0x02, 0x0A] + frames([validHello]) + tunnelFrames
+)
+// The hello of the frame parser's corpus: its tunnel id is not berlin and lisbon's.
+write("FuzzLinkHandshake", "hello-unknown-tunnel", [0x00, 0x3F] + frames([hello]))
+write("FuzzLinkHandshake", "welcome", [0x01, 0x3F] + frames([welcome]))
+write("FuzzLinkHandshake", "welcome-and-tunnel-bytes", [0x01, 0x04] + frames([welcome]) + tunnelFrames)
+write(
+    "FuzzLinkHandshake",
+    "refuse",
+    [0x01, 0x02] + frames([.refuse(LinkRefuse(reason: .unknownTunnel, message: "lisbon restarted"))])
+)
+write("FuzzLinkHandshake", "timeout", [0x01 | 0x08, 0x00])
