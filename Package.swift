@@ -21,6 +21,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+        .package(url: "https://github.com/x-sheep/swift-property-based.git", from: "2.0.1"),
     ],
     targets: [
         // Byte formats: handshake, frames, envelopes. No I/O, no clock.
@@ -110,16 +111,24 @@ let package = Package(
         ),
         // Real helpers for tests and benchmarks: a mosquitto broker on a free port.
         .target(name: "WeftTestSupport"),
-        .testTarget(name: "WeftWireTests", dependencies: ["WeftWire"]),
+        .testTarget(
+            name: "WeftWireTests",
+            dependencies: ["WeftWire", .product(name: "PropertyBased", package: "swift-property-based")]
+        ),
         .testTarget(
             name: "WeftTunnelTests",
-            dependencies: ["WeftTunnel", "WeftWire", .product(name: "NIOCore", package: "swift-nio")]
+            dependencies: [
+                "WeftTunnel", "WeftWire", .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "PropertyBased", package: "swift-property-based"),
+            ]
         ),
         .testTarget(name: "WeftIdentityTests", dependencies: ["WeftIdentity"]),
         .testTarget(
             name: "WeftTransportTests",
             dependencies: [
-                "WeftTransport", "WeftIdentity",
+                "WeftTransport", "WeftIdentity", "WeftTunnel", "WeftWire",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),

@@ -14,6 +14,8 @@ public struct ReassemblyBuffer: Sendable {
     /// Segments waiting for a gap before them, by start offset, never overlapping.
     private var pending: [UInt64: ByteBuffer] = [:]
     private var pendingOffsets: [UInt64] = []
+    /// The highest end of any segment received.
+    private var highestEnd: UInt64 = 0
     /// Bytes held in `pending`.
     public private(set) var bufferedBytes = 0
 
@@ -32,9 +34,12 @@ public struct ReassemblyBuffer: Sendable {
         let end = offset + UInt64(data.readableBytes)
         if fin {
             if let finalOffset, finalOffset != end { throw .finalOffsetViolation }
+            // An end below bytes already received (delivered or held) contradicts them.
+            if end < highestEnd { throw .finalOffsetViolation }
             finalOffset = end
         }
         if let finalOffset, end > finalOffset { throw .finalOffsetViolation }
+        highestEnd = max(highestEnd, end)
         guard end > deliveredOffset else { return [] }
         var segment = data
         var start = offset

@@ -4,7 +4,7 @@ import WeftWire
 /// Both directions of one stream.
 struct StreamState {
     // Sending: app bytes not yet put into frames, the next offset to frame, credit.
-    var pending = ByteBuffer()
+    var pending = SendQueue()
     var nextOffset: UInt64 = 0
     var finRequested = false
     var finSent = false

@@ -116,6 +116,8 @@ public struct TunnelEngine: Sendable {
     }
 
     public var linkIDs: [LinkID] { links.keys.sorted() }
+    /// Whether the stream is open (known to the engine).
+    public func isOpen(_ id: StreamID) -> Bool { streams[id] != nil }
     public var openStreams: Int { streams.count }
     /// Peer bytes this side may still be holding (received, not yet taken by an app): never
     /// more than the tunnel window it advertised.
@@ -192,8 +194,7 @@ public struct TunnelEngine: Sendable {
     /// App bytes to send on a stream.
     public mutating func send(_ data: ByteBuffer, on id: StreamID, now: Duration) -> [TunnelAction] {
         guard var stream = streams[id], !stream.finRequested else { return [] }
-        var data = data
-        stream.pending.writeBuffer(&data)
+        stream.pending.append(data)
         if stream.pending.readableBytes > options.sendBufferLimit && !stream.readingPaused {
             stream.readingPaused = true
             actions.append(.pauseReading(id))
@@ -435,10 +436,10 @@ public struct TunnelEngine: Sendable {
         let id = StreamID(reset.streamID)
         if let stream = streams.removeValue(forKey: id) {
             earlyData[id] = nil
+            actions.append(.streamReset(id, code: reset.code, message: reset.message))
             let final = max(reset.finalSize, stream.receivedEnd)
             guard count(from: stream.receivedEnd, to: final, on: link, now: now) else { return }
             tunnelConsumed += final - stream.consumed
-            actions.append(.streamReset(id, code: reset.code, message: reset.message))
             // The answer: our final size, so the peer can settle its count too.
             queue.append(
                 .streamReset(StreamReset(streamID: id.rawValue, code: .cancelled, finalSize: stream.nextOffset)))
@@ -586,14 +587,13 @@ public struct TunnelEngine: Sendable {
     private mutating func buildDataFrame(now: Duration) -> TunnelFrame? {
         guard let id = ready.first, var stream = streams[id] else { return nil }
         let bytes = sendableBytes(stream)
-        let chunk = stream.pending.readSlice(length: bytes)!
+        let chunk = stream.pending.read(length: bytes)
         let fin = stream.finRequested && stream.pending.readableBytes == 0
         let frame = TunnelFrame.streamData(
             StreamData(streamID: id.rawValue, offset: stream.nextOffset, fin: fin, data: chunk))
         stream.nextOffset += UInt64(bytes)
         tunnelSent += UInt64(bytes)
         if fin { stream.finSent = true }
-        if stream.pending.readableBytes == 0 { stream.pending.clear() }
         streams[id] = stream
         // Round-robin: the stream goes to the back if it has more to send.
         ready.removeFirst()

@@ -114,6 +114,21 @@ struct NetworkSimulator {
         links[link].epoch += 1
     }
 
+    /// One side closes the link's connection (the other side notices after the delay), and a
+    /// new connection with a fresh id and the same shape takes its place.
+    mutating func replace(_ link: Int, closedBy side: Int) {
+        let shape = links[link]
+        links[link].up = false
+        links[link].epoch += 1
+        apply(engines[side].linkDown(LinkID(UInt32(link)), now: now), side: side)
+        schedule(now + shape.delay, .linkDown(side: 1 - side, link: link))
+        links.append(Link(rate: shape.rate, delay: shape.delay, busyUntil: [now, now]))
+        let fresh = links.count - 1
+        for side in 0..<2 {
+            apply(engines[side].linkUp(LinkID(UInt32(fresh)), now: now), side: side)
+        }
+    }
+
     /// The link stops moving bytes for a while, in both directions, and loses none.
     mutating func stall(_ link: Int, for duration: Duration) {
         for side in 0..<2 { links[link].busyUntil[side] = max(links[link].busyUntil[side], now) + duration }

@@ -178,34 +178,28 @@ struct ReassemblyPropertyTests {
         }
     }
 
-    /// Accepted today: `deliveredOffset` stays past `finalOffset`, so `isComplete` never becomes true.
     @Test("a fin that ends before bytes already delivered is refused")
     func finBelowDeliveredBytes() async {
-        await withKnownIssue("ReassemblyBuffer accepts a fin below bytes it has already delivered") {
-            await propertyCheck(
-                count: 200, input: Gen.int(in: 1...4096), Gen.int(in: 0...Int.max), Gen.int(in: 0...Int.max)
-            ) { received, rawEnd, rawStart in
-                let finEnd = rawEnd % received
-                finBelowReceived(start: 0, received: received, finStart: rawStart % (finEnd + 1), finEnd: finEnd)
-            }
+        await propertyCheck(
+            count: 200, input: Gen.int(in: 1...4096), Gen.int(in: 0...Int.max), Gen.int(in: 0...Int.max)
+        ) { received, rawEnd, rawStart in
+            let finEnd = rawEnd % received
+            finBelowReceived(start: 0, received: received, finStart: rawStart % (finEnd + 1), finEnd: finEnd)
         }
     }
 
-    /// Accepted today: the held bytes past the end stay in `bufferedBytes` for good.
     @Test("a fin that ends before bytes held out of order is refused")
     func finBelowHeldBytes() async {
-        await withKnownIssue("ReassemblyBuffer accepts a fin below bytes it holds out of order") {
-            await propertyCheck(
-                count: 200, input: Gen.int(in: 2...4096), Gen.int(in: 0...Int.max), Gen.int(in: 0...Int.max),
-                Gen.int(in: 0...Int.max)
-            ) { received, rawStart, rawEnd, rawFinStart in
-                // Bytes from `start` (not 0, so they are held) up to `received`; a fin that ends
-                // before `received` but not before the fin's own start, which may be in the gap.
-                let start = 1 + rawStart % (received - 1)
-                let finEnd = rawEnd % received
-                finBelowReceived(
-                    start: start, received: received, finStart: rawFinStart % (finEnd + 1), finEnd: finEnd)
-            }
+        await propertyCheck(
+            count: 200, input: Gen.int(in: 2...4096), Gen.int(in: 0...Int.max), Gen.int(in: 0...Int.max),
+            Gen.int(in: 0...Int.max)
+        ) { received, rawStart, rawEnd, rawFinStart in
+            // Bytes from `start` (not 0, so they are held) up to `received`; a fin that ends
+            // before `received` but not before the fin's own start, which may be in the gap.
+            let start = 1 + rawStart % (received - 1)
+            let finEnd = rawEnd % received
+            finBelowReceived(
+                start: start, received: received, finStart: rawFinStart % (finEnd + 1), finEnd: finEnd)
         }
     }
 }

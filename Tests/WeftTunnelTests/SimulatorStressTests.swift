@@ -57,6 +57,34 @@ struct SimulatorStressTests {
         #expect(sim.engines[0].openStreams == 0 && sim.engines[1].openStreams == 0)
     }
 
+    @Test(
+        "connections closed from either side and replaced by new ones: every byte once and in order", arguments: 0..<50)
+    func churn(seed: Int) {
+        var random = SeededGenerator(seed: UInt64(seed) &+ 1_000)
+        let links = (0..<3).map { _ in
+            NetworkSimulator.Link(
+                rate: mbit(Double.random(in: 20...200, using: &random)),
+                delay: .milliseconds(Int.random(in: 1...20, using: &random)))
+        }
+        var sim = NetworkSimulator(links: links)
+        sim.startTransfer(sizes: [12 << 20, 12 << 20, 6 << 20])
+        var time = Duration.zero
+        var replaced = 0
+        while !sim.allDone && time < .seconds(120) {
+            time += .milliseconds(Int.random(in: 30...150, using: &random))
+            sim.run(until: time)
+            let live = sim.links.indices.filter { sim.links[$0].up }
+            guard let victim = live.randomElement(using: &random) else { continue }
+            sim.replace(victim, closedBy: Int.random(in: 0...1, using: &random))
+            replaced += 1
+        }
+        sim.run(until: time + .seconds(10), stopWhenDone: false)
+        #expect(sim.errors.isEmpty, "seed \(seed): \(sim.errors.prefix(3))")
+        #expect(sim.resets.isEmpty)
+        #expect(sim.allDone, "seed \(seed)")
+        #expect(replaced >= 3, "seed \(seed): only \(replaced) replaced")
+    }
+
     @Test("random faults: every byte once and in order", arguments: 0..<200)
     func randomFaults(seed: Int) {
         var random = SeededGenerator(seed: UInt64(seed))

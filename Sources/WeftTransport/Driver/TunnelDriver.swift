@@ -1,0 +1,235 @@
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import WeftTunnel
+import WeftWire
+
+/// Runs one `TunnelEngine` on one event loop: feeds it what the links and the apps do, and
+/// carries out its actions. It makes no protocol decision of its own.
+///
+/// Links may live on other event loops; their bytes hop here in order. Every method other than
+/// `attach(_:)` and `eventLoop.execute` must be called on `eventLoop` (the stream delegates are
+/// called there too). `@unchecked Sendable` because its state is confined to that loop.
+public final class TunnelDriver: @unchecked Sendable {
+    public let eventLoop: EventLoop
+    public let tunnelID: TunnelID
+    public let peerSite: String
+    public let peerIncarnation: UInt64
+    public var logger: Logger
+
+    /// A peer opened a stream: return its delegate, or nil to refuse it (the driver then resets
+    /// it with `notExposed` unless the handler reset it with a better reason first).
+    public var onIncomingStream: ((StreamID, _ appName: String, _ target: String?) -> TunnelStreamDelegate?)?
+    /// The tunnel ended: no link for longer than the grace period, or the peer stopped.
+    public var onFailed: ((String) -> Void)?
+
+    private var engine: TunnelEngine
+    private let start = NIODeadline.now()
+    private var links: [LinkID: Channel] = [:]
+    private var delegates: [StreamID: TunnelStreamDelegate] = [:]
+    private var timer: Scheduled<Void>?
+    private var failed = false
+    private let nextLinkID = NIOLockedValueBox<UInt32>(1)
+    /// Link events that arrived while actions were being carried out (see `linkEvent`).
+    private var applying = 0
+    private var deferredLinkEvents: [(TunnelDriver) -> Void] = []
+
+    public init(
+        eventLoop: EventLoop,
+        tunnelID: TunnelID,
+        peerSite: String,
+        peerIncarnation: UInt64,
+        options: TunnelEngine.Options,
+        logger: Logger
+    ) {
+        self.eventLoop = eventLoop
+        self.tunnelID = tunnelID
+        self.peerSite = peerSite
+        self.peerIncarnation = peerIncarnation
+        self.logger = logger
+        self.logger[metadataKey: "peer"] = "\(peerSite)"
+        self.engine = TunnelEngine(options: options, now: .zero)
+    }
+
+    /// Engine time: the driver's age.
+    private var now: Duration {
+        .nanoseconds(Int64(NIODeadline.now().uptimeNanoseconds - start.uptimeNanoseconds))
+    }
+
+    // MARK: links
+
+    /// Joins an established link (its handshake done) to the tunnel. Call on the link's event
+    /// loop, at once when the handshake finishes, so no read is missed.
+    public func attach(_ channel: Channel, leftover: ByteBuffer) {
+        channel.eventLoop.preconditionInEventLoop()
+        let id = LinkID(
+            nextLinkID.withLockedValue { value in
+                defer { value &+= 1 }
+                return value
+            })
+        do {
+            try channel.pipeline.syncOperations.addHandler(LinkHandler(driver: self, id: id))
+        } catch {
+            logger.warning("could not attach a link", metadata: ["error": "\(error)"])
+            channel.close(promise: nil)
+            return
+        }
+        linkEvent {
+            guard !$0.failed else {
+                channel.close(promise: nil)
+                return
+            }
+            $0.links[id] = channel
+            $0.logger.info(
+                "link up",
+                metadata: ["link": "\(id)", "remote": "\(channel.remoteAddress.map { "\($0)" } ?? "?")"])
+            $0.apply($0.engine.linkUp(id, leftover: leftover, now: $0.now))
+        }
+    }
+
+    func linkReceived(_ bytes: ByteBuffer, on id: LinkID) {
+        linkEvent {
+            guard !$0.failed else { return }
+            $0.apply($0.engine.received(bytes, on: id, now: $0.now))
+        }
+    }
+
+    func linkClosed(_ id: LinkID) {
+        linkEvent {
+            guard $0.links.removeValue(forKey: id) != nil, !$0.failed else { return }
+            $0.logger.info("link down", metadata: ["link": "\(id)"])
+            $0.apply($0.engine.linkDown(id, now: $0.now))
+        }
+    }
+
+    func linkFailed(_ id: LinkID, error: Error) {
+        linkEvent { $0.logger.notice("link error", metadata: ["link": "\(id)", "error": "\(error)"]) }
+    }
+
+    /// Runs a link event on the driver's loop: at once when nothing else is running, after the
+    /// current actions when they caused it, and as a task from another loop.
+    ///
+    /// Never in the middle of carrying out actions: a write on a link of this loop can make
+    /// NIOSSL read, or a channel close, synchronously; feeding that into the engine there would
+    /// deliver newer stream bytes before older ones still waiting in the current action list
+    /// (the 1 GiB TLS test caught stream bytes permuted that way).
+    private func linkEvent(_ body: @escaping (TunnelDriver) -> Void) {
+        guard eventLoop.inEventLoop else {
+            eventLoop.execute { self.linkEvent(body) }
+            return
+        }
+        if applying > 0 {
+            deferredLinkEvents.append(body)
+        } else {
+            body(self)
+        }
+    }
+
+    /// The links now in the tunnel.
+    public var linkCount: Int {
+        eventLoop.preconditionInEventLoop()
+        return links.count
+    }
+
+    /// Closes every link (the engine re-sends nothing further) and forgets every stream.
+    public func close() {
+        eventLoop.preconditionInEventLoop()
+        failed = true
+        timer?.cancel()
+        timer = nil
+        let channels = links.values
+        links.removeAll()
+        for channel in channels { channel.close(promise: nil) }
+    }
+
+    // MARK: streams
+
+    /// Opens a stream to `appName` at the peer; data may be sent on it at once.
+    public func openStream(appName: String, target: String? = nil, delegate: TunnelStreamDelegate) -> StreamID {
+        eventLoop.preconditionInEventLoop()
+        let (id, actions) = engine.openStream(appName: appName, target: target, now: now)
+        delegates[id] = delegate
+        apply(actions)
+        return id
+    }
+
+    public func send(_ bytes: ByteBuffer, on stream: StreamID) {
+        eventLoop.preconditionInEventLoop()
+        apply(engine.send(bytes, on: stream, now: now))
+    }
+
+    /// The app finished its direction (half-close).
+    public func finish(_ stream: StreamID) {
+        eventLoop.preconditionInEventLoop()
+        apply(engine.finish(stream: stream, now: now))
+    }
+
+    /// The app took `count` delivered bytes.
+    public func consumed(_ count: Int, on stream: StreamID) {
+        eventLoop.preconditionInEventLoop()
+        apply(engine.consumed(count, on: stream, now: now))
+    }
+
+    public func reset(_ stream: StreamID, code: StreamReset.Code, message: String = "") {
+        eventLoop.preconditionInEventLoop()
+        delegates[stream] = nil
+        apply(engine.reset(stream: stream, code: code, message: message, now: now))
+    }
+
+    // MARK: actions
+
+    private func apply(_ actions: [TunnelAction]) {
+        applying += 1
+        defer {
+            applying -= 1
+            if applying == 0 {
+                while !deferredLinkEvents.isEmpty { deferredLinkEvents.removeFirst()(self) }
+            }
+        }
+        for action in actions {
+            switch action {
+            case .write(let id, let bytes):
+                links[id]?.writeAndFlush(bytes, promise: nil)
+            case .closeLink(let id, let reason):
+                if let channel = links.removeValue(forKey: id) {
+                    logger.notice("closing link", metadata: ["link": "\(id)", "reason": "\(reason)"])
+                    channel.close(promise: nil)
+                }
+            case .incomingStream(let id, let appName, let target):
+                if let delegate = onIncomingStream?(id, appName, target) {
+                    delegates[id] = delegate
+                } else if engine.isOpen(id) {
+                    reset(id, code: .notExposed, message: "no app named \(appName)")
+                }
+            case .deliver(let id, let bytes):
+                delegates[id]?.streamReceived(bytes, on: id)
+            case .remoteFinished(let id):
+                delegates[id]?.streamRemoteFinished(id)
+            case .streamReset(let id, let code, let message):
+                delegates.removeValue(forKey: id)?.streamReset(id, code: code, message: message)
+            case .streamClosed(let id):
+                delegates.removeValue(forKey: id)?.streamClosed(id)
+            case .pauseReading(let id):
+                delegates[id]?.streamPauseReading(id)
+            case .resumeReading(let id):
+                delegates[id]?.streamResumeReading(id)
+            case .scheduleTimer(let at):
+                timer?.cancel()
+                guard !failed else { continue }
+                let deadline =
+                    start
+                    + .nanoseconds(
+                        Int64(at.components.seconds) * 1_000_000_000 + at.components.attoseconds / 1_000_000_000)
+                timer = eventLoop.scheduleTask(deadline: deadline) { [self] in
+                    timer = nil
+                    apply(engine.timerFired(now: now))
+                }
+            case .tunnelFailed(let reason):
+                logger.warning("tunnel failed", metadata: ["reason": "\(reason)"])
+                failed = true
+                timer?.cancel()
+                onFailed?(reason)
+            }
+        }
+    }
+}

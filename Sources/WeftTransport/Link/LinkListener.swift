@@ -1,0 +1,99 @@
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+import WeftIdentity
+import WeftTunnel
+import WeftWire
+
+/// Accepts links: TLS 1.3 with a pinned client certificate, then the handshake, then the link
+/// is handed to `onLink` (on its event loop, at once) to join a tunnel.
+///
+/// Whatever fails before that — an unknown certificate, bytes that are not a hello, a peer too
+/// slow to finish within `handshakeTimeout` — costs that connection only, with a log line.
+public struct LinkListener: Sendable {
+    public let channel: Channel
+
+    /// Where the listener is bound (the port, when 0 was asked for).
+    public var localAddress: SocketAddress? { channel.localAddress }
+
+    public struct Handlers: Sendable {
+        /// Whether a certificate may connect at all (checked during TLS).
+        public var trusts: @Sendable (CertificateFingerprint) -> Bool
+        /// Whether a valid hello from this certificate is accepted (checked after the hello).
+        public var decide: @Sendable (LinkHello, CertificateFingerprint) -> LinkDecision
+        /// The link is established: attach it to its tunnel now, on the link's event loop.
+        public var onLink: @Sendable (Channel, LinkHandshake.Established) -> Void
+
+        public init(
+            trusts: @escaping @Sendable (CertificateFingerprint) -> Bool,
+            decide: @escaping @Sendable (LinkHello, CertificateFingerprint) -> LinkDecision,
+            onLink: @escaping @Sendable (Channel, LinkHandshake.Established) -> Void
+        ) {
+            self.trusts = trusts
+            self.decide = decide
+            self.onLink = onLink
+        }
+    }
+
+    public static func bind(
+        host: String,
+        port: Int,
+        group: EventLoopGroup,
+        site: LocalLinkSite,
+        handshakeTimeout: TimeAmount = .seconds(5),
+        handlers: Handlers,
+        logger: Logger
+    ) -> EventLoopFuture<LinkListener> {
+        ServerBootstrap(group: group)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { channel in
+                LinkSocketOptions.apply(to: channel).flatMapThrowing {
+                    try initialize(
+                        channel, site: site, timeout: handshakeTimeout, handlers: handlers, logger: logger)
+                }
+            }
+            .bind(host: host, port: port)
+            .map { LinkListener(channel: $0) }
+    }
+
+    private static func initialize(
+        _ channel: Channel, site: LocalLinkSite, timeout: TimeAmount, handlers: Handlers, logger: Logger
+    ) throws {
+        let remote = channel.remoteAddress.map { "\($0)" } ?? "?"
+        let fingerprint = NIOLockedValueBox<CertificateFingerprint?>(nil)
+        let tls = site.tls.makeServerHandler { presented in
+            fingerprint.withLockedValue { $0 = presented }
+            let trusted = handlers.trusts(presented)
+            if !trusted {
+                logger.warning(
+                    "refused a link: certificate not pinned",
+                    metadata: ["remote": "\(remote)", "fingerprint": "\(presented)"])
+            }
+            return trusted
+        }
+        let result = channel.eventLoop.makePromise(of: LinkHandshake.Established.self)
+        let handshake = LinkHandshakeHandler(
+            machine: LinkHandshake(role: .acceptor, siteName: site.siteName, incarnation: site.incarnation),
+            timeout: timeout,
+            result: result,
+            decide: { hello in
+                guard let presented = fingerprint.withLockedValue({ $0 }) else {
+                    return .refuse(.wrongIdentity, "no certificate")
+                }
+                return handlers.decide(hello, presented)
+            },
+            onEstablished: { channel, established in handlers.onLink(channel, established) }
+        )
+        try channel.pipeline.syncOperations.addHandler(tls)
+        try channel.pipeline.syncOperations.addHandler(handshake)
+        result.futureResult.whenFailure { error in
+            logger.warning(
+                "link refused or failed during its handshake", metadata: ["remote": "\(remote)", "error": "\(error)"])
+        }
+    }
+
+    public func close() -> EventLoopFuture<Void> {
+        channel.close()
+    }
+}

@@ -1,0 +1,189 @@
+import Crypto
+import Foundation
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+import WeftIdentity
+import WeftTransport
+import WeftTunnel
+import WeftWire
+
+/// Sends `total` bytes of a repeating random pattern on a stream, as fast as the tunnel lets it,
+/// hashing what it sends. Lives on the driver's event loop.
+final class PatternSender: TunnelStreamDelegate {
+    static let pattern: ByteBuffer = {
+        var generator = SystemRandomNumberGenerator()
+        return ByteBuffer(bytes: (0..<(1 << 20)).map { _ in UInt8.random(in: 0...255, using: &generator) })
+    }()
+
+    let driver: TunnelDriver
+    var stream: StreamID?
+    var remaining: Int
+    var chunk = 0
+    var paused = false
+    var hash = SHA256()
+    let done: EventLoopPromise<String>
+
+    init(driver: TunnelDriver, total: Int, done: EventLoopPromise<String>) {
+        self.driver = driver
+        self.remaining = total
+        self.done = done
+    }
+
+    func start(appName: String) {
+        stream = driver.openStream(appName: appName, delegate: self)
+        pump()
+    }
+
+    func pump() {
+        guard let stream else { return }
+        while !paused && remaining > 0 {
+            let size = min(remaining, 64 << 10)
+            let start = (chunk &* 7_919) % (Self.pattern.readableBytes - size)
+            chunk += 1
+            let slice = Self.pattern.getSlice(at: start, length: size)!
+            slice.withUnsafeReadableBytes { hash.update(bufferPointer: $0) }
+            remaining -= size
+            driver.send(slice, on: stream)
+        }
+        if remaining == 0 {
+            remaining = -1
+            driver.finish(stream)
+            done.succeed(hash.finalize().hexDigest)
+        }
+    }
+
+    func streamReceived(_ bytes: ByteBuffer, on stream: StreamID) { driver.consumed(bytes.readableBytes, on: stream) }
+    func streamRemoteFinished(_ stream: StreamID) {}
+    func streamReset(_ stream: StreamID, code: StreamReset.Code, message: String) {
+        done.fail(LinkError(.closed, "stream reset: \(code) \(message)"))
+    }
+    func streamClosed(_ stream: StreamID) {}
+    func streamPauseReading(_ stream: StreamID) { paused = true }
+    func streamResumeReading(_ stream: StreamID) {
+        paused = false
+        pump()
+    }
+}
+
+/// Takes a stream's bytes, hashes them, and answers the end with its own.
+final class HashingReceiver: TunnelStreamDelegate {
+    let driver: TunnelDriver
+    var hash = SHA256()
+    var received = 0
+    let done: EventLoopPromise<(Int, String)>
+
+    init(driver: TunnelDriver, done: EventLoopPromise<(Int, String)>) {
+        self.driver = driver
+        self.done = done
+    }
+
+    func streamReceived(_ bytes: ByteBuffer, on stream: StreamID) {
+        bytes.withUnsafeReadableBytes { hash.update(bufferPointer: $0) }
+        received += bytes.readableBytes
+        driver.consumed(bytes.readableBytes, on: stream)
+    }
+
+    func streamRemoteFinished(_ stream: StreamID) {
+        done.succeed((received, hash.finalize().hexDigest))
+        driver.finish(stream)
+    }
+
+    func streamReset(_ stream: StreamID, code: StreamReset.Code, message: String) {
+        done.fail(LinkError(.closed, "stream reset: \(code) \(message)"))
+    }
+    func streamClosed(_ stream: StreamID) {}
+    func streamPauseReading(_ stream: StreamID) {}
+    func streamResumeReading(_ stream: StreamID) {}
+}
+
+extension SHA256.Digest {
+    var hexDigest: String { map { String(format: "%02x", $0) }.joined() }
+}
+
+/// Two sites on loopback: `alpha` dials links to `beta`'s listener; each runs a tunnel driver,
+/// on different event loops (accepted links land on either, so some bytes hop between loops).
+final class TunnelPair: @unchecked Sendable {
+    let group: MultiThreadedEventLoopGroup
+    let alphaIdentity: SiteIdentity
+    let betaIdentity: SiteIdentity
+    let alphaSite: LocalLinkSite
+    let betaSite: LocalLinkSite
+    let alpha: TunnelDriver
+    let beta: TunnelDriver
+    var listener: LinkListener!
+    /// Link channels at alpha, as the test sees them (to close some).
+    let alphaLinks = NIOLockedValueBox<[Channel]>([])
+    let betaLinks = NIOLockedValueBox<[Channel]>([])
+    let linkNumber = NIOLockedValueBox<UInt32>(0)
+
+    init(logger: Logger = Logger(label: "test")) throws {
+        group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+        alphaIdentity = try SiteIdentity.generate()
+        betaIdentity = try SiteIdentity.generate()
+        alphaSite = LocalLinkSite(siteName: "alpha", incarnation: 101, tls: try LinkTLS(identity: alphaIdentity))
+        betaSite = LocalLinkSite(siteName: "beta", incarnation: 202, tls: try LinkTLS(identity: betaIdentity))
+        let tunnelID = TunnelID(localSite: "alpha", localIncarnation: 101, peerSite: "beta", peerIncarnation: 202)
+        let loops = Array(group.makeIterator())
+        alpha = TunnelDriver(
+            eventLoop: loops[0], tunnelID: tunnelID, peerSite: "beta", peerIncarnation: 202,
+            options: .init(opensOddStreams: true), logger: logger)
+        beta = TunnelDriver(
+            eventLoop: loops[loops.count - 1], tunnelID: tunnelID, peerSite: "alpha", peerIncarnation: 101,
+            options: .init(opensOddStreams: false), logger: logger)
+    }
+
+    /// Beta listens; only alpha's certificate, as site alpha, in the right tunnel, may link.
+    func listen(handshakeTimeout: TimeAmount = .seconds(5)) async throws {
+        let alphaFingerprint = alphaIdentity.fingerprint
+        let beta = self.beta
+        let betaLinks = self.betaLinks
+        listener = try await LinkListener.bind(
+            host: "127.0.0.1", port: 0, group: group, site: betaSite, handshakeTimeout: handshakeTimeout,
+            handlers: .init(
+                trusts: { $0 == alphaFingerprint },
+                decide: { hello, fingerprint in
+                    hello.siteName == "alpha" && fingerprint == alphaFingerprint
+                        ? .accept : .refuse(.wrongIdentity, "that certificate is not alpha's")
+                },
+                onLink: { channel, established in
+                    betaLinks.withLockedValue { $0.append(channel) }
+                    beta.attach(channel, leftover: established.leftover)
+                }
+            ),
+            logger: Logger(label: "listener")
+        ).get()
+    }
+
+    var port: Int { listener.localAddress!.port! }
+
+    /// Dials one link from alpha.
+    @discardableResult
+    func dial(
+        identity: LocalLinkSite? = nil, expecting: CertificateFingerprint? = nil, peerIncarnation: UInt64 = 202
+    ) async throws -> LinkHandshake.Established {
+        let number = linkNumber.withLockedValue {
+            $0 += 1
+            return $0
+        }
+        let alpha = self.alpha
+        let alphaLinks = self.alphaLinks
+        let target = LinkDialer.Target(
+            address: try SocketAddress(ipAddress: "127.0.0.1", port: port), peerSite: "beta",
+            peerIncarnation: peerIncarnation, fingerprint: expecting ?? betaIdentity.fingerprint)
+        return try await LinkDialer.dial(
+            target, on: alpha.eventLoop, site: identity ?? alphaSite, linkNumber: number
+        ) { channel, established in
+            alphaLinks.withLockedValue { $0.append(channel) }
+            alpha.attach(channel, leftover: established.leftover)
+        }.get()
+    }
+
+    func shutdown() async throws {
+        try? await alpha.eventLoop.submit { self.alpha.close() }.get()
+        try? await beta.eventLoop.submit { self.beta.close() }.get()
+        try? await listener?.close().get()
+        try await group.shutdownGracefully()
+    }
+}
