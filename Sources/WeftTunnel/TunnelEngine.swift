@@ -172,6 +172,16 @@ public struct TunnelEngine: Sendable {
         return finish(now: now)
     }
 
+    /// Ends the tunnel on purpose — the site stops, or the peer restarted (its new incarnation
+    /// makes a new tunnel): every stream is reset here, and the peer is told on every link so
+    /// it resets its side at once instead of waiting out the grace period.
+    public mutating func close(reason: String, now: Duration) -> [TunnelAction] {
+        guard !failed else { return [] }
+        for id in links.keys.sorted() { write(.goodbye(Goodbye(tunnel: true, message: reason)), on: id) }
+        failTunnel(reason: reason)
+        return finish(now: now)
+    }
+
     // MARK: streams (the app side)
 
     /// Opens a stream to `appName`; data may be sent on it at once.

@@ -164,9 +164,10 @@ struct NetworkSimulator {
             case .write(let link, let bytes):
                 transmit(bytes, from: side, link: Int(link.rawValue))
             case .closeLink(let link, _):
-                // The other end sees the connection drop after the delay (when the link works).
+                // The other end sees the connection drop after the bytes already sent (as TCP would).
                 let index = Int(link.rawValue)
-                schedule(now + links[index].delay, .linkDown(side: 1 - side, link: index))
+                let drained = max(now, links[index].busyUntil[side])
+                schedule(drained + links[index].delay, .linkDown(side: 1 - side, link: index))
             case .scheduleTimer(let at):
                 timers[side] = at
                 schedule(at, .timer(side: side, at: at))

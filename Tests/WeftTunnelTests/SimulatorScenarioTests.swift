@@ -112,6 +112,27 @@ struct SimulatorHardScenarioTests {
         #expect(goodput > rates[0])
     }
 
+    @Test("the tunnel closed on purpose (a peer restart): both sides reset every stream at once")
+    func closedOnPurpose() {
+        let rates = [mbit(100), mbit(100)]
+        var sim = NetworkSimulator(links: rates.map { .init(rate: $0, delay: .milliseconds(10)) })
+        sim.startTransfer(streams: 3, bytes: 8 << 20)
+        sim.run(until: .milliseconds(300))
+        #expect(!sim.allDone)
+        sim.apply(sim.engines[0].close(reason: "beta restarted", now: sim.now), side: 0)
+        // The goodbye arrives behind what the links already carry (up to ~160 ms queued here).
+        sim.run(until: .seconds(1), stopWhenDone: false)
+        // Each side reset each of the three streams, well before any grace period.
+        for side in 0..<2 {
+            let resets = sim.resets.filter { $0.side == side }
+            #expect(Set(resets.map(\.stream)) == Set(sim.streamIDs), "side \(side)")
+            #expect(resets.allSatisfy { $0.code == .tunnelLost })
+        }
+        #expect(sim.errors.count == 2 && sim.errors.allSatisfy { $0.contains("tunnel failed") }, "\(sim.errors)")
+        #expect(sim.engines[0].openStreams == 0 && sim.engines[1].openStreams == 0)
+        #expect(sim.engines[0].linkIDs.isEmpty && sim.engines[1].linkIDs.isEmpty)
+    }
+
     @Test("a link flapping every 200 ms: nothing lost")
     func flapping() {
         let rates = [mbit(100), mbit(100)]

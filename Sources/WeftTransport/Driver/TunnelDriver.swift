@@ -131,9 +131,12 @@ public final class TunnelDriver: @unchecked Sendable {
         return links.count
     }
 
-    /// Closes every link (the engine re-sends nothing further) and forgets every stream.
-    public func close() {
+    /// Ends the tunnel: every stream's delegate gets a reset (`tunnelLost`, with `reason`), the
+    /// peer is told on every link, and the links close. Used when the site stops and when the
+    /// peer came back as a new incarnation (its streams belong to a tunnel that no longer exists).
+    public func close(reason: String = "tunnel closed") {
         eventLoop.preconditionInEventLoop()
+        if !failed { apply(engine.close(reason: reason, now: now)) }
         failed = true
         timer?.cancel()
         timer = nil
