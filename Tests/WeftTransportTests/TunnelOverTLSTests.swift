@@ -124,6 +124,24 @@ struct TunnelOverTLSTests {
         try await pair.shutdown()
     }
 
+    @Test("a link bound to a local address leaves from it, with the socket options set")
+    func boundLink() async throws {
+        let pair = try TunnelPair()
+        try await pair.listen()
+        try await pair.dial(from: try SocketAddress(ipAddress: "127.0.0.2", port: 0))
+        let channel = try #require(pair.alphaLinks.withLockedValue { $0.first })
+        #expect(channel.localAddress?.ipAddress == "127.0.0.2")
+        let accepted = try #require(pair.betaLinks.withLockedValue { $0.first })
+        #expect(accepted.remoteAddress?.ipAddress == "127.0.0.2")
+        let noDelay = try await channel.getOption(ChannelOptions.socketOption(.tcp_nodelay)).get()
+        #expect(noDelay != 0)
+        let lowWater = try await channel.getOption(
+            ChannelOptions.Types.SocketOption(level: .tcp, name: NIOBSDSocket.Option(rawValue: 25))
+        ).get()
+        #expect(lowWater == SocketOptionValue(LinkSocketOptions.notSentLowWater))
+        try await pair.shutdown()
+    }
+
     @Test("a connection that never finishes TLS and the hello is dropped after the handshake timeout")
     func silentConnectionDropped() async throws {
         let pair = try TunnelPair()

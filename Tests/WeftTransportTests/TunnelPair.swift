@@ -161,7 +161,8 @@ final class TunnelPair: @unchecked Sendable {
     /// Dials one link from alpha.
     @discardableResult
     func dial(
-        identity: LocalLinkSite? = nil, expecting: CertificateFingerprint? = nil, peerIncarnation: UInt64 = 202
+        identity: LocalLinkSite? = nil, expecting: CertificateFingerprint? = nil, peerIncarnation: UInt64 = 202,
+        from localAddress: SocketAddress? = nil
     ) async throws -> LinkHandshake.Established {
         let number = linkNumber.withLockedValue {
             $0 += 1
@@ -170,7 +171,8 @@ final class TunnelPair: @unchecked Sendable {
         let alpha = self.alpha
         let alphaLinks = self.alphaLinks
         let target = LinkDialer.Target(
-            address: try SocketAddress(ipAddress: "127.0.0.1", port: port), peerSite: "beta",
+            address: try SocketAddress(ipAddress: "127.0.0.1", port: port), localAddress: localAddress,
+            peerSite: "beta",
             peerIncarnation: peerIncarnation, fingerprint: expecting ?? betaIdentity.fingerprint)
         return try await LinkDialer.dial(
             target, on: alpha.eventLoop, site: identity ?? alphaSite, linkNumber: number
