@@ -1,4 +1,5 @@
 import Foundation
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import Testing
@@ -21,15 +22,15 @@ struct TunnelOverTLSTests {
         // Two streams alpha → beta, one beta → alpha: 1 GiB in all.
         let quarter = Self.totalBytes / 4
         let sizes = [("alpha", quarter + quarter / 2), ("alpha", quarter + quarter / 2), ("beta", quarter)]
-        let received = NIOLockedValueBoxArray()
+        let received = NIOLockedValueBox<[EventLoopFuture<(Int, String)>]>([])
         pair.beta.onIncomingStream = { [beta = pair.beta] _, _, _ in
             let done = beta.eventLoop.makePromise(of: (Int, String).self)
-            received.append(done.futureResult)
+            received.withLockedValue { $0.append(done.futureResult) }
             return HashingReceiver(driver: beta, done: done)
         }
         pair.alpha.onIncomingStream = { [alpha = pair.alpha] _, _, _ in
             let done = alpha.eventLoop.makePromise(of: (Int, String).self)
-            received.append(done.futureResult)
+            received.withLockedValue { $0.append(done.futureResult) }
             return HashingReceiver(driver: alpha, done: done)
         }
         var sent: [EventLoopFuture<String>] = []
@@ -69,9 +70,9 @@ struct TunnelOverTLSTests {
         var sentDigests: [String] = []
         for future in sent { sentDigests.append(try await future.get()) }
         // Receivers register as streams arrive: wait until all three exist.
-        while received.count < 3 { try await Task.sleep(for: .milliseconds(10)) }
+        while received.withLockedValue({ $0.count }) < 3 { try await Task.sleep(for: .milliseconds(10)) }
         var receivedDigests: [(Int, String)] = []
-        for future in received.all { receivedDigests.append(try await future.get()) }
+        for future in received.withLockedValue({ $0 }) { receivedDigests.append(try await future.get()) }
         churn.cancel()
         let closed = await churn.value
         let seconds = Date().timeIntervalSince(started)
@@ -159,29 +160,5 @@ struct TunnelOverTLSTests {
         #expect(waited >= 0.2 && waited < 3, "closed after \(waited) s")
         _ = channel
         try await pair.shutdown()
-    }
-}
-
-/// Futures collected from event-loop callbacks.
-final class NIOLockedValueBoxArray: @unchecked Sendable {
-    private let lock = NSLock()
-    private var futures: [EventLoopFuture<(Int, String)>] = []
-
-    func append(_ future: EventLoopFuture<(Int, String)>) {
-        lock.lock()
-        futures.append(future)
-        lock.unlock()
-    }
-
-    var count: Int {
-        lock.lock()
-        defer { lock.unlock() }
-        return futures.count
-    }
-
-    var all: [EventLoopFuture<(Int, String)>] {
-        lock.lock()
-        defer { lock.unlock() }
-        return futures
     }
 }

@@ -50,7 +50,7 @@ final class PatternSender: TunnelStreamDelegate {
         if remaining == 0 {
             remaining = -1
             driver.finish(stream)
-            done.succeed(hash.finalize().hexDigest)
+            done.succeed(Array(hash.finalize()).hexEncoded)
         }
     }
 
@@ -86,7 +86,7 @@ final class HashingReceiver: TunnelStreamDelegate {
     }
 
     func streamRemoteFinished(_ stream: StreamID) {
-        done.succeed((received, hash.finalize().hexDigest))
+        done.succeed((received, Array(hash.finalize()).hexEncoded))
         driver.finish(stream)
     }
 
@@ -96,10 +96,6 @@ final class HashingReceiver: TunnelStreamDelegate {
     func streamClosed(_ stream: StreamID) {}
     func streamPauseReading(_ stream: StreamID) {}
     func streamResumeReading(_ stream: StreamID) {}
-}
-
-extension SHA256.Digest {
-    var hexDigest: String { map { String(format: "%02x", $0) }.joined() }
 }
 
 /// Two sites on loopback: `alpha` dials links to `beta`'s listener; each runs a tunnel driver,
