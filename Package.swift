@@ -80,6 +80,10 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ]
         ),
         // REST API, metrics and dashboard.
@@ -144,7 +148,16 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        .testTarget(name: "WeftSiteTests", dependencies: ["WeftSite"]),
+        .testTarget(
+            name: "WeftSiteTests",
+            dependencies: [
+                "WeftSite", "WeftTestSupport", "WeftTransport", "WeftTunnel", "WeftWire", "WeftDiscovery",
+                "WeftIdentity",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
         .testTarget(name: "WeftAPITests", dependencies: ["WeftAPI", "WeftSite"]),
         // Runs the built `weft` binary as a process.
         .testTarget(

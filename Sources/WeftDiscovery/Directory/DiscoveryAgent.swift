@@ -65,7 +65,8 @@ public final class DiscoveryAgent: Sendable {
     private let keyCache = PublicKeyCache()
     private let trustStore: PeerTrustStore
     private let presenceTopic: String
-    private let incarnation = UInt64.random(in: 1...UInt64.max)
+    /// Random per process start; links name it in their handshake, so it is the site's too.
+    public let incarnation = UInt64.random(in: 1...UInt64.max)
     private let eventContinuation: AsyncStream<DirectoryEvent>.Continuation
     private let leaveSignal: AsyncStream<Void>
     private let leaveContinuation: AsyncStream<Void>.Continuation
@@ -83,6 +84,7 @@ public final class DiscoveryAgent: Sendable {
             var lastAnnounce: Duration = .seconds(-3600)
             var lastDropLog: [DropReason: Duration] = [:]
             var apps: [String]
+            var endpoints: [SiteAnnouncement.Endpoint]
         }
 
         let state: Mutex<State>
@@ -110,7 +112,7 @@ public final class DiscoveryAgent: Sendable {
             ),
             pins: pins
         )
-        let shared = Shared(.init(machine: machine, session: Self.newSession(), apps: configuration.apps))
+        let shared = Shared(.init(machine: machine, session: Self.newSession(), apps: configuration.apps, endpoints: configuration.endpoints))
         self.shared = shared
         (events, eventContinuation) = AsyncStream.makeStream(of: DirectoryEvent.self)
         (leaveSignal, leaveContinuation) = AsyncStream.makeStream(of: Void.self)
@@ -152,6 +154,21 @@ public final class DiscoveryAgent: Sendable {
     /// Messages refused so far, by reason.
     public var dropCounts: [DropReason: Int] {
         shared.state.withLock { $0.machine.dropCounts }
+    }
+
+    /// The endpoints announced now.
+    public var endpoints: [SiteAnnouncement.Endpoint] {
+        shared.state.withLock { $0.endpoints }
+    }
+
+    /// Announces new endpoints (a detected public address changed), at once when connected.
+    public func update(endpoints: [SiteAnnouncement.Endpoint]) {
+        let announceNow = shared.state.withLock { state -> Bool in
+            guard state.endpoints != endpoints else { return false }
+            state.endpoints = endpoints
+            return state.connected
+        }
+        if announceNow { announce() }
     }
 
     /// Stops the agent: goodbye, clean disconnect, `run()` returns.
@@ -331,9 +348,9 @@ public final class DiscoveryAgent: Sendable {
     }
 
     private func announce() {
-        let (session, apps) = shared.state.withLock { state -> ([UInt8], [String]) in
+        let (session, apps, endpoints) = shared.state.withLock { state in
             state.lastAnnounce = clock.now - started
-            return (state.session, state.apps)
+            return (state.session, state.apps, state.endpoints)
         }
         let announcement = SiteAnnouncement(
             protocolVersion: WireProtocol.version,
@@ -343,7 +360,7 @@ public final class DiscoveryAgent: Sendable {
             siteID: identity.siteID,
             softwareVersion: configuration.softwareVersion,
             refreshSeconds: UInt16(clamping: configuration.refreshInterval.components.seconds),
-            endpoints: configuration.endpoints,
+            endpoints: endpoints,
             apps: apps
         )
         publish(.announcement, body: announcement.serialized())

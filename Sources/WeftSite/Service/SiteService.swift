@@ -1,14 +1,18 @@
 import Logging
+import NIOCore
+import NIOPosix
 import ServiceLifecycle
 import WeftDiscovery
 import WeftIdentity
+import WeftTransport
 import WeftWire
 
 /// The running site: the root service that the daemon's `ServiceGroup` keeps alive.
 ///
-/// It owns the site's lifetime: the message channel (presence and the directory of peers)
-/// today; tunnels and app sockets join as they are built. A graceful shutdown says goodbye on
-/// the message channel before the process exits.
+/// It owns the site's lifetime: the message channel (presence and the directory of peers),
+/// the link listeners, the tunnel manager, the local sockets of remote apps and public
+/// address detection. A graceful shutdown closes the local sockets, ends every tunnel with a
+/// goodbye to its peer and says goodbye on the message channel before the process exits.
 public struct SiteService: Service {
     public let configuration: SiteConfiguration
     public let identity: SiteIdentity
@@ -39,20 +43,78 @@ public struct SiteService: Service {
                 metadata: ["listen": .string("\(socket.listenAddress) port \(socket.listenPort)")]
             )
         }
-        let agent = try DiscoveryAgent(configuration: discoveryConfiguration(), identity: identity, logger: logger)
+        let group = MultiThreadedEventLoopGroup.singleton
+        let discovery = discoveryConfiguration()
+        let agent = try DiscoveryAgent(configuration: discovery, identity: identity, logger: logger)
+        let site = LocalLinkSite(
+            siteName: configuration.siteName, incarnation: agent.incarnation, tls: try LinkTLS(identity: identity))
+        let manager = TunnelManager(
+            configuration: .init(
+                siteName: configuration.siteName,
+                usedSites: Set(configuration.remoteApps.map(\.siteName)),
+                exposesApps: !configuration.localExposedApps.isEmpty,
+                localAddresses: LocalAddresses.resolve(configuration.tunnel.interfaces, logger: logger),
+                linksPerPath: configuration.tunnel.linksPerPath
+            ),
+            site: site,
+            exposedApps: configuration.localExposedApps,
+            announcesEndpoints: !discovery.endpoints.isEmpty,
+            group: group,
+            logger: logger
+        )
+        var linkListeners: [LinkListener] = []
+        var appListeners: [RemoteAppListener] = []
+        do {
+            for socket in configuration.tunnel.localSockets {
+                let listener = try await LinkListener.bind(
+                    host: socket.listenAddress.description, port: socket.listenPort, group: group, site: site,
+                    handlers: manager.listenerHandlers, logger: logger
+                ).get()
+                linkListeners.append(listener)
+                logger.info(
+                    "listening for links", metadata: ["address": "\(listener.localAddress.map { "\($0)" } ?? "?")"])
+            }
+            for app in configuration.remoteApps {
+                appListeners.append(
+                    try await RemoteAppListener.bind(
+                        app, manager: manager, group: group, connectTimeout: connectTimeout, logger: logger))
+            }
+        } catch {
+            logger.error("cannot open the site's sockets: \(error)")
+            for listener in linkListeners { try? await listener.close().get() }
+            for listener in appListeners { await listener.close() }
+            throw error
+        }
+        let detector = PublicAddressMonitor(
+            sockets: configuration.tunnel.localSockets, stunServers: configuration.stun, logger: logger)
         await withGracefulShutdownHandler {
             await withTaskGroup(of: Void.self) { group in
-                group.addTask { await agent.run() }
                 group.addTask {
-                    // The tunnel manager will consume these; the agent already logs them.
-                    for await _ in agent.events {}
+                    await detector.run { endpoints in
+                        agent.update(endpoints: endpoints)
+                        manager.ownEndpointsChanged(announced: !endpoints.isEmpty)
+                    }
                 }
+                // The agent runs until a graceful shutdown; its events end with it.
+                await withTaskGroup(of: Void.self) { inner in
+                    inner.addTask { await agent.run() }
+                    inner.addTask {
+                        for await event in agent.events { manager.handle(event) }
+                    }
+                }
+                group.cancelAll()
             }
         } onGracefulShutdown: {
             agent.leave()
         }
+        for listener in appListeners { await listener.close() }
+        for listener in linkListeners { try? await listener.close().get() }
+        await manager.stop()
         logger.info("site stopping", metadata: ["site": .string(configuration.siteName)])
     }
+
+    /// How long a client of a remote app waits for a tunnel with a link before it is closed.
+    public var connectTimeout: Duration = .seconds(10)
 
     /// The message channel's settings, from the config.
     func discoveryConfiguration() -> DiscoveryAgent.Configuration {
@@ -78,19 +140,10 @@ public struct SiteService: Service {
         )
     }
 
-    /// Sockets with a literal public address are announced as they are; detected addresses
-    /// are announced once detection exists.
+    /// Sockets with a literal public address are announced at once; detected ones join when
+    /// `PublicAddressMonitor` has found them.
     func announcedEndpoints() -> [SiteAnnouncement.Endpoint] {
-        configuration.tunnel.localSockets.compactMap { socket in
-            guard case .literal(let address) = socket.publicAddress else {
-                logger.warning(
-                    "public address detection (\(socket.publicAddress)) is not available yet; this socket is not announced",
-                    metadata: ["listenPort": .stringConvertible(socket.listenPort)]
-                )
-                return nil
-            }
-            return SiteAnnouncement.Endpoint(
-                linkType: .tls, address: address.description, port: UInt16(socket.publicPort))
-        }
+        PublicAddressMonitor(sockets: configuration.tunnel.localSockets, stunServers: configuration.stun, logger: logger)
+            .literalEndpoints
     }
 }

@@ -30,6 +30,8 @@ public final class TunnelDriver: @unchecked Sendable {
     private var timer: Scheduled<Void>?
     private var failed = false
     private let nextLinkID = NIOLockedValueBox<UInt32>(1)
+    private let liveLinks = NIOLockedValueBox<Int>(0)
+    private let closedFlag = NIOLockedValueBox<Bool>(false)
     /// Link events that arrived while actions were being carried out (see `linkEvent`).
     private var applying = 0
     private var deferredLinkEvents: [(TunnelDriver) -> Void] = []
@@ -80,6 +82,7 @@ public final class TunnelDriver: @unchecked Sendable {
                 return
             }
             $0.links[id] = channel
+            $0.liveLinks.withLockedValue { $0 += 1 }
             $0.logger.info(
                 "link up",
                 metadata: ["link": "\(id)", "remote": "\(channel.remoteAddress.map { "\($0)" } ?? "?")"])
@@ -96,7 +99,9 @@ public final class TunnelDriver: @unchecked Sendable {
 
     func linkClosed(_ id: LinkID) {
         linkEvent {
-            guard $0.links.removeValue(forKey: id) != nil, !$0.failed else { return }
+            guard $0.links.removeValue(forKey: id) != nil else { return }
+            $0.liveLinks.withLockedValue { $0 -= 1 }
+            guard !$0.failed else { return }
             $0.logger.info("link down", metadata: ["link": "\(id)"])
             $0.apply($0.engine.linkDown(id, now: $0.now))
         }
@@ -131,6 +136,12 @@ public final class TunnelDriver: @unchecked Sendable {
         return links.count
     }
 
+    /// The links now in the tunnel, readable from any thread (for whoever waits for one).
+    public var establishedLinks: Int { liveLinks.withLockedValue { $0 } }
+
+    /// Whether the tunnel has ended (closed or failed); readable from any thread.
+    public var isEnded: Bool { closedFlag.withLockedValue { $0 } }
+
     /// Ends the tunnel: every stream's delegate gets a reset (`tunnelLost`, with `reason`), the
     /// peer is told on every link, and the links close. Used when the site stops and when the
     /// peer came back as a new incarnation (its streams belong to a tunnel that no longer exists).
@@ -138,10 +149,12 @@ public final class TunnelDriver: @unchecked Sendable {
         eventLoop.preconditionInEventLoop()
         if !failed { apply(engine.close(reason: reason, now: now)) }
         failed = true
+        closedFlag.withLockedValue { $0 = true }
         timer?.cancel()
         timer = nil
         let channels = links.values
         links.removeAll()
+        liveLinks.withLockedValue { $0 = 0 }
         for channel in channels { channel.close(promise: nil) }
     }
 
@@ -230,6 +243,7 @@ public final class TunnelDriver: @unchecked Sendable {
             case .tunnelFailed(let reason):
                 logger.warning("tunnel failed", metadata: ["reason": "\(reason)"])
                 failed = true
+                closedFlag.withLockedValue { $0 = true }
                 timer?.cancel()
                 onFailed?(reason)
             }

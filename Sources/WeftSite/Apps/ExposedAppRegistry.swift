@@ -1,0 +1,53 @@
+import WeftWire
+
+/// Decides what a stream opened by a peer may reach: only apps listed in `localExposedApps`,
+/// and for range apps only literal addresses and ports inside the ranges.
+///
+/// Every way around a range check is closed here: host names are refused (what is checked is
+/// exactly what is connected), IPv4-mapped IPv6 addresses are checked and connected in their
+/// IPv4 form, and Unix socket targets are refused for range apps.
+public struct ExposedAppRegistry: Sendable {
+    public enum Decision: Sendable, Equatable {
+        case connect(AppSocket)
+        case refuse(StreamReset.Code, String)
+    }
+
+    private let apps: [String: ExposedAppConfig]
+
+    public init(_ apps: [ExposedAppConfig]) {
+        var table: [String: ExposedAppConfig] = [:]
+        for app in apps { table[app.appName] = app }
+        self.apps = table
+    }
+
+    public var names: [String] { apps.keys.sorted() }
+
+    public func resolve(appName: String, target: String?) -> Decision {
+        guard let app = apps[appName] else {
+            return .refuse(.notExposed, "no app named \"\(appName)\" is exposed here")
+        }
+        switch app.mode {
+        case .single(let socket):
+            // A single app has one socket; a target the client names changes nothing.
+            return .connect(socket)
+        case .range:
+            guard let target, !target.isEmpty else {
+                return .refuse(.targetOutOfRange, "\(appName) is a range app; the client named no target")
+            }
+            let parsed: AppSocket
+            switch AppSocket.parse(target) {
+            case .success(let socket): parsed = socket
+            case .failure(let error):
+                return .refuse(.targetOutOfRange, "target \"\(target)\" refused: \(error.message)")
+            }
+            guard case .tcp(let address, let port) = parsed else {
+                return .refuse(.targetOutOfRange, "\(appName) reaches TCP targets only, not \(target)")
+            }
+            let normalized = address.normalized
+            guard app.allows(normalized, port: port) else {
+                return .refuse(.targetOutOfRange, "\(target) is outside the ranges of \(appName)")
+            }
+            return .connect(.tcp(normalized, port: port))
+        }
+    }
+}

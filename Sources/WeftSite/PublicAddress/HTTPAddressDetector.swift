@@ -1,0 +1,119 @@
+import Foundation
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import NIOSSL
+
+/// Learns the site's public address from an HTTP(S) service that answers a GET with the
+/// caller's address as the whole body (`autoHttpDetect`).
+///
+/// The answer is trusted only as far as it parses: a body that is not exactly one IP address
+/// (surrounding whitespace aside) is an error, and bodies over `maxBody` bytes are refused.
+public struct HTTPAddressDetector: Sendable {
+    public var url: String
+    public var timeout: TimeAmount
+    public static let maxBody = 256
+
+    public init(url: String, timeout: TimeAmount = .seconds(5)) {
+        self.url = url
+        self.timeout = timeout
+    }
+
+    public func detect(group: EventLoopGroup) async throws -> IPAddress {
+        guard let parsed = URL(string: url), let scheme = parsed.scheme?.lowercased(), let host = parsed.host,
+            scheme == "http" || scheme == "https"
+        else { throw DetectionError("\(url) is not an http:// or https:// URL") }
+        let port = parsed.port ?? (scheme == "https" ? 443 : 80)
+        var path = parsed.path.isEmpty ? "/" : parsed.path
+        if let query = parsed.query { path += "?" + query }
+        let hostHeader = parsed.port.map { "\(host):\($0)" } ?? host
+        let tls: NIOSSLContext? =
+            scheme == "https" ? try NIOSSLContext(configuration: .makeClientConfiguration()) : nil
+        let loop = group.next()
+        let body = loop.makePromise(of: String.self)
+        let channel = try await ClientBootstrap(group: loop)
+            .connectTimeout(timeout)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    if let tls {
+                        let handler = try NIOSSLClientHandler(context: tls, serverHostname: host)
+                        try channel.pipeline.syncOperations.addHandler(handler)
+                    }
+                    try channel.pipeline.syncOperations.addHTTPClientHandlers()
+                    try channel.pipeline.syncOperations.addHandler(BodyCollector(promise: body))
+                }
+            }
+            .connect(host: host, port: port).get()
+        let timer = loop.scheduleTask(in: timeout) {
+            body.fail(DetectionError("no answer from \(url) within \(timeout)"))
+            channel.close(promise: nil)
+        }
+        var head = HTTPRequestHead(version: .http1_1, method: .GET, uri: path)
+        head.headers.add(name: "Host", value: hostHeader)
+        head.headers.add(name: "User-Agent", value: "weft")
+        head.headers.add(name: "Accept", value: "text/plain")
+        head.headers.add(name: "Connection", value: "close")
+        channel.write(HTTPClientRequestPart.head(head), promise: nil)
+        channel.writeAndFlush(HTTPClientRequestPart.end(nil), promise: nil)
+        defer {
+            timer.cancel()
+            channel.close(promise: nil)
+        }
+        let text = try await body.futureResult.get().trimmingCharacters(in: .whitespacesAndNewlines)
+        guard let address = IPAddress(text) else {
+            throw DetectionError("\(url) answered \"\(text.prefix(64))\", which is not an IP address")
+        }
+        return address
+    }
+}
+
+/// Collects a small response body; a status other than 200 or a big body is an error.
+private final class BodyCollector: ChannelInboundHandler {
+    typealias InboundIn = HTTPClientResponsePart
+    private let promise: EventLoopPromise<String>
+    private var body = ByteBuffer()
+    private var status: HTTPResponseStatus?
+
+    init(promise: EventLoopPromise<String>) {
+        self.promise = promise
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let head):
+            status = head.status
+        case .body(var part):
+            body.writeBuffer(&part)
+            if body.readableBytes > HTTPAddressDetector.maxBody {
+                promise.fail(DetectionError("the answer is over \(HTTPAddressDetector.maxBody) bytes"))
+                context.close(promise: nil)
+            }
+        case .end:
+            if status == .ok {
+                promise.succeed(String(buffer: body))
+            } else {
+                promise.fail(DetectionError("HTTP status \(status.map { "\($0.code)" } ?? "?")"))
+            }
+            context.close(promise: nil)
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        promise.fail(DetectionError("the connection closed before an answer"))
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        promise.fail(error)
+        context.close(promise: nil)
+    }
+}
+
+@available(*, unavailable)
+extension BodyCollector: Sendable {}
+
+/// Why a public address could not be detected.
+public struct DetectionError: Error, CustomStringConvertible, Sendable {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}

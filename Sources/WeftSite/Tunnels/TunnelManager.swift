@@ -1,0 +1,444 @@
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import WeftDiscovery
+import WeftIdentity
+import WeftTransport
+import WeftTunnel
+import WeftWire
+
+/// Keeps one tunnel per peer that this site shares apps with, fed by the directory.
+///
+/// Who dials: a site dials the peers whose apps it uses, and a site that exposes apps but
+/// announces no endpoint of its own (nobody can dial it) dials every peer that announces one.
+/// Links accepted from a known peer join its tunnel whichever side dialed, so both directions
+/// may be in use at once.
+///
+/// Each link the plan wants (`LinkPath`) has its own loop: dial, hold the link until it
+/// closes, wait a backoff (1 s doubling to 30 s, jittered), again. An announcement that changes
+/// re-dials at once; a peer that restarted (a new incarnation) gets a new tunnel, the old one
+/// closed with its streams; a peer that goes away is no longer dialed.
+///
+/// A tunnel outlives its links: while both site processes live, a tunnel whose links are all
+/// down keeps its streams waiting for a link rather than failing them, as TCP does over a
+/// broken path. It ends when the peer stops or restarts, or this site stops.
+public final class TunnelManager: Sendable {
+    public struct Configuration: Sendable {
+        public var siteName: String
+        /// Sites whose apps this site uses: it dials them.
+        public var usedSites: Set<String>
+        /// Whether this site exposes apps (then, without an endpoint of its own, it dials all).
+        public var exposesApps: Bool
+        /// Local addresses to dial from; empty lets the OS choose.
+        public var localAddresses: [IPAddress]
+        public var linksPerPath: Int
+        public var tunnel: TunnelConfiguration
+        public var backoff: Backoff
+        /// How long an exposed app may take to accept a connection.
+        public var appConnectTimeout: TimeAmount
+
+        public init(
+            siteName: String,
+            usedSites: Set<String>,
+            exposesApps: Bool,
+            localAddresses: [IPAddress] = [],
+            linksPerPath: Int = 1,
+            tunnel: TunnelConfiguration = TunnelManager.siteTunnelConfiguration,
+            backoff: Backoff = Backoff(),
+            appConnectTimeout: TimeAmount = .seconds(10)
+        ) {
+            self.siteName = siteName
+            self.usedSites = usedSites
+            self.exposesApps = exposesApps
+            self.localAddresses = localAddresses
+            self.linksPerPath = linksPerPath
+            self.tunnel = tunnel
+            self.backoff = backoff
+            self.appConnectTimeout = appConnectTimeout
+        }
+    }
+
+    /// Streams wait out a linkless tunnel for as long as both sites live (see the type's doc).
+    public static let siteTunnelConfiguration = TunnelConfiguration(noLinkGracePeriod: .seconds(100 * 365 * 86_400))
+
+    private struct PathRun {
+        var run: UInt64
+        var kicks: UInt64 = 0
+        var channel: Channel?
+        var failures = 0
+    }
+
+    private struct Peer {
+        var info: PeerInfo?
+        var up = false
+        var driver: TunnelDriver?
+        var paths: [LinkPath: PathRun] = [:]
+    }
+
+    private struct State {
+        var peers: [String: Peer] = [:]
+        var announcesEndpoints: Bool
+        var stopped = false
+        var nextRun: UInt64 = 0
+        var nextLinkNumber: UInt32 = 0
+    }
+
+    public let configuration: Configuration
+    public let site: LocalLinkSite
+    private let group: EventLoopGroup
+    private let apps: ExposedAppServer
+    private let logger: Logger
+    private let state: NIOLockedValueBox<State>
+
+    public init(
+        configuration: Configuration,
+        site: LocalLinkSite,
+        exposedApps: [ExposedAppConfig],
+        announcesEndpoints: Bool,
+        group: EventLoopGroup,
+        logger: Logger
+    ) {
+        self.configuration = configuration
+        self.site = site
+        self.group = group
+        self.logger = logger
+        self.apps = ExposedAppServer(
+            registry: ExposedAppRegistry(exposedApps), connectTimeout: configuration.appConnectTimeout, logger: logger)
+        self.state = NIOLockedValueBox(State(announcesEndpoints: announcesEndpoints))
+    }
+
+    // MARK: the directory
+
+    /// Follows the directory: dial, re-dial, replace or stop tunnels.
+    public func handle(_ event: DirectoryEvent) {
+        var closing: [(TunnelDriver, String)] = []
+        var starting: [(String, LinkPath, UInt64)] = []
+        state.withLockedValue { state in
+            guard !state.stopped else { return }
+            let name = event.siteName
+            var peer = state.peers[name] ?? Peer()
+            switch event {
+            case .up(let info), .changed(let info):
+                peer.info = info
+                peer.up = true
+                if let driver = peer.driver, driver.peerIncarnation != info.announcement.incarnation {
+                    closing.append((driver, "\(name) restarted"))
+                    peer.driver = nil
+                }
+            case .down(_, let reason):
+                peer.up = false
+                if reason == .stopped, let driver = peer.driver {
+                    closing.append((driver, "\(name) stopped"))
+                    peer.driver = nil
+                }
+            }
+            starting = reconcile(&peer, name: name, state: &state)
+            state.peers[name] = peer
+        }
+        for (driver, reason) in closing { close(driver, reason: reason) }
+        for (name, path, run) in starting { startPath(path, peer: name, run: run) }
+    }
+
+    /// This site's own endpoints changed (public address detection).
+    public func ownEndpointsChanged(announced: Bool) {
+        var starting: [(String, LinkPath, UInt64)] = []
+        state.withLockedValue { state in
+            guard state.announcesEndpoints != announced else { return }
+            state.announcesEndpoints = announced
+            for name in state.peers.keys {
+                var peer = state.peers[name]!
+                starting += reconcile(&peer, name: name, state: &state)
+                state.peers[name] = peer
+            }
+        }
+        for (name, path, run) in starting { startPath(path, peer: name, run: run) }
+    }
+
+    private func wantsToDial(_ name: String, state: State) -> Bool {
+        configuration.usedSites.contains(name) || (configuration.exposesApps && !state.announcesEndpoints)
+    }
+
+    /// Brings a peer's dialing loops in line with what it announces: new paths start, paths no
+    /// longer wanted stop (their link closed), the rest are kicked so a waiting one dials now.
+    private func reconcile(_ peer: inout Peer, name: String, state: inout State) -> [(String, LinkPath, UInt64)] {
+        let wanted: [LinkPath]
+        if peer.up, let info = peer.info, wantsToDial(name, state: state) {
+            wanted = LinkPath.plan(
+                endpoints: info.announcement.endpoints, localAddresses: configuration.localAddresses,
+                linksPerPath: configuration.linksPerPath)
+            if wanted.isEmpty {
+                logger.notice(
+                    "peer announces no endpoint to dial; waiting for it to dial this site",
+                    metadata: ["peer": "\(name)"])
+            }
+        } else {
+            wanted = []
+        }
+        let wantedSet = Set(wanted)
+        for (path, run) in peer.paths where !wantedSet.contains(path) {
+            peer.paths[path] = nil
+            run.channel?.close(promise: nil)
+        }
+        var starting: [(String, LinkPath, UInt64)] = []
+        for path in wanted {
+            if peer.paths[path] == nil {
+                state.nextRun += 1
+                peer.paths[path] = PathRun(run: state.nextRun)
+                starting.append((name, path, state.nextRun))
+            } else {
+                peer.paths[path]!.kicks += 1
+            }
+        }
+        return starting
+    }
+
+    // MARK: dialing
+
+    private struct DialJob {
+        var driver: TunnelDriver
+        var target: LinkDialer.Target
+        var linkNumber: UInt32
+        var kicks: UInt64
+    }
+
+    private func startPath(_ path: LinkPath, peer: String, run: UInt64) {
+        Task { await self.runPath(path, peer: peer, run: run) }
+    }
+
+    /// One link's life: dial, hold, back off, until the path is no longer wanted.
+    private func runPath(_ path: LinkPath, peer name: String, run: UInt64) async {
+        var logger = self.logger
+        logger[metadataKey: "peer"] = "\(name)"
+        logger[metadataKey: "path"] = "\(path)"
+        var backoff = configuration.backoff
+        while let job = nextDial(path, peer: name, run: run) {
+            let started = ContinuousClock.now
+            let channelBox = NIOLockedValueBox<Channel?>(nil)
+            let driver = job.driver
+            do {
+                _ = try await LinkDialer.dial(
+                    job.target, on: driver.eventLoop, site: site, linkNumber: job.linkNumber
+                ) { channel, established in
+                    guard self.linkDialed(channel, path: path, peer: name, run: run, driver: driver) else {
+                        channel.close(promise: nil)
+                        return
+                    }
+                    channelBox.withLockedValue { $0 = channel }
+                    driver.attach(channel, leftover: established.leftover)
+                }.get()
+                if let channel = channelBox.withLockedValue({ $0 }) {
+                    recordOutcome(path, peer: name, run: run, failed: false)
+                    logger.info("link dialed", metadata: ["link": "\(job.linkNumber)"])
+                    try? await channel.closeFuture.get()
+                    if ContinuousClock.now - started >= .seconds(10) { backoff.reset() }
+                }
+            } catch {
+                let failures = recordOutcome(path, peer: name, run: run, failed: true)
+                if failures == 1 {
+                    logger.warning("cannot dial a link; retrying with backoff", metadata: ["error": "\(error)"])
+                } else {
+                    logger.debug("cannot dial a link", metadata: ["error": "\(error)", "attempt": "\(failures)"])
+                }
+            }
+            await sleep(backoff.next(), path: path, peer: name, run: run, kicks: job.kicks)
+        }
+    }
+
+    /// What to dial next on a path, or nil when it should stop. Creates the tunnel on first use.
+    private func nextDial(_ path: LinkPath, peer name: String, run: UInt64) -> DialJob? {
+        var closing: TunnelDriver?
+        let job = state.withLockedValue { state -> DialJob? in
+            guard !state.stopped, var peer = state.peers[name], let pathRun = peer.paths[path], pathRun.run == run
+            else { return nil }
+            guard peer.up, let info = peer.info, wantsToDial(name, state: state) else {
+                peer.paths[path] = nil
+                state.peers[name] = peer
+                return nil
+            }
+            if let driver = peer.driver, driver.isEnded {
+                closing = driver
+                peer.driver = nil
+            }
+            let driver = peer.driver ?? makeDriver(peer: name, incarnation: info.announcement.incarnation)
+            peer.driver = driver
+            peer.paths[path]!.channel = nil
+            state.peers[name] = peer
+            state.nextLinkNumber &+= 1
+            let local = path.local.flatMap { try? SocketAddress(ipAddress: $0.description, port: 0) }
+            guard let remote = try? SocketAddress(ipAddress: path.remote.address.description, port: path.remote.port)
+            else { return nil }
+            return DialJob(
+                driver: driver,
+                target: LinkDialer.Target(
+                    address: remote, localAddress: local, peerSite: name, peerIncarnation: driver.peerIncarnation,
+                    fingerprint: info.fingerprint),
+                linkNumber: state.nextLinkNumber,
+                kicks: pathRun.kicks
+            )
+        }
+        if let closing { close(closing, reason: "tunnel ended") }
+        return job
+    }
+
+    /// A dialed link finished its handshake: keep it only if its path and tunnel are current.
+    private func linkDialed(_ channel: Channel, path: LinkPath, peer name: String, run: UInt64, driver: TunnelDriver)
+        -> Bool
+    {
+        state.withLockedValue { state in
+            guard !state.stopped, state.peers[name]?.paths[path]?.run == run, state.peers[name]?.driver === driver
+            else { return false }
+            state.peers[name]!.paths[path]!.channel = channel
+            return true
+        }
+    }
+
+    @discardableResult
+    private func recordOutcome(_ path: LinkPath, peer name: String, run: UInt64, failed: Bool) -> Int {
+        state.withLockedValue { state in
+            guard state.peers[name]?.paths[path]?.run == run else { return 0 }
+            if failed {
+                state.peers[name]!.paths[path]!.failures += 1
+            } else {
+                state.peers[name]!.paths[path]!.failures = 0
+            }
+            return state.peers[name]!.paths[path]!.failures
+        }
+    }
+
+    /// Waits out a backoff, cut short when the path is kicked (the announcement changed).
+    private func sleep(_ duration: Duration, path: LinkPath, peer name: String, run: UInt64, kicks: UInt64) async {
+        let deadline = ContinuousClock.now + duration
+        while ContinuousClock.now < deadline {
+            let current = state.withLockedValue { state -> Bool in
+                guard !state.stopped, let pathRun = state.peers[name]?.paths[path], pathRun.run == run else {
+                    return false
+                }
+                return pathRun.kicks == kicks
+            }
+            guard current else { return }
+            try? await Task.sleep(for: min(.milliseconds(100), deadline - ContinuousClock.now))
+        }
+    }
+
+    // MARK: accepting
+
+    /// The listener's handlers: only pinned peers, as the site their certificate belongs to.
+    public var listenerHandlers: LinkListener.Handlers {
+        LinkListener.Handlers(
+            trusts: { fingerprint in
+                self.state.withLockedValue { state in
+                    !state.stopped && state.peers.values.contains { $0.info?.fingerprint == fingerprint }
+                }
+            },
+            decide: { hello, fingerprint in
+                self.state.withLockedValue { state in
+                    guard !state.stopped else { return .refuse(.shuttingDown, "the site is stopping") }
+                    guard let known = state.peers[hello.siteName]?.info?.fingerprint else {
+                        return .refuse(.wrongIdentity, "\(hello.siteName) is not in this site's directory")
+                    }
+                    guard known == fingerprint else {
+                        return .refuse(.wrongIdentity, "that certificate is not the one \(hello.siteName) announced")
+                    }
+                    return .accept
+                }
+            },
+            onLink: { channel, established in self.linkAccepted(channel, established) }
+        )
+    }
+
+    /// On the link's event loop, at once: find or make the tunnel and attach the link.
+    private func linkAccepted(_ channel: Channel, _ established: LinkHandshake.Established) {
+        var closing: TunnelDriver?
+        let name = established.peerSite
+        let driver = state.withLockedValue { state -> TunnelDriver? in
+            guard !state.stopped, var peer = state.peers[name] else { return nil }
+            if let driver = peer.driver, driver.peerIncarnation == established.peerIncarnation, !driver.isEnded {
+                return driver
+            }
+            closing = peer.driver
+            let driver = makeDriver(peer: name, incarnation: established.peerIncarnation)
+            peer.driver = driver
+            // Paths waiting to dial the old incarnation dial this one now.
+            for path in peer.paths.keys { peer.paths[path]!.kicks += 1 }
+            state.peers[name] = peer
+            return driver
+        }
+        if let closing { close(closing, reason: "\(name) restarted") }
+        guard let driver else {
+            channel.close(promise: nil)
+            return
+        }
+        driver.attach(channel, leftover: established.leftover)
+    }
+
+    // MARK: tunnels
+
+    private func makeDriver(peer name: String, incarnation: UInt64) -> TunnelDriver {
+        let driver = TunnelDriver(
+            eventLoop: group.next(),
+            tunnelID: TunnelID(
+                localSite: site.siteName, localIncarnation: site.incarnation, peerSite: name,
+                peerIncarnation: incarnation),
+            peerSite: name,
+            peerIncarnation: incarnation,
+            options: .init(configuration: configuration.tunnel, opensOddStreams: site.siteName < name),
+            logger: logger
+        )
+        let apps = self.apps
+        driver.onIncomingStream = { [unowned driver] id, appName, target in
+            apps.open(id, appName: appName, target: target, on: driver)
+        }
+        driver.onFailed = { [weak self, weak driver] _ in
+            guard let self, let driver else { return }
+            self.state.withLockedValue { state in
+                if state.peers[name]?.driver === driver { state.peers[name]!.driver = nil }
+            }
+        }
+        logger.info("tunnel created", metadata: ["peer": "\(name)", "tunnel": "\(driver.tunnelID)"])
+        return driver
+    }
+
+    private func close(_ driver: TunnelDriver, reason: String) {
+        logger.info("closing tunnel", metadata: ["peer": "\(driver.peerSite)", "reason": "\(reason)"])
+        driver.eventLoop.execute { driver.close(reason: reason) }
+    }
+
+    /// The tunnel to `site` once it has a link, waiting up to `timeout` for one; nil if none came.
+    public func tunnel(to site: String, within timeout: Duration) async -> TunnelDriver? {
+        let deadline = ContinuousClock.now + timeout
+        while true {
+            let driver = state.withLockedValue { state -> TunnelDriver? in
+                guard !state.stopped, let driver = state.peers[site]?.driver, !driver.isEnded,
+                    driver.establishedLinks > 0
+                else { return nil }
+                return driver
+            }
+            if let driver { return driver }
+            guard ContinuousClock.now < deadline, !Task.isCancelled else { return nil }
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+    }
+
+    /// Links up per peer (for logs and status).
+    public var linkCounts: [String: Int] {
+        state.withLockedValue { state in
+            state.peers.compactMapValues { $0.driver.map(\.establishedLinks) }
+        }
+    }
+
+    /// Ends every tunnel (peers are told) and stops dialing.
+    public func stop() async {
+        let drivers = state.withLockedValue { state -> [TunnelDriver] in
+            state.stopped = true
+            let drivers = state.peers.values.compactMap(\.driver)
+            for peer in state.peers.values {
+                for run in peer.paths.values { run.channel?.close(promise: nil) }
+            }
+            state.peers.removeAll()
+            return drivers
+        }
+        for driver in drivers {
+            try? await driver.eventLoop.submit { driver.close(reason: "site stopping") }.get()
+        }
+    }
+}
