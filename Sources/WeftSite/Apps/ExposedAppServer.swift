@@ -27,11 +27,12 @@ struct ExposedAppServer: Sendable {
         case .connect(let socket):
             let relay = StreamRelay(driver: driver, logger: logger)
             relay.accepted(id)
+            let connectLogger = logger
             AppConnector.connect(socket, on: driver.eventLoop, timeout: connectTimeout, relay: relay)
                 .whenComplete { result in
                     switch result {
                     case .success(let channel):
-                        logger.debug("stream connected to its app", metadata: ["socket": "\(socket)"])
+                        connectLogger.debug("stream connected to its app", metadata: ["socket": "\(socket)"])
                         relay.attach(channel)
                     case .failure(let error):
                         relay.connectFailed("cannot connect to \(appName) at \(socket): \(error)", code: .appDown)

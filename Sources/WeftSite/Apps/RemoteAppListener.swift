@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import NIOCore
+import NIOConcurrencyHelpers
 import NIOPosix
 import WeftTransport
 
@@ -30,9 +31,11 @@ public struct RemoteAppListener: Sendable {
             .childChannelOption(ChannelOptions.allowRemoteHalfClosure, value: true)
             .childChannelOption(ChannelOptions.autoRead, value: false)
             .childChannelInitializer { channel in
-                Self.accepted(
-                    channel, app: app, manager: manager, connectTimeout: connectTimeout, logger: clientLogger)
-                return channel.eventLoop.makeSucceededVoidFuture()
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(
+                        ClientArrivalHandler(
+                            app: app, manager: manager, connectTimeout: connectTimeout, logger: clientLogger))
+                }
             }
         let channel: Channel
         switch app.localSocket {
@@ -49,32 +52,73 @@ public struct RemoteAppListener: Sendable {
         return RemoteAppListener(app: app, channel: channel)
     }
 
-    private static func accepted(
-        _ channel: Channel, app: RemoteAppConfig, manager: TunnelManager, connectTimeout: Duration, logger: Logger
-    ) {
-        Task {
-            guard let driver = await manager.tunnel(to: app.siteName, within: connectTimeout) else {
-                logger.warning(
-                    "no tunnel to the site in time; closing the client", metadata: ["waited": "\(connectTimeout)"])
-                channel.close(promise: nil)
-                return
-            }
-            let relay = StreamRelay(driver: driver, logger: logger)
-            do {
-                try await channel.pipeline.addHandler(RelayChannelHandler(relay: relay)).get()
-            } catch {
-                channel.close(promise: nil)
-                return
-            }
-            driver.eventLoop.execute {
-                relay.open(appName: app.appName, target: app.appSocket?.description)
-                relay.attach(channel)
-            }
-        }
-    }
-
     public func close() async {
         try? await channel.close().get()
         if case .unix(let path) = app.localSocket { try? FileManager.default.removeItem(atPath: path) }
     }
 }
+
+/// Holds a new client until its tunnel has a link, then hands it to a `StreamRelay`.
+///
+/// Starts waiting once the socket is active (the initializer runs before that), and
+/// remembers a client that leaves while it waits, so no stream is opened for it.
+final class ClientArrivalHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+
+    private let app: RemoteAppConfig
+    private let manager: TunnelManager
+    private let connectTimeout: Duration
+    private let logger: Logger
+    private var gone = false
+
+    init(app: RemoteAppConfig, manager: TunnelManager, connectTimeout: Duration, logger: Logger) {
+        self.app = app
+        self.manager = manager
+        self.connectTimeout = connectTimeout
+        self.logger = logger
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        context.fireChannelActive()
+        let channel = context.channel
+        let (app, manager, timeout, logger) = (self.app, self.manager, self.connectTimeout, self.logger)
+        let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
+        Task {
+            let driver = await manager.tunnel(to: app.siteName, within: timeout)
+            channel.eventLoop.execute {
+                handler.value.tunnelReady(driver, channel: channel, app: app, logger: logger, waited: timeout)
+            }
+        }
+    }
+
+    private func tunnelReady(
+        _ driver: TunnelDriver?, channel: Channel, app: RemoteAppConfig, logger: Logger, waited: Duration
+    ) {
+        guard !gone else { return }
+        guard let driver else {
+            logger.warning("no tunnel to the site in time; closing the client", metadata: ["waited": "\(waited)"])
+            channel.close(promise: nil)
+            return
+        }
+        let relay = StreamRelay(driver: driver, logger: logger)
+        do {
+            try channel.pipeline.syncOperations.removeHandler(self).whenFailure { _ in }
+            try channel.pipeline.syncOperations.addHandler(RelayChannelHandler(relay: relay))
+        } catch {
+            channel.close(promise: nil)
+            return
+        }
+        driver.eventLoop.execute {
+            relay.open(appName: app.appName, target: app.appSocket?.description)
+            relay.attach(channel)
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        gone = true
+        context.fireChannelInactive()
+    }
+}
+
+@available(*, unavailable)
+extension ClientArrivalHandler: Sendable {}

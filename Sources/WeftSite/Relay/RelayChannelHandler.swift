@@ -14,11 +14,6 @@ final class RelayChannelHandler: ChannelInboundHandler {
         self.relay = relay
     }
 
-    func handlerAdded(context: ChannelHandlerContext) {
-        // Added after the socket may already have gone (a client that gave up waiting).
-        if !context.channel.isActive { reportClosed("the app's socket closed before the stream opened") }
-    }
-
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         relay.appRead(unwrapInboundIn(data))
     }
@@ -32,19 +27,19 @@ final class RelayChannelHandler: ChannelInboundHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        reportClosed("the app's socket closed")
+        reportClosed("the app's socket closed", clean: true)
         context.fireChannelInactive()
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
-        reportClosed("app socket error: \(error)")
+        reportClosed("app socket error: \(error)", clean: false)
         context.close(promise: nil)
     }
 
-    private func reportClosed(_ reason: String) {
+    private func reportClosed(_ reason: String, clean: Bool) {
         guard !closedReported else { return }
         closedReported = true
-        relay.appClosed(reason)
+        relay.appClosed(reason, clean: clean)
     }
 }
 

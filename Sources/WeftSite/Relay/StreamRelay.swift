@@ -96,13 +96,19 @@ final class StreamRelay: TunnelStreamDelegate, @unchecked Sendable {
         }
     }
 
-    /// The app's socket is gone. Unless both directions had finished, that is a cancel.
-    func appClosed(_ reason: String) {
+    /// The app's socket is gone. A clean close after the peer finished ends the app's direction
+    /// too (NIO closes a socket whose output is shut when EOF arrives, without an input-closed
+    /// event); any other close before both directions finished cancels the stream.
+    func appClosed(_ reason: String, clean: Bool) {
         onDriverLoop {
             $0.channel = nil
-            // Both directions already finished: a normal end, the engine closes the stream.
             guard !$0.ended, !($0.appFinished && $0.remoteFinished), let stream = $0.stream else {
                 $0.ended = true
+                return
+            }
+            if clean && $0.remoteFinished {
+                $0.appFinished = true
+                $0.driver.finish(stream)
                 return
             }
             $0.ended = true
