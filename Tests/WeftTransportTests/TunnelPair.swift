@@ -120,13 +120,12 @@ final class TunnelPair: @unchecked Sendable {
         betaIdentity = try SiteIdentity.generate()
         alphaSite = LocalLinkSite(siteName: "alpha", incarnation: 101, tls: try LinkTLS(identity: alphaIdentity))
         betaSite = LocalLinkSite(siteName: "beta", incarnation: 202, tls: try LinkTLS(identity: betaIdentity))
-        let tunnelID = TunnelID(localSite: "alpha", localIncarnation: 101, peerSite: "beta", peerIncarnation: 202)
         let loops = Array(group.makeIterator())
         alpha = TunnelDriver(
-            eventLoop: loops[0], tunnelID: tunnelID, peerSite: "beta", peerIncarnation: 202,
+            eventLoop: loops[0], localIncarnation: 101, peerSite: "beta", peerIncarnation: 202,
             options: .init(opensOddStreams: true), logger: logger)
         beta = TunnelDriver(
-            eventLoop: loops[loops.count - 1], tunnelID: tunnelID, peerSite: "alpha", peerIncarnation: 101,
+            eventLoop: loops[loops.count - 1], localIncarnation: 202, peerSite: "alpha", peerIncarnation: 101,
             options: .init(opensOddStreams: false), logger: logger)
     }
 

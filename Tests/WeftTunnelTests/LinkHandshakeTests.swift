@@ -67,7 +67,13 @@ struct LinkHandshakeTests {
             role: .dialer(peerSite: "b", peerIncarnation: 21, linkID: 1), siteName: "a", incarnation: 11)
         var acceptor = LinkHandshake(role: .acceptor, siteName: "b", incarnation: 22)
         _ = acceptor.start()
-        let actions = acceptor.received(bytes(dialer.start())!)
+        let hello = acceptor.received(bytes(dialer.start())!)
+        guard case .decide(let asked) = hello.last else {
+            Issue.record("expected a decision, got \(hello)")
+            return
+        }
+        #expect(LinkHandshake.requestedIncarnation(in: asked, acceptor: "b") == 21)
+        let actions = acceptor.accept()
         #expect(actions.contains { if case .failed = $0 { true } else { false } })
         let answer = dialer.received(try #require(bytes(actions)))
         guard case .refused(let refuse) = answer.first else {
@@ -76,6 +82,36 @@ struct LinkHandshakeTests {
         }
         #expect(refuse.reason == .unknownTunnel)
         #expect(refuse.message.contains("restarted"))
+    }
+
+    @Test("a dialer with a new tunnel learns the acceptor's half from the welcome")
+    func newTunnel() throws {
+        var dialer = LinkHandshake(
+            role: .dialer(peerSite: "b", peerIncarnation: LinkHandshake.unknownIncarnation, linkID: 1),
+            siteName: "a", incarnation: 11)
+        var acceptor = LinkHandshake(role: .acceptor, siteName: "b", incarnation: 22)
+        _ = acceptor.start()
+        guard case .decide(let hello) = acceptor.received(bytes(dialer.start())!).last else {
+            Issue.record("expected a decision")
+            return
+        }
+        #expect(LinkHandshake.requestedIncarnation(in: hello, acceptor: "b") == LinkHandshake.unknownIncarnation)
+        let accepted = acceptor.accept(incarnation: 33)
+        let atAcceptor = try #require(established(accepted))
+        let welcomeBytes = try #require(bytes(accepted))
+        let atDialer = try #require(established(dialer.received(welcomeBytes)))
+        #expect(atDialer.peerIncarnation == 33 && atDialer.localIncarnation == 11)
+        #expect(atAcceptor.peerIncarnation == 11 && atAcceptor.localIncarnation == 33)
+        #expect(atDialer.tunnelID == atAcceptor.tunnelID)
+
+        // A welcome from another half than the one the dialer knows fails the link.
+        var knowing = LinkHandshake(
+            role: .dialer(peerSite: "b", peerIncarnation: 33, linkID: 2), siteName: "a", incarnation: 11)
+        _ = knowing.start()
+        var welcome = ByteBuffer()
+        TunnelFrameSerializer().serialize(
+            .welcome(LinkWelcome(version: 1, siteName: "b", incarnation: 34, capabilities: 0)), into: &welcome)
+        #expect(knowing.received(welcome).first.isFailure)
     }
 
     @Test("wrong version, a site talking to itself, the driver's refusal")

@@ -89,6 +89,7 @@ public struct SiteService: Service {
             sockets: configuration.tunnel.localSockets, stunServers: configuration.stun, logger: logger)
         await withGracefulShutdownHandler {
             await withTaskGroup(of: Void.self) { group in
+                group.addTask { await manager.run() }
                 group.addTask {
                     await detector.run { endpoints in
                         agent.update(endpoints: endpoints)

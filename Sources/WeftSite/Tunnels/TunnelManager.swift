@@ -16,12 +16,14 @@ import WeftWire
 ///
 /// Each link the plan wants (`LinkPath`) has its own loop: dial, hold the link until it
 /// closes, wait a backoff (1 s doubling to 30 s, jittered), again. An announcement that changes
-/// re-dials at once; a peer that restarted (a new incarnation) gets a new tunnel, the old one
-/// closed with its streams; a peer that goes away is no longer dialed.
+/// re-dials at once; a peer that goes away is no longer dialed.
 ///
-/// A tunnel outlives its links: while both site processes live, a tunnel whose links are all
-/// down keeps its streams waiting for a link rather than failing them, as TCP does over a
-/// broken path. It ends when the peer stops or restarts, or this site stops.
+/// A tunnel outlives its links: streams wait for a link to come back (no byte lost) for the
+/// engine's grace period (60 s). It ends sooner when the peer is known to be gone: it stopped,
+/// it restarted (a new incarnation in its announcement), or the directory lost it and no link
+/// has been up for `deadPeerGrace`. Each side names its half of a tunnel with a fresh random
+/// incarnation (see `LinkHandshake`), so a tunnel ended at one side is never mistaken for the
+/// old one at the other: the other side's next link is refused or starts a new tunnel.
 public final class TunnelManager: Sendable {
     public struct Configuration: Sendable {
         public var siteName: String
@@ -36,6 +38,8 @@ public final class TunnelManager: Sendable {
         public var backoff: Backoff
         /// How long an exposed app may take to accept a connection.
         public var appConnectTimeout: TimeAmount
+        /// A tunnel to a peer the directory has lost ends after this long without a link.
+        public var deadPeerGrace: Duration
 
         public init(
             siteName: String,
@@ -43,10 +47,12 @@ public final class TunnelManager: Sendable {
             exposesApps: Bool,
             localAddresses: [IPAddress] = [],
             linksPerPath: Int = 1,
-            tunnel: TunnelConfiguration = TunnelManager.siteTunnelConfiguration,
+            tunnel: TunnelConfiguration = TunnelConfiguration(),
             backoff: Backoff = Backoff(),
-            appConnectTimeout: TimeAmount = .seconds(10)
+            appConnectTimeout: TimeAmount = .seconds(10),
+            deadPeerGrace: Duration = .seconds(10)
         ) {
+            self.deadPeerGrace = deadPeerGrace
             self.siteName = siteName
             self.usedSites = usedSites
             self.exposesApps = exposesApps
@@ -57,9 +63,6 @@ public final class TunnelManager: Sendable {
             self.appConnectTimeout = appConnectTimeout
         }
     }
-
-    /// Streams wait out a linkless tunnel for as long as both sites live (see the type's doc).
-    public static let siteTunnelConfiguration = TunnelConfiguration(noLinkGracePeriod: .seconds(100 * 365 * 86_400))
 
     private struct PathRun {
         var run: UInt64
@@ -73,6 +76,8 @@ public final class TunnelManager: Sendable {
         var up = false
         var driver: TunnelDriver?
         var paths: [LinkPath: PathRun] = [:]
+        /// Since when a lost peer's tunnel has had no link.
+        var linklessSince: ContinuousClock.Instant?
     }
 
     private struct State {
@@ -119,9 +124,11 @@ public final class TunnelManager: Sendable {
             var peer = state.peers[name] ?? Peer()
             switch event {
             case .up(let info), .changed(let info):
+                let restarted = peer.info.map { $0.announcement.incarnation != info.announcement.incarnation } ?? false
                 peer.info = info
                 peer.up = true
-                if let driver = peer.driver, driver.peerIncarnation != info.announcement.incarnation {
+                peer.linklessSince = nil
+                if restarted, let driver = peer.driver {
                     closing.append((driver, "\(name) restarted"))
                     peer.driver = nil
                 }
@@ -219,7 +226,7 @@ public final class TunnelManager: Sendable {
                 _ = try await LinkDialer.dial(
                     job.target, on: driver.eventLoop, site: site, linkNumber: job.linkNumber
                 ) { channel, established in
-                    guard self.linkDialed(channel, path: path, peer: name, run: run, driver: driver) else {
+                    guard self.linkDialed(channel, established, path: path, peer: name, run: run, driver: driver) else {
                         channel.close(promise: nil)
                         return
                     }
@@ -233,6 +240,9 @@ public final class TunnelManager: Sendable {
                     if ContinuousClock.now - started >= .seconds(10) { backoff.reset() }
                 }
             } catch {
+                if let refusal = (error as? LinkError)?.refusal, refusal.reason == .unknownTunnel {
+                    tunnelUnknownAtPeer(driver, peer: name, reason: refusal.message)
+                }
                 let failures = recordOutcome(path, peer: name, run: run, failed: true)
                 if failures == 1 {
                     logger.warning("cannot dial a link; retrying with backoff", metadata: ["error": "\(error)"])
@@ -259,7 +269,7 @@ public final class TunnelManager: Sendable {
                 closing = driver
                 peer.driver = nil
             }
-            let driver = peer.driver ?? makeDriver(peer: name, incarnation: info.announcement.incarnation)
+            let driver = peer.driver ?? makeDriver(peer: name)
             peer.driver = driver
             peer.paths[path]!.channel = nil
             state.peers[name] = peer
@@ -271,7 +281,7 @@ public final class TunnelManager: Sendable {
                 driver: driver,
                 target: LinkDialer.Target(
                     address: remote, localAddress: local, peerSite: name, peerIncarnation: driver.peerIncarnation,
-                    fingerprint: info.fingerprint),
+                    localIncarnation: driver.localIncarnation, fingerprint: info.fingerprint),
                 linkNumber: state.nextLinkNumber,
                 kicks: pathRun.kicks
             )
@@ -280,12 +290,26 @@ public final class TunnelManager: Sendable {
         return job
     }
 
+    /// The peer has no tunnel matching ours (it restarted, or ended its half): ours ends too,
+    /// and the next link starts a new one.
+    private func tunnelUnknownAtPeer(_ driver: TunnelDriver, peer name: String, reason: String) {
+        let current = state.withLockedValue { state -> Bool in
+            guard state.peers[name]?.driver === driver else { return false }
+            state.peers[name]!.driver = nil
+            for path in state.peers[name]!.paths.keys { state.peers[name]!.paths[path]!.kicks += 1 }
+            return true
+        }
+        if current { close(driver, reason: "\(name) no longer has this tunnel: \(reason)") }
+    }
+
     /// A dialed link finished its handshake: keep it only if its path and tunnel are current.
-    private func linkDialed(_ channel: Channel, path: LinkPath, peer name: String, run: UInt64, driver: TunnelDriver)
-        -> Bool
-    {
+    private func linkDialed(
+        _ channel: Channel, _ established: LinkHandshake.Established, path: LinkPath, peer name: String, run: UInt64,
+        driver: TunnelDriver
+    ) -> Bool {
         state.withLockedValue { state in
-            guard !state.stopped, state.peers[name]?.paths[path]?.run == run, state.peers[name]?.driver === driver
+            guard !state.stopped, state.peers[name]?.paths[path]?.run == run, state.peers[name]?.driver === driver,
+                driver.adopt(peerIncarnation: established.peerIncarnation)
             else { return false }
             state.peers[name]!.paths[path]!.channel = channel
             return true
@@ -330,40 +354,65 @@ public final class TunnelManager: Sendable {
                     !state.stopped && state.peers.values.contains { $0.info?.fingerprint == fingerprint }
                 }
             },
-            decide: { hello, fingerprint in
-                self.state.withLockedValue { state in
-                    guard !state.stopped else { return .refuse(.shuttingDown, "the site is stopping") }
-                    guard let known = state.peers[hello.siteName]?.info?.fingerprint else {
-                        return .refuse(.wrongIdentity, "\(hello.siteName) is not in this site's directory")
-                    }
-                    guard known == fingerprint else {
-                        return .refuse(.wrongIdentity, "that certificate is not the one \(hello.siteName) announced")
-                    }
-                    return .accept
-                }
-            },
+            decide: { hello, fingerprint in self.decide(hello, fingerprint) },
             onLink: { channel, established in self.linkAccepted(channel, established) }
         )
     }
 
-    /// On the link's event loop, at once: find or make the tunnel and attach the link.
-    private func linkAccepted(_ channel: Channel, _ established: LinkHandshake.Established) {
+    /// Which half of which tunnel an accepted link joins (see the type's doc): the current
+    /// tunnel when the hello names it or asks for a new one that it already is; a new tunnel
+    /// (the old one ended) when the dialer started a new one; a refusal when the hello names a
+    /// tunnel that is gone here, so the dialer starts a new one.
+    private func decide(_ hello: LinkHello, _ fingerprint: CertificateFingerprint) -> LinkDecision {
         var closing: TunnelDriver?
-        let name = established.peerSite
-        let driver = state.withLockedValue { state -> TunnelDriver? in
-            guard !state.stopped, var peer = state.peers[name] else { return nil }
-            if let driver = peer.driver, driver.peerIncarnation == established.peerIncarnation, !driver.isEnded {
-                return driver
+        let decision = state.withLockedValue { state -> LinkDecision in
+            guard !state.stopped else { return .refuse(.shuttingDown, "the site is stopping") }
+            let name = hello.siteName
+            guard var peer = state.peers[name], let known = peer.info?.fingerprint else {
+                return .refuse(.wrongIdentity, "\(name) is not in this site's directory")
             }
-            closing = peer.driver
-            let driver = makeDriver(peer: name, incarnation: established.peerIncarnation)
+            guard known == fingerprint else {
+                return .refuse(.wrongIdentity, "that certificate is not the one \(name) announced")
+            }
+            let requested =
+                LinkHandshake.requestedIncarnation(in: hello, acceptor: site.siteName) ?? LinkHandshake.unknownIncarnation
+            let fresh = requested == LinkHandshake.unknownIncarnation
+            if let driver = peer.driver, !driver.isEnded {
+                let peerHalf = driver.peerIncarnation
+                if (fresh || requested == driver.localIncarnation)
+                    && (peerHalf == LinkHandshake.unknownIncarnation || peerHalf == hello.incarnation)
+                {
+                    return .acceptInto(incarnation: driver.localIncarnation)
+                }
+                guard fresh else {
+                    return .refuse(.unknownTunnel, "tunnel \(requested) is gone here")
+                }
+                closing = driver
+            } else if !fresh {
+                return .refuse(.unknownTunnel, "tunnel \(requested) is gone here")
+            }
+            let driver = makeDriver(peer: name, peerIncarnation: hello.incarnation)
             peer.driver = driver
-            // Paths waiting to dial the old incarnation dial this one now.
+            peer.linklessSince = nil
+            // Paths waiting to dial the old tunnel dial this one now.
             for path in peer.paths.keys { peer.paths[path]!.kicks += 1 }
             state.peers[name] = peer
+            return .acceptInto(incarnation: driver.localIncarnation)
+        }
+        if let closing { close(closing, reason: "\(hello.siteName) started a new tunnel") }
+        return decision
+    }
+
+    /// On the link's event loop, at once: attach the link to the tunnel it was accepted into.
+    private func linkAccepted(_ channel: Channel, _ established: LinkHandshake.Established) {
+        let name = established.peerSite
+        let driver = state.withLockedValue { state -> TunnelDriver? in
+            guard !state.stopped, let driver = state.peers[name]?.driver,
+                driver.localIncarnation == established.localIncarnation,
+                driver.adopt(peerIncarnation: established.peerIncarnation)
+            else { return nil }
             return driver
         }
-        if let closing { close(closing, reason: "\(name) restarted") }
         guard let driver else {
             channel.close(promise: nil)
             return
@@ -373,14 +422,15 @@ public final class TunnelManager: Sendable {
 
     // MARK: tunnels
 
-    private func makeDriver(peer name: String, incarnation: UInt64) -> TunnelDriver {
+    /// A new half of a tunnel, with a fresh random incarnation (never the unknown marker).
+    private func makeDriver(peer name: String, peerIncarnation: UInt64 = LinkHandshake.unknownIncarnation)
+        -> TunnelDriver
+    {
         let driver = TunnelDriver(
             eventLoop: group.next(),
-            tunnelID: TunnelID(
-                localSite: site.siteName, localIncarnation: site.incarnation, peerSite: name,
-                peerIncarnation: incarnation),
+            localIncarnation: UInt64.random(in: 1...UInt64.max),
             peerSite: name,
-            peerIncarnation: incarnation,
+            peerIncarnation: peerIncarnation,
             options: .init(configuration: configuration.tunnel, opensOddStreams: site.siteName < name),
             logger: logger
         )
@@ -388,13 +438,14 @@ public final class TunnelManager: Sendable {
         driver.onIncomingStream = { [unowned driver] id, appName, target in
             apps.open(id, appName: appName, target: target, on: driver)
         }
-        driver.onFailed = { [weak self, weak driver] _ in
+        driver.onFailed = { [weak self, weak driver] (_: String) in
             guard let self, let driver else { return }
             self.state.withLockedValue { state in
                 if state.peers[name]?.driver === driver { state.peers[name]!.driver = nil }
             }
         }
-        logger.info("tunnel created", metadata: ["peer": "\(name)", "tunnel": "\(driver.tunnelID)"])
+        logger.info(
+            "tunnel created", metadata: ["peer": "\(name)", "incarnation": "\(String(driver.localIncarnation, radix: 16))"])
         return driver
     }
 
@@ -416,6 +467,36 @@ public final class TunnelManager: Sendable {
             if let driver { return driver }
             guard ContinuousClock.now < deadline, !Task.isCancelled else { return nil }
             try? await Task.sleep(for: .milliseconds(20))
+        }
+    }
+
+    /// Ends tunnels to peers the directory has lost once they have had no link for
+    /// `deadPeerGrace`, so the clients of a site that died learn it in seconds. Runs until
+    /// cancelled.
+    public func run() async {
+        while !Task.isCancelled {
+            let now = ContinuousClock.now
+            var closing: [TunnelDriver] = []
+            state.withLockedValue { state in
+                for name in state.peers.keys {
+                    guard let driver = state.peers[name]!.driver else { continue }
+                    if state.peers[name]!.up || driver.establishedLinks > 0 {
+                        state.peers[name]!.linklessSince = nil
+                    } else if let since = state.peers[name]!.linklessSince {
+                        if now - since >= configuration.deadPeerGrace {
+                            closing.append(driver)
+                            state.peers[name]!.driver = nil
+                            state.peers[name]!.linklessSince = nil
+                        }
+                    } else {
+                        state.peers[name]!.linklessSince = now
+                    }
+                }
+            }
+            for driver in closing {
+                close(driver, reason: "\(driver.peerSite) is gone: no announcement and no link for \(configuration.deadPeerGrace)")
+            }
+            try? await Task.sleep(for: .milliseconds(250))
         }
     }
 

@@ -12,9 +12,9 @@ import WeftWire
 /// called there too). `@unchecked Sendable` because its state is confined to that loop.
 public final class TunnelDriver: @unchecked Sendable {
     public let eventLoop: EventLoop
-    public let tunnelID: TunnelID
+    /// This side's half of the tunnel (see `LinkHandshake`).
+    public let localIncarnation: UInt64
     public let peerSite: String
-    public let peerIncarnation: UInt64
     public var logger: Logger
 
     /// A peer opened a stream: return its delegate, or nil to refuse it (the driver then resets
@@ -31,6 +31,7 @@ public final class TunnelDriver: @unchecked Sendable {
     private var failed = false
     private let nextLinkID = NIOLockedValueBox<UInt32>(1)
     private let liveLinks = NIOLockedValueBox<Int>(0)
+    private let peerHalf: NIOLockedValueBox<UInt64>
     private let closedFlag = NIOLockedValueBox<Bool>(false)
     /// Link events that arrived while actions were being carried out (see `linkEvent`).
     private var applying = 0
@@ -38,19 +39,32 @@ public final class TunnelDriver: @unchecked Sendable {
 
     public init(
         eventLoop: EventLoop,
-        tunnelID: TunnelID,
+        localIncarnation: UInt64,
         peerSite: String,
-        peerIncarnation: UInt64,
+        peerIncarnation: UInt64 = LinkHandshake.unknownIncarnation,
         options: TunnelEngine.Options,
         logger: Logger
     ) {
         self.eventLoop = eventLoop
-        self.tunnelID = tunnelID
+        self.localIncarnation = localIncarnation
         self.peerSite = peerSite
-        self.peerIncarnation = peerIncarnation
+        self.peerHalf = NIOLockedValueBox(peerIncarnation)
         self.logger = logger
         self.logger[metadataKey: "peer"] = "\(peerSite)"
         self.engine = TunnelEngine(options: options, now: .zero)
+    }
+
+    /// The peer's half of the tunnel; `LinkHandshake.unknownIncarnation` until a first link
+    /// (dialed by this side into a new tunnel) is welcomed. Readable from any thread.
+    public var peerIncarnation: UInt64 { peerHalf.withLockedValue { $0 } }
+
+    /// Learns the peer's half from a welcome or a hello; false if it already had another one
+    /// (that link belongs to a different tunnel).
+    public func adopt(peerIncarnation: UInt64) -> Bool {
+        peerHalf.withLockedValue { half in
+            if half == LinkHandshake.unknownIncarnation { half = peerIncarnation }
+            return half == peerIncarnation
+        }
     }
 
     /// Engine time: the driver's age.

@@ -12,13 +12,17 @@ public enum LinkDialer {
         /// Bind the link to this local address (which picks the interface) before connecting.
         public var localAddress: SocketAddress?
         public var peerSite: String
+        /// The peer's half of the tunnel, or `LinkHandshake.unknownIncarnation` for a new one.
         public var peerIncarnation: UInt64
+        /// This side's half of the tunnel; nil uses the site's incarnation.
+        public var localIncarnation: UInt64?
         public var fingerprint: CertificateFingerprint
 
         public init(
             address: SocketAddress, localAddress: SocketAddress? = nil, peerSite: String, peerIncarnation: UInt64,
-            fingerprint: CertificateFingerprint
+            localIncarnation: UInt64? = nil, fingerprint: CertificateFingerprint
         ) {
+            self.localIncarnation = localIncarnation
             self.address = address
             self.localAddress = localAddress
             self.peerSite = peerSite
@@ -49,7 +53,7 @@ public enum LinkDialer {
                             role: .dialer(
                                 peerSite: target.peerSite, peerIncarnation: target.peerIncarnation, linkID: linkNumber),
                             siteName: site.siteName,
-                            incarnation: site.incarnation
+                            incarnation: target.localIncarnation ?? site.incarnation
                         ),
                         timeout: handshakeTimeout,
                         result: result,

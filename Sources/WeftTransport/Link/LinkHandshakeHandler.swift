@@ -5,7 +5,10 @@ import WeftWire
 
 /// What the node answers to a valid hello (acceptor side).
 public enum LinkDecision: Sendable {
+    /// Join the link to the listener's default half of the tunnel (its site incarnation).
     case accept
+    /// Join the link to this side's half `incarnation` of the tunnel.
+    case acceptInto(incarnation: UInt64)
     case refuse(LinkRefuse.Reason, String)
 }
 
@@ -91,6 +94,7 @@ final class LinkHandshakeHandler: ChannelInboundHandler {
             case .decide(let hello):
                 switch decide(hello) {
                 case .accept: perform(machine.accept(), context: context)
+                case .acceptInto(let incarnation): perform(machine.accept(incarnation: incarnation), context: context)
                 case .refuse(let reason, let message):
                     perform(machine.refuse(reason, message: message), context: context)
                 }

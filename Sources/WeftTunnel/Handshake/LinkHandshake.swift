@@ -5,21 +5,47 @@ import WeftWire
 /// or `refuse` from the accepting side. A value-type state machine: the driver feeds it bytes
 /// and carries out the actions it returns; it touches no socket and no clock.
 ///
-/// The accepting side checks what it can on its own (version, tunnel id, not talking to itself)
-/// and refuses with a reason; what needs the node's state (is this site's certificate the one
-/// it announced, too many links) is asked of the driver through `.decide`, answered with
-/// `accept()` or `refuse(_:message:)`.
+/// Incarnations here are per tunnel: each side picks a random one when it creates its half of
+/// a tunnel, and the tunnel id is both of them. A dialer with a new tunnel does not know the
+/// peer's yet and names it as `unknownIncarnation`; the welcome tells it. So a side that lost
+/// its tunnel (restart, or a tunnel that failed) always starts a new one that the other side
+/// can tell apart from the old, and a link never carries data into the wrong tunnel.
+///
+/// The accepting side checks what it can on its own (version, a consistent tunnel id, not
+/// talking to itself) and refuses with a reason; what needs the node's state (is this site's
+/// certificate the one it announced, which tunnel, too many links) is asked of the driver
+/// through `.decide`, answered with `accept(incarnation:)` or `refuse(_:message:)`.
 public struct LinkHandshake: Sendable {
     public enum Role: Sendable, Equatable {
-        /// Dials `peerSite`, believed to be at `peerIncarnation`, for the link `linkID`.
+        /// Dials `peerSite`, whose half of the tunnel is `peerIncarnation` (or
+        /// `unknownIncarnation` for a new tunnel), for the link `linkID`.
         case dialer(peerSite: String, peerIncarnation: UInt64, linkID: UInt32)
         case acceptor
+    }
+
+    /// A dialer's name for the peer's half of a tunnel it has just created.
+    public static let unknownIncarnation: UInt64 = 0
+
+    /// The acceptor's half of the tunnel a hello asks to join (`unknownIncarnation`: a new one),
+    /// or nil when the tunnel id does not hold the dialer's own incarnation.
+    public static func requestedIncarnation(in hello: LinkHello, acceptor siteName: String) -> UInt64? {
+        guard hello.tunnelID.count == LinkHello.tunnelIDLength else { return nil }
+        var first: UInt64 = 0
+        var second: UInt64 = 0
+        for index in 0..<8 {
+            first = first << 8 | UInt64(hello.tunnelID[index])
+            second = second << 8 | UInt64(hello.tunnelID[8 + index])
+        }
+        let (mine, theirs) = siteName < hello.siteName ? (first, second) : (second, first)
+        return theirs == hello.incarnation ? mine : nil
     }
 
     /// A finished handshake: which tunnel the link belongs to.
     public struct Established: Sendable, Equatable {
         public var peerSite: String
         public var peerIncarnation: UInt64
+        /// This side's half of the tunnel.
+        public var localIncarnation: UInt64
         public var tunnelID: TunnelID
         public var version: UInt16
         /// The dialer's number for the link (its own bookkeeping; logs show it).
@@ -49,6 +75,7 @@ public struct LinkHandshake: Sendable {
 
     public let role: Role
     public let siteName: String
+    /// The dialer's half of its tunnel; for an acceptor, the half `accept()` uses by default.
     public let incarnation: UInt64
     private var state: State = .idle
     private var parser = TunnelFrameParser(limits: Self.limits)
@@ -135,11 +162,10 @@ public struct LinkHandshake: Sendable {
         guard hello.siteName != siteName else {
             return refuse(.protocolViolation, message: "a site cannot link to itself (\(siteName))")
         }
-        let expected = TunnelID(
-            localSite: siteName, localIncarnation: incarnation, peerSite: hello.siteName,
-            peerIncarnation: hello.incarnation)
-        guard hello.tunnelID == expected.bytes else {
-            return refuse(.unknownTunnel, message: "\(siteName) restarted; its incarnation is \(incarnation)")
+        guard hello.incarnation != Self.unknownIncarnation,
+            Self.requestedIncarnation(in: hello, acceptor: siteName) != nil
+        else {
+            return refuse(.protocolViolation, message: "the tunnel id does not hold the hello's incarnation")
         }
         state = .deciding(hello)
         return [.decide(hello)]
@@ -150,16 +176,20 @@ public struct LinkHandshake: Sendable {
         guard welcome.version == WireProtocol.version else {
             return fail("the peer chose version \(welcome.version), which this site does not speak")
         }
-        guard welcome.siteName == peerSite, welcome.incarnation == peerIncarnation else {
+        guard welcome.siteName == peerSite, welcome.incarnation != Self.unknownIncarnation,
+            peerIncarnation == Self.unknownIncarnation || welcome.incarnation == peerIncarnation
+        else {
             return fail(
                 "welcomed by \(welcome.siteName) (\(welcome.incarnation)), expected \(peerSite) (\(peerIncarnation))")
         }
         state = .done
         let established = Established(
             peerSite: peerSite,
-            peerIncarnation: peerIncarnation,
+            peerIncarnation: welcome.incarnation,
+            localIncarnation: incarnation,
             tunnelID: TunnelID(
-                localSite: siteName, localIncarnation: incarnation, peerSite: peerSite, peerIncarnation: peerIncarnation
+                localSite: siteName, localIncarnation: incarnation, peerSite: peerSite,
+                peerIncarnation: welcome.incarnation
             ),
             version: welcome.version,
             linkID: linkID,
@@ -168,16 +198,27 @@ public struct LinkHandshake: Sendable {
         return [.established(established)]
     }
 
-    /// Acceptor: the hello is acceptable; the link joins the tunnel.
-    public mutating func accept() -> [Action] {
+    /// Acceptor: the hello is acceptable; the link joins this side's half `incarnation` of the
+    /// tunnel (the machine's own by default). A hello that asked for another half is refused
+    /// (`unknownTunnel`): that tunnel is gone here, and the dialer starts a new one.
+    public mutating func accept(incarnation chosen: UInt64? = nil) -> [Action] {
         guard case .deciding(let hello) = state else { return [] }
+        let own = chosen ?? incarnation
+        let requested = Self.requestedIncarnation(in: hello, acceptor: siteName)
+        guard own != Self.unknownIncarnation, requested == Self.unknownIncarnation || requested == own else {
+            return refuse(
+                .unknownTunnel,
+                message: "\(siteName) has no tunnel \(requested ?? 0) (it restarted or closed it); start a new one")
+        }
         state = .done
         let welcome = LinkWelcome(
-            version: WireProtocol.version, siteName: siteName, incarnation: incarnation, capabilities: 0)
+            version: WireProtocol.version, siteName: siteName, incarnation: own, capabilities: 0)
         let established = Established(
             peerSite: hello.siteName,
             peerIncarnation: hello.incarnation,
-            tunnelID: TunnelID(bytes: hello.tunnelID)!,
+            localIncarnation: own,
+            tunnelID: TunnelID(
+                localSite: siteName, localIncarnation: own, peerSite: hello.siteName, peerIncarnation: hello.incarnation),
             version: WireProtocol.version,
             linkID: hello.linkID,
             leftover: parser.takeBuffered()

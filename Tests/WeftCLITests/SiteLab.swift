@@ -1,0 +1,305 @@
+import Foundation
+import WeftTestSupport
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Real sites on loopback for end-to-end tests: a mosquitto broker started here, `weft run`
+/// processes, and real apps (Python's HTTP server, redis, small Python servers), all stopped
+/// and removed when the lab goes.
+final class SiteLab: @unchecked Sendable {
+    static let python = "/usr/bin/python3"
+    static let redisServer = "/usr/bin/redis-server"
+    static let redisCLI = "/usr/bin/redis-cli"
+    static let curl = "/usr/bin/curl"
+
+    static var isAvailable: Bool {
+        MosquittoBroker.isAvailable
+            && [python, redisServer, redisCLI, curl].allSatisfy { FileManager.default.isExecutableFile(atPath: $0) }
+    }
+
+    static let missing =
+        "needs mosquitto, python3, redis-server, redis-tools and curl (scripts/install-deps.sh installs them)"
+
+    let broker: MosquittoBroker
+    let path: String
+    private(set) var processes: [String: ChildProcess] = [:]
+    private(set) var configs: [String: String] = [:]
+
+    init() throws {
+        broker = try MosquittoBroker()
+        path = NSTemporaryDirectory() + "weft-lab-\(getpid())-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    }
+
+    deinit {
+        for process in processes.values where process.isRunning {
+            process.signal(SIGKILL)
+            _ = process.waitForExit(timeout: 2)
+        }
+        try? FileManager.default.removeItem(atPath: path)
+    }
+
+    // MARK: sites
+
+    /// Writes a site's config: a link listener on a free loopback port, and the given
+    /// `localExposedApps` / `remoteApps` entries (YAML list items, already indented).
+    @discardableResult
+    func site(
+        _ name: String, key: String = "lab-mesh-key", exposed: [String] = [], remote: [String] = [],
+        extra: String = ""
+    ) throws -> String {
+        let port = try FreePort.find()
+        var text = """
+            siteName: \(name)
+            crypto:
+              key: "\(key)"
+            logger:
+              level: debug
+              file: \(path)/\(name).log
+            messageChannel:
+              mqtt:
+                brokerServer: \(broker.url)
+                keepAlive: 5
+            tunnel:
+              localSockets:
+              - mode: dedicated-address
+                listenAddress: 127.0.0.1
+                listenPort: \(port)
+            stateDir: \(path)/\(name)-state
+
+            """
+        if !exposed.isEmpty { text += "localExposedApps:\n" + exposed.joined(separator: "\n") + "\n" }
+        if !remote.isEmpty { text += "remoteApps:\n" + remote.joined(separator: "\n") + "\n" }
+        text += extra
+        let file = path + "/\(name).yaml"
+        try text.write(toFile: file, atomically: true, encoding: .utf8)
+        configs[name] = file
+        return file
+    }
+
+    /// Starts (or restarts) a site's process.
+    func start(_ name: String) throws {
+        processes[name] = try ChildProcess(
+            WeftProcess.executable, ["run", "--config", configs[name]!], stderr: path + "/\(name).stderr")
+    }
+
+    func kill(_ name: String, signal: Int32 = SIGKILL) {
+        processes[name]?.signal(signal)
+        _ = processes[name]?.waitForExit(timeout: 5)
+    }
+
+    func log(_ name: String) -> String {
+        (try? String(contentsOfFile: path + "/\(name).log", encoding: .utf8)) ?? ""
+    }
+
+    /// Lines of `name`'s log containing every one of `parts`.
+    func lines(_ name: String, _ parts: String...) -> [Substring] {
+        log(name).split(separator: "\n").filter { line in parts.allSatisfy { line.contains($0) } }
+    }
+
+    /// Waits until `name` has a link up to `peer`.
+    func waitForLink(_ name: String, to peer: String, count: Int = 1, timeout: Duration = .seconds(15)) async -> Bool
+    {
+        await WeftProcess.waitFor(timeout) { self.lines(name, "link up", "peer=\(peer)").count >= count }
+    }
+
+    // MARK: apps
+
+    /// Starts a long-running helper process and waits until `port` accepts (when given).
+    @discardableResult
+    func app(_ name: String, _ executable: String, _ arguments: [String], port: Int? = nil, socket: String? = nil)
+        async throws -> ChildProcess
+    {
+        let process = try ChildProcess(
+            executable, arguments, stdout: path + "/\(name).out", stderr: path + "/\(name).err")
+        processes[name] = process
+        let ready = await WeftProcess.waitFor(.seconds(10)) {
+            if let port { return FreePort.accepts(port) }
+            if let socket { return FileManager.default.fileExists(atPath: socket) }
+            return true
+        }
+        guard ready else { throw BrokerError(message: "\(name) did not start: \(read(name + ".err"))") }
+        return process
+    }
+
+    /// Python's HTTP server on `port`, serving `directory`.
+    func httpServer(_ name: String, directory: String, port: Int) async throws {
+        try await app(
+            name, Self.python, ["-m", "http.server", "\(port)", "--bind", "127.0.0.1", "--directory", directory],
+            port: port)
+    }
+
+    /// redis-server listening only on a Unix socket.
+    func redis(_ name: String, socket: String) async throws {
+        try await app(
+            name, Self.redisServer,
+            ["--port", "0", "--unixsocket", socket, "--save", "", "--appendonly", "no", "--dir", path],
+            socket: socket)
+    }
+
+    /// A TCP app that reads until EOF, then answers "<bytes> <sha256>\n" and closes.
+    func digestServer(_ name: String, port: Int) async throws {
+        let script = try write(
+            "digest_server.py",
+            """
+            import hashlib, socket, sys, threading
+            server = socket.socket()
+            server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            server.bind(("127.0.0.1", int(sys.argv[1])))
+            server.listen(64)
+            def serve(conn):
+                digest, total = hashlib.sha256(), 0
+                while True:
+                    data = conn.recv(1 << 16)
+                    if not data:
+                        break
+                    digest.update(data)
+                    total += len(data)
+                conn.sendall(f"{total} {digest.hexdigest()}\\n".encode())
+                conn.close()
+            while True:
+                conn, _ = server.accept()
+                threading.Thread(target=serve, args=(conn,), daemon=True).start()
+            """)
+        try await app(name, Self.python, [script, "\(port)"], port: port)
+    }
+
+    // MARK: clients
+
+    struct Output {
+        var status: Int32
+        var stdout: String
+        var stderr: String
+    }
+
+    /// Runs a client to completion (killed after `timeout`).
+    func run(_ executable: String, _ arguments: [String], timeout: TimeInterval = 60) throws -> Output {
+        let id = UUID().uuidString.prefix(8)
+        let out = path + "/client-\(id).out"
+        let err = path + "/client-\(id).err"
+        let process = try ChildProcess(executable, arguments, stdout: out, stderr: err)
+        if !process.waitForExit(timeout: timeout) {
+            process.signal(SIGKILL)
+            _ = process.waitForExit(timeout: 2)
+        }
+        return Output(
+            status: process.exitCode ?? -1,
+            stdout: (try? String(contentsOfFile: out, encoding: .utf8)) ?? "",
+            stderr: (try? String(contentsOfFile: err, encoding: .utf8)) ?? ""
+        )
+    }
+
+    /// Sends `megabytes` of seeded random bytes to a TCP port or Unix socket, shuts the write
+    /// side, and prints "<sent digest>\n<reply>".
+    func halfCloseClient(to socket: String, megabytes: Int) throws -> Output {
+        let script = try write(
+            "half_close_client.py",
+            """
+            import hashlib, random, socket, sys
+            target, size = sys.argv[1], int(sys.argv[2]) << 20
+            if target.startswith("unix:"):
+                conn = socket.socket(socket.AF_UNIX)
+                conn.connect(target[5:])
+            else:
+                host, port = target[4:].rsplit(":", 1)
+                conn = socket.create_connection((host, int(port)))
+            rng, digest, sent = random.Random(7), hashlib.sha256(), 0
+            while sent < size:
+                chunk = rng.randbytes(min(1 << 16, size - sent))
+                conn.sendall(chunk)
+                digest.update(chunk)
+                sent += len(chunk)
+            conn.shutdown(socket.SHUT_WR)
+            reply = b""
+            while True:
+                data = conn.recv(4096)
+                if not data:
+                    break
+                reply += data
+            print(f"{sent} {digest.hexdigest()}")
+            print(reply.decode().strip())
+            """)
+        return try run(Self.python, [script, socket, "\(megabytes)"])
+    }
+
+    /// Connects, sends a line, and reports how the connection ended: "reset", "closed" or
+    /// "open" (still open after `wait` seconds), and how long that took.
+    func probe(_ socket: String, wait: Double = 5) throws -> Output {
+        let script = try write(
+            "probe.py",
+            """
+            import socket, sys, time
+            target, wait = sys.argv[1], float(sys.argv[2])
+            start = time.monotonic()
+            if target.startswith("unix:"):
+                conn = socket.socket(socket.AF_UNIX)
+                conn.connect(target[5:])
+            else:
+                host, port = target[4:].rsplit(":", 1)
+                conn = socket.create_connection((host, int(port)))
+            conn.settimeout(wait)
+            try:
+                conn.sendall(b"GET / HTTP/1.0\\r\\n\\r\\n")
+                data = conn.recv(4096)
+                print("closed" if not data else "data")
+            except ConnectionResetError:
+                print("reset")
+            except socket.timeout:
+                print("open")
+            print(f"{time.monotonic() - start:.3f}")
+            """)
+        return try run(Self.python, [script, socket, "\(wait)"])
+    }
+
+    // MARK: files
+
+    func write(_ name: String, _ text: String) throws -> String {
+        let file = path + "/" + name
+        try text.write(toFile: file, atomically: true, encoding: .utf8)
+        return file
+    }
+
+    func read(_ name: String) -> String {
+        (try? String(contentsOfFile: path + "/" + name, encoding: .utf8)) ?? ""
+    }
+
+    /// A file of `megabytes` random bytes; returns its sha256.
+    func randomFile(_ name: String, megabytes: Int) throws -> String {
+        let out = try run(
+            Self.python,
+            [
+                "-c",
+                """
+                import hashlib, os, sys
+                digest = hashlib.sha256()
+                with open(sys.argv[1], "wb") as f:
+                    for _ in range(int(sys.argv[2])):
+                        block = os.urandom(1 << 20)
+                        f.write(block)
+                        digest.update(block)
+                print(digest.hexdigest())
+                """,
+                path + "/" + name, "\(megabytes)",
+            ])
+        return out.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    func sha256(ofFile file: String) throws -> String {
+        let out = try run(
+            Self.python,
+            [
+                "-c",
+                """
+                import hashlib, sys
+                digest = hashlib.sha256()
+                with open(sys.argv[1], "rb") as f:
+                    for block in iter(lambda: f.read(1 << 20), b""):
+                        digest.update(block)
+                print(digest.hexdigest())
+                """, file,
+            ])
+        return out.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+}

@@ -1,0 +1,254 @@
+import Foundation
+import Testing
+import WeftTestSupport
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Sites as a user runs them: `weft run` processes on a real broker, real apps at the far
+/// end, real clients at the near end, everything on loopback.
+@Suite("sites end to end", .serialized, .enabled(if: SiteLab.isAvailable, "\(SiteLab.missing)"))
+struct SitesEndToEndTests {
+    @Test("HTTP, redis over a Unix socket, half-close, both directions; not-exposed apps refused")
+    func appsBothWays() async throws {
+        let lab = try SiteLab()
+        let httpPort = try FreePort.find()
+        let digestPort = try FreePort.find()
+        let webPort = try FreePort.find()
+        let redisPort = try FreePort.find()
+        let ghostPort = try FreePort.find()
+        let redisSocket = lab.path + "/redis/redis.sock"
+        let digestSocket = lab.path + "/sockets/digest.sock"
+        try FileManager.default.createDirectory(atPath: lab.path + "/www", withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: lab.path + "/redis", withIntermediateDirectories: true)
+        let fileDigest = try lab.randomFile("www/big.bin", megabytes: 100)
+
+        try await lab.httpServer("http", directory: lab.path + "/www", port: httpPort)
+        try await lab.redis("redis", socket: redisSocket)
+        try await lab.digestServer("digest", port: digestPort)
+
+        // alpha exposes HTTP and redis (Unix), uses beta's digest app through a Unix socket.
+        try lab.site(
+            "alpha",
+            exposed: [
+                "- appName: web\n  appSocket: tcp:127.0.0.1:\(httpPort)",
+                "- appName: cache\n  appSocket: unix:\(redisSocket)",
+            ],
+            remote: ["- siteName: beta\n  appName: digest\n  localSocket: unix:\(digestSocket)"])
+        // beta exposes the digest app (TCP) and uses alpha's apps over TCP.
+        try lab.site(
+            "beta",
+            exposed: ["- appName: digest\n  appSocket: tcp:127.0.0.1:\(digestPort)"],
+            remote: [
+                "- siteName: alpha\n  appName: web\n  localSocket: tcp:127.0.0.1:\(webPort)",
+                "- siteName: alpha\n  appName: cache\n  localSocket: tcp:127.0.0.1:\(redisPort)",
+                "- siteName: alpha\n  appName: ghost\n  localSocket: tcp:127.0.0.1:\(ghostPort)",
+            ])
+        try lab.start("alpha")
+        try lab.start("beta")
+        #expect(await lab.waitForLink("beta", to: "alpha"), "\(lab.log("beta"))")
+
+        // 100 MB over HTTP, through the tunnel.
+        let fetched = lab.path + "/fetched.bin"
+        let curl = try lab.run(
+            SiteLab.curl, ["-sS", "--fail", "-o", fetched, "http://127.0.0.1:\(webPort)/big.bin"], timeout: 120)
+        #expect(curl.status == 0, "\(curl.stderr)")
+        #expect(try lab.sha256(ofFile: fetched) == fileDigest)
+
+        // redis only on a Unix socket at alpha, used with redis-cli over TCP at beta.
+        let set = try lab.run(SiteLab.redisCLI, ["-h", "127.0.0.1", "-p", "\(redisPort)", "SET", "weft", "woven"])
+        #expect(set.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "OK", "\(set)")
+        let get = try lab.run(SiteLab.redisCLI, ["-h", "127.0.0.1", "-p", "\(redisPort)", "GET", "weft"])
+        #expect(get.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "woven", "\(get)")
+
+        // The reverse direction, and half-close: 20 MB into a Unix socket at alpha, EOF, and
+        // the TCP app at beta answers with what it received.
+        let half = try lab.halfCloseClient(to: "unix:\(digestSocket)", megabytes: 20)
+        let lines = half.stdout.split(separator: "\n").map(String.init)
+        #expect(lines.count == 2 && lines[0] == lines[1], "\(half)")
+        #expect(lines.first?.hasPrefix("\(20 << 20) ") == true)
+
+        // An app beta asks for that alpha does not expose: refused at once, logged at both ends.
+        let ghost = try lab.probe("tcp:127.0.0.1:\(ghostPort)")
+        #expect(["reset", "closed"].contains(ghost.stdout.split(separator: "\n").first ?? ""), "\(ghost)")
+        #expect(Double(ghost.stdout.split(separator: "\n").last ?? "9") ?? 9 < 2)
+        #expect(!lab.lines("beta", "stream refused by the peer", "app=ghost", "app not exposed").isEmpty)
+        #expect(!lab.lines("alpha", "refused a stream", "app=ghost").isEmpty)
+
+        // And the tunnel is unharmed: HTTP still works.
+        let again = try lab.run(SiteLab.curl, ["-sS", "--fail", "-o", "/dev/null", "http://127.0.0.1:\(webPort)/"])
+        #expect(again.status == 0)
+        lab.kill("alpha", signal: SIGTERM)
+        lab.kill("beta", signal: SIGTERM)
+    }
+
+    @Test("a range app: a target inside works; outside, IPv4-mapped outside, and a host name are refused")
+    func rangeApp() async throws {
+        let lab = try SiteLab()
+        let httpPort = try FreePort.find()
+        let insidePort = try FreePort.find()
+        let outsidePort = try FreePort.find()
+        let mappedPort = try FreePort.find()
+        try FileManager.default.createDirectory(atPath: lab.path + "/www", withIntermediateDirectories: true)
+        _ = try lab.write("www/index.html", "inside the range\n")
+        try await lab.httpServer("http", directory: lab.path + "/www", port: httpPort)
+        try lab.site(
+            "alpha",
+            exposed: [
+                """
+                - appName: lan
+                  mode: range
+                  portRange:
+                  - \(httpPort)
+                  addressRange:
+                  - 127.0.0.1/32
+                """
+            ])
+        try lab.site(
+            "beta",
+            remote: [
+                "- siteName: alpha\n  appName: lan\n  appSocket: tcp:127.0.0.1:\(httpPort)\n  localSocket: tcp:127.0.0.1:\(insidePort)",
+                "- siteName: alpha\n  appName: lan\n  appSocket: tcp:127.0.0.2:\(httpPort)\n  localSocket: tcp:127.0.0.1:\(outsidePort)",
+                "- siteName: alpha\n  appName: lan\n  appSocket: tcp:[::ffff:127.0.0.2]:\(httpPort)\n  localSocket: tcp:127.0.0.1:\(mappedPort)",
+            ])
+        try lab.start("alpha")
+        try lab.start("beta")
+        #expect(await lab.waitForLink("beta", to: "alpha"), "\(lab.log("beta"))")
+
+        let inside = try lab.run(SiteLab.curl, ["-sS", "--fail", "http://127.0.0.1:\(insidePort)/index.html"])
+        #expect(inside.stdout == "inside the range\n", "\(inside)")
+        for port in [outsidePort, mappedPort] {
+            let refused = try lab.probe("tcp:127.0.0.1:\(port)")
+            #expect(["reset", "closed"].contains(refused.stdout.split(separator: "\n").first ?? ""), "\(refused)")
+        }
+        #expect(
+            lab.lines("beta", "stream refused by the peer", "target outside the app's range", "127.0.0.2").count == 2,
+            "\(lab.log("beta"))")
+        #expect(lab.lines("alpha", "refused a stream", "is outside the ranges of lan").count == 2)
+
+        // A host name never gets as far as the tunnel: the client site's config refuses it.
+        let hostName = try lab.write(
+            "hostname.yaml",
+            try String(contentsOfFile: lab.configs["beta"]!, encoding: .utf8)
+                .replacingOccurrences(of: "tcp:127.0.0.2:\(httpPort)", with: "tcp:localhost:\(httpPort)"))
+        let check = try WeftProcess.run(["check", "--config", hostName])
+        #expect(check.status != 0)
+        #expect((check.output + check.error).contains("host names are not accepted"), "\(check)")
+        lab.kill("alpha", signal: SIGTERM)
+        lab.kill("beta", signal: SIGTERM)
+    }
+
+    @Test("three sites in a mesh, each using an app of each other")
+    func threeSiteMesh() async throws {
+        let lab = try SiteLab()
+        let names = ["ash", "birch", "cedar"]
+        var httpPorts: [String: Int] = [:]
+        var localPorts: [String: [String: Int]] = [:]
+        for name in names {
+            httpPorts[name] = try FreePort.find()
+            try FileManager.default.createDirectory(atPath: lab.path + "/www-\(name)", withIntermediateDirectories: true)
+            _ = try lab.write("www-\(name)/index.html", "served by \(name)\n")
+            try await lab.httpServer("http-\(name)", directory: lab.path + "/www-\(name)", port: httpPorts[name]!)
+        }
+        for name in names {
+            var remote: [String] = []
+            for other in names where other != name {
+                let port = try FreePort.find()
+                localPorts[name, default: [:]][other] = port
+                remote.append("- siteName: \(other)\n  appName: web\n  localSocket: tcp:127.0.0.1:\(port)")
+            }
+            try lab.site(
+                name, exposed: ["- appName: web\n  appSocket: tcp:127.0.0.1:\(httpPorts[name]!)"], remote: remote)
+        }
+        for name in names { try lab.start(name) }
+        for name in names {
+            for other in names where other != name {
+                #expect(await lab.waitForLink(name, to: other), "\(lab.log(name))")
+            }
+        }
+        for name in names {
+            for other in names where other != name {
+                let page = try lab.run(
+                    SiteLab.curl, ["-sS", "--fail", "http://127.0.0.1:\(localPorts[name]![other]!)/index.html"])
+                #expect(page.stdout == "served by \(other)\n", "\(name) → \(other): \(page)")
+            }
+        }
+        for name in names { lab.kill(name, signal: SIGTERM) }
+    }
+
+    @Test("a site killed with SIGKILL mid-transfer and restarted is used again within 10 s, nothing done at the other")
+    func killAndRestart() async throws {
+        let lab = try SiteLab()
+        let httpPort = try FreePort.find()
+        let webPort = try FreePort.find()
+        try FileManager.default.createDirectory(atPath: lab.path + "/www", withIntermediateDirectories: true)
+        _ = try lab.randomFile("www/big.bin", megabytes: 64)
+        _ = try lab.write("www/index.html", "still here\n")
+        try await lab.httpServer("http", directory: lab.path + "/www", port: httpPort)
+        try lab.site("alpha", exposed: ["- appName: web\n  appSocket: tcp:127.0.0.1:\(httpPort)"])
+        try lab.site("beta", remote: ["- siteName: alpha\n  appName: web\n  localSocket: tcp:127.0.0.1:\(webPort)"])
+        try lab.start("alpha")
+        try lab.start("beta")
+        #expect(await lab.waitForLink("beta", to: "alpha"), "\(lab.log("beta"))")
+
+        // A slow transfer in flight when alpha dies.
+        let transfer = try ChildProcess(
+            SiteLab.curl,
+            ["-sS", "--limit-rate", "2M", "-o", "/dev/null", "http://127.0.0.1:\(webPort)/big.bin"],
+            stderr: lab.path + "/transfer.err")
+        try await Task.sleep(for: .milliseconds(800))
+        lab.kill("alpha")
+        #expect(await transfer.exited(within: .seconds(30)), "the client was left hanging")
+        #expect(transfer.exitCode != 0, "the transfer cannot have completed")
+
+        // beta's listener stays open while alpha is away.
+        #expect(FreePort.accepts(webPort))
+        try lab.start("alpha")
+        let restarted = ContinuousClock.now
+        var worked = false
+        while ContinuousClock.now - restarted < .seconds(10) && !worked {
+            let page = try lab.run(
+                SiteLab.curl, ["-sS", "--fail", "--max-time", "3", "http://127.0.0.1:\(webPort)/index.html"])
+            worked = page.stdout == "still here\n"
+            if !worked { try await Task.sleep(for: .milliseconds(200)) }
+        }
+        #expect(worked, "no working connection within 10 s of the restart: \(lab.log("beta"))")
+        print("sites: a new connection worked \(ContinuousClock.now - restarted) after the killed site restarted")
+        let closings = lab.lines("beta", "closing tunnel", "peer=alpha")
+        #expect(!closings.isEmpty, "\(lab.log("beta"))")
+        for line in closings { print("sites: beta: \(line)") }
+        lab.kill("alpha", signal: SIGTERM)
+        lab.kill("beta", signal: SIGTERM)
+    }
+
+    @Test("a site with the wrong key never links to anything, and its clients are closed, not left hanging")
+    func wrongKeyNeverConnects() async throws {
+        let lab = try SiteLab()
+        let httpPort = try FreePort.find()
+        let webPort = try FreePort.find()
+        let intruderPort = try FreePort.find()
+        try FileManager.default.createDirectory(atPath: lab.path + "/www", withIntermediateDirectories: true)
+        _ = try lab.write("www/index.html", "members only\n")
+        try await lab.httpServer("http", directory: lab.path + "/www", port: httpPort)
+        try lab.site("alpha", exposed: ["- appName: web\n  appSocket: tcp:127.0.0.1:\(httpPort)"])
+        try lab.site("beta", remote: ["- siteName: alpha\n  appName: web\n  localSocket: tcp:127.0.0.1:\(webPort)"])
+        try lab.site(
+            "intruder", key: "not-the-mesh-key",
+            remote: ["- siteName: alpha\n  appName: web\n  localSocket: tcp:127.0.0.1:\(intruderPort)"])
+        for name in ["alpha", "beta", "intruder"] { try lab.start(name) }
+        #expect(await lab.waitForLink("beta", to: "alpha"))
+
+        let probe = try lab.probe("tcp:127.0.0.1:\(intruderPort)", wait: 15)
+        let outcome = probe.stdout.split(separator: "\n")
+        // Closed after the connect timeout (10 s); the unread request makes the close an RST.
+        #expect(["closed", "reset"].contains(outcome.first ?? ""), "\(probe)")
+        let waited = Double(outcome.last ?? "99") ?? 99
+        #expect(waited > 9 && waited < 12, "\(probe)")
+        #expect(lab.lines("intruder", "link up").isEmpty)
+        #expect(lab.lines("intruder", "peer up").isEmpty)
+        #expect(lab.lines("alpha", "peer up", "peer=intruder").isEmpty)
+        #expect(!lab.lines("intruder", "no tunnel to the site in time").isEmpty)
+        for name in ["alpha", "beta", "intruder"] { lab.kill(name, signal: SIGTERM) }
+    }
+}
