@@ -53,6 +53,11 @@ public struct HostPort: Hashable, Sendable {
     public var address: IPAddress
     public var port: Int
 
+    public init(address: IPAddress, port: Int) {
+        self.address = address
+        self.port = port
+    }
+
     /// Parses an address literal and a port from 1 to 65535. Host names are refused: what is
     /// written is exactly what is checked and connected.
     public static func parseLiteral(_ text: String, allowPortZero: Bool = false) -> Result<HostPort, SocketParseError> {

@@ -6,7 +6,7 @@ import WeftWire
 /// (`autoStunDetect`). The request is sent again after 0.5, 1 and 2 s, as RFC 5389 asks,
 /// within one overall timeout.
 public struct STUNAddressDetector: Sendable {
-    /// `HOST:PORT` (host may be a name).
+    /// `HOST[:PORT]` (host may be a name; IPv6 in brackets); the port defaults to 3478.
     public var server: String
     public var timeout: TimeAmount
 
@@ -16,9 +16,7 @@ public struct STUNAddressDetector: Sendable {
     }
 
     public func detect(group: EventLoopGroup) async throws -> IPAddress {
-        guard case .success(let (host, portText)) = HostPort.split(server),
-            case .success(let port) = HostPort.parsePort(portText)
-        else { throw DetectionError("\(server) is not HOST:PORT") }
+        let (host, port) = try Self.hostAndPort(server)
         let remote = try SocketAddress.makeAddressResolvingHost(host, port: port)
         let transactionID = (0..<12).map { _ in UInt8.random(in: 0...255) }
         let loop = group.next()
@@ -50,6 +48,26 @@ public struct STUNAddressDetector: Sendable {
         let mapped = try await answer.futureResult.get()
         guard let address = IPAddress(bytes: mapped.address) else { throw DetectionError("bad STUN address") }
         return address
+    }
+}
+
+extension STUNAddressDetector {
+    public static let defaultPort = 3478
+
+    static func hostAndPort(_ server: String) throws -> (String, Int) {
+        if case .success(let (host, portText)) = HostPort.split(server), !host.isEmpty,
+            !(host.contains(":") && !server.hasPrefix("["))
+        {
+            guard case .success(let port) = HostPort.parsePort(portText) else {
+                throw DetectionError("\(server): \"\(portText)\" is not a port")
+            }
+            return (host, port)
+        }
+        if server.hasPrefix("[") && server.hasSuffix("]") {
+            return (String(server.dropFirst().dropLast()), defaultPort)
+        }
+        guard !server.isEmpty else { throw DetectionError("empty STUN server") }
+        return (server, defaultPort)
     }
 }
 

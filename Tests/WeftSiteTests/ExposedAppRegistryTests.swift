@@ -1,0 +1,65 @@
+import Testing
+import WeftSite
+import WeftWire
+
+@Suite("exposed apps: what a peer's stream may reach")
+struct ExposedAppRegistryTests {
+    let registry = ExposedAppRegistry([
+        ExposedAppConfig(appName: "web", mode: .single(.tcp(IPAddress("127.0.0.1")!, port: 8080))),
+        ExposedAppConfig(appName: "docker", mode: .single(.unix(path: "/run/docker.sock"))),
+        ExposedAppConfig(
+            appName: "vdi",
+            mode: .range(ports: [5900...5910], addresses: [IPNetwork("10.0.2.0/24")!, IPNetwork("fd00::/8")!])),
+    ])
+
+    func refusal(_ appName: String, _ target: String?) -> StreamReset.Code? {
+        if case .refuse(let code, _) = registry.resolve(appName: appName, target: target) { return code }
+        return nil
+    }
+
+    @Test("single apps connect to their socket, whatever target the client names")
+    func single() {
+        #expect(registry.resolve(appName: "web", target: nil) == .connect(.tcp(IPAddress("127.0.0.1")!, port: 8080)))
+        #expect(
+            registry.resolve(appName: "web", target: "tcp:10.9.9.9:22")
+                == .connect(.tcp(IPAddress("127.0.0.1")!, port: 8080)))
+        #expect(registry.resolve(appName: "docker", target: nil) == .connect(.unix(path: "/run/docker.sock")))
+    }
+
+    @Test("an app that is not exposed is refused as such")
+    func notExposed() {
+        #expect(refusal("ssh", nil) == .notExposed)
+        #expect(refusal("", nil) == .notExposed)
+        #expect(refusal("WEB", nil) == .notExposed)
+    }
+
+    @Test("range apps: inside connects, in IPv4 form; everything else is refused")
+    func range() {
+        #expect(
+            registry.resolve(appName: "vdi", target: "tcp:10.0.2.7:5901")
+                == .connect(.tcp(IPAddress("10.0.2.7")!, port: 5901)))
+        #expect(
+            registry.resolve(appName: "vdi", target: "tcp:[::ffff:10.0.2.7]:5901")
+                == .connect(.tcp(IPAddress("10.0.2.7")!, port: 5901)))
+        #expect(
+            registry.resolve(appName: "vdi", target: "tcp:[fd00::5]:5900")
+                == .connect(.tcp(IPAddress("fd00::5")!, port: 5900)))
+        for target in [
+            "tcp:10.0.3.7:5901",  // address outside
+            "tcp:10.0.2.7:22",  // port outside
+            "tcp:[::ffff:10.0.3.7]:5901",  // IPv4-mapped form of an outside address
+            "tcp:[::ffff:a00:307]:5901",  // the same, written in hex
+            "tcp:localhost:5901",  // a host name
+            "tcp:vdi.internal:5901",
+            "tcp:0x0a000207:5901",  // numeric tricks are not IP literals
+            "tcp:10.0.2.7:0",
+            "tcp:10.0.2.7:65536",
+            "unix:/run/docker.sock",  // not TCP
+            "udp:10.0.2.7:5901",
+            "",
+        ] {
+            #expect(refusal("vdi", target) == .targetOutOfRange, "\(target)")
+        }
+        #expect(refusal("vdi", nil) == .targetOutOfRange)
+    }
+}
