@@ -47,7 +47,7 @@ struct StunBindingTests {
         #expect(throws: WireError.self) {
             try StunBinding.parseResponse(ByteBuffer(bytes: Self.coturnResponse), transactionID: Array(repeating: 0, count: 12))
         }
-        for (index, value) in [(4, UInt8(0)), (1, UInt8(0x01)), (1, UInt8(0x11))] {
+        for (index, value) in [(4, UInt8(0)), (0, UInt8(0x00)), (1, UInt8(0x11))] {
             var bytes = Self.coturnResponse
             bytes[index] = value
             #expect(throws: WireError.self) {
