@@ -4,7 +4,9 @@
 # or on PATH (https://www.swift.org/install/linux/debian/).
 set -euo pipefail
 
-packages=(pkg-config libmosquitto-dev mosquitto mosquitto-clients)
+# Build: pkg-config, libmosquitto-dev. Tests and the demo: a broker (mosquitto), real apps and
+# clients (python3's HTTP server, redis over a Unix socket, curl) and a STUN server (coturn).
+packages=(pkg-config libmosquitto-dev mosquitto mosquitto-clients python3 redis-server redis-tools curl coturn)
 
 missing=()
 for package in "${packages[@]}"; do
@@ -24,7 +26,8 @@ if ((${#missing[@]} > 0)); then
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
-# A packaged mosquitto starts a system broker on 1883; tests start their own on free ports.
+# Packaged mosquitto, redis and coturn may start system services; tests and the demo start their
+# own on free ports and never use those.
 if ! command -v swift >/dev/null && [[ -x /opt/swift/usr/bin/swift ]]; then
     echo "install-deps: Swift is at /opt/swift/usr/bin; add it to PATH"
 fi

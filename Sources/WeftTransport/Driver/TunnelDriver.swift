@@ -29,6 +29,7 @@ public final class TunnelDriver: @unchecked Sendable {
     private var delegates: [StreamID: TunnelStreamDelegate] = [:]
     private var timer: Scheduled<Void>?
     private var failed = false
+    private var closingOnPurpose = false
     private let nextLinkID = NIOLockedValueBox<UInt32>(1)
     private let liveLinks = NIOLockedValueBox<Int>(0)
     private let peerHalf: NIOLockedValueBox<UInt64>
@@ -161,6 +162,7 @@ public final class TunnelDriver: @unchecked Sendable {
     /// peer came back as a new incarnation (its streams belong to a tunnel that no longer exists).
     public func close(reason: String = "tunnel closed") {
         eventLoop.preconditionInEventLoop()
+        closingOnPurpose = true
         if !failed { apply(engine.close(reason: reason, now: now)) }
         failed = true
         closedFlag.withLockedValue { $0 = true }
@@ -255,7 +257,11 @@ public final class TunnelDriver: @unchecked Sendable {
                     apply(engine.timerFired(now: now))
                 }
             case .tunnelFailed(let reason):
-                logger.warning("tunnel failed", metadata: ["reason": "\(reason)"])
+                if closingOnPurpose {
+                    logger.info("tunnel closed", metadata: ["reason": "\(reason)"])
+                } else {
+                    logger.warning("tunnel failed", metadata: ["reason": "\(reason)"])
+                }
                 failed = true
                 closedFlag.withLockedValue { $0 = true }
                 timer?.cancel()
