@@ -100,8 +100,7 @@ final class SiteLab: @unchecked Sendable {
     }
 
     /// Waits until `name` has a link up to `peer`.
-    func waitForLink(_ name: String, to peer: String, count: Int = 1, timeout: Duration = .seconds(15)) async -> Bool
-    {
+    func waitForLink(_ name: String, to peer: String, count: Int = 1, timeout: Duration = .seconds(15)) async -> Bool {
         await WeftProcess.waitFor(timeout) { self.lines(name, "link up", "peer=\(peer)").count >= count }
     }
 

@@ -147,7 +147,8 @@ struct SitesEndToEndTests {
         var localPorts: [String: [String: Int]] = [:]
         for name in names {
             httpPorts[name] = try FreePort.find()
-            try FileManager.default.createDirectory(atPath: lab.path + "/www-\(name)", withIntermediateDirectories: true)
+            try FileManager.default.createDirectory(
+                atPath: lab.path + "/www-\(name)", withIntermediateDirectories: true)
             _ = try lab.write("www-\(name)/index.html", "served by \(name)\n")
             try await lab.httpServer("http-\(name)", directory: lab.path + "/www-\(name)", port: httpPorts[name]!)
         }

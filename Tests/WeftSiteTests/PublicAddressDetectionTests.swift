@@ -91,7 +91,8 @@ struct PublicAddressDetectionTests {
     @Test(
         "STUN: coturn reports the loopback address; a silent port times out",
         .enabled(
-            if: FileManager.default.isExecutableFile(atPath: turnserver), "coturn is not installed (apt-get install coturn)"))
+            if: FileManager.default.isExecutableFile(atPath: turnserver),
+            "coturn is not installed (apt-get install coturn)"))
     func stun() async throws {
         let port = try FreePort.find()
         let directory = NSTemporaryDirectory() + "weft-stun-\(getpid())-\(UUID().uuidString.prefix(8))"
@@ -115,12 +116,15 @@ struct PublicAddressDetectionTests {
             found = try? await STUNAddressDetector(server: "127.0.0.1:\(port)", timeout: .seconds(1)).detect(
                 group: group)
         }
-        #expect(found == IPAddress("127.0.0.1"), "\((try? String(contentsOfFile: directory + "/turn.log", encoding: .utf8)) ?? "")")
+        #expect(
+            found == IPAddress("127.0.0.1"),
+            "\((try? String(contentsOfFile: directory + "/turn.log", encoding: .utf8)) ?? "")")
 
         let silent = try FreePort.find()
         let start = ContinuousClock.now
         await #expect(throws: (any Error).self) {
-            try await STUNAddressDetector(server: "127.0.0.1:\(silent)", timeout: .milliseconds(400)).detect(group: group)
+            try await STUNAddressDetector(server: "127.0.0.1:\(silent)", timeout: .milliseconds(400)).detect(
+                group: group)
         }
         #expect(ContinuousClock.now - start < .seconds(2))
     }
@@ -142,7 +146,8 @@ struct PublicAddressDetectionTests {
         let monitor = PublicAddressMonitor(
             sockets: sockets, stunServers: [], period: .milliseconds(100), retry: .milliseconds(100),
             logger: Logger(label: "test"))
-        #expect(monitor.literalEndpoints == [SiteAnnouncement.Endpoint(linkType: .tls, address: "198.18.0.1", port: 4000)])
+        #expect(
+            monitor.literalEndpoints == [SiteAnnouncement.Endpoint(linkType: .tls, address: "198.18.0.1", port: 4000)])
         let (changes, continuation) = AsyncStream.makeStream(of: [SiteAnnouncement.Endpoint].self)
         let task = Task { await monitor.run { continuation.yield($0) } }
         defer { task.cancel() }

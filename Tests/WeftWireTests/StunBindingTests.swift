@@ -45,7 +45,8 @@ struct StunBindingTests {
             }
         }
         #expect(throws: WireError.self) {
-            try StunBinding.parseResponse(ByteBuffer(bytes: Self.coturnResponse), transactionID: Array(repeating: 0, count: 12))
+            try StunBinding.parseResponse(
+                ByteBuffer(bytes: Self.coturnResponse), transactionID: Array(repeating: 0, count: 12))
         }
         for (index, value) in [(4, UInt8(0)), (0, UInt8(0x00)), (1, UInt8(0x11))] {
             var bytes = Self.coturnResponse

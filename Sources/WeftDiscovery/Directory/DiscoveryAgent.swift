@@ -112,7 +112,10 @@ public final class DiscoveryAgent: Sendable {
             ),
             pins: pins
         )
-        let shared = Shared(.init(machine: machine, session: Self.newSession(), apps: configuration.apps, endpoints: configuration.endpoints))
+        let shared = Shared(
+            .init(
+                machine: machine, session: Self.newSession(), apps: configuration.apps,
+                endpoints: configuration.endpoints))
         self.shared = shared
         (events, eventContinuation) = AsyncStream.makeStream(of: DirectoryEvent.self)
         (leaveSignal, leaveContinuation) = AsyncStream.makeStream(of: Void.self)

@@ -1,7 +1,7 @@
 import Foundation
 import Logging
-import NIOCore
 import NIOConcurrencyHelpers
+import NIOCore
 import NIOPosix
 import WeftTransport
 

@@ -144,7 +144,9 @@ public struct SiteService: Service {
     /// Sockets with a literal public address are announced at once; detected ones join when
     /// `PublicAddressMonitor` has found them.
     func announcedEndpoints() -> [SiteAnnouncement.Endpoint] {
-        PublicAddressMonitor(sockets: configuration.tunnel.localSockets, stunServers: configuration.stun, logger: logger)
-            .literalEndpoints
+        PublicAddressMonitor(
+            sockets: configuration.tunnel.localSockets, stunServers: configuration.stun, logger: logger
+        )
+        .literalEndpoints
     }
 }

@@ -14,7 +14,8 @@ public struct LinkPath: Hashable, Sendable, CustomStringConvertible {
     }
 
     public var description: String {
-        let to = remote.address.family == .v6 ? "[\(remote.address)]:\(remote.port)" : "\(remote.address):\(remote.port)"
+        let to =
+            remote.address.family == .v6 ? "[\(remote.address)]:\(remote.port)" : "\(remote.address):\(remote.port)"
         return "\(local.map { "\($0)" } ?? "*")→\(to)#\(index)"
     }
 

@@ -21,7 +21,8 @@ enum LocalAddresses {
                 return ip
             }
             if found.isEmpty {
-                logger.warning("interface has no usable address; not dialing from it", metadata: ["interface": "\(entry)"])
+                logger.warning(
+                    "interface has no usable address; not dialing from it", metadata: ["interface": "\(entry)"])
             }
             result += found
         }

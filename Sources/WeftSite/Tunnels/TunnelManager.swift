@@ -375,7 +375,8 @@ public final class TunnelManager: Sendable {
                 return .refuse(.wrongIdentity, "that certificate is not the one \(name) announced")
             }
             let requested =
-                LinkHandshake.requestedIncarnation(in: hello, acceptor: site.siteName) ?? LinkHandshake.unknownIncarnation
+                LinkHandshake.requestedIncarnation(in: hello, acceptor: site.siteName)
+                ?? LinkHandshake.unknownIncarnation
             let fresh = requested == LinkHandshake.unknownIncarnation
             if let driver = peer.driver, !driver.isEnded {
                 let peerHalf = driver.peerIncarnation
@@ -445,7 +446,8 @@ public final class TunnelManager: Sendable {
             }
         }
         logger.info(
-            "tunnel created", metadata: ["peer": "\(name)", "incarnation": "\(String(driver.localIncarnation, radix: 16))"])
+            "tunnel created",
+            metadata: ["peer": "\(name)", "incarnation": "\(String(driver.localIncarnation, radix: 16))"])
         return driver
     }
 
@@ -494,7 +496,10 @@ public final class TunnelManager: Sendable {
                 }
             }
             for driver in closing {
-                close(driver, reason: "\(driver.peerSite) is gone: no announcement and no link for \(configuration.deadPeerGrace)")
+                close(
+                    driver,
+                    reason: "\(driver.peerSite) is gone: no announcement and no link for \(configuration.deadPeerGrace)"
+                )
             }
             try? await Task.sleep(for: .milliseconds(250))
         }

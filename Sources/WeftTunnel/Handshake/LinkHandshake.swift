@@ -218,7 +218,8 @@ public struct LinkHandshake: Sendable {
             peerIncarnation: hello.incarnation,
             localIncarnation: own,
             tunnelID: TunnelID(
-                localSite: siteName, localIncarnation: own, peerSite: hello.siteName, peerIncarnation: hello.incarnation),
+                localSite: siteName, localIncarnation: own, peerSite: hello.siteName, peerIncarnation: hello.incarnation
+            ),
             version: WireProtocol.version,
             linkID: hello.linkID,
             leftover: parser.takeBuffered()
