@@ -1,12 +1,14 @@
 import Foundation
 import Testing
+import WeftTestSupport
 
 #if canImport(Glibc)
     import Glibc
 #endif
 
 /// A valid config for a site whose state and log live in `directory`.
-func siteConfig(_ directory: String, format: String = "text") -> String {
+/// A site config; its link port is free (sites bind it, and tests run in parallel).
+func siteConfig(_ directory: String, format: String = "text", port: Int = (try? FreePort.find()) ?? 47001) -> String {
     """
     siteName: cli-test
     crypto:
@@ -23,7 +25,7 @@ func siteConfig(_ directory: String, format: String = "text") -> String {
       - mode: dedicated-address
         transportProtocol: quic
         listenAddress: 127.0.0.1
-        listenPort: 47001
+        listenPort: \(port)
     stateDir: \(directory)/state
 
     """

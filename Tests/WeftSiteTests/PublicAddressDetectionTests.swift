@@ -85,7 +85,7 @@ struct PublicAddressDetectionTests {
                 url: "http://127.0.0.1:\(listener.localAddress!.port!)/", timeout: .milliseconds(300)
             ).detect(group: group)
         }
-        #expect(ContinuousClock.now - start < .seconds(2))
+        #expect(ContinuousClock.now - start < .seconds(5))  // bounded; generous for a loaded 2-core machine
     }
 
     @Test(
@@ -126,7 +126,7 @@ struct PublicAddressDetectionTests {
             try await STUNAddressDetector(server: "127.0.0.1:\(silent)", timeout: .milliseconds(400)).detect(
                 group: group)
         }
-        #expect(ContinuousClock.now - start < .seconds(2))
+        #expect(ContinuousClock.now - start < .seconds(5))  // bounded; generous for a loaded 2-core machine
     }
 
     @Test(

@@ -62,7 +62,7 @@ struct TunnelOverTLSTests {
                 guard let victim else { continue }
                 try? await victim.close()
                 closed += 1
-                try? await pair.dial()
+                _ = try? await pair.dial()
             }
             return closed
         }

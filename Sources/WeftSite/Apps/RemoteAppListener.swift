@@ -102,7 +102,7 @@ final class ClientArrivalHandler: ChannelInboundHandler, RemovableChannelHandler
         }
         let relay = StreamRelay(driver: driver, logger: logger)
         do {
-            try channel.pipeline.syncOperations.removeHandler(self).whenFailure { _ in }
+            channel.pipeline.syncOperations.removeHandler(self).whenFailure { _ in }
             try channel.pipeline.syncOperations.addHandler(RelayChannelHandler(relay: relay))
         } catch {
             channel.close(promise: nil)

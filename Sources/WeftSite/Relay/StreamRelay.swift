@@ -117,7 +117,7 @@ final class StreamRelay: TunnelStreamDelegate, @unchecked Sendable {
         }
     }
 
-    private func onDriverLoop(_ body: @escaping (StreamRelay) -> Void) {
+    private func onDriverLoop(_ body: @escaping @Sendable (StreamRelay) -> Void) {
         if driver.eventLoop.inEventLoop {
             body(self)
         } else {

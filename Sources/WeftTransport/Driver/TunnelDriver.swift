@@ -36,7 +36,7 @@ public final class TunnelDriver: @unchecked Sendable {
     private let closedFlag = NIOLockedValueBox<Bool>(false)
     /// Link events that arrived while actions were being carried out (see `linkEvent`).
     private var applying = 0
-    private var deferredLinkEvents: [(TunnelDriver) -> Void] = []
+    private var deferredLinkEvents: [@Sendable (TunnelDriver) -> Void] = []
 
     public init(
         eventLoop: EventLoop,
@@ -133,7 +133,7 @@ public final class TunnelDriver: @unchecked Sendable {
     /// NIOSSL read, or a channel close, synchronously; feeding that into the engine there would
     /// deliver newer stream bytes before older ones still waiting in the current action list
     /// (the 1 GiB TLS test caught stream bytes permuted that way).
-    private func linkEvent(_ body: @escaping (TunnelDriver) -> Void) {
+    private func linkEvent(_ body: @escaping @Sendable (TunnelDriver) -> Void) {
         guard eventLoop.inEventLoop else {
             eventLoop.execute { self.linkEvent(body) }
             return
