@@ -48,7 +48,7 @@ final class SiteLab: @unchecked Sendable {
     @discardableResult
     func site(
         _ name: String, key: String = "lab-mesh-key", exposed: [String] = [], remote: [String] = [],
-        extra: String = ""
+        tunnelExtra: String = "", topic: String? = nil, extra: String = ""
     ) throws -> String {
         let port = try FreePort.find()
         var text = """
@@ -62,12 +62,12 @@ final class SiteLab: @unchecked Sendable {
               mqtt:
                 brokerServer: \(broker.url)
                 keepAlive: 5
-            tunnel:
+            \(topic.map { "    topic: \"\($0)\"\n" } ?? "")tunnel:
               localSockets:
               - mode: dedicated-address
                 listenAddress: 127.0.0.1
                 listenPort: \(port)
-            stateDir: \(path)/\(name)-state
+            \(tunnelExtra)stateDir: \(path)/\(name)-state
 
             """
         if !exposed.isEmpty { text += "localExposedApps:\n" + exposed.joined(separator: "\n") + "\n" }
@@ -88,6 +88,16 @@ final class SiteLab: @unchecked Sendable {
     func kill(_ name: String, signal: Int32 = SIGKILL) {
         processes[name]?.signal(signal)
         _ = processes[name]?.waitForExit(timeout: 5)
+    }
+
+    /// Resident memory of a running process, in bytes (from /proc).
+    func residentBytes(_ name: String) -> Int {
+        guard let pid = processes[name]?.pid,
+            let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
+            let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
+            let kilobytes = Int(line.split(separator: " ").dropFirst().first ?? "")
+        else { return 0 }
+        return kilobytes * 1024
     }
 
     func log(_ name: String) -> String {

@@ -17,7 +17,7 @@ struct ConfigDefaultsTests {
         #expect(config.messageChannel.mqtt.topic == MeshTopic.derived(fromKey: "0123456789abcdef"))
         #expect(!config.messageChannel.mqtt.topic.contains("0123456789abcdef"))
         #expect(config.messageChannel.mqtt.username == nil)
-        #expect(config.tunnel == TunnelSettings(localSockets: [], interfaces: [], linksPerPath: 1))
+        #expect(config.tunnel == TunnelSettings(localSockets: [], interfaces: [], linksPerPath: 1, connectTimeout: 10))
         #expect(config.localExposedApps.isEmpty)
         #expect(config.remoteApps.isEmpty)
         #expect(config.restfulApi == RestfulAPISettings())
@@ -106,6 +106,7 @@ struct ConfigDefaultsTests {
             minimalConfig + """
                 tunnel:
                   linksPerPath: 2
+                  connectTimeout: 3
                   interfaces: [eth0, 10.0.0.2]
                   localSockets:
                   - mode: dedicated-address
@@ -131,6 +132,7 @@ struct ConfigDefaultsTests {
                 """
         let tunnel = try loadConfig(yaml).configuration.tunnel
         #expect(tunnel.linksPerPath == 2)
+        #expect(tunnel.connectTimeout == 3)
         #expect(tunnel.interfaces == ["eth0", "10.0.0.2"])
         let sockets = tunnel.localSockets
         #expect(sockets.count == 4)

@@ -238,6 +238,13 @@ struct ConfigErrorTests {
             fragment: "expected 1 to 16"
         ),
         Case(
+            name: "connectTimeout out of range",
+            yaml: header + "tunnel:\n  connectTimeout: 0\n",
+            path: "tunnel.connectTimeout",
+            line: 8,
+            fragment: "expected 1 to 300 seconds"
+        ),
+        Case(
             name: "localSockets not a list",
             yaml: header + "tunnel:\n  localSockets: 5\n",
             path: "tunnel.localSockets",

@@ -239,7 +239,7 @@ struct SiteConfigurationDecoder {
                 reader.node(top, "tunnel"),
                 path: "tunnel",
                 fallbackMark: top.mark,
-                keys: ["localSockets", "interfaces", "linksPerPath"]
+                keys: ["localSockets", "interfaces", "linksPerPath", "connectTimeout"]
             )
         else { return nil }
         var result = DecodedTunnel(settings: TunnelSettings(), listeners: [])
@@ -273,6 +273,16 @@ struct SiteConfigurationDecoder {
                 reader.invalid(
                     Located(value: String(links.value), mark: links.mark, path: links.path),
                     "expected 1 to \(TunnelSettings.maxLinksPerPath)"
+                )
+            }
+        }
+        if let timeout = reader.int(tunnel, "connectTimeout") {
+            if TunnelSettings.connectTimeoutRange.contains(timeout.value) {
+                result.settings.connectTimeout = timeout.value
+            } else {
+                reader.invalid(
+                    Located(value: String(timeout.value), mark: timeout.mark, path: timeout.path),
+                    "expected \(TunnelSettings.connectTimeoutRange.lowerBound) to \(TunnelSettings.connectTimeoutRange.upperBound) seconds"
                 )
             }
         }

@@ -5,13 +5,20 @@ public struct TunnelSettings: Sendable, Equatable {
     public var interfaces: [String]
     /// weft: links per (local interface, remote endpoint) pair.
     public var linksPerPath: Int
+    /// weft: seconds a client of a remote app waits for a tunnel with a link before it is closed.
+    public var connectTimeout: Int
 
     public static let maxLinksPerPath = 16
+    public static let connectTimeoutRange = 1...300
 
-    public init(localSockets: [LocalSocketConfig] = [], interfaces: [String] = [], linksPerPath: Int = 1) {
+    public init(
+        localSockets: [LocalSocketConfig] = [], interfaces: [String] = [], linksPerPath: Int = 1,
+        connectTimeout: Int = 10
+    ) {
         self.localSockets = localSockets
         self.interfaces = interfaces
         self.linksPerPath = linksPerPath
+        self.connectTimeout = connectTimeout
     }
 }
 

@@ -115,7 +115,7 @@ public struct SiteService: Service {
     }
 
     /// How long a client of a remote app waits for a tunnel with a link before it is closed.
-    public var connectTimeout: Duration = .seconds(10)
+    var connectTimeout: Duration { .seconds(configuration.tunnel.connectTimeout) }
 
     /// The message channel's settings, from the config.
     func discoveryConfiguration() -> DiscoveryAgent.Configuration {
