@@ -16,11 +16,13 @@ final class SiteLab: @unchecked Sendable {
 
     static var isAvailable: Bool {
         MosquittoBroker.isAvailable
-            && [python, redisServer, redisCLI, curl].allSatisfy { FileManager.default.isExecutableFile(atPath: $0) }
+            && [python, redisServer, redisCLI, curl, turnserver].allSatisfy {
+                FileManager.default.isExecutableFile(atPath: $0)
+            }
     }
 
     static let missing =
-        "needs mosquitto, python3, redis-server, redis-tools and curl (scripts/install-deps.sh installs them)"
+        "needs mosquitto, python3, redis-server, redis-tools, curl and coturn (scripts/install-deps.sh installs them)"
 
     let broker: MosquittoBroker
     let path: String
@@ -48,9 +50,16 @@ final class SiteLab: @unchecked Sendable {
     @discardableResult
     func site(
         _ name: String, key: String = "lab-mesh-key", exposed: [String] = [], remote: [String] = [],
-        tunnelExtra: String = "", topic: String? = nil, extra: String = ""
+        tunnelExtra: String = "", topic: String? = nil, sockets: String? = nil, extra: String = ""
     ) throws -> String {
         let port = try FreePort.find()
+        let localSockets =
+            sockets ?? """
+                  - mode: dedicated-address
+                    listenAddress: 127.0.0.1
+                    listenPort: \(port)
+
+                """
         var text = """
             siteName: \(name)
             crypto:
@@ -64,10 +73,7 @@ final class SiteLab: @unchecked Sendable {
                 keepAlive: 5
             \(topic.map { "    topic: \"\($0)\"\n" } ?? "")tunnel:
               localSockets:
-              - mode: dedicated-address
-                listenAddress: 127.0.0.1
-                listenPort: \(port)
-            \(tunnelExtra)stateDir: \(path)/\(name)-state
+            \(localSockets)\(tunnelExtra)stateDir: \(path)/\(name)-state
 
             """
         if !exposed.isEmpty { text += "localExposedApps:\n" + exposed.joined(separator: "\n") + "\n" }
@@ -146,6 +152,20 @@ final class SiteLab: @unchecked Sendable {
             name, Self.redisServer,
             ["--port", "0", "--unixsocket", socket, "--save", "", "--appendonly", "no", "--dir", path],
             socket: socket)
+    }
+
+    static let turnserver = "/usr/bin/turnserver"
+
+    /// coturn as a plain STUN server on a UDP port of 127.0.0.1.
+    func stunServer(_ name: String, port: Int) async throws {
+        try FileManager.default.createDirectory(atPath: path + "/\(name)", withIntermediateDirectories: true)
+        try await app(
+            name, Self.turnserver,
+            [
+                "-n", "--listening-ip=127.0.0.1", "--listening-port=\(port)", "--stun-only", "--no-cli", "--no-tls",
+                "--no-dtls", "--log-file=stdout", "--simple-log", "--db=\(path)/\(name)/turndb",
+                "--pidfile=\(path)/\(name)/turn.pid",
+            ])
     }
 
     /// A TCP app that reads until EOF, then answers "<bytes> <sha256>\n" and closes.

@@ -186,6 +186,55 @@ struct SitesEndToEndTests {
         lab.kill("beta", signal: SIGTERM)
     }
 
+    @Test("addresses detected over HTTP and with STUN (coturn) are announced and dialed")
+    func detectedAddresses() async throws {
+        let lab = try SiteLab()
+        let detectorPort = try FreePort.find()
+        let stunPort = try FreePort.find()
+        let httpLinkPort = try FreePort.find()
+        let stunLinkPort = try FreePort.find()
+        let httpPort = try FreePort.find()
+        let webPort = try FreePort.find()
+        try FileManager.default.createDirectory(atPath: lab.path + "/detector", withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: lab.path + "/www", withIntermediateDirectories: true)
+        _ = try lab.write("detector/ip", "127.0.0.1\n")
+        _ = try lab.write("www/index.html", "found by its detected address\n")
+        try await lab.httpServer("detector", directory: lab.path + "/detector", port: detectorPort)
+        try await lab.httpServer("http", directory: lab.path + "/www", port: httpPort)
+        try await lab.stunServer("stun", port: stunPort)
+        try lab.site(
+            "alpha", exposed: ["- appName: web\n  appSocket: tcp:127.0.0.1:\(httpPort)"],
+            sockets: """
+                  - mode: port-forwarding
+                    publicAddress: autoHttpDetect
+                    publicPort: \(httpLinkPort)
+                    listenAddress: 127.0.0.1
+                    listenPort: \(httpLinkPort)
+                    httpDetector:
+                      url: http://127.0.0.1:\(detectorPort)/ip
+                  - mode: port-forwarding
+                    publicAddress: autoStunDetect
+                    stunServer: 127.0.0.1:\(stunPort)
+                    publicPort: \(stunLinkPort)
+                    listenAddress: 127.0.0.1
+                    listenPort: \(stunLinkPort)
+
+                """)
+        try lab.site("beta", remote: ["- siteName: alpha\n  appName: web\n  localSocket: tcp:127.0.0.1:\(webPort)"])
+        try lab.start("alpha")
+        try lab.start("beta")
+        // One link to each detected endpoint.
+        #expect(await lab.waitForLink("beta", to: "alpha", count: 2, timeout: .seconds(20)), "\(lab.log("beta"))")
+        #expect(!lab.lines("alpha", "public address detected", "method=autoHttpDetect", "address=127.0.0.1").isEmpty)
+        #expect(!lab.lines("alpha", "public address detected", "method=autoStunDetect", "address=127.0.0.1").isEmpty)
+        let remotes = Set(lab.lines("beta", "link up", "peer=alpha").compactMap { $0.split(separator: ":").last })
+        #expect(remotes == ["\(httpLinkPort)", "\(stunLinkPort)"], "\(lab.lines("beta", "link up"))")
+        let page = try lab.run(SiteLab.curl, ["-sS", "--fail", "http://127.0.0.1:\(webPort)/index.html"])
+        #expect(page.stdout == "found by its detected address\n")
+        lab.kill("alpha", signal: SIGTERM)
+        lab.kill("beta", signal: SIGTERM)
+    }
+
     @Test("three sites in a mesh, each using an app of each other")
     func threeSiteMesh() async throws {
         let lab = try SiteLab()
