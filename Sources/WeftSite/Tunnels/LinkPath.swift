@@ -21,14 +21,17 @@ public struct LinkPath: Hashable, Sendable, CustomStringConvertible {
 
     /// Every link to keep to a peer announcing `endpoints`: each endpoint from each local
     /// address of the same family, `linksPerPath` times. Endpoints that are not IP literals
-    /// (a peer's mistake) are left out, as are pairs of different families.
+    /// (a peer's mistake) or unspecified are left out, as are pairs of different families.
     public static func plan(
         endpoints: [SiteAnnouncement.Endpoint], localAddresses: [IPAddress], linksPerPath: Int
     ) -> [LinkPath] {
         var paths: [LinkPath] = []
         var seen = Set<LinkPath>()
         for endpoint in endpoints where endpoint.linkType == .tls {
-            guard let address = IPAddress(endpoint.address), endpoint.port > 0 else { continue }
+            // 0.0.0.0 or :: would dial this machine itself.
+            guard let address = IPAddress(endpoint.address), !address.isUnspecified, endpoint.port > 0 else {
+                continue
+            }
             let remote = HostPort(address: address.normalized, port: Int(endpoint.port))
             let locals: [IPAddress?] =
                 localAddresses.isEmpty ? [nil] : localAddresses.filter { $0.family == remote.address.family }

@@ -166,20 +166,18 @@ public final class TunnelManager: Sendable {
     }
 
     /// Brings a peer's dialing loops in line with what it announces: new paths start, paths no
-    /// longer wanted stop (their link closed), the rest are kicked so a waiting one dials now.
+    /// longer in the plan stop (their link closed), the rest are kicked so a waiting one dials
+    /// now. A peer that is down or no longer dialed keeps its links: its loops end by
+    /// themselves once their link closes (`nextDial`), since the tunnel may still be in use.
     private func reconcile(_ peer: inout Peer, name: String, state: inout State) -> [(String, LinkPath, UInt64)] {
-        let wanted: [LinkPath]
-        if peer.up, let info = peer.info, wantsToDial(name, state: state) {
-            wanted = LinkPath.plan(
-                endpoints: info.announcement.endpoints, localAddresses: configuration.localAddresses,
-                linksPerPath: configuration.linksPerPath)
-            if wanted.isEmpty {
-                logger.notice(
-                    "peer announces no endpoint to dial; waiting for it to dial this site",
-                    metadata: ["peer": "\(name)"])
-            }
-        } else {
-            wanted = []
+        guard peer.up, let info = peer.info, wantsToDial(name, state: state) else { return [] }
+        let wanted = LinkPath.plan(
+            endpoints: info.announcement.endpoints, localAddresses: configuration.localAddresses,
+            linksPerPath: configuration.linksPerPath)
+        if wanted.isEmpty {
+            logger.notice(
+                "peer announces no endpoint to dial; waiting for it to dial this site",
+                metadata: ["peer": "\(name)"])
         }
         let wantedSet = Set(wanted)
         for (path, run) in peer.paths where !wantedSet.contains(path) {
