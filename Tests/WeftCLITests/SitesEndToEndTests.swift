@@ -174,9 +174,10 @@ struct SitesEndToEndTests {
             print(
                 "sites: \(name) resident \(before[name]! >> 20) MiB before, peak \(peak[name]! >> 20) MiB with a slow reader"
             )
-            // One stream's window (16 MiB at most) plus buffers; without backpressure the
-            // whole file would pile up at one end.
-            #expect(growth < 64 << 20, "\(name) grew by \(growth >> 20) MiB")
+            // One stream's window (16 MiB at most), buffers and the allocator's slack; without
+            // backpressure the app writes the whole file (256 MB) in well under a second and it
+            // piles up at one end. (Tightening this is the benchmark's job, not this test's.)
+            #expect(growth < 128 << 20, "\(name) grew by \(growth >> 20) MiB")
         }
         // The stream ends with the client; the tunnel goes on.
         let again = try lab.run(
