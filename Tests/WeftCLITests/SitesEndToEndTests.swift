@@ -45,6 +45,12 @@ struct SitesEndToEndTests {
                 "- siteName: alpha\n  appName: cache\n  localSocket: tcp:127.0.0.1:\(redisPort)",
                 "- siteName: alpha\n  appName: ghost\n  localSocket: tcp:127.0.0.1:\(ghostPort)",
             ])
+        // A stale socket file where alpha's Unix local socket goes (a previous run that crashed),
+        // in a directory that exists; weft replaces it.
+        try FileManager.default.createDirectory(atPath: lab.path + "/sockets", withIntermediateDirectories: true)
+        let stale = try lab.run(
+            SiteLab.python, ["-c", "import socket, sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])", digestSocket])
+        #expect(stale.status == 0 && FileManager.default.fileExists(atPath: digestSocket), "\(stale)")
         try lab.start("alpha")
         try lab.start("beta")
         #expect(await lab.waitForLink("beta", to: "alpha"), "\(lab.log("beta"))")
@@ -256,6 +262,10 @@ struct SitesEndToEndTests {
                 localPorts[name, default: [:]][other] = port
                 remote.append("- siteName: \(other)\n  appName: web\n  localSocket: tcp:127.0.0.1:\(port)")
             }
+            // And one Unix local socket, in a directory weft has to create.
+            remote.append(
+                "- siteName: \(names[(names.firstIndex(of: name)! + 1) % 3])\n  appName: web\n"
+                    + "  localSocket: unix:\(lab.path)/run/\(name)/next.sock")
             try lab.site(
                 name, exposed: ["- appName: web\n  appSocket: tcp:127.0.0.1:\(httpPorts[name]!)"], remote: remote)
         }
@@ -272,7 +282,18 @@ struct SitesEndToEndTests {
                 #expect(page.stdout == "served by \(other)\n", "\(name) → \(other): \(page)")
             }
         }
+        for (index, name) in names.enumerated() {
+            let next = names[(index + 1) % 3]
+            let page = try lab.run(
+                SiteLab.curl,
+                ["-sS", "--fail", "--unix-socket", "\(lab.path)/run/\(name)/next.sock", "http://weft/index.html"])
+            #expect(page.stdout == "served by \(next)\n", "\(name) → \(next) over a Unix socket: \(page)")
+        }
         for name in names { lab.kill(name, signal: SIGTERM) }
+        // A stopped site removes its Unix socket files.
+        for name in names {
+            #expect(!FileManager.default.fileExists(atPath: "\(lab.path)/run/\(name)/next.sock"))
+        }
     }
 
     @Test("a site killed with SIGKILL mid-transfer and restarted is used again within 10 s, nothing done at the other")
