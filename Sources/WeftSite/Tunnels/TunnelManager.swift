@@ -372,23 +372,21 @@ public final class TunnelManager: Sendable {
             guard known == fingerprint else {
                 return .refuse(.wrongIdentity, "that certificate is not the one \(name) announced")
             }
-            let requested =
-                LinkHandshake.requestedIncarnation(in: hello, acceptor: site.siteName)
-                ?? LinkHandshake.unknownIncarnation
-            let fresh = requested == LinkHandshake.unknownIncarnation
-            if let driver = peer.driver, !driver.isEnded {
-                let peerHalf = driver.peerIncarnation
-                if (fresh || requested == driver.localIncarnation)
-                    && (peerHalf == LinkHandshake.unknownIncarnation || peerHalf == hello.incarnation)
-                {
-                    return .acceptInto(incarnation: driver.localIncarnation)
-                }
-                guard fresh else {
-                    return .refuse(.unknownTunnel, "tunnel \(requested) is gone here")
-                }
-                closing = driver
-            } else if !fresh {
-                return .refuse(.unknownTunnel, "tunnel \(requested) is gone here")
+            let current = peer.driver.flatMap { driver in
+                driver.isEnded
+                    ? nil
+                    : LinkPlacement.Current(
+                        localIncarnation: driver.localIncarnation, peerIncarnation: driver.peerIncarnation)
+            }
+            switch LinkPlacement.place(hello, acceptor: site.siteName, current: current) {
+            case .join(let incarnation):
+                return .acceptInto(incarnation: incarnation)
+            case .refuse(let reason):
+                return .refuse(.unknownTunnel, reason)
+            case .replace:
+                closing = peer.driver
+            case .create:
+                break
             }
             let driver = makeDriver(peer: name, peerIncarnation: hello.incarnation)
             peer.driver = driver
