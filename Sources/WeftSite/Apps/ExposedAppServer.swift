@@ -35,7 +35,7 @@ struct ExposedAppServer: Sendable {
                         connectLogger.debug("stream connected to its app", metadata: ["socket": "\(socket)"])
                         relay.attach(channel)
                     case .failure(let error):
-                        relay.connectFailed("cannot connect to \(appName) at \(socket): \(error)", code: .appDown)
+                        relay.connectFailed("cannot connect to \(appName) at \(socket): \(error)")
                     }
                 }
             return relay

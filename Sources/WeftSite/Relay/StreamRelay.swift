@@ -27,14 +27,9 @@ final class StreamRelay: TunnelStreamDelegate, @unchecked Sendable {
     let driver: TunnelDriver
     private(set) var stream: StreamID?
     private var logger: Logger
+    private var machine = RelayStateMachine()
     private var channel: Channel?
-    /// Tunnel bytes that arrived before the app's socket was connected.
-    private var pending: [ByteBuffer] = []
     private var lastWrite: EventLoopFuture<Void>?
-    private var paused = false
-    private var remoteFinished = false
-    private var appFinished = false
-    private var ended = false
 
     init(driver: TunnelDriver, logger: Logger) {
         self.driver = driver
@@ -44,7 +39,7 @@ final class StreamRelay: TunnelStreamDelegate, @unchecked Sendable {
     /// Client side: opens the stream to `appName` at the peer (on the driver's loop).
     func open(appName: String, target: String?) {
         driver.eventLoop.preconditionInEventLoop()
-        guard !ended else { return }  // the client left while the tunnel was awaited
+        guard !machine.ended else { return }  // the client left while the tunnel was awaited
         stream = driver.openStream(appName: appName, target: target, delegate: self)
         logger[metadataKey: "stream"] = "\(stream!)"
     }
@@ -58,62 +53,37 @@ final class StreamRelay: TunnelStreamDelegate, @unchecked Sendable {
     /// The app's socket is ready: start carrying bytes (on the driver's loop).
     func attach(_ channel: Channel) {
         driver.eventLoop.preconditionInEventLoop()
-        guard !ended else {
-            Self.abort(channel)
-            return
-        }
         self.channel = channel
-        for bytes in pending { write(bytes) }
-        pending.removeAll()
-        if remoteFinished { shutOutput() }
-        if !paused { channel.setOption(ChannelOptions.autoRead, value: true).whenFailure { _ in } }
+        perform(machine.socketAttached())
     }
 
     /// The app's socket could not be opened.
-    func connectFailed(_ reason: String, code: StreamReset.Code) {
+    func connectFailed(_ reason: String) {
         driver.eventLoop.preconditionInEventLoop()
-        guard !ended, let stream else { return }
-        ended = true
         logger.warning("app unreachable; stream refused", metadata: ["reason": "\(reason)"])
-        driver.reset(stream, code: code, message: reason)
+        perform(machine.socketFailed(reason))
     }
 
     // MARK: from the app (hopped to the driver's loop)
 
     func appRead(_ bytes: ByteBuffer) {
-        onDriverLoop {
-            guard !$0.ended, !$0.appFinished, let stream = $0.stream else { return }
-            $0.driver.send(bytes, on: stream)
-        }
+        onDriverLoop { $0.perform($0.machine.appRead(bytes)) }
     }
 
-    /// The app shut its write side (EOF): finish the stream's direction toward the peer.
+    /// The app shut its write side (EOF).
     func appInputClosed() {
-        onDriverLoop {
-            guard !$0.ended, !$0.appFinished, let stream = $0.stream else { return }
-            $0.appFinished = true
-            $0.driver.finish(stream)
-        }
+        onDriverLoop { $0.perform($0.machine.appInputClosed()) }
     }
 
-    /// The app's socket is gone. A clean close after the peer finished ends the app's direction
-    /// too (NIO closes a socket whose output is shut when EOF arrives, without an input-closed
-    /// event); any other close before both directions finished cancels the stream.
+    /// The app's socket is gone.
     func appClosed(_ reason: String, clean: Bool) {
-        onDriverLoop {
-            $0.channel = nil
-            guard !$0.ended, !($0.appFinished && $0.remoteFinished), let stream = $0.stream else {
-                $0.ended = true
-                return
+        onDriverLoop { relay in
+            let actions = relay.machine.appClosed(reason, clean: clean)
+            relay.channel = nil
+            if actions.contains(where: { if case .resetStream = $0 { true } else { false } }) {
+                relay.logger.debug("app socket closed; stream cancelled", metadata: ["reason": "\(reason)"])
             }
-            if clean && $0.remoteFinished {
-                $0.appFinished = true
-                $0.driver.finish(stream)
-                return
-            }
-            $0.ended = true
-            $0.logger.debug("app socket closed; stream cancelled", metadata: ["reason": "\(reason)"])
-            $0.driver.reset(stream, code: .cancelled, message: reason)
+            relay.perform(actions)
         }
     }
 
@@ -128,73 +98,83 @@ final class StreamRelay: TunnelStreamDelegate, @unchecked Sendable {
     // MARK: TunnelStreamDelegate (on the driver's loop)
 
     func streamReceived(_ bytes: ByteBuffer, on stream: StreamID) {
-        if channel == nil {
-            pending.append(bytes)
-        } else {
-            write(bytes)
-        }
+        perform(machine.tunnelBytes(bytes))
     }
 
     func streamRemoteFinished(_ stream: StreamID) {
-        remoteFinished = true
-        if channel != nil { shutOutput() }
+        perform(machine.remoteFinish())
     }
 
     func streamReset(_ stream: StreamID, code: StreamReset.Code, message: String) {
-        ended = true
         let refusal = [StreamReset.Code.notExposed, .targetOutOfRange, .appDown, .limitReached].contains(code)
         if refusal {
             logger.warning("stream refused by the peer", metadata: ["code": "\(code)", "reason": "\(message)"])
         } else {
             logger.notice("stream reset", metadata: ["code": "\(code)", "reason": "\(message)"])
         }
-        if let channel { Self.abort(channel) }
-        channel = nil
+        perform(machine.streamReset())
     }
 
     func streamClosed(_ stream: StreamID) {
-        ended = true
-        guard let channel else { return }
-        self.channel = nil
-        if let lastWrite {
-            lastWrite.whenComplete { _ in channel.close(promise: nil) }
-        } else {
-            channel.close(promise: nil)
-        }
+        perform(machine.streamClosed())
     }
 
     func streamPauseReading(_ stream: StreamID) {
-        paused = true
-        channel?.setOption(ChannelOptions.autoRead, value: false).whenFailure { _ in }
+        perform(machine.pauseReading())
     }
 
     func streamResumeReading(_ stream: StreamID) {
-        paused = false
-        channel?.setOption(ChannelOptions.autoRead, value: true).whenFailure { _ in }
+        perform(machine.resumeReading())
     }
 
-    // MARK: to the app
+    // MARK: carrying out
 
-    private func write(_ bytes: ByteBuffer) {
-        guard let channel, let stream else { return }
-        let count = bytes.readableBytes
-        let written = channel.writeAndFlush(bytes)
-        lastWrite = written
-        let driver = self.driver
-        written.hop(to: driver.eventLoop).whenSuccess { [weak self] in
-            guard let self, !self.ended else { return }
-            driver.consumed(count, on: stream)
+    private func perform(_ actions: [RelayStateMachine.Action]) {
+        for action in actions {
+            switch action {
+            case .writeToApp(let bytes):
+                write(bytes)
+            case .shutAppOutput:
+                guard let channel else { continue }
+                afterWrites(on: channel) { channel.close(mode: .output, promise: nil) }
+            case .setReading(let on):
+                channel?.setOption(ChannelOptions.autoRead, value: on).whenFailure { _ in }
+            case .sendToTunnel(let bytes):
+                if let stream { driver.send(bytes, on: stream) }
+            case .finishStream:
+                if let stream { driver.finish(stream) }
+            case .consume(let count):
+                if let stream { driver.consumed(count, on: stream) }
+            case .resetStream(let code, let reason):
+                if let stream { driver.reset(stream, code: code, message: reason) }
+            case .abortSocket:
+                if let channel { Self.abort(channel) }
+                channel = nil
+            case .closeSocket:
+                guard let channel else { continue }
+                self.channel = nil
+                afterWrites(on: channel) { channel.close(promise: nil) }
+            }
         }
     }
 
-    /// The peer finished: the app's socket gets EOF once every earlier byte is written.
-    private func shutOutput() {
+    private func write(_ bytes: ByteBuffer) {
         guard let channel else { return }
-        let shut: @Sendable (Result<Void, Error>) -> Void = { _ in channel.close(mode: .output, promise: nil) }
+        let count = bytes.readableBytes
+        let written = channel.writeAndFlush(bytes)
+        lastWrite = written
+        written.hop(to: driver.eventLoop).whenSuccess { [weak self] in
+            guard let self else { return }
+            self.perform(self.machine.writeCompleted(count))
+        }
+    }
+
+    /// Runs `body` on the socket's loop once every write issued so far is done.
+    private func afterWrites(on channel: Channel, _ body: @escaping @Sendable () -> Void) {
         if let lastWrite {
-            lastWrite.whenComplete(shut)
+            lastWrite.whenComplete { _ in body() }
         } else {
-            channel.eventLoop.execute { channel.close(mode: .output, promise: nil) }
+            channel.eventLoop.execute(body)
         }
     }
 
