@@ -242,6 +242,36 @@ struct SitesEndToEndTests {
         lab.kill("beta", signal: SIGTERM)
     }
 
+    @Test("links from every configured local address, linksPerPath each, all in one tunnel")
+    func pathsAndLinks() async throws {
+        let lab = try SiteLab()
+        let httpPort = try FreePort.find()
+        let webPort = try FreePort.find()
+        try FileManager.default.createDirectory(atPath: lab.path + "/www", withIntermediateDirectories: true)
+        _ = try lab.write("www/index.html", "four links\n")
+        try await lab.httpServer("http", directory: lab.path + "/www", port: httpPort)
+        try lab.site("alpha", exposed: ["- appName: web\n  appSocket: tcp:127.0.0.1:\(httpPort)"])
+        try lab.site(
+            "beta", remote: ["- siteName: alpha\n  appName: web\n  localSocket: tcp:127.0.0.1:\(webPort)"],
+            tunnelExtra: "  interfaces: [127.0.0.1, 127.0.0.2]\n  linksPerPath: 2\n")
+        try lab.start("alpha")
+        try lab.start("beta")
+        #expect(await lab.waitForLink("alpha", to: "beta", count: 4), "\(lab.log("alpha"))")
+        let sources = lab.lines("alpha", "link up", "peer=beta").compactMap { line in
+            line.split(separator: "remote=").last.map {
+                String($0.split(separator: "/").last?.split(separator: ":").first ?? "")
+            }
+        }
+        #expect(sources.sorted() == ["127.0.0.1", "127.0.0.1", "127.0.0.2", "127.0.0.2"], "\(sources)")
+        #expect(lab.lines("alpha", "tunnel created", "peer=beta").count == 1)
+        for _ in 0..<8 {
+            let page = try lab.run(SiteLab.curl, ["-sS", "--fail", "http://127.0.0.1:\(webPort)/index.html"])
+            #expect(page.stdout == "four links\n")
+        }
+        lab.kill("alpha", signal: SIGTERM)
+        lab.kill("beta", signal: SIGTERM)
+    }
+
     @Test("three sites in a mesh, each using an app of each other")
     func threeSiteMesh() async throws {
         let lab = try SiteLab()

@@ -85,6 +85,8 @@ public final class DiscoveryAgent: Sendable {
             var lastDropLog: [DropReason: Duration] = [:]
             var apps: [String]
             var endpoints: [SiteAnnouncement.Endpoint]
+            /// The agent is leaving: a disconnect now is the one it asked for.
+            var leaving = false
         }
 
         let state: Mutex<State>
@@ -217,6 +219,7 @@ public final class DiscoveryAgent: Sendable {
             await group.next()
             self.savePins(now: self.now(), force: true)
             self.sayGoodbye()
+            self.shared.state.withLock { $0.leaving = true }
             self.client.stop()
             group.cancelAll()
         }
@@ -240,11 +243,13 @@ public final class DiscoveryAgent: Sendable {
         case .refused(let reason):
             logger.error("message channel: the broker refused the connection: \(reason)")
         case .disconnected(let reason):
-            let wasConnected = shared.state.withLock { state in
+            let (wasConnected, leaving) = shared.state.withLock { state in
                 defer { state.connected = false }
-                return state.connected
+                return (state.connected, state.leaving)
             }
-            if wasConnected {
+            if leaving {
+                logger.debug("message channel disconnected on leaving")
+            } else if wasConnected {
                 logger.warning("message channel disconnected: \(reason); reconnecting")
             } else {
                 logger.debug("message channel: cannot reach the broker: \(reason); retrying")

@@ -109,6 +109,9 @@ final class StreamRelay: TunnelStreamDelegate, @unchecked Sendable {
         let refusal = [StreamReset.Code.notExposed, .targetOutOfRange, .appDown, .limitReached].contains(code)
         if refusal {
             logger.warning("stream refused by the peer", metadata: ["code": "\(code)", "reason": "\(message)"])
+        } else if code == .cancelled {
+            // A client or app that closed before the other side finished: ordinary app behaviour.
+            logger.info("stream reset", metadata: ["code": "\(code)", "reason": "\(message)"])
         } else {
             logger.notice("stream reset", metadata: ["code": "\(code)", "reason": "\(message)"])
         }

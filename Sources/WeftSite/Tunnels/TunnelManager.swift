@@ -175,7 +175,9 @@ public final class TunnelManager: Sendable {
             endpoints: info.announcement.endpoints, localAddresses: configuration.localAddresses,
             linksPerPath: configuration.linksPerPath)
         if wanted.isEmpty {
-            logger.notice(
+            // Worth a notice only for a peer whose apps this site uses.
+            logger.log(
+                level: configuration.usedSites.contains(name) ? .notice : .debug,
                 "peer announces no endpoint to dial; waiting for it to dial this site",
                 metadata: ["peer": "\(name)"])
         }
