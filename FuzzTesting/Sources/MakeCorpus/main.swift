@@ -1,6 +1,7 @@
 // Writes the seed corpus: small valid inputs for each fuzz target, serialized by weft's own
-// code. Run from FuzzTesting/: `swift run MakeCorpus` (writes into ./Corpus, replacing files
-// of the same name and leaving others alone).
+// code. Run from FuzzTesting/: `swift run --scratch-path .build/plain MakeCorpus` (writes into
+// ./Corpus, replacing files of the same name and leaving others alone; a plain build, as the
+// fuzzer flags would give it libFuzzer's `main`).
 
 import Foundation
 import NIOCore
@@ -194,27 +195,35 @@ write("FuzzTunnelEngine", "handshake-after-handshake", [0, 0] + frames([hello]))
 // The identities the target uses: lisbon accepts, berlin dials lisbon for link 3.
 let acceptorIncarnation: UInt64 = 0xFEDC_BA98_7654_3210
 let dialerIncarnation: UInt64 = 0x0123_4567_89AB_CDEF
-let validHello = TunnelFrame.hello(
-    LinkHello(
-        minVersion: WireProtocol.version,
-        maxVersion: WireProtocol.version,
-        siteName: "berlin",
-        incarnation: dialerIncarnation,
-        tunnelID: TunnelID(
-            localSite: "berlin", localIncarnation: dialerIncarnation, peerSite: "lisbon",
-            peerIncarnation: acceptorIncarnation
-        ).bytes,
-        linkID: 3,
-        capabilities: 0
+/// berlin's hello asking to join lisbon's half `acceptorHalf` of their tunnel (0: a new tunnel).
+func berlinHello(acceptorHalf: UInt64) -> TunnelFrame {
+    .hello(
+        LinkHello(
+            minVersion: WireProtocol.version,
+            maxVersion: WireProtocol.version,
+            siteName: "berlin",
+            incarnation: dialerIncarnation,
+            tunnelID: TunnelID(
+                localSite: "berlin", localIncarnation: dialerIncarnation, peerSite: "lisbon",
+                peerIncarnation: acceptorHalf
+            ).bytes,
+            linkID: 3,
+            capabilities: 0
+        )
     )
-)
+}
+let validHello = berlinHello(acceptorHalf: acceptorIncarnation)
+let newTunnelHello = berlinHello(acceptorHalf: LinkHandshake.unknownIncarnation)
+let earlierTunnelHello = berlinHello(acceptorHalf: acceptorIncarnation - 1)
 let tunnelFrames = frames([
     .streamOpen(StreamOpen(streamID: 1, appName: "ssh", initialWindow: 65_536)),
     data(1, 0, "SSH-2.0-x\r\n"),
     .ack(1),
 ])
 // Byte 0: bit 0 dialer, bit 1 the driver refuses, bit 2 it decides after all input, bit 3 the
-// timer fires, bits 4-6 the refusal's reason code. Byte 1: chunk size - 1.
+// timer fires, bits 4-6 the refusal's reason code. Byte 1: chunk size - 1; bits 6-7 how the
+// acceptor's driver accepts (0 its own incarnation, 1 the requested half, 2 a fresh half, 3 the
+// input's last 8 bytes); bit 6 the dialer names lisbon's half as unknown (a new tunnel).
 write("FuzzLinkHandshake", "hello", [0x00, 0x3F] + frames([validHello]))
 write("FuzzLinkHandshake", "hello-and-tunnel-bytes", [0x00, 0x06] + frames([validHello]) + tunnelFrames)
 write(
@@ -222,10 +231,34 @@ write(
     "hello-refused-late",
     [UInt8(LinkRefuse.Reason.tooManyLinks.code) << 4 | 0x04 | 0x02, 0x0A] + frames([validHello]) + tunnelFrames
 )
-// The hello of the frame parser's corpus: its tunnel id is not berlin and lisbon's.
-write("FuzzLinkHandshake", "hello-unknown-tunnel", [0x00, 0x3F] + frames([hello]))
+// A new tunnel: lisbon's half named as unknown, welcomed at lisbon's own incarnation or at a
+// fresh half the driver chose.
+write("FuzzLinkHandshake", "hello-new-tunnel", [0x00, 0x3F] + frames([newTunnelHello]))
+write("FuzzLinkHandshake", "hello-new-tunnel-fresh-half", [0x00, 0x80 | 0x0F] + frames([newTunnelHello]))
+// An earlier half of lisbon's: refused (unknown tunnel) by accept(), joined when the driver
+// accepts with the requested half.
+write("FuzzLinkHandshake", "hello-earlier-tunnel", [0x00, 0x3F] + frames([earlierTunnelHello]))
+write(
+    "FuzzLinkHandshake", "hello-earlier-tunnel-joined",
+    [0x04, 0x40 | 0x05] + frames([earlierTunnelHello]) + tunnelFrames
+)
+// The hello of the frame parser's corpus: its tunnel id does not hold berlin's incarnation.
+write("FuzzLinkHandshake", "hello-inconsistent-tunnel", [0x00, 0x3F] + frames([hello]))
 write("FuzzLinkHandshake", "welcome", [0x01, 0x3F] + frames([welcome]))
 write("FuzzLinkHandshake", "welcome-and-tunnel-bytes", [0x01, 0x04] + frames([welcome]) + tunnelFrames)
+// A dialer with a new tunnel learns lisbon's half from the welcome, any but unknown.
+write(
+    "FuzzLinkHandshake", "welcome-new-tunnel",
+    [0x01, 0x40 | 0x3F]
+        + frames([
+            .welcome(LinkWelcome(version: 1, siteName: "lisbon", incarnation: 0x5555_AAAA_5555_AAAA, capabilities: 0))
+        ])
+)
+write(
+    "FuzzLinkHandshake", "welcome-new-tunnel-unknown-half",
+    [0x01, 0x40 | 0x3F]
+        + frames([.welcome(LinkWelcome(version: 1, siteName: "lisbon", incarnation: 0, capabilities: 0))])
+)
 write(
     "FuzzLinkHandshake",
     "refuse",
