@@ -25,14 +25,14 @@ final class SiteLab: @unchecked Sendable {
         "needs mosquitto, python3, redis-server, redis-tools, curl and coturn (scripts/install-deps.sh installs them)"
 
     let broker: MosquittoBroker
-    let path: String
+    /// The lab's directory (configs, logs, app files); removed with the lab.
+    let scratch = Scratch()
+    var path: String { scratch.path }
     private(set) var processes: [String: ChildProcess] = [:]
     private(set) var configs: [String: String] = [:]
 
     init() throws {
         broker = try MosquittoBroker()
-        path = NSTemporaryDirectory() + "weft-lab-\(getpid())-\(UUID().uuidString.prefix(8))"
-        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
     }
 
     deinit {
@@ -40,7 +40,6 @@ final class SiteLab: @unchecked Sendable {
             process.signal(SIGKILL)
             _ = process.waitForExit(timeout: 2)
         }
-        try? FileManager.default.removeItem(atPath: path)
     }
 
     // MARK: sites
@@ -139,6 +138,38 @@ final class SiteLab: @unchecked Sendable {
         return process
     }
 
+    /// Python's HTTP server on `port`, serving `files` (name → text) and files of random bytes
+    /// (name → megabytes) from a directory of its own; returns the random files' sha256.
+    @discardableResult
+    func website(
+        _ name: String = "http", port: Int, files: [String: String] = [:], randomMegabytes: [String: Int] = [:]
+    ) async throws -> [String: String] {
+        let directory = "www-\(name)"
+        try FileManager.default.createDirectory(atPath: path + "/" + directory, withIntermediateDirectories: true)
+        for (file, text) in files { _ = try write(directory + "/" + file, text) }
+        var digests: [String: String] = [:]
+        for (file, megabytes) in randomMegabytes {
+            digests[file] = try randomFile(directory + "/" + file, megabytes: megabytes)
+        }
+        try await httpServer(name, directory: path + "/" + directory, port: port)
+        return digests
+    }
+
+    /// A `localExposedApps` entry.
+    static func exposed(_ app: String, _ socket: String) -> String {
+        "- appName: \(app)\n  appSocket: \(socket)"
+    }
+
+    /// A `remoteApps` entry.
+    static func remote(_ site: String, _ app: String, _ localSocket: String) -> String {
+        "- siteName: \(site)\n  appName: \(app)\n  localSocket: \(localSocket)"
+    }
+
+    /// Stops sites with SIGTERM, as a user would.
+    func stop(_ names: String...) {
+        for name in names { kill(name, signal: SIGTERM) }
+    }
+
     /// Python's HTTP server on `port`, serving `directory`.
     func httpServer(_ name: String, directory: String, port: Int) async throws {
         try await app(
@@ -220,36 +251,44 @@ final class SiteLab: @unchecked Sendable {
         )
     }
 
+    /// Python that connects to `tcp:HOST:PORT` or `unix:/path`, shared by the client scripts.
+    static let connectFunction = """
+        import socket
+        def connect(target):
+            if target.startswith("unix:"):
+                conn = socket.socket(socket.AF_UNIX)
+                conn.connect(target[5:])
+                return conn
+            host, port = target[4:].rsplit(":", 1)
+            return socket.create_connection((host, int(port)))
+
+        """
+
     /// Sends `megabytes` of seeded random bytes to a TCP port or Unix socket, shuts the write
     /// side, and prints "<sent digest>\n<reply>".
     func halfCloseClient(to socket: String, megabytes: Int) throws -> Output {
         let script = try write(
             "half_close_client.py",
-            """
-            import hashlib, random, socket, sys
-            target, size = sys.argv[1], int(sys.argv[2]) << 20
-            if target.startswith("unix:"):
-                conn = socket.socket(socket.AF_UNIX)
-                conn.connect(target[5:])
-            else:
-                host, port = target[4:].rsplit(":", 1)
-                conn = socket.create_connection((host, int(port)))
-            rng, digest, sent = random.Random(7), hashlib.sha256(), 0
-            while sent < size:
-                chunk = rng.randbytes(min(1 << 16, size - sent))
-                conn.sendall(chunk)
-                digest.update(chunk)
-                sent += len(chunk)
-            conn.shutdown(socket.SHUT_WR)
-            reply = b""
-            while True:
-                data = conn.recv(4096)
-                if not data:
-                    break
-                reply += data
-            print(f"{sent} {digest.hexdigest()}")
-            print(reply.decode().strip())
-            """)
+            Self.connectFunction + """
+                import hashlib, random, socket, sys
+                target, size = sys.argv[1], int(sys.argv[2]) << 20
+                conn = connect(target)
+                rng, digest, sent = random.Random(7), hashlib.sha256(), 0
+                while sent < size:
+                    chunk = rng.randbytes(min(1 << 16, size - sent))
+                    conn.sendall(chunk)
+                    digest.update(chunk)
+                    sent += len(chunk)
+                conn.shutdown(socket.SHUT_WR)
+                reply = b""
+                while True:
+                    data = conn.recv(4096)
+                    if not data:
+                        break
+                    reply += data
+                print(f"{sent} {digest.hexdigest()}")
+                print(reply.decode().strip())
+                """)
         return try run(Self.python, [script, socket, "\(megabytes)"])
     }
 
@@ -258,41 +297,30 @@ final class SiteLab: @unchecked Sendable {
     func probe(_ socket: String, wait: Double = 5) throws -> Output {
         let script = try write(
             "probe.py",
-            """
-            import socket, sys, time
-            target, wait = sys.argv[1], float(sys.argv[2])
-            start = time.monotonic()
-            if target.startswith("unix:"):
-                conn = socket.socket(socket.AF_UNIX)
-                conn.connect(target[5:])
-            else:
-                host, port = target[4:].rsplit(":", 1)
-                conn = socket.create_connection((host, int(port)))
-            conn.settimeout(wait)
-            try:
-                conn.sendall(b"GET / HTTP/1.0\\r\\n\\r\\n")
-                data = conn.recv(4096)
-                print("closed" if not data else "data")
-            except ConnectionResetError:
-                print("reset")
-            except socket.timeout:
-                print("open")
-            print(f"{time.monotonic() - start:.3f}")
-            """)
+            Self.connectFunction + """
+                import socket, sys, time
+                target, wait = sys.argv[1], float(sys.argv[2])
+                start = time.monotonic()
+                conn = connect(target)
+                conn.settimeout(wait)
+                try:
+                    conn.sendall(b"GET / HTTP/1.0\\r\\n\\r\\n")
+                    data = conn.recv(4096)
+                    print("closed" if not data else "data")
+                except ConnectionResetError:
+                    print("reset")
+                except socket.timeout:
+                    print("open")
+                print(f"{time.monotonic() - start:.3f}")
+                """)
         return try run(Self.python, [script, socket, "\(wait)"])
     }
 
     // MARK: files
 
-    func write(_ name: String, _ text: String) throws -> String {
-        let file = path + "/" + name
-        try text.write(toFile: file, atomically: true, encoding: .utf8)
-        return file
-    }
+    func write(_ name: String, _ text: String) throws -> String { try scratch.write(name, text) }
 
-    func read(_ name: String) -> String {
-        (try? String(contentsOfFile: path + "/" + name, encoding: .utf8)) ?? ""
-    }
+    func read(_ name: String) -> String { scratch.read(name) }
 
     /// A file of `megabytes` random bytes; returns its sha256.
     func randomFile(_ name: String, megabytes: Int) throws -> String {

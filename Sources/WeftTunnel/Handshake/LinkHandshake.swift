@@ -179,8 +179,10 @@ public struct LinkHandshake: Sendable {
         guard welcome.siteName == peerSite, welcome.incarnation != Self.unknownIncarnation,
             peerIncarnation == Self.unknownIncarnation || welcome.incarnation == peerIncarnation
         else {
+            let expected =
+                peerIncarnation == Self.unknownIncarnation ? "a half other than 0" : "half \(peerIncarnation)"
             return fail(
-                "welcomed by \(welcome.siteName) (\(welcome.incarnation)), expected \(peerSite) (\(peerIncarnation))")
+                "welcomed by \(welcome.siteName) (half \(welcome.incarnation)), expected \(peerSite) (\(expected))")
         }
         state = .done
         let established = Established(
