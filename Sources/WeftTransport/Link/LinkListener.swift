@@ -67,7 +67,7 @@ public struct LinkListener: Sendable {
             let trusted = handlers.trusts(presented)
             if !trusted {
                 logger.warning(
-                    "refused a link: certificate not pinned",
+                    "refused a link: its certificate is not one this site knows (a stranger, or a peer whose announcement has not arrived yet)",
                     metadata: ["remote": "\(remote)", "fingerprint": "\(presented)"])
             }
             return trusted
