@@ -6,7 +6,9 @@ set -euo pipefail
 
 # Build: pkg-config, libmosquitto-dev. Tests and the demo: a broker (mosquitto), real apps and
 # clients (python3's HTTP server, redis over a Unix socket, curl) and a STUN server (coturn).
-packages=(pkg-config libmosquitto-dev mosquitto mosquitto-clients python3 redis-server redis-tools curl coturn)
+# The network lab: iproute2 (ip, tc) and iptables.
+packages=(pkg-config libmosquitto-dev mosquitto mosquitto-clients python3 redis-server redis-tools curl coturn
+    iproute2 iptables)
 
 missing=()
 for package in "${packages[@]}"; do
