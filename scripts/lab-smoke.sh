@@ -104,7 +104,10 @@ remoteApps:
   localSocket: tcp:127.0.0.1:18000
 stateDir: $work/b-state
 YAML
+# Everything listening before anything is measured.
 wait_for 10 in_b bash -c 'exec 3<>/dev/tcp/198.19.0.1/1883'
+for address in 198.18.1.1 198.18.2.1; do wait_for 10 in_b bash -c "exec 3<>/dev/tcp/$address/8000"; done
+wait_for 10 ip netns exec weft-lab-a bash -c 'exec 3<>/dev/tcp/127.0.0.1/8000'
 ip netns exec weft-lab-a "$weft" run --config "$work/a.yaml" &
 pids+=($!)
 ip netns exec weft-lab-b "$weft" run --config "$work/b.yaml" &

@@ -71,6 +71,11 @@ struct PublicAddressDetectionTests {
         await #expect(throws: DetectionError.self) {
             try await HTTPAddressDetector(url: "ftp://127.0.0.1/ip").detect(group: group)
         }
+        // Nothing listening: the connection is refused, and that is an error like any other.
+        let closedPort = try FreePort.find()
+        await #expect(throws: (any Error).self) {
+            try await HTTPAddressDetector(url: "http://127.0.0.1:\(closedPort)/ip").detect(group: group)
+        }
     }
 
     @Test("HTTP: a server that never answers costs the timeout, no more")

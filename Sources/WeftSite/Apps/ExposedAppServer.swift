@@ -10,6 +10,15 @@ struct ExposedAppServer: Sendable {
     let registry: ExposedAppRegistry
     let connectTimeout: TimeAmount
     let logger: Logger
+    /// Streams one tunnel may have at its apps at once (each holds a socket here).
+    static let maxStreamsPerTunnel = 4096
+    private let refusalLog = LogLimiter()
+
+    init(registry: ExposedAppRegistry, connectTimeout: TimeAmount, logger: Logger) {
+        self.registry = registry
+        self.connectTimeout = connectTimeout
+        self.logger = logger
+    }
 
     /// The driver's `onIncomingStream`: a relay for an allowed stream; nil (after a reset with
     /// the reason) for one that is refused.
@@ -19,9 +28,20 @@ struct ExposedAppServer: Sendable {
         logger[metadataKey: "app"] = "\(appName)"
         logger[metadataKey: "stream"] = "\(id)"
         if let target { logger[metadataKey: "target"] = "\(target)" }
-        switch registry.resolve(appName: appName, target: target) {
+        var decision = registry.resolve(appName: appName, target: target)
+        if case .connect = decision, driver.streamCount >= Self.maxStreamsPerTunnel {
+            decision = .refuse(.limitReached, "\(Self.maxStreamsPerTunnel) streams to apps are open already")
+        }
+        switch decision {
         case .refuse(let code, let reason):
-            logger.warning("refused a stream", metadata: ["code": "\(code)", "reason": "\(reason)"])
+            // Once per peer and reason every 10 s, with the count held back: a peer that
+            // repeats a refused request cannot flood the log.
+            let (allowed, suppressed) = refusalLog.admit("\(driver.peerSite) \(code)")
+            if allowed {
+                logger.warning(
+                    "refused a stream",
+                    metadata: ["code": "\(code)", "reason": "\(reason)", "alsoRefusedSinceLastLine": "\(suppressed)"])
+            }
             driver.reset(id, code: code, message: reason)
             return nil
         case .connect(let socket):

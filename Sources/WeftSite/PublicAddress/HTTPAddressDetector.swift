@@ -31,19 +31,16 @@ public struct HTTPAddressDetector: Sendable {
             scheme == "https" ? try NIOSSLContext(configuration: .makeClientConfiguration()) : nil
         let loop = group.next()
         let body = loop.makePromise(of: String.self)
-        let channel = try await ClientBootstrap(group: loop)
-            .connectTimeout(timeout)
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    if let tls {
-                        let handler = try NIOSSLClientHandler(context: tls, serverHostname: host)
-                        try channel.pipeline.syncOperations.addHandler(handler)
-                    }
-                    try channel.pipeline.syncOperations.addHTTPClientHandlers()
-                    try channel.pipeline.syncOperations.addHandler(BodyCollector(promise: body))
-                }
-            }
-            .connect(host: host, port: port).get()
+        // An IP literal is not a TLS server name (SNI); certificates are still verified.
+        let serverName: String? = IPAddress(host) == nil ? host : nil
+        let channel: Channel
+        do {
+            channel = try await connect(
+                loop: loop, host: host, port: port, tls: tls, serverName: serverName, body: body)
+        } catch {
+            body.fail(error)  // never left pending (NIO reports leaked promises)
+            throw error
+        }
         let timer = loop.scheduleTask(in: timeout) {
             body.fail(DetectionError("no answer from \(url) within \(timeout)"))
             channel.close(promise: nil)
@@ -64,6 +61,25 @@ public struct HTTPAddressDetector: Sendable {
             throw DetectionError("\(url) answered \"\(text.prefix(64))\", which is not an IP address")
         }
         return address
+    }
+
+    private func connect(
+        loop: EventLoop, host: String, port: Int, tls: NIOSSLContext?, serverName: String?,
+        body: EventLoopPromise<String>
+    ) async throws -> Channel {
+        try await ClientBootstrap(group: loop)
+            .connectTimeout(timeout)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    if let tls {
+                        let handler = try NIOSSLClientHandler(context: tls, serverHostname: serverName)
+                        try channel.pipeline.syncOperations.addHandler(handler)
+                    }
+                    try channel.pipeline.syncOperations.addHTTPClientHandlers()
+                    try channel.pipeline.syncOperations.addHandler(BodyCollector(promise: body))
+                }
+            }
+            .connect(host: host, port: port).get()
     }
 }
 

@@ -21,14 +21,20 @@ public struct STUNAddressDetector: Sendable {
         let transactionID = (0..<12).map { _ in UInt8.random(in: 0...255) }
         let loop = group.next()
         let answer = loop.makePromise(of: StunBinding.Mapped.self)
-        let channel = try await DatagramBootstrap(group: loop)
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(
-                        ResponseHandler(transactionID: transactionID, promise: answer))
+        let channel: Channel
+        do {
+            channel = try await DatagramBootstrap(group: loop)
+                .channelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(
+                            ResponseHandler(transactionID: transactionID, promise: answer))
+                    }
                 }
-            }
-            .bind(host: remote.protocol == .inet6 ? "::" : "0.0.0.0", port: 0).get()
+                .bind(host: remote.protocol == .inet6 ? "::" : "0.0.0.0", port: 0).get()
+        } catch {
+            answer.fail(error)  // never left pending (NIO reports leaked promises)
+            throw error
+        }
         defer { channel.close(promise: nil) }
         let request = StunBinding.request(transactionID: transactionID)
         var retransmits: [Scheduled<Void>] = []

@@ -19,6 +19,10 @@ public struct LinkPath: Hashable, Sendable, CustomStringConvertible {
         return "\(local.map { "\($0)" } ?? "*")→\(to)#\(index)"
     }
 
+    /// Endpoints of one peer that are dialed at most: a peer's announcement cannot make this
+    /// site dial without end.
+    public static let maxEndpoints = 16
+
     /// Every link to keep to a peer announcing `endpoints`: each endpoint from each local
     /// address of the same family, `linksPerPath` times. Endpoints that are not IP literals
     /// (a peer's mistake) or unspecified are left out, as are pairs of different families.
@@ -27,7 +31,7 @@ public struct LinkPath: Hashable, Sendable, CustomStringConvertible {
     ) -> [LinkPath] {
         var paths: [LinkPath] = []
         var seen = Set<LinkPath>()
-        for endpoint in endpoints where endpoint.linkType == .tls {
+        for endpoint in endpoints.prefix(maxEndpoints) where endpoint.linkType == .tls {
             // 0.0.0.0 or :: would dial this machine itself.
             guard let address = IPAddress(endpoint.address), !address.isUnspecified, endpoint.port > 0 else {
                 continue

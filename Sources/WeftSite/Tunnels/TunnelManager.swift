@@ -88,6 +88,9 @@ public final class TunnelManager: Sendable {
         var nextLinkNumber: UInt32 = 0
     }
 
+    /// Links one tunnel accepts at most (a pinned peer still cannot open sockets without end).
+    public static let maxLinksPerTunnel = 64
+
     public let configuration: Configuration
     public let site: LocalLinkSite
     private let group: EventLoopGroup
@@ -124,14 +127,13 @@ public final class TunnelManager: Sendable {
             var peer = state.peers[name] ?? Peer()
             switch event {
             case .up(let info), .changed(let info):
-                let restarted = peer.info.map { $0.announcement.incarnation != info.announcement.incarnation } ?? false
+                // A restart needs no action here: the restarted side's new tunnel replaces
+                // ours (`LinkPlacement`), or our next dial into the old one is refused as
+                // unknown and ours ends; the kick below makes that dial now. Closing on the
+                // announcement could end a new tunnel that was already made with it.
                 peer.info = info
                 peer.up = true
                 peer.linklessSince = nil
-                if restarted, let driver = peer.driver {
-                    closing.append((driver, "\(name) restarted"))
-                    peer.driver = nil
-                }
             case .down(_, let reason):
                 peer.up = false
                 if reason == .stopped, let driver = peer.driver {
@@ -184,7 +186,8 @@ public final class TunnelManager: Sendable {
         let wantedSet = Set(wanted)
         for (path, run) in peer.paths where !wantedSet.contains(path) {
             peer.paths[path] = nil
-            run.channel?.close(promise: nil)
+            // Closed from an event loop's task queue, never under this lock.
+            if let channel = run.channel { channel.eventLoop.execute { channel.close(promise: nil) } }
         }
         var starting: [(String, LinkPath, UInt64)] = []
         for path in wanted {
@@ -276,7 +279,10 @@ public final class TunnelManager: Sendable {
             state.nextLinkNumber &+= 1
             let local = path.local.flatMap { try? SocketAddress(ipAddress: $0.description, port: 0) }
             guard let remote = try? SocketAddress(ipAddress: path.remote.address.description, port: path.remote.port)
-            else { return nil }
+            else {
+                state.peers[name]!.paths[path] = nil
+                return nil
+            }
             return DialJob(
                 driver: driver,
                 target: LinkDialer.Target(
@@ -382,6 +388,14 @@ public final class TunnelManager: Sendable {
             }
             switch LinkPlacement.place(hello, acceptor: site.siteName, current: current) {
             case .join(let incarnation):
+                // Learn the dialer's half now, so a second new-tunnel hello from another half
+                // cannot join too.
+                guard let driver = peer.driver, driver.adopt(peerIncarnation: hello.incarnation) else {
+                    return .refuse(.unknownTunnel, "this tunnel belongs to another half of \(name)")
+                }
+                guard driver.establishedLinks < Self.maxLinksPerTunnel else {
+                    return .refuse(.tooManyLinks, "\(Self.maxLinksPerTunnel) links is the most one tunnel takes")
+                }
                 return .acceptInto(incarnation: incarnation)
             case .refuse(let reason):
                 return .refuse(.unknownTunnel, reason)
@@ -458,14 +472,14 @@ public final class TunnelManager: Sendable {
     public func tunnel(to site: String, within timeout: Duration) async -> TunnelDriver? {
         let deadline = ContinuousClock.now + timeout
         while true {
-            let driver = state.withLockedValue { state -> TunnelDriver? in
+            let (driver, stopped) = state.withLockedValue { state -> (TunnelDriver?, Bool) in
                 guard !state.stopped, let driver = state.peers[site]?.driver, !driver.isEnded,
                     driver.establishedLinks > 0
-                else { return nil }
-                return driver
+                else { return (nil, state.stopped) }
+                return (driver, false)
             }
             if let driver { return driver }
-            guard ContinuousClock.now < deadline, !Task.isCancelled else { return nil }
+            guard !stopped, ContinuousClock.now < deadline, !Task.isCancelled else { return nil }
             try? await Task.sleep(for: .milliseconds(20))
         }
     }
@@ -516,7 +530,9 @@ public final class TunnelManager: Sendable {
             state.stopped = true
             let drivers = state.peers.values.compactMap(\.driver)
             for peer in state.peers.values {
-                for run in peer.paths.values { run.channel?.close(promise: nil) }
+                for channel in peer.paths.values.compactMap(\.channel) {
+                    channel.eventLoop.execute { channel.close(promise: nil) }
+                }
             }
             state.peers.removeAll()
             return drivers

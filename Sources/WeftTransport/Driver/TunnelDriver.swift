@@ -97,7 +97,7 @@ public final class TunnelDriver: @unchecked Sendable {
                 return
             }
             $0.links[id] = channel
-            $0.liveLinks.withLockedValue { $0 += 1 }
+            $0.countLinks()
             $0.logger.info(
                 "link up",
                 metadata: ["link": "\(id)", "remote": "\(channel.remoteAddress.map { "\($0)" } ?? "?")"])
@@ -115,7 +115,7 @@ public final class TunnelDriver: @unchecked Sendable {
     func linkClosed(_ id: LinkID) {
         linkEvent {
             guard $0.links.removeValue(forKey: id) != nil else { return }
-            $0.liveLinks.withLockedValue { $0 -= 1 }
+            $0.countLinks()
             guard !$0.failed else { return }
             $0.logger.info("link down", metadata: ["link": "\(id)"])
             $0.apply($0.engine.linkDown(id, now: $0.now))
@@ -154,6 +154,18 @@ public final class TunnelDriver: @unchecked Sendable {
     /// The links now in the tunnel, readable from any thread (for whoever waits for one).
     public var establishedLinks: Int { liveLinks.withLockedValue { $0 } }
 
+    /// Keeps the thread-safe count in step with `links` after every change to it.
+    private func countLinks() {
+        let count = links.count
+        liveLinks.withLockedValue { $0 = count }
+    }
+
+    /// Streams with a delegate here (open, or closing); on the driver's loop.
+    public var streamCount: Int {
+        eventLoop.preconditionInEventLoop()
+        return delegates.count
+    }
+
     /// Whether the tunnel has ended (closed or failed); readable from any thread.
     public var isEnded: Bool { closedFlag.withLockedValue { $0 } }
 
@@ -170,7 +182,9 @@ public final class TunnelDriver: @unchecked Sendable {
         timer = nil
         let channels = links.values
         links.removeAll()
-        liveLinks.withLockedValue { $0 = 0 }
+        countLinks()
+        // Every stream's delegate has had its reset; none is kept (they hold this driver).
+        delegates.removeAll()
         for channel in channels { channel.close(promise: nil) }
     }
 
@@ -180,6 +194,13 @@ public final class TunnelDriver: @unchecked Sendable {
     public func openStream(appName: String, target: String? = nil, delegate: TunnelStreamDelegate) -> StreamID {
         eventLoop.preconditionInEventLoop()
         let (id, actions) = engine.openStream(appName: appName, target: target, now: now)
+        if failed {
+            // The tunnel ended between finding it and opening the stream: nothing will ever
+            // carry this stream, so it ends now rather than hang.
+            let bound = NIOLoopBound(delegate, eventLoop: eventLoop)
+            eventLoop.execute { bound.value.streamReset(id, code: .tunnelLost, message: "the tunnel has ended") }
+            return id
+        }
         delegates[id] = delegate
         apply(actions)
         return id
@@ -224,12 +245,14 @@ public final class TunnelDriver: @unchecked Sendable {
                 links[id]?.writeAndFlush(bytes, promise: nil)
             case .closeLink(let id, let reason):
                 if let channel = links.removeValue(forKey: id) {
+                    countLinks()
                     logger.notice("closing link", metadata: ["link": "\(id)", "reason": "\(reason)"])
                     channel.close(promise: nil)
                 }
             case .incomingStream(let id, let appName, let target):
                 if let delegate = onIncomingStream?(id, appName, target) {
-                    delegates[id] = delegate
+                    // The handler may have reset the stream already (an app that failed at once).
+                    if engine.isOpen(id) { delegates[id] = delegate }
                 } else if engine.isOpen(id) {
                     reset(id, code: .notExposed, message: "no app named \(appName)")
                 }
