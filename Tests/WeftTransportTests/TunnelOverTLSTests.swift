@@ -109,6 +109,13 @@ struct TunnelOverTLSTests {
         } catch let error as LinkError {
             #expect(error.refusal?.reason == .unknownTunnel)
         }
+        // A dial whose tunnel changed while it connected is dropped before its hello.
+        do {
+            try await pair.dial(stillWanted: { false })
+            Issue.record("a link no longer wanted was established")
+        } catch let error as LinkError {
+            #expect(error.code == .closed && error.refusal == nil, "\(error)")
+        }
 
         // The original link still carries a stream.
         let done = pair.beta.eventLoop.makePromise(of: (Int, String).self)

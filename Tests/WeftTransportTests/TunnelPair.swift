@@ -157,7 +157,7 @@ final class TunnelPair: @unchecked Sendable {
     @discardableResult
     func dial(
         identity: LocalLinkSite? = nil, expecting: CertificateFingerprint? = nil, peerIncarnation: UInt64 = 202,
-        from localAddress: SocketAddress? = nil
+        from localAddress: SocketAddress? = nil, stillWanted: (@Sendable () -> Bool)? = nil
     ) async throws -> LinkHandshake.Established {
         let number = linkNumber.withLockedValue {
             $0 += 1
@@ -170,7 +170,7 @@ final class TunnelPair: @unchecked Sendable {
             peerSite: "beta",
             peerIncarnation: peerIncarnation, fingerprint: expecting ?? betaIdentity.fingerprint)
         return try await LinkDialer.dial(
-            target, on: alpha.eventLoop, site: identity ?? alphaSite, linkNumber: number
+            target, on: alpha.eventLoop, site: identity ?? alphaSite, linkNumber: number, stillWanted: stillWanted
         ) { channel, established in
             alphaLinks.withLockedValue { $0.append(channel) }
             alpha.attach(channel, leftover: established.leftover)

@@ -227,7 +227,8 @@ public final class TunnelManager: Sendable {
             let driver = job.driver
             do {
                 _ = try await LinkDialer.dial(
-                    job.target, on: driver.eventLoop, site: site, linkNumber: job.linkNumber
+                    job.target, on: driver.eventLoop, site: site, linkNumber: job.linkNumber,
+                    stillWanted: { self.isCurrent(driver, path: path, peer: name, run: run) }
                 ) { channel, established in
                     guard self.linkDialed(channel, established, path: path, peer: name, run: run, driver: driver) else {
                         channel.close(promise: nil)
@@ -306,6 +307,14 @@ public final class TunnelManager: Sendable {
             return true
         }
         if current { close(driver, reason: "\(name) no longer has this tunnel: \(reason)") }
+    }
+
+    /// Whether a dial in flight is still for the current tunnel and path. A hello asking for a
+    /// tunnel this side has already replaced would make the peer replace its healthy one.
+    private func isCurrent(_ driver: TunnelDriver, path: LinkPath, peer name: String, run: UInt64) -> Bool {
+        state.withLockedValue { state in
+            !state.stopped && state.peers[name]?.paths[path]?.run == run && state.peers[name]?.driver === driver
+        }
     }
 
     /// A dialed link finished its handshake: keep it only if its path and tunnel are current.

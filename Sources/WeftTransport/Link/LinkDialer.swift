@@ -32,7 +32,8 @@ public enum LinkDialer {
     }
 
     /// Connects and runs the handshake; `onEstablished` runs on the link's event loop the moment
-    /// it succeeds (attach the link to its tunnel there). The future fails with a `LinkError`
+    /// it succeeds (attach the link to its tunnel there). `stillWanted`, asked once the TCP
+    /// connection is up, can drop a link whose tunnel changed while it connected. The future fails with a `LinkError`
     /// (or a connection error) otherwise.
     public static func dial(
         _ target: Target,
@@ -40,6 +41,7 @@ public enum LinkDialer {
         site: LocalLinkSite,
         linkNumber: UInt32,
         handshakeTimeout: TimeAmount = .seconds(5),
+        stillWanted: (@Sendable () -> Bool)? = nil,
         onEstablished: @escaping @Sendable (Channel, LinkHandshake.Established) -> Void
     ) -> EventLoopFuture<LinkHandshake.Established> {
         let result = eventLoop.makePromise(of: LinkHandshake.Established.self)
@@ -57,6 +59,7 @@ public enum LinkDialer {
                         ),
                         timeout: handshakeTimeout,
                         result: result,
+                        stillWanted: stillWanted,
                         onEstablished: onEstablished
                     )
                     try channel.pipeline.syncOperations.addHandler(tls)

@@ -27,6 +27,10 @@ final class LinkHandshakeHandler: ChannelInboundHandler {
     private let decide: (LinkHello) -> LinkDecision
     private let result: EventLoopPromise<LinkHandshake.Established>
     private let onEstablished: (Channel, LinkHandshake.Established) -> Void
+    /// Dialer: asked once the connection is up, before the hello; false drops the link (what it
+    /// was dialed for has gone while it connected).
+    private let stillWanted: (() -> Bool)?
+    private var started = false
     private var timeoutTask: Scheduled<Void>?
     private var finished = false
 
@@ -35,9 +39,11 @@ final class LinkHandshakeHandler: ChannelInboundHandler {
         timeout: TimeAmount,
         result: EventLoopPromise<LinkHandshake.Established>,
         decide: @escaping (LinkHello) -> LinkDecision = { _ in .accept },
+        stillWanted: (() -> Bool)? = nil,
         onEstablished: @escaping (Channel, LinkHandshake.Established) -> Void
     ) {
         self.onEstablished = onEstablished
+        self.stillWanted = stillWanted
         self.machine = machine
         self.timeout = timeout
         self.result = result
@@ -59,6 +65,13 @@ final class LinkHandshakeHandler: ChannelInboundHandler {
     }
 
     private func start(context: ChannelHandlerContext) {
+        guard !started else { return }
+        started = true
+        if let stillWanted, !stillWanted() {
+            fail(LinkError(.closed, "no longer wanted: its tunnel or path changed while it connected"))
+            context.close(promise: nil)
+            return
+        }
         // NIOSSL holds writes until its own handshake is done.
         perform(machine.start(), context: context)
     }
