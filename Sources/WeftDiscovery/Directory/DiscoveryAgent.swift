@@ -161,11 +161,6 @@ public final class DiscoveryAgent: Sendable {
         shared.state.withLock { $0.machine.dropCounts }
     }
 
-    /// The endpoints announced now.
-    public var endpoints: [SiteAnnouncement.Endpoint] {
-        shared.state.withLock { $0.endpoints }
-    }
-
     /// Announces new endpoints (a detected public address changed), at once when connected.
     public func update(endpoints: [SiteAnnouncement.Endpoint]) {
         let announceNow = shared.state.withLock { state -> Bool in

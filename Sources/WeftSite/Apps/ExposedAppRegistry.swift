@@ -20,8 +20,6 @@ public struct ExposedAppRegistry: Sendable {
         self.apps = table
     }
 
-    public var names: [String] { apps.keys.sorted() }
-
     public func resolve(appName: String, target: String?) -> Decision {
         guard let app = apps[appName] else {
             return .refuse(.notExposed, "no app named \"\(appName)\" is exposed here")

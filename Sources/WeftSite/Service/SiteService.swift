@@ -44,7 +44,9 @@ public struct SiteService: Service {
             )
         }
         let group = MultiThreadedEventLoopGroup.singleton
-        let discovery = discoveryConfiguration()
+        let detector = PublicAddressMonitor(
+            sockets: configuration.tunnel.localSockets, stunServers: configuration.stun, logger: logger)
+        let discovery = discoveryConfiguration(endpoints: detector.literalEndpoints)
         let agent = try DiscoveryAgent(configuration: discovery, identity: identity, logger: logger)
         let site = LocalLinkSite(
             siteName: configuration.siteName, incarnation: agent.incarnation, tls: try LinkTLS(identity: identity))
@@ -85,8 +87,6 @@ public struct SiteService: Service {
             for listener in appListeners { await listener.close() }
             throw error
         }
-        let detector = PublicAddressMonitor(
-            sockets: configuration.tunnel.localSockets, stunServers: configuration.stun, logger: logger)
         await withGracefulShutdownHandler {
             await withTaskGroup(of: Void.self) { group in
                 group.addTask { await manager.run() }
@@ -118,7 +118,8 @@ public struct SiteService: Service {
     var connectTimeout: Duration { .seconds(configuration.tunnel.connectTimeout) }
 
     /// The message channel's settings, from the config.
-    func discoveryConfiguration() -> DiscoveryAgent.Configuration {
+    /// `endpoints`: those known at start (literal addresses); detected ones follow.
+    func discoveryConfiguration(endpoints: [SiteAnnouncement.Endpoint]) -> DiscoveryAgent.Configuration {
         let mqtt = configuration.messageChannel.mqtt
         let clientID = "weft-\(identity.siteID.prefix(12))-\(UInt32.random(in: 0...UInt32.max))"
         return DiscoveryAgent.Configuration(
@@ -136,17 +137,8 @@ public struct SiteService: Service {
             ),
             stateDirectory: configuration.stateDir,
             softwareVersion: softwareVersion,
-            endpoints: announcedEndpoints(),
+            endpoints: endpoints,
             apps: configuration.localExposedApps.map(\.appName)
         )
-    }
-
-    /// Sockets with a literal public address are announced at once; detected ones join when
-    /// `PublicAddressMonitor` has found them.
-    func announcedEndpoints() -> [SiteAnnouncement.Endpoint] {
-        PublicAddressMonitor(
-            sockets: configuration.tunnel.localSockets, stunServers: configuration.stun, logger: logger
-        )
-        .literalEndpoints
     }
 }

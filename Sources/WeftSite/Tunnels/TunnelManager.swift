@@ -526,13 +526,6 @@ public final class TunnelManager: Sendable {
         }
     }
 
-    /// Links up per peer (for logs and status).
-    public var linkCounts: [String: Int] {
-        state.withLockedValue { state in
-            state.peers.compactMapValues { $0.driver.map(\.establishedLinks) }
-        }
-    }
-
     /// Ends every tunnel (peers are told) and stops dialing.
     public func stop() async {
         let drivers = state.withLockedValue { state -> [TunnelDriver] in
