@@ -1,0 +1,607 @@
+#!/usr/bin/python3
+"""weft's benchmark: every scenario with weft and its baselines in the same run.
+
+Prints a table per scenario, writes results.json and failover.png (gnuplot) to the output folder.
+Needs root for the network lab (scripts/lab.sh); run it through scripts/bench.sh, which builds a
+release binary first. Standard library only.
+
+Scenarios: loopback, aggregation, failover, loss, latency, scale (default: all).
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import resource
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+PY = "/usr/bin/python3"
+FLOW = os.path.join(HERE, "flow.py")
+STREAMS = os.path.join(HERE, "streams.py")
+LAB = os.path.join(ROOT, "scripts", "lab.sh")
+NS_A, NS_B = "weft-lab-a", "weft-lab-b"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+class BenchError(Exception):
+    pass
+
+
+def log(message):
+    print(message, flush=True)
+
+
+def in_ns(ns, command):
+    return ["ip", "netns", "exec", ns] + command if ns else command
+
+
+def raise_limit():
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = max(hard, 1 << 17)
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, target))
+    except (ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+class Processes:
+    """Everything the bench starts, stopped in reverse order however the run ends."""
+
+    def __init__(self, work):
+        self.work = work
+        self.running = []
+
+    def start(self, name, command, ns=None, stdin=None):
+        out = open(os.path.join(self.work, f"{name}.log"), "ab")
+        process = subprocess.Popen(
+            in_ns(ns, command), stdout=out, stderr=subprocess.STDOUT, stdin=stdin or subprocess.DEVNULL,
+            preexec_fn=raise_limit, start_new_session=True,
+        )
+        process.bench_name = name
+        self.running.append(process)
+        return process
+
+    def stop(self, process, timeout=10):
+        if process.poll() is None:
+            try:
+                os.killpg(process.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            try:
+                process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+        if process in self.running:
+            self.running.remove(process)
+
+    def stop_all(self):
+        for process in reversed(list(self.running)):
+            self.stop(process, timeout=5)
+
+
+def wait_until(what, predicate, timeout):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise BenchError(f"timed out after {timeout} s waiting for {what}")
+
+
+def listening(port, ns=None):
+    """True once something listens on TCP `port`; never connects (a connection to a relay would
+    reach the sink and be taken for the measured flow)."""
+    out = subprocess.run(in_ns(ns, ["ss", "-Hltn", f"sport = :{port}"]), capture_output=True, text=True).stdout
+    return bool(out.strip())
+
+
+def cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def rss_mib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+class Bench:
+    def __init__(self, args):
+        self.args = args
+        self.work = tempfile.mkdtemp(prefix="weft-bench.")
+        self.procs = Processes(self.work)
+        self.results = {}
+        self.weft = os.path.abspath(args.weft)
+        self.seconds = args.seconds
+        self.port = 21000
+
+    def next_port(self):
+        self.port += 1
+        return self.port
+
+    # -- one measured flow ---------------------------------------------------------------------
+
+    def flow(self, label, sink_listen, connect, seconds=None, sink_ns=None, source_ns=None, mptcp=False,
+             verify=False, during=None, nodes=()):
+        """Runs one flow; returns the sink's report plus the nodes' CPU seconds during it."""
+        seconds = seconds or self.seconds
+        report_path = os.path.join(self.work, f"flow-{time.monotonic_ns()}.json")
+        ready = report_path + ".ready"
+        sink_cmd = [PY, FLOW, "sink", "--listen", sink_listen, "--report", report_path, "--ready", ready]
+        if verify:
+            sink_cmd.append("--verify")
+        if mptcp:
+            sink_cmd.append("--mptcp")
+        sink = self.procs.start("sink", sink_cmd, ns=sink_ns)
+        wait_until("the flow sink", lambda: os.path.exists(ready), 10)
+        source_cmd = [PY, FLOW, "source", "--connect", connect, "--seconds", str(seconds)]
+        if mptcp:
+            source_cmd.append("--mptcp")
+        cpu_before = {name: cpu_seconds(pid) for name, pid in nodes}
+        source = self.procs.start("source", source_cmd, ns=source_ns)
+        if during:
+            during()
+        try:
+            source.wait(seconds + 60)
+            sink.wait(30)
+        except subprocess.TimeoutExpired:
+            self.procs.stop(source)
+            self.procs.stop(sink)
+            raise BenchError(f"{label}: the flow did not finish")
+        cpu = {name: cpu_seconds(pid) - cpu_before[name] for name, pid in nodes}
+        self.procs.stop(source)
+        self.procs.stop(sink)
+        if not os.path.exists(report_path):
+            raise BenchError(f"{label}: the sink wrote no report (see {self.work}/sink.log)")
+        with open(report_path) as f:
+            report = json.load(f)
+        report["label"] = label
+        report["node_cpu_seconds"] = cpu
+        if report.get("error"):
+            log(f"   ! {label}: {report['error']}")
+        return report
+
+    # -- weft sites ----------------------------------------------------------------------------
+
+    def sites(self, name, broker, a_listen, apps, links_per_path=1, ns_a=None, ns_b=None):
+        """Starts sites `name`-a (exposing `apps`: name -> (port at a, port at b)) and `name`-b,
+        waits until b has `len(a_listen) * links_per_path` links up, and returns both processes."""
+        key = f"weft-bench-{name}"
+        state = os.path.join(self.work, name)
+        sockets = "".join(
+            f"  - mode: dedicated-address\n    listenAddress: {address}\n    listenPort: {port}\n"
+            for address, port in a_listen
+        )
+        exposed = "".join(f"- appName: {app}\n  appSocket: tcp:127.0.0.1:{ports[0]}\n" for app, ports in apps.items())
+        remote = "".join(
+            f"- siteName: {name}-a\n  appName: {app}\n  localSocket: tcp:127.0.0.1:{ports[1]}\n"
+            for app, ports in apps.items()
+        )
+        common = f"crypto:\n  key: \"{key}\"\nmessageChannel:\n  mqtt:\n    brokerServer: mqtt://{broker}\n"
+        a_yaml = (
+            f"siteName: {name}-a\n{common}logger:\n  level: info\n  file: {state}-a.log\n"
+            f"tunnel:\n  linksPerPath: {links_per_path}\n  localSockets:\n{sockets}"
+            f"localExposedApps:\n{exposed}stateDir: {state}-a\n"
+        )
+        b_yaml = (
+            f"siteName: {name}-b\n{common}logger:\n  level: info\n  file: {state}-b.log\n"
+            f"tunnel:\n  linksPerPath: {links_per_path}\n"
+            f"remoteApps:\n{remote}stateDir: {state}-b\n"
+        )
+        for side, text in (("a", a_yaml), ("b", b_yaml)):
+            with open(f"{state}-{side}.yaml", "w") as f:
+                f.write(text)
+        a = self.procs.start(f"{name}-a", [self.weft, "run", "--config", f"{state}-a.yaml"], ns=ns_a)
+        b = self.procs.start(f"{name}-b", [self.weft, "run", "--config", f"{state}-b.yaml"], ns=ns_b)
+        want = len(a_listen) * links_per_path
+
+        def links_up():
+            for process in (a, b):
+                if process.poll() is not None:
+                    raise BenchError(f"{process.bench_name} exited ({process.returncode}); see {self.work}")
+            try:
+                with open(f"{state}-b.log") as f:
+                    return f.read().count("link up") >= want
+            except FileNotFoundError:
+                return False
+
+        wait_until(f"{want} link(s) between {name}-a and {name}-b", links_up, 30)
+        for ports in apps.values():
+            wait_until("the remote app's local socket", lambda: listening(ports[1], ns_b), 10)
+        return a, b
+
+    def broker(self, listen_address, ns=None):
+        port = self.next_port()
+        conf = os.path.join(self.work, f"mosquitto-{port}.conf")
+        with open(conf, "w") as f:
+            f.write(f"listener {port} {listen_address}\nallow_anonymous true\n")
+        self.procs.start("mosquitto", ["mosquitto", "-c", conf], ns=ns)
+        wait_until("mosquitto", lambda: listening(port, ns), 10)
+        return f"{listen_address}:{port}"
+
+    # -- scenarios -------------------------------------------------------------------------------
+
+    def loopback(self):
+        """One stream on loopback: direct, socat two hops, an stunnel pair, ssh -L, weft."""
+        log("== loopback, one stream")
+        rows = []
+        sink = self.next_port()
+
+        def relay_flow(label, entry_port, processes=()):
+            wait_until(label, lambda: listening(entry_port), 15)
+            row = self.flow(label, f"127.0.0.1:{sink}", f"127.0.0.1:{entry_port}", nodes=processes)
+            rows.append(row)
+            log(f"   {label:<28} {row['mbps'] / 1000:7.2f} Gbit/s")
+            return row
+
+        rows.append(self.flow("direct TCP", f"127.0.0.1:{sink}", f"127.0.0.1:{sink}"))
+        log(f"   {'direct TCP':<28} {rows[-1]['mbps'] / 1000:7.2f} Gbit/s")
+
+        # socat: two relays in a row, like two relay hosts.
+        p1, p2 = self.next_port(), self.next_port()
+        s2 = self.procs.start("socat", ["socat", f"TCP-LISTEN:{p2},bind=127.0.0.1,reuseaddr", f"TCP:127.0.0.1:{sink}"])
+        s1 = self.procs.start("socat", ["socat", f"TCP-LISTEN:{p1},bind=127.0.0.1,reuseaddr", f"TCP:127.0.0.1:{p2}"])
+        wait_until("socat", lambda: listening(p2), 10)
+        relay_flow("socat, two hops", p1, [("relay 1", s1.pid), ("relay 2", s2.pid)])
+        self.procs.stop(s1)
+        self.procs.stop(s2)
+
+        # stunnel: a client and a server instance, TLS between them.
+        cert = os.path.join(self.work, "stunnel.pem")
+        subprocess.run(
+            ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+             "-subj", "/CN=weft-bench", "-days", "1", "-keyout", cert, "-out", cert],
+            check=True, capture_output=True,
+        )
+        p1, p2 = self.next_port(), self.next_port()
+        server_conf = os.path.join(self.work, "stunnel-server.conf")
+        client_conf = os.path.join(self.work, "stunnel-client.conf")
+        with open(server_conf, "w") as f:
+            f.write(f"foreground = yes\npid =\n[bench]\naccept = 127.0.0.1:{p2}\nconnect = 127.0.0.1:{sink}\n"
+                    f"cert = {cert}\nkey = {cert}\n")
+        with open(client_conf, "w") as f:
+            f.write(f"foreground = yes\npid =\n[bench]\nclient = yes\naccept = 127.0.0.1:{p1}\n"
+                    f"connect = 127.0.0.1:{p2}\n")
+        t2 = self.procs.start("stunnel", ["stunnel4", server_conf])
+        t1 = self.procs.start("stunnel", ["stunnel4", client_conf])
+        wait_until("stunnel", lambda: listening(p2), 10)
+        stunnel = relay_flow("stunnel pair (TLS 1.3)", p1, [("client", t1.pid), ("server", t2.pid)])
+        self.procs.stop(t1)
+        self.procs.stop(t2)
+
+        # ssh -L through a private sshd.
+        ssh_row = self.ssh_forward(sink, relay_flow)
+
+        # weft, one and two links.
+        broker = self.broker("127.0.0.1")
+        weft_rows = []
+        for links in (1, 2):
+            entry = self.next_port()
+            a, b = self.sites(f"lo{links}", broker, [("127.0.0.1", self.next_port())], {"sink": (sink, entry)},
+                              links_per_path=links)
+            if links == 1:
+                time.sleep(2)
+                self.results["idle_rss_mib"] = {"site a": rss_mib(a.pid), "site b": rss_mib(b.pid)}
+            weft_rows.append(relay_flow(f"weft, {links} link{'s' if links > 1 else ''}", entry,
+                                        [("site a", a.pid), ("site b", b.pid)]))
+            self.procs.stop(b)
+            self.procs.stop(a)
+        log(f"   weft, 1 link / stunnel pair: {weft_rows[0]['mbps'] / stunnel['mbps']:.2f}×"
+            + (f"; / ssh -L: {weft_rows[0]['mbps'] / ssh_row['mbps']:.2f}×" if ssh_row else ""))
+        self.results["loopback"] = rows
+
+    def ssh_forward(self, sink, relay_flow):
+        if not shutil.which("sshd") and not os.path.exists("/usr/sbin/sshd"):
+            log("   ssh -L: skipped: openssh-server is not installed")
+            return None
+        os.makedirs("/run/sshd", exist_ok=True)
+        key = os.path.join(self.work, "ssh_key")
+        host_key = os.path.join(self.work, "ssh_host_key")
+        for path in (key, host_key):
+            subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", path], check=True)
+        shutil.copy(key + ".pub", os.path.join(self.work, "authorized_keys"))
+        port, entry = self.next_port(), self.next_port()
+        conf = os.path.join(self.work, "sshd_config")
+        with open(conf, "w") as f:
+            f.write(f"Port {port}\nListenAddress 127.0.0.1\nHostKey {host_key}\nPidFile none\nUsePAM no\n"
+                    f"StrictModes no\nPermitRootLogin prohibit-password\nPasswordAuthentication no\n"
+                    f"AuthorizedKeysFile {self.work}/authorized_keys\nAllowTcpForwarding yes\n")
+        sshd = self.procs.start("sshd", ["/usr/sbin/sshd", "-D", "-e", "-f", conf])
+        wait_until("sshd", lambda: listening(port), 10)
+        client = self.procs.start("ssh", [
+            "ssh", "-N", "-i", key, "-p", str(port), "-o", "StrictHostKeyChecking=no", "-o", "BatchMode=yes",
+            "-o", "UserKnownHostsFile=/dev/null", "-o", "ExitOnForwardFailure=yes",
+            "-L", f"127.0.0.1:{entry}:127.0.0.1:{sink}", "root@127.0.0.1",
+        ])
+        row = relay_flow("ssh -L", entry, [("ssh", client.pid)])
+        self.procs.stop(client)
+        self.procs.stop(sshd)
+        return row
+
+    def lab(self, *arguments):
+        subprocess.run(["bash", LAB, *arguments], check=True, capture_output=True)
+
+    def lab_sites(self, links):
+        broker = self.broker("198.19.0.1", ns=NS_A)
+        sink = self.next_port()
+        entry = self.next_port()
+        listen_port = self.next_port()
+        a, b = self.sites(f"lab{time.monotonic_ns() % 100000}", broker,
+                          [(f"198.18.{n}.1", listen_port) for n in range(1, links + 1)],
+                          {"sink": (sink, entry)}, ns_a=NS_A, ns_b=NS_B)
+        return a, b, sink, entry
+
+    def mptcp_setup(self, links):
+        for ns in (NS_A, NS_B):
+            subprocess.run(in_ns(ns, ["ip", "mptcp", "limits", "set", "subflow", "8", "add_addr_accepted", "8"]),
+                           check=True)
+            subprocess.run(in_ns(ns, ["ip", "mptcp", "endpoint", "flush"]), check=True)
+        for n in range(2, links + 1):
+            subprocess.run(in_ns(NS_B, ["ip", "mptcp", "endpoint", "add", f"198.18.{n}.2", "dev", f"wlb{n}",
+                                        "subflow"]), check=True)
+
+    def shaped(self, key, title, rates):
+        """weft against each link alone, their sum and kernel MPTCP on the same shaped links."""
+        log(f"== {title}")
+        self.lab("up", *rates)
+        self.mptcp_setup(len(rates))
+        rows = []
+        port = self.next_port()
+        for n in range(1, len(rates) + 1):
+            row = self.flow(f"link {n} alone ({rates[n - 1]})", f"198.18.{n}.1:{port}", f"198.18.{n}.1:{port}",
+                            sink_ns=NS_A, source_ns=NS_B)
+            rows.append(row)
+            log(f"   {row['label']:<28} {row['mbps']:8.1f} Mbit/s")
+        total = sum(r["mbps"] for r in rows)
+        fastest = max(r["mbps"] for r in rows)
+        mptcp = self.flow("kernel MPTCP", f"0.0.0.0:{port}", f"198.18.1.1:{port}", sink_ns=NS_A, source_ns=NS_B,
+                          mptcp=True)
+        log(f"   {'kernel MPTCP':<28} {mptcp['mbps']:8.1f} Mbit/s  {mptcp['mbps'] / total * 100:5.1f} % of the sum")
+        a, b, sink, entry = self.lab_sites(len(rates))
+        weft = self.flow(f"weft, {len(rates)} links", f"127.0.0.1:{sink}", f"127.0.0.1:{entry}", sink_ns=NS_A,
+                         source_ns=NS_B, nodes=[("site a", a.pid), ("site b", b.pid)])
+        log(f"   {weft['label']:<28} {weft['mbps']:8.1f} Mbit/s  {weft['mbps'] / total * 100:5.1f} % of the sum, "
+            f"{weft['mbps'] / fastest:.2f}× the fastest link, {weft['mbps'] / mptcp['mbps']:.2f}× MPTCP")
+        self.procs.stop_all()
+        self.lab("down")
+        self.results.setdefault("aggregation", []).append({
+            "key": key, "title": title, "rates": rates, "alone": rows, "sum_mbps": total, "mptcp": mptcp,
+            "weft": weft,
+        })
+
+    def aggregation(self):
+        self.shaped("2x100", "aggregation: 2 × 100 Mbit/s", ["100mbit", "100mbit"])
+        self.shaped("100+20", "aggregation: 100 + 20 Mbit/s", ["100mbit", "20mbit"])
+        self.shaped("4mixed", "aggregation: 4 mixed links", ["100mbit", "50mbit", "20mbit", "10mbit"])
+        if self.args.rtt:
+            self.shaped("1:25rtt", "aggregation: 50 + 50 Mbit/s at 1:25 RTT", ["50mbit@1ms", "50mbit@25ms"])
+
+    def failover(self):
+        """One of two 100 Mbit/s links cut 3 s into a 10 s transfer: bytes lost, longest stall."""
+        log("== failover: link 1 of 2 × 100 Mbit/s cut 3 s into the transfer")
+        self.lab("up", "100mbit", "100mbit")
+        self.mptcp_setup(2)
+        port = self.next_port()
+        cut = lambda: (time.sleep(3), self.lab("cut", "1"))  # noqa: E731
+        seconds = max(self.seconds, 10)
+        mptcp = self.flow("kernel MPTCP", f"0.0.0.0:{port}", f"198.18.1.1:{port}", seconds=seconds, sink_ns=NS_A,
+                          source_ns=NS_B, mptcp=True, verify=True, during=cut)
+        self.lab("restore", "1")
+        a, b, sink, entry = self.lab_sites(2)
+        weft = self.flow("weft, 2 links", f"127.0.0.1:{sink}", f"127.0.0.1:{entry}", seconds=seconds, sink_ns=NS_A,
+                         source_ns=NS_B, verify=True, during=cut)
+        rows = []
+        for row in (mptcp, weft):
+            lost = "none" if row["mismatch_at"] is None and not row["error"] else (
+                f"stream broken at byte {row['mismatch_at']}" if row["mismatch_at"] is not None else row["error"])
+            after = row["series_mbps"][int(4.5 / row["interval"]):]
+            row["after_cut_mbps"] = sum(after) / len(after) if after else 0.0
+            log(f"   {row['label']:<16} {row['bytes'] / 1e6:8.1f} MB received, bytes lost: {lost}, "
+                f"longest stall {row['longest_gap'] * 1000:.0f} ms, {row['after_cut_mbps']:.1f} Mbit/s after the cut")
+            rows.append(row)
+        self.procs.stop_all()
+        self.lab("down")
+        self.results["failover"] = rows
+        self.plot_failover(rows)
+
+    def plot_failover(self, rows):
+        data = os.path.join(self.args.out, "failover.dat")
+        with open(data, "w") as f:
+            for row in rows:
+                f.write(f"# {row['label']}\n")
+                for i, mbps in enumerate(row["series_mbps"]):
+                    f.write(f"{(i + 1) * row['interval'] + row['since_start']:.2f} {mbps:.2f}\n")
+                f.write("\n\n")
+        if not shutil.which("gnuplot"):
+            log("   (no gnuplot: failover.png not drawn; the series are in failover.dat)")
+            return
+        png = os.path.join(self.args.out, "failover.png")
+        script = (
+            f"set terminal pngcairo size 900,420 font 'sans,10'\nset output '{png}'\n"
+            "set title 'Link 1 of 2 × 100 Mbit/s cut at 3 s (100 ms bins, receiver side)'\n"
+            "set xlabel 'seconds'\nset ylabel 'Mbit/s'\nset yrange [0:*]\nset grid\nset key bottom right\n"
+            "set arrow from 3, graph 0 to 3, graph 1 nohead dt 2\n"
+            f"plot '{data}' index 0 with lines lw 2 title '{rows[0]['label']}', "
+            f"'{data}' index 1 with lines lw 2 title '{rows[1]['label']}'\n"
+        )
+        subprocess.run(["gnuplot"], input=script, text=True, check=True)
+        log(f"   plot: {png}")
+
+    def loss(self):
+        """1 % and 5 % packet loss on one of two 100 Mbit/s links: goodput, weft against MPTCP."""
+        log("== loss on link 1 of 2 × 100 Mbit/s")
+        self.lab("up", "100mbit", "100mbit")
+        self.mptcp_setup(2)
+        port = self.next_port()
+        a, b, sink, entry = self.lab_sites(2)
+        rows = []
+        for percent in (1, 5):
+            self.lab("loss", "1", str(percent))
+            alone = self.flow(f"link 1 alone, {percent} % loss", f"198.18.1.1:{port}", f"198.18.1.1:{port}",
+                              sink_ns=NS_A, source_ns=NS_B)
+            mptcp = self.flow(f"kernel MPTCP, {percent} % loss", f"0.0.0.0:{port}", f"198.18.1.1:{port}",
+                              sink_ns=NS_A, source_ns=NS_B, mptcp=True)
+            weft = self.flow(f"weft, {percent} % loss", f"127.0.0.1:{sink}", f"127.0.0.1:{entry}", sink_ns=NS_A,
+                             source_ns=NS_B)
+            for row in (alone, mptcp, weft):
+                log(f"   {row['label']:<28} {row['mbps']:8.1f} Mbit/s")
+            log(f"   weft / MPTCP at {percent} %: {weft['mbps'] / mptcp['mbps']:.2f}×")
+            rows.append({"percent": percent, "alone": alone, "mptcp": mptcp, "weft": weft})
+        self.procs.stop_all()
+        self.lab("down")
+        self.results["loss"] = rows
+
+    def latency(self):
+        """redis-benchmark through a tunnel on loopback against redis directly."""
+        log("== latency: redis-benchmark, direct and through weft (loopback)")
+        port, entry = self.next_port(), self.next_port()
+        self.procs.start("redis", ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                                   "--appendonly", "no"])
+        wait_until("redis", lambda: listening(port), 10)
+        broker = self.broker("127.0.0.1")
+        self.sites("lat", broker, [("127.0.0.1", self.next_port())], {"redis": (port, entry)})
+        rows = []
+        for clients in (1, 50):
+            for label, target in (("direct", port), ("weft", entry)):
+                out = subprocess.run(
+                    ["redis-benchmark", "-h", "127.0.0.1", "-p", str(target), "-t", "set,get", "-n",
+                     str(self.args.requests), "-c", str(clients), "--csv"],
+                    capture_output=True, text=True, timeout=300, check=True,
+                ).stdout
+                for line in out.splitlines()[1:]:
+                    cells = [c.strip('"') for c in line.split(",")]
+                    rows.append({"path": label, "clients": clients, "test": cells[0], "rps": float(cells[1]),
+                                 "p50_ms": float(cells[4]), "p99_ms": float(cells[6])})
+        for clients in (1, 50):
+            for test in ("SET", "GET"):
+                d = next(r for r in rows if r["path"] == "direct" and r["clients"] == clients and r["test"] == test)
+                w = next(r for r in rows if r["path"] == "weft" and r["clients"] == clients and r["test"] == test)
+                log(f"   {test} {clients:>2} client(s): direct p50 {d['p50_ms']:.3f} p99 {d['p99_ms']:.3f} ms, "
+                    f"weft p50 {w['p50_ms']:.3f} p99 {w['p99_ms']:.3f} ms → added p50 "
+                    f"{w['p50_ms'] - d['p50_ms']:+.3f} p99 {w['p99_ms'] - d['p99_ms']:+.3f} ms; "
+                    f"{w['rps']:.0f} vs {d['rps']:.0f} requests/s")
+        self.procs.stop_all()
+        self.results["latency"] = rows
+
+    def scale(self):
+        """1,000 and 10,000 concurrent streams through one tunnel: node RSS and CPU, opens per second."""
+        log("== scale: concurrent streams through one tunnel (loopback, echo app)")
+        echo, entry = self.next_port(), self.next_port()
+        self.procs.start("echo", [PY, STREAMS, "echo", "--listen", f"127.0.0.1:{echo}"])
+        wait_until("the echo app", lambda: listening(echo), 10)
+        broker = self.broker("127.0.0.1")
+        rows = []
+        for count in self.args.streams:
+            direct = self.open_streams(count, echo, [])
+            a, b = self.sites(f"sc{count}", broker, [("127.0.0.1", self.next_port())], {"echo": (echo, entry)})
+            time.sleep(1)
+            idle = {"site a": rss_mib(a.pid), "site b": rss_mib(b.pid)}
+            weft = self.open_streams(count, entry, [("site a", a.pid), ("site b", b.pid)])
+            weft["idle_rss_mib"] = idle
+            rss = weft["rss_mib"]
+            log(f"   {count:>6} streams: direct {direct['opens_per_second']:8.0f} opens/s; weft "
+                f"{weft['opens_per_second']:8.0f} opens/s, {weft['open']} open, {weft['failures']} failed, "
+                f"p99 open {weft['p99_open_ms'] or 0:.1f} ms; RSS a {idle['site a']:.1f}→{rss['site a']:.1f} MiB, "
+                f"b {idle['site b']:.1f}→{rss['site b']:.1f} MiB "
+                f"({(rss['site a'] - idle['site a']) * 1024 / count:.1f} + "
+                f"{(rss['site b'] - idle['site b']) * 1024 / count:.1f} KiB per stream); CPU "
+                f"{weft['cpu_seconds']['site a']:.2f} s + {weft['cpu_seconds']['site b']:.2f} s")
+            rows.append({"count": count, "direct": direct, "weft": weft})
+            self.procs.stop(b)
+            self.procs.stop(a)
+        self.procs.stop_all()
+        self.results["scale"] = rows
+
+    def open_streams(self, count, port, nodes):
+        report = os.path.join(self.work, f"streams-{count}-{port}.json")
+        release = report + ".release"
+        cpu_before = {name: cpu_seconds(pid) for name, pid in nodes}
+        client = self.procs.start("streams", [PY, STREAMS, "open", "--connect", f"127.0.0.1:{port}", "--count",
+                                              str(count), "--report", report, "--hold-file", release])
+        wait_until(f"{count} streams", lambda: os.path.exists(report) or client.poll() is not None, 300)
+        time.sleep(1)
+        result = json.load(open(report)) if os.path.exists(report) else {"error": "no report"}
+        result["rss_mib"] = {name: rss_mib(pid) for name, pid in nodes}
+        result["cpu_seconds"] = {name: cpu_seconds(pid) - cpu_before[name] for name, pid in nodes}
+        open(release, "w").close()
+        client.wait(60)
+        return result
+
+    # -- the run ----------------------------------------------------------------------------------
+
+    def run(self):
+        started = time.time()
+        self.results["machine"] = {
+            "date": datetime.date.today().isoformat(), "kernel": platform.release(), "cores": os.cpu_count(),
+            "cpu": next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")),
+                        "?"),
+            "weft": subprocess.run([self.weft, "version"], capture_output=True, text=True).stdout.strip(),
+            "command": " ".join(sys.argv),
+        }
+        try:
+            for scenario in self.args.scenarios:
+                getattr(self, scenario)()
+        finally:
+            self.procs.stop_all()
+            subprocess.run(["bash", LAB, "down"], capture_output=True)
+        self.results["seconds"] = time.time() - started
+        path = os.path.join(self.args.out, "results.json")
+        with open(path, "w") as f:
+            json.dump(self.results, f, indent=1)
+        log(f"== done in {self.results['seconds']:.0f} s; results: {path}")
+        if not self.args.keep:
+            shutil.rmtree(self.work, ignore_errors=True)
+
+
+SCENARIOS = ["loopback", "aggregation", "failover", "loss", "latency", "scale"]
+
+
+def main():
+    parser = argparse.ArgumentParser(description="weft benchmarks against baselines measured in the same run")
+    parser.add_argument("scenarios", nargs="*", metavar="SCENARIO", help=f"any of {', '.join(SCENARIOS)} (default: all)")
+    parser.add_argument("--weft", default=os.path.join(ROOT, ".build", "release", "weft"))
+    parser.add_argument("--out", default=os.path.join(ROOT, "bench-results"))
+    parser.add_argument("--seconds", type=float, default=8, help="length of each throughput flow")
+    parser.add_argument("--requests", type=int, default=50000, help="redis-benchmark requests per test")
+    parser.add_argument("--streams", type=int, nargs="+", default=[1000, 10000])
+    parser.add_argument("--no-rtt", dest="rtt", action="store_false", help="skip the 1:25 RTT case")
+    parser.add_argument("--keep", action="store_true", help="keep the work folder (logs, configs)")
+    args = parser.parse_args()
+    args.scenarios = args.scenarios or SCENARIOS
+    for name in args.scenarios:
+        if name not in SCENARIOS:
+            parser.error(f"unknown scenario {name!r}; known: {', '.join(SCENARIOS)}")
+    if os.geteuid() != 0:
+        print("bench: the network lab needs root (namespaces); run as root or with sudo", file=sys.stderr)
+        sys.exit(77)
+    if not os.access(args.weft, os.X_OK):
+        print(f"bench: {args.weft} is not built (swift build -c release)", file=sys.stderr)
+        sys.exit(1)
+    os.makedirs(args.out, exist_ok=True)
+    raise_limit()
+    bench = Bench(args)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    try:
+        bench.run()
+    except BenchError as e:
+        print(f"bench: {e} (work folder kept: {bench.work})", file=sys.stderr)
+        bench.args.keep = True
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
