@@ -15,6 +15,9 @@ struct SendQueue {
         readableBytes += buffer.readableBytes
     }
 
+    /// Bytes in the first buffer: a frame cut there is a slice, not a copy.
+    var firstBufferBytes: Int { buffers.first?.readableBytes ?? 0 }
+
     /// Takes the next `length` bytes (at most `readableBytes`).
     mutating func read(length: Int) -> ByteBuffer {
         precondition(length <= readableBytes)

@@ -549,11 +549,11 @@ public struct TunnelEngine: Sendable {
                 guard let built = buildDataFrame(now: now) else { continue }
                 frame = built
             }
-            var buffer = output[link] ?? ByteBuffer()
-            let before = buffer.writerIndex
-            serializer.serialize(frame, into: &buffer)
-            output[link] = buffer
-            links[link]!.recordSent(frame, bytes: buffer.writerIndex - before, now: now)
+            // In place: a copy of the link's output taken out of the dictionary would make every
+            // frame copy everything queued before it (copy on write).
+            let before = output[link]?.writerIndex ?? 0
+            serializer.serialize(frame, into: &output[link, default: ByteBuffer()])
+            links[link]!.recordSent(frame, bytes: output[link]!.writerIndex - before, now: now)
         }
         resumeReadingWhereDrained()
     }
@@ -591,8 +591,15 @@ public struct TunnelEngine: Sendable {
     private func sendableBytes(_ stream: StreamState) -> Int {
         let credit = stream.peerLimit > stream.nextOffset ? Int(min(stream.peerLimit - stream.nextOffset, 1 << 30)) : 0
         let tunnelCredit = tunnelPeerLimit > tunnelSent ? Int(min(tunnelPeerLimit - tunnelSent, 1 << 30)) : 0
-        return min(stream.pending.readableBytes, credit, tunnelCredit, options.frameLimits.maxDataChunk)
+        let bytes = min(stream.pending.readableBytes, credit, tunnelCredit, options.frameLimits.maxDataChunk)
+        // A frame that ends where the app's buffer ends is a slice of it; one that spans two
+        // buffers is a copy. Cut at the boundary unless that makes the frame small.
+        let first = stream.pending.firstBufferBytes
+        return first < bytes && first >= Self.smallestCutFrame ? first : bytes
     }
+
+    /// Data frames are cut short at an app buffer's end only down to this size.
+    static let smallestCutFrame = 8 << 10
 
     private mutating func buildDataFrame(now: Duration) -> TunnelFrame? {
         guard let id = ready.first, var stream = streams[id] else { return nil }
@@ -642,9 +649,7 @@ public struct TunnelEngine: Sendable {
     }
 
     private mutating func write(_ frame: TunnelFrame, on link: LinkID) {
-        var buffer = output[link] ?? ByteBuffer()
-        serializer.serialize(frame, into: &buffer)
-        output[link] = buffer
+        serializer.serialize(frame, into: &output[link, default: ByteBuffer()])
     }
 
     // MARK: link health

@@ -18,7 +18,6 @@ public struct RemoteAppListener: Sendable {
     public static func bind(
         _ app: RemoteAppConfig,
         manager: TunnelManager,
-        group: EventLoopGroup,
         connectTimeout: Duration,
         logger: Logger
     ) async throws -> RemoteAppListener {
@@ -26,7 +25,10 @@ public struct RemoteAppListener: Sendable {
         logger[metadataKey: "peer"] = "\(app.siteName)"
         logger[metadataKey: "app"] = "\(app.appName)"
         let clientLogger = logger
-        let bootstrap = ServerBootstrap(group: group)
+        // Accepted clients on the peer's tunnel loop: their bytes then go to the links without
+        // a hop between threads.
+        let loop = manager.eventLoop(for: app.siteName)
+        let bootstrap = ServerBootstrap(group: loop, childGroup: loop)
             .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(ChannelOptions.allowRemoteHalfClosure, value: true)
             .childChannelOption(ChannelOptions.autoRead, value: false)

@@ -79,7 +79,7 @@ public struct SiteService: Service {
             for app in configuration.remoteApps {
                 appListeners.append(
                     try await RemoteAppListener.bind(
-                        app, manager: manager, group: group, connectTimeout: connectTimeout, logger: logger))
+                        app, manager: manager, connectTimeout: connectTimeout, logger: logger))
             }
         } catch {
             logger.error("cannot open the site's sockets: \(error)")

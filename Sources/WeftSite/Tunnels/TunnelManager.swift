@@ -94,6 +94,8 @@ public final class TunnelManager: Sendable {
     public let configuration: Configuration
     public let site: LocalLinkSite
     private let group: EventLoopGroup
+    /// The group's loops, in a fixed order: each peer's tunnels live on one of them.
+    private let loops: [EventLoop]
     private let apps: ExposedAppServer
     private let logger: Logger
     private let state: NIOLockedValueBox<State>
@@ -109,6 +111,7 @@ public final class TunnelManager: Sendable {
         self.configuration = configuration
         self.site = site
         self.group = group
+        self.loops = Array(group.makeIterator())
         self.logger = logger
         self.apps = ExposedAppServer(
             registry: ExposedAppRegistry(exposedApps), connectTimeout: configuration.appConnectTimeout, logger: logger)
@@ -444,12 +447,22 @@ public final class TunnelManager: Sendable {
 
     // MARK: tunnels
 
+    /// The event loop of every tunnel to `peer`, of the links it dials and of the clients of
+    /// its remote apps: data between an app socket and a link then never hops between threads
+    /// (links the peer dials to us are the exception; they hop once). Peers spread over the
+    /// loops by a stable hash of their name.
+    public func eventLoop(for peer: String) -> EventLoop {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325  // FNV-1a: stable across runs, unlike Hasher
+        for byte in peer.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
+        return loops.isEmpty ? group.next() : loops[Int(hash % UInt64(loops.count))]
+    }
+
     /// A new half of a tunnel, with a fresh random incarnation (never the unknown marker).
     private func makeDriver(peer name: String, peerIncarnation: UInt64 = LinkHandshake.unknownIncarnation)
         -> TunnelDriver
     {
         let driver = TunnelDriver(
-            eventLoop: group.next(),
+            eventLoop: eventLoop(for: name),
             localIncarnation: UInt64.random(in: 1...UInt64.max),
             peerSite: name,
             peerIncarnation: peerIncarnation,
