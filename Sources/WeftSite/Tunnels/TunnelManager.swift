@@ -1,6 +1,7 @@
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
+import NIOPosix
 import WeftDiscovery
 import WeftIdentity
 import WeftTransport
@@ -416,7 +417,12 @@ public final class TunnelManager: Sendable {
             case .create:
                 break
             }
-            let driver = makeDriver(peer: name, peerIncarnation: hello.incarnation)
+            // A peer whose apps this site does not use reaches it only through links it dials
+            // here: the tunnel lives on this first link's loop, so at least it never hops.
+            let loop =
+                configuration.usedSites.contains(name)
+                ? eventLoop(for: name) : MultiThreadedEventLoopGroup.currentEventLoop ?? eventLoop(for: name)
+            let driver = makeDriver(peer: name, peerIncarnation: hello.incarnation, on: loop)
             peer.driver = driver
             peer.linklessSince = nil
             // Paths waiting to dial the old tunnel dial this one now.
@@ -458,11 +464,11 @@ public final class TunnelManager: Sendable {
     }
 
     /// A new half of a tunnel, with a fresh random incarnation (never the unknown marker).
-    private func makeDriver(peer name: String, peerIncarnation: UInt64 = LinkHandshake.unknownIncarnation)
-        -> TunnelDriver
-    {
+    private func makeDriver(
+        peer name: String, peerIncarnation: UInt64 = LinkHandshake.unknownIncarnation, on loop: EventLoop? = nil
+    ) -> TunnelDriver {
         let driver = TunnelDriver(
-            eventLoop: eventLoop(for: name),
+            eventLoop: loop ?? eventLoop(for: name),
             localIncarnation: UInt64.random(in: 1...UInt64.max),
             peerSite: name,
             peerIncarnation: peerIncarnation,

@@ -8,29 +8,39 @@ import NIOCore
 /// Stream data is returned as a slice of the input, not a copy.
 public struct TunnelFrameParser: Sendable {
     public let limits: TunnelFrameLimits
+    /// The input being parsed; frames inside it are handed out as slices of it.
     private var buffer = ByteBuffer()
+    /// Input behind `buffer`, kept as it came: bytes are copied only for a frame that spans
+    /// two inputs, and then only that frame's bytes.
+    private var queued = CircularBuffer<ByteBuffer>()
+    private var queuedBytes = 0
 
     public init(limits: TunnelFrameLimits = .default) {
         self.limits = limits
     }
 
     /// Bytes held, waiting for the rest of a frame.
-    public var bufferedBytes: Int { buffer.readableBytes }
+    public var bufferedBytes: Int { buffer.readableBytes + queuedBytes }
 
     public mutating func append(_ bytes: inout ByteBuffer) {
-        if buffer.readableBytes == 0 {
+        defer { bytes.moveReaderIndex(to: bytes.writerIndex) }
+        guard bytes.readableBytes > 0 else { return }
+        if buffer.readableBytes == 0 && queued.isEmpty {
             buffer = bytes
-            bytes.moveReaderIndex(to: bytes.writerIndex)
         } else {
-            buffer.writeBuffer(&bytes)
+            queued.append(bytes)
+            queuedBytes += bytes.readableBytes
         }
     }
 
     /// Hands out what is buffered and not yet parsed (the bytes behind a handshake, which
     /// belong to the tunnel's own parser).
     public mutating func takeBuffered() -> ByteBuffer {
-        defer { buffer = ByteBuffer() }
-        return buffer
+        var all = buffer
+        while var next = queued.popFirst() { all.writeBuffer(&next) }
+        buffer = ByteBuffer()
+        queuedBytes = 0
+        return all
     }
 
     public mutating func append(_ bytes: ByteBuffer) {
@@ -39,6 +49,35 @@ public struct TunnelFrameParser: Sendable {
     }
 
     public mutating func nextFrame() throws(WireError) -> TunnelFrame? {
+        while true {
+            if let frame = try frameInBuffer() { return frame }
+            guard !queued.isEmpty else { return nil }
+            if buffer.readableBytes == 0 {
+                buffer = queued.removeFirst()
+                queuedBytes -= buffer.readableBytes
+                continue
+            }
+            // The next frame spans into the queued input: join exactly its bytes (or its
+            // header first, when not even that is here).
+            let needed =
+                buffer.readableBytes < TunnelFrameSerializer.headerLength
+                ? TunnelFrameSerializer.headerLength
+                : TunnelFrameSerializer.headerLength + Int(buffer.getInteger(at: buffer.readerIndex + 2, as: UInt32.self)!)
+            var joined = ByteBufferAllocator().buffer(capacity: needed)
+            joined.writeBuffer(&buffer)
+            while joined.readableBytes < needed, var next = queued.popFirst() {
+                var part = next.readSlice(length: min(needed - joined.readableBytes, next.readableBytes))!
+                queuedBytes -= part.readableBytes
+                joined.writeBuffer(&part)
+                if next.readableBytes > 0 { queued.prepend(next) }
+            }
+            buffer = joined
+        }
+    }
+
+    /// The frame at the head of `buffer`, if all of it is there; throws on a bad header
+    /// before waiting for a payload it would refuse anyway.
+    private mutating func frameInBuffer() throws(WireError) -> TunnelFrame? {
         guard buffer.readableBytes >= TunnelFrameSerializer.headerLength,
             let rawType: UInt8 = buffer.getInteger(at: buffer.readerIndex),
             let flags: UInt8 = buffer.getInteger(at: buffer.readerIndex + 1),
@@ -51,11 +90,7 @@ public struct TunnelFrameParser: Sendable {
         guard buffer.readableBytes >= TunnelFrameSerializer.headerLength + Int(length) else { return nil }
         buffer.moveReaderIndex(forwardBy: TunnelFrameSerializer.headerLength)
         var payload = buffer.readSlice(length: Int(length))!
-        if buffer.readableBytes == 0 {
-            buffer.clear()
-        } else if buffer.readerIndex > 1 << 20 {
-            buffer.discardReadBytes()
-        }
+        if buffer.readableBytes == 0 { buffer = ByteBuffer() }
         let frame = try Self.parse(type, flags: flags, payload: &payload, limits: limits)
         guard payload.readableBytes == 0 else { throw WireError(.trailingBytes, field: "\(type) frame") }
         return frame
