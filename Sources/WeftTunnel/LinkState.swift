@@ -22,6 +22,9 @@ struct LinkState {
     /// Reliable frames of the peer received on this link, and how many we have acknowledged.
     var receivedReliable: UInt64 = 0
     var acknowledged: UInt64 = 0
+    /// Bytes received since the last ack, and when the pending ack must go out at the latest.
+    var receivedSinceAck = 0
+    var ackDueAt: Duration?
     var inFlightBytes = 0
 
     var smoothedRTT: Duration?

@@ -38,6 +38,10 @@ public struct TunnelEngine: Sendable {
         public var silenceLimit: Duration
         /// App bytes buffered per stream before the driver is asked to stop reading the app.
         public var sendBufferLimit: Int
+        /// How long an ack may wait for a frame going the other way to ride with; a link that
+        /// received `ackBytes` since its last ack is acked at once.
+        public var ackDelay: Duration
+        public var ackBytes: Int
         public var frameLimits: TunnelFrameLimits
 
         public init(
@@ -48,6 +52,8 @@ public struct TunnelEngine: Sendable {
             pingInterval: Duration = .milliseconds(500),
             silenceLimit: Duration = .seconds(2),
             sendBufferLimit: Int = 1 << 20,
+            ackDelay: Duration = .milliseconds(2),
+            ackBytes: Int = 4 << 10,
             frameLimits: TunnelFrameLimits = .default
         ) {
             self.configuration = configuration
@@ -57,6 +63,8 @@ public struct TunnelEngine: Sendable {
             self.pingInterval = pingInterval
             self.silenceLimit = silenceLimit
             self.sendBufferLimit = sendBufferLimit
+            self.ackDelay = ackDelay
+            self.ackBytes = ackBytes
             self.frameLimits = frameLimits
         }
     }
@@ -282,10 +290,24 @@ public struct TunnelEngine: Sendable {
             handle(frame, on: id, now: now)
             guard links[id] != nil else { return }
         }
+        // Acks wait a little for a frame going back (a request's answer) to ride with, so a
+        // request and its answer cost one packet each way, not two; bulk data is acked at once.
         if reliableSeen, let link = links[id], link.receivedReliable > link.acknowledged {
-            links[id]?.acknowledged = link.receivedReliable
-            write(.ack(link.receivedReliable), on: id)
+            links[id]!.receivedSinceAck += bytes.readableBytes
+            if links[id]!.receivedSinceAck >= options.ackBytes {
+                sendAck(on: id)
+            } else if link.ackDueAt == nil {
+                links[id]!.ackDueAt = now + options.ackDelay
+            }
         }
+    }
+
+    private mutating func sendAck(on id: LinkID) {
+        guard let link = links[id] else { return }
+        links[id]!.acknowledged = link.receivedReliable
+        links[id]!.receivedSinceAck = 0
+        links[id]!.ackDueAt = nil
+        write(.ack(link.receivedReliable), on: id)
     }
 
     private mutating func handle(_ frame: TunnelFrame, on link: LinkID, now: Duration) {
@@ -657,6 +679,7 @@ public struct TunnelEngine: Sendable {
     private mutating func checkLinks(now: Duration) {
         for id in links.keys.sorted() {
             guard let link = links[id] else { continue }
+            if let due = link.ackDueAt, due <= now { sendAck(on: id) }
             if now - link.lastReceive >= options.silenceLimit {
                 breakLink(id, reason: "silent for \(now - link.lastReceive)", now: now)
                 continue
@@ -734,6 +757,10 @@ public struct TunnelEngine: Sendable {
     /// (resumed reading, a delivered byte) must already have written these bytes, or the link
     /// would carry frames out of the order they were numbered in.
     private mutating func finish(now: Duration) -> [TunnelAction] {
+        // Pending acks ride with whatever goes out on their link now.
+        // (Ids first: writing while iterating `output` would copy its buffers.)
+        let riding = output.keys.filter { output[$0]!.readableBytes > 0 && links[$0]?.ackDueAt != nil }
+        for id in riding { sendAck(on: id) }
         var writes: [TunnelAction] = []
         for id in output.keys.sorted() {
             if let buffer = output[id], buffer.readableBytes > 0 { writes.append(.write(id, buffer)) }
@@ -755,6 +782,7 @@ public struct TunnelEngine: Sendable {
         for link in links.values {
             consider(link.lastReceive + options.silenceLimit)
             consider(link.lastSend + options.pingInterval)
+            if let due = link.ackDueAt { consider(due) }
             if let oldest = link.unacked.first, !link.suspect {
                 consider(oldest.sentAt + link.ackDeadline(minimum: options.minimumAckDeadline))
             }

@@ -261,25 +261,8 @@ class Bench:
         self.procs.stop(s2)
 
         # stunnel: a client and a server instance, TLS between them.
-        cert = os.path.join(self.work, "stunnel.pem")
-        subprocess.run(
-            ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-             "-subj", "/CN=weft-bench", "-days", "1", "-keyout", cert, "-out", cert],
-            check=True, capture_output=True,
-        )
-        p1, p2 = self.next_port(), self.next_port()
-        server_conf = os.path.join(self.work, "stunnel-server.conf")
-        client_conf = os.path.join(self.work, "stunnel-client.conf")
-        with open(server_conf, "w") as f:
-            f.write(f"foreground = yes\npid =\n[bench]\naccept = 127.0.0.1:{p2}\nconnect = 127.0.0.1:{sink}\n"
-                    f"cert = {cert}\nkey = {cert}\n")
-        with open(client_conf, "w") as f:
-            f.write(f"foreground = yes\npid =\n[bench]\nclient = yes\naccept = 127.0.0.1:{p1}\n"
-                    f"connect = 127.0.0.1:{p2}\n")
-        t2 = self.procs.start("stunnel", ["stunnel4", server_conf])
-        t1 = self.procs.start("stunnel", ["stunnel4", client_conf])
-        wait_until("stunnel", lambda: listening(p2), 10)
-        stunnel = relay_flow("stunnel pair (TLS 1.3)", p1, [("client", t1.pid), ("server", t2.pid)])
+        entry, t1, t2 = self.stunnel_pair(sink)
+        stunnel = relay_flow("stunnel pair (TLS 1.3)", entry, [("client", t1.pid), ("server", t2.pid)])
         self.procs.stop(t1)
         self.procs.stop(t2)
 
@@ -303,6 +286,30 @@ class Bench:
         log(f"   weft, 1 link / stunnel pair: {weft_rows[0]['mbps'] / stunnel['mbps']:.2f}×"
             + (f"; / ssh -L: {weft_rows[0]['mbps'] / ssh_row['mbps']:.2f}×" if ssh_row else ""))
         self.results["loopback"] = rows
+
+    def stunnel_pair(self, target):
+        """An stunnel client and server on loopback in front of `target`; returns the client's
+        port and both processes."""
+        cert = os.path.join(self.work, "stunnel.pem")
+        if not os.path.exists(cert):
+            subprocess.run(
+                ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                 "-subj", "/CN=weft-bench", "-days", "1", "-keyout", cert, "-out", cert],
+                check=True, capture_output=True,
+            )
+        p1, p2 = self.next_port(), self.next_port()
+        server_conf = os.path.join(self.work, f"stunnel-server-{p2}.conf")
+        client_conf = os.path.join(self.work, f"stunnel-client-{p1}.conf")
+        with open(server_conf, "w") as f:
+            f.write(f"foreground = yes\npid =\n[bench]\naccept = 127.0.0.1:{p2}\nconnect = 127.0.0.1:{target}\n"
+                    f"cert = {cert}\nkey = {cert}\n")
+        with open(client_conf, "w") as f:
+            f.write(f"foreground = yes\npid =\n[bench]\nclient = yes\naccept = 127.0.0.1:{p1}\n"
+                    f"connect = 127.0.0.1:{p2}\n")
+        server = self.procs.start("stunnel", ["stunnel4", server_conf])
+        client = self.procs.start("stunnel", ["stunnel4", client_conf])
+        wait_until("stunnel", lambda: listening(p1) and listening(p2), 10)
+        return p1, client, server
 
     def ssh_forward(self, sink, relay_flow):
         if not shutil.which("sshd") and not os.path.exists("/usr/sbin/sshd"):
@@ -474,9 +481,10 @@ class Bench:
         wait_until("redis", lambda: listening(port), 10)
         broker = self.broker("127.0.0.1")
         self.sites("lat", broker, [("127.0.0.1", self.next_port())], {"redis": (port, entry)})
+        stunnel, _, _ = self.stunnel_pair(port)
         rows = []
         for clients in (1, 50):
-            for label, target in (("direct", port), ("weft", entry)):
+            for label, target in (("direct", port), ("stunnel pair", stunnel), ("weft", entry)):
                 out = subprocess.run(
                     ["redis-benchmark", "-h", "127.0.0.1", "-p", str(target), "-t", "set,get", "-n",
                      str(self.args.requests), "-c", str(clients), "--csv"],
@@ -488,12 +496,16 @@ class Bench:
                                  "p50_ms": float(cells[4]), "p99_ms": float(cells[6])})
         for clients in (1, 50):
             for test in ("SET", "GET"):
-                d = next(r for r in rows if r["path"] == "direct" and r["clients"] == clients and r["test"] == test)
-                w = next(r for r in rows if r["path"] == "weft" and r["clients"] == clients and r["test"] == test)
+                pick = lambda path: next(  # noqa: E731
+                    r for r in rows if r["path"] == path and r["clients"] == clients and r["test"] == test)
+                d = pick("direct")
+                parts = []
+                for path in ("stunnel pair", "weft"):
+                    r = pick(path)
+                    parts.append(f"{path}: p50 {r['p50_ms']:.3f} (+{r['p50_ms'] - d['p50_ms']:.3f}) "
+                                 f"p99 {r['p99_ms']:.3f} (+{r['p99_ms'] - d['p99_ms']:.3f}) ms, {r['rps']:.0f}/s")
                 log(f"   {test} {clients:>2} client(s): direct p50 {d['p50_ms']:.3f} p99 {d['p99_ms']:.3f} ms, "
-                    f"weft p50 {w['p50_ms']:.3f} p99 {w['p99_ms']:.3f} ms → added p50 "
-                    f"{w['p50_ms'] - d['p50_ms']:+.3f} p99 {w['p99_ms'] - d['p99_ms']:+.3f} ms; "
-                    f"{w['rps']:.0f} vs {d['rps']:.0f} requests/s")
+                    f"{d['rps']:.0f}/s; " + "; ".join(parts))
         self.procs.stop_all()
         self.results["latency"] = rows
 
