@@ -13,6 +13,10 @@ struct LinkState {
         /// Delivery-rate bookkeeping at send time (BBR's rate sample).
         var deliveredAtSend: Int
         var deliveredTimeAtSend: Duration
+        /// When the frame delivered last at send time had been sent.
+        var firstSentAtSend: Duration
+        /// A copy already went out on another link (see `TunnelEngine.reinject`).
+        var reinjected = false
     }
 
     let id: LinkID
@@ -32,6 +36,8 @@ struct LinkState {
     /// Bytes acknowledged in total, and when the last acknowledgement arrived.
     var delivered = 0
     var deliveredTime: Duration = .zero
+    /// When the frame acknowledged last had been sent (BBR's first_sent_time).
+    var firstSentTime: Duration = .zero
     /// Recent delivery-rate samples (bytes per second); the estimate is their maximum.
     var rateSamples: [Double] = []
     var lastReceive: Duration
@@ -64,6 +70,14 @@ struct LinkState {
         return max(initial / 4, min(64 << 20, Int(bdp * 2)))
     }
 
+    /// The largest data frame for this link: about 4 ms of its rate (at least 8 KiB). A
+    /// frame is delivered whole or not at all, so a big one on a slow link holds back the
+    /// bytes behind it on every faster link for its whole transmission time.
+    func preferredChunk(maximum: Int) -> Int {
+        guard let rate = deliveryRate else { return maximum }
+        return min(maximum, max(8 << 10, Int(rate * 0.004)))
+    }
+
     /// When a frame of `bytes` sent now is expected to arrive.
     func expectedArrival(bytes: Int, initialRate: Double) -> Double {
         let rate = deliveryRate ?? initialRate
@@ -75,6 +89,7 @@ struct LinkState {
         if unacked.isEmpty {
             // Idle until now: rate samples restart from here, not from the last ack long ago.
             deliveredTime = now
+            firstSentTime = now
         }
         unacked.append(
             SentFrame(
@@ -83,7 +98,8 @@ struct LinkState {
                 bytes: bytes,
                 sentAt: now,
                 deliveredAtSend: delivered,
-                deliveredTimeAtSend: deliveredTime
+                deliveredTimeAtSend: deliveredTime,
+                firstSentAtSend: firstSentTime
             )
         )
         sentReliable += 1
@@ -103,7 +119,12 @@ struct LinkState {
         }
         if let last = covered.last {
             sampleRTT(now - last.sentAt)
-            let interval = now - last.deliveredTimeAtSend
+            firstSentTime = last.sentAt
+            // The longer of the send and the ack intervals, as BBR does: a burst that a shaper
+            // lets through at line rate (tbf's bucket) or acks that arrive bunched would
+            // otherwise claim a rate the link cannot sustain, and the scheduler would give the
+            // link more than it can carry in time.
+            let interval = max(now - last.deliveredTimeAtSend, last.sentAt - last.firstSentAtSend)
             if interval > .microseconds(100) {
                 let rate = Double(delivered - last.deliveredAtSend) / interval.seconds
                 rateSamples.append(rate)

@@ -95,6 +95,9 @@ public struct TunnelEngine: Sendable {
     private var tunnelLastUpdate: Duration
     private var ready: [StreamID] = []
     private var readySet: Set<StreamID> = []
+    /// Streams with bytes to send and no credit: their reader is waiting, often for a frame
+    /// still on a slow link.
+    private var creditBlocked: Set<StreamID> = []
     private var nextLocalStream: UInt32
     private var highestRemoteStream: UInt32 = 0
     /// Remote ids below the highest seen that have not arrived yet: opens cross on different
@@ -468,6 +471,7 @@ public struct TunnelEngine: Sendable {
         let id = StreamID(reset.streamID)
         if let stream = streams.removeValue(forKey: id) {
             earlyData[id] = nil
+            creditBlocked.remove(id)
             actions.append(.streamReset(id, code: reset.code, message: reset.message))
             let final = max(reset.finalSize, stream.receivedEnd)
             guard count(from: stream.receivedEnd, to: final, on: link, now: now) else { return }
@@ -500,6 +504,7 @@ public struct TunnelEngine: Sendable {
     /// with its final size, late bytes are counted against the stream's tombstone.
     private mutating func resetLocally(_ id: StreamID, _ stream: StreamState, code: StreamReset.Code, message: String) {
         streams[id] = nil
+        creditBlocked.remove(id)
         earlyData[id] = nil
         tunnelConsumed += stream.receivedEnd - stream.consumed
         if stream.reassembly.finalOffset == nil, resetStreams.count < options.configuration.maxStreams {
@@ -536,6 +541,7 @@ public struct TunnelEngine: Sendable {
     private mutating func closeIfDone(_ id: StreamID, now: Duration) {
         guard let stream = streams[id], stream.isDone else { return }
         streams[id] = nil
+        creditBlocked.remove(id)
         // Bytes delivered and not yet taken are the driver's now; their credit goes back.
         tunnelConsumed += stream.receivedEnd - stream.consumed
         actions.append(.streamClosed(id))
@@ -545,6 +551,7 @@ public struct TunnelEngine: Sendable {
     // MARK: sending
 
     private mutating func markReady(_ id: StreamID) {
+        creditBlocked.remove(id)
         if readySet.insert(id).inserted { ready.append(id) }
     }
 
@@ -568,7 +575,8 @@ public struct TunnelEngine: Sendable {
             if fromQueue {
                 frame = queue.removeFirst()
             } else {
-                guard let built = buildDataFrame(now: now) else { continue }
+                let chunk = links[link]!.preferredChunk(maximum: options.frameLimits.maxDataChunk)
+                guard let built = buildDataFrame(now: now, limit: chunk) else { continue }
                 frame = built
             }
             // In place: a copy of the link's output taken out of the dictionary would make every
@@ -577,7 +585,45 @@ public struct TunnelEngine: Sendable {
             serializer.serialize(frame, into: &output[link, default: ByteBuffer()])
             links[link]!.recordSent(frame, bytes: output[link]!.writerIndex - before, now: now)
         }
+        if !creditBlocked.isEmpty { reinject(now: now) }
         resumeReadingWhereDrained()
+    }
+
+    /// Opportunistic re-sending (as in Multipath TCP): a reader waits — its stream has no
+    /// credit — while a link has room. The wait is usually a frame still queued on a slower
+    /// link, holding back everything behind it; a copy of the oldest such frame goes out on
+    /// the link with room, and the receiver keeps whichever arrives first. Each frame is
+    /// copied once, and only from a link less than half as fast as the one it is copied to
+    /// (or suspected): between links of about the same speed, copies would only waste room.
+    private mutating func reinject(now: Duration) {
+        guard links.count > 1 else { return }
+        while let target = chooseLink(for: TunnelFrameSerializer.headerLength + 12 + options.frameLimits.maxDataChunk),
+            let targetLink = links[target]
+        {
+            let targetRate = targetLink.deliveryRate ?? 0
+            var oldest: (link: LinkID, index: CircularBuffer<LinkState.SentFrame>.Index, sentAt: Duration)?
+            for (id, link) in links where id != target && (link.suspect || (link.deliveryRate ?? 0) * 2 < targetRate) {
+                let from = requeuedBelow[id] ?? 0
+                guard
+                    let index = link.unacked.firstIndex(where: { sent in
+                        guard case .streamData = sent.frame else { return false }
+                        return !sent.reinjected && sent.sequence >= from
+                    })
+                else { continue }
+                let sentAt = link.unacked[index].sentAt
+                // Not a frame that is merely on its way at the usual pace.
+                guard now - sentAt >= (targetLink.smoothedRTT ?? .milliseconds(1)) else { continue }
+                if oldest == nil || sentAt < oldest!.sentAt { oldest = (id, index, sentAt) }
+            }
+            guard let oldest else { return }
+            links[oldest.link]!.unacked[oldest.index].reinjected = true
+            let frame = links[oldest.link]!.unacked[oldest.index].frame
+            let before = output[target]?.writerIndex ?? 0
+            serializer.serialize(frame, into: &output[target, default: ByteBuffer()])
+            let bytes = output[target]!.writerIndex - before
+            links[target]!.recordSent(frame, bytes: bytes, now: now)
+            resentBytes += bytes
+        }
     }
 
     private func estimatedSize(_ frame: TunnelFrame) -> Int {
@@ -602,6 +648,7 @@ public struct TunnelEngine: Sendable {
             }
             // Nothing sendable (no data, or no credit): it becomes ready again on data or credit.
             if stream.pending.readableBytes > 0 && stream.peerLimit > stream.nextOffset { tunnelBlocked = true }
+            if stream.pending.readableBytes > 0 { creditBlocked.insert(id) }
             ready.removeFirst()
             readySet.remove(id)
         }
@@ -623,9 +670,9 @@ public struct TunnelEngine: Sendable {
     /// Data frames are cut short at an app buffer's end only down to this size.
     static let smallestCutFrame = 8 << 10
 
-    private mutating func buildDataFrame(now: Duration) -> TunnelFrame? {
+    private mutating func buildDataFrame(now: Duration, limit: Int) -> TunnelFrame? {
         guard let id = ready.first, var stream = streams[id] else { return nil }
-        let bytes = sendableBytes(stream)
+        let bytes = min(sendableBytes(stream), limit)
         let chunk = stream.pending.read(length: bytes)
         let fin = stream.finRequested && stream.pending.readableBytes == 0
         let frame = TunnelFrame.streamData(

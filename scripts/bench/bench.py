@@ -363,6 +363,8 @@ class Bench:
 
     def shaped(self, key, title, rates):
         """weft against each link alone, their sum and kernel MPTCP on the same shaped links."""
+        if self.args.cases and key not in self.args.cases:
+            return
         log(f"== {title}")
         self.lab("up", *rates)
         self.mptcp_setup(len(rates))
@@ -590,6 +592,7 @@ def main():
     parser.add_argument("--seconds", type=float, default=8, help="length of each throughput flow")
     parser.add_argument("--requests", type=int, default=50000, help="redis-benchmark requests per test")
     parser.add_argument("--streams", type=int, nargs="+", default=[1000, 10000])
+    parser.add_argument("--cases", nargs="+", help="aggregation cases to run (2x100 100+20 4mixed 1:25rtt)")
     parser.add_argument("--no-rtt", dest="rtt", action="store_false", help="skip the 1:25 RTT case")
     parser.add_argument("--keep", action="store_true", help="keep the work folder (logs, configs)")
     args = parser.parse_args()
