@@ -6,9 +6,10 @@ set -euo pipefail
 
 # Build: pkg-config, libmosquitto-dev. Tests and the demo: a broker (mosquitto), real apps and
 # clients (python3's HTTP server, redis over a Unix socket, curl) and a STUN server (coturn).
-# The network lab: iproute2 (ip, tc) and iptables.
+# The network lab: iproute2 (ip, tc, ss), iptables, ethtool. The benchmark's baselines and plot:
+# socat, stunnel4, openssh (ssh -L), openssl, gnuplot-nox.
 packages=(pkg-config libmosquitto-dev mosquitto mosquitto-clients python3 redis-server redis-tools curl coturn
-    iproute2 iptables)
+    iproute2 iptables ethtool socat stunnel4 openssh-server openssh-client openssl gnuplot-nox)
 
 missing=()
 for package in "${packages[@]}"; do

@@ -396,8 +396,12 @@ class Bench:
         self.shaped("2x100", "aggregation: 2 × 100 Mbit/s", ["100mbit", "100mbit"])
         self.shaped("100+20", "aggregation: 100 + 20 Mbit/s", ["100mbit", "20mbit"])
         self.shaped("4mixed", "aggregation: 4 mixed links", ["100mbit", "50mbit", "20mbit", "10mbit"])
-        if self.args.rtt:
-            self.shaped("1:25rtt", "aggregation: 50 + 50 Mbit/s at 1:25 RTT", ["50mbit@1ms", "50mbit@25ms"])
+        if not self.args.rtt:
+            return
+        if not os.path.exists(os.path.join(ROOT, "scripts", "delaybridge.py")):
+            log("== aggregation at 1:25 RTT: skipped: the lab has no delay relay yet (no netem on this kernel)")
+            return
+        self.shaped("1:25rtt", "aggregation: 50 + 50 Mbit/s at 1:25 RTT", ["50mbit@1ms", "50mbit@25ms"])
 
     def failover(self):
         """One of two 100 Mbit/s links cut 3 s into a 10 s transfer: bytes lost, longest stall."""
@@ -406,7 +410,7 @@ class Bench:
         self.mptcp_setup(2)
         port = self.next_port()
         cut = lambda: (time.sleep(3), self.lab("cut", "1"))  # noqa: E731
-        seconds = max(self.seconds, 10)
+        seconds = 5 if self.args.smoke else max(self.seconds, 10)
         mptcp = self.flow("kernel MPTCP", f"0.0.0.0:{port}", f"198.18.1.1:{port}", seconds=seconds, sink_ns=NS_A,
                           source_ns=NS_B, mptcp=True, verify=True, during=cut)
         self.lab("restore", "1")
@@ -504,8 +508,8 @@ class Bench:
                 parts = []
                 for path in ("stunnel pair", "weft"):
                     r = pick(path)
-                    parts.append(f"{path}: p50 {r['p50_ms']:.3f} (+{r['p50_ms'] - d['p50_ms']:.3f}) "
-                                 f"p99 {r['p99_ms']:.3f} (+{r['p99_ms'] - d['p99_ms']:.3f}) ms, {r['rps']:.0f}/s")
+                    parts.append(f"{path}: p50 {r['p50_ms']:.3f} ({r['p50_ms'] - d['p50_ms']:+.3f}) "
+                                 f"p99 {r['p99_ms']:.3f} ({r['p99_ms'] - d['p99_ms']:+.3f}) ms, {r['rps']:.0f}/s")
                 log(f"   {test} {clients:>2} client(s): direct p50 {d['p50_ms']:.3f} p99 {d['p99_ms']:.3f} ms, "
                     f"{d['rps']:.0f}/s; " + "; ".join(parts))
         self.procs.stop_all()
@@ -595,7 +599,12 @@ def main():
     parser.add_argument("--cases", nargs="+", help="aggregation cases to run (2x100 100+20 4mixed 1:25rtt)")
     parser.add_argument("--no-rtt", dest="rtt", action="store_false", help="skip the 1:25 RTT case")
     parser.add_argument("--keep", action="store_true", help="keep the work folder (logs, configs)")
+    parser.add_argument("--smoke", action="store_true",
+                        help="every scenario, briefly (CI): 2 s flows, one aggregation case, 500 streams")
     args = parser.parse_args()
+    if args.smoke:
+        args.seconds, args.requests, args.streams, args.rtt = 2, 2000, [500], False
+        args.cases = args.cases or ["2x100"]
     args.scenarios = args.scenarios or SCENARIOS
     for name in args.scenarios:
         if name not in SCENARIOS:

@@ -30,6 +30,9 @@ public struct RemoteAppListener: Sendable {
         let loop = manager.eventLoop(for: app.siteName)
         let bootstrap = ServerBootstrap(group: loop, childGroup: loop)
             .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
+            // Bursts of clients (a pool opening hundreds at once) must not overflow the accept
+            // queue: a dropped SYN costs the client a one-second retransmit.
+            .serverChannelOption(ChannelOptions.backlog, value: 4096)
             .childChannelOption(ChannelOptions.allowRemoteHalfClosure, value: true)
             .childChannelOption(ChannelOptions.autoRead, value: false)
             .childChannelInitializer { channel in
