@@ -62,7 +62,8 @@ public struct TunnelFrameParser: Sendable {
             let needed =
                 buffer.readableBytes < TunnelFrameSerializer.headerLength
                 ? TunnelFrameSerializer.headerLength
-                : TunnelFrameSerializer.headerLength + Int(buffer.getInteger(at: buffer.readerIndex + 2, as: UInt32.self)!)
+                : TunnelFrameSerializer.headerLength
+                    + Int(buffer.getInteger(at: buffer.readerIndex + 2, as: UInt32.self)!)
             var joined = ByteBufferAllocator().buffer(capacity: needed)
             joined.writeBuffer(&buffer)
             while joined.readableBytes < needed, var next = queued.popFirst() {
