@@ -603,6 +603,9 @@ public struct TunnelEngine: Sendable {
             let targetRate = targetLink.deliveryRate ?? 0
             var oldest: (link: LinkID, index: CircularBuffer<LinkState.SentFrame>.Index, sentAt: Duration)?
             for (id, link) in links where id != target && (link.suspect || (link.deliveryRate ?? 0) * 2 < targetRate) {
+                // Late for its own link, too: a frame on its way at the link's usual pace is
+                // not worth a copy.
+                let late = link.smoothedRTT.map { $0 + link.rttVariance * 4 } ?? .milliseconds(100)
                 let from = requeuedBelow[id] ?? 0
                 guard
                     let index = link.unacked.firstIndex(where: { sent in
@@ -612,7 +615,7 @@ public struct TunnelEngine: Sendable {
                 else { continue }
                 let sentAt = link.unacked[index].sentAt
                 // Not a frame that is merely on its way at the usual pace.
-                guard now - sentAt >= (targetLink.smoothedRTT ?? .milliseconds(1)) else { continue }
+                guard now - sentAt >= max(late, targetLink.smoothedRTT ?? .milliseconds(1)) else { continue }
                 if oldest == nil || sentAt < oldest!.sentAt { oldest = (id, index, sentAt) }
             }
             guard let oldest else { return }
