@@ -1,21 +1,31 @@
 #!/usr/bin/env bash
 # The network lab: two network namespaces joined by N veth links, each shaped with tc tbf, with
-# packet loss (iptables statistic), cuts and restores; plus an unshaped control link for the
-# message-channel broker. Addresses are in 198.18.0.0/15 only. Needs root.
+# one-way delay, packet loss (iptables statistic), cuts and restores; plus an unshaped control
+# link for the message-channel broker. Addresses are in 198.18.0.0/15 only. Needs root.
 #
-#   scripts/lab.sh up RATE [RATE...]    links 1..N with these rates (e.g. 100mbit 20mbit)
+#   scripts/lab.sh up LINK [LINK...]    links 1..N, each RATE or RATE@DELAY[/DELAY_BACK]
+#                                       (e.g. 100mbit 50mbit@25ms: link 2 has 25 ms each way,
+#                                       ~50 ms RTT; 20mbit@40ms/10ms: 40 ms a->b, 10 ms b->a)
 #   scripts/lab.sh cut N | restore N    drop everything on link N both ways, or stop dropping
 #   scripts/lab.sh loss N PERCENT       drop PERCENT % of packets sent on link N (0 clears)
-#   scripts/lab.sh status               namespaces, addresses, qdiscs
+#   scripts/lab.sh status               namespaces, addresses, qdiscs, delays
 #   scripts/lab.sh down                 remove everything the lab made
 #   scripts/lab.sh exec a|b CMD...      run a command in namespace a or b
 #
-# Link N joins a's 198.18.N.1/24 to b's 198.18.N.2/24; the control link is 198.19.0.1/24 (a) and
-# 198.19.0.2/24 (b). Running `up` again first removes the previous lab.
+# Link N joins a's 198.18.N.1/24 (wlaN) to b's 198.18.N.2/24 (wlbN); the control link is
+# 198.19.0.1/24 (a) and 198.19.0.2/24 (b). Running `up` again first removes the previous lab.
+# This kernel has no netem, so a delayed link runs through a third namespace, weft-lab-m:
+# wlaN <-> wmaN [scripts/delaybridge.py, a user-space L2 delay line] wmbN <-> wlbN. The tbf
+# shaping stays on wlaN and wlbN (a link's queue, then its propagation delay); segmentation and
+# checksum offloads are off on those four veths (the bridge moves plain frames). Bridge pids
+# and logs are in /run/weft-lab/.
 set -euo pipefail
 
 ns_a=weft-lab-a
 ns_b=weft-lab-b
+ns_m=weft-lab-m
+run=/run/weft-lab
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 need_root() {
     if [[ $(id -u) -ne 0 ]]; then
@@ -26,22 +36,109 @@ need_root() {
 
 exists() { ip netns list 2>/dev/null | grep -qw "$1"; }
 
+# A process that is gone or a zombie (its parent is init, which may reap it late) is not alive.
+alive() {
+    local state
+    state=$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) || return 1
+    [[ -n $state && $state != Z ]]
+}
+
+# Stops the delay bridges (SIGTERM: each prints its counters to its log), then the namespaces.
+stop_bridges() {
+    local pidfile pid n log
+    for pidfile in "$run"/bridge*.pid; do
+        [[ -e $pidfile ]] || continue
+        pid=$(<"$pidfile")
+        if [[ $pid =~ ^[0-9]+$ ]] && grep -qa delaybridge "/proc/$pid/cmdline" 2>/dev/null; then
+            kill -TERM "$pid" 2>/dev/null || true
+            for _ in $(seq 100); do alive "$pid" || break; sleep 0.05; done
+            if alive "$pid"; then kill -KILL "$pid" 2>/dev/null || true; fi
+        fi
+        rm -f "$pidfile"
+    done
+    for log in "$run"/bridge*.log; do
+        [[ -e $log ]] || continue
+        n=${log##*/bridge}
+        n=${n%.log}
+        tail -n 1 "$log" | sed "s/^delaybridge:/lab: link $n bridge:/" >&2
+    done
+}
+
 down() {
-    for ns in "$ns_a" "$ns_b"; do
+    stop_bridges
+    for ns in "$ns_a" "$ns_b" "$ns_m"; do
         if exists "$ns"; then ip netns delete "$ns"; fi
     done
+    rm -rf "$run"
+}
+
+# RATE[@DELAY[/DELAY_BACK]] -> "RATE DELAY DELAY_BACK" (ms; "" when the link has no delay).
+parse_link() {
+    local spec=$1 ms='([0-9]+(\.[0-9]+)?)(ms)?'
+    if [[ $spec =~ ^([^@]+)$ ]]; then
+        echo "$spec"
+    elif [[ $spec =~ ^([^@]+)@${ms}(/${ms})?$ ]]; then
+        echo "${BASH_REMATCH[1]} ${BASH_REMATCH[2]} ${BASH_REMATCH[6]:-${BASH_REMATCH[2]}}"
+    else
+        echo "lab: bad link '$spec' (RATE or RATE@DELAYms or RATE@DELAYms/DELAY_BACKms)" >&2
+        exit 2
+    fi
+}
+
+offloads_off() { # ns iface
+    ip netns exec "$1" ethtool -K "$2" tx off sg off tso off gso off gro off >/dev/null 2>&1 ||
+        ip netns exec "$1" ethtool -K "$2" tx off gso off tso off gro off
+}
+
+# Link n through namespace m: wlaN <-> wmaN, bridge, wmbN <-> wlbN.
+delayed_link() {
+    local n=$1 delay=$2 back=$3
+    if ! exists "$ns_m"; then
+        ip netns add "$ns_m"
+        ip -n "$ns_m" link set lo up
+        # No addresses, no IPv6 chatter: m only moves frames.
+        ip netns exec "$ns_m" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
+    fi
+    ip link add "wla$n" netns "$ns_a" type veth peer name "wma$n" netns "$ns_m"
+    ip link add "wlb$n" netns "$ns_b" type veth peer name "wmb$n" netns "$ns_m"
+    offloads_off "$ns_a" "wla$n"
+    offloads_off "$ns_m" "wma$n"
+    offloads_off "$ns_m" "wmb$n"
+    offloads_off "$ns_b" "wlb$n"
+    ip -n "$ns_m" link set "wma$n" up
+    ip -n "$ns_m" link set "wmb$n" up
+    mkdir -p "$run"
+    local pidfile=$run/bridge$n.pid log=$run/bridge$n.log
+    rm -f "$pidfile"
+    echo "$delay/$back" >"$run/delay$n"
+    setsid -f ip netns exec "$ns_m" /usr/bin/python3 "$here/delaybridge.py" "wma$n" "wmb$n" \
+        --delay "$delay" --delay-back "$back" --pidfile "$pidfile" </dev/null >"$log" 2>&1
+    for _ in $(seq 100); do
+        [[ -s $pidfile ]] && return 0
+        sleep 0.05
+    done
+    echo "lab: the delay bridge for link $n did not start:" >&2
+    cat "$log" >&2
+    exit 1
 }
 
 up() {
     (($# >= 1)) || { echo "lab: up needs at least one rate (e.g. 100mbit)" >&2; exit 2; }
+    local spec
+    for spec in "$@"; do parse_link "$spec" >/dev/null; done
     down
     ip netns add "$ns_a"
     ip netns add "$ns_b"
     for ns in "$ns_a" "$ns_b"; do ip -n "$ns" link set lo up; done
-    local n=0
-    for rate in "$@"; do
+    local n=0 rate delay back
+    for spec in "$@"; do
         n=$((n + 1))
-        ip link add "wla$n" netns "$ns_a" type veth peer name "wlb$n" netns "$ns_b"
+        read -r rate delay back <<<"$(parse_link "$spec")"
+        if [[ -n $delay ]]; then
+            delayed_link "$n" "$delay" "$back"
+        else
+            ip link add "wla$n" netns "$ns_a" type veth peer name "wlb$n" netns "$ns_b"
+        fi
         ip -n "$ns_a" addr add "198.18.$n.1/24" dev "wla$n"
         ip -n "$ns_b" addr add "198.18.$n.2/24" dev "wlb$n"
         ip -n "$ns_a" link set "wla$n" up
@@ -111,6 +208,18 @@ status() {
         ip netns exec "$ns" tc qdisc show | grep tbf || true
         ip netns exec "$ns" iptables -w -S | grep weft-lab || true
     done
+    if exists "$ns_m"; then
+        echo "== $ns_m (delay bridges)"
+        local file n pid state
+        for file in "$run"/delay*; do
+            [[ -e $file ]] || continue
+            n=${file##*/delay}
+            pid=$(cat "$run/bridge$n.pid" 2>/dev/null || echo "?")
+            state="not running"
+            if [[ $pid =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null; then state="pid $pid"; fi
+            echo "link $n: delay $(sed 's|/| ms a->b, |' "$file") ms b->a (wma$n <-> wmb$n, bridge $state)"
+        done
+    fi
 }
 
 need_root
@@ -128,5 +237,5 @@ case $command in
         shift
         case $side in a) ip netns exec "$ns_a" "$@" ;; b) ip netns exec "$ns_b" "$@" ;; *) echo "lab: a or b" >&2; exit 2 ;; esac
         ;;
-    *) sed -n '2,16p' "$0"; exit 2 ;;
+    *) sed -n '2,21p' "$0"; exit 2 ;;
 esac
