@@ -13,7 +13,6 @@ import datetime
 import json
 import os
 import platform
-import resource
 import shutil
 import signal
 import socket
@@ -21,6 +20,8 @@ import subprocess
 import sys
 import tempfile
 import time
+
+from streams import raise_fd_limit as raise_limit  # the same file-descriptor limit for every process
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -42,15 +43,6 @@ def log(message):
 
 def in_ns(ns, command):
     return ["ip", "netns", "exec", ns] + command if ns else command
-
-
-def raise_limit():
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    target = max(hard, 1 << 17)
-    try:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (target, target))
-    except (ValueError, OSError):
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 class Processes:
