@@ -24,7 +24,8 @@ var timeTolerance: BenchmarkThresholds { BenchmarkThresholds(relative: [.p90: 10
 /// for a given engine, they explain a change of the malloc figures.
 var countTolerance: BenchmarkThresholds { BenchmarkThresholds(relative: [.p90: 10.0]) }
 
-func thresholds(for metrics: [BenchmarkMetric], allocationFree: Bool = false) -> [BenchmarkMetric: BenchmarkThresholds] {
+func thresholds(for metrics: [BenchmarkMetric], allocationFree: Bool = false) -> [BenchmarkMetric: BenchmarkThresholds]
+{
     var result: [BenchmarkMetric: BenchmarkThresholds] = [:]
     for metric in metrics {
         switch metric {
@@ -41,8 +42,12 @@ func thresholds(for metrics: [BenchmarkMetric], allocationFree: Bool = false) ->
 enum PairMetric {
     static var dataFrames: BenchmarkMetric { .custom("dataFrames", polarity: .prefersSmaller, useScalingFactor: false) }
     static var ackFrames: BenchmarkMetric { .custom("ackFrames", polarity: .prefersSmaller, useScalingFactor: false) }
-    static var engineCalls: BenchmarkMetric { .custom("engineCalls", polarity: .prefersSmaller, useScalingFactor: false) }
-    static var mibPerSecond: BenchmarkMetric { .custom("MiB/s (wall)", polarity: .prefersLarger, useScalingFactor: false) }
+    static var engineCalls: BenchmarkMetric {
+        .custom("engineCalls", polarity: .prefersSmaller, useScalingFactor: false)
+    }
+    static var mibPerSecond: BenchmarkMetric {
+        .custom("MiB/s (wall)", polarity: .prefersLarger, useScalingFactor: false)
+    }
 }
 
 func payload(_ size: Int) -> ByteBuffer {
@@ -77,7 +82,8 @@ let benchmarks: @Sendable () -> Void = {
     Benchmark(
         "Frame.serialize.data16K",
         configuration: .init(
-            metrics: codecMetrics, scalingFactor: .kilo, thresholds: thresholds(for: codecMetrics, allocationFree: true))
+            metrics: codecMetrics, scalingFactor: .kilo, thresholds: thresholds(for: codecMetrics, allocationFree: true)
+        )
     ) { benchmark in
         let data = payload(16 << 10)
         let serializer = TunnelFrameSerializer()
@@ -115,7 +121,8 @@ let benchmarks: @Sendable () -> Void = {
     Benchmark(
         "Frame.parse.data16K.wholeReads",
         configuration: .init(
-            metrics: codecMetrics, scalingFactor: .kilo, thresholds: thresholds(for: codecMetrics, allocationFree: true))
+            metrics: codecMetrics, scalingFactor: .kilo, thresholds: thresholds(for: codecMetrics, allocationFree: true)
+        )
     ) { benchmark in
         let frame = serializedDataFrames(count: 1, size: 16 << 10)
         var parser = TunnelFrameParser()
@@ -184,7 +191,8 @@ let benchmarks: @Sendable () -> Void = {
     Benchmark(
         "Frame.roundTrip.ack",
         configuration: .init(
-            metrics: codecMetrics, scalingFactor: .kilo, thresholds: thresholds(for: codecMetrics, allocationFree: true))
+            metrics: codecMetrics, scalingFactor: .kilo, thresholds: thresholds(for: codecMetrics, allocationFree: true)
+        )
     ) { benchmark in
         let serializer = TunnelFrameSerializer()
         var parser = TunnelFrameParser()
