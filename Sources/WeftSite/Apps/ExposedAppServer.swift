@@ -10,9 +10,6 @@ struct ExposedAppServer: Sendable {
     let registry: ExposedAppRegistry
     let connectTimeout: TimeAmount
     let logger: Logger
-    /// Streams one tunnel may have at its apps at once (each holds a socket here); the engine's
-    /// own stream limit, so that the scale benchmark's 10,000 streams fit with room to spare.
-    static let maxStreamsPerTunnel = 16_384
     private let refusalLog = LogLimiter()
 
     init(registry: ExposedAppRegistry, connectTimeout: TimeAmount, logger: Logger) {
@@ -29,11 +26,9 @@ struct ExposedAppServer: Sendable {
         logger[metadataKey: "app"] = "\(appName)"
         logger[metadataKey: "stream"] = "\(id)"
         if let target { logger[metadataKey: "target"] = "\(target)" }
-        var decision = registry.resolve(appName: appName, target: target)
-        if case .connect = decision, driver.streamCount >= Self.maxStreamsPerTunnel {
-            decision = .refuse(.limitReached, "\(Self.maxStreamsPerTunnel) streams to apps are open already")
-        }
-        switch decision {
+        // Streams per tunnel (each holds an app socket here) are bounded by the engine's
+        // `maxStreams`, which refuses an open beyond it before it reaches this point.
+        switch registry.resolve(appName: appName, target: target) {
         case .refuse(let code, let reason):
             // Once per peer and reason every 10 s, with the count held back: a peer that
             // repeats a refused request cannot flood the log.
