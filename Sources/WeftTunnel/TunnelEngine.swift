@@ -138,6 +138,16 @@ public struct TunnelEngine: Sendable {
     /// Streams reset here whose peer has not yet told its final size.
     public var unsettledResets: Int { resetStreams.count }
 
+    /// Each link's estimates, in link order.
+    public var linkStatistics: [LinkStatistics] {
+        links.keys.sorted().map { id in
+            let link = links[id]!
+            return LinkStatistics(
+                id: id, smoothedRTT: link.smoothedRTT, deliveryRate: link.deliveryRate,
+                inFlightBytes: link.inFlightBytes, deliveredBytes: link.delivered, suspect: link.suspect)
+        }
+    }
+
     // MARK: links
 
     /// A link finished its handshake and joins the tunnel. `leftover` is what arrived behind

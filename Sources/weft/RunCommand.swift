@@ -1,6 +1,9 @@
 import ArgumentParser
 import Logging
+import Metrics
+import Prometheus
 import ServiceLifecycle
+import WeftAPI
 import WeftIdentity
 import WeftSite
 
@@ -50,15 +53,32 @@ struct RunCommand: AsyncParsableCommand {
             throw ExitCode(1)
         }
 
+        // Every `weft_` series, rendered at the API's /metrics.
+        let registry = PrometheusCollectorRegistry()
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+
+        let handle = SiteHandle()
         let site = SiteService(
             configuration: config,
             identity: identity,
             softwareVersion: WeftVersion.release,
+            handle: handle,
             logger: logger
         )
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
+            .init(service: site, serviceName: "site"),
+            .init(service: ReloadService(file: loaded.file, handle: handle, logger: logger), serviceName: "reload"),
+        ]
+        if config.restfulApi.enabled {
+            services.append(
+                .init(
+                    service: APIService(
+                        settings: config.restfulApi, handle: handle, registry: registry, logger: logger),
+                    serviceName: "api"))
+        }
         let group = ServiceGroup(
             configuration: .init(
-                services: [.init(service: site, serviceName: "site")],
+                services: services,
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger
             )

@@ -12,7 +12,10 @@ struct WeftCommand: AsyncParsableCommand {
             ~/.weft/config.yaml and /etc/weft/config.yaml, in that order.
             """,
         version: WeftVersion.full,
-        subcommands: [RunCommand.self, CheckCommand.self, IdentityCommand.self, TrustCommand.self, VersionCommand.self]
+        subcommands: [
+            RunCommand.self, StatusCommand.self, CheckCommand.self, IdentityCommand.self, TrustCommand.self,
+            VersionCommand.self,
+        ]
     )
 }
 

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Metrics
 import Synchronization
 import WeftIdentity
 import WeftWire
@@ -171,6 +172,16 @@ public final class DiscoveryAgent: Sendable {
         if announceNow { announce() }
     }
 
+    /// Announces a new list of exposed apps (changed over the API or by a reload).
+    public func update(apps: [String]) {
+        let announceNow = shared.state.withLock { state -> Bool in
+            guard state.apps != apps else { return false }
+            state.apps = apps
+            return state.connected
+        }
+        if announceNow { announce() }
+    }
+
     /// Stops the agent: goodbye, clean disconnect, `run()` returns.
     public func leave() {
         leaveContinuation.yield()
@@ -266,6 +277,12 @@ public final class DiscoveryAgent: Sendable {
                 actions = shared.state.withLock { $0.machine.receive(verified, retained: message.retained, now: now) }
             }
         }
+        var dropped = false
+        for case .drop(let reason, _, _) in actions {
+            dropped = true
+            Counter(label: "weft_discovery_messages_dropped_total", dimensions: [("reason", "\(reason)")]).increment()
+        }
+        if !dropped { Counter(label: "weft_discovery_messages_accepted_total").increment() }
         perform(actions, now: now)
     }
 

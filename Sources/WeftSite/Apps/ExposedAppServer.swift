@@ -1,4 +1,6 @@
 import Logging
+import Metrics
+import NIOConcurrencyHelpers
 import NIOCore
 import WeftTransport
 import WeftTunnel
@@ -6,16 +8,26 @@ import WeftWire
 
 /// Serves streams that peers open: checks them against the exposed apps and connects the
 /// allowed ones to their app, on the tunnel's event loop.
+///
+/// The apps may change while the site runs (API, reload): a stream is checked against the
+/// apps of the moment it opens; `connections` lets a removed app's open streams be ended.
 struct ExposedAppServer: Sendable {
-    let registry: ExposedAppRegistry
+    private let registry: NIOLockedValueBox<ExposedAppRegistry>
     let connectTimeout: TimeAmount
     let logger: Logger
+    /// The app sockets of open streams, by app name.
+    let connections = ConnectionTracker()
     private let refusalLog = LogLimiter()
 
     init(registry: ExposedAppRegistry, connectTimeout: TimeAmount, logger: Logger) {
-        self.registry = registry
+        self.registry = NIOLockedValueBox(registry)
         self.connectTimeout = connectTimeout
         self.logger = logger
+    }
+
+    /// Streams opened from now on see `registry`.
+    func update(_ registry: ExposedAppRegistry) {
+        self.registry.withLockedValue { $0 = registry }
     }
 
     /// The driver's `onIncomingStream`: a relay for an allowed stream; nil (after a reset with
@@ -28,8 +40,11 @@ struct ExposedAppServer: Sendable {
         if let target { logger[metadataKey: "target"] = "\(target)" }
         // Streams per tunnel (each holds an app socket here) are bounded by the engine's
         // `maxStreams`, which refuses an open beyond it before it reaches this point.
-        switch registry.resolve(appName: appName, target: target) {
+        switch registry.withLockedValue({ $0.resolve(appName: appName, target: target) }) {
         case .refuse(let code, let reason):
+            Counter(
+                label: "weft_streams_refused_total", dimensions: [("peer", driver.peerSite), ("reason", "\(code)")]
+            ).increment()
             // Once per peer and reason every 10 s, with the count held back: a peer that
             // repeats a refused request cannot flood the log.
             let (allowed, suppressed) = refusalLog.admit("\(driver.peerSite) \(code)")
@@ -44,11 +59,15 @@ struct ExposedAppServer: Sendable {
             let relay = StreamRelay(driver: driver, logger: logger)
             relay.accepted(id)
             let connectLogger = logger
+            let connections = self.connections
+            Counter(label: "weft_streams_opened_total", dimensions: [("peer", driver.peerSite), ("side", "app")])
+                .increment()
             AppConnector.connect(socket, on: driver.eventLoop, timeout: connectTimeout, relay: relay)
                 .whenComplete { result in
                     switch result {
                     case .success(let channel):
                         connectLogger.debug("stream connected to its app", metadata: ["socket": "\(socket)"])
+                        connections.add(channel, key: appName)
                         relay.attach(channel)
                     case .failure(let error):
                         relay.connectFailed("cannot connect to \(appName) at \(socket): \(error)")

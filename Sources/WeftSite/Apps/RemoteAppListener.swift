@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Metrics
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
@@ -19,6 +20,7 @@ public struct RemoteAppListener: Sendable {
         _ app: RemoteAppConfig,
         manager: TunnelManager,
         connectTimeout: Duration,
+        connections: ConnectionTracker? = nil,
         logger: Logger
     ) async throws -> RemoteAppListener {
         var logger = logger
@@ -37,6 +39,7 @@ public struct RemoteAppListener: Sendable {
             .childChannelOption(ChannelOptions.autoRead, value: false)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    connections?.add(channel, key: Self.key(app))
                     try channel.pipeline.syncOperations.addHandler(
                         ClientArrivalHandler(
                             app: app, manager: manager, connectTimeout: connectTimeout, logger: clientLogger))
@@ -56,6 +59,9 @@ public struct RemoteAppListener: Sendable {
         logger.info("remote app listening", metadata: ["localSocket": "\(app.localSocket)"])
         return RemoteAppListener(app: app, channel: channel)
     }
+
+    /// Names the app's clients in a `ConnectionTracker`.
+    public static func key(_ app: RemoteAppConfig) -> String { "\(app.siteName)/\(app.appName)" }
 
     public func close() async {
         try? await channel.close().get()
@@ -102,6 +108,8 @@ final class ClientArrivalHandler: ChannelInboundHandler, RemovableChannelHandler
         guard !gone else { return }
         guard let driver else {
             logger.warning("no tunnel to the site in time; closing the client", metadata: ["waited": "\(waited)"])
+            Counter(label: "weft_streams_refused_total", dimensions: [("peer", app.siteName), ("reason", "noTunnel")])
+                .increment()
             channel.close(promise: nil)
             return
         }
@@ -113,6 +121,8 @@ final class ClientArrivalHandler: ChannelInboundHandler, RemovableChannelHandler
             channel.close(promise: nil)
             return
         }
+        Counter(label: "weft_streams_opened_total", dimensions: [("peer", app.siteName), ("side", "client")])
+            .increment()
         driver.eventLoop.execute {
             relay.open(appName: app.appName, target: app.appSocket?.description)
             relay.attach(channel)

@@ -72,6 +72,71 @@ public struct ConfigLoader: Sendable {
         return LoadedConfiguration(configuration: configuration, warnings: diagnostics, file: file)
     }
 
+    /// One exposed app from a JSON object with the keys of a `localExposedApps` entry.
+    public func parseExposedApp(json: String) throws(ConfigurationError) -> ExposedAppConfig {
+        let (node, reader) = try Self.body(json, list: "localExposedApps")
+        let decoder = SiteConfigurationDecoder(baseDirectory: "/", homeDirectory: homeDirectory)
+        // Stricter than the file: a warning (an unknown or ignored key) refuses the request too.
+        guard let app = decoder.decodeExposedApp(node, reader: reader), reader.diagnostics.isEmpty else {
+            throw ConfigurationError(
+                code: .invalid, diagnostics: Self.relative(reader.diagnostics, list: "localExposedApps"))
+        }
+        return app
+    }
+
+    /// One remote app from a JSON object with the keys of a `remoteApps` entry.
+    public func parseRemoteApp(json: String, ownSite: String) throws(ConfigurationError) -> RemoteAppConfig {
+        let (node, reader) = try Self.body(json, list: "remoteApps")
+        let decoder = SiteConfigurationDecoder(baseDirectory: "/", homeDirectory: homeDirectory)
+        guard let app = decoder.decodeRemoteApp(node, ownSite: ownSite, reader: reader), reader.diagnostics.isEmpty
+        else {
+            throw ConfigurationError(code: .invalid, diagnostics: Self.relative(reader.diagnostics, list: "remoteApps"))
+        }
+        return app
+    }
+
+    private static func body(_ json: String, list: String) throws(ConfigurationError) -> (Node, ConfigReader) {
+        let node: Node?
+        do {
+            node = try Yams.compose(yaml: json)
+        } catch {
+            throw ConfigurationError(code: .syntax, diagnostics: [syntaxDiagnostic(error, file: "body")])
+        }
+        guard let node, case .mapping(let mapping) = node else {
+            throw ConfigurationError(
+                code: .invalid,
+                diagnostics: [
+                    .init(
+                        severity: .error, file: "body", line: 0, column: 0, path: "",
+                        message: "expected a JSON object with the keys of a \(list) entry")
+                ])
+        }
+        // What a GET returned may be posted back: keys that are null or an empty list say
+        // "not set" in JSON, as an absent key does in the file.
+        let kept = mapping.filter { pair in
+            if case .sequence(let items) = pair.value, items.isEmpty { return false }
+            return pair.value.null == nil
+        }
+        return (
+            .mapping(Node.Mapping(kept.map { ($0.key, $0.value) }, mapping.tag, mapping.style, mapping.mark)),
+            ConfigReader(file: "body")
+        )
+    }
+
+    /// Paths relative to the entry: `appSocket`, not `localExposedApps[0].appSocket`.
+    private static func relative(_ diagnostics: [ConfigDiagnostic], list: String) -> [ConfigDiagnostic] {
+        let prefix = "\(list)[0]"
+        return diagnostics.map { diagnostic in
+            var diagnostic = diagnostic
+            if diagnostic.path.hasPrefix(prefix + ".") {
+                diagnostic.path.removeFirst(prefix.count + 1)
+            } else if diagnostic.path == prefix {
+                diagnostic.path = ""
+            }
+            return diagnostic
+        }
+    }
+
     static func syntaxDiagnostic(_ error: any Error, file: String) -> ConfigDiagnostic {
         func make(_ mark: Mark?, _ problem: String, _ context: YamlError.Context?) -> ConfigDiagnostic {
             var message = "YAML syntax error: \(problem)"

@@ -46,6 +46,33 @@ struct SiteConfigurationDecoder {
         )
     }
 
+    // MARK: one app (an API request's body)
+
+    /// One `localExposedApps` entry on its own, checked exactly as in the file. Diagnostics
+    /// name fields relative to the entry (`appSocket`, not `localExposedApps[0].appSocket`).
+    func decodeExposedApp(_ node: Node, reader: ConfigReader) -> ExposedAppConfig? {
+        guard
+            let top = reader.mapping(
+                Self.wrap(node, in: "localExposedApps"), path: "", fallbackMark: nil, keys: Self.rootKeys)
+        else { return nil }
+        let apps = decodeExposedApps(reader, top)
+        return reader.hasErrors ? nil : apps.first
+    }
+
+    /// One `remoteApps` entry on its own (see `decodeExposedApp`).
+    func decodeRemoteApp(_ node: Node, ownSite: String, reader: ConfigReader) -> RemoteAppConfig? {
+        guard
+            let top = reader.mapping(
+                Self.wrap(node, in: "remoteApps"), path: "", fallbackMark: nil, keys: Self.rootKeys)
+        else { return nil }
+        let apps = decodeRemoteApps(reader, top, ownSite: ownSite)
+        return reader.hasErrors ? nil : apps.first?.config
+    }
+
+    private static func wrap(_ node: Node, in key: String) -> Node {
+        .mapping(Node.Mapping([(Node(key), .sequence(Node.Sequence([node])))]))
+    }
+
     // MARK: names and keys
 
     /// A site or app name: 1–255 bytes, no control characters.

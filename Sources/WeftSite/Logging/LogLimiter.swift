@@ -2,7 +2,7 @@ import NIOConcurrencyHelpers
 
 /// Lets a kind of log line through at most once per `interval`, counting what it held back,
 /// so a peer that repeats a refused request cannot flood the log.
-final class LogLimiter: Sendable {
+public final class LogLimiter: Sendable {
     private struct Entry {
         var last: ContinuousClock.Instant
         var suppressed: Int
@@ -13,12 +13,12 @@ final class LogLimiter: Sendable {
     /// Kinds remembered at most; beyond it the oldest are forgotten.
     private let capacity = 1024
 
-    init(interval: Duration = .seconds(10)) {
+    public init(interval: Duration = .seconds(10)) {
         self.interval = interval
     }
 
     /// Whether a line of `kind` may be logged now, and how many were held back since the last.
-    func admit(_ kind: String, now: ContinuousClock.Instant = .now) -> (allowed: Bool, suppressed: Int) {
+    public func admit(_ kind: String, now: ContinuousClock.Instant = .now) -> (allowed: Bool, suppressed: Int) {
         entries.withLockedValue { entries in
             if var entry = entries[kind] {
                 guard now - entry.last >= interval else {

@@ -17,24 +17,45 @@ public struct SiteService: Service {
     public let configuration: SiteConfiguration
     public let identity: SiteIdentity
     public let softwareVersion: String
+    /// Where the API and the reload find the running site.
+    public let handle: SiteHandle
     private let logger: Logger
 
-    public init(configuration: SiteConfiguration, identity: SiteIdentity, softwareVersion: String, logger: Logger) {
+    public init(
+        configuration: SiteConfiguration, identity: SiteIdentity, softwareVersion: String,
+        handle: SiteHandle = SiteHandle(), logger: Logger
+    ) {
         self.configuration = configuration
         self.identity = identity
         self.softwareVersion = softwareVersion
+        self.handle = handle
         self.logger = logger
     }
 
     public func run() async throws {
+        // Apps changed over the API earlier, on top of the file's.
+        let overlay: AppOverlay
+        do {
+            overlay = try AppOverlay.load(stateDirectory: configuration.stateDir)
+        } catch {
+            logger.error(
+                "cannot read the apps changed over the API; fix or remove the file",
+                metadata: ["file": "\(configuration.stateDir)/\(AppOverlay.fileName)", "error": "\(error)"])
+            throw error
+        }
+        let loader = ConfigLoader()
+        let exposedApps = overlay.exposedApps(file: configuration.localExposedApps, loader: loader).map(\.0)
+        let remoteApps = overlay.remoteApps(
+            file: configuration.remoteApps, ownSite: configuration.siteName, loader: loader
+        ).map(\.0)
         logger.info(
             "site running",
             metadata: [
                 "site": .string(configuration.siteName),
                 "fingerprint": .string(identity.fingerprint.description),
                 "broker": .string(configuration.messageChannel.mqtt.broker.description),
-                "exposedApps": .stringConvertible(configuration.localExposedApps.count),
-                "remoteApps": .stringConvertible(configuration.remoteApps.count),
+                "exposedApps": .stringConvertible(exposedApps.count),
+                "remoteApps": .stringConvertible(remoteApps.count),
             ]
         )
         for socket in configuration.tunnel.localSockets where socket.transportProtocol == .quic {
@@ -46,26 +67,30 @@ public struct SiteService: Service {
         let group = MultiThreadedEventLoopGroup.singleton
         let detector = PublicAddressMonitor(
             sockets: configuration.tunnel.localSockets, stunServers: configuration.stun, logger: logger)
-        let discovery = discoveryConfiguration(endpoints: detector.literalEndpoints)
+        var discovery = discoveryConfiguration(endpoints: detector.literalEndpoints)
+        discovery.apps = exposedApps.map(\.appName)
         let agent = try DiscoveryAgent(configuration: discovery, identity: identity, logger: logger)
         let site = LocalLinkSite(
             siteName: configuration.siteName, incarnation: agent.incarnation, tls: try LinkTLS(identity: identity))
         let manager = TunnelManager(
             configuration: .init(
                 siteName: configuration.siteName,
-                usedSites: Set(configuration.remoteApps.map(\.siteName)),
-                exposesApps: !configuration.localExposedApps.isEmpty,
+                usedSites: Set(remoteApps.map(\.siteName)),
+                exposesApps: !exposedApps.isEmpty,
                 localAddresses: LocalAddresses.resolve(configuration.tunnel.interfaces, logger: logger),
                 linksPerPath: configuration.tunnel.linksPerPath
             ),
             site: site,
-            exposedApps: configuration.localExposedApps,
+            exposedApps: exposedApps,
             announcesEndpoints: !discovery.endpoints.isEmpty,
             group: group,
             logger: logger
         )
         var linkListeners: [LinkListener] = []
-        var appListeners: [RemoteAppListener] = []
+        let runtime = SiteRuntime(
+            configuration: configuration, fingerprint: identity.fingerprint.description,
+            softwareVersion: softwareVersion,
+            overlay: overlay, manager: manager, agent: agent, logger: logger)
         do {
             for socket in configuration.tunnel.localSockets {
                 let listener = try await LinkListener.bind(
@@ -76,17 +101,13 @@ public struct SiteService: Service {
                 logger.info(
                     "listening for links", metadata: ["address": "\(listener.localAddress.map { "\($0)" } ?? "?")"])
             }
-            for app in configuration.remoteApps {
-                appListeners.append(
-                    try await RemoteAppListener.bind(
-                        app, manager: manager, connectTimeout: connectTimeout, logger: logger))
-            }
+            try await runtime.start()
         } catch {
             logger.error("cannot open the site's sockets: \(error)")
             for listener in linkListeners { try? await listener.close().get() }
-            for listener in appListeners { await listener.close() }
             throw error
         }
+        handle.publish(runtime)
         await withGracefulShutdownHandler {
             await withTaskGroup(of: Void.self) { group in
                 group.addTask { await manager.run() }
@@ -108,14 +129,12 @@ public struct SiteService: Service {
         } onGracefulShutdown: {
             agent.leave()
         }
-        for listener in appListeners { await listener.close() }
+        handle.publish(nil)
+        await runtime.stop()
         for listener in linkListeners { try? await listener.close().get() }
         await manager.stop()
         logger.info("site stopping", metadata: ["site": .string(configuration.siteName)])
     }
-
-    /// How long a client of a remote app waits for a tunnel with a link before it is closed.
-    var connectTimeout: Duration { .seconds(configuration.tunnel.connectTimeout) }
 
     /// The message channel's settings, from the config.
     /// `endpoints`: those known at start (literal addresses); detected ones follow.

@@ -84,6 +84,9 @@ public final class TunnelManager: Sendable {
     private struct State {
         var peers: [String: Peer] = [:]
         var announcesEndpoints: Bool
+        /// Start as configured; the API and a reload change them (`appsChanged`).
+        var usedSites: Set<String>
+        var exposesApps: Bool
         var stopped = false
         var nextRun: UInt64 = 0
         var nextLinkNumber: UInt32 = 0
@@ -116,7 +119,10 @@ public final class TunnelManager: Sendable {
         self.logger = logger
         self.apps = ExposedAppServer(
             registry: ExposedAppRegistry(exposedApps), connectTimeout: configuration.appConnectTimeout, logger: logger)
-        self.state = NIOLockedValueBox(State(announcesEndpoints: announcesEndpoints))
+        self.state = NIOLockedValueBox(
+            State(
+                announcesEndpoints: announcesEndpoints, usedSites: configuration.usedSites,
+                exposesApps: configuration.exposesApps))
     }
 
     // MARK: the directory
@@ -167,8 +173,49 @@ public final class TunnelManager: Sendable {
         for (name, path, run) in starting { startPath(path, peer: name, run: run) }
     }
 
+    /// The apps changed at runtime (API, reload): peers are served with the new exposed apps
+    /// from their next stream on, sites now used are dialed at once. A site no longer used is
+    /// no longer dialed once its links close; its tunnel is left alone (it may carry streams).
+    public func appsChanged(usedSites: Set<String>, exposedApps: [ExposedAppConfig]) {
+        apps.update(ExposedAppRegistry(exposedApps))
+        var starting: [(String, LinkPath, UInt64)] = []
+        state.withLockedValue { state in
+            state.usedSites = usedSites
+            state.exposesApps = !exposedApps.isEmpty
+            for name in state.peers.keys {
+                var peer = state.peers[name]!
+                starting += reconcile(&peer, name: name, state: &state)
+                state.peers[name] = peer
+            }
+        }
+        for (name, path, run) in starting { startPath(path, peer: name, run: run) }
+    }
+
+    /// Every tunnel as it is now, by peer name.
+    public func tunnelSnapshots() async -> [TunnelSnapshot] {
+        let drivers = state.withLockedValue { state in state.peers.values.compactMap(\.driver) }
+        var snapshots: [TunnelSnapshot] = []
+        for driver in drivers {
+            if let snapshot = try? await driver.eventLoop.submit({ driver.snapshot() }).get() {
+                snapshots.append(snapshot)
+            }
+        }
+        return snapshots.sorted { $0.peer < $1.peer }
+    }
+
+    /// Ends the open streams of an exposed app (it was removed or changed); returns how many.
+    @discardableResult
+    public func endStreams(ofExposedApp name: String) -> Int {
+        apps.connections.abortAll(name)
+    }
+
+    /// The current tunnel to `peer`, with or without links.
+    public func currentTunnel(to peer: String) -> TunnelDriver? {
+        state.withLockedValue { state in state.peers[peer]?.driver }
+    }
+
     private func wantsToDial(_ name: String, state: State) -> Bool {
-        configuration.usedSites.contains(name) || (configuration.exposesApps && !state.announcesEndpoints)
+        state.usedSites.contains(name) || (state.exposesApps && !state.announcesEndpoints)
     }
 
     /// Brings a peer's dialing loops in line with what it announces: new paths start, paths no
@@ -183,7 +230,7 @@ public final class TunnelManager: Sendable {
         if wanted.isEmpty {
             // Worth a notice only for a peer whose apps this site uses.
             logger.log(
-                level: configuration.usedSites.contains(name) ? .notice : .debug,
+                level: state.usedSites.contains(name) ? .notice : .debug,
                 "peer announces no endpoint to dial; waiting for it to dial this site",
                 metadata: ["peer": "\(name)"])
         }
@@ -420,7 +467,7 @@ public final class TunnelManager: Sendable {
             // A peer whose apps this site does not use reaches it only through links it dials
             // here: the tunnel lives on this first link's loop, so at least it never hops.
             let loop =
-                configuration.usedSites.contains(name)
+                state.usedSites.contains(name)
                 ? eventLoop(for: name) : MultiThreadedEventLoopGroup.currentEventLoop ?? eventLoop(for: name)
             let driver = makeDriver(peer: name, peerIncarnation: hello.incarnation, on: loop)
             peer.driver = driver
@@ -448,7 +495,7 @@ public final class TunnelManager: Sendable {
             channel.close(promise: nil)
             return
         }
-        driver.attach(channel, leftover: established.leftover)
+        driver.attach(channel, leftover: established.leftover, dialed: false)
     }
 
     // MARK: tunnels
@@ -516,7 +563,14 @@ public final class TunnelManager: Sendable {
     /// `deadPeerGrace`, so the clients of a site that died learn it in seconds. Runs until
     /// cancelled.
     public func run() async {
+        var rounds = 0
         while !Task.isCancelled {
+            rounds += 1
+            if rounds % 4 == 0 {
+                for driver in state.withLockedValue({ $0.peers.values.compactMap(\.driver) }) {
+                    driver.eventLoop.execute { driver.publishMetrics() }
+                }
+            }
             let now = ContinuousClock.now
             var closing: [TunnelDriver] = []
             state.withLockedValue { state in

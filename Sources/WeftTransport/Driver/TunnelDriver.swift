@@ -25,7 +25,22 @@ public final class TunnelDriver: @unchecked Sendable {
 
     private var engine: TunnelEngine
     private let start = NIODeadline.now()
-    private var links: [LinkID: Channel] = [:]
+    /// A link of the tunnel, with what operators see of it.
+    private struct LinkRecord {
+        var channel: Channel
+        var dialed: Bool
+        var sent: UInt64 = 0
+        var received: UInt64 = 0
+        let metrics: TunnelMetrics.Link
+        var suspect = false
+    }
+
+    private var links: [LinkID: LinkRecord] = [:]
+    private let metrics: TunnelMetrics
+    /// Bytes of every link, including those gone, and re-sent bytes already counted.
+    private var totalSent: UInt64 = 0
+    private var totalReceived: UInt64 = 0
+    private var publishedResent = 0
     private var delegates: [StreamID: TunnelStreamDelegate] = [:]
     private var timer: Scheduled<Void>?
     private var failed = false
@@ -53,6 +68,7 @@ public final class TunnelDriver: @unchecked Sendable {
         self.logger = logger
         self.logger[metadataKey: "peer"] = "\(peerSite)"
         self.engine = TunnelEngine(options: options, now: .zero)
+        self.metrics = TunnelMetrics(peer: peerSite)
     }
 
     /// The peer's half of the tunnel; `LinkHandshake.unknownIncarnation` until a first link
@@ -77,7 +93,7 @@ public final class TunnelDriver: @unchecked Sendable {
 
     /// Joins an established link (its handshake done) to the tunnel. Call on the link's event
     /// loop, at once when the handshake finishes, so no read is missed.
-    public func attach(_ channel: Channel, leftover: ByteBuffer) {
+    public func attach(_ channel: Channel, leftover: ByteBuffer, dialed: Bool = true) {
         channel.eventLoop.preconditionInEventLoop()
         let id = LinkID(
             nextLinkID.withLockedValue { value in
@@ -96,8 +112,9 @@ public final class TunnelDriver: @unchecked Sendable {
                 channel.close(promise: nil)
                 return
             }
-            $0.links[id] = channel
+            $0.links[id] = LinkRecord(channel: channel, dialed: dialed, metrics: $0.metrics.link(id.rawValue))
             $0.countLinks()
+            $0.metrics.linkStateChanged(to: "up")
             $0.logger.info(
                 "link up",
                 metadata: ["link": "\(id)", "remote": "\(channel.remoteAddress.map { "\($0)" } ?? "?")"])
@@ -108,13 +125,22 @@ public final class TunnelDriver: @unchecked Sendable {
     func linkReceived(_ bytes: ByteBuffer, on id: LinkID) {
         linkEvent {
             guard !$0.failed else { return }
+            let count = UInt64(bytes.readableBytes)
+            if let record = $0.links[id] {
+                $0.links[id]!.received &+= count
+                record.metrics.received.increment(by: Int64(count))
+            }
+            $0.totalReceived &+= count
+            $0.metrics.received.increment(by: Int64(count))
             $0.apply($0.engine.received(bytes, on: id, now: $0.now))
         }
     }
 
     func linkClosed(_ id: LinkID) {
         linkEvent {
-            guard $0.links.removeValue(forKey: id) != nil else { return }
+            guard let record = $0.links.removeValue(forKey: id) else { return }
+            record.metrics.destroy()
+            $0.metrics.linkStateChanged(to: "down")
             $0.countLinks()
             guard !$0.failed else { return }
             $0.logger.info("link down", metadata: ["link": "\(id)"])
@@ -180,12 +206,61 @@ public final class TunnelDriver: @unchecked Sendable {
         closedFlag.withLockedValue { $0 = true }
         timer?.cancel()
         timer = nil
-        let channels = links.values
+        let channels = links.values.map(\.channel)
+        for record in links.values { record.metrics.destroy() }
         links.removeAll()
+        metrics.links.record(0)
+        metrics.streamsOpen.record(0)
         countLinks()
         // Every stream's delegate has had its reset; none is kept (they hold this driver).
         delegates.removeAll()
         for channel in channels { channel.close(promise: nil) }
+    }
+
+    // MARK: operators
+
+    /// The tunnel as it is now, for the API; on the driver's loop.
+    public func snapshot() -> TunnelSnapshot {
+        eventLoop.preconditionInEventLoop()
+        var statistics: [LinkID: LinkStatistics] = [:]
+        for entry in engine.linkStatistics { statistics[entry.id] = entry }
+        return TunnelSnapshot(
+            peer: peerSite,
+            localIncarnation: localIncarnation,
+            peerIncarnation: peerIncarnation,
+            openStreams: delegates.count,
+            resentBytes: engine.resentBytes,
+            bytesSent: totalSent,
+            bytesReceived: totalReceived,
+            links: links.keys.sorted().map { id in
+                let record = links[id]!
+                return TunnelSnapshot.Link(
+                    id: id, localAddress: record.channel.localAddress, remoteAddress: record.channel.remoteAddress,
+                    dialed: record.dialed, bytesSent: record.sent, bytesReceived: record.received,
+                    statistics: statistics[id])
+            },
+            ended: failed
+        )
+    }
+
+    /// Sets the tunnel's gauges (RTT, rate, streams, links) and counts new re-sent bytes and
+    /// links newly suspected; called about once a second, on the driver's loop.
+    public func publishMetrics() {
+        eventLoop.preconditionInEventLoop()
+        for entry in engine.linkStatistics {
+            guard let record = links[entry.id] else { continue }
+            if let rtt = entry.smoothedRTT {
+                record.metrics.rtt.record(Double(rtt.components.seconds) + Double(rtt.components.attoseconds) / 1e18)
+            }
+            if let rate = entry.deliveryRate { record.metrics.rate.record(rate) }
+            if entry.suspect && !record.suspect { metrics.linkStateChanged(to: "suspect") }
+            links[entry.id]!.suspect = entry.suspect
+        }
+        let resent = engine.resentBytes
+        if resent > publishedResent { metrics.resent.increment(by: Int64(resent - publishedResent)) }
+        publishedResent = resent
+        metrics.streamsOpen.record(delegates.count)
+        metrics.links.record(links.count)
     }
 
     // MARK: streams
@@ -242,12 +317,20 @@ public final class TunnelDriver: @unchecked Sendable {
         for action in actions {
             switch action {
             case .write(let id, let bytes):
-                links[id]?.writeAndFlush(bytes, promise: nil)
+                guard let record = links[id] else { continue }
+                let count = UInt64(bytes.readableBytes)
+                links[id]!.sent &+= count
+                totalSent &+= count
+                record.metrics.sent.increment(by: Int64(count))
+                metrics.sent.increment(by: Int64(count))
+                record.channel.writeAndFlush(bytes, promise: nil)
             case .closeLink(let id, let reason):
-                if let channel = links.removeValue(forKey: id) {
+                if let record = links.removeValue(forKey: id) {
+                    record.metrics.destroy()
+                    metrics.linkStateChanged(to: "down")
                     countLinks()
                     logger.notice("closing link", metadata: ["link": "\(id)", "reason": "\(reason)"])
-                    channel.close(promise: nil)
+                    record.channel.close(promise: nil)
                 }
             case .incomingStream(let id, let appName, let target):
                 if let delegate = onIncomingStream?(id, appName, target) {

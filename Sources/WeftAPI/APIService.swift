@@ -1,0 +1,59 @@
+import Hummingbird
+import HummingbirdCore
+import HummingbirdTLS
+import Logging
+import NIOCore
+import NIOSSL
+import Prometheus
+import ServiceLifecycle
+import WeftSite
+
+/// The operator's HTTP API (`restfulApi`), run as a service beside the site: basic auth when
+/// users are configured, TLS when enabled.
+public struct APIService: Service {
+    public let settings: RestfulAPISettings
+    let api: SiteAPI
+    let logger: Logger
+
+    public init(
+        settings: RestfulAPISettings, handle: SiteHandle, registry: PrometheusCollectorRegistry?, logger: Logger
+    ) {
+        self.settings = settings
+        self.api = SiteAPI(handle: handle, registry: registry, logger: logger)
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        let router = Router()
+        router.add(
+            middleware: BasicAuthMiddleware(verifier: BasicAuthVerifier(users: settings.basicAuth), logger: logger))
+        api.addRoutes(to: router)
+        let server: HTTPServerBuilder
+        if settings.tlsEnabled, let certificate = settings.tlsCertFile, let key = settings.tlsKeyFile {
+            let tls = TLSConfiguration.makeServerConfiguration(
+                certificateChain: try NIOSSLCertificate.fromPEMFile(certificate).map { .certificate($0) },
+                privateKey: .privateKey(try NIOSSLPrivateKey(file: key, format: .pem)))
+            server = try .tls(.http1(), tlsConfiguration: tls)
+        } else {
+            server = .http1()
+        }
+        let host = settings.listenHost.isEmpty ? "0.0.0.0" : settings.listenHost
+        let scheme = settings.tlsEnabled ? "https" : "http"
+        let logger = self.logger
+        let auth = settings.basicAuth.isEmpty ? "none" : "basic"
+        let app = Application(
+            router: router,
+            server: server,
+            configuration: .init(address: .hostname(host, port: settings.listenPort), serverName: "weft"),
+            onServerRunning: { channel in
+                logger.info(
+                    "REST API listening",
+                    metadata: [
+                        "address": "\(scheme)://\(channel.localAddress.map { "\($0)" } ?? "?")", "auth": "\(auth)",
+                    ])
+            },
+            logger: logger
+        )
+        try await app.run()
+    }
+}

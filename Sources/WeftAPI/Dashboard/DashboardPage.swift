@@ -1,0 +1,4 @@
+/// Placeholder until the dashboard lands.
+enum DashboardPage {
+    static let html = "<!doctype html><title>weft</title>"
+}

@@ -1,0 +1,201 @@
+import Foundation
+import Hummingbird
+import Logging
+import NIOCore
+import Prometheus
+import WeftDiscovery
+import WeftSite
+
+/// The API's routes: wovenet's read endpoints, weft's runtime app changes, tunnels, metrics,
+/// the OpenAPI document and the dashboard. Handlers only translate between HTTP and
+/// `SiteRuntime`, which owns every decision.
+struct SiteAPI: Sendable {
+    let handle: SiteHandle
+    let registry: PrometheusCollectorRegistry?
+    let logger: Logger
+    /// Request bodies larger than this are refused (413) before they are read whole.
+    static let maxBodyBytes = 64 << 10
+
+    func addRoutes(to router: Router<BasicRequestContext>) {
+        router.get("/") { _, _ in Self.text(DashboardPage.html, type: "text/html; charset=utf-8") }
+        router.get("/ping") { _, _ in APIModels.Ping() }
+        router.get("/openapi.yaml") { _, _ in Self.text(OpenAPIDocument.yaml, type: "application/yaml") }
+        router.get("/metrics") { _, _ in
+            guard let registry else { throw APIError(.notFound, "metrics are not collected in this process") }
+            return Self.text(registry.emitToString(), type: "text/plain; version=0.0.4; charset=utf-8")
+        }
+        let v1 = router.group("/api/v1")
+        v1.get("/site") { _, _ in
+            let site = try runtime()
+            return APIModels.Site(
+                siteName: site.siteName, fingerprint: site.fingerprint, version: site.softwareVersion,
+                uptimeSeconds: APIModels.Tunnel.seconds(ContinuousClock.now - site.startedAt))
+        }
+        v1.get("/remoteSites") { _, _ in try await remoteSites() }
+        v1.get("/remoteSites/{siteName}") { _, context in
+            let name = try context.parameters.require("siteName")
+            guard let site = try await remoteSites().first(where: { $0.siteName == name }) else {
+                throw APIError(.notFound, "remote site \(name) not found")
+            }
+            return site
+        }
+        v1.get("/localExposedApps") { _, _ in
+            try await runtime().exposedApps.map { APIModels.ExposedApp($0.app, source: $0.source) }
+        }
+        v1.get("/localExposedApps/{appName}") { _, context in
+            let name = try context.parameters.require("appName")
+            guard let entry = try await runtime().exposedApps.first(where: { $0.app.appName == name }) else {
+                throw APIError(.notFound, "local exposed app \(name) not found")
+            }
+            return APIModels.ExposedApp(entry.app, source: entry.source)
+        }
+        v1.post("/localExposedApps") { request, context in
+            let site = try runtime()
+            let app: ExposedAppConfig
+            do {
+                app = try ConfigLoader().parseExposedApp(json: try await body(request))
+            } catch {
+                throw Self.badRequest(error)
+            }
+            do {
+                try await site.addExposedApp(app)
+            } catch {
+                throw Self.refusal(error, field: "appName")
+            }
+            return EditedResponse(status: .created, response: APIModels.ExposedApp(app, source: .api))
+        }
+        v1.delete("/localExposedApps/{appName}") { _, context in
+            let name = try context.parameters.require("appName")
+            do {
+                try await runtime().removeExposedApp(named: name)
+            } catch {
+                throw Self.refusal(error, field: nil)
+            }
+            return Response(status: .noContent)
+        }
+        v1.get("/remoteApps") { _, _ in
+            try await runtime().remoteApps.map { APIModels.RemoteApp($0.app, source: $0.source) }
+        }
+        // wovenet's form: by app name alone (the first match when several sites offer one).
+        v1.get("/remoteApps/{appName}") { _, context in
+            let name = try context.parameters.require("appName")
+            guard let entry = try await runtime().remoteApps.first(where: { $0.app.appName == name }) else {
+                throw APIError(.notFound, "remote app \(name) not found")
+            }
+            return APIModels.RemoteApp(entry.app, source: entry.source)
+        }
+        v1.get("/remoteApps/{siteName}/{appName}") { _, context in
+            let site = try context.parameters.require("siteName")
+            let name = try context.parameters.require("appName")
+            guard
+                let entry = try await runtime().remoteApps.first(where: {
+                    $0.app.siteName == site && $0.app.appName == name
+                })
+            else {
+                throw APIError(.notFound, "remote app \(site)/\(name) not found")
+            }
+            return APIModels.RemoteApp(entry.app, source: entry.source)
+        }
+        v1.post("/remoteApps") { request, context in
+            let site = try runtime()
+            let app: RemoteAppConfig
+            do {
+                app = try ConfigLoader().parseRemoteApp(json: try await body(request), ownSite: site.siteName)
+            } catch {
+                throw Self.badRequest(error)
+            }
+            do {
+                try await site.addRemoteApp(app)
+            } catch {
+                throw Self.refusal(error, field: "localSocket")
+            }
+            return EditedResponse(status: .created, response: APIModels.RemoteApp(app, source: .api))
+        }
+        v1.delete("/remoteApps/{siteName}/{appName}") { _, context in
+            let site = try context.parameters.require("siteName")
+            let name = try context.parameters.require("appName")
+            do {
+                try await runtime().removeRemoteApp(site: site, app: name)
+            } catch {
+                throw Self.refusal(error, field: nil)
+            }
+            return Response(status: .noContent)
+        }
+        v1.get("/tunnels") { _, _ in
+            try await runtime().manager.tunnelSnapshots().map(APIModels.Tunnel.init)
+        }
+        v1.get("/tunnels/{peer}") { _, context in
+            let peer = try context.parameters.require("peer")
+            guard let tunnel = try await runtime().manager.tunnelSnapshots().first(where: { $0.peer == peer }) else {
+                throw APIError(.notFound, "no tunnel to \(peer)")
+            }
+            return APIModels.Tunnel(tunnel)
+        }
+    }
+
+    private func runtime() throws -> SiteRuntime {
+        guard let runtime = handle.runtime else { throw APIError(.serviceUnavailable, "the site is not running") }
+        return runtime
+    }
+
+    private func body(_ request: Request) async throws -> String {
+        let buffer = try await request.body.collect(upTo: Self.maxBodyBytes)
+        guard let text = buffer.getString(at: buffer.readerIndex, length: buffer.readableBytes), !text.isEmpty else {
+            throw APIError(.badRequest, "the body must be a JSON object")
+        }
+        return text
+    }
+
+    /// Known peers (up in the directory) and peers with a tunnel.
+    private func remoteSites() async throws -> [APIModels.RemoteSite] {
+        let site = try runtime()
+        let peers = site.agent.peers
+        let tunnels = await site.manager.tunnelSnapshots()
+        let names = Set(peers.keys).union(tunnels.map(\.peer)).sorted()
+        return names.map { name in
+            let info = peers[name]
+            return APIModels.RemoteSite(
+                siteName: name,
+                online: info != nil,
+                fingerprint: info?.fingerprint.description,
+                endpoints: info?.announcement.endpoints.map { endpoint in
+                    endpoint.address.contains(":")
+                        ? "[\(endpoint.address)]:\(endpoint.port)" : "\(endpoint.address):\(endpoint.port)"
+                } ?? [],
+                apps: info?.announcement.apps ?? [],
+                softwareVersion: info?.announcement.softwareVersion,
+                tunnel: tunnels.contains { $0.peer == name && !$0.links.isEmpty }
+            )
+        }
+    }
+
+    static func text(_ text: String, type: String) -> Response {
+        var headers = HTTPFields()
+        headers[.contentType] = type
+        headers[.cacheControl] = "no-store"
+        return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: text)))
+    }
+
+    /// A request body that does not parse or validate: 400, naming the first field at fault.
+    static func badRequest(_ error: any Error) -> any Error {
+        if let error = error as? APIError { return error }
+        if let error = error as? HTTPError { return error }
+        guard let error = error as? ConfigurationError else { return APIError(.badRequest, "\(error)") }
+        let first = error.errors.first ?? error.diagnostics.first
+        let message = error.diagnostics.map { $0.path.isEmpty ? $0.message : "\($0.path): \($0.message)" }
+            .joined(separator: "; ")
+        return APIError(.badRequest, message, field: first.flatMap { $0.path.isEmpty ? nil : $0.path })
+    }
+
+    /// A change the site refused: 404, 409, 400 (a socket that cannot be opened), 500, 503.
+    static func refusal(_ error: any Error, field: String?) -> any Error {
+        guard let error = error as? SiteRuntimeError else { return error }
+        switch error.code {
+        case .notFound: return APIError(.notFound, error.message)
+        case .conflict: return APIError(.conflict, error.message, field: field)
+        case .cannotListen: return APIError(.badRequest, error.message, field: "localSocket")
+        case .notRunning: return APIError(.serviceUnavailable, error.message)
+        default: return APIError(.internalServerError, error.message)
+        }
+    }
+}

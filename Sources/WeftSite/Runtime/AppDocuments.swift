@@ -1,0 +1,42 @@
+/// A `localExposedApps` entry as JSON: the API's form and the state file's, with the keys of
+/// `config.yaml` (and of wovenet's API), so what is read back parses as a request body.
+public struct ExposedAppDocument: Codable, Sendable, Equatable {
+    public var appName: String
+    public var mode: String
+    public var appSocket: String?
+    public var portRange: [String]
+    public var addressRange: [String]
+
+    public init(_ app: ExposedAppConfig) {
+        appName = app.appName
+        switch app.mode {
+        case .single(let socket):
+            mode = "single"
+            appSocket = socket.description
+            portRange = []
+            addressRange = []
+        case .range(let ports, let addresses):
+            mode = "range"
+            appSocket = nil
+            portRange = ports.map {
+                $0.lowerBound == $0.upperBound ? "\($0.lowerBound)" : "\($0.lowerBound)-\($0.upperBound)"
+            }
+            addressRange = addresses.map(\.description)
+        }
+    }
+}
+
+/// A `remoteApps` entry as JSON (see `ExposedAppDocument`).
+public struct RemoteAppDocument: Codable, Sendable, Equatable {
+    public var siteName: String
+    public var appName: String
+    public var localSocket: String
+    public var appSocket: String?
+
+    public init(_ app: RemoteAppConfig) {
+        siteName = app.siteName
+        appName = app.appName
+        localSocket = app.localSocket.description
+        appSocket = app.appSocket?.description
+    }
+}

@@ -1,0 +1,261 @@
+import Logging
+import WeftDiscovery
+import WeftTransport
+
+/// The running site's apps, changed while it runs: over the API, and by a reload of
+/// `config.yaml` (SIGHUP). Changes are serialized here (an actor) and applied whole or not at
+/// all: a local socket that cannot be opened, or a state file that cannot be written, leaves
+/// everything as it was.
+///
+/// An app removed or changed ends its own open streams (their sockets get an RST) and no other;
+/// tunnels and every other stream carry on.
+public actor SiteRuntime {
+    public nonisolated let siteName: String
+    public nonisolated let fingerprint: String
+    public nonisolated let softwareVersion: String
+    public nonisolated let startedAt = ContinuousClock.now
+    public nonisolated let manager: TunnelManager
+    public nonisolated let agent: DiscoveryAgent
+    private var configuration: SiteConfiguration
+    private var overlay: AppOverlay
+    private let loader = ConfigLoader()
+    private var listeners: [String: RemoteAppListener] = [:]
+    private let remoteConnections = ConnectionTracker()
+    private let logger: Logger
+
+    public init(
+        configuration: SiteConfiguration, fingerprint: String, softwareVersion: String, overlay: AppOverlay,
+        manager: TunnelManager, agent: DiscoveryAgent, logger: Logger
+    ) {
+        self.siteName = configuration.siteName
+        self.fingerprint = fingerprint
+        self.softwareVersion = softwareVersion
+        self.configuration = configuration
+        self.overlay = overlay
+        self.manager = manager
+        self.agent = agent
+        self.logger = logger
+    }
+
+    // MARK: reading
+
+    /// The exposed apps in effect, with where each comes from.
+    public var exposedApps: [(app: ExposedAppConfig, source: AppSource)] {
+        overlay.exposedApps(file: configuration.localExposedApps, loader: loader).map { (app: $0.0, source: $0.1) }
+    }
+
+    /// The remote apps in effect, with where each comes from.
+    public var remoteApps: [(app: RemoteAppConfig, source: AppSource)] {
+        overlay.remoteApps(file: configuration.remoteApps, ownSite: siteName, loader: loader)
+            .map { (app: $0.0, source: $0.1) }
+    }
+
+    // MARK: starting and stopping
+
+    /// Opens the local socket of every remote app in effect; throws (and closes those opened)
+    /// if one cannot be opened. Tells the tunnel manager and the message channel the apps.
+    public func start() async throws {
+        for (app, _) in remoteApps {
+            do {
+                listeners[RemoteAppListener.key(app)] = try await bind(app)
+            } catch {
+                await stop()
+                throw error
+            }
+        }
+        publishApps()
+    }
+
+    /// Closes every remote app's local socket.
+    public func stop() async {
+        for listener in listeners.values { await listener.close() }
+        listeners.removeAll()
+    }
+
+    private func bind(_ app: RemoteAppConfig) async throws -> RemoteAppListener {
+        try await RemoteAppListener.bind(
+            app, manager: manager, connectTimeout: .seconds(configuration.tunnel.connectTimeout),
+            connections: remoteConnections, logger: logger)
+    }
+
+    /// The tunnel manager serves and dials for the apps in effect; the peers learn them.
+    private func publishApps() {
+        let exposed = exposedApps.map(\.app)
+        manager.appsChanged(usedSites: Set(remoteApps.map(\.app.siteName)), exposedApps: exposed)
+        agent.update(apps: exposed.map(\.appName))
+    }
+
+    // MARK: changes over the API
+
+    public func addExposedApp(_ app: ExposedAppConfig) throws(SiteRuntimeError) {
+        guard !exposedApps.contains(where: { $0.app.appName == app.appName }) else {
+            throw SiteRuntimeError(.conflict, "an exposed app named \"\(app.appName)\" exists already")
+        }
+        var changed = overlay
+        changed.addedExposedApps.append(ExposedAppDocument(app))
+        try save(changed)
+        publishApps()
+        logger.notice("exposed app added", metadata: ["app": "\(app.appName)", "via": "api"])
+    }
+
+    public func removeExposedApp(named name: String) throws(SiteRuntimeError) {
+        guard exposedApps.contains(where: { $0.app.appName == name }) else {
+            throw SiteRuntimeError(.notFound, "no exposed app named \"\(name)\"")
+        }
+        var changed = overlay
+        changed.addedExposedApps.removeAll { $0.appName == name }
+        if configuration.localExposedApps.contains(where: { $0.appName == name }) {
+            changed.removedExposedApps.append(name)
+        }
+        try save(changed)
+        publishApps()
+        let ended = manager.endStreams(ofExposedApp: name)
+        logger.notice("exposed app removed", metadata: ["app": "\(name)", "via": "api", "streamsEnded": "\(ended)"])
+    }
+
+    public func addRemoteApp(_ app: RemoteAppConfig) async throws(SiteRuntimeError) {
+        let key = RemoteAppListener.key(app)
+        guard !remoteApps.contains(where: { RemoteAppListener.key($0.app) == key }) else {
+            throw SiteRuntimeError(.conflict, "a remote app \(key) exists already")
+        }
+        if let other = remoteApps.first(where: { $0.app.localSocket == app.localSocket }) {
+            throw SiteRuntimeError(
+                .conflict, "\(app.localSocket) is the local socket of \(RemoteAppListener.key(other.app)) already")
+        }
+        let listener: RemoteAppListener
+        do {
+            listener = try await bind(app)
+        } catch {
+            throw SiteRuntimeError(.cannotListen, "cannot listen on \(app.localSocket): \(error)")
+        }
+        var changed = overlay
+        changed.addedRemoteApps.append(RemoteAppDocument(app))
+        do {
+            try save(changed)
+        } catch {
+            await listener.close()
+            throw error
+        }
+        listeners[key] = listener
+        publishApps()
+        logger.notice("remote app added", metadata: ["app": "\(key)", "via": "api"])
+    }
+
+    public func removeRemoteApp(site: String, app name: String) async throws(SiteRuntimeError) {
+        let key = AppOverlay.key(site: site, app: name)
+        guard remoteApps.contains(where: { RemoteAppListener.key($0.app) == key }) else {
+            throw SiteRuntimeError(.notFound, "no remote app \(key)")
+        }
+        var changed = overlay
+        changed.addedRemoteApps.removeAll { AppOverlay.key(site: $0.siteName, app: $0.appName) == key }
+        if configuration.remoteApps.contains(where: { RemoteAppListener.key($0) == key }) {
+            changed.removedRemoteApps.append(key)
+        }
+        try save(changed)
+        await listeners.removeValue(forKey: key)?.close()
+        let ended = remoteConnections.abortAll(key)
+        publishApps()
+        logger.notice("remote app removed", metadata: ["app": "\(key)", "via": "api", "clientsEnded": "\(ended)"])
+    }
+
+    private func save(_ changed: AppOverlay) throws(SiteRuntimeError) {
+        do {
+            try changed.save(stateDirectory: configuration.stateDir)
+        } catch {
+            throw SiteRuntimeError(.cannotSave, "cannot save the change in \(configuration.stateDir): \(error)")
+        }
+        overlay = changed
+    }
+
+    // MARK: reload
+
+    /// What a reload changed.
+    public struct ReloadSummary: Sendable, CustomStringConvertible {
+        public var exposedAdded: [String] = []
+        public var exposedRemoved: [String] = []
+        public var exposedChanged: [String] = []
+        public var remoteAdded: [String] = []
+        public var remoteRemoved: [String] = []
+        public var remoteChanged: [String] = []
+        /// Remote apps whose socket could not be opened (they stay closed until the next reload).
+        public var failed: [String] = []
+        /// Settings that changed but take effect only after a restart.
+        public var needRestart: [String] = []
+
+        public var description: String {
+            var parts: [String] = []
+            for (label, names) in [
+                ("exposed added", exposedAdded), ("exposed removed", exposedRemoved),
+                ("exposed changed", exposedChanged), ("remote added", remoteAdded),
+                ("remote removed", remoteRemoved), ("remote changed", remoteChanged), ("failed", failed),
+                ("need a restart", needRestart),
+            ] where !names.isEmpty {
+                parts.append("\(label): \(names.joined(separator: ", "))")
+            }
+            return parts.isEmpty ? "no app changed" : parts.joined(separator: "; ")
+        }
+    }
+
+    /// Takes a new `config.yaml`: apps added, removed or changed take effect at once (changes
+    /// made over the API stay on top); tunnels and the streams of unchanged apps carry on.
+    /// Other settings that changed are named in the summary: they need a restart.
+    @discardableResult
+    public func reload(_ new: SiteConfiguration) async -> ReloadSummary {
+        var summary = ReloadSummary()
+        for (name, changed) in [
+            ("siteName", new.siteName != configuration.siteName), ("crypto", new.crypto != configuration.crypto),
+            ("messageChannel", new.messageChannel != configuration.messageChannel),
+            ("tunnel", new.tunnel != configuration.tunnel), ("restfulApi", new.restfulApi != configuration.restfulApi),
+            ("stateDir", new.stateDir != configuration.stateDir), ("stun", new.stun != configuration.stun),
+            ("logger", new.logger != configuration.logger),
+        ] where changed {
+            summary.needRestart.append(name)
+        }
+        var applied = new
+        // Identity, channel and sockets stay as started; only the app lists move.
+        applied.siteName = configuration.siteName
+        applied.stateDir = configuration.stateDir
+        let oldExposed = Dictionary(exposedApps.map { ($0.app.appName, $0.app) }, uniquingKeysWith: { a, _ in a })
+        let oldRemote = Dictionary(
+            remoteApps.map { (RemoteAppListener.key($0.app), $0.app) }, uniquingKeysWith: { a, _ in a })
+        configuration.localExposedApps = applied.localExposedApps
+        configuration.remoteApps = applied.remoteApps
+        let newExposed = Dictionary(exposedApps.map { ($0.app.appName, $0.app) }, uniquingKeysWith: { a, _ in a })
+        let newRemote = Dictionary(
+            remoteApps.map { (RemoteAppListener.key($0.app), $0.app) }, uniquingKeysWith: { a, _ in a })
+
+        for (name, app) in oldExposed where newExposed[name] != app {
+            if newExposed[name] == nil {
+                summary.exposedRemoved.append(name)
+            } else {
+                summary.exposedChanged.append(name)
+            }
+        }
+        summary.exposedAdded = newExposed.keys.filter { oldExposed[$0] == nil }
+        publishApps()
+        for name in summary.exposedRemoved + summary.exposedChanged { manager.endStreams(ofExposedApp: name) }
+
+        for (key, app) in oldRemote where newRemote[key] != app {
+            await listeners.removeValue(forKey: key)?.close()
+            remoteConnections.abortAll(key)
+            if newRemote[key] == nil { summary.remoteRemoved.append(key) } else { summary.remoteChanged.append(key) }
+        }
+        for (key, app) in newRemote where oldRemote[key] != app {
+            if oldRemote[key] == nil { summary.remoteAdded.append(key) }
+            do {
+                listeners[key] = try await bind(app)
+            } catch {
+                summary.failed.append(key)
+                logger.error(
+                    "reload: cannot listen for a remote app", metadata: ["app": "\(key)", "error": "\(error)"])
+            }
+        }
+        for keyPath in [
+            \ReloadSummary.exposedAdded, \.exposedRemoved, \.exposedChanged, \.remoteAdded, \.remoteRemoved,
+            \.remoteChanged,
+        ] {
+            summary[keyPath: keyPath].sort()
+        }
+        return summary
+    }
+}

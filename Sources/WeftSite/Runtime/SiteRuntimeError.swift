@@ -1,0 +1,30 @@
+/// Why a change to the running site was refused. Nothing of it was applied.
+public struct SiteRuntimeError: Error, Sendable, CustomStringConvertible {
+    public struct Code: Hashable, Sendable, CustomStringConvertible {
+        private let name: String
+        private init(_ name: String) { self.name = name }
+
+        /// No app by that name.
+        public static let notFound = Code("not found")
+        /// The name (or the local socket) is taken already.
+        public static let conflict = Code("conflict")
+        /// The local socket cannot be opened.
+        public static let cannotListen = Code("cannot listen")
+        /// The change could not be saved in stateDir.
+        public static let cannotSave = Code("cannot save")
+        /// The site is not running (yet, or any more).
+        public static let notRunning = Code("not running")
+
+        public var description: String { name }
+    }
+
+    public var code: Code
+    public var message: String
+
+    public init(_ code: Code, _ message: String) {
+        self.code = code
+        self.message = message
+    }
+
+    public var description: String { message }
+}

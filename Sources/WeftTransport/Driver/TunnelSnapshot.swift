@@ -1,0 +1,26 @@
+import NIOCore
+import WeftTunnel
+
+/// A tunnel as operators see it: its links with their addresses, estimates and byte counts.
+public struct TunnelSnapshot: Sendable {
+    public struct Link: Sendable {
+        public var id: LinkID
+        public var localAddress: SocketAddress?
+        public var remoteAddress: SocketAddress?
+        /// This site dialed it (false: the peer did).
+        public var dialed: Bool
+        public var bytesSent: UInt64
+        public var bytesReceived: UInt64
+        public var statistics: LinkStatistics?
+    }
+
+    public var peer: String
+    public var localIncarnation: UInt64
+    public var peerIncarnation: UInt64
+    public var openStreams: Int
+    public var resentBytes: Int
+    public var bytesSent: UInt64
+    public var bytesReceived: UInt64
+    public var links: [Link]
+    public var ended: Bool
+}

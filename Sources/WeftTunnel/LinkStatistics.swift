@@ -1,0 +1,26 @@
+/// What the engine knows about one link, for operators (API, metrics, dashboard).
+public struct LinkStatistics: Sendable, Equatable {
+    public var id: LinkID
+    /// Smoothed round-trip time; nil before the first acknowledgement.
+    public var smoothedRTT: Duration?
+    /// Recently seen delivery rate in bytes per second; nil before a sample.
+    public var deliveryRate: Double?
+    /// Reliable bytes sent and not yet acknowledged.
+    public var inFlightBytes: Int
+    /// Bytes the peer acknowledged on this link.
+    public var deliveredBytes: Int
+    /// A missed acknowledgement deadline, until the link shows life again.
+    public var suspect: Bool
+
+    public init(
+        id: LinkID, smoothedRTT: Duration?, deliveryRate: Double?, inFlightBytes: Int, deliveredBytes: Int,
+        suspect: Bool
+    ) {
+        self.id = id
+        self.smoothedRTT = smoothedRTT
+        self.deliveryRate = deliveryRate
+        self.inFlightBytes = inFlightBytes
+        self.deliveredBytes = deliveredBytes
+        self.suspect = suspect
+    }
+}

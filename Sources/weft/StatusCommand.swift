@@ -1,0 +1,80 @@
+import ArgumentParser
+import Foundation
+
+struct StatusCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "status",
+        abstract: "Show the running site: peers, tunnels and their links, exposed and remote apps.",
+        discussion: "Reads the site's REST API (restfulApi in the config, or --api)."
+    )
+
+    @OptionGroup var options: APIOptions
+
+    func run() async throws {
+        let client = try options.client()
+        do {
+            try await show(client)
+        } catch let failure as APIClient.Failure {
+            printError("weft status: \(failure)")
+            throw ExitCode(1)
+        }
+    }
+
+    private func show(_ client: APIClient) async throws {
+        let site = try await client.get("/api/v1/site", as: APIDocuments.Site.self)
+        let peers = try await client.get("/api/v1/remoteSites", as: [APIDocuments.RemoteSite].self)
+        let tunnels = try await client.get("/api/v1/tunnels", as: [APIDocuments.Tunnel].self)
+        let exposed = try await client.get("/api/v1/localExposedApps", as: [APIDocuments.ExposedApp].self)
+        let remote = try await client.get("/api/v1/remoteApps", as: [APIDocuments.RemoteApp].self)
+
+        print(
+            "site \(site.siteName)  \(site.fingerprint)  version \(site.version)  up \(Units.duration(site.uptimeSeconds))"
+        )
+
+        print("\nPEERS")
+        var peerTable = TextTable("NAME", "ONLINE", "TUNNEL", "ENDPOINTS", "APPS")
+        for peer in peers {
+            peerTable.add(
+                peer.siteName, peer.online ? "yes" : "no", peer.tunnel ? "up" : "-",
+                peer.endpoints.isEmpty ? "-" : peer.endpoints.joined(separator: ","),
+                peer.apps.isEmpty ? "-" : peer.apps.joined(separator: ","))
+        }
+        print(peers.isEmpty ? "  (none)" : peerTable.render(indent: "  "))
+
+        print("\nTUNNELS")
+        if tunnels.isEmpty { print("  (none)") }
+        for tunnel in tunnels {
+            print(
+                "  \(tunnel.peer): \(tunnel.links.count) links, \(tunnel.openStreams) streams, sent "
+                    + "\(Units.bytes(Double(tunnel.bytesSent))), received \(Units.bytes(Double(tunnel.bytesReceived))), "
+                    + "re-sent \(Units.bytes(Double(tunnel.resentBytes)))")
+            var links = TextTable("LINK", "LOCAL", "REMOTE", "DIALED", "STATE", "RTT", "RATE", "SENT", "RECEIVED")
+            for link in tunnel.links {
+                links.add(
+                    "\(link.id)", link.localAddress ?? "?", link.remoteAddress ?? "?", link.dialed ? "here" : "by peer",
+                    link.state, link.rttMs.map { String(format: "%.2f ms", $0) } ?? "-",
+                    link.rateBitsPerSecond.map { Units.bits(perSecond: $0) } ?? "-",
+                    Units.bytes(Double(link.bytesSent)), Units.bytes(Double(link.bytesReceived)))
+            }
+            if !tunnel.links.isEmpty { print(links.render(indent: "    ")) }
+        }
+
+        print("\nEXPOSED APPS")
+        var exposedTable = TextTable("NAME", "MODE", "TARGET", "FROM")
+        for app in exposed {
+            let target =
+                app.mode == "range"
+                ? "ports \(app.portRange.joined(separator: ",")) at \(app.addressRange.joined(separator: ","))"
+                : app.appSocket ?? "?"
+            exposedTable.add(app.appName, app.mode, target, app.source)
+        }
+        print(exposed.isEmpty ? "  (none)" : exposedTable.render(indent: "  "))
+
+        print("\nREMOTE APPS")
+        var remoteTable = TextTable("SITE", "APP", "LOCAL SOCKET", "TARGET", "FROM")
+        for app in remote {
+            remoteTable.add(app.siteName, app.appName, app.localSocket, app.appSocket ?? "-", app.source)
+        }
+        print(remote.isEmpty ? "  (none)" : remoteTable.render(indent: "  "))
+    }
+}
