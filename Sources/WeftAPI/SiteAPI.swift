@@ -77,8 +77,9 @@ struct SiteAPI: Sendable {
             try await runtime().remoteApps.map { APIModels.RemoteApp($0.app, source: $0.source) }
         }
         // wovenet's form: by app name alone (the first match when several sites offer one).
-        v1.get("/remoteApps/{appName}") { _, context in
-            let name = try context.parameters.require("appName")
+        // (The router wants one parameter name per position: this one holds the app's name.)
+        v1.get("/remoteApps/{siteName}") { _, context in
+            let name = try context.parameters.require("siteName")
             guard let entry = try await runtime().remoteApps.first(where: { $0.app.appName == name }) else {
                 throw APIError(.notFound, "remote app \(name) not found")
             }

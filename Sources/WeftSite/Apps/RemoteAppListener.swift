@@ -60,8 +60,8 @@ public struct RemoteAppListener: Sendable {
         return RemoteAppListener(app: app, channel: channel)
     }
 
-    /// Names the app's clients in a `ConnectionTracker`.
-    public static func key(_ app: RemoteAppConfig) -> String { "\(app.siteName)/\(app.appName)" }
+    /// Names one entry's listener and clients (a file may offer one app on several sockets).
+    public static func key(_ app: RemoteAppConfig) -> String { "\(app.siteName)/\(app.appName) at \(app.localSocket)" }
 
     public func close() async {
         try? await channel.close().get()

@@ -114,13 +114,14 @@ public actor SiteRuntime {
     }
 
     public func addRemoteApp(_ app: RemoteAppConfig) async throws(SiteRuntimeError) {
-        let key = RemoteAppListener.key(app)
-        guard !remoteApps.contains(where: { RemoteAppListener.key($0.app) == key }) else {
-            throw SiteRuntimeError(.conflict, "a remote app \(key) exists already")
+        let name = AppOverlay.key(site: app.siteName, app: app.appName)
+        guard !remoteApps.contains(where: { $0.app.siteName == app.siteName && $0.app.appName == app.appName }) else {
+            throw SiteRuntimeError(.conflict, "a remote app \(name) exists already")
         }
         if let other = remoteApps.first(where: { $0.app.localSocket == app.localSocket }) {
             throw SiteRuntimeError(
-                .conflict, "\(app.localSocket) is the local socket of \(RemoteAppListener.key(other.app)) already")
+                .conflict,
+                "\(app.localSocket) is the local socket of \(other.app.siteName)/\(other.app.appName) already")
         }
         let listener: RemoteAppListener
         do {
@@ -136,24 +137,28 @@ public actor SiteRuntime {
             await listener.close()
             throw error
         }
-        listeners[key] = listener
+        listeners[RemoteAppListener.key(app)] = listener
         publishApps()
-        logger.notice("remote app added", metadata: ["app": "\(key)", "via": "api"])
+        logger.notice("remote app added", metadata: ["app": "\(name)", "via": "api"])
     }
 
     public func removeRemoteApp(site: String, app name: String) async throws(SiteRuntimeError) {
         let key = AppOverlay.key(site: site, app: name)
-        guard remoteApps.contains(where: { RemoteAppListener.key($0.app) == key }) else {
+        let entries = remoteApps.filter { $0.app.siteName == site && $0.app.appName == name }.map(\.app)
+        guard !entries.isEmpty else {
             throw SiteRuntimeError(.notFound, "no remote app \(key)")
         }
         var changed = overlay
         changed.addedRemoteApps.removeAll { AppOverlay.key(site: $0.siteName, app: $0.appName) == key }
-        if configuration.remoteApps.contains(where: { RemoteAppListener.key($0) == key }) {
+        if configuration.remoteApps.contains(where: { $0.siteName == site && $0.appName == name }) {
             changed.removedRemoteApps.append(key)
         }
         try save(changed)
-        await listeners.removeValue(forKey: key)?.close()
-        let ended = remoteConnections.abortAll(key)
+        var ended = 0
+        for entry in entries {
+            await listeners.removeValue(forKey: RemoteAppListener.key(entry))?.close()
+            ended += remoteConnections.abortAll(RemoteAppListener.key(entry))
+        }
         publishApps()
         logger.notice("remote app removed", metadata: ["app": "\(key)", "via": "api", "clientsEnded": "\(ended)"])
     }

@@ -1,0 +1,217 @@
+import Foundation
+import Testing
+import WeftTestSupport
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// What an operator does with two running sites: the REST API (every endpoint, app changes at
+/// runtime that carry traffic, persist and stop), basic auth, `/metrics`, `weft status`, a
+/// reload on SIGHUP under load, and the dashboard in headless Chromium.
+@Suite("operations end to end", .serialized, .enabled(if: SiteLab.isAvailable, "\(SiteLab.missing)"))
+struct OperationsEndToEndTests {
+    struct HTTPResult {
+        var status: Int
+        var body: String
+        var headers: String
+    }
+
+    /// One request with curl: status, body and headers.
+    static func http(
+        _ lab: SiteLab, _ method: String, _ url: String, body: String? = nil, user: String? = nil
+    ) throws -> HTTPResult {
+        let id = UUID().uuidString.prefix(8)
+        let bodyFile = lab.path + "/http-\(id).body"
+        let headerFile = lab.path + "/http-\(id).headers"
+        var arguments = ["-sS", "-X", method, "-o", bodyFile, "-D", headerFile, "-w", "%{http_code}", "--max-time", "10"]
+        if let user { arguments += ["-u", user] }
+        if let body { arguments += ["-H", "Content-Type: application/json", "--data-binary", body] }
+        let out = try lab.run(SiteLab.curl, arguments + [url])
+        return HTTPResult(
+            status: Int(out.stdout.trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1,
+            body: (try? String(contentsOfFile: bodyFile, encoding: .utf8)) ?? "",
+            headers: (try? String(contentsOfFile: headerFile, encoding: .utf8)) ?? "")
+    }
+
+    static func json(_ text: String) -> Any? {
+        try? JSONSerialization.jsonObject(with: Data(text.utf8))
+    }
+
+    /// The value of a Prometheus series (summed over lines that contain every part).
+    static func metric(_ text: String, _ parts: String...) -> Double? {
+        let values = text.split(separator: "\n").filter { line in
+            !line.hasPrefix("#") && parts.allSatisfy { line.contains($0) }
+        }.compactMap { Double($0.split(separator: " ").last ?? "") }
+        return values.isEmpty ? nil : values.reduce(0, +)
+    }
+
+    static func api(_ port: Int, auth: Bool) -> String {
+        """
+        restfulApi:
+          enabled: true
+          listenAddr: 127.0.0.1:\(port)
+        \(auth ? "  auth:\n    basicAuth:\n    - user: admin\n      password: \"s3cret pass\"\n" : "")
+        """
+    }
+
+    @Test("REST API: every endpoint; apps added at runtime carry traffic, persist, stop when deleted; 401; metrics; status")
+    func restAPI() async throws {
+        let lab = try SiteLab()
+        let httpPort = try FreePort.find()
+        let webPort = try FreePort.find()
+        let alphaAPI = try FreePort.find()
+        let betaAPI = try FreePort.find()
+        try await lab.website(port: httpPort, files: ["hello.txt": "hello through weft\n"])
+        try lab.site(
+            "alpha", exposed: [SiteLab.exposed("spare", "tcp:127.0.0.1:\(httpPort)")],
+            extra: Self.api(alphaAPI, auth: true))
+        try lab.site("beta", remote: [SiteLab.remote("alpha", "spare", "tcp:127.0.0.1:\(try FreePort.find())")],
+            extra: Self.api(betaAPI, auth: false))
+        try lab.start("alpha")
+        try lab.start("beta")
+        #expect(await lab.waitForLink("beta", to: "alpha"), "\(lab.log("beta"))")
+        let alpha = "http://127.0.0.1:\(alphaAPI)"
+        let beta = "http://127.0.0.1:\(betaAPI)"
+        let admin = "admin:s3cret pass"
+
+        // Without credentials (or with wrong ones): 401 and a challenge; with them: 200.
+        let open = try Self.http(lab, "GET", alpha + "/api/v1/site")
+        #expect(open.status == 401 && open.headers.lowercased().contains("www-authenticate: basic"), "\(open)")
+        #expect(try Self.http(lab, "GET", alpha + "/api/v1/site", user: "admin:wrong").status == 401)
+        #expect(lab.lines("alpha", "API request without valid credentials refused").count >= 1)
+
+        // Every read endpoint.
+        let ping = try Self.http(lab, "GET", alpha + "/ping", user: admin)
+        #expect(ping.status == 200 && ping.body.contains("pong"), "\(ping)")
+        let site = try Self.http(lab, "GET", alpha + "/api/v1/site", user: admin)
+        #expect(site.status == 200 && site.body.contains("\"siteName\":\"alpha\""), "\(site)")
+        let sites = try Self.http(lab, "GET", alpha + "/api/v1/remoteSites", user: admin)
+        #expect(sites.status == 200 && sites.body.contains("\"siteName\":\"beta\""), "\(sites)")
+        #expect(try Self.http(lab, "GET", alpha + "/api/v1/remoteSites/beta", user: admin).status == 200)
+        #expect(try Self.http(lab, "GET", alpha + "/api/v1/remoteSites/nobody", user: admin).status == 404)
+        let exposed = try Self.http(lab, "GET", alpha + "/api/v1/localExposedApps", user: admin)
+        #expect(exposed.status == 200 && exposed.body.contains("\"appName\":\"spare\""), "\(exposed)")
+        #expect(try Self.http(lab, "GET", alpha + "/api/v1/localExposedApps/spare", user: admin).status == 200)
+        #expect(try Self.http(lab, "GET", alpha + "/api/v1/localExposedApps/ghost", user: admin).status == 404)
+        let remote = try Self.http(lab, "GET", beta + "/api/v1/remoteApps")
+        #expect(remote.status == 200 && remote.body.contains("\"appName\":\"spare\""), "\(remote)")
+        #expect(try Self.http(lab, "GET", beta + "/api/v1/remoteApps/spare").status == 200)
+        #expect(try Self.http(lab, "GET", beta + "/api/v1/remoteApps/alpha/spare").status == 200)
+        #expect(try Self.http(lab, "GET", beta + "/api/v1/remoteApps/ghost").status == 404)
+        let tunnels = try Self.http(lab, "GET", beta + "/api/v1/tunnels")
+        let tunnelList = Self.json(tunnels.body) as? [[String: Any]]
+        #expect(tunnelList?.first?["peer"] as? String == "alpha", "\(tunnels)")
+        let links = tunnelList?.first?["links"] as? [[String: Any]] ?? []
+        #expect(!links.isEmpty && links.allSatisfy { $0["remoteAddress"] != nil && $0["state"] != nil }, "\(tunnels)")
+        #expect(try Self.http(lab, "GET", beta + "/api/v1/tunnels/alpha").status == 200)
+        let spec = try Self.http(lab, "GET", beta + "/openapi.yaml")
+        #expect(spec.status == 200 && spec.body.hasPrefix("openapi: 3"), "\(spec.status)")
+
+        // Bad requests: 400 naming the field; a name taken: 409.
+        let bad = try Self.http(
+            lab, "POST", alpha + "/api/v1/localExposedApps", body: #"{"appName":"x","appSocket":"tcp:nowhere"}"#,
+            user: admin)
+        #expect(bad.status == 400 && (Self.json(bad.body) as? [String: Any])?["field"] as? String == "appSocket", "\(bad)")
+        let unknownKey = try Self.http(
+            lab, "POST", alpha + "/api/v1/localExposedApps",
+            body: #"{"appName":"x","appSocket":"tcp:127.0.0.1:1","colour":"red"}"#, user: admin)
+        #expect(unknownKey.status == 400, "\(unknownKey)")
+        let notJSON = try Self.http(lab, "POST", alpha + "/api/v1/localExposedApps", body: "[1,2", user: admin)
+        #expect(notJSON.status == 400, "\(notJSON)")
+        let taken = try Self.http(
+            lab, "POST", alpha + "/api/v1/localExposedApps",
+            body: #"{"appName":"spare","appSocket":"tcp:127.0.0.1:\#(httpPort)"}"#, user: admin)
+        #expect(taken.status == 409, "\(taken)")
+
+        // An app exposed at alpha and a remote app added at beta carry traffic within seconds.
+        let added = try Self.http(
+            lab, "POST", alpha + "/api/v1/localExposedApps",
+            body: #"{"appName":"web","mode":"single","appSocket":"tcp:127.0.0.1:\#(httpPort)","portRange":[],"addressRange":[]}"#,
+            user: admin)
+        #expect(added.status == 201 && added.body.contains("\"source\":\"api\""), "\(added)")
+        let addedRemote = try Self.http(
+            lab, "POST", beta + "/api/v1/remoteApps",
+            body: #"{"siteName":"alpha","appName":"web","localSocket":"tcp:127.0.0.1:\#(webPort)"}"#)
+        #expect(addedRemote.status == 201, "\(addedRemote)")
+        let sameSocket = try Self.http(
+            lab, "POST", beta + "/api/v1/remoteApps",
+            body: #"{"siteName":"alpha","appName":"other","localSocket":"tcp:127.0.0.1:\#(webPort)"}"#)
+        #expect(sameSocket.status == 409, "\(sameSocket)")
+        let fetchURL = "http://127.0.0.1:\(webPort)/hello.txt"
+        var fetched = false
+        let added_at = ContinuousClock.now
+        while ContinuousClock.now - added_at < .seconds(10) {
+            let page = try Self.http(lab, "GET", fetchURL)
+            if page.status == 200 && page.body == "hello through weft\n" {
+                fetched = true
+                break
+            }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        #expect(fetched, "the app added over the API carried no traffic: \(lab.log("beta").suffix(3000))")
+        print("operations: app added over the API carried traffic after \(ContinuousClock.now - added_at)")
+
+        // Metrics: per-peer byte counters that grow with traffic.
+        let before = try Self.http(lab, "GET", beta + "/metrics")
+        #expect(before.status == 200, "\(before.status)")
+        let receivedBefore = Self.metric(before.body, "weft_peer_received_bytes_total", "peer=\"alpha\"") ?? 0
+        for _ in 0..<5 { _ = try Self.http(lab, "GET", fetchURL) }
+        try await Task.sleep(for: .milliseconds(200))
+        let after = try Self.http(lab, "GET", beta + "/metrics").body
+        let receivedAfter = Self.metric(after, "weft_peer_received_bytes_total", "peer=\"alpha\"") ?? 0
+        #expect(receivedAfter > receivedBefore, "\(receivedBefore) → \(receivedAfter)")
+        for family in [
+            "weft_peer_sent_bytes_total", "weft_link_sent_bytes_total", "weft_link_received_bytes_total",
+            "weft_link_state_changes_total", "weft_discovery_messages_accepted_total", "weft_streams_opened_total",
+        ] {
+            #expect(after.contains(family), "\(family) missing from /metrics")
+        }
+        try await Task.sleep(for: .milliseconds(1200))  // gauges are published every second
+        let gauges = try Self.http(lab, "GET", beta + "/metrics").body
+        #expect(Self.metric(gauges, "weft_link_rtt_seconds", "peer=\"alpha\"") != nil, "no RTT gauge")
+        #expect(
+            Self.metric(try Self.http(lab, "GET", alpha + "/metrics", user: admin).body, "weft_peer_sent_bytes_total", "peer=\"beta\"")
+                ?? 0 > 0)
+
+        // weft status, from the config's restfulApi.
+        let status = try lab.run(WeftProcess.executable, ["status", "--config", lab.configs["beta"]!])
+        #expect(status.status == 0, "\(status)")
+        for text in ["site beta", "PEERS", "alpha", "TUNNELS", "REMOTE APPS", "web", "api"] {
+            #expect(status.stdout.contains(text), "status lacks \(text):\n\(status.stdout)")
+        }
+        print("operations: weft status:\n\(status.stdout)")
+        let statusAlpha = try lab.run(WeftProcess.executable, ["status", "--config", lab.configs["alpha"]!])
+        #expect(statusAlpha.status == 0 && statusAlpha.stdout.contains("EXPOSED APPS"), "\(statusAlpha)")
+        let noAuth = try lab.run(WeftProcess.executable, ["status", "--api", alpha])
+        #expect(noAuth.status != 0 && noAuth.stderr.contains("credentials"), "\(noAuth)")
+
+        // Changes survive a restart (stateDir/apps.json).
+        lab.stop("alpha")
+        try lab.start("alpha")
+        var persisted = HTTPResult(status: 0, body: "", headers: "")
+        _ = await WeftProcess.waitFor(.seconds(10)) {
+            persisted = (try? Self.http(lab, "GET", alpha + "/api/v1/localExposedApps/web", user: admin)) ?? persisted
+            return persisted.status == 200
+        }
+        #expect(persisted.status == 200 && persisted.body.contains("\"source\":\"api\""), "\(persisted)")
+
+        // Deleted: the remote app's socket closes, the exposed app refuses new streams.
+        #expect(try Self.http(lab, "DELETE", beta + "/api/v1/remoteApps/alpha/web").status == 204)
+        #expect(!FreePort.accepts(webPort), "the removed remote app's socket still accepts")
+        #expect(try Self.http(lab, "DELETE", beta + "/api/v1/remoteApps/alpha/web").status == 404)
+        #expect(try Self.http(lab, "DELETE", alpha + "/api/v1/localExposedApps/web", user: admin).status == 204)
+        #expect(try Self.http(lab, "GET", alpha + "/api/v1/localExposedApps/web", user: admin).status == 404)
+        // A file app removed over the API stays removed after a restart.
+        #expect(try Self.http(lab, "DELETE", alpha + "/api/v1/localExposedApps/spare", user: admin).status == 204)
+        lab.stop("alpha")
+        try lab.start("alpha")
+        var gone = HTTPResult(status: 0, body: "", headers: "")
+        _ = await WeftProcess.waitFor(.seconds(10)) {
+            gone = (try? Self.http(lab, "GET", alpha + "/api/v1/localExposedApps", user: admin)) ?? gone
+            return gone.status == 200
+        }
+        #expect(gone.status == 200 && gone.body == "[]", "\(gone)")
+        lab.stop("alpha", "beta")
+    }
+}
