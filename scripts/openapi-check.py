@@ -64,7 +64,10 @@ def main() -> int:
     try:
         validate(document)
     except Exception as error:  # the validator's errors have no common public base class
-        print(f"openapi: invalid: {error}", file=sys.stderr)
+        # jsonschema's errors carry the schema in their text; the message and the place suffice.
+        message = getattr(error, "message", None) or str(error).splitlines()[0]
+        place = getattr(error, "json_path", None)
+        print(f"openapi: invalid: {message}" + (f" (at {place})" if place else ""), file=sys.stderr)
         return 1
     print(f"openapi: valid ({len(document.get('paths') or {})} paths)")
     return 0

@@ -214,4 +214,75 @@ struct OperationsEndToEndTests {
         #expect(gone.status == 200 && gone.body == "[]", "\(gone)")
         lab.stop("alpha", "beta")
     }
+
+    @Test("SIGHUP: app list changes take effect at once; a running transfer, its tunnel and its stream carry on")
+    func reloadUnderLoad() async throws {
+        let lab = try SiteLab()
+        let httpPort = try FreePort.find()
+        let webPort = try FreePort.find()
+        let sparePort = try FreePort.find()
+        let movedPort = try FreePort.find()
+        let betaAPI = try FreePort.find()
+        let digest = try await lab.website(port: httpPort, randomMegabytes: ["big.bin": 40])["big.bin"]
+        let alphaApps = [
+            SiteLab.exposed("web", "tcp:127.0.0.1:\(httpPort)"), SiteLab.exposed("spare", "tcp:127.0.0.1:\(httpPort)"),
+        ]
+        try lab.site("alpha", exposed: alphaApps)
+        try lab.site(
+            "beta",
+            remote: [
+                SiteLab.remote("alpha", "web", "tcp:127.0.0.1:\(webPort)"),
+                SiteLab.remote("alpha", "spare", "tcp:127.0.0.1:\(sparePort)"),
+            ], extra: Self.api(betaAPI, auth: false))
+        try lab.start("alpha")
+        try lab.start("beta")
+        #expect(await lab.waitForLink("beta", to: "alpha"), "\(lab.log("beta"))")
+
+        // A transfer of about 8 s through `web`.
+        let fetched = lab.path + "/fetched.bin"
+        let transfer = try ChildProcess(
+            SiteLab.curl,
+            ["-sS", "--fail", "--limit-rate", "5M", "-o", fetched, "http://127.0.0.1:\(webPort)/big.bin"],
+            stderr: lab.path + "/transfer.err")
+        try await Task.sleep(for: .seconds(1.5))
+
+        // beta: `spare` moves to another local socket; alpha: a new app `extra`.
+        let betaText = lab.read("beta.yaml")
+        _ = try lab.write("beta.yaml", betaText.replacingOccurrences(of: ":\(sparePort)", with: ":\(movedPort)"))
+        let alphaText = lab.read("alpha.yaml")
+        _ = try lab.write("alpha.yaml", alphaText + SiteLab.exposed("extra", "tcp:127.0.0.1:\(httpPort)") + "\n")
+        #expect(transfer.isRunning, "the transfer ended before the reload")
+        lab.processes["beta"]!.signal(SIGHUP)
+        lab.processes["alpha"]!.signal(SIGHUP)
+        #expect(
+            await WeftProcess.waitFor(.seconds(5)) { FreePort.accepts(movedPort) && !FreePort.accepts(sparePort) },
+            "\(lab.log("beta").suffix(2000))")
+        let reloaded = lab.lines("beta", "configuration reloaded")
+        #expect(
+            reloaded.count == 1 && reloaded[0].contains("remote changed: alpha/spare")
+                && !reloaded[0].contains("restart"), "\(reloaded)")
+        #expect(lab.lines("alpha", "configuration reloaded", "exposed added: extra").count == 1, "\(lab.log("alpha"))")
+        // The peer learns the new app over the message channel.
+        #expect(
+            await WeftProcess.waitFor(.seconds(5)) {
+                (try? Self.http(lab, "GET", "http://127.0.0.1:\(betaAPI)/api/v1/remoteSites/alpha"))?.body.contains(
+                    "extra") == true
+            })
+        let moved = try Self.http(lab, "GET", "http://127.0.0.1:\(movedPort)/big.bin")
+        #expect(moved.status == 200, "the moved app: \(moved.status)")
+
+        // A file that does not load changes nothing.
+        _ = try lab.write("beta.yaml", betaText + "siteName: [broken\n")
+        lab.processes["beta"]!.signal(SIGHUP)
+        #expect(await WeftProcess.waitFor(.seconds(5)) { !lab.lines("beta", "reload refused").isEmpty })
+        #expect(FreePort.accepts(webPort) && FreePort.accepts(movedPort))
+
+        #expect(transfer.waitForExit(timeout: 60), "the transfer did not finish")
+        #expect(transfer.exitCode == 0, "\(lab.read("transfer.err"))")
+        #expect(try lab.sha256(ofFile: fetched) == digest, "the transfer's bytes changed")
+        // One tunnel throughout, never closed.
+        #expect(lab.lines("beta", "tunnel created").count == 1 && lab.lines("beta", "closing tunnel").isEmpty)
+        #expect(lab.lines("beta", "stream reset").isEmpty, "\(lab.lines("beta", "stream reset"))")
+        lab.stop("alpha", "beta")
+    }
 }

@@ -240,21 +240,27 @@ public actor SiteRuntime {
         publishApps()
         for name in summary.exposedRemoved + summary.exposedChanged { manager.endStreams(ofExposedApp: name) }
 
+        // Keyed by entry (one app may be offered on several sockets); reported by app name.
+        var removedNames: Set<String> = []
+        var addedNames: Set<String> = []
         for (key, app) in oldRemote where newRemote[key] != app {
             await listeners.removeValue(forKey: key)?.close()
             remoteConnections.abortAll(key)
-            if newRemote[key] == nil { summary.remoteRemoved.append(key) } else { summary.remoteChanged.append(key) }
+            removedNames.insert(AppOverlay.key(site: app.siteName, app: app.appName))
         }
         for (key, app) in newRemote where oldRemote[key] != app {
-            if oldRemote[key] == nil { summary.remoteAdded.append(key) }
+            let name = AppOverlay.key(site: app.siteName, app: app.appName)
+            addedNames.insert(name)
             do {
                 listeners[key] = try await bind(app)
             } catch {
-                summary.failed.append(key)
-                logger.error(
-                    "reload: cannot listen for a remote app", metadata: ["app": "\(key)", "error": "\(error)"])
+                summary.failed.append(name)
+                logger.error("reload: cannot listen for a remote app", metadata: ["app": "\(key)", "error": "\(error)"])
             }
         }
+        summary.remoteChanged = Array(removedNames.intersection(addedNames))
+        summary.remoteRemoved = Array(removedNames.subtracting(addedNames))
+        summary.remoteAdded = Array(addedNames.subtracting(removedNames))
         for keyPath in [
             \ReloadSummary.exposedAdded, \.exposedRemoved, \.exposedChanged, \.remoteAdded, \.remoteRemoved,
             \.remoteChanged,
