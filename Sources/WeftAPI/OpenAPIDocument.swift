@@ -188,7 +188,7 @@ enum OpenAPIDocument {
                 Adds an exposed app at once, announces it to the other sites and saves it in stateDir,
                 so it survives restarts and SIGHUP reloads. The body has exactly the keys of a
                 `localExposedApps` entry of config.yaml; keys whose value is null or an empty list
-                count as absent, so an app read with GET (without `source`) can be posted back.
+                count as absent and `source` is ignored, so an app read with GET can be posted back.
                 Unknown keys and keys the mode ignores are refused.
               requestBody:
                 required: true
@@ -442,8 +442,8 @@ enum OpenAPIDocument {
               description: >-
                 Sends data through the tunnel to `site` for `seconds` and streams the measurement as
                 newline-delimited JSON (`application/x-ndjson`): one JSON object per line, `progress`
-                lines while it runs, then one `result` line, or an `error` line when the test fails
-                after the stream started (the status is 200 by then).
+                lines about four times a second while it runs, then one `result` line, or an `error`
+                line when the test fails after the stream started (the status is 200 by then).
               parameters:
                 - name: site
                   in: query
@@ -488,7 +488,12 @@ enum OpenAPIDocument {
                       schema:
                         $ref: "#/components/schemas/Error"
                 "503":
-                  $ref: "#/components/responses/ServiceUnavailable"
+                  description: >-
+                    The site is not running, or no tunnel to the site had a link within 5 seconds.
+                  content:
+                    application/json:
+                      schema:
+                        $ref: "#/components/schemas/Error"
         components:
           securitySchemes:
             basicAuth:
@@ -790,6 +795,9 @@ enum OpenAPIDocument {
                 addressRange and refuses appSocket. null and [] count as absent. Keys match
                 case-insensitively, as in config.yaml.
               properties:
+                source:
+                  type: string
+                  description: Ignored (what a GET adds), so a listed app can be posted back.
                 appName:
                   type: string
                   minLength: 1
@@ -830,6 +838,9 @@ enum OpenAPIDocument {
                 A `remoteApps` entry of config.yaml. null and [] count as absent. Keys match
                 case-insensitively, as in config.yaml.
               properties:
+                source:
+                  type: string
+                  description: Ignored (what a GET adds), so a listed app can be posted back.
                 siteName:
                   type: string
                   minLength: 1
@@ -877,6 +888,7 @@ enum OpenAPIDocument {
                 bitsPerSecond:
                   type: number
                   format: double
+                  description: The sending rate since the previous progress line.
             SpeedtestResult:
               type: object
               required: [type, site, bytes, seconds, bitsPerSecond, verified, verifiedBytes]
@@ -890,12 +902,15 @@ enum OpenAPIDocument {
                   type: integer
                   format: int64
                   minimum: 0
+                  description: Bytes the far site received.
                 seconds:
                   type: number
                   format: double
+                  description: How long the test took.
                 bitsPerSecond:
                   type: number
                   format: double
+                  description: The throughput over the whole test.
                 verified:
                   type: boolean
                   description: Whether the far site received every byte intact.

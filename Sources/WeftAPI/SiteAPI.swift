@@ -60,7 +60,7 @@ struct SiteAPI: Sendable {
             do {
                 try await site.addExposedApp(app)
             } catch {
-                throw Self.refusal(error, field: "appName")
+                throw Self.refusal(error)
             }
             return EditedResponse(status: .created, response: APIModels.ExposedApp(app, source: .api))
         }
@@ -69,7 +69,7 @@ struct SiteAPI: Sendable {
             do {
                 try await runtime().removeExposedApp(named: name)
             } catch {
-                throw Self.refusal(error, field: nil)
+                throw Self.refusal(error)
             }
             return Response(status: .noContent)
         }
@@ -108,7 +108,7 @@ struct SiteAPI: Sendable {
             do {
                 try await site.addRemoteApp(app)
             } catch {
-                throw Self.refusal(error, field: "localSocket")
+                throw Self.refusal(error)
             }
             return EditedResponse(status: .created, response: APIModels.RemoteApp(app, source: .api))
         }
@@ -118,10 +118,11 @@ struct SiteAPI: Sendable {
             do {
                 try await runtime().removeRemoteApp(site: site, app: name)
             } catch {
-                throw Self.refusal(error, field: nil)
+                throw Self.refusal(error)
             }
             return Response(status: .noContent)
         }
+        v1.get("/speedtest") { request, _ in try await SpeedtestRoute.respond(to: request, runtime: try runtime()) }
         v1.get("/tunnels") { _, _ in
             try await runtime().manager.tunnelSnapshots().map(APIModels.Tunnel.init)
         }
@@ -180,6 +181,9 @@ struct SiteAPI: Sendable {
     /// A request body that does not parse or validate: 400, naming the first field at fault.
     static func badRequest(_ error: any Error) -> any Error {
         if let error = error as? APIError { return error }
+        if error is NIOTooManyBytesError {
+            return APIError(.contentTooLarge, "the body is larger than \(maxBodyBytes / 1024) KiB")
+        }
         if let error = error as? HTTPError { return error }
         guard let error = error as? ConfigurationError else { return APIError(.badRequest, "\(error)") }
         let first = error.errors.first ?? error.diagnostics.first
@@ -189,12 +193,12 @@ struct SiteAPI: Sendable {
     }
 
     /// A change the site refused: 404, 409, 400 (a socket that cannot be opened), 500, 503.
-    static func refusal(_ error: any Error, field: String?) -> any Error {
+    static func refusal(_ error: any Error) -> any Error {
         guard let error = error as? SiteRuntimeError else { return error }
         switch error.code {
         case .notFound: return APIError(.notFound, error.message)
-        case .conflict: return APIError(.conflict, error.message, field: field)
-        case .cannotListen: return APIError(.badRequest, error.message, field: "localSocket")
+        case .conflict: return APIError(.conflict, error.message, field: error.field)
+        case .cannotListen: return APIError(.badRequest, error.message, field: error.field)
         case .notRunning: return APIError(.serviceUnavailable, error.message)
         default: return APIError(.internalServerError, error.message)
         }

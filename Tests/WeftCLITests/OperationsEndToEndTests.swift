@@ -24,7 +24,9 @@ struct OperationsEndToEndTests {
         let id = UUID().uuidString.prefix(8)
         let bodyFile = lab.path + "/http-\(id).body"
         let headerFile = lab.path + "/http-\(id).headers"
-        var arguments = ["-sS", "-X", method, "-o", bodyFile, "-D", headerFile, "-w", "%{http_code}", "--max-time", "10"]
+        var arguments = [
+            "-sS", "-X", method, "-o", bodyFile, "-D", headerFile, "-w", "%{http_code}", "--max-time", "10",
+        ]
         if let user { arguments += ["-u", user] }
         if let body { arguments += ["-H", "Content-Type: application/json", "--data-binary", body] }
         let out = try lab.run(SiteLab.curl, arguments + [url])
@@ -33,6 +35,10 @@ struct OperationsEndToEndTests {
             body: (try? String(contentsOfFile: bodyFile, encoding: .utf8)) ?? "",
             headers: (try? String(contentsOfFile: headerFile, encoding: .utf8)) ?? "")
     }
+
+    /// The repository's root (for its scripts).
+    static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().path
 
     static func json(_ text: String) -> Any? {
         try? JSONSerialization.jsonObject(with: Data(text.utf8))
@@ -55,7 +61,9 @@ struct OperationsEndToEndTests {
         """
     }
 
-    @Test("REST API: every endpoint; apps added at runtime carry traffic, persist, stop when deleted; 401; metrics; status")
+    @Test(
+        "REST API: every endpoint; apps added at runtime carry traffic, persist, stop when deleted; 401; metrics; status"
+    )
     func restAPI() async throws {
         let lab = try SiteLab()
         let httpPort = try FreePort.find()
@@ -66,7 +74,8 @@ struct OperationsEndToEndTests {
         try lab.site(
             "alpha", exposed: [SiteLab.exposed("spare", "tcp:127.0.0.1:\(httpPort)")],
             extra: Self.api(alphaAPI, auth: true))
-        try lab.site("beta", remote: [SiteLab.remote("alpha", "spare", "tcp:127.0.0.1:\(try FreePort.find())")],
+        try lab.site(
+            "beta", remote: [SiteLab.remote("alpha", "spare", "tcp:127.0.0.1:\(try FreePort.find())")],
             extra: Self.api(betaAPI, auth: false))
         try lab.start("alpha")
         try lab.start("beta")
@@ -112,7 +121,8 @@ struct OperationsEndToEndTests {
         let bad = try Self.http(
             lab, "POST", alpha + "/api/v1/localExposedApps", body: #"{"appName":"x","appSocket":"tcp:nowhere"}"#,
             user: admin)
-        #expect(bad.status == 400 && (Self.json(bad.body) as? [String: Any])?["field"] as? String == "appSocket", "\(bad)")
+        #expect(
+            bad.status == 400 && (Self.json(bad.body) as? [String: Any])?["field"] as? String == "appSocket", "\(bad)")
         let unknownKey = try Self.http(
             lab, "POST", alpha + "/api/v1/localExposedApps",
             body: #"{"appName":"x","appSocket":"tcp:127.0.0.1:1","colour":"red"}"#, user: admin)
@@ -124,10 +134,31 @@ struct OperationsEndToEndTests {
             body: #"{"appName":"spare","appSocket":"tcp:127.0.0.1:\#(httpPort)"}"#, user: admin)
         #expect(taken.status == 409, "\(taken)")
 
+        let huge = try Self.http(
+            lab, "POST", alpha + "/api/v1/localExposedApps",
+            body: #"{"appName":"\#(String(repeating: "x", count: 70_000))"}"#, user: admin)
+        #expect(huge.status == 413, "\(huge.status) \(huge.body.prefix(200))")
+        // What a GET lists can be posted back (here to beta, under another name).
+        var listed = try #require(Self.json(exposed.body) as? [[String: Any]]).first ?? [:]
+        listed["appName"] = "copy"
+        let copyBody = String(decoding: try JSONSerialization.data(withJSONObject: listed), as: UTF8.self)
+        let copied = try Self.http(lab, "POST", beta + "/api/v1/localExposedApps", body: copyBody)
+        #expect(copied.status == 201, "\(copyBody) → \(copied)")
+        #expect(try Self.http(lab, "DELETE", beta + "/api/v1/localExposedApps/copy").status == 204)
+        // The document describes the API (validated when python3 has openapi-spec-validator).
+        let check = try lab.run(
+            "/usr/bin/env", ["python3", Self.repository + "/scripts/openapi-check.py", beta + "/openapi.yaml"])
+        if check.status == 77 {
+            print("operations: openapi check skipped: \(check.stdout)\(check.stderr)")
+        } else {
+            #expect(check.status == 0, "\(check)")
+        }
+
         // An app exposed at alpha and a remote app added at beta carry traffic within seconds.
         let added = try Self.http(
             lab, "POST", alpha + "/api/v1/localExposedApps",
-            body: #"{"appName":"web","mode":"single","appSocket":"tcp:127.0.0.1:\#(httpPort)","portRange":[],"addressRange":[]}"#,
+            body:
+                #"{"appName":"web","mode":"single","appSocket":"tcp:127.0.0.1:\#(httpPort)","portRange":[],"addressRange":[]}"#,
             user: admin)
         #expect(added.status == 201 && added.body.contains("\"source\":\"api\""), "\(added)")
         let addedRemote = try Self.http(
@@ -171,7 +202,9 @@ struct OperationsEndToEndTests {
         let gauges = try Self.http(lab, "GET", beta + "/metrics").body
         #expect(Self.metric(gauges, "weft_link_rtt_seconds", "peer=\"alpha\"") != nil, "no RTT gauge")
         #expect(
-            Self.metric(try Self.http(lab, "GET", alpha + "/metrics", user: admin).body, "weft_peer_sent_bytes_total", "peer=\"beta\"")
+            Self.metric(
+                try Self.http(lab, "GET", alpha + "/metrics", user: admin).body, "weft_peer_sent_bytes_total",
+                "peer=\"beta\"")
                 ?? 0 > 0)
 
         // weft status, from the config's restfulApi.
@@ -183,6 +216,22 @@ struct OperationsEndToEndTests {
         print("operations: weft status:\n\(status.stdout)")
         let statusAlpha = try lab.run(WeftProcess.executable, ["status", "--config", lab.configs["alpha"]!])
         #expect(statusAlpha.status == 0 && statusAlpha.stdout.contains("EXPOSED APPS"), "\(statusAlpha)")
+        // weft speedtest: generated data through the tunnel, checked at the far end.
+        let speed = try lab.run(
+            WeftProcess.executable,
+            ["speedtest", "--config", lab.configs["beta"]!, "--site", "alpha", "--seconds", "2"])
+        #expect(speed.status == 0 && speed.stdout.contains("far end checked every byte: all correct"), "\(speed)")
+        #expect(speed.stdout.contains(" sent "), "no progress lines: \(speed.stdout)")
+        print("operations: weft speedtest:\n\(speed.stdout)")
+        #expect(lab.lines("alpha", "speed test received", "verified=true").count == 1)
+        let unknownPeer = try lab.run(WeftProcess.executable, ["speedtest", "--api", beta, "--site", "nobody"])
+        #expect(unknownPeer.status == 1 && unknownPeer.stderr.contains("not found"), "\(unknownPeer)")
+        let stream = try Self.http(lab, "GET", beta + "/api/v1/speedtest?site=alpha&seconds=1")
+        let streamed = stream.body.split(separator: "\n").compactMap { Self.json(String($0)) as? [String: Any] }
+        #expect(stream.status == 200 && streamed.last?["type"] as? String == "result", "\(stream.body)")
+        #expect(streamed.last?["verified"] as? Bool == true && (streamed.last?["bytes"] as? Int ?? 0) > 0)
+        #expect(try Self.http(lab, "GET", beta + "/api/v1/speedtest?site=alpha&seconds=0").status == 400)
+
         let noAuth = try lab.run(WeftProcess.executable, ["status", "--api", alpha])
         #expect(noAuth.status != 0 && noAuth.stderr.contains("credentials"), "\(noAuth)")
 

@@ -18,6 +18,7 @@ struct ExposedAppServer: Sendable {
     /// The app sockets of open streams, by app name.
     let connections = ConnectionTracker()
     private let refusalLog = LogLimiter()
+    private let speedtest = SpeedtestPattern()
 
     init(registry: ExposedAppRegistry, connectTimeout: TimeAmount, logger: Logger) {
         self.registry = NIOLockedValueBox(registry)
@@ -40,6 +41,10 @@ struct ExposedAppServer: Sendable {
         if let target { logger[metadataKey: "target"] = "\(target)" }
         // Streams per tunnel (each holds an app socket here) are bounded by the engine's
         // `maxStreams`, which refuses an open beyond it before it reaches this point.
+        if appName == SpeedtestPattern.appName {
+            logger.info("speed test from the peer")
+            return SpeedtestSink(driver: driver, stream: id, pattern: speedtest, logger: logger)
+        }
         switch registry.withLockedValue({ $0.resolve(appName: appName, target: target) }) {
         case .refuse(let code, let reason):
             Counter(

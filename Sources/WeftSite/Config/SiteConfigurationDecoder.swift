@@ -535,7 +535,9 @@ struct SiteConfigurationDecoder {
             let nameText = reader.string(app, "appName", required: true)
             let name = nameText.flatMap { checkName(reader, $0) }
             if let name, let nameText {
-                if let line = seen[name] {
+                if name == SpeedtestPattern.appName {
+                    reader.invalid(nameText, "is the name of weft's built-in speed test; choose another")
+                } else if let line = seen[name] {
                     reader.invalid(nameText, "duplicate appName (first at line \(line)) — app names must be unique")
                 } else {
                     seen[name] = nameText.mark?.line ?? 0

@@ -89,7 +89,8 @@ public actor SiteRuntime {
 
     public func addExposedApp(_ app: ExposedAppConfig) throws(SiteRuntimeError) {
         guard !exposedApps.contains(where: { $0.app.appName == app.appName }) else {
-            throw SiteRuntimeError(.conflict, "an exposed app named \"\(app.appName)\" exists already")
+            throw SiteRuntimeError(
+                .conflict, "an exposed app named \"\(app.appName)\" exists already", field: "appName")
         }
         var changed = overlay
         changed.addedExposedApps.append(ExposedAppDocument(app))
@@ -116,18 +117,19 @@ public actor SiteRuntime {
     public func addRemoteApp(_ app: RemoteAppConfig) async throws(SiteRuntimeError) {
         let name = AppOverlay.key(site: app.siteName, app: app.appName)
         guard !remoteApps.contains(where: { $0.app.siteName == app.siteName && $0.app.appName == app.appName }) else {
-            throw SiteRuntimeError(.conflict, "a remote app \(name) exists already")
+            throw SiteRuntimeError(.conflict, "a remote app \(name) exists already", field: "appName")
         }
         if let other = remoteApps.first(where: { $0.app.localSocket == app.localSocket }) {
             throw SiteRuntimeError(
                 .conflict,
-                "\(app.localSocket) is the local socket of \(other.app.siteName)/\(other.app.appName) already")
+                "\(app.localSocket) is the local socket of \(other.app.siteName)/\(other.app.appName) already",
+                field: "localSocket")
         }
         let listener: RemoteAppListener
         do {
             listener = try await bind(app)
         } catch {
-            throw SiteRuntimeError(.cannotListen, "cannot listen on \(app.localSocket): \(error)")
+            throw SiteRuntimeError(.cannotListen, "cannot listen on \(app.localSocket): \(error)", field: "localSocket")
         }
         var changed = overlay
         changed.addedRemoteApps.append(RemoteAppDocument(app))
@@ -255,7 +257,8 @@ public actor SiteRuntime {
                 listeners[key] = try await bind(app)
             } catch {
                 summary.failed.append(name)
-                logger.error("reload: cannot listen for a remote app", metadata: ["app": "\(key)", "error": "\(error)"])
+                logger.error(
+                    "reload: cannot listen for a remote app", metadata: ["app": "\(key)", "error": "\(error)"])
             }
         }
         summary.remoteChanged = Array(removedNames.intersection(addedNames))

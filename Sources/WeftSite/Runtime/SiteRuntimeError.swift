@@ -20,10 +20,13 @@ public struct SiteRuntimeError: Error, Sendable, CustomStringConvertible {
 
     public var code: Code
     public var message: String
+    /// The request's field at fault, when one is.
+    public var field: String?
 
-    public init(_ code: Code, _ message: String) {
+    public init(_ code: Code, _ message: String, field: String? = nil) {
         self.code = code
         self.message = message
+        self.field = field
     }
 
     public var description: String { message }
