@@ -25,6 +25,15 @@ public struct APIService: Service {
 
     public func run() async throws {
         let router = Router()
+        if let file = settings.logFile, !file.isEmpty {
+            let sink = try LogSink(appendingTo: file)
+            let access = Logger(label: "weft.api") { label in
+                WeftLogHandler(label: label, level: .info, format: .text, sink: sink)
+            }
+            router.add(middleware: AccessLogMiddleware(logger: access, level: .info))
+        } else {
+            router.add(middleware: AccessLogMiddleware(logger: logger, level: .debug))
+        }
         router.add(
             middleware: BasicAuthMiddleware(verifier: BasicAuthVerifier(users: settings.basicAuth), logger: logger))
         api.addRoutes(to: router)

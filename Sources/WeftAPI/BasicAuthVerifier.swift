@@ -38,6 +38,17 @@ public struct BasicAuthVerifier: Sendable {
         return Self.constantTimeEqual(offered, expected) ? user : nil
     }
 
+    /// The user name a `Basic` header claims (not verified): for the access log.
+    static func userName(authorizationHeader: String?) -> String? {
+        guard let header = authorizationHeader else { return nil }
+        let parts = header.split(separator: " ", maxSplits: 1)
+        guard parts.count == 2, parts[0].lowercased() == "basic",
+            let decoded = Data(base64Encoded: String(parts[1]).trimmingCharacters(in: .whitespaces)),
+            let text = String(data: decoded, encoding: .utf8), let colon = text.firstIndex(of: ":")
+        else { return nil }
+        return String(text[..<colon])
+    }
+
     static func constantTimeEqual(_ a: SHA256Digest, _ b: SHA256Digest) -> Bool {
         var difference: UInt8 = 0
         for (x, y) in zip(a, b) { difference |= x ^ y }

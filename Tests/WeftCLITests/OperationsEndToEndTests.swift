@@ -52,11 +52,12 @@ struct OperationsEndToEndTests {
         return values.isEmpty ? nil : values.reduce(0, +)
     }
 
-    static func api(_ port: Int, auth: Bool) -> String {
+    static func api(_ port: Int, auth: Bool, accessLog: String? = nil) -> String {
         """
         restfulApi:
           enabled: true
           listenAddr: 127.0.0.1:\(port)
+        \(accessLog.map { "  logger:\n    file: \($0)\n" } ?? "")\
         \(auth ? "  auth:\n    basicAuth:\n    - user: admin\n      password: \"s3cret pass\"\n" : "")
         """
     }
@@ -73,7 +74,7 @@ struct OperationsEndToEndTests {
         try await lab.website(port: httpPort, files: ["hello.txt": "hello through weft\n"])
         try lab.site(
             "alpha", exposed: [SiteLab.exposed("spare", "tcp:127.0.0.1:\(httpPort)")],
-            extra: Self.api(alphaAPI, auth: true))
+            extra: Self.api(alphaAPI, auth: true, accessLog: lab.path + "/alpha-api.log"))
         try lab.site(
             "beta", remote: [SiteLab.remote("alpha", "spare", "tcp:127.0.0.1:\(try FreePort.find())")],
             extra: Self.api(betaAPI, auth: false))
@@ -89,6 +90,8 @@ struct OperationsEndToEndTests {
         #expect(open.status == 401 && open.headers.lowercased().contains("www-authenticate: basic"), "\(open)")
         #expect(try Self.http(lab, "GET", alpha + "/api/v1/site", user: "admin:wrong").status == 401)
         #expect(lab.lines("alpha", "API request without valid credentials refused").count >= 1)
+        let accessLog = lab.read("alpha-api.log")
+        #expect(accessLog.contains("status=401") && accessLog.contains("path=/api/v1/site"), "\(accessLog)")
 
         // Every read endpoint.
         let ping = try Self.http(lab, "GET", alpha + "/ping", user: admin)
@@ -206,6 +209,8 @@ struct OperationsEndToEndTests {
                 try Self.http(lab, "GET", alpha + "/metrics", user: admin).body, "weft_peer_sent_bytes_total",
                 "peer=\"beta\"")
                 ?? 0 > 0)
+
+        #expect(lab.read("alpha-api.log").contains("user=admin"), "the access log names no user")
 
         // weft status, from the config's restfulApi.
         let status = try lab.run(WeftProcess.executable, ["status", "--config", lab.configs["beta"]!])
