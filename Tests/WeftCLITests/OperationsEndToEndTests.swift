@@ -339,4 +339,57 @@ struct OperationsEndToEndTests {
         #expect(lab.lines("beta", "stream reset").isEmpty, "\(lab.lines("beta", "stream reset"))")
         lab.stop("alpha", "beta")
     }
+
+    @Test("REST API over TLS: HTTPS only, weft status verifies the certificate (or is told not to)")
+    func restAPIOverTLS() async throws {
+        let lab = try SiteLab()
+        let port = try FreePort.find()
+        let made = try lab.run(
+            "/usr/bin/openssl",
+            [
+                "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "2",
+                "-keyout", lab.path + "/api-key.pem", "-out", lab.path + "/api-cert.pem", "-subj", "/CN=weft-api",
+                "-addext", "subjectAltName=IP:127.0.0.1",
+            ])
+        try #require(made.status == 0, "\(made)")
+        try lab.site(
+            "alpha",
+            extra: """
+                restfulApi:
+                  enabled: true
+                  listenAddr: 127.0.0.1:\(port)
+                  tls:
+                    enabled: true
+                    key: \(lab.path)/api-key.pem
+                    cert: \(lab.path)/api-cert.pem
+                  auth:
+                    basicAuth:
+                    - user: ops
+                      password: pw
+
+                """)
+        try lab.start("alpha")
+        #expect(await WeftProcess.waitFor(.seconds(10)) { FreePort.accepts(port) }, "\(lab.log("alpha"))")
+        var secure = SiteLab.Output(status: -1, stdout: "", stderr: "")
+        // The API answers 503 until the site has opened its sockets.
+        _ = await WeftProcess.waitFor(.seconds(10)) {
+            secure =
+                (try? lab.run(
+                    SiteLab.curl,
+                    ["-sS", "--cacert", lab.path + "/api-cert.pem", "-u", "ops:pw", "https://127.0.0.1:\(port)/api/v1/site"]
+                )) ?? secure
+            return secure.stdout.contains("siteName")
+        }
+        #expect(secure.status == 0 && secure.stdout.contains("\"siteName\":\"alpha\""), "\(secure)")
+        let plain = try lab.run(SiteLab.curl, ["-sS", "-u", "ops:pw", "http://127.0.0.1:\(port)/api/v1/site"])
+        #expect(plain.status != 0 || !plain.stdout.contains("siteName"), "plain HTTP answered: \(plain)")
+        let status = try lab.run(
+            WeftProcess.executable, ["status", "--config", lab.configs["alpha"]!, "--cacert", lab.path + "/api-cert.pem"])
+        #expect(status.status == 0 && status.stdout.contains("site alpha"), "\(status)")
+        let untrusted = try lab.run(WeftProcess.executable, ["status", "--config", lab.configs["alpha"]!])
+        #expect(untrusted.status != 0, "a certificate nobody vouched for was accepted: \(untrusted)")
+        let insecure = try lab.run(WeftProcess.executable, ["status", "--config", lab.configs["alpha"]!, "--insecure"])
+        #expect(insecure.status == 0, "\(insecure)")
+        lab.stop("alpha")
+    }
 }
