@@ -7,9 +7,11 @@ set -euo pipefail
 # Build: pkg-config, libmosquitto-dev. Tests and the demo: a broker (mosquitto), real apps and
 # clients (python3's HTTP server, redis over a Unix socket, curl) and a STUN server (coturn).
 # The network lab: iproute2 (ip, tc, ss), iptables, ethtool. The benchmark's baselines and plot:
-# socat, stunnel4, openssh (ssh -L), openssl, gnuplot-nox.
+# socat, stunnel4, openssh (ssh -L), openssl, gnuplot-nox. The dashboard's test: chromium (headless)
+# and a font for its screenshot.
 packages=(pkg-config libmosquitto-dev mosquitto mosquitto-clients python3 redis-server redis-tools curl coturn
-    iproute2 iptables ethtool socat stunnel4 openssh-server openssh-client openssl gnuplot-nox)
+    iproute2 iptables ethtool socat stunnel4 openssh-server openssh-client openssl gnuplot-nox
+    chromium fonts-dejavu-core)
 
 missing=()
 for package in "${packages[@]}"; do

@@ -1,0 +1,90 @@
+import Foundation
+import Testing
+
+@testable import WeftSite
+
+/// App entries from API request bodies, and the overlay of API changes on the file's apps.
+@Suite("runtime apps: request bodies and the apps.json overlay")
+struct RuntimeAppsTests {
+    let loader = ConfigLoader(homeDirectory: "/home/tester")
+
+    func field(_ json: String, remote: Bool = false) -> String? {
+        do {
+            if remote {
+                _ = try loader.parseRemoteApp(json: json, ownSite: "here")
+            } else {
+                _ = try loader.parseExposedApp(json: json)
+            }
+            Issue.record("\(json) was accepted")
+            return nil
+        } catch {
+            return error.diagnostics.first?.path
+        }
+    }
+
+    @Test("a body is checked like a config entry, and errors name the field relative to it")
+    func bodies() throws {
+        let app = try loader.parseExposedApp(json: #"{"appName":"web","appSocket":"tcp:127.0.0.1:8080"}"#)
+        #expect(app == ExposedAppConfig(appName: "web", mode: .single(.tcp(IPAddress("127.0.0.1")!, port: 8080))))
+        #expect(field(#"{"appName":"web","appSocket":"tcp:nowhere"}"#) == "appSocket")
+        #expect(field(#"{"appSocket":"tcp:127.0.0.1:1"}"#) == "appName")
+        #expect(field(#"{"appName":"r","mode":"range","portRange":["9-1"],"addressRange":["10.0.0.0/8"]}"#) == "portRange[0]")
+        #expect(field(#"{"appName":"x","appSocket":"tcp:127.0.0.1:1","colour":"red"}"#) != nil)
+        #expect(field(#"{"appName":"weft.speedtest","appSocket":"tcp:127.0.0.1:1"}"#) == "appName")
+        #expect(field("[1, 2]") == "")
+        #expect(field("{") == "")
+        #expect(field(#"{"siteName":"here","appName":"a","localSocket":"tcp:127.0.0.1:1"}"#, remote: true) == "siteName")
+        #expect(field(#"{"siteName":"far","appName":"a"}"#, remote: true) == "localSocket")
+    }
+
+    @Test("what the API lists parses back to the same app (null, [] and source ignored)")
+    func roundTrip() throws {
+        let apps = [
+            ExposedAppConfig(appName: "web", mode: .single(.unix(path: "/run/web.sock"))),
+            ExposedAppConfig(
+                appName: "vdi", mode: .range(ports: [5900...5910, 22...22], addresses: [IPNetwork("10.0.2.0/24")!])),
+        ]
+        for app in apps {
+            var object = try #require(
+                try JSONSerialization.jsonObject(with: JSONEncoder().encode(ExposedAppDocument(app))) as? [String: Any])
+            object["source"] = "api"
+            if object["appSocket"] == nil { object["appSocket"] = NSNull() }
+            let json = String(decoding: try JSONSerialization.data(withJSONObject: object), as: UTF8.self)
+            #expect(try loader.parseExposedApp(json: json) == app, "\(json)")
+        }
+        let remote = RemoteAppConfig(
+            siteName: "far", appName: "vdi", localSocket: .tcp(IPAddress("127.0.0.1")!, port: 5901),
+            appSocket: .tcp(IPAddress("10.0.2.7")!, port: 5901))
+        let json = String(decoding: try JSONEncoder().encode(RemoteAppDocument(remote)), as: UTF8.self)
+        #expect(try loader.parseRemoteApp(json: json, ownSite: "here") == remote)
+    }
+
+    @Test("the apps in effect: the file's, minus removed or replaced, plus added; saved and loaded back")
+    func overlay() throws {
+        let file = [
+            ExposedAppConfig(appName: "a", mode: .single(.unix(path: "/a"))),
+            ExposedAppConfig(appName: "b", mode: .single(.unix(path: "/b"))),
+            ExposedAppConfig(appName: "c", mode: .single(.unix(path: "/c"))),
+        ]
+        var overlay = AppOverlay()
+        overlay.removedExposedApps = ["a"]
+        overlay.addedExposedApps = [
+            ExposedAppDocument(ExposedAppConfig(appName: "b", mode: .single(.unix(path: "/b2")))),
+            ExposedAppDocument(ExposedAppConfig(appName: "d", mode: .single(.unix(path: "/d")))),
+        ]
+        let effective = overlay.exposedApps(file: file, loader: loader)
+        #expect(effective.map(\.0.appName) == ["c", "b", "d"])
+        #expect(effective.map(\.1) == [.config, .api, .api])
+        #expect(effective[1].0.mode == .single(.unix(path: "/b2")))
+
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("weft-overlay-\(UUID())").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        #expect(try AppOverlay.load(stateDirectory: directory) == AppOverlay())
+        try overlay.save(stateDirectory: directory)
+        #expect(try AppOverlay.load(stateDirectory: directory) == overlay)
+        let mode = try FileManager.default.attributesOfItem(atPath: directory + "/apps.json")[.posixPermissions] as? Int
+        #expect(mode == 0o600)
+        try "{ not json".write(toFile: directory + "/apps.json", atomically: true, encoding: .utf8)
+        #expect(throws: (any Error).self) { try AppOverlay.load(stateDirectory: directory) }
+    }
+}
