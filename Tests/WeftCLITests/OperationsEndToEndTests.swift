@@ -392,4 +392,46 @@ struct OperationsEndToEndTests {
         #expect(insecure.status == 0, "\(insecure)")
         lab.stop("alpha")
     }
+
+    @Test("the dashboard loads in headless Chromium without console errors and shows both sites")
+    func dashboard() async throws {
+        let chromium = "/usr/bin/chromium"
+        guard FileManager.default.isExecutableFile(atPath: chromium) else {
+            print("operations: dashboard test skipped: \(chromium) is not installed (scripts/install-deps.sh installs it)")
+            return
+        }
+        let lab = try SiteLab()
+        let httpPort = try FreePort.find()
+        let betaAPI = try FreePort.find()
+        try await lab.website(port: httpPort, files: ["hello.txt": "hello\n"])
+        try lab.site("alpha", exposed: [SiteLab.exposed("web", "tcp:127.0.0.1:\(httpPort)")])
+        try lab.site(
+            "beta", remote: [SiteLab.remote("alpha", "web", "tcp:127.0.0.1:\(try FreePort.find())")],
+            extra: Self.api(betaAPI, auth: false))
+        try lab.start("alpha")
+        try lab.start("beta")
+        #expect(await lab.waitForLink("beta", to: "alpha"), "\(lab.log("beta"))")
+        let page = try Self.http(lab, "GET", "http://127.0.0.1:\(betaAPI)/")
+        #expect(page.status == 200 && page.headers.lowercased().contains("text/html"), "\(page.status)")
+        // No external assets: nothing the page loads comes from another origin.
+        for marker in ["src=\"http", "src='http", "href=\"http", "href='http", "url(http", "url(\"http", "@import", "src=\"//"] {
+            #expect(!page.body.contains(marker), "the dashboard refers to \(marker)")
+        }
+        let screenshot = lab.path + "/dashboard.png"
+        let check = try lab.run(
+            "/usr/bin/env",
+            [
+                "python3", Self.repository + "/scripts/dashboard-check.py", "http://127.0.0.1:\(betaAPI)/",
+                "--screenshot", screenshot, "--expect", "alpha", "--expect", "beta", "--expect", "web", "--wait", "4",
+            ], timeout: 90)
+        #expect(check.status == 0, "\(check)")
+        print("operations: dashboard check: \(check.stdout)")
+        // Kept for a look after the run.
+        let kept = Self.repository + "/.build/test-artifacts/dashboard.png"
+        try? FileManager.default.createDirectory(
+            atPath: (kept as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        try? FileManager.default.removeItem(atPath: kept)
+        try? FileManager.default.copyItem(atPath: screenshot, toPath: kept)
+        lab.stop("alpha", "beta")
+    }
 }

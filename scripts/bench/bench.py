@@ -269,8 +269,14 @@ class Bench:
             a, b = self.sites(f"lo{links}", broker, [("127.0.0.1", self.next_port())], {"sink": (sink, entry)},
                               links_per_path=links)
             if links == 1:
+                # Linked and idle: 2 s after start (startup pages still resident), then settled,
+                # after the node gave back what only starting needed (5 s after start).
                 time.sleep(2)
+                self.results["startup_rss_mib"] = {"site a": rss_mib(a.pid), "site b": rss_mib(b.pid)}
+                time.sleep(8 if not self.args.smoke else 4)
                 self.results["idle_rss_mib"] = {"site a": rss_mib(a.pid), "site b": rss_mib(b.pid)}
+                log(f"   idle node RSS: {self.results['startup_rss_mib']['site a']:.1f} MiB at 2 s, "
+                    f"{self.results['idle_rss_mib']['site a']:.1f} MiB settled")
             weft_rows.append(relay_flow(f"weft, {links} link{'s' if links > 1 else ''}", entry,
                                         [("site a", a.pid), ("site b", b.pid)]))
             self.procs.stop(b)
@@ -518,7 +524,8 @@ class Bench:
         for count in self.args.streams:
             direct = self.open_streams(count, echo, [])
             a, b = self.sites(f"sc{count}", broker, [("127.0.0.1", self.next_port())], {"echo": (echo, entry)})
-            time.sleep(1)
+            # After the startup trim (5 s after start), so it does not land among the opens.
+            time.sleep(6)
             idle = {"site a": rss_mib(a.pid), "site b": rss_mib(b.pid)}
             weft = self.open_streams(count, entry, [("site a", a.pid), ("site b", b.pid)])
             weft["idle_rss_mib"] = idle

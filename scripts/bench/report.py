@@ -33,7 +33,10 @@ def main():
             print(f"| {row['label']} | {gbit(row)} | {row['mbps'] / stunnel['mbps']:.2f} | {cpu} |")
         if "idle_rss_mib" in r:
             idle = r["idle_rss_mib"]
-            print(f"\nIdle node (linked, no stream): RSS {idle['site a']:.1f} MiB and {idle['site b']:.1f} MiB.")
+            start = r.get("startup_rss_mib")
+            print(f"\nIdle node (linked, no stream), settled: RSS {idle['site a']:.1f} MiB and {idle['site b']:.1f} MiB"
+                  + (f" (2 s after start, before it gives back its startup pages: {start['site a']:.1f} and "
+                     f"{start['site b']:.1f} MiB)." if start else "."))
         print()
 
     if "aggregation" in r:

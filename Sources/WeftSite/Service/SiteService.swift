@@ -112,6 +112,19 @@ public struct SiteService: Service {
             await withTaskGroup(of: Void.self) { group in
                 group.addTask { await manager.run() }
                 group.addTask {
+                    // Once the site has settled (first announcements, first links), what only
+                    // starting needed goes back to the system.
+                    try? await Task.sleep(for: .seconds(5))
+                    guard !Task.isCancelled else { return }
+                    let before = ResidentMemory.residentBytes()
+                    ResidentMemory.trim()
+                    if let before, let after = ResidentMemory.residentBytes() {
+                        logger.debug(
+                            "returned startup memory",
+                            metadata: ["rssBefore": "\(before / 1024) KiB", "rssAfter": "\(after / 1024) KiB"])
+                    }
+                }
+                group.addTask {
                     await detector.run { endpoints in
                         agent.update(endpoints: endpoints)
                         manager.ownEndpointsChanged(announced: !endpoints.isEmpty)
