@@ -32,6 +32,11 @@ struct LinkState {
     var inFlightBytes = 0
 
     var smoothedRTT: Duration?
+    /// The smallest RTT seen lately: the path's own delay, without the queues that sending
+    /// builds (a shaper's queue inflates the smoothed RTT by as much as it holds).
+    var minimumRTT: Duration?
+    private var minimumRTTSince: Duration = .zero
+    private var windowMinimum: Duration?
     var rttVariance: Duration = .zero
     /// Bytes acknowledged in total, and when the last acknowledgement arrived.
     var delivered = 0
@@ -39,7 +44,9 @@ struct LinkState {
     /// When the frame acknowledged last had been sent (BBR's first_sent_time).
     var firstSentTime: Duration = .zero
     /// Recent delivery-rate samples (bytes per second); the estimate is their maximum.
-    var rateSamples: [Double] = []
+    /// Recent delivery-rate samples (when, bytes per second), kept as a decreasing sequence:
+    /// the first is the largest of the window (a monotonic queue, so the maximum costs nothing).
+    var rateSamples = CircularBuffer<(at: Duration, rate: Double)>()
     var lastReceive: Duration
     var lastSend: Duration
     /// True after a missed acknowledgement deadline, until the link shows life again.
@@ -53,7 +60,12 @@ struct LinkState {
     }
 
     /// Bytes per second the link has recently been seen to deliver; nil before any sample.
-    var deliveryRate: Double? { rateSamples.max() }
+    /// The largest sample of the last `rateWindow`: a link held below its rate for a while
+    /// (by the in-flight cap, or by having little to send) keeps what it showed it can do.
+    var deliveryRate: Double? { rateSamples.first?.rate }
+
+    /// How long a rate sample counts: 8 of the path's RTTs, at least 250 ms.
+    var rateWindow: Duration { max(.milliseconds(250), (minimumRTT ?? .milliseconds(50)) * 8) }
 
     /// The acknowledgement deadline: how long the oldest frame may stay unacknowledged before
     /// the link is suspected. Derived from the link's own RTT, never a fixed second.
@@ -64,10 +76,14 @@ struct LinkState {
 
     /// How many bytes may be in flight: about twice the bandwidth-delay product, so decisions
     /// stay late and the RTT samples honest.
+    ///
+    /// Against the path's own RTT (plus the ack delay and some slack), not the smoothed one:
+    /// a cap that grows with the queue it fills would fill any shaper's queue, and every frame
+    /// on that link would wait out the queue, holding back the bytes behind it on all links.
     func inFlightCap(initial: Int) -> Int {
-        guard let rate = deliveryRate, let rtt = smoothedRTT else { return initial }
-        let bdp = rate * (rtt + .milliseconds(1)).seconds
-        return max(initial / 4, min(64 << 20, Int(bdp * 2)))
+        guard let rate = deliveryRate, let rtt = minimumRTT else { return initial }
+        let bdp = rate * (rtt + .milliseconds(4)).seconds
+        return max(32 << 10, min(64 << 20, Int(bdp * 2)))
     }
 
     /// The largest data frame for this link: about 4 ms of its rate (at least 8 KiB). A
@@ -81,7 +97,8 @@ struct LinkState {
     /// When a frame of `bytes` sent now is expected to arrive.
     func expectedArrival(bytes: Int, initialRate: Double) -> Double {
         let rate = deliveryRate ?? initialRate
-        let rtt = (smoothedRTT ?? .milliseconds(50)).seconds
+        // The queue ahead of it is the bytes in flight; the rest is the path's own delay.
+        let rtt = (minimumRTT ?? smoothedRTT ?? .milliseconds(50)).seconds
         return Double(inFlightBytes + bytes) / max(rate, 1) + rtt / 2
     }
 
@@ -119,6 +136,7 @@ struct LinkState {
         }
         if let last = covered.last {
             sampleRTT(now - last.sentAt)
+            sampleMinimumRTT(now - last.sentAt, now: now)
             firstSentTime = last.sentAt
             // The longer of the send and the ack intervals, as BBR does: a burst that a shaper
             // lets through at line rate (tbf's bucket) or acks that arrive bunched would
@@ -127,12 +145,28 @@ struct LinkState {
             let interval = max(now - last.deliveredTimeAtSend, last.sentAt - last.firstSentAtSend)
             if interval > .microseconds(100) {
                 let rate = Double(delivered - last.deliveredAtSend) / interval.seconds
-                rateSamples.append(rate)
-                if rateSamples.count > 16 { rateSamples.removeFirst(rateSamples.count - 16) }
+                while let last = rateSamples.last, last.rate <= rate { rateSamples.removeLast() }
+                rateSamples.append((at: now, rate: rate))
+                let window = rateWindow
+                while let first = rateSamples.first, now - first.at > window, rateSamples.count > 1 {
+                    rateSamples.removeFirst()
+                }
             }
             suspect = false
         }
         return covered
+    }
+
+    /// A windowed minimum: the least sample of the last 10 s (and the current window's
+    /// running minimum), so a path whose delay grows is noticed within 20 s.
+    mutating func sampleMinimumRTT(_ sample: Duration, now: Duration) {
+        windowMinimum = min(windowMinimum ?? sample, sample)
+        minimumRTT = min(minimumRTT ?? sample, sample)
+        if now - minimumRTTSince >= .seconds(10) {
+            minimumRTT = windowMinimum
+            windowMinimum = nil
+            minimumRTTSince = now
+        }
     }
 
     /// RFC 6298 smoothing.

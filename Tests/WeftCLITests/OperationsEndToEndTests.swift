@@ -174,8 +174,8 @@ struct OperationsEndToEndTests {
         #expect(sameSocket.status == 409, "\(sameSocket)")
         let fetchURL = "http://127.0.0.1:\(webPort)/hello.txt"
         var fetched = false
-        let added_at = ContinuousClock.now
-        while ContinuousClock.now - added_at < .seconds(10) {
+        let addedAt = ContinuousClock.now
+        while ContinuousClock.now - addedAt < .seconds(10) {
             let page = try Self.http(lab, "GET", fetchURL)
             if page.status == 200 && page.body == "hello through weft\n" {
                 fetched = true
@@ -184,7 +184,7 @@ struct OperationsEndToEndTests {
             try await Task.sleep(for: .milliseconds(200))
         }
         #expect(fetched, "the app added over the API carried no traffic: \(lab.log("beta").suffix(3000))")
-        print("operations: app added over the API carried traffic after \(ContinuousClock.now - added_at)")
+        print("operations: app added over the API carried traffic after \(ContinuousClock.now - addedAt)")
 
         // Metrics: per-peer byte counters that grow with traffic.
         let before = try Self.http(lab, "GET", beta + "/metrics")
@@ -376,7 +376,10 @@ struct OperationsEndToEndTests {
             secure =
                 (try? lab.run(
                     SiteLab.curl,
-                    ["-sS", "--cacert", lab.path + "/api-cert.pem", "-u", "ops:pw", "https://127.0.0.1:\(port)/api/v1/site"]
+                    [
+                        "-sS", "--cacert", lab.path + "/api-cert.pem", "-u", "ops:pw",
+                        "https://127.0.0.1:\(port)/api/v1/site",
+                    ]
                 )) ?? secure
             return secure.stdout.contains("siteName")
         }
@@ -384,7 +387,8 @@ struct OperationsEndToEndTests {
         let plain = try lab.run(SiteLab.curl, ["-sS", "-u", "ops:pw", "http://127.0.0.1:\(port)/api/v1/site"])
         #expect(plain.status != 0 || !plain.stdout.contains("siteName"), "plain HTTP answered: \(plain)")
         let status = try lab.run(
-            WeftProcess.executable, ["status", "--config", lab.configs["alpha"]!, "--cacert", lab.path + "/api-cert.pem"])
+            WeftProcess.executable,
+            ["status", "--config", lab.configs["alpha"]!, "--cacert", lab.path + "/api-cert.pem"])
         #expect(status.status == 0 && status.stdout.contains("site alpha"), "\(status)")
         let untrusted = try lab.run(WeftProcess.executable, ["status", "--config", lab.configs["alpha"]!])
         #expect(untrusted.status != 0, "a certificate nobody vouched for was accepted: \(untrusted)")
@@ -397,7 +401,9 @@ struct OperationsEndToEndTests {
     func dashboard() async throws {
         let chromium = "/usr/bin/chromium"
         guard FileManager.default.isExecutableFile(atPath: chromium) else {
-            print("operations: dashboard test skipped: \(chromium) is not installed (scripts/install-deps.sh installs it)")
+            print(
+                "operations: dashboard test skipped: \(chromium) is not installed (scripts/install-deps.sh installs it)"
+            )
             return
         }
         let lab = try SiteLab()
@@ -414,7 +420,9 @@ struct OperationsEndToEndTests {
         let page = try Self.http(lab, "GET", "http://127.0.0.1:\(betaAPI)/")
         #expect(page.status == 200 && page.headers.lowercased().contains("text/html"), "\(page.status)")
         // No external assets: nothing the page loads comes from another origin.
-        for marker in ["src=\"http", "src='http", "href=\"http", "href='http", "url(http", "url(\"http", "@import", "src=\"//"] {
+        for marker in [
+            "src=\"http", "src='http", "href=\"http", "href='http", "url(http", "url(\"http", "@import", "src=\"//",
+        ] {
             #expect(!page.body.contains(marker), "the dashboard refers to \(marker)")
         }
         let screenshot = lab.path + "/dashboard.png"

@@ -28,12 +28,15 @@ struct RuntimeAppsTests {
         #expect(app == ExposedAppConfig(appName: "web", mode: .single(.tcp(IPAddress("127.0.0.1")!, port: 8080))))
         #expect(field(#"{"appName":"web","appSocket":"tcp:nowhere"}"#) == "appSocket")
         #expect(field(#"{"appSocket":"tcp:127.0.0.1:1"}"#) == "appName")
-        #expect(field(#"{"appName":"r","mode":"range","portRange":["9-1"],"addressRange":["10.0.0.0/8"]}"#) == "portRange[0]")
+        #expect(
+            field(#"{"appName":"r","mode":"range","portRange":["9-1"],"addressRange":["10.0.0.0/8"]}"#)
+                == "portRange[0]")
         #expect(field(#"{"appName":"x","appSocket":"tcp:127.0.0.1:1","colour":"red"}"#) != nil)
         #expect(field(#"{"appName":"weft.speedtest","appSocket":"tcp:127.0.0.1:1"}"#) == "appName")
         #expect(field("[1, 2]") == "")
         #expect(field("{") == "")
-        #expect(field(#"{"siteName":"here","appName":"a","localSocket":"tcp:127.0.0.1:1"}"#, remote: true) == "siteName")
+        #expect(
+            field(#"{"siteName":"here","appName":"a","localSocket":"tcp:127.0.0.1:1"}"#, remote: true) == "siteName")
         #expect(field(#"{"siteName":"far","appName":"a"}"#, remote: true) == "localSocket")
     }
 
