@@ -434,6 +434,14 @@ struct OperationsEndToEndTests {
             ], timeout: 90)
         #expect(check.status == 0, "\(check)")
         print("operations: dashboard check: \(check.stdout)")
+        // The check fails a page that does not load cleanly.
+        let broken = try lab.run(
+            "/usr/bin/env",
+            [
+                "python3", Self.repository + "/scripts/dashboard-check.py", "http://127.0.0.1:\(betaAPI)/no-such-page",
+                "--screenshot", lab.path + "/broken.png", "--expect", "alpha", "--wait", "1",
+            ], timeout: 60)
+        #expect(broken.status == 1, "\(broken)")
         // Kept for a look after the run.
         let kept = Self.repository + "/.build/test-artifacts/dashboard.png"
         try? FileManager.default.createDirectory(
