@@ -185,12 +185,12 @@ class Bench:
         )
         common = f"crypto:\n  key: \"{key}\"\nmessageChannel:\n  mqtt:\n    brokerServer: mqtt://{broker}\n"
         a_yaml = (
-            f"siteName: {name}-a\n{common}logger:\n  level: info\n  file: {state}-a.log\n"
+            f"siteName: {name}-a\n{common}logger:\n  level: debug\n  file: {state}-a.log\n"
             f"tunnel:\n  linksPerPath: {links_per_path}\n  localSockets:\n{sockets}"
             f"localExposedApps:\n{exposed}stateDir: {state}-a\n"
         )
         b_yaml = (
-            f"siteName: {name}-b\n{common}logger:\n  level: info\n  file: {state}-b.log\n"
+            f"siteName: {name}-b\n{common}logger:\n  level: debug\n  file: {state}-b.log\n"
             f"tunnel:\n  linksPerPath: {links_per_path}\n"
             f"remoteApps:\n{remote}stateDir: {state}-b\n"
         )

@@ -12,6 +12,7 @@
 public enum ResidentMemory {
     /// Linux 5.4's MADV_PAGEOUT; older kernels refuse it and nothing changes.
     static let pageOut: Int32 = 21
+    static let dontNeed: Int32 = 4
 
     /// Resident bytes of this process (VmRSS), or nil where /proc is not there.
     public static func residentBytes() -> Int? {
@@ -23,22 +24,36 @@ public enum ResidentMemory {
     }
 
     /// Returns the pages of read-only file mappings (code, constants) and freed heap.
+    ///
+    /// A mapping with no anonymous page (nothing in it was ever written: code, constants) is
+    /// dropped with MADV_DONTNEED, which works even when another process maps the same file;
+    /// one that holds written pages (RELRO: relocated, then made read-only) only with
+    /// MADV_PAGEOUT, which never discards contents.
     public static func trim() {
         #if canImport(Glibc)
             // glibc's malloc_trim is not in the Glibc module (malloc.h); look it up.
             if let symbol = dlsym(dlopen(nil, RTLD_NOW), "malloc_trim") {
                 _ = unsafeBitCast(symbol, to: (@convention(c) (Int) -> Int32).self)(0)
             }
-            guard let maps = readFile("/proc/self/maps") else { return }
-            for line in maps.split(separator: "\n") {
+            guard let smaps = readFile("/proc/self/smaps") else { return }
+            var current: (start: UInt, end: UInt)?
+            for line in smaps.split(separator: "\n") {
                 let fields = line.split(separator: " ", omittingEmptySubsequences: true)
-                // start-end perms offset dev inode path: clean, private, file-backed, not writable.
-                guard fields.count >= 6, fields[1].hasPrefix("r"), !fields[1].contains("w"), fields[4] != "0",
-                    let dash = fields[0].firstIndex(of: "-"),
-                    let start = UInt(fields[0][..<dash], radix: 16),
-                    let end = UInt(fields[0][fields[0].index(after: dash)...], radix: 16), end > start
-                else { continue }
-                _ = madvise(UnsafeMutableRawPointer(bitPattern: start), Int(end - start), pageOut)
+                if let first = fields.first, first.contains("-"), !first.hasSuffix(":") {
+                    current = nil
+                    // start-end perms offset dev inode path: private, file-backed, not writable.
+                    guard fields.count >= 6, fields[1].hasPrefix("r"), !fields[1].contains("w"),
+                        fields[1].hasSuffix("p"), fields[4] != "0",
+                        let dash = first.firstIndex(of: "-"),
+                        let start = UInt(first[..<dash], radix: 16),
+                        let end = UInt(first[first.index(after: dash)...], radix: 16), end > start
+                    else { continue }
+                    current = (start, end)
+                } else if let range = current, fields.first == "Anonymous:", fields.count >= 2 {
+                    let advice = fields[1] == "0" ? dontNeed : pageOut
+                    _ = madvise(UnsafeMutableRawPointer(bitPattern: range.start), Int(range.end - range.start), advice)
+                    current = nil
+                }
             }
         #endif
     }
