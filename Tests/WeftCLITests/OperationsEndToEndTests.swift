@@ -250,12 +250,24 @@ struct OperationsEndToEndTests {
         }
         #expect(persisted.status == 200 && persisted.body.contains("\"source\":\"api\""), "\(persisted)")
 
-        // Deleted: the remote app's socket closes, the exposed app refuses new streams.
+        // Deleted at alpha: the app carries no more traffic (beta's client is refused, and the
+        // refusal is logged at alpha). Then at beta: the remote app's socket closes.
+        var relinked = false
+        _ = await WeftProcess.waitFor(.seconds(10)) {
+            relinked = (try? Self.http(lab, "GET", fetchURL))?.status == 200
+            return relinked
+        }
+        #expect(relinked, "no traffic after alpha's restart")
+        #expect(try Self.http(lab, "DELETE", alpha + "/api/v1/localExposedApps/web", user: admin).status == 204)
+        #expect(try Self.http(lab, "GET", alpha + "/api/v1/localExposedApps/web", user: admin).status == 404)
+        let refused = try Self.http(lab, "GET", fetchURL)
+        #expect(refused.status != 200, "the deleted app still answered: \(refused)")
+        #expect(
+            await WeftProcess.waitFor(.seconds(5)) { !lab.lines("alpha", "refused a stream", "app=web").isEmpty },
+            "no refusal logged at alpha")
         #expect(try Self.http(lab, "DELETE", beta + "/api/v1/remoteApps/alpha/web").status == 204)
         #expect(!FreePort.accepts(webPort), "the removed remote app's socket still accepts")
         #expect(try Self.http(lab, "DELETE", beta + "/api/v1/remoteApps/alpha/web").status == 404)
-        #expect(try Self.http(lab, "DELETE", alpha + "/api/v1/localExposedApps/web", user: admin).status == 204)
-        #expect(try Self.http(lab, "GET", alpha + "/api/v1/localExposedApps/web", user: admin).status == 404)
         // A file app removed over the API stays removed after a restart.
         #expect(try Self.http(lab, "DELETE", alpha + "/api/v1/localExposedApps/spare", user: admin).status == 204)
         lab.stop("alpha")
