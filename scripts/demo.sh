@@ -33,7 +33,7 @@ wait_for() { # seconds, command...
 }
 
 broker=$(free_port); http=$(free_port); linka=$(free_port); linkb=$(free_port)
-web=$(free_port); cache=$(free_port)
+web=$(free_port); cache=$(free_port); api=$(free_port); web2=$(free_port); apia=$(free_port)
 mkdir -p "$work/www"
 
 echo "== starting a private mosquitto broker on 127.0.0.1:$broker"
@@ -72,14 +72,20 @@ site site-a "$linka" "localExposedApps:
 - appName: web
   appSocket: tcp:127.0.0.1:$http
 - appName: cache
-  appSocket: unix:$work/redis.sock" ""
+  appSocket: unix:$work/redis.sock
+restfulApi:
+  enabled: true
+  listenAddr: 127.0.0.1:$apia" ""
 site site-b "$linkb" "" "remoteApps:
 - siteName: site-a
   appName: web
   localSocket: tcp:127.0.0.1:$web
 - siteName: site-a
   appName: cache
-  localSocket: tcp:127.0.0.1:$cache"
+  localSocket: tcp:127.0.0.1:$cache
+restfulApi:
+  enabled: true
+  listenAddr: 127.0.0.1:$api"
 
 wait_for 10 test -S "$work/redis.sock"
 echo "== starting site-a and site-b (weft run)"
@@ -103,6 +109,22 @@ echo "== through the tunnel: site B's 127.0.0.1:$cache is site A's redis, which 
 echo "   SET weft woven → $(redis-cli -h 127.0.0.1 -p "$cache" SET weft woven)"
 echo "   GET weft → $(redis-cli -h 127.0.0.1 -p "$cache" GET weft)"
 echo "   redis's own view: $(redis-cli -s "$work/redis.sock" GET weft) (read at site A over the Unix socket)"
+
+echo "== weft status (site B's REST API on 127.0.0.1:$api; its dashboard is at http://127.0.0.1:$api/)"
+wait_for 10 "$weft" status --config "$work/site-b.yaml" >/dev/null
+"$weft" status --config "$work/site-b.yaml" | sed 's/^/   /'
+echo "== weft speedtest: generated data through the tunnel for 2 s, every byte checked at site A"
+"$weft" speedtest --config "$work/site-b.yaml" --site site-a --seconds 2 | sed 's/^/   /'
+echo "== an app added at runtime over the REST APIs: exposed at site A, used at site B"
+post() { # url json
+    curl -sS -o /dev/null -w '%{http_code}' -X POST "$1" -d "$2"
+}
+echo "   site-a POST /api/v1/localExposedApps → HTTP $(post "http://127.0.0.1:$apia/api/v1/localExposedApps" \
+    "{\"appName\": \"docs\", \"appSocket\": \"tcp:127.0.0.1:$http\"}")"
+echo "   site-b POST /api/v1/remoteApps → HTTP $(post "http://127.0.0.1:$api/api/v1/remoteApps" \
+    "{\"siteName\": \"site-a\", \"appName\": \"docs\", \"localSocket\": \"tcp:127.0.0.1:$web2\"}")"
+echo "   GET /index.html via site B's new 127.0.0.1:$web2 → $(curl -sS --retry 5 --retry-connrefused --retry-delay 1 \
+    "http://127.0.0.1:$web2/index.html")"
 
 echo "== stopping the sites (SIGTERM: goodbye on the tunnel and the message channel)"
 for pid in "${pids[@]:3}"; do kill -TERM "$pid"; done
