@@ -20,6 +20,8 @@ struct StatusCommand: AsyncParsableCommand {
         }
     }
 
+    static func count(_ value: Int, _ noun: String) -> String { "\(value) \(noun)\(value == 1 ? "" : "s")" }
+
     private func show(_ client: APIClient) async throws {
         let site = try await client.get("/api/v1/site", as: APIDocuments.Site.self)
         let peers = try await client.get("/api/v1/remoteSites", as: [APIDocuments.RemoteSite].self)
@@ -45,7 +47,7 @@ struct StatusCommand: AsyncParsableCommand {
         if tunnels.isEmpty { print("  (none)") }
         for tunnel in tunnels {
             print(
-                "  \(tunnel.peer): \(tunnel.links.count) links, \(tunnel.openStreams) streams, sent "
+                "  \(tunnel.peer): \(Self.count(tunnel.links.count, "link")), \(Self.count(tunnel.openStreams, "stream")), sent "
                     + "\(Units.bytes(Double(tunnel.bytesSent))), received \(Units.bytes(Double(tunnel.bytesReceived))), "
                     + "re-sent \(Units.bytes(Double(tunnel.resentBytes)))")
             var links = TextTable("LINK", "LOCAL", "REMOTE", "DIALED", "STATE", "RTT", "RATE", "SENT", "RECEIVED")
