@@ -228,7 +228,10 @@ struct OperationsEndToEndTests {
         #expect(speed.status == 0 && speed.stdout.contains("far end checked every byte: all correct"), "\(speed)")
         #expect(speed.stdout.contains(" sent "), "no progress lines: \(speed.stdout)")
         print("operations: weft speedtest:\n\(speed.stdout)")
-        #expect(lab.lines("alpha", "speed test received", "verified=true").count == 1)
+        #expect(
+            await WeftProcess.waitFor(.seconds(5)) {
+                lab.lines("alpha", "speed test received", "verified=true").count == 1
+            })
         let unknownPeer = try lab.run(WeftProcess.executable, ["speedtest", "--api", beta, "--site", "nobody"])
         #expect(unknownPeer.status == 1 && unknownPeer.stderr.contains("not found"), "\(unknownPeer)")
         let stream = try Self.http(lab, "GET", beta + "/api/v1/speedtest?site=alpha&seconds=1")
@@ -321,7 +324,11 @@ struct OperationsEndToEndTests {
         lab.processes["beta"]!.signal(SIGHUP)
         lab.processes["alpha"]!.signal(SIGHUP)
         #expect(
-            await WeftProcess.waitFor(.seconds(5)) { FreePort.accepts(movedPort) && !FreePort.accepts(sparePort) },
+            await WeftProcess.waitFor(.seconds(5)) {
+                FreePort.accepts(movedPort) && !FreePort.accepts(sparePort)
+                    && !lab.lines("beta", "configuration reloaded").isEmpty
+                    && !lab.lines("alpha", "configuration reloaded").isEmpty
+            },
             "\(lab.log("beta").suffix(2000))")
         let reloaded = lab.lines("beta", "configuration reloaded")
         #expect(
