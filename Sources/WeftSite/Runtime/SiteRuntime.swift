@@ -218,15 +218,12 @@ public actor SiteRuntime {
         ] where changed {
             summary.needRestart.append(name)
         }
-        var applied = new
         // Identity, channel and sockets stay as started; only the app lists move.
-        applied.siteName = configuration.siteName
-        applied.stateDir = configuration.stateDir
         let oldExposed = Dictionary(exposedApps.map { ($0.app.appName, $0.app) }, uniquingKeysWith: { a, _ in a })
         let oldRemote = Dictionary(
             remoteApps.map { (RemoteAppListener.key($0.app), $0.app) }, uniquingKeysWith: { a, _ in a })
-        configuration.localExposedApps = applied.localExposedApps
-        configuration.remoteApps = applied.remoteApps
+        configuration.localExposedApps = new.localExposedApps
+        configuration.remoteApps = new.remoteApps
         let newExposed = Dictionary(exposedApps.map { ($0.app.appName, $0.app) }, uniquingKeysWith: { a, _ in a })
         let newRemote = Dictionary(
             remoteApps.map { (RemoteAppListener.key($0.app), $0.app) }, uniquingKeysWith: { a, _ in a })
