@@ -4,19 +4,27 @@ import Foundation
     import Glibc
 #endif
 
-/// A child process spawned with a clean signal mask and default signal handlers.
+/// A child process spawned with a clean signal mask and default signal handlers: the one way
+/// tests start another program.
 ///
 /// Foundation's `Process` spawns children with the signal mask of the calling thread, and the
 /// threads of Swift's concurrency pool block most signals: such a child ignores SIGTERM and its
 /// `alarm()` never fires. Tests that stop brokers and tools need children that behave as they
-/// would under a shell or systemd. Output goes to files, so nothing ever blocks on a pipe.
+/// would under a shell or systemd. Output goes to files, so nothing ever blocks on a pipe (a
+/// chatty child cannot fill one while the test waits for the other), and waiting is `async`, so
+/// a test never holds one of the concurrency pool's few threads while a child runs.
 public final class ChildProcess: @unchecked Sendable {
     public let pid: pid_t
     private let lock = NSLock()
     private var status: Int32?
 
-    /// Starts `executable` with `arguments`; stdout and stderr go to the given files (or /dev/null).
-    public init(_ executable: String, _ arguments: [String], stdout: String? = nil, stderr: String? = nil) throws {
+    /// Starts `executable` with `arguments`; stdout and stderr go to the given files (or
+    /// /dev/null). `environment` replaces the parent's when given; `directory` is the working
+    /// directory.
+    public init(
+        _ executable: String, _ arguments: [String], environment: [String: String]? = nil,
+        directory: String? = nil, stdout: String? = nil, stderr: String? = nil
+    ) throws {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
@@ -35,15 +43,26 @@ public final class ChildProcess: @unchecked Sendable {
         posix_spawnattr_setsigdefault(&attributes, &all)
         posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
 
-        let argv: [UnsafeMutablePointer<CChar>?] = ([executable] + arguments).map { strdup($0) } + [nil]
+        // Glibc's addchdir_np is not in Swift's Glibc module: coreutils' env changes directory.
+        let command = directory.map { ["/usr/bin/env", "-C", $0, executable] + arguments } ?? [executable] + arguments
+        let argv: [UnsafeMutablePointer<CChar>?] = command.map { strdup($0) } + [nil]
         defer { for pointer in argv { free(pointer) } }
+        let envp: [UnsafeMutablePointer<CChar>?]? = environment.map { environment in
+            environment.sorted { $0.key < $1.key }.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        }
+        defer { for pointer in envp ?? [] { free(pointer) } }
         var child: pid_t = 0
-        let rc = posix_spawn(&child, executable, &actions, &attributes, argv, environ)
+        let rc =
+            envp.map { envp in posix_spawn(&child, command[0], &actions, &attributes, argv, envp) }
+            ?? posix_spawn(&child, command[0], &actions, &attributes, argv, environ)
         guard rc == 0 else {
             throw BrokerError(message: "cannot start \(executable): \(String(cString: strerror(rc)))")
         }
         pid = child
     }
+
+    /// The child's process id (the name `Foundation.Process` uses).
+    public var processIdentifier: pid_t { pid }
 
     /// Whether the child still runs (reaps it once it has exited).
     public var isRunning: Bool {
@@ -65,11 +84,18 @@ public final class ChildProcess: @unchecked Sendable {
         return raw & 0x7f == 0 ? (raw >> 8) & 0xff : nil
     }
 
+    /// The signal that ended the child, or nil while it runs or if it exited.
+    public var terminationSignal: Int32? {
+        guard !isRunning, let raw = lock.withLock({ status }) else { return nil }
+        return raw & 0x7f == 0 ? nil : raw & 0x7f
+    }
+
     public func signal(_ signal: Int32) {
         if isRunning { kill(pid, signal) }
     }
 
-    /// Polls until the child exits or `timeout` passes; true if it exited.
+    /// Polls until the child exits or `timeout` passes; true if it exited. Blocks the calling
+    /// thread: for `deinit` and synchronous code only; async code awaits `exited(within:)`.
     @discardableResult
     public func waitForExit(timeout: TimeInterval) -> Bool {
         let deadline = Date().addingTimeInterval(timeout)
@@ -80,7 +106,7 @@ public final class ChildProcess: @unchecked Sendable {
         return true
     }
 
-    /// The async form of `waitForExit`, which never blocks a concurrency thread for long.
+    /// Waits until the child exits or `timeout` passes, without blocking a concurrency thread.
     @discardableResult
     public func exited(within timeout: Duration) async -> Bool {
         let deadline = ContinuousClock.now + timeout

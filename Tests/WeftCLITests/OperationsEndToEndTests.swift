@@ -20,7 +20,7 @@ struct OperationsEndToEndTests {
     /// One request with curl: status, body and headers.
     static func http(
         _ lab: SiteLab, _ method: String, _ url: String, body: String? = nil, user: String? = nil
-    ) throws -> HTTPResult {
+    ) async throws -> HTTPResult {
         let id = UUID().uuidString.prefix(8)
         let bodyFile = lab.path + "/http-\(id).body"
         let headerFile = lab.path + "/http-\(id).headers"
@@ -29,7 +29,7 @@ struct OperationsEndToEndTests {
         ]
         if let user { arguments += ["-u", user] }
         if let body { arguments += ["-H", "Content-Type: application/json", "--data-binary", body] }
-        let out = try lab.run(SiteLab.curl, arguments + [url])
+        let out = try await lab.run(SiteLab.curl, arguments + [url])
         return HTTPResult(
             status: Int(out.stdout.trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1,
             body: (try? String(contentsOfFile: bodyFile, encoding: .utf8)) ?? "",
@@ -86,58 +86,58 @@ struct OperationsEndToEndTests {
         let admin = "admin:s3cret pass"
 
         // Without credentials (or with wrong ones): 401 and a challenge; with them: 200.
-        let open = try Self.http(lab, "GET", alpha + "/api/v1/site")
+        let open = try await Self.http(lab, "GET", alpha + "/api/v1/site")
         #expect(open.status == 401 && open.headers.lowercased().contains("www-authenticate: basic"), "\(open)")
-        #expect(try Self.http(lab, "GET", alpha + "/api/v1/site", user: "admin:wrong").status == 401)
+        #expect(try await Self.http(lab, "GET", alpha + "/api/v1/site", user: "admin:wrong").status == 401)
         #expect(lab.lines("alpha", "API request without valid credentials refused").count >= 1)
         let accessLog = lab.read("alpha-api.log")
         #expect(accessLog.contains("status=401") && accessLog.contains("path=/api/v1/site"), "\(accessLog)")
 
         // Every read endpoint.
-        let ping = try Self.http(lab, "GET", alpha + "/ping", user: admin)
+        let ping = try await Self.http(lab, "GET", alpha + "/ping", user: admin)
         #expect(ping.status == 200 && ping.body.contains("pong"), "\(ping)")
-        let site = try Self.http(lab, "GET", alpha + "/api/v1/site", user: admin)
+        let site = try await Self.http(lab, "GET", alpha + "/api/v1/site", user: admin)
         #expect(site.status == 200 && site.body.contains("\"siteName\":\"alpha\""), "\(site)")
-        let sites = try Self.http(lab, "GET", alpha + "/api/v1/remoteSites", user: admin)
+        let sites = try await Self.http(lab, "GET", alpha + "/api/v1/remoteSites", user: admin)
         #expect(sites.status == 200 && sites.body.contains("\"siteName\":\"beta\""), "\(sites)")
-        #expect(try Self.http(lab, "GET", alpha + "/api/v1/remoteSites/beta", user: admin).status == 200)
-        #expect(try Self.http(lab, "GET", alpha + "/api/v1/remoteSites/nobody", user: admin).status == 404)
-        let exposed = try Self.http(lab, "GET", alpha + "/api/v1/localExposedApps", user: admin)
+        #expect(try await Self.http(lab, "GET", alpha + "/api/v1/remoteSites/beta", user: admin).status == 200)
+        #expect(try await Self.http(lab, "GET", alpha + "/api/v1/remoteSites/nobody", user: admin).status == 404)
+        let exposed = try await Self.http(lab, "GET", alpha + "/api/v1/localExposedApps", user: admin)
         #expect(exposed.status == 200 && exposed.body.contains("\"appName\":\"spare\""), "\(exposed)")
-        #expect(try Self.http(lab, "GET", alpha + "/api/v1/localExposedApps/spare", user: admin).status == 200)
-        #expect(try Self.http(lab, "GET", alpha + "/api/v1/localExposedApps/ghost", user: admin).status == 404)
-        let remote = try Self.http(lab, "GET", beta + "/api/v1/remoteApps")
+        #expect(try await Self.http(lab, "GET", alpha + "/api/v1/localExposedApps/spare", user: admin).status == 200)
+        #expect(try await Self.http(lab, "GET", alpha + "/api/v1/localExposedApps/ghost", user: admin).status == 404)
+        let remote = try await Self.http(lab, "GET", beta + "/api/v1/remoteApps")
         #expect(remote.status == 200 && remote.body.contains("\"appName\":\"spare\""), "\(remote)")
-        #expect(try Self.http(lab, "GET", beta + "/api/v1/remoteApps/spare").status == 200)
-        #expect(try Self.http(lab, "GET", beta + "/api/v1/remoteApps/alpha/spare").status == 200)
-        #expect(try Self.http(lab, "GET", beta + "/api/v1/remoteApps/ghost").status == 404)
-        let tunnels = try Self.http(lab, "GET", beta + "/api/v1/tunnels")
+        #expect(try await Self.http(lab, "GET", beta + "/api/v1/remoteApps/spare").status == 200)
+        #expect(try await Self.http(lab, "GET", beta + "/api/v1/remoteApps/alpha/spare").status == 200)
+        #expect(try await Self.http(lab, "GET", beta + "/api/v1/remoteApps/ghost").status == 404)
+        let tunnels = try await Self.http(lab, "GET", beta + "/api/v1/tunnels")
         let tunnelList = Self.json(tunnels.body) as? [[String: Any]]
         #expect(tunnelList?.first?["peer"] as? String == "alpha", "\(tunnels)")
         let links = tunnelList?.first?["links"] as? [[String: Any]] ?? []
         #expect(!links.isEmpty && links.allSatisfy { $0["remoteAddress"] != nil && $0["state"] != nil }, "\(tunnels)")
-        #expect(try Self.http(lab, "GET", beta + "/api/v1/tunnels/alpha").status == 200)
-        let spec = try Self.http(lab, "GET", beta + "/openapi.yaml")
+        #expect(try await Self.http(lab, "GET", beta + "/api/v1/tunnels/alpha").status == 200)
+        let spec = try await Self.http(lab, "GET", beta + "/openapi.yaml")
         #expect(spec.status == 200 && spec.body.hasPrefix("openapi: 3"), "\(spec.status)")
 
         // Bad requests: 400 naming the field; a name taken: 409.
-        let bad = try Self.http(
+        let bad = try await Self.http(
             lab, "POST", alpha + "/api/v1/localExposedApps", body: #"{"appName":"x","appSocket":"tcp:nowhere"}"#,
             user: admin)
         #expect(
             bad.status == 400 && (Self.json(bad.body) as? [String: Any])?["field"] as? String == "appSocket", "\(bad)")
-        let unknownKey = try Self.http(
+        let unknownKey = try await Self.http(
             lab, "POST", alpha + "/api/v1/localExposedApps",
             body: #"{"appName":"x","appSocket":"tcp:127.0.0.1:1","colour":"red"}"#, user: admin)
         #expect(unknownKey.status == 400, "\(unknownKey)")
-        let notJSON = try Self.http(lab, "POST", alpha + "/api/v1/localExposedApps", body: "[1,2", user: admin)
+        let notJSON = try await Self.http(lab, "POST", alpha + "/api/v1/localExposedApps", body: "[1,2", user: admin)
         #expect(notJSON.status == 400, "\(notJSON)")
-        let taken = try Self.http(
+        let taken = try await Self.http(
             lab, "POST", alpha + "/api/v1/localExposedApps",
             body: #"{"appName":"spare","appSocket":"tcp:127.0.0.1:\#(httpPort)"}"#, user: admin)
         #expect(taken.status == 409, "\(taken)")
 
-        let huge = try Self.http(
+        let huge = try await Self.http(
             lab, "POST", alpha + "/api/v1/localExposedApps",
             body: #"{"appName":"\#(String(repeating: "x", count: 70_000))"}"#, user: admin)
         #expect(huge.status == 413, "\(huge.status) \(huge.body.prefix(200))")
@@ -145,11 +145,11 @@ struct OperationsEndToEndTests {
         var listed = try #require(Self.json(exposed.body) as? [[String: Any]]).first ?? [:]
         listed["appName"] = "copy"
         let copyBody = String(decoding: try JSONSerialization.data(withJSONObject: listed), as: UTF8.self)
-        let copied = try Self.http(lab, "POST", beta + "/api/v1/localExposedApps", body: copyBody)
+        let copied = try await Self.http(lab, "POST", beta + "/api/v1/localExposedApps", body: copyBody)
         #expect(copied.status == 201, "\(copyBody) → \(copied)")
-        #expect(try Self.http(lab, "DELETE", beta + "/api/v1/localExposedApps/copy").status == 204)
+        #expect(try await Self.http(lab, "DELETE", beta + "/api/v1/localExposedApps/copy").status == 204)
         // The document describes the API (validated when python3 has openapi-spec-validator).
-        let check = try lab.run(
+        let check = try await lab.run(
             "/usr/bin/env", ["python3", Self.repository + "/scripts/openapi-check.py", beta + "/openapi.yaml"])
         if check.status == 77 {
             print("operations: openapi check skipped: \(check.stdout)\(check.stderr)")
@@ -158,17 +158,17 @@ struct OperationsEndToEndTests {
         }
 
         // An app exposed at alpha and a remote app added at beta carry traffic within seconds.
-        let added = try Self.http(
+        let added = try await Self.http(
             lab, "POST", alpha + "/api/v1/localExposedApps",
             body:
                 #"{"appName":"web","mode":"single","appSocket":"tcp:127.0.0.1:\#(httpPort)","portRange":[],"addressRange":[]}"#,
             user: admin)
         #expect(added.status == 201 && added.body.contains("\"source\":\"api\""), "\(added)")
-        let addedRemote = try Self.http(
+        let addedRemote = try await Self.http(
             lab, "POST", beta + "/api/v1/remoteApps",
             body: #"{"siteName":"alpha","appName":"web","localSocket":"tcp:127.0.0.1:\#(webPort)"}"#)
         #expect(addedRemote.status == 201, "\(addedRemote)")
-        let sameSocket = try Self.http(
+        let sameSocket = try await Self.http(
             lab, "POST", beta + "/api/v1/remoteApps",
             body: #"{"siteName":"alpha","appName":"other","localSocket":"tcp:127.0.0.1:\#(webPort)"}"#)
         #expect(sameSocket.status == 409, "\(sameSocket)")
@@ -176,7 +176,7 @@ struct OperationsEndToEndTests {
         var fetched = false
         let addedAt = ContinuousClock.now
         while ContinuousClock.now - addedAt < .seconds(10) {
-            let page = try Self.http(lab, "GET", fetchURL)
+            let page = try await Self.http(lab, "GET", fetchURL)
             if page.status == 200 && page.body == "hello through weft\n" {
                 fetched = true
                 break
@@ -187,12 +187,12 @@ struct OperationsEndToEndTests {
         print("operations: app added over the API carried traffic after \(ContinuousClock.now - addedAt)")
 
         // Metrics: per-peer byte counters that grow with traffic.
-        let before = try Self.http(lab, "GET", beta + "/metrics")
+        let before = try await Self.http(lab, "GET", beta + "/metrics")
         #expect(before.status == 200, "\(before.status)")
         let receivedBefore = Self.metric(before.body, "weft_peer_received_bytes_total", "peer=\"alpha\"") ?? 0
-        for _ in 0..<5 { _ = try Self.http(lab, "GET", fetchURL) }
+        for _ in 0..<5 { _ = try await Self.http(lab, "GET", fetchURL) }
         try await Task.sleep(for: .milliseconds(200))
-        let after = try Self.http(lab, "GET", beta + "/metrics").body
+        let after = try await Self.http(lab, "GET", beta + "/metrics").body
         let receivedAfter = Self.metric(after, "weft_peer_received_bytes_total", "peer=\"alpha\"") ?? 0
         #expect(receivedAfter > receivedBefore, "\(receivedBefore) → \(receivedAfter)")
         for family in [
@@ -202,53 +202,54 @@ struct OperationsEndToEndTests {
             #expect(after.contains(family), "\(family) missing from /metrics")
         }
         try await Task.sleep(for: .milliseconds(1200))  // gauges are published every second
-        let gauges = try Self.http(lab, "GET", beta + "/metrics").body
+        let gauges = try await Self.http(lab, "GET", beta + "/metrics").body
         #expect(Self.metric(gauges, "weft_link_rtt_seconds", "peer=\"alpha\"") != nil, "no RTT gauge")
         #expect(
             Self.metric(
-                try Self.http(lab, "GET", alpha + "/metrics", user: admin).body, "weft_peer_sent_bytes_total",
+                try await Self.http(lab, "GET", alpha + "/metrics", user: admin).body, "weft_peer_sent_bytes_total",
                 "peer=\"beta\"")
                 ?? 0 > 0)
 
         #expect(lab.read("alpha-api.log").contains("user=admin"), "the access log names no user")
 
         // weft status, from the config's restfulApi.
-        let status = try lab.run(WeftProcess.executable, ["status", "--config", lab.configs["beta"]!])
+        let status = try await lab.run(WeftProcess.executable, ["status", "--config", lab.configs["beta"]!])
         #expect(status.status == 0, "\(status)")
         for text in ["site beta", "PEERS", "alpha", "TUNNELS", "REMOTE APPS", "web", "api"] {
             #expect(status.stdout.contains(text), "status lacks \(text):\n\(status.stdout)")
         }
         print("operations: weft status:\n\(status.stdout)")
-        let statusAlpha = try lab.run(WeftProcess.executable, ["status", "--config", lab.configs["alpha"]!])
+        let statusAlpha = try await lab.run(WeftProcess.executable, ["status", "--config", lab.configs["alpha"]!])
         #expect(statusAlpha.status == 0 && statusAlpha.stdout.contains("EXPOSED APPS"), "\(statusAlpha)")
         // weft speedtest: generated data through the tunnel, checked at the far end.
-        let speed = try lab.run(
+        let speed = try await lab.run(
             WeftProcess.executable,
             ["speedtest", "--config", lab.configs["beta"]!, "--site", "alpha", "--seconds", "2"])
         #expect(speed.status == 0 && speed.stdout.contains("far end checked every byte: all correct"), "\(speed)")
         #expect(speed.stdout.contains(" sent "), "no progress lines: \(speed.stdout)")
         print("operations: weft speedtest:\n\(speed.stdout)")
         #expect(
-            await WeftProcess.waitFor(.seconds(5)) {
+            await WeftProcess.waitFor(.seconds(60)) {
                 lab.lines("alpha", "speed test received", "verified=true").count == 1
             })
-        let unknownPeer = try lab.run(WeftProcess.executable, ["speedtest", "--api", beta, "--site", "nobody"])
+        let unknownPeer = try await lab.run(WeftProcess.executable, ["speedtest", "--api", beta, "--site", "nobody"])
         #expect(unknownPeer.status == 1 && unknownPeer.stderr.contains("not found"), "\(unknownPeer)")
-        let stream = try Self.http(lab, "GET", beta + "/api/v1/speedtest?site=alpha&seconds=1")
+        let stream = try await Self.http(lab, "GET", beta + "/api/v1/speedtest?site=alpha&seconds=1")
         let streamed = stream.body.split(separator: "\n").compactMap { Self.json(String($0)) as? [String: Any] }
         #expect(stream.status == 200 && streamed.last?["type"] as? String == "result", "\(stream.body)")
         #expect(streamed.last?["verified"] as? Bool == true && (streamed.last?["bytes"] as? Int ?? 0) > 0)
-        #expect(try Self.http(lab, "GET", beta + "/api/v1/speedtest?site=alpha&seconds=0").status == 400)
+        #expect(try await Self.http(lab, "GET", beta + "/api/v1/speedtest?site=alpha&seconds=0").status == 400)
 
-        let noAuth = try lab.run(WeftProcess.executable, ["status", "--api", alpha])
+        let noAuth = try await lab.run(WeftProcess.executable, ["status", "--api", alpha])
         #expect(noAuth.status != 0 && noAuth.stderr.contains("credentials"), "\(noAuth)")
 
         // Changes survive a restart (stateDir/apps.json).
-        lab.stop("alpha")
+        await lab.stop("alpha")
         try lab.start("alpha")
         var persisted = HTTPResult(status: 0, body: "", headers: "")
-        _ = await WeftProcess.waitFor(.seconds(10)) {
-            persisted = (try? Self.http(lab, "GET", alpha + "/api/v1/localExposedApps/web", user: admin)) ?? persisted
+        _ = await WeftProcess.waitFor(.seconds(60)) {
+            persisted =
+                (try? await Self.http(lab, "GET", alpha + "/api/v1/localExposedApps/web", user: admin)) ?? persisted
             return persisted.status == 200
         }
         #expect(persisted.status == 200 && persisted.body.contains("\"source\":\"api\""), "\(persisted)")
@@ -256,32 +257,32 @@ struct OperationsEndToEndTests {
         // Deleted at alpha: the app carries no more traffic (beta's client is refused, and the
         // refusal is logged at alpha). Then at beta: the remote app's socket closes.
         var relinked = false
-        _ = await WeftProcess.waitFor(.seconds(10)) {
-            relinked = (try? Self.http(lab, "GET", fetchURL))?.status == 200
+        _ = await WeftProcess.waitFor(.seconds(60)) {
+            relinked = (try? await Self.http(lab, "GET", fetchURL))?.status == 200
             return relinked
         }
         #expect(relinked, "no traffic after alpha's restart")
-        #expect(try Self.http(lab, "DELETE", alpha + "/api/v1/localExposedApps/web", user: admin).status == 204)
-        #expect(try Self.http(lab, "GET", alpha + "/api/v1/localExposedApps/web", user: admin).status == 404)
-        let refused = try Self.http(lab, "GET", fetchURL)
+        #expect(try await Self.http(lab, "DELETE", alpha + "/api/v1/localExposedApps/web", user: admin).status == 204)
+        #expect(try await Self.http(lab, "GET", alpha + "/api/v1/localExposedApps/web", user: admin).status == 404)
+        let refused = try await Self.http(lab, "GET", fetchURL)
         #expect(refused.status != 200, "the deleted app still answered: \(refused)")
         #expect(
-            await WeftProcess.waitFor(.seconds(5)) { !lab.lines("alpha", "refused a stream", "app=web").isEmpty },
+            await WeftProcess.waitFor(.seconds(60)) { !lab.lines("alpha", "refused a stream", "app=web").isEmpty },
             "no refusal logged at alpha")
-        #expect(try Self.http(lab, "DELETE", beta + "/api/v1/remoteApps/alpha/web").status == 204)
+        #expect(try await Self.http(lab, "DELETE", beta + "/api/v1/remoteApps/alpha/web").status == 204)
         #expect(!FreePort.accepts(webPort), "the removed remote app's socket still accepts")
-        #expect(try Self.http(lab, "DELETE", beta + "/api/v1/remoteApps/alpha/web").status == 404)
+        #expect(try await Self.http(lab, "DELETE", beta + "/api/v1/remoteApps/alpha/web").status == 404)
         // A file app removed over the API stays removed after a restart.
-        #expect(try Self.http(lab, "DELETE", alpha + "/api/v1/localExposedApps/spare", user: admin).status == 204)
-        lab.stop("alpha")
+        #expect(try await Self.http(lab, "DELETE", alpha + "/api/v1/localExposedApps/spare", user: admin).status == 204)
+        await lab.stop("alpha")
         try lab.start("alpha")
         var gone = HTTPResult(status: 0, body: "", headers: "")
-        _ = await WeftProcess.waitFor(.seconds(10)) {
-            gone = (try? Self.http(lab, "GET", alpha + "/api/v1/localExposedApps", user: admin)) ?? gone
+        _ = await WeftProcess.waitFor(.seconds(60)) {
+            gone = (try? await Self.http(lab, "GET", alpha + "/api/v1/localExposedApps", user: admin)) ?? gone
             return gone.status == 200
         }
         #expect(gone.status == 200 && gone.body == "[]", "\(gone)")
-        lab.stop("alpha", "beta")
+        await lab.stop("alpha", "beta")
     }
 
     @Test("SIGHUP: app list changes take effect at once; a running transfer, its tunnel and its stream carry on")
@@ -324,7 +325,7 @@ struct OperationsEndToEndTests {
         lab.processes["beta"]!.signal(SIGHUP)
         lab.processes["alpha"]!.signal(SIGHUP)
         #expect(
-            await WeftProcess.waitFor(.seconds(5)) {
+            await WeftProcess.waitFor(.seconds(60)) {
                 FreePort.accepts(movedPort) && !FreePort.accepts(sparePort)
                     && !lab.lines("beta", "configuration reloaded").isEmpty
                     && !lab.lines("alpha", "configuration reloaded").isEmpty
@@ -337,33 +338,34 @@ struct OperationsEndToEndTests {
         #expect(lab.lines("alpha", "configuration reloaded", "exposed added: extra").count == 1, "\(lab.log("alpha"))")
         // The peer learns the new app over the message channel.
         #expect(
-            await WeftProcess.waitFor(.seconds(5)) {
-                (try? Self.http(lab, "GET", "http://127.0.0.1:\(betaAPI)/api/v1/remoteSites/alpha"))?.body.contains(
-                    "extra") == true
+            await WeftProcess.waitFor(.seconds(60)) {
+                (try? await Self.http(lab, "GET", "http://127.0.0.1:\(betaAPI)/api/v1/remoteSites/alpha"))?.body
+                    .contains(
+                        "extra") == true
             })
-        let moved = try Self.http(lab, "GET", "http://127.0.0.1:\(movedPort)/big.bin")
+        let moved = try await Self.http(lab, "GET", "http://127.0.0.1:\(movedPort)/big.bin")
         #expect(moved.status == 200, "the moved app: \(moved.status)")
 
         // A file that does not load changes nothing.
         _ = try lab.write("beta.yaml", betaText + "siteName: [broken\n")
         lab.processes["beta"]!.signal(SIGHUP)
-        #expect(await WeftProcess.waitFor(.seconds(5)) { !lab.lines("beta", "reload refused").isEmpty })
+        #expect(await WeftProcess.waitFor(.seconds(60)) { !lab.lines("beta", "reload refused").isEmpty })
         #expect(FreePort.accepts(webPort) && FreePort.accepts(movedPort))
 
-        #expect(transfer.waitForExit(timeout: 60), "the transfer did not finish")
+        #expect(await transfer.exited(within: .seconds(120)), "the transfer did not finish")
         #expect(transfer.exitCode == 0, "\(lab.read("transfer.err"))")
-        #expect(try lab.sha256(ofFile: fetched) == digest, "the transfer's bytes changed")
+        #expect(try await lab.sha256(ofFile: fetched) == digest, "the transfer's bytes changed")
         // One tunnel throughout, never closed.
         #expect(lab.lines("beta", "tunnel created").count == 1 && lab.lines("beta", "closing tunnel").isEmpty)
         #expect(lab.lines("beta", "stream reset").isEmpty, "\(lab.lines("beta", "stream reset"))")
-        lab.stop("alpha", "beta")
+        await lab.stop("alpha", "beta")
     }
 
     @Test("REST API over TLS: HTTPS only, weft status verifies the certificate (or is told not to)")
     func restAPIOverTLS() async throws {
         let lab = try SiteLab()
         let port = try FreePort.find()
-        let made = try lab.run(
+        let made = try await lab.run(
             "/usr/bin/openssl",
             [
                 "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "2",
@@ -388,12 +390,12 @@ struct OperationsEndToEndTests {
 
                 """)
         try lab.start("alpha")
-        #expect(await WeftProcess.waitFor(.seconds(10)) { FreePort.accepts(port) }, "\(lab.log("alpha"))")
+        #expect(await WeftProcess.waitFor(.seconds(60)) { FreePort.accepts(port) }, "\(lab.log("alpha"))")
         var secure = SiteLab.Output(status: -1, stdout: "", stderr: "")
         // The API answers 503 until the site has opened its sockets.
-        _ = await WeftProcess.waitFor(.seconds(10)) {
+        _ = await WeftProcess.waitFor(.seconds(60)) {
             secure =
-                (try? lab.run(
+                (try? await lab.run(
                     SiteLab.curl,
                     [
                         "-sS", "--cacert", lab.path + "/api-cert.pem", "-u", "ops:pw",
@@ -403,17 +405,18 @@ struct OperationsEndToEndTests {
             return secure.stdout.contains("siteName")
         }
         #expect(secure.status == 0 && secure.stdout.contains("\"siteName\":\"alpha\""), "\(secure)")
-        let plain = try lab.run(SiteLab.curl, ["-sS", "-u", "ops:pw", "http://127.0.0.1:\(port)/api/v1/site"])
+        let plain = try await lab.run(SiteLab.curl, ["-sS", "-u", "ops:pw", "http://127.0.0.1:\(port)/api/v1/site"])
         #expect(plain.status != 0 || !plain.stdout.contains("siteName"), "plain HTTP answered: \(plain)")
-        let status = try lab.run(
+        let status = try await lab.run(
             WeftProcess.executable,
             ["status", "--config", lab.configs["alpha"]!, "--cacert", lab.path + "/api-cert.pem"])
         #expect(status.status == 0 && status.stdout.contains("site alpha"), "\(status)")
-        let untrusted = try lab.run(WeftProcess.executable, ["status", "--config", lab.configs["alpha"]!])
+        let untrusted = try await lab.run(WeftProcess.executable, ["status", "--config", lab.configs["alpha"]!])
         #expect(untrusted.status != 0, "a certificate nobody vouched for was accepted: \(untrusted)")
-        let insecure = try lab.run(WeftProcess.executable, ["status", "--config", lab.configs["alpha"]!, "--insecure"])
+        let insecure = try await lab.run(
+            WeftProcess.executable, ["status", "--config", lab.configs["alpha"]!, "--insecure"])
         #expect(insecure.status == 0, "\(insecure)")
-        lab.stop("alpha")
+        await lab.stop("alpha")
     }
 
     @Test("the dashboard loads in headless Chromium without console errors and shows both sites")
@@ -436,7 +439,7 @@ struct OperationsEndToEndTests {
         try lab.start("alpha")
         try lab.start("beta")
         #expect(await lab.waitForLink("beta", to: "alpha"), "\(lab.log("beta"))")
-        let page = try Self.http(lab, "GET", "http://127.0.0.1:\(betaAPI)/")
+        let page = try await Self.http(lab, "GET", "http://127.0.0.1:\(betaAPI)/")
         #expect(page.status == 200 && page.headers.lowercased().contains("text/html"), "\(page.status)")
         // No external assets: nothing the page loads comes from another origin.
         for marker in [
@@ -445,21 +448,21 @@ struct OperationsEndToEndTests {
             #expect(!page.body.contains(marker), "the dashboard refers to \(marker)")
         }
         let screenshot = lab.path + "/dashboard.png"
-        let check = try lab.run(
+        let check = try await lab.run(
             "/usr/bin/env",
             [
                 "python3", Self.repository + "/scripts/dashboard-check.py", "http://127.0.0.1:\(betaAPI)/",
                 "--screenshot", screenshot, "--expect", "alpha", "--expect", "beta", "--expect", "web", "--wait", "4",
-            ], timeout: 90)
+            ], timeout: .seconds(120))
         #expect(check.status == 0, "\(check)")
         print("operations: dashboard check: \(check.stdout)")
         // The check fails a page that does not load cleanly.
-        let broken = try lab.run(
+        let broken = try await lab.run(
             "/usr/bin/env",
             [
                 "python3", Self.repository + "/scripts/dashboard-check.py", "http://127.0.0.1:\(betaAPI)/no-such-page",
                 "--screenshot", lab.path + "/broken.png", "--expect", "alpha", "--wait", "1",
-            ], timeout: 60)
+            ], timeout: .seconds(120))
         #expect(broken.status == 1, "\(broken)")
         // Kept for a look after the run.
         let kept = Self.repository + "/.build/test-artifacts/dashboard.png"
@@ -467,6 +470,6 @@ struct OperationsEndToEndTests {
             atPath: (kept as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
         try? FileManager.default.removeItem(atPath: kept)
         try? FileManager.default.copyItem(atPath: screenshot, toPath: kept)
-        lab.stop("alpha", "beta")
+        await lab.stop("alpha", "beta")
     }
 }

@@ -90,9 +90,9 @@ final class SiteLab: @unchecked Sendable {
             WeftProcess.executable, ["run", "--config", configs[name]!], stderr: path + "/\(name).stderr")
     }
 
-    func kill(_ name: String, signal: Int32 = SIGKILL) {
+    func kill(_ name: String, signal: Int32 = SIGKILL) async {
         processes[name]?.signal(signal)
-        _ = processes[name]?.waitForExit(timeout: 5)
+        _ = await processes[name]?.exited(within: .seconds(60))
     }
 
     /// Resident memory of a running process, in bytes (from /proc).
@@ -115,7 +115,7 @@ final class SiteLab: @unchecked Sendable {
     }
 
     /// Waits until `name` has a link up to `peer`.
-    func waitForLink(_ name: String, to peer: String, count: Int = 1, timeout: Duration = .seconds(15)) async -> Bool {
+    func waitForLink(_ name: String, to peer: String, count: Int = 1, timeout: Duration = .seconds(60)) async -> Bool {
         await WeftProcess.waitFor(timeout) { self.lines(name, "link up", "peer=\(peer)").count >= count }
     }
 
@@ -129,7 +129,7 @@ final class SiteLab: @unchecked Sendable {
         let process = try ChildProcess(
             executable, arguments, stdout: path + "/\(name).out", stderr: path + "/\(name).err")
         processes[name] = process
-        let ready = await WeftProcess.waitFor(.seconds(10)) {
+        let ready = await WeftProcess.waitFor(.seconds(60)) {
             if let port { return FreePort.accepts(port) }
             if let socket { return FileManager.default.fileExists(atPath: socket) }
             return true
@@ -149,7 +149,7 @@ final class SiteLab: @unchecked Sendable {
         for (file, text) in files { _ = try write(directory + "/" + file, text) }
         var digests: [String: String] = [:]
         for (file, megabytes) in randomMegabytes {
-            digests[file] = try randomFile(directory + "/" + file, megabytes: megabytes)
+            digests[file] = try await randomFile(directory + "/" + file, megabytes: megabytes)
         }
         try await httpServer(name, directory: path + "/" + directory, port: port)
         return digests
@@ -166,8 +166,8 @@ final class SiteLab: @unchecked Sendable {
     }
 
     /// Stops sites with SIGTERM, as a user would.
-    func stop(_ names: String...) {
-        for name in names { kill(name, signal: SIGTERM) }
+    func stop(_ names: String...) async {
+        for name in names { await kill(name, signal: SIGTERM) }
     }
 
     /// Python's HTTP server on `port`, serving `directory`.
@@ -234,15 +234,15 @@ final class SiteLab: @unchecked Sendable {
         var stderr: String
     }
 
-    /// Runs a client to completion (killed after `timeout`).
-    func run(_ executable: String, _ arguments: [String], timeout: TimeInterval = 60) throws -> Output {
+    /// Runs a client to completion (killed after `timeout`), without holding a thread.
+    func run(_ executable: String, _ arguments: [String], timeout: Duration = .seconds(120)) async throws -> Output {
         let id = UUID().uuidString.prefix(8)
         let out = path + "/client-\(id).out"
         let err = path + "/client-\(id).err"
         let process = try ChildProcess(executable, arguments, stdout: out, stderr: err)
-        if !process.waitForExit(timeout: timeout) {
+        if !(await process.exited(within: timeout)) {
             process.signal(SIGKILL)
-            _ = process.waitForExit(timeout: 2)
+            await process.exited(within: .seconds(10))
         }
         return Output(
             status: process.exitCode ?? -1,
@@ -266,7 +266,7 @@ final class SiteLab: @unchecked Sendable {
 
     /// Sends `megabytes` of seeded random bytes to a TCP port or Unix socket, shuts the write
     /// side, and prints "<sent digest>\n<reply>".
-    func halfCloseClient(to socket: String, megabytes: Int) throws -> Output {
+    func halfCloseClient(to socket: String, megabytes: Int) async throws -> Output {
         let script = try write(
             "half_close_client.py",
             Self.connectFunction + """
@@ -289,12 +289,12 @@ final class SiteLab: @unchecked Sendable {
                 print(f"{sent} {digest.hexdigest()}")
                 print(reply.decode().strip())
                 """)
-        return try run(Self.python, [script, socket, "\(megabytes)"])
+        return try await run(Self.python, [script, socket, "\(megabytes)"])
     }
 
     /// Connects, sends a line, and reports how the connection ended: "reset", "closed" or
     /// "open" (still open after `wait` seconds), and how long that took.
-    func probe(_ socket: String, wait: Double = 5) throws -> Output {
+    func probe(_ socket: String, wait: Double = 5) async throws -> Output {
         let script = try write(
             "probe.py",
             Self.connectFunction + """
@@ -313,7 +313,7 @@ final class SiteLab: @unchecked Sendable {
                     print("open")
                 print(f"{time.monotonic() - start:.3f}")
                 """)
-        return try run(Self.python, [script, socket, "\(wait)"])
+        return try await run(Self.python, [script, socket, "\(wait)"])
     }
 
     // MARK: files
@@ -323,8 +323,8 @@ final class SiteLab: @unchecked Sendable {
     func read(_ name: String) -> String { scratch.read(name) }
 
     /// A file of `megabytes` random bytes; returns its sha256.
-    func randomFile(_ name: String, megabytes: Int) throws -> String {
-        let out = try run(
+    func randomFile(_ name: String, megabytes: Int) async throws -> String {
+        let out = try await run(
             Self.python,
             [
                 "-c",
@@ -343,8 +343,8 @@ final class SiteLab: @unchecked Sendable {
         return out.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
-    func sha256(ofFile file: String) throws -> String {
-        let out = try run(
+    func sha256(ofFile file: String) async throws -> String {
+        let out = try await run(
             Self.python,
             [
                 "-c",

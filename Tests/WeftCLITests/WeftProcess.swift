@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import WeftTestSupport
 
 #if canImport(Glibc)
     import Glibc
@@ -34,58 +35,54 @@ struct WeftProcess {
         var error: String
     }
 
-    /// Runs to completion and captures both streams.
+    /// The environment a child gets: this process's, without `WEFT_CONFIG`, with `extra` on top.
+    private static func environment(_ extra: [String: String]) -> [String: String] {
+        var env = ProcessInfo.processInfo.environment
+        env.removeValue(forKey: "WEFT_CONFIG")
+        env.merge(extra) { _, new in new }
+        return env
+    }
+
+    /// Runs to completion (at most `timeout`, then killed and reported as status -1) and
+    /// captures both streams. Output goes through files, so a chatty child never blocks.
     static func run(
         _ arguments: [String],
         environment: [String: String] = [:],
-        directory: String? = nil
-    ) throws -> Result {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        var env = ProcessInfo.processInfo.environment
-        env.removeValue(forKey: "WEFT_CONFIG")
-        env.merge(environment) { _, new in new }
-        process.environment = env
-        if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
-        let out = Pipe()
-        let err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let outData = out.fileHandleForReading.readDataToEndOfFile()
-        let errData = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return Result(
-            status: process.terminationStatus,
-            output: String(decoding: outData, as: UTF8.self),
-            error: String(decoding: errData, as: UTF8.self)
-        )
+        directory: String? = nil,
+        timeout: Duration = .seconds(120)
+    ) async throws -> Result {
+        let capture = NSTemporaryDirectory() + "weft-run-\(getpid())-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: capture, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: capture) }
+        let child = try ChildProcess(
+            executable, arguments, environment: Self.environment(environment), directory: directory,
+            stdout: capture + "/out", stderr: capture + "/err")
+        var status: Int32 = -1
+        if await child.exited(within: timeout) {
+            status = child.exitCode ?? 128 + (child.terminationSignal ?? 0)
+        } else {
+            child.signal(SIGKILL)
+            await child.exited(within: .seconds(10))
+        }
+        func read(_ name: String) -> String {
+            String(decoding: FileManager.default.contents(atPath: capture + "/" + name) ?? Data(), as: UTF8.self)
+        }
+        return Result(status: status, output: read("out"), error: read("err"))
     }
 
     /// Starts a long-running command; its output goes to `logFile` (the config decides).
-    static func start(_ arguments: [String], environment: [String: String] = [:]) throws -> Process {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        var env = ProcessInfo.processInfo.environment
-        env.removeValue(forKey: "WEFT_CONFIG")
-        env.merge(environment) { _, new in new }
-        process.environment = env
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        return process
+    static func start(_ arguments: [String], environment: [String: String] = [:]) throws -> ChildProcess {
+        try ChildProcess(executable, arguments, environment: Self.environment(environment))
     }
 
     /// Polls until `condition` holds or `timeout` passes.
-    static func waitFor(_ timeout: Duration, _ condition: () -> Bool) async -> Bool {
+    static func waitFor(_ timeout: Duration, _ condition: () async -> Bool) async -> Bool {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
-            if condition() { return true }
+            if await condition() { return true }
             try? await Task.sleep(for: .milliseconds(20))
         }
-        return condition()
+        return await condition()
     }
 }
 

@@ -74,7 +74,7 @@ struct SecureBrokerTests {
     func passwordFile(in directory: String, user: String, password: String) async throws -> String {
         let file = directory + "/passwords"
         let tool = try ChildProcess("/usr/bin/mosquitto_passwd", ["-c", "-b", file, user, password])
-        #expect(await tool.exited(within: .seconds(10)))
+        #expect(await tool.exited(within: .seconds(60)))
         #expect(tool.exitCode == 0)
         return file
     }
@@ -110,7 +110,7 @@ struct SecureBrokerTests {
         a.start()
         b.start()
         intruder.start()
-        let met = await waitUntil(.seconds(10)) { a.peerNames == ["tls-b"] && b.peerNames == ["tls-a"] }
+        let met = await waitUntil(.seconds(60)) { a.peerNames == ["tls-b"] && b.peerNames == ["tls-a"] }
         #expect(met != nil, "\(a.peerNames) \(b.peerNames)\n\(broker.log)")
         try await Task.sleep(for: .milliseconds(500))
         #expect(intruder.peerNames.isEmpty)
@@ -148,14 +148,14 @@ struct PasswordBrokerTests {
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let file = directory + "/passwords"
         let tool = try ChildProcess("/usr/bin/mosquitto_passwd", ["-c", "-b", file, "weft", "plain-secret"])
-        #expect(await tool.exited(within: .seconds(10)))
+        #expect(await tool.exited(within: .seconds(60)))
         let broker = try MosquittoBroker(extraConfig: "password_file \(file)", allowAnonymous: false)
         let a = try TestSite("pw-a", broker: broker, username: "weft", password: "plain-secret")
         let b = try TestSite("pw-b", broker: broker, username: "weft", password: "plain-secret")
         let anonymous = try TestSite("pw-anonymous", broker: broker)
         let wrong = try TestSite("pw-wrong", broker: broker, username: "weft", password: "guess")
         for site in [a, b, anonymous, wrong] { site.start() }
-        let met = await waitUntil(.seconds(10)) { a.peerNames == ["pw-b"] && b.peerNames == ["pw-a"] }
+        let met = await waitUntil(.seconds(60)) { a.peerNames == ["pw-b"] && b.peerNames == ["pw-a"] }
         #expect(met != nil)
         try await Task.sleep(for: .milliseconds(500))
         #expect(anonymous.peerNames.isEmpty && wrong.peerNames.isEmpty)

@@ -537,8 +537,13 @@ class Bench:
                 f"({(rss['site a'] - idle['site a']) * 1024 / count:.1f} + "
                 f"{(rss['site b'] - idle['site b']) * 1024 / count:.1f} KiB per stream); CPU "
                 f"{weft['cpu_seconds']['site a']:.2f} s + {weft['cpu_seconds']['site b']:.2f} s")
-            rows.append({"count": count, "direct": direct, "weft": weft})
+            # How long a linked node takes from SIGTERM to exit (goodbyes to its peer and the
+            # broker included): a figure here, never a bound in a test.
+            stopping = time.monotonic()
             self.procs.stop(b)
+            weft["stop_seconds"] = time.monotonic() - stopping
+            log(f"   a linked node stopped {weft['stop_seconds'] * 1000:.0f} ms after SIGTERM")
+            rows.append({"count": count, "direct": direct, "weft": weft})
             self.procs.stop(a)
         self.procs.stop_all()
         self.results["scale"] = rows

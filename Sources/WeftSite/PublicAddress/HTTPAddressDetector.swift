@@ -22,7 +22,7 @@ public struct HTTPAddressDetector: Sendable {
     public func detect(group: EventLoopGroup) async throws -> IPAddress {
         guard let parsed = URL(string: url), let scheme = parsed.scheme?.lowercased(), let host = parsed.host,
             scheme == "http" || scheme == "https"
-        else { throw DetectionError("\(url) is not an http:// or https:// URL") }
+        else { throw DetectionError(.invalidSetting, "\(url) is not an http:// or https:// URL") }
         let port = parsed.port ?? (scheme == "https" ? 443 : 80)
         var path = parsed.path.isEmpty ? "/" : parsed.path
         if let query = parsed.query { path += "?" + query }
@@ -42,7 +42,7 @@ public struct HTTPAddressDetector: Sendable {
             throw error
         }
         let timer = loop.scheduleTask(in: timeout) {
-            body.fail(DetectionError("no answer from \(url) within \(timeout)"))
+            body.fail(DetectionError(.timedOut, "no answer from \(url) within \(timeout)"))
             channel.close(promise: nil)
         }
         var head = HTTPRequestHead(version: .http1_1, method: .GET, uri: path)
@@ -58,7 +58,7 @@ public struct HTTPAddressDetector: Sendable {
         }
         let text = try await body.futureResult.get().trimmingCharacters(in: .whitespacesAndNewlines)
         guard let address = IPAddress(text) else {
-            throw DetectionError("\(url) answered \"\(text.prefix(64))\", which is not an IP address")
+            throw DetectionError(.badAnswer, "\(url) answered \"\(text.prefix(64))\", which is not an IP address")
         }
         return address
     }
@@ -101,21 +101,21 @@ private final class BodyCollector: ChannelInboundHandler {
         case .body(var part):
             body.writeBuffer(&part)
             if body.readableBytes > HTTPAddressDetector.maxBody {
-                promise.fail(DetectionError("the answer is over \(HTTPAddressDetector.maxBody) bytes"))
+                promise.fail(DetectionError(.badAnswer, "the answer is over \(HTTPAddressDetector.maxBody) bytes"))
                 context.close(promise: nil)
             }
         case .end:
             if status == .ok {
                 promise.succeed(String(buffer: body))
             } else {
-                promise.fail(DetectionError("HTTP status \(status.map { "\($0.code)" } ?? "?")"))
+                promise.fail(DetectionError(.badAnswer, "HTTP status \(status.map { "\($0.code)" } ?? "?")"))
             }
             context.close(promise: nil)
         }
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        promise.fail(DetectionError("the connection closed before an answer"))
+        promise.fail(DetectionError(.closed, "the connection closed before an answer"))
         context.fireChannelInactive()
     }
 
@@ -128,8 +128,25 @@ private final class BodyCollector: ChannelInboundHandler {
 @available(*, unavailable)
 extension BodyCollector: Sendable {}
 
-/// Why a public address could not be detected.
+/// Why a public address could not be detected: a code to match, a text to read.
 public struct DetectionError: Error, CustomStringConvertible, Sendable {
+    public struct Code: Hashable, Sendable, CustomStringConvertible {
+        private let name: String
+        public var description: String { name }
+        /// The setting (URL, server) is unusable.
+        public static let invalidSetting = Code(name: "invalidSetting")
+        /// No answer within the timeout.
+        public static let timedOut = Code(name: "timedOut")
+        /// An answer that holds no address (status, size, content).
+        public static let badAnswer = Code(name: "badAnswer")
+        /// The connection closed before an answer.
+        public static let closed = Code(name: "closed")
+    }
+
+    public var code: Code
     public var description: String
-    public init(_ description: String) { self.description = description }
+    public init(_ code: Code, _ description: String) {
+        self.code = code
+        self.description = description
+    }
 }

@@ -89,11 +89,13 @@ public struct PublicAddressMonitor: Sendable {
             case .literal(let address):
                 return address
             case .autoHttpDetect:
-                guard let url = socket.httpDetectorURL else { throw DetectionError("no httpDetector.url") }
+                guard let url = socket.httpDetectorURL else {
+                    throw DetectionError(.invalidSetting, "no httpDetector.url")
+                }
                 return try await HTTPAddressDetector(url: url, timeout: timeout).detect(group: group)
             case .autoStunDetect:
                 guard let server = socket.stunServer ?? stunServers.first else {
-                    throw DetectionError("no STUN server configured")
+                    throw DetectionError(.invalidSetting, "no STUN server configured")
                 }
                 return try await STUNAddressDetector(server: server, timeout: timeout).detect(group: group)
             }

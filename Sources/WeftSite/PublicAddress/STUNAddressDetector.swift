@@ -45,14 +45,16 @@ public struct STUNAddressDetector: Sendable {
                 })
         }
         let timer = loop.scheduleTask(in: timeout) {
-            answer.fail(DetectionError("no STUN answer from \(server) within \(timeout)"))
+            answer.fail(DetectionError(.timedOut, "no STUN answer from \(server) within \(timeout)"))
         }
         defer {
             timer.cancel()
             for task in retransmits { task.cancel() }
         }
         let mapped = try await answer.futureResult.get()
-        guard let address = IPAddress(bytes: mapped.address) else { throw DetectionError("bad STUN address") }
+        guard let address = IPAddress(bytes: mapped.address) else {
+            throw DetectionError(.badAnswer, "bad STUN address")
+        }
         return address
     }
 }
@@ -65,14 +67,14 @@ extension STUNAddressDetector {
             !(host.contains(":") && !server.hasPrefix("["))
         {
             guard case .success(let port) = HostPort.parsePort(portText) else {
-                throw DetectionError("\(server): \"\(portText)\" is not a port")
+                throw DetectionError(.invalidSetting, "\(server): \"\(portText)\" is not a port")
             }
             return (host, port)
         }
         if server.hasPrefix("[") && server.hasSuffix("]") {
             return (String(server.dropFirst().dropLast()), defaultPort)
         }
-        guard !server.isEmpty else { throw DetectionError("empty STUN server") }
+        guard !server.isEmpty else { throw DetectionError(.invalidSetting, "empty STUN server") }
         return (server, defaultPort)
     }
 }
