@@ -98,7 +98,8 @@ public struct TunnelEngine: Sendable {
     /// Streams with bytes to send and no credit: their reader is waiting, often for a frame
     /// still on a slow link.
     private var creditBlocked: Set<StreamID> = []
-    private var nextLocalStream: UInt32
+    /// Internal, not private: tests start it near the end of the id space.
+    var nextLocalStream: UInt32
     private var highestRemoteStream: UInt32 = 0
     /// Remote ids below the highest seen that have not arrived yet: opens cross on different
     /// links, so a higher id may come first.
@@ -210,6 +211,13 @@ public struct TunnelEngine: Sendable {
         StreamID, [TunnelAction]
     ) {
         let id = StreamID(nextLocalStream)
+        // 2^31 streams in one tunnel (weeks at a thousand a second): the ids are used up, so
+        // the tunnel ends and the next one starts from the beginning.
+        guard nextLocalStream <= UInt32.max - 2 else {
+            actions.append(.streamReset(id, code: .limitReached, message: "stream ids used up"))
+            failTunnel(reason: "stream ids used up; a new tunnel follows")
+            return (id, finish(now: now))
+        }
         nextLocalStream += 2
         let window = options.configuration.initialStreamWindow
         streams[id] = StreamState(peerLimit: UInt64(window), window: window, openSeen: true, now: now)
@@ -381,9 +389,11 @@ public struct TunnelEngine: Sendable {
             return
         }
         // The ids skipped over may still arrive (bounded: a peer that skips more gets them closed).
-        var skipped = highestRemoteStream == 0 ? (options.opensOddStreams ? 2 : 1) : highestRemoteStream + 2
-        while skipped < id.rawValue && missingRemote.count < options.configuration.maxStreams {
-            missingRemote.insert(skipped)
+        // Counted in 64 bits: the peer picks the id, up to UInt32.max.
+        var skipped: UInt64 =
+            highestRemoteStream == 0 ? (options.opensOddStreams ? 2 : 1) : UInt64(highestRemoteStream) + 2
+        while skipped < UInt64(id.rawValue) && missingRemote.count < options.configuration.maxStreams {
+            missingRemote.insert(UInt32(skipped))
             skipped += 2
         }
         highestRemoteStream = id.rawValue
@@ -467,9 +477,11 @@ public struct TunnelEngine: Sendable {
 
     /// Counts stream bytes up to `end` (from `counted`) against the tunnel window; a peer that
     /// goes beyond it loses the link.
+    /// `end` is the peer's (the parser keeps it at most `WireProtocol.maxStreamOffset`): the
+    /// check subtracts, it never adds to a value the peer chose.
     private mutating func count(from counted: UInt64, to end: UInt64, on link: LinkID, now: Duration) -> Bool {
         guard end > counted else { return true }
-        guard tunnelReceived + (end - counted) <= tunnelAdvertised else {
+        guard end - counted <= tunnelAdvertised - min(tunnelReceived, tunnelAdvertised) else {
             breakLink(link, reason: "the peer sent beyond the tunnel's credit", now: now)
             return false
         }

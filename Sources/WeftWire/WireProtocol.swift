@@ -11,3 +11,10 @@ extension WireProtocol {
     /// heard from.
     public static let initialTunnelCredit: UInt64 = 4 << 20
 }
+
+extension WireProtocol {
+    /// The largest stream offset, final size or credit limit a frame may carry (QUIC's bound,
+    /// 2^62): far beyond any real stream, and low enough that sums and differences of two such
+    /// values never overflow 64 bits. The parser refuses more, so the engine never sees it.
+    public static let maxStreamOffset: UInt64 = 1 << 62
+}

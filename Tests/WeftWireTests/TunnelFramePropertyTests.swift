@@ -100,21 +100,25 @@ private enum FrameGen {
                 streamID: value.0, appName: value.1, target: value.2 == "" ? nil : value.2, initialWindow: value.3))
     }
 
-    static let streamData = zip(integer(1...UInt32.max), integer(UInt64.min...UInt64.max), Gen.bool, data).map {
+    /// Offsets, final sizes and limits up to the protocol's bound (past it is a refusal, tested
+    /// on its own).
+    static let streamOffset = integer(UInt64.min...WireProtocol.maxStreamOffset)
+
+    static let streamData = zip(integer(1...UInt32.max), streamOffset, Gen.bool, data).map {
         value in
         // The parser refuses data whose end does not fit in 64 bits.
-        let offset = min(value.1, UInt64.max - UInt64(value.3.readableBytes))
+        let offset = min(value.1, WireProtocol.maxStreamOffset - UInt64(value.3.readableBytes))
         return TunnelFrame.streamData(StreamData(streamID: value.0, offset: offset, fin: value.2, data: value.3))
     }
 
     static let streamReset = zip(
-        integer(UInt32.min...UInt32.max), integer(UInt16.min...UInt16.max), integer(UInt64.min...UInt64.max), reason
+        integer(UInt32.min...UInt32.max), integer(UInt16.min...UInt16.max), streamOffset, reason
     ).map { value in
         TunnelFrame.streamReset(
             StreamReset(streamID: value.0, code: .init(rawValue: value.1), finalSize: value.2, message: value.3))
     }
 
-    static let windowUpdate = zip(integer(UInt32.min...UInt32.max), integer(UInt64.min...UInt64.max)).map {
+    static let windowUpdate = zip(integer(UInt32.min...UInt32.max), streamOffset).map {
         stream, limit in
         TunnelFrame.windowUpdate(WindowUpdate(streamID: stream, limit: limit))
     }

@@ -118,9 +118,53 @@ struct TunnelFrameTests {
         #expect(throws: WireError(.invalidValue, field: "data stream")) {
             try parse([0x11, 0, 0, 0, 0, 12] + [0, 0, 0, 0] + [0, 0, 0, 0, 0, 0, 0, 0])
         }
-        #expect(throws: WireError(.invalidValue, field: "data offset")) {
+        #expect(throws: WireError(.limitExceeded, field: "data offset")) {
             try parse([0x11, 0, 0, 0, 0, 13] + [0, 0, 0, 1] + Array(repeating: 0xff, count: 8) + [1])
         }
+    }
+
+    @Test("offsets, final sizes and limits past 2^62 are refused; at 2^62 they parse")
+    func streamOffsetBound() throws {
+        func parse(_ frame: TunnelFrame) throws -> TunnelFrame? {
+            var parser = TunnelFrameParser()
+            parser.append(encoded([frame]))
+            return try parser.nextFrame()
+        }
+        let bound = WireProtocol.maxStreamOffset
+        let atBound: [TunnelFrame] = [
+            .streamData(StreamData(streamID: 1, offset: bound - 1, fin: false, data: ByteBuffer(bytes: [7]))),
+            .streamReset(StreamReset(streamID: 1, code: .cancelled, finalSize: bound)),
+            .windowUpdate(WindowUpdate(streamID: 0, limit: bound)),
+        ]
+        for frame in atBound { #expect(try parse(frame) == frame) }
+        for (frame, field) in [
+            (
+                TunnelFrame.streamData(
+                    StreamData(streamID: 1, offset: bound, fin: false, data: ByteBuffer(bytes: [7]))), "data offset"
+            ),
+            (
+                .streamData(StreamData(streamID: 1, offset: .max - 1, fin: true, data: ByteBuffer(bytes: [7]))),
+                "data offset"
+            ),
+            (.streamReset(StreamReset(streamID: 1, code: .cancelled, finalSize: bound + 1)), "reset final size"),
+            (.streamReset(StreamReset(streamID: 1, code: .cancelled, finalSize: .max)), "reset final size"),
+            (.windowUpdate(WindowUpdate(streamID: 3, limit: .max)), "window limit"),
+        ] {
+            #expect(throws: WireError(.limitExceeded, field: field)) { try parse(frame) }
+        }
+    }
+
+    @Test("a frame announced but not yet sent costs only the bytes that came")
+    func announcedNotSent() throws {
+        var parser = TunnelFrameParser()
+        // A header announcing a 1 MiB data frame, 20 bytes of it, then another tiny read.
+        var header: [UInt8] = [0x11, 0, 0, 0x10, 0, 0]
+        header += [0, 0, 0, 1] + Array(repeating: 0, count: 8) + Array(repeating: 9, count: 8)
+        parser.append(ByteBuffer(bytes: header))
+        parser.append(ByteBuffer(bytes: [1]))
+        #expect(try parser.nextFrame() == nil)
+        #expect(parser.bufferedBytes == header.count + 1)
+        #expect(parser.retainedCapacity < 4096, "\(parser.retainedCapacity) bytes held for 27 received")
     }
 
     @Test("long reasons are cut on a character boundary, never mid-character")

@@ -189,6 +189,69 @@ write(
     [0x40 | 3, 0x65] + frames([.ping(1), .goodbye(Goodbye(tunnel: false, message: "moving"))]) + frames([.ping(2)])
 )
 write("FuzzTunnelEngine", "handshake-after-handshake", [0, 0] + frames([hello]))
+// Boundary values a hostile member sends (issue 14): offsets, final sizes and limits at and
+// past 2^62 and 2^64, ids at the top of the space, several streams at once.
+write(
+    "FuzzTunnelEngine",
+    "reset-final-size-overflow",
+    [0x40 | 63, 0x11]
+        + frames([
+            .streamOpen(StreamOpen(streamID: 2, appName: "web", initialWindow: 65_536)),
+            data(2, 0, "x"),
+            .streamReset(StreamReset(streamID: 2, code: .cancelled, finalSize: .max)),
+        ])
+)
+write(
+    "FuzzTunnelEngine",
+    "reset-final-size-at-bound",
+    [0x40 | 63, 0x11]
+        + frames([
+            data(2, 0, "x"),
+            .streamReset(StreamReset(streamID: 2, code: .cancelled, finalSize: WireProtocol.maxStreamOffset)),
+            .streamReset(StreamReset(streamID: 6, code: .cancelled, finalSize: WireProtocol.maxStreamOffset - 1)),
+        ])
+)
+write(
+    "FuzzTunnelEngine",
+    "data-offset-near-max",
+    [0x40 | 63, 0x11]
+        + frames([
+            data(2, WireProtocol.maxStreamOffset - 3, "abc"),
+            data(4, UInt64.max - 1, "a"),
+            data(6, 1 << 63, "b"),
+        ])
+)
+write(
+    "FuzzTunnelEngine",
+    "huge-windows-and-ids",
+    [0x80 | 0x40 | 63, 0x80 | 0x11]
+        + frames([
+            .windowUpdate(WindowUpdate(streamID: 0, limit: WireProtocol.maxStreamOffset)),
+            .windowUpdate(WindowUpdate(streamID: 1, limit: WireProtocol.maxStreamOffset)),
+            .windowUpdate(WindowUpdate(streamID: UInt32.max, limit: .max)),
+            .streamOpen(StreamOpen(streamID: UInt32.max - 1, appName: "a", initialWindow: .max)),
+            .streamOpen(StreamOpen(streamID: 1 << 31, appName: "b", initialWindow: 0)),
+            .ack(.max),
+        ])
+)
+write(
+    "FuzzTunnelEngine",
+    "several-streams-out-of-order",
+    [0x40 | 5, 0x21]
+        + frames([
+            .streamOpen(StreamOpen(streamID: 2, appName: "a", initialWindow: 65_536)),
+            .streamOpen(StreamOpen(streamID: 4, appName: "b", initialWindow: 65_536)),
+            data(4, 3, "def"),
+            data(2, 2, "c"),
+            data(2, 4, "e"),
+            data(4, 0, "abc", fin: false),
+            data(2, 0, "ab"),
+            data(2, 3, "d", fin: true),
+            .streamOpen(StreamOpen(streamID: 8, appName: "c", initialWindow: 1)),
+            data(8, 1, "x"),
+            .streamReset(StreamReset(streamID: 4, code: .cancelled, finalSize: 6)),
+        ])
+)
 
 // MARK: link handshake (two header bytes, see FuzzLinkHandshake/main.swift, then the peer's bytes)
 

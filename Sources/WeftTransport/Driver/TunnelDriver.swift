@@ -117,7 +117,10 @@ public final class TunnelDriver: @unchecked Sendable {
             $0.metrics.linkStateChanged(to: "up")
             $0.logger.info(
                 "link up",
-                metadata: ["link": "\(id)", "remote": "\(channel.remoteAddress.map { "\($0)" } ?? "?")"])
+                metadata: [
+                    "link": "\(id)", "direction": "\(dialed ? "dialed" : "accepted")",
+                    "remote": "\(channel.remoteAddress.map { "\($0)" } ?? "?")",
+                ])
             $0.apply($0.engine.linkUp(id, leftover: leftover, now: $0.now))
         }
     }

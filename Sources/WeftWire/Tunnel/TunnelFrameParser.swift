@@ -14,6 +14,9 @@ public struct TunnelFrameParser: Sendable {
     /// two inputs, and then only that frame's bytes.
     private var queued = CircularBuffer<ByteBuffer>()
     private var queuedBytes = 0
+    /// Whether `buffer` is one this parser allocated to join a frame (so the rest of that frame
+    /// is appended to it) rather than an input slice.
+    private var ownsBuffer = false
 
     public init(limits: TunnelFrameLimits = .default) {
         self.limits = limits
@@ -22,11 +25,18 @@ public struct TunnelFrameParser: Sendable {
     /// Bytes held, waiting for the rest of a frame.
     public var bufferedBytes: Int { buffer.readableBytes + queuedBytes }
 
+    /// Memory the held bytes keep alive, counting whole storages (a slice of a large read keeps
+    /// all of it): what a peer that sends part of a frame costs.
+    public var retainedCapacity: Int {
+        queued.reduce(buffer.storageCapacity) { $0 + $1.storageCapacity }
+    }
+
     public mutating func append(_ bytes: inout ByteBuffer) {
         defer { bytes.moveReaderIndex(to: bytes.writerIndex) }
         guard bytes.readableBytes > 0 else { return }
         if buffer.readableBytes == 0 && queued.isEmpty {
             buffer = bytes
+            ownsBuffer = false
         } else {
             queued.append(bytes)
             queuedBytes += bytes.readableBytes
@@ -39,6 +49,7 @@ public struct TunnelFrameParser: Sendable {
         var all = buffer
         while var next = queued.popFirst() { all.writeBuffer(&next) }
         buffer = ByteBuffer()
+        ownsBuffer = false
         queuedBytes = 0
         return all
     }
@@ -54,6 +65,7 @@ public struct TunnelFrameParser: Sendable {
             guard !queued.isEmpty else { return nil }
             if buffer.readableBytes == 0 {
                 buffer = queued.removeFirst()
+                ownsBuffer = false
                 queuedBytes -= buffer.readableBytes
                 continue
             }
@@ -64,15 +76,22 @@ public struct TunnelFrameParser: Sendable {
                 ? TunnelFrameSerializer.headerLength
                 : TunnelFrameSerializer.headerLength
                     + Int(buffer.getInteger(at: buffer.readerIndex + 2, as: UInt32.self)!)
-            var joined = ByteBufferAllocator().buffer(capacity: needed)
-            joined.writeBuffer(&buffer)
-            while joined.readableBytes < needed, var next = queued.popFirst() {
-                var part = next.readSlice(length: min(needed - joined.readableBytes, next.readableBytes))!
+            // Joined in a buffer of our own, sized to what has arrived (not to what the header
+            // announces: a peer that announces a large frame and sends little makes us hold only
+            // what it sent); the rest of the frame is appended to it as it comes, so a frame in
+            // many small reads is copied once.
+            if !ownsBuffer {
+                var joined = ByteBufferAllocator().buffer(capacity: min(needed, buffer.readableBytes + queuedBytes))
+                joined.writeBuffer(&buffer)
+                buffer = joined
+                ownsBuffer = true
+            }
+            while buffer.readableBytes < needed, var next = queued.popFirst() {
+                var part = next.readSlice(length: min(needed - buffer.readableBytes, next.readableBytes))!
                 queuedBytes -= part.readableBytes
-                joined.writeBuffer(&part)
+                buffer.writeBuffer(&part)
                 if next.readableBytes > 0 { queued.prepend(next) }
             }
-            buffer = joined
         }
     }
 
@@ -91,7 +110,10 @@ public struct TunnelFrameParser: Sendable {
         guard buffer.readableBytes >= TunnelFrameSerializer.headerLength + Int(length) else { return nil }
         buffer.moveReaderIndex(forwardBy: TunnelFrameSerializer.headerLength)
         var payload = buffer.readSlice(length: Int(length))!
-        if buffer.readableBytes == 0 { buffer = ByteBuffer() }
+        if buffer.readableBytes == 0 {
+            buffer = ByteBuffer()
+            ownsBuffer = false
+        }
         let frame = try Self.parse(type, flags: flags, payload: &payload, limits: limits)
         guard payload.readableBytes == 0 else { throw WireError(.trailingBytes, field: "\(type) frame") }
         return frame
@@ -155,8 +177,8 @@ public struct TunnelFrameParser: Sendable {
             guard payload.readableBytes <= limits.maxDataChunk else {
                 throw WireError(.limitExceeded, field: "data length")
             }
-            guard offset <= UInt64.max - UInt64(payload.readableBytes) else {
-                throw WireError(.invalidValue, field: "data offset")
+            guard offset <= WireProtocol.maxStreamOffset - UInt64(payload.readableBytes) else {
+                throw WireError(.limitExceeded, field: "data offset")
             }
             let data = payload.readSlice(length: payload.readableBytes)!
             return .streamData(StreamData(streamID: stream, offset: offset, fin: flags & 1 != 0, data: data))
@@ -164,6 +186,9 @@ public struct TunnelFrameParser: Sendable {
             let stream = try payload.readWireInteger(UInt32.self, field: "reset stream")
             let code = try payload.readWireInteger(UInt16.self, field: "reset code")
             let finalSize = try payload.readWireInteger(UInt64.self, field: "reset final size")
+            guard finalSize <= WireProtocol.maxStreamOffset else {
+                throw WireError(.limitExceeded, field: "reset final size")
+            }
             let message = try payload.readPrefixedString(
                 UInt8.self, limit: TunnelFrameLimits.reason, field: "reset message")
             return .streamReset(
@@ -171,6 +196,7 @@ public struct TunnelFrameParser: Sendable {
         case .windowUpdate:
             let stream = try payload.readWireInteger(UInt32.self, field: "window stream")
             let limit = try payload.readWireInteger(UInt64.self, field: "window limit")
+            guard limit <= WireProtocol.maxStreamOffset else { throw WireError(.limitExceeded, field: "window limit") }
             return .windowUpdate(WindowUpdate(streamID: stream, limit: limit))
         case .ack:
             return .ack(try payload.readWireInteger(UInt64.self, field: "ack"))

@@ -1,0 +1,124 @@
+import NIOCore
+import Testing
+import WeftWire
+
+@testable import WeftTunnel
+
+/// A member of the mesh speaks to the engine with values no honest peer sends. The engine must
+/// answer by closing that link (with a reason), keep every other stream and link, and never trap.
+@Suite("a hostile peer on a link: it loses the link, the site loses nothing else")
+struct HostilePeerTests {
+    /// An engine that opens odd streams, with the hostile peer on link 1.
+    struct Victim {
+        var engine: TunnelEngine
+        var now = Duration.seconds(100)
+        let link = LinkID(1)
+
+        init() {
+            engine = TunnelEngine(options: .init(opensOddStreams: true), now: now)
+            _ = engine.linkUp(link, now: now)
+        }
+
+        /// The peer's frames, serialized as a hostile peer would (the serializer writes any value).
+        mutating func receive(_ frames: [TunnelFrame], on link: LinkID? = nil) -> [TunnelAction] {
+            var bytes = ByteBuffer()
+            for frame in frames { TunnelFrameSerializer().serialize(frame, into: &bytes) }
+            now += .milliseconds(1)
+            return engine.received(bytes, on: link ?? self.link, now: now)
+        }
+
+        func closeReason(_ actions: [TunnelAction], link: LinkID? = nil) -> String? {
+            for case .closeLink(let closed, let reason) in actions where closed == (link ?? self.link) { return reason }
+            return nil
+        }
+    }
+
+    static func data(_ stream: UInt32, at offset: UInt64, _ bytes: [UInt8] = [1], fin: Bool = false) -> TunnelFrame {
+        .streamData(StreamData(streamID: stream, offset: offset, fin: fin, data: ByteBuffer(bytes: bytes)))
+    }
+
+    @Test("a byte on each of two streams, then a reset with final size 2^64-1: the link is closed, the engine lives on")
+    func resetFinalSizeOverflow() {
+        var victim = Victim()
+        _ = victim.receive([.streamOpen(StreamOpen(streamID: 2, appName: "web", target: nil, initialWindow: 1 << 16))])
+        // Two bytes counted for the tunnel, one for stream 2: 2 + (2^64-1 - 1) overflows.
+        _ = victim.receive([Self.data(2, at: 0), Self.data(4, at: 0)])
+        let actions = victim.receive([
+            .streamReset(StreamReset(streamID: 2, code: .cancelled, finalSize: .max, message: "boom"))
+        ])
+        let reason = victim.closeReason(actions)
+        #expect(reason?.contains("reset final size") == true, "\(actions)")
+        // The engine still works: a new link joins and a stream opens on it.
+        _ = victim.engine.linkUp(LinkID(2), now: victim.now)
+        let (id, opened) = victim.engine.openStream(appName: "app", now: victim.now)
+        #expect(id == StreamID(1))
+        #expect(opened.contains { if case .write(LinkID(2), _) = $0 { true } else { false } })
+    }
+
+    @Test("a reset whose final size the parser allows but the tunnel never granted closes the link")
+    func resetBeyondCredit() {
+        var victim = Victim()
+        _ = victim.receive([Self.data(2, at: 0)])
+        let actions = victim.receive([
+            .streamReset(StreamReset(streamID: 2, code: .cancelled, finalSize: WireProtocol.maxStreamOffset))
+        ])
+        #expect(victim.closeReason(actions)?.contains("beyond the tunnel's credit") == true, "\(actions)")
+        // So does one for a stream never seen (settled from zero).
+        var fresh = Victim()
+        let unseen = fresh.receive([
+            .streamReset(StreamReset(streamID: 4, code: .cancelled, finalSize: WireProtocol.maxStreamOffset - 1))
+        ])
+        #expect(fresh.closeReason(unseen)?.contains("beyond the tunnel's credit") == true, "\(unseen)")
+    }
+
+    @Test("data at an offset near 2^64 (or past 2^62) closes the link")
+    func dataOffsetOverflow() {
+        for offset in [UInt64.max, UInt64.max - 1, WireProtocol.maxStreamOffset, 1 << 63] {
+            var victim = Victim()
+            let actions = victim.receive([Self.data(2, at: offset, [1, 2, 3])])
+            #expect(victim.closeReason(actions)?.contains("data offset") == true, "offset \(offset): \(actions)")
+        }
+        // Inside the bound, but far past the credit: the credit check refuses it.
+        var victim = Victim()
+        let actions = victim.receive([Self.data(2, at: WireProtocol.maxStreamOffset - 3, [1, 2, 3])])
+        #expect(victim.closeReason(actions)?.contains("beyond the tunnel's credit") == true, "\(actions)")
+    }
+
+    @Test("window updates of 2^64-1 are refused by the parser; 2^62 is a harmless large credit")
+    func hugeWindow() {
+        var victim = Victim()
+        let actions = victim.receive([.windowUpdate(WindowUpdate(streamID: 0, limit: .max))])
+        #expect(victim.closeReason(actions)?.contains("window limit") == true, "\(actions)")
+        var other = Victim()
+        let (id, _) = other.engine.openStream(appName: "web", now: other.now)
+        let granted = other.receive([
+            .windowUpdate(WindowUpdate(streamID: 0, limit: WireProtocol.maxStreamOffset)),
+            .windowUpdate(WindowUpdate(streamID: id.rawValue, limit: WireProtocol.maxStreamOffset)),
+        ])
+        #expect(other.closeReason(granted) == nil, "\(granted)")
+        let sent = other.engine.send(ByteBuffer(bytes: [1, 2, 3]), on: id, now: other.now)
+        #expect(sent.contains { if case .write = $0 { true } else { false } })
+    }
+
+    @Test("stream ids of UInt32.max from the peer, and this side's own ids used up, never trap")
+    func streamIDLimits() {
+        var victim = Victim()
+        // The highest even id (the peer's parity), then the highest id at all (this side's parity).
+        _ = victim.receive([
+            .streamOpen(StreamOpen(streamID: UInt32.max - 1, appName: "web", target: nil, initialWindow: 1024))
+        ])
+        let odd = victim.receive([
+            .streamOpen(StreamOpen(streamID: UInt32.max, appName: "web", target: nil, initialWindow: 1024))
+        ])
+        #expect(victim.closeReason(odd) == nil)
+        #expect(victim.engine.isOpen(StreamID(UInt32.max - 1)))
+        #expect(!victim.engine.isOpen(StreamID(UInt32.max)))
+
+        // This side's ids: the last one is refused and the tunnel ends, so a new one starts.
+        var full = Victim()
+        full.engine.nextLocalStream = UInt32.max
+        let (_, actions) = full.engine.openStream(appName: "web", now: full.now)
+        #expect(actions.contains { if case .tunnelFailed = $0 { true } else { false } }, "\(actions)")
+        #expect(actions.contains { if case .streamReset(_, .limitReached, _) = $0 { true } else { false } })
+    }
+}
