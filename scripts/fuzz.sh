@@ -51,7 +51,11 @@ for target in "${targets[@]}"; do
     echo "== fuzz: $target for $seconds s"
     # The Swift runtime's own crash handler does not work under ASan; libFuzzer reports instead.
     status=0
-    SWIFT_BACKTRACE=enable=no "$bin/$target" "$corpus" "$package/Corpus/$target" \
+    # Boundary integers (2^31, 2^32-1, 2^62, 2^63, 2^64-1, ...) as a dictionary for the targets
+    # that read tunnel frames, so the fuzzer reaches what an honest stream never sends.
+    dict=()
+    [[ $target != FuzzDiscoveryMessageParser ]] && dict=(-dict="$package/Dictionaries/boundaries.dict")
+    SWIFT_BACKTRACE=enable=no "$bin/$target" "$corpus" "$package/Corpus/$target" "${dict[@]}" \
         -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
         -artifact_prefix="$artifacts/$target-" >"$log" 2>&1 || status=$?
     runs="$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")"
