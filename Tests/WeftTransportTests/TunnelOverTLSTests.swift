@@ -139,7 +139,7 @@ struct TunnelOverTLSTests {
         try await pair.dial(from: try SocketAddress(ipAddress: "127.0.0.2", port: 0))
         let channel = try #require(pair.alphaLinks.withLockedValue { $0.first })
         #expect(channel.localAddress?.ipAddress == "127.0.0.2")
-        let accepted = try #require(pair.betaLinks.withLockedValue { $0.first })
+        let accepted = try #require(await pair.acceptedLink())
         #expect(accepted.remoteAddress?.ipAddress == "127.0.0.2")
         let noDelay = try await channel.getOption(ChannelOptions.socketOption(.tcp_nodelay)).get()
         #expect(noDelay != 0)

@@ -153,6 +153,17 @@ final class TunnelPair: @unchecked Sendable {
 
     var port: Int { listener.localAddress!.port! }
 
+    /// Beta's first accepted link, once it is there: the dialer's handshake completes when the
+    /// welcome arrives, a moment before the acceptor hands its side over.
+    func acceptedLink(within timeout: Duration = .seconds(60)) async -> Channel? {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if let channel = betaLinks.withLockedValue({ $0.first }) { return channel }
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+        return betaLinks.withLockedValue { $0.first }
+    }
+
     /// Dials one link from alpha.
     @discardableResult
     func dial(

@@ -72,15 +72,25 @@ public struct RemoteAppListener: Sendable {
 /// Holds a new client until its tunnel has a link, then hands it to a `StreamRelay`.
 ///
 /// Starts waiting once the socket is active (the initializer runs before that), and
-/// remembers a client that leaves while it waits, so no stream is opened for it.
+/// remembers a client that leaves while it waits, so no stream is opened for it. Autoread is
+/// off while it waits, but NIO still reads a socket whose peer shut its side (EOF): the bytes
+/// and the half-close that come then are kept and handed to the relay, so a client that
+/// connects, maybe writes, and shuts down at once (a health check, a probe) still reaches the
+/// app, and its close with it.
 final class ClientArrivalHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
+
+    /// Bytes kept for a client that wrote before its tunnel was ready; past this it is closed.
+    static let earlyBytesLimit = 1 << 20
 
     private let app: RemoteAppConfig
     private let manager: TunnelManager
     private let connectTimeout: Duration
     private let logger: Logger
     private var gone = false
+    private var early: [ByteBuffer] = []
+    private var earlyBytes = 0
+    private var inputClosed = false
 
     init(app: RemoteAppConfig, manager: TunnelManager, connectTimeout: Duration, logger: Logger) {
         self.app = app
@@ -123,10 +133,40 @@ final class ClientArrivalHandler: ChannelInboundHandler, RemovableChannelHandler
         }
         Counter(label: "weft_streams_opened_total", dimensions: [("peer", app.siteName), ("side", "client")])
             .increment()
+        let (early, inputClosed) = (self.early, self.inputClosed)
+        self.early = []
         driver.eventLoop.execute {
             relay.open(appName: app.appName, target: app.appSocket?.description)
             relay.attach(channel)
+            for bytes in early { relay.appRead(bytes) }
+            if inputClosed { relay.appInputClosed() }
         }
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let bytes = unwrapInboundIn(data)
+        earlyBytes += bytes.readableBytes
+        guard earlyBytes <= Self.earlyBytesLimit else {
+            logger.warning("a client wrote over 1 MiB before its tunnel was ready; closing it")
+            gone = true
+            context.close(promise: nil)
+            return
+        }
+        early.append(bytes)
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case ChannelEvent.inputClosed = event {
+            inputClosed = true
+        } else {
+            context.fireUserInboundEventTriggered(event)
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        // A reset while waiting: nothing to carry, no stream to open.
+        gone = true
+        context.close(promise: nil)
     }
 
     func channelInactive(context: ChannelHandlerContext) {

@@ -336,9 +336,14 @@ public final class TunnelDriver: @unchecked Sendable {
                     record.channel.close(promise: nil)
                 }
             case .incomingStream(let id, let appName, let target):
+                // The peer may have reset the stream in the same batch (a client that connected
+                // and left at once): it is gone from the engine already, and the reset later in
+                // this batch must still reach the handler's delegate, or the app connection it
+                // is making stays open for good.
+                let endedInBatch = !engine.isOpen(id)
                 if let delegate = onIncomingStream?(id, appName, target) {
-                    // The handler may have reset the stream already (an app that failed at once).
-                    if engine.isOpen(id) { delegates[id] = delegate }
+                    // The handler may have reset the stream itself (an app that failed at once).
+                    if endedInBatch || engine.isOpen(id) { delegates[id] = delegate }
                 } else if engine.isOpen(id) {
                     reset(id, code: .notExposed, message: "no app named \(appName)")
                 }
