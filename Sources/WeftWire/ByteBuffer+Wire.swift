@@ -36,6 +36,18 @@ extension ByteBuffer {
         return text
     }
 
+    /// A name from the network (site, app, target, address): UTF-8 without control characters,
+    /// so it can be printed anywhere as it is.
+    mutating func readPrefixedName<Length: FixedWidthInteger & UnsignedInteger>(
+        _: Length.Type,
+        limit: Int,
+        field: String
+    ) throws(WireError) -> String {
+        let text = try readPrefixedString(Length.self, limit: limit, field: field)
+        guard WireText.isSafe(text) else { throw WireError(.invalidValue, field: field) }
+        return text
+    }
+
     @discardableResult
     mutating func writePrefixedBytes<Length: FixedWidthInteger & UnsignedInteger, Bytes: Collection>(
         _: Length.Type,

@@ -31,6 +31,47 @@ struct LinkPathTests {
         #expect(paths == [LinkPath(remote: HostPort(address: IPAddress("198.18.0.1")!, port: 4000))])
     }
 
+    @Test("a member cannot make this site dial the metadata service, link-local, multicast or itself")
+    func refusedEndpoints() {
+        let policy = EndpointPolicy(ownListeners: [
+            HostPort(address: IPAddress("127.0.0.1")!, port: 4000),
+            HostPort(address: IPAddress("0.0.0.0")!, port: 4100),
+        ])
+        let refused: [(String, UInt16, EndpointPolicy.Refusal)] = [
+            ("169.254.169.254", 80, .linkLocal), ("::ffff:169.254.169.254", 80, .linkLocal),
+            ("fe80::1", 4000, .linkLocal), ("febf::1", 4000, .linkLocal), ("224.0.0.1", 4000, .multicast),
+            ("239.255.255.250", 1900, .multicast), ("ff02::1", 4000, .multicast), ("255.255.255.255", 4000, .broadcast),
+            ("240.0.0.1", 4000, .reserved), ("0.1.2.3", 4000, .thisNetwork), ("0.0.0.0", 4000, .unspecified),
+            ("::", 4000, .unspecified), ("127.0.0.1", 4000, .ownListener), ("::ffff:127.0.0.1", 4000, .ownListener),
+            ("127.0.0.1", 4100, .ownListener), ("::1", 4100, .ownListener), ("198.18.0.1", 0, .badPort),
+            ("metadata.internal", 80, .notAnAddress),
+        ]
+        for (address, port, why) in refused {
+            #expect(policy.refusal(address: address, port: Int(port)) == why, "\(address) port \(port)")
+        }
+        // Loopback (other ports), private ranges, the lab's range and public addresses stay allowed.
+        for address in [
+            "127.0.0.1", "127.0.0.2", "::1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "198.18.0.1",
+            "198.19.255.254", "fd00::1", "2001:db8::1", "100.64.0.1", "203.0.113.9",
+        ] {
+            #expect(policy.refusal(address: address, port: 4200) == nil, "\(address)")
+        }
+        let endpoints = [endpoint("198.18.0.1", 4000)] + refused.map { endpoint($0.0, $0.1) }
+        let paths = LinkPath.plan(endpoints: endpoints, localAddresses: [], linksPerPath: 1, policy: policy)
+        #expect(paths == [LinkPath(remote: HostPort(address: IPAddress("198.18.0.1")!, port: 4000))])
+        // Only the first `maxEndpoints` endpoints are read at all.
+        #expect(LinkPath.refused(endpoints: endpoints, policy: policy).count == LinkPath.maxEndpoints - 1)
+    }
+
+    @Test("paths to one peer are capped, however many local addresses and links per path")
+    func pathCap() {
+        let endpoints = (0..<16).map { endpoint("198.18.0.\($0 + 1)", 4000) }
+        let locals = (0..<8).map { IPAddress("198.18.10.\($0 + 1)")! }
+        let paths = LinkPath.plan(endpoints: endpoints, localAddresses: locals, linksPerPath: 4)
+        #expect(paths.count == LinkPath.maxPathsPerPeer)
+        #expect(Set(paths).count == paths.count)
+    }
+
     @Test("backoff doubles from 1 s to 30 s with jitter between half and all, and resets")
     func backoff() {
         var backoff = Backoff()

@@ -28,10 +28,10 @@ struct DiscoveryCodecTests {
         apps: ["web", "redis", ""]
     )
 
-    func signed() -> [UInt8] {
+    func signed(_ message: DiscoveryMessage = Self.message) -> [UInt8] {
         let serializer = DiscoveryMessageSerializer()
         return serializer.serialize(
-            signedBytes: serializer.serialize(Self.message), signature: Array(repeating: 9, count: 64))
+            signedBytes: serializer.serialize(message), signature: Array(repeating: 9, count: 64))
     }
 
     @Test("a signed message round-trips and keeps the exact signed bytes")
@@ -88,6 +88,34 @@ struct DiscoveryCodecTests {
         #expect(throws: WireError(.invalidValue, field: "site name")) {
             try DiscoveryMessageParser().parseSigned(bytes)
         }
+    }
+
+    @Test("names with control characters (escape sequences, newlines, bidi overrides) are refused")
+    func controlCharactersInNames() {
+        let hostile = ["evil\u{1b}[2J", "a\nINFO weft: forged line", "x\u{202e}gnp.exe", "del\u{7f}", "c1\u{85}"]
+        for name in hostile {
+            var message = Self.message
+            message.senderName = name
+            let bytes = signed(message)
+            #expect(throws: WireError(.invalidValue, field: "site name"), "\(name.debugDescription)") {
+                try DiscoveryMessageParser().parseSigned(bytes)
+            }
+            for field in ["app name", "address", "site id"] {
+                var announcement = Self.announcement
+                switch field {
+                case "app name": announcement.apps = ["web", name]
+                case "address": announcement.endpoints[0].address = name
+                default: announcement.siteID = name
+                }
+                #expect(throws: WireError(.invalidValue, field: field), "\(field): \(name.debugDescription)") {
+                    try SiteAnnouncement(parsing: announcement.serialized())
+                }
+            }
+        }
+        // Any other Unicode is a name like any other.
+        var friendly = Self.message
+        friendly.senderName = "zürich-站点-🛰"
+        #expect(throws: Never.self) { try DiscoveryMessageParser().parseSigned(signed(friendly)) }
     }
 
     @Test("announcements round-trip; every truncation is refused")

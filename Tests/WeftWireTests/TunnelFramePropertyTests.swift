@@ -49,8 +49,13 @@ private enum FrameGen {
     }
 
     /// A name that fits `limit` bytes as generated (cut on a character boundary if need be).
-    static func name(limit: Int) -> TextGenerator {
-        text(scalars: 0...120).map { fitted($0, limit) }
+    static func name(limit: Int, scalars: ClosedRange<Int> = 0...120) -> TextGenerator {
+        // Without the characters names may not hold (their refusal is tested on its own).
+        text(scalars: scalars).map { text in
+            var safe = ""
+            safe.unicodeScalars.append(contentsOf: text.unicodeScalars.filter { !WireText.isUnsafe($0) })
+            return fitted(safe, limit)
+        }
     }
 
     /// Reasons up to 300 scalars: often over the 255-byte limit.
@@ -91,7 +96,7 @@ private enum FrameGen {
 
     static let streamOpen = zip(
         integer(1...UInt32.max), name(limit: TunnelFrameLimits.appName),
-        text(scalars: 1...150).map { fitted($0, TunnelFrameLimits.target) }.optional,
+        name(limit: TunnelFrameLimits.target, scalars: 1...150).optional,
         integer(UInt32.min...UInt32.max)
     ).map { value in
         // A target that fits nothing (one character over the limit) is sent as none.

@@ -154,6 +154,30 @@ struct TunnelFrameTests {
         }
     }
 
+    @Test("site, app and target names with control characters are refused; reasons are kept as text")
+    func controlCharactersInNames() throws {
+        func parse(_ frame: TunnelFrame) throws -> TunnelFrame? {
+            var parser = TunnelFrameParser()
+            parser.append(encoded([frame]))
+            return try parser.nextFrame()
+        }
+        let hostile = "web\u{1b}]0;owned\u{7}"
+        let hello = LinkHello(
+            minVersion: 1, maxVersion: 1, siteName: "a\nb", incarnation: 1,
+            tunnelID: Array(repeating: 0, count: LinkHello.tunnelIDLength), linkID: 1, capabilities: 0)
+        #expect(throws: WireError(.invalidValue, field: "hello site")) { try parse(.hello(hello)) }
+        #expect(throws: WireError(.invalidValue, field: "open app")) {
+            try parse(.streamOpen(StreamOpen(streamID: 1, appName: hostile, initialWindow: 1)))
+        }
+        #expect(throws: WireError(.invalidValue, field: "open target")) {
+            try parse(
+                .streamOpen(StreamOpen(streamID: 1, appName: "lan", target: "tcp:10.0.0.1:22\r\n", initialWindow: 1)))
+        }
+        // A reason is free text: it parses, and the log escapes it where it is printed.
+        let reset = TunnelFrame.streamReset(StreamReset(streamID: 1, code: .cancelled, message: hostile))
+        #expect(try parse(reset) == reset)
+    }
+
     @Test("a frame announced but not yet sent costs only the bytes that came")
     func announcedNotSent() throws {
         var parser = TunnelFrameParser()

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import WeftWire
 
 /// A swift-log handler writing one line per message, as text or as a JSON object.
 ///
@@ -33,7 +34,7 @@ public struct WeftLogHandler: LogHandler {
         let time = Self.timestamp()
         switch format {
         case .text:
-            var line = "\(time) \(Self.levelName(event.level)) \(label): \(event.message)"
+            var line = "\(time) \(Self.levelName(event.level)) \(label): \(Self.textMessage(event.message.description))"
             for (key, value) in merged.sorted(by: { $0.key < $1.key }) {
                 line += " \(key)=\(Self.textValue(value))"
             }
@@ -78,10 +79,21 @@ public struct WeftLogHandler: LogHandler {
         return now.formatted(style)
     }
 
+    /// A metadata value in a text line: quoted and escaped when it has spaces, quotes, `=` or any
+    /// character that could rewrite the line (strings from peers end up here).
     static func textValue(_ value: Logger.MetadataValue) -> String {
         let text = value.description
-        let needsQuotes = text.isEmpty || text.contains(where: { $0 == " " || $0 == "\"" || $0 == "=" || $0.isNewline })
+        let needsQuotes =
+            text.isEmpty || text.contains(where: { $0 == " " || $0 == "\"" || $0 == "=" || $0.isNewline })
+            || !WireText.isSafe(text)
         return needsQuotes ? jsonString(text) : text
+    }
+
+    /// The message of a text line: as it is, unless it holds a character that could rewrite the
+    /// line; then escaped as in JSON (without the quotes).
+    static func textMessage(_ text: String) -> String {
+        guard !WireText.isSafe(text) else { return text }
+        return String(jsonString(text).dropFirst().dropLast())
     }
 
     static func jsonValue(_ value: Logger.MetadataValue) -> String {
@@ -106,7 +118,7 @@ public struct WeftLogHandler: LogHandler {
             case "\r": out += "\\r"
             case "\t": out += "\\t"
             default:
-                if scalar.value < 0x20 {
+                if WireText.isUnsafe(scalar) {
                     let hex = String(scalar.value, radix: 16)
                     out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
                 } else {

@@ -78,7 +78,11 @@ public struct SiteService: Service {
                 usedSites: Set(remoteApps.map(\.siteName)),
                 exposesApps: !exposedApps.isEmpty,
                 localAddresses: LocalAddresses.resolve(configuration.tunnel.interfaces, logger: logger),
-                linksPerPath: configuration.tunnel.linksPerPath
+                linksPerPath: configuration.tunnel.linksPerPath,
+                endpointPolicy: EndpointPolicy(
+                    ownListeners: configuration.tunnel.localSockets.map {
+                        HostPort(address: $0.listenAddress, port: $0.listenPort)
+                    })
             ),
             site: site,
             exposedApps: exposedApps,

@@ -41,6 +41,8 @@ public final class TunnelManager: Sendable {
         public var appConnectTimeout: TimeAmount
         /// A tunnel to a peer the directory has lost ends after this long without a link.
         public var deadPeerGrace: Duration
+        /// Which announced endpoints are dialed (this site's own listeners among the refused).
+        public var endpointPolicy: EndpointPolicy
 
         public init(
             siteName: String,
@@ -51,9 +53,11 @@ public final class TunnelManager: Sendable {
             tunnel: TunnelConfiguration = TunnelConfiguration(),
             backoff: Backoff = Backoff(),
             appConnectTimeout: TimeAmount = .seconds(10),
-            deadPeerGrace: Duration = .seconds(10)
+            deadPeerGrace: Duration = .seconds(10),
+            endpointPolicy: EndpointPolicy = EndpointPolicy()
         ) {
             self.deadPeerGrace = deadPeerGrace
+            self.endpointPolicy = endpointPolicy
             self.siteName = siteName
             self.usedSites = usedSites
             self.exposesApps = exposesApps
@@ -79,6 +83,8 @@ public final class TunnelManager: Sendable {
         var paths: [LinkPath: PathRun] = [:]
         /// Since when a lost peer's tunnel has had no link.
         var linklessSince: ContinuousClock.Instant?
+        /// The refused endpoints last logged, so an announcement's refusals are logged once.
+        var refusedLogged: [String] = []
     }
 
     private struct State {
@@ -94,6 +100,9 @@ public final class TunnelManager: Sendable {
 
     /// Links one tunnel accepts at most (a pinned peer still cannot open sockets without end).
     public static let maxLinksPerTunnel = 64
+    /// Paths this site dials at most, all peers together: members announcing many endpoints
+    /// cannot make it hold sockets without end.
+    public static let maxPathsTotal = 1024
 
     public let configuration: Configuration
     public let site: LocalLinkSite
@@ -224,9 +233,25 @@ public final class TunnelManager: Sendable {
     /// themselves once their link closes (`nextDial`), since the tunnel may still be in use.
     private func reconcile(_ peer: inout Peer, name: String, state: inout State) -> [(String, LinkPath, UInt64)] {
         guard peer.up, let info = peer.info, wantsToDial(name, state: state) else { return [] }
-        let wanted = LinkPath.plan(
+        let refused = LinkPath.refused(endpoints: info.announcement.endpoints, policy: configuration.endpointPolicy)
+        let refusedLines = refused.map { "\($0.endpoint): \($0.refusal)" }
+        if refusedLines != peer.refusedLogged {
+            peer.refusedLogged = refusedLines
+            for line in refusedLines {
+                logger.warning(
+                    "not dialing an endpoint the peer announced", metadata: ["peer": "\(name)", "endpoint": "\(line)"])
+            }
+        }
+        var wanted = LinkPath.plan(
             endpoints: info.announcement.endpoints, localAddresses: configuration.localAddresses,
-            linksPerPath: configuration.linksPerPath)
+            linksPerPath: configuration.linksPerPath, policy: configuration.endpointPolicy)
+        let othersPaths = state.peers.reduce(0) { $0 + ($1.key == name ? 0 : $1.value.paths.count) }
+        if othersPaths + wanted.count > Self.maxPathsTotal {
+            logger.warning(
+                "too many paths to dial; dialing fewer to this peer",
+                metadata: ["peer": "\(name)", "limit": "\(Self.maxPathsTotal)"])
+            wanted = Array(wanted.prefix(max(0, Self.maxPathsTotal - othersPaths)))
+        }
         if wanted.isEmpty {
             // Worth a notice only for a peer whose apps this site uses.
             logger.log(

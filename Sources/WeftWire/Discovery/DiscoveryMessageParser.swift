@@ -39,7 +39,7 @@ public struct DiscoveryMessageParser: Sendable {
         }
         let timestamp = try buffer.readWireInteger(UInt64.self, field: "timestamp")
         let messageID = try buffer.readWireBytes(length: DiscoveryMessage.messageIDLength, field: "message id")
-        let name = try buffer.readPrefixedString(
+        let name = try buffer.readPrefixedName(
             UInt8.self, limit: DiscoveryMessage.Limits.siteName, field: "site name")
         guard !name.isEmpty else { throw WireError(.invalidValue, field: "site name") }
         let certificate = try buffer.readPrefixedBytes(

@@ -102,7 +102,7 @@ public struct SiteAnnouncement: Hashable, Sendable {
         capabilities = try buffer.readWireInteger(field: "capabilities")
         incarnation = try buffer.readWireInteger(field: "incarnation")
         session = try buffer.readWireBytes(length: Self.sessionLength, field: "session")
-        siteID = try buffer.readPrefixedString(UInt8.self, limit: Limits.siteID, field: "site id")
+        siteID = try buffer.readPrefixedName(UInt8.self, limit: Limits.siteID, field: "site id")
         softwareVersion = try buffer.readPrefixedString(
             UInt8.self,
             limit: Limits.softwareVersion,
@@ -114,7 +114,7 @@ public struct SiteAnnouncement: Hashable, Sendable {
         endpoints = []
         for _ in 0..<endpointCount {
             let rawType = try buffer.readWireInteger(UInt8.self, field: "link type")
-            let address = try buffer.readPrefixedString(UInt8.self, limit: Limits.address, field: "address")
+            let address = try buffer.readPrefixedName(UInt8.self, limit: Limits.address, field: "address")
             let port = try buffer.readWireInteger(UInt16.self, field: "port")
             if let type = Endpoint.LinkType(rawValue: rawType) {
                 endpoints.append(Endpoint(linkType: type, address: address, port: port))
@@ -124,7 +124,7 @@ public struct SiteAnnouncement: Hashable, Sendable {
         guard appCount <= Limits.apps else { throw WireError(.limitExceeded, field: "app count") }
         apps = []
         for _ in 0..<appCount {
-            apps.append(try buffer.readPrefixedString(UInt8.self, limit: Limits.appName, field: "app name"))
+            apps.append(try buffer.readPrefixedName(UInt8.self, limit: Limits.appName, field: "app name"))
         }
         guard buffer.readableBytes == 0 else { throw WireError(.trailingBytes, field: "announcement") }
     }

@@ -129,7 +129,7 @@ public struct TunnelFrameParser: Sendable {
             }
             let minVersion = try payload.readWireInteger(UInt16.self, field: "hello min version")
             let maxVersion = try payload.readWireInteger(UInt16.self, field: "hello max version")
-            let name = try payload.readPrefixedString(
+            let name = try payload.readPrefixedName(
                 UInt8.self, limit: TunnelFrameLimits.siteName, field: "hello site")
             let incarnation = try payload.readWireInteger(UInt64.self, field: "hello incarnation")
             let tunnelID = try payload.readWireBytes(length: LinkHello.tunnelIDLength, field: "hello tunnel id")
@@ -149,7 +149,7 @@ public struct TunnelFrameParser: Sendable {
             )
         case .welcome:
             let version = try payload.readWireInteger(UInt16.self, field: "welcome version")
-            let name = try payload.readPrefixedString(
+            let name = try payload.readPrefixedName(
                 UInt8.self, limit: TunnelFrameLimits.siteName, field: "welcome site")
             let incarnation = try payload.readWireInteger(UInt64.self, field: "welcome incarnation")
             let capabilities = try payload.readWireInteger(UInt32.self, field: "welcome capabilities")
@@ -162,8 +162,8 @@ public struct TunnelFrameParser: Sendable {
             return .refuse(LinkRefuse(reason: .init(code: code), message: message))
         case .streamOpen:
             let stream = try payload.readWireInteger(UInt32.self, field: "open stream")
-            let app = try payload.readPrefixedString(UInt8.self, limit: TunnelFrameLimits.appName, field: "open app")
-            let target = try payload.readPrefixedString(
+            let app = try payload.readPrefixedName(UInt8.self, limit: TunnelFrameLimits.appName, field: "open app")
+            let target = try payload.readPrefixedName(
                 UInt16.self, limit: TunnelFrameLimits.target, field: "open target")
             let window = try payload.readWireInteger(UInt32.self, field: "open window")
             guard stream != 0 else { throw WireError(.invalidValue, field: "open stream") }

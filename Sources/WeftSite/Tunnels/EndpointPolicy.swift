@@ -1,0 +1,61 @@
+/// Which announced endpoints this site dials.
+///
+/// Any member of the mesh announces what it likes, and this site dials it: a member must not be
+/// able to point it at the cloud metadata service (169.254.169.254), at link-local, multicast,
+/// broadcast or reserved addresses, or back at this site's own link listeners. Loopback, the
+/// private ranges and 198.18.0.0/15 stay allowed: one-machine setups, LANs and the labs use them.
+public struct EndpointPolicy: Hashable, Sendable {
+    /// Why an endpoint is not dialed.
+    public struct Refusal: Hashable, Sendable, CustomStringConvertible {
+        public let description: String
+        public static let notAnAddress = Refusal(description: "not an IP address")
+        public static let badPort = Refusal(description: "port 0")
+        public static let unspecified = Refusal(description: "unspecified address")
+        public static let thisNetwork = Refusal(description: "0.0.0.0/8 (this network)")
+        public static let linkLocal = Refusal(description: "link-local (cloud metadata lives here)")
+        public static let multicast = Refusal(description: "multicast")
+        public static let broadcast = Refusal(description: "broadcast")
+        public static let reserved = Refusal(description: "reserved (240.0.0.0/4)")
+        public static let ownListener = Refusal(description: "this site's own link listener")
+    }
+
+    /// This site's link listeners: an endpoint equal to one (or on its port at a loopback
+    /// address, when it listens on every address) would link the site to itself.
+    public var ownListeners: [HostPort]
+
+    public init(ownListeners: [HostPort] = []) {
+        self.ownListeners = ownListeners
+    }
+
+    /// Nil if `address`:`port` may be dialed, else why not.
+    public func refusal(address text: String, port: Int) -> Refusal? {
+        guard let parsed = IPAddress(text) else { return .notAnAddress }
+        guard port > 0 else { return .badPort }
+        let address = parsed.normalized
+        if address.isUnspecified { return .unspecified }
+        let b = address.bytes
+        switch address.family {
+        case .v4:
+            if b[0] == 0 { return .thisNetwork }
+            if b[0] == 169 && b[1] == 254 { return .linkLocal }
+            if b == [255, 255, 255, 255] { return .broadcast }
+            if b[0] >= 224 && b[0] <= 239 { return .multicast }
+            if b[0] >= 240 { return .reserved }
+        case .v6:
+            if b[0] == 0xff { return .multicast }
+            if b[0] == 0xfe && b[1] & 0xc0 == 0x80 { return .linkLocal }
+        }
+        for listener in ownListeners where listener.port == port {
+            let own = listener.address.normalized
+            if own == address || (own.isUnspecified && Self.isLoopback(address)) { return .ownListener }
+        }
+        return nil
+    }
+
+    static func isLoopback(_ address: IPAddress) -> Bool {
+        switch address.family {
+        case .v4: address.bytes[0] == 127
+        case .v6: address.bytes == [UInt8](repeating: 0, count: 15) + [1]
+        }
+    }
+}
