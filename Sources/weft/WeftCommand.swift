@@ -14,7 +14,7 @@ struct WeftCommand: AsyncParsableCommand {
         version: WeftVersion.full,
         subcommands: [
             RunCommand.self, StatusCommand.self, SpeedtestCommand.self, CheckCommand.self, IdentityCommand.self,
-            TrustCommand.self,
+            TrustCommand.self, KeyCommand.self,
             VersionCommand.self,
         ]
     )

@@ -33,6 +33,25 @@ func siteConfig(_ directory: String, format: String = "text", port: Int = (try? 
 
 @Suite("the weft command line, run as a process")
 struct CommandLineTests {
+    @Test("weft key prints 32 random bytes as hex; a short key in a config is warned about")
+    func key() async throws {
+        let first = try await WeftProcess.run(["key"])
+        let second = try await WeftProcess.run(["key"])
+        for result in [first, second] {
+            let key = result.output.trimmingCharacters(in: .whitespacesAndNewlines)
+            #expect(result.status == 0 && key.count == 64 && key.allSatisfy(\.isHexDigit), "\(result)")
+        }
+        #expect(first.output != second.output)
+        let scratch = Scratch()
+        let config = try scratch.write(
+            "short.yaml", siteConfig(scratch.path).replacingOccurrences(of: "cli-test-mesh-key", with: "8-bytes!"))
+        let check = try await WeftProcess.run(["check", "--config", config])
+        #expect(check.status == 0, "\(check)")
+        #expect((check.output + check.error).contains("crypto.key"), "\(check)")
+        #expect((check.output + check.error).contains("is only 8 bytes"), "\(check)")
+        #expect(!(check.output + check.error).contains("8-bytes!"), "the key itself was printed")
+    }
+
     @Test("weft version")
     func version() async throws {
         let result = try await WeftProcess.run(["version"])

@@ -112,6 +112,14 @@ struct SiteConfigurationDecoder {
             reader.error(key.path, at: key.mark, "is \(length) bytes long — expected 8 to 255 bytes")
             return nil
         }
+        if length < 16 {
+            // Accepted (wovenet accepts 8), but said plainly: guesses can be tested offline
+            // against what anyone on the broker records.
+            reader.warning(
+                key.path, at: key.mark,
+                "is only \(length) bytes: anyone who can read the broker can test guesses of a key this short "
+                    + "offline; use 16 or more random bytes (`weft key` prints 32)")
+        }
         return key.value
     }
 
