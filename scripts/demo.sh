@@ -117,7 +117,7 @@ echo "== weft speedtest: generated data through the tunnel for 2 s, every byte c
 "$weft" speedtest --config "$work/site-b.yaml" --site site-a --seconds 2 | sed 's/^/   /'
 echo "== an app added at runtime over the REST APIs: exposed at site A, used at site B"
 post() { # url json
-    curl -sS -o /dev/null -w '%{http_code}' -X POST "$1" -d "$2"
+    curl -sS -o /dev/null -w '%{http_code}' -X POST -H 'Content-Type: application/json' "$1" -d "$2"
 }
 echo "   site-a POST /api/v1/localExposedApps → HTTP $(post "http://127.0.0.1:$apia/api/v1/localExposedApps" \
     "{\"appName\": \"docs\", \"appSocket\": \"tcp:127.0.0.1:$http\"}")"

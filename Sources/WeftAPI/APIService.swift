@@ -34,8 +34,16 @@ public struct APIService: Service {
         } else {
             router.add(middleware: AccessLogMiddleware(logger: logger, level: .debug))
         }
+        router.add(middleware: RequestGuardMiddleware(listenHost: settings.listenHost, logger: logger))
         router.add(
             middleware: BasicAuthMiddleware(verifier: BasicAuthVerifier(users: settings.basicAuth), logger: logger))
+        if settings.basicAuth.isEmpty {
+            logger.warning(
+                "the REST API has no users: anyone who can reach its address can read this site and change its apps; add restfulApi.auth.basicAuth",
+                metadata: [
+                    "listen": "\(settings.listenHost.isEmpty ? "*" : settings.listenHost):\(settings.listenPort)"
+                ])
+        }
         api.addRoutes(to: router)
         let server: HTTPServerBuilder
         if settings.tlsEnabled, let certificate = settings.tlsCertFile, let key = settings.tlsKeyFile {

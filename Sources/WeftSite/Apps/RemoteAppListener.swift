@@ -124,6 +124,8 @@ final class ClientArrivalHandler: ChannelInboundHandler, RemovableChannelHandler
             return
         }
         let relay = StreamRelay(driver: driver, logger: logger)
+        let (early, inputClosed) = (self.early, self.inputClosed)
+        self.early = []
         do {
             channel.pipeline.syncOperations.removeHandler(self).whenFailure { _ in }
             try channel.pipeline.syncOperations.addHandler(RelayChannelHandler(relay: relay))
@@ -133,13 +135,20 @@ final class ClientArrivalHandler: ChannelInboundHandler, RemovableChannelHandler
         }
         Counter(label: "weft_streams_opened_total", dimensions: [("peer", app.siteName), ("side", "client")])
             .increment()
-        let (early, inputClosed) = (self.early, self.inputClosed)
-        self.early = []
-        driver.eventLoop.execute {
+        // The stream opens, and what came while the client waited goes in, before the socket is
+        // attached (attaching reads on). On the tunnel's own loop this happens now, so no read
+        // of the socket can come first and find the stream not yet open; from another loop, the
+        // socket's later events queue behind this on the tunnel's loop.
+        let start: @Sendable () -> Void = {
             relay.open(appName: app.appName, target: app.appSocket?.description)
-            relay.attach(channel)
             for bytes in early { relay.appRead(bytes) }
             if inputClosed { relay.appInputClosed() }
+            relay.attach(channel)
+        }
+        if driver.eventLoop.inEventLoop {
+            start()
+        } else {
+            driver.eventLoop.execute(start)
         }
     }
 
