@@ -38,6 +38,13 @@ struct TunnelFrameTests {
         return buffer
     }
 
+    /// The first frame of `frame` serialized and parsed back.
+    func parsed(_ frame: TunnelFrame) throws -> TunnelFrame? {
+        var parser = TunnelFrameParser()
+        parser.append(encoded([frame]))
+        return try parser.nextFrame()
+    }
+
     func parseAll(_ parser: inout TunnelFrameParser) throws -> [TunnelFrame] {
         var out: [TunnelFrame] = []
         while let frame = try parser.nextFrame() { out.append(frame) }
@@ -125,18 +132,13 @@ struct TunnelFrameTests {
 
     @Test("offsets, final sizes and limits past 2^62 are refused; at 2^62 they parse")
     func streamOffsetBound() throws {
-        func parse(_ frame: TunnelFrame) throws -> TunnelFrame? {
-            var parser = TunnelFrameParser()
-            parser.append(encoded([frame]))
-            return try parser.nextFrame()
-        }
         let bound = WireProtocol.maxStreamOffset
         let atBound: [TunnelFrame] = [
             .streamData(StreamData(streamID: 1, offset: bound - 1, fin: false, data: ByteBuffer(bytes: [7]))),
             .streamReset(StreamReset(streamID: 1, code: .cancelled, finalSize: bound)),
             .windowUpdate(WindowUpdate(streamID: 0, limit: bound)),
         ]
-        for frame in atBound { #expect(try parse(frame) == frame) }
+        for frame in atBound { #expect(try parsed(frame) == frame) }
         for (frame, field) in [
             (
                 TunnelFrame.streamData(
@@ -150,32 +152,27 @@ struct TunnelFrameTests {
             (.streamReset(StreamReset(streamID: 1, code: .cancelled, finalSize: .max)), "reset final size"),
             (.windowUpdate(WindowUpdate(streamID: 3, limit: .max)), "window limit"),
         ] {
-            #expect(throws: WireError(.limitExceeded, field: field)) { try parse(frame) }
+            #expect(throws: WireError(.limitExceeded, field: field)) { try parsed(frame) }
         }
     }
 
     @Test("site, app and target names with control characters are refused; reasons are kept as text")
     func controlCharactersInNames() throws {
-        func parse(_ frame: TunnelFrame) throws -> TunnelFrame? {
-            var parser = TunnelFrameParser()
-            parser.append(encoded([frame]))
-            return try parser.nextFrame()
-        }
         let hostile = "web\u{1b}]0;owned\u{7}"
         let hello = LinkHello(
             minVersion: 1, maxVersion: 1, siteName: "a\nb", incarnation: 1,
             tunnelID: Array(repeating: 0, count: LinkHello.tunnelIDLength), linkID: 1, capabilities: 0)
-        #expect(throws: WireError(.invalidValue, field: "hello site")) { try parse(.hello(hello)) }
+        #expect(throws: WireError(.invalidValue, field: "hello site")) { try parsed(.hello(hello)) }
         #expect(throws: WireError(.invalidValue, field: "open app")) {
-            try parse(.streamOpen(StreamOpen(streamID: 1, appName: hostile, initialWindow: 1)))
+            try parsed(.streamOpen(StreamOpen(streamID: 1, appName: hostile, initialWindow: 1)))
         }
         #expect(throws: WireError(.invalidValue, field: "open target")) {
-            try parse(
+            try parsed(
                 .streamOpen(StreamOpen(streamID: 1, appName: "lan", target: "tcp:10.0.0.1:22\r\n", initialWindow: 1)))
         }
         // A reason is free text: it parses, and the log escapes it where it is printed.
         let reset = TunnelFrame.streamReset(StreamReset(streamID: 1, code: .cancelled, message: hostile))
-        #expect(try parse(reset) == reset)
+        #expect(try parsed(reset) == reset)
     }
 
     @Test("a frame announced but not yet sent costs only the bytes that came")
