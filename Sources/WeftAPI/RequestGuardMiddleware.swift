@@ -98,10 +98,6 @@ struct RequestGuardMiddleware<Context: RequestContext>: RouterMiddleware {
     static func isLoopback(host: String) -> Bool {
         let host = host.lowercased()
         if host == "localhost" || host.hasSuffix(".localhost") { return true }
-        guard let address = IPAddress(host)?.normalized else { return false }
-        switch address.family {
-        case .v4: return address.bytes[0] == 127
-        case .v6: return address.bytes == [UInt8](repeating: 0, count: 15) + [1]
-        }
+        return IPAddress(host)?.isLoopback ?? false
     }
 }

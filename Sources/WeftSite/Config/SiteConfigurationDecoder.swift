@@ -791,7 +791,7 @@ struct SiteConfigurationDecoder {
                 }
             }
         }
-        if settings.enabled, settings.basicAuth.isEmpty, let listener, !isLoopback(listener.value.address) {
+        if settings.enabled, settings.basicAuth.isEmpty, let listener, !listener.value.address.isLoopback {
             reader.warning(
                 api.childPath("auth"),
                 at: api.mark,
@@ -799,11 +799,6 @@ struct SiteConfigurationDecoder {
             )
         }
         return DecodedAPI(settings: settings, listener: settings.enabled ? listener : nil)
-    }
-
-    private func isLoopback(_ address: IPAddress) -> Bool {
-        let normalized = address.normalized
-        return normalized.family == .v4 ? normalized.bytes[0] == 127 : normalized.bytes == IPAddress("::1")!.bytes
     }
 
     // MARK: cross-checks

@@ -54,6 +54,12 @@ public struct IPAddress: Hashable, Sendable, CustomStringConvertible {
     /// `0.0.0.0` or `::`.
     public var isUnspecified: Bool { bytes.allSatisfy { $0 == 0 } }
 
+    /// 127.0.0.0/8 or `::1` (IPv4-mapped forms included).
+    public var isLoopback: Bool {
+        let address = normalized
+        return address.family == .v4 ? address.bytes[0] == 127 : address.bytes == [UInt8](repeating: 0, count: 15) + [1]
+    }
+
     public var description: String {
         var buffer = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN) + 1)
         let ok = bytes.withUnsafeBytes { raw in

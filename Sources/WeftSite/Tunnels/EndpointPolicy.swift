@@ -47,15 +47,8 @@ public struct EndpointPolicy: Hashable, Sendable {
         }
         for listener in ownListeners where listener.port == port {
             let own = listener.address.normalized
-            if own == address || (own.isUnspecified && Self.isLoopback(address)) { return .ownListener }
+            if own == address || (own.isUnspecified && address.isLoopback) { return .ownListener }
         }
         return nil
-    }
-
-    static func isLoopback(_ address: IPAddress) -> Bool {
-        switch address.family {
-        case .v4: address.bytes[0] == 127
-        case .v6: address.bytes == [UInt8](repeating: 0, count: 15) + [1]
-        }
     }
 }
