@@ -30,7 +30,7 @@ func meshSiteConfig(
       localSockets:
       - mode: dedicated-address
         listenAddress: 127.0.0.1
-        listenPort: \(40000 + Int.random(in: 0..<20000))
+        listenPort: \((try? FreePort.find()) ?? 0)
     localExposedApps:
     - appName: web-of-\(name)
       appSocket: tcp:127.0.0.1:8080
