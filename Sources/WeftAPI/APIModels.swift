@@ -62,15 +62,18 @@ enum APIModels {
         var appName: String
         var localSocket: String
         var appSocket: String?
+        /// The socket file's mode ("0660"), for `unix:` local sockets.
+        var localSocketMode: String?
         var source: String
 
-        enum CodingKeys: String, CodingKey { case siteName, appName, localSocket, appSocket, source }
+        enum CodingKeys: String, CodingKey { case siteName, appName, localSocket, appSocket, localSocketMode, source }
 
         init(_ app: RemoteAppConfig, source: AppSource) {
             siteName = app.siteName
             appName = app.appName
             localSocket = app.localSocket.description
             appSocket = app.appSocket?.description
+            if case .unix = app.localSocket { localSocketMode = "0" + String(app.effectiveSocketMode, radix: 8) }
             self.source = source.rawValue
         }
 
@@ -80,6 +83,7 @@ enum APIModels {
             try container.encode(appName, forKey: .appName)
             try container.encode(localSocket, forKey: .localSocket)
             try container.encode(appSocket, forKey: .appSocket)
+            try container.encode(localSocketMode, forKey: .localSocketMode)
             try container.encode(source, forKey: .source)
         }
     }

@@ -192,13 +192,15 @@ struct SiteAPI: Sendable {
         return APIError(.badRequest, message, field: first.flatMap { $0.path.isEmpty ? nil : $0.path })
     }
 
-    /// A change the site refused: 404, 409, 400 (a socket that cannot be opened), 500, 503.
+    /// A change the site refused: 404, 409, 400 (a socket that cannot be opened), 403 (a Unix
+    /// socket outside `restfulApi.socketDirectory`), 500, 503.
     static func refusal(_ error: any Error) -> any Error {
         guard let error = error as? SiteRuntimeError else { return error }
         switch error.code {
         case .notFound: return APIError(.notFound, error.message)
         case .conflict: return APIError(.conflict, error.message, field: error.field)
         case .cannotListen: return APIError(.badRequest, error.message, field: error.field)
+        case .forbidden: return APIError(.forbidden, error.message, field: error.field)
         case .notRunning: return APIError(.serviceUnavailable, error.message)
         default: return APIError(.internalServerError, error.message)
         }

@@ -13,6 +13,8 @@ public struct IdentityError: Error, Hashable, CustomStringConvertible, Sendable 
         public static let corrupt = Code("corrupt")
         /// The key and certificate do not belong together.
         public static let mismatch = Code("mismatch")
+        /// Others than the owner can read or change the state directory or the key.
+        public static let insecure = Code("insecure")
         /// The file system refused a read, write or permission change.
         public static let io = Code("io")
 

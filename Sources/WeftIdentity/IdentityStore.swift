@@ -38,6 +38,18 @@ public struct IdentityStore: Sendable {
     /// with the same identity.
     public func loadOrCreate(now: Date = Date()) throws -> (SiteIdentity, Outcome) {
         try makeDirectory()
+        // weft makes the directory 0700 and the key 0600 itself; looser modes were set by
+        // someone else, and a key others could read is no secret. Refused, not warned about.
+        if let loose = looseFiles().first {
+            var info = stat()
+            _ = stat(loose, &info)
+            throw IdentityError(
+                code: .insecure,
+                message:
+                    "\(loose) has mode 0\(String(info.st_mode & 0o777, radix: 8)): others than its owner can use it; "
+                    + "run chmod \(loose == directory ? "700" : "600") \(loose)"
+            )
+        }
         let lock = try FileLock(path: directory + "/.lock")
         defer { lock.unlock() }
 
@@ -99,7 +111,7 @@ public struct IdentityStore: Sendable {
         }
     }
 
-    /// Files in the state directory that others than the owner can read.
+    /// The state directory and key, if others than the owner can read, write or enter them.
     public func looseFiles() -> [String] {
         [directory, keyPath].filter { path in
             var info = stat()

@@ -45,9 +45,6 @@ struct RunCommand: AsyncParsableCommand {
                     "stateDir": .string(config.stateDir),
                 ]
             )
-            for loose in store.looseFiles() {
-                logger.warning("others than the owner can read \(loose); chmod it 0700 / 0600")
-            }
         } catch {
             logger.error("cannot use the site identity: \(error)")
             throw ExitCode(1)

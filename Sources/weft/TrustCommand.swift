@@ -9,8 +9,9 @@ struct TrustCommand: ParsableCommand {
         discussion: """
             A site trusts the first certificate fingerprint it sees for a site name and refuses any \
             other later. When a peer is reinstalled on purpose, forget its old pin; to avoid trusting \
-            on first use at all, pin each peer's fingerprint (from `weft identity` there) in advance. \
-            Change pins while this site is stopped: a running site keeps its pins in memory.
+            on first use at all, pin each peer's fingerprint (from `weft identity` there) in advance \
+            and set `crypto.trust: pinned`. One identity speaks for one site name. A running site \
+            reads the pins again on SIGHUP (`kill -HUP`); a peer no longer trusted is dropped then.
             """,
         subcommands: [List.self, Pin.self, Forget.self],
         defaultSubcommand: List.self
@@ -46,9 +47,13 @@ struct TrustCommand: ParsableCommand {
             }
             let store = try TrustCommand.store(options)
             var pins = try store.load()
+            if let other = pins.first(where: { $0.key != siteName && $0.value == parsed })?.key {
+                throw ValidationError(
+                    "\(parsed) is already pinned for \"\(other)\"; one identity speaks for one site (forget it first)")
+            }
             pins[siteName] = parsed
             try store.save(pins)
-            print("pinned \(siteName) to \(parsed)")
+            print("pinned \(siteName) to \(parsed); a running site takes it on SIGHUP")
         }
     }
 
@@ -66,7 +71,7 @@ struct TrustCommand: ParsableCommand {
                 throw ValidationError("no pin for \"\(siteName)\"")
             }
             try store.save(pins)
-            print("forgot \(siteName)")
+            print("forgot \(siteName); a running site takes it on SIGHUP")
         }
     }
 }

@@ -276,8 +276,34 @@ struct TrustCommandTests {
         #expect(pinned.status == 0)
         #expect(try await WeftProcess.run(["trust", "list", "--config", config]).output == "\(fingerprint)  site-b\n")
         #expect(try await WeftProcess.run(["trust", "pin", "--config", config, "site-c", "sha256:12"]).status != 0)
+        // One identity speaks for one site.
+        let twice = try await WeftProcess.run(["trust", "pin", "--config", config, "site-c", fingerprint])
+        #expect(twice.status != 0 && twice.error.contains("already pinned for \"site-b\""), "\(twice)")
         #expect(try await WeftProcess.run(["trust", "forget", "--config", config, "site-b"]).status == 0)
         #expect(try await WeftProcess.run(["trust", "forget", "--config", config, "site-b"]).status != 0)
         #expect(try await WeftProcess.run(["trust", "--config", config]).output == "no pinned sites\n")
+    }
+
+    @Test("weft status --user never takes a password on the command line: a file or WEFT_API_PASSWORD")
+    func passwordSources() async throws {
+        let scratch = Scratch()
+        let config = try scratch.write("config.yaml", siteConfig(scratch.path))
+        // Nothing listens on port 1: each run gets as far as its credentials allow.
+        let inline = try await WeftProcess.run(
+            ["status", "--config", config, "--api", "http://127.0.0.1:1", "--user", "admin:secret"])
+        #expect(inline.status != 0 && inline.error.contains("visible to every local user"), "\(inline)")
+        let missing = try await WeftProcess.run(
+            ["status", "--config", config, "--api", "http://127.0.0.1:1", "--user", "admin"])
+        #expect(missing.status != 0 && missing.error.contains("WEFT_API_PASSWORD"), "\(missing)")
+        let file = try scratch.write("password", "secret\n")
+        for (arguments, environment) in [
+            (["--password-file", file], [:]), ([], ["WEFT_API_PASSWORD": "secret"]),
+        ] {
+            let run = try await WeftProcess.run(
+                ["status", "--config", config, "--api", "http://127.0.0.1:1", "--user", "admin"] + arguments,
+                environment: environment)
+            // Past the credentials: the failure is the connection.
+            #expect(run.status != 0 && !run.error.contains("password"), "\(run)")
+        }
     }
 }

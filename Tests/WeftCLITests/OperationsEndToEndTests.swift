@@ -52,11 +52,12 @@ struct OperationsEndToEndTests {
         return values.isEmpty ? nil : values.reduce(0, +)
     }
 
-    static func api(_ port: Int, auth: Bool, accessLog: String? = nil) -> String {
+    static func api(_ port: Int, auth: Bool, accessLog: String? = nil, socketDirectory: String? = nil) -> String {
         """
         restfulApi:
           enabled: true
           listenAddr: 127.0.0.1:\(port)
+        \(socketDirectory.map { "  socketDirectory: \($0)\n" } ?? "")\
         \(accessLog.map { "  logger:\n    file: \($0)\n" } ?? "")\
         \(auth ? "  auth:\n    basicAuth:\n    - user: admin\n      password: \"s3cret pass\"\n" : "")
         """
@@ -74,7 +75,8 @@ struct OperationsEndToEndTests {
         try await lab.website(port: httpPort, files: ["hello.txt": "hello through weft\n"])
         try lab.site(
             "alpha", exposed: [SiteLab.exposed("spare", "tcp:127.0.0.1:\(httpPort)")],
-            extra: Self.api(alphaAPI, auth: true, accessLog: lab.path + "/alpha-api.log"))
+            extra: Self.api(
+                alphaAPI, auth: true, accessLog: lab.path + "/alpha-api.log", socketDirectory: lab.path + "/sockets"))
         try lab.site(
             "beta", remote: [SiteLab.remote("alpha", "spare", "tcp:127.0.0.1:\(try FreePort.find())")],
             extra: Self.api(betaAPI, auth: false))
@@ -172,10 +174,46 @@ struct OperationsEndToEndTests {
             lab, "POST", beta + "/api/v1/remoteApps",
             body: #"{"siteName":"alpha","appName":"other","localSocket":"tcp:127.0.0.1:\#(webPort)"}"#)
         #expect(sameSocket.status == 409, "\(sameSocket)")
+        // Unix sockets over the API: only inside restfulApi.socketDirectory, never over a socket
+        // another program serves, and 0660 unless asked otherwise.
+        let noDirectory = try await Self.http(
+            lab, "POST", beta + "/api/v1/remoteApps",
+            body: #"{"siteName":"alpha","appName":"unix","localSocket":"unix:\#(lab.path)/beta.sock"}"#)
+        #expect(noDirectory.status == 403 && noDirectory.body.contains("socketDirectory"), "\(noDirectory)")
+        #expect(!lab.lines("beta", "remote app refused", "via=api").isEmpty)
+        let escape = try await Self.http(
+            lab, "POST", alpha + "/api/v1/remoteApps",
+            body: #"{"siteName":"beta","appName":"unix","localSocket":"unix:\#(lab.path)/sockets/../alpha.sock"}"#,
+            user: admin)
+        #expect(escape.status == 403, "\(escape)")
+        #expect(!FileManager.default.fileExists(atPath: lab.path + "/alpha.sock"))
+        let busyPath = lab.path + "/sockets/busy.sock"
+        let busy = try UnixListener(path: busyPath)
+        let occupied = try await Self.http(
+            lab, "POST", alpha + "/api/v1/remoteApps",
+            body: #"{"siteName":"beta","appName":"unix","localSocket":"unix:\#(busyPath)"}"#, user: admin)
+        #expect(occupied.status == 400 && occupied.body.contains("another program listens"), "\(occupied)")
+        #expect(UnixListener.accepts(busyPath), "the other program's socket was replaced")
+        busy.close()
+        let inside = try await Self.http(
+            lab, "POST", alpha + "/api/v1/remoteApps",
+            body: #"{"siteName":"beta","appName":"unix","localSocket":"unix:\#(lab.path)/sockets/beta.sock"}"#,
+            user: admin)
+        #expect(inside.status == 201 && inside.body.contains(#""localSocketMode":"0660""#), "\(inside)")
+        let mode = try FileManager.default.attributesOfItem(atPath: lab.path + "/sockets/beta.sock")[.posixPermissions]
+        #expect((mode as? Int) == 0o660, "\(String(describing: mode))")
+        // A stale socket (its program gone) is replaced.
+        let stale = try await Self.http(
+            lab, "POST", alpha + "/api/v1/remoteApps",
+            body: #"{"siteName":"beta","appName":"stale","localSocket":"unix:\#(busyPath)","localSocketMode":"0600"}"#,
+            user: admin)
+        #expect(stale.status == 201, "\(stale)")
+        let staleMode = try FileManager.default.attributesOfItem(atPath: busyPath)[.posixPermissions]
+        #expect((staleMode as? Int) == 0o600, "\(String(describing: staleMode))")
         let fetchURL = "http://127.0.0.1:\(webPort)/hello.txt"
         var fetched = false
         let addedAt = ContinuousClock.now
-        while ContinuousClock.now - addedAt < .seconds(10) {
+        while ContinuousClock.now - addedAt < .seconds(60) {
             let page = try await Self.http(lab, "GET", fetchURL)
             if page.status == 200 && page.body == "hello through weft\n" {
                 fetched = true

@@ -97,6 +97,58 @@ struct SiteDiscoveryProcessTests {
         #expect(processes["observer"]!.exitCode == 0)
     }
 
+    @Test("crypto.trust: pinned: a stranger is refused until `weft trust pin` and SIGHUP; forget drops it again")
+    func pinnedTrust() async throws {
+        let broker = try MosquittoBroker()
+        let scratch = Scratch()
+        let strict = try scratch.write(
+            "strict.yaml",
+            meshSiteConfig("strict", directory: scratch.path, broker: broker)
+                .replacingOccurrences(of: "crypto:\n", with: "crypto:\n  trust: pinned\n"))
+        let other = try scratch.write("other.yaml", meshSiteConfig("other", directory: scratch.path, broker: broker))
+        let strictProcess = try WeftProcess.start(["run", "--config", strict])
+        let otherProcess = try WeftProcess.start(["run", "--config", other])
+        defer {
+            for process in [strictProcess, otherProcess] where process.isRunning {
+                kill(process.processIdentifier, SIGKILL)
+            }
+        }
+        // The other site trusts strict on first use; strict refuses it.
+        let refused = await WeftProcess.waitFor(.seconds(60)) {
+            scratch.read("strict.log").contains("reason=\"not pinned\"")
+                && peerLines(scratch.read("other.log"), "peer up", "strict") == 1
+        }
+        #expect(refused, "\(scratch.read("strict.log"))")
+        #expect(peerLines(scratch.read("strict.log"), "peer up", "other") == 0)
+
+        let identity = try await WeftProcess.run(["identity", "--config", other])
+        let fingerprint = try #require(
+            identity.output.split(whereSeparator: \.isWhitespace).first { $0.hasPrefix("sha256:") }, "\(identity)")
+        let pin = try await WeftProcess.run(["trust", "pin", "--config", strict, "other", String(fingerprint)])
+        #expect(pin.status == 0 && pin.output.contains("SIGHUP"), "\(pin)")
+        kill(strictProcess.processIdentifier, SIGHUP)
+        // Up from its retained announcement, sent again on the reload (not 30 s later at its refresh).
+        let up = await WeftProcess.waitFor(.seconds(60)) {
+            peerLines(scratch.read("strict.log"), "peer up", "other") == 1
+        }
+        #expect(up, "\(scratch.read("strict.log"))")
+        #expect(scratch.read("strict.log").contains("trust: pinned, 1 pinned"))
+
+        let forget = try await WeftProcess.run(["trust", "forget", "--config", strict, "other"])
+        #expect(forget.status == 0, "\(forget)")
+        kill(strictProcess.processIdentifier, SIGHUP)
+        let dropped = await WeftProcess.waitFor(.seconds(60)) {
+            scratch.read("strict.log").split(separator: "\n").contains {
+                $0.contains("peer down") && $0.contains("peer=other") && $0.contains("reason=untrusted")
+            }
+        }
+        #expect(dropped, "\(scratch.read("strict.log"))")
+        for process in [strictProcess, otherProcess] {
+            kill(process.processIdentifier, SIGTERM)
+            #expect(await process.exited(within: .seconds(60)))
+        }
+    }
+
     @Test("a site with the wrong key never sees the mesh, and the mesh never sees it")
     func wrongKey() async throws {
         let broker = try MosquittoBroker()

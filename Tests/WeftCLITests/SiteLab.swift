@@ -49,7 +49,8 @@ final class SiteLab: @unchecked Sendable {
     @discardableResult
     func site(
         _ name: String, key: String = "lab-mesh-key", exposed: [String] = [], remote: [String] = [],
-        tunnelExtra: String = "", topic: String? = nil, sockets: String? = nil, extra: String = ""
+        tunnelExtra: String = "", topic: String? = nil, sockets: String? = nil, extra: String = "",
+        brokerURL: String? = nil
     ) throws -> String {
         let port = try FreePort.find()
         let localSockets =
@@ -68,7 +69,7 @@ final class SiteLab: @unchecked Sendable {
               file: \(path)/\(name).log
             messageChannel:
               mqtt:
-                brokerServer: \(broker.url)
+                brokerServer: \(brokerURL ?? broker.url)
                 keepAlive: 5
             \(topic.map { "    topic: \"\($0)\"\n" } ?? "")tunnel:
               localSockets:
@@ -175,6 +176,38 @@ final class SiteLab: @unchecked Sendable {
         try await app(
             name, Self.python, ["-m", "http.server", "\(port)", "--bind", "127.0.0.1", "--directory", directory],
             port: port)
+    }
+
+    /// A TCP forwarder from 127.0.0.1:`port` to the lab's broker: killing it cuts a site's
+    /// broker connection, and only that (the broker then publishes the site's last will).
+    func brokerProxy(_ name: String, port: Int) async throws {
+        let script = """
+            import socket, sys, threading
+            listener = socket.socket()
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            listener.bind(("127.0.0.1", int(sys.argv[1])))
+            listener.listen(16)
+            def pipe(a, b):
+                try:
+                    while True:
+                        data = a.recv(65536)
+                        if not data:
+                            break
+                        b.sendall(data)
+                except OSError:
+                    pass
+                for s in (a, b):
+                    try:
+                        s.shutdown(socket.SHUT_RDWR)
+                    except OSError:
+                        pass
+            while True:
+                client, _ = listener.accept()
+                upstream = socket.create_connection(("127.0.0.1", int(sys.argv[2])))
+                threading.Thread(target=pipe, args=(client, upstream), daemon=True).start()
+                threading.Thread(target=pipe, args=(upstream, client), daemon=True).start()
+            """
+        try await app(name, Self.python, ["-c", script, "\(port)", "\(broker.port)"], port: port)
     }
 
     /// redis-server listening only on a Unix socket.

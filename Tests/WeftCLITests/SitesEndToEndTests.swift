@@ -238,6 +238,33 @@ struct SitesEndToEndTests {
         await lab.stop("alpha", "beta")
     }
 
+    @Test("a last will published while the site's links are up does not end its tunnel")
+    func lastWillWhileAlive() async throws {
+        let lab = try SiteLab()
+        let httpPort = try FreePort.find()
+        let webPort = try FreePort.find()
+        let proxyPort = try FreePort.find()
+        try await lab.website(port: httpPort, files: ["index.html": "alive\n"])
+        try await lab.brokerProxy("proxy", port: proxyPort)
+        try lab.site(
+            "alpha", exposed: [SiteLab.exposed("web", "tcp:127.0.0.1:\(httpPort)")],
+            brokerURL: "mqtt://127.0.0.1:\(proxyPort)")
+        try lab.site("beta", remote: [SiteLab.remote("alpha", "web", "tcp:127.0.0.1:\(webPort)")])
+        try lab.start("alpha")
+        try lab.start("beta")
+        #expect(await lab.waitForLink("beta", to: "alpha"), "\(lab.log("beta"))")
+        // alpha's broker connection dies, its links do not: the broker publishes alpha's will.
+        await lab.kill("proxy", signal: SIGKILL)
+        #expect(
+            await WeftProcess.waitFor(.seconds(60)) {
+                !lab.lines("beta", "last will of a peer whose links are up", "peer=alpha").isEmpty
+            }, "\(lab.log("beta"))")
+        let page = try await lab.run(SiteLab.curl, ["-sS", "--fail", "http://127.0.0.1:\(webPort)/index.html"])
+        #expect(page.stdout == "alive\n", "\(page)")
+        #expect(lab.lines("beta", "closing tunnel", "peer=alpha").isEmpty, "\(lab.lines("beta", "closing tunnel"))")
+        await lab.stop("alpha", "beta")
+    }
+
     @Test("links from every configured local address, linksPerPath each, all in one tunnel")
     func pathsAndLinks() async throws {
         let lab = try SiteLab()
@@ -282,10 +309,11 @@ struct SitesEndToEndTests {
                 localPorts[name, default: [:]][other] = port
                 remote.append("- siteName: \(other)\n  appName: web\n  localSocket: tcp:127.0.0.1:\(port)")
             }
-            // And one Unix local socket, in a directory weft has to create.
+            // And one Unix local socket, in a directory weft has to create (ash's only for its owner).
             remote.append(
                 "- siteName: \(names[(names.firstIndex(of: name)! + 1) % 3])\n  appName: web\n"
-                    + "  localSocket: unix:\(lab.path)/run/\(name)/next.sock")
+                    + "  localSocket: unix:\(lab.path)/run/\(name)/next.sock"
+                    + (name == "ash" ? "\n  localSocketMode: \"0600\"" : ""))
             try lab.site(
                 name, exposed: [SiteLab.exposed("web", "tcp:127.0.0.1:\(httpPorts[name]!)")], remote: remote)
         }
@@ -308,6 +336,9 @@ struct SitesEndToEndTests {
                 SiteLab.curl,
                 ["-sS", "--fail", "--unix-socket", "\(lab.path)/run/\(name)/next.sock", "http://weft/index.html"])
             #expect(page.stdout == "served by \(next)\n", "\(name) → \(next) over a Unix socket: \(page)")
+            let mode = try FileManager.default.attributesOfItem(atPath: "\(lab.path)/run/\(name)/next.sock")[
+                .posixPermissions]
+            #expect((mode as? Int) == (name == "ash" ? 0o600 : 0o660), "\(name): \(String(describing: mode))")
         }
         for name in names { await lab.kill(name, signal: SIGTERM) }
         // A stopped site removes its Unix socket files.

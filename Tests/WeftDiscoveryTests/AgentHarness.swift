@@ -26,7 +26,8 @@ final class TestSite: Sendable {
         caFile: String? = nil,
         username: String? = nil,
         password: String? = nil,
-        stateDirectory: String? = nil
+        stateDirectory: String? = nil,
+        messageBufferLimit: Int = 4096
     ) throws {
         self.name = name
         self.identity = try SiteIdentity.generate()
@@ -47,7 +48,8 @@ final class TestSite: Sendable {
                     username: username,
                     password: password,
                     clientID: "test-\(name)-\(UUID().uuidString.prefix(6))",
-                    keepAlive: 5
+                    keepAlive: 5,
+                    messageBufferLimit: messageBufferLimit
                 ),
                 stateDirectory: directory,
                 softwareVersion: "test",

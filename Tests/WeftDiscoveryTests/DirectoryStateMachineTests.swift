@@ -144,6 +144,80 @@ struct DirectoryStateMachineTests {
         #expect(!honest.contains { if case .pin = $0 { true } else { false } })
     }
 
+    @Test("one identity speaks for one name: a pinned member claiming a second name is refused")
+    mutating func secondName() throws {
+        _ = machine.receive(try peer.verifiedAnnouncement(at: t0), retained: false, now: at(0))
+        let claim = try FakeSite(name: "newcomer", identity: peer.identity)
+        let actions = machine.receive(try claim.verifiedAnnouncement(at: t0 + 1000), retained: false, now: at(1))
+        #expect(drops(actions) == [.secondName])
+        #expect(machine.pins["newcomer"] == nil && machine.peersUp["newcomer"] == nil)
+        // The real newcomer, seen later, is pinned and up.
+        let real = try FakeSite(name: "newcomer")
+        let up = machine.receive(try real.verifiedAnnouncement(at: t0 + 2000), retained: false, now: at(2))
+        #expect(events(up).count == 1 && machine.pins["newcomer"] == real.identity.fingerprint)
+        // Our own identity speaking for another name is someone holding our key.
+        let stolen = try FakeSite(name: "elsewhere", identity: me.identity)
+        #expect(
+            drops(machine.receive(try stolen.verifiedAnnouncement(at: t0 + 3000), retained: false, now: at(3)))
+                == [.impostor])
+    }
+
+    @Test("names pinned on first use are capped: a member inventing names cannot grow the directory")
+    func siteCap() throws {
+        var machine = DirectoryStateMachine(
+            configuration: .init(ownName: "me", ownFingerprint: me.identity.fingerprint, maxSites: 3))
+        let sites = try (0..<4).map { try FakeSite(name: "site-\($0)") }
+        for (index, site) in sites.prefix(3).enumerated() {
+            let actions = machine.receive(
+                try site.verifiedAnnouncement(at: t0 + UInt64(index)), retained: false, now: at(0))
+            #expect(events(actions).count == 1)
+        }
+        let refused = machine.receive(try sites[3].verifiedAnnouncement(at: t0 + 10), retained: false, now: at(0))
+        #expect(drops(refused) == [.tooManySites])
+        #expect(machine.pins.count == 3 && machine.peersUp.count == 3)
+        // Known sites carry on.
+        #expect(
+            drops(machine.receive(try sites[0].verifiedAnnouncement(at: t0 + 20), retained: false, now: at(1))) == [])
+    }
+
+    @Test("trust: pinned believes only pinned identities; new pins and forgets take effect at once")
+    func pinnedOnly() throws {
+        let stranger = try FakeSite(name: "stranger")
+        var machine = DirectoryStateMachine(
+            configuration: .init(ownName: "me", ownFingerprint: me.identity.fingerprint, trust: .pinned),
+            pins: ["peer": peer.identity.fingerprint]
+        )
+        #expect(events(machine.receive(try peer.verifiedAnnouncement(at: t0), retained: false, now: at(0))).count == 1)
+        let refused = machine.receive(try stranger.verifiedAnnouncement(at: t0), retained: false, now: at(0))
+        #expect(drops(refused) == [.notPinned] && !refused.contains { if case .pin = $0 { true } else { false } })
+        // The operator pins the stranger and forgets the peer (SIGHUP).
+        let changed = machine.replaceTrust(pins: ["stranger": stranger.identity.fingerprint], trust: .pinned)
+        #expect(events(changed) == [.down(siteName: "peer", reason: .untrusted)])
+        #expect(
+            events(machine.receive(try stranger.verifiedAnnouncement(at: t0 + 1000), retained: false, now: at(1)))
+                .count == 1)
+        #expect(
+            drops(machine.receive(try peer.verifiedAnnouncement(at: t0 + 1000), retained: false, now: at(1)))
+                == [.notPinned])
+        // Back to trust on first use: a forgotten name is learned again.
+        #expect(machine.replaceTrust(pins: machine.pins, trust: .firstUse).isEmpty)
+        #expect(
+            events(machine.receive(try peer.verifiedAnnouncement(at: t0 + 2000), retained: false, now: at(2))).count
+                == 1)
+        #expect(machine.pins["peer"] == peer.identity.fingerprint)
+    }
+
+    @Test("a pin changed to another identity takes the peer down")
+    mutating func repinned() throws {
+        _ = machine.receive(try peer.verifiedAnnouncement(at: t0), retained: false, now: at(0))
+        let reinstalled = try FakeSite(name: "peer")
+        let actions = machine.replaceTrust(pins: ["peer": reinstalled.identity.fingerprint], trust: .firstUse)
+        #expect(events(actions) == [.down(siteName: "peer", reason: .untrusted)])
+        #expect(
+            events(machine.receive(try reinstalled.verifiedAnnouncement(at: t0 + 1000), retained: false, now: at(1)))
+                .count == 1)
+    }
+
     @Test("our own echo is ignored; someone else using our name is an impostor")
     mutating func ownName() throws {
         #expect(machine.receive(try me.verifiedAnnouncement(at: t0), retained: false, now: at(0)).isEmpty)

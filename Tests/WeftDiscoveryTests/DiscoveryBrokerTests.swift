@@ -227,6 +227,65 @@ struct DiscoveryBrokerTests {
         await honest.stop()
     }
 
+    @Test("a member cannot take over a name: not on its own topic, not with its pinned identity")
+    func nameTakeover() async throws {
+        let honest = try await Honest()
+        // site-b, a member gone bad, claims a site nobody has seen yet.
+        var claim = try FakeSite(name: "site-new", identity: honest.b.identity)
+        claim.topicOverride = claim.keys.presenceTopic(for: "site-b")
+        try await honest.inject(try claim.sealedAnnouncement(at: wallNow()), topic: claim.topic)
+        let wrongTopic = await waitUntil(.seconds(60)) { (honest.a.agent.dropCounts[.wrongTopic] ?? 0) > 0 }
+        #expect(wrongTopic != nil, "\(honest.a.agent.dropCounts)")
+        claim.topicOverride = nil
+        try await honest.inject(try claim.sealedAnnouncement(at: wallNow()), topic: claim.topic)
+        let second = await waitUntil(.seconds(60)) { (honest.a.agent.dropCounts[.secondName] ?? 0) > 0 }
+        #expect(second != nil, "\(honest.a.agent.dropCounts)")
+        #expect(honest.a.peerNames == ["site-b"])
+        // The real site-new then joins and is trusted.
+        let real = try TestSite("site-new", broker: honest.broker)
+        real.start()
+        let joined = await waitUntil(.seconds(60)) { honest.a.peerNames == ["site-b", "site-new"] }
+        #expect(joined != nil, "\(honest.a.peerNames)")
+        #expect(honest.a.agent.peers["site-new"]?.fingerprint == real.identity.fingerprint)
+        await real.stop()
+        await honest.stop()
+    }
+
+    @Test("a flood of junk and of a member's signed messages never pushes a real change out of the queue")
+    func flood() async throws {
+        let broker = try MosquittoBroker()
+        // A small queue, so that without the intake budget the flood would overflow it.
+        let a = try TestSite("site-a", broker: broker, messageBufferLimit: 64)
+        let b = try TestSite("site-b", broker: broker)
+        a.start()
+        b.start()
+        #expect(await waitUntil(.seconds(60)) { a.peerNames == ["site-b"] } != nil)
+        let attacker = try rawClient(broker)
+        defer { attacker.stop() }
+        #expect(await connected(attacker))
+        let member = try FakeSite(name: "site-m")
+        let victimTopic = MeshKeys(key: "mesh-key-for-tests", topic: "weft-test/mesh").presenceTopic(for: "site-b")
+        let signed = try (0..<600).map { i in try member.sealedAnnouncement(at: wallNow() + UInt64(i)) }
+        for i in 0..<6000 {
+            try attacker.publish(
+                topic: victimTopic, payload: (0..<200).map { _ in UInt8.random(in: 0...255) }, qos: 0, retain: false)
+            if i % 10 == 0 { try attacker.publish(topic: member.topic, payload: signed[i / 10], qos: 0, retain: false) }
+            if i == 3000 { b.agent.update(apps: ["web", "flood-proof"]) }
+        }
+        let changed = await waitUntil(.seconds(60)) {
+            a.agent.peers["site-b"]?.announcement.apps == ["web", "flood-proof"]
+        }
+        #expect(changed != nil, "\(a.agent.dropCounts)")
+        #expect((a.agent.dropCounts[.undecryptable] ?? 0) > 0)
+        let flooded = await waitUntil(.seconds(60)) { (a.agent.dropCounts[.flooded] ?? 0) > 0 }
+        #expect(flooded != nil, "\(a.agent.dropCounts)")
+        #expect(a.downs(of: "site-b").isEmpty)
+        #expect(a.agent.messagesLostInQueue == 0)
+        print("discovery: flood dropped \(a.agent.dropCounts), lost in the queue \(a.agent.messagesLostInQueue)")
+        await a.stop()
+        await b.stop()
+    }
+
     @Test("pins are kept in the state directory across restarts")
     func pinsPersist() async throws {
         let broker = try MosquittoBroker()

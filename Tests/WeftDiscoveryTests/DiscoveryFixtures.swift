@@ -12,13 +12,19 @@ struct FakeSite {
     var incarnation: UInt64 = 42
     var apps = ["web"]
 
-    init(name: String, key: String = "mesh-key-for-tests", topic: String = "weft-test/mesh") throws {
+    /// Where it publishes: its own presence topic unless a test says otherwise.
+    var topicOverride: String?
+
+    init(
+        name: String, identity: SiteIdentity? = nil, key: String = "mesh-key-for-tests",
+        topic: String = "weft-test/mesh"
+    ) throws {
         self.name = name
-        self.identity = try SiteIdentity.generate()
+        self.identity = try identity ?? SiteIdentity.generate()
         self.keys = MeshKeys(key: key, topic: topic)
     }
 
-    var topic: String { keys.presenceTopic(for: name) }
+    var topic: String { topicOverride ?? keys.presenceTopic(for: name) }
 
     func announcement() -> SiteAnnouncement {
         SiteAnnouncement(

@@ -60,6 +60,22 @@ struct EnvelopeSealerTests {
         }
     }
 
+    @Test("a member speaking for another site on its own presence topic is refused")
+    func wrongTopic() throws {
+        var member = try FakeSite(name: "victim")
+        member.topicOverride = member.keys.presenceTopic(for: "member")
+        let sealed = try EnvelopeSealer(keys: member.keys).seal(
+            member.message(.announcement, body: member.announcement().serialized(), at: wallNow()),
+            identity: member.identity, topic: member.topic)
+        #expect(EnvelopeSealer(keys: member.keys).open(sealed, topic: member.topic) == .failure(.wrongTopic))
+        // On the victim's own topic the envelope opens; pinning is the directory's to judge.
+        member.topicOverride = nil
+        let honest = try EnvelopeSealer(keys: member.keys).seal(
+            member.message(.announcement, body: member.announcement().serialized(), at: wallNow()),
+            identity: member.identity, topic: member.topic)
+        #expect((try? EnvelopeSealer(keys: member.keys).open(honest, topic: member.topic).get()) != nil)
+    }
+
     @Test("garbage and oversized payloads are refused")
     func garbage() throws {
         let keys = MeshKeys(key: "mesh-key-for-tests", topic: "t")

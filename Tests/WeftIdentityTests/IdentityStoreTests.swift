@@ -9,7 +9,9 @@ import WeftIdentity
 /// A fresh directory under /tmp, removed by the caller.
 func temporaryDirectory(_ name: String = #function) -> String {
     let path = NSTemporaryDirectory() + "weft-test-\(getpid())-\(UUID().uuidString.prefix(8))"
-    try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    // 0700, as weft makes a state directory: some tests use it as one.
+    try? FileManager.default.createDirectory(
+        atPath: path, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
     return path
 }
 
@@ -131,7 +133,7 @@ struct IdentityStoreTests {
         #expect(throws: IdentityError.self) { _ = try IdentityStore(directory: root + "/file").loadOrCreate() }
     }
 
-    @Test("loose permissions are reported")
+    @Test("a state directory or key others can use is refused, with the chmod that fixes it")
     func loosePermissions() throws {
         let root = temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: root) }
@@ -139,6 +141,16 @@ struct IdentityStoreTests {
         _ = try store.loadOrCreate()
         chmod(store.keyPath, 0o644)
         #expect(store.looseFiles() == [store.keyPath])
+        let key = #expect(throws: IdentityError.self) { _ = try store.loadOrCreate() }
+        #expect(
+            key?.code == .insecure && key?.message.contains("chmod 600 \(store.keyPath)") == true,
+            "\(String(describing: key))")
+        chmod(store.keyPath, 0o600)
+        chmod(store.directory, 0o750)
+        let directory = #expect(throws: IdentityError.self) { _ = try store.loadOrCreate() }
+        #expect(directory?.message.contains("mode 0750") == true, "\(String(describing: directory))")
+        chmod(store.directory, 0o700)
+        #expect(try store.loadOrCreate().1 == .loaded)
     }
 
     @Test("concurrent first starts agree on one identity")

@@ -28,6 +28,26 @@ struct ConfigDefaultsTests {
         #expect(loaded.warnings.isEmpty)
     }
 
+    @Test("crypto.trust and crypto.pinnedSites: weft's trust settings beside wovenet's key")
+    func trustSettings() throws {
+        #expect(try loadConfig(minimalConfig).configuration.crypto.trust == .firstUse)
+        let loaded = try loadConfig(
+            minimalConfig.replacingOccurrences(
+                of: "\"0123456789abcdef\"",
+                with: "\"0123456789abcdef\"\n  trust: Pinned\n  pinnedSites:\n  - siteName: beta\n"
+                    + "    fingerprint: sha256:abababababababababababababababababababababababababababababababab"))
+        #expect(loaded.configuration.crypto.trust == .pinned)
+        #expect(
+            loaded.configuration.crypto.pinnedSites.mapValues(\.description) == [
+                "beta": "sha256:abababababababababababababababababababababababababababababababab"
+            ])
+        #expect(!loaded.configuration.crypto.description.contains("0123456789abcdef"))
+        let alone = try loadConfig(
+            minimalConfig.replacingOccurrences(
+                of: "\"0123456789abcdef\"", with: "\"0123456789abcdef\"\n  trust: pinned"))
+        #expect(alone.warnings.contains { $0.message.contains("only sites pinned with `weft trust pin` can join") })
+    }
+
     @Test("the derived topic depends on the key only, and hides it")
     func derivedTopic() {
         let a = MeshTopic.derived(fromKey: "correct horse battery")

@@ -56,6 +56,35 @@ struct ConfigErrorTests {
             fragment: "256 bytes long"
         ),
         Case(
+            name: "crypto.trust unknown",
+            yaml: minimalConfig.replacingOccurrences(
+                of: "\"0123456789abcdef\"", with: "\"0123456789abcdef\"\n  trust: everyone"),
+            path: "crypto.trust",
+            line: 4,
+            fragment: "expected one of first-use, pinned"
+        ),
+        Case(
+            name: "crypto.pinnedSites with a bad fingerprint",
+            yaml: minimalConfig.replacingOccurrences(
+                of: "\"0123456789abcdef\"",
+                with: "\"0123456789abcdef\"\n  pinnedSites:\n  - siteName: beta\n    fingerprint: sha256:12"),
+            path: "crypto.pinnedSites[0].fingerprint",
+            line: 6,
+            fragment: "expected sha256: and 64 hex digits"
+        ),
+        Case(
+            name: "crypto.pinnedSites: one identity for two names",
+            yaml: minimalConfig.replacingOccurrences(
+                of: "\"0123456789abcdef\"",
+                with:
+                    "\"0123456789abcdef\"\n  pinnedSites:\n  - siteName: beta\n    fingerprint: sha256:abababababababababababababababababababababababababababababababab\n"
+                    + "  - siteName: gamma\n    fingerprint: sha256:abababababababababababababababababababababababababababababababab"
+            ),
+            path: "crypto.pinnedSites[1]",
+            line: 7,
+            fragment: "already pinned for \"beta\": one identity speaks for one site"
+        ),
+        Case(
             name: "crypto missing",
             yaml: "siteName: a\nmessageChannel:\n  mqtt:\n    brokerServer: mqtt://127.0.0.1:1\n",
             path: "crypto",

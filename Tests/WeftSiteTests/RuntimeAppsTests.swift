@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import WeftTestSupport
 
 @testable import WeftSite
 
@@ -35,6 +36,14 @@ struct RuntimeAppsTests {
         #expect(field(#"{"appName":"weft.speedtest","appSocket":"tcp:127.0.0.1:1"}"#) == "appName")
         #expect(field("[1, 2]") == "")
         #expect(field("{") == "")
+        // Bodies are JSON: YAML aliases (a billion-laughs bomb), tags and merge keys are refused.
+        let bomb = (1...9).map {
+            "l\($0): &l\($0) [" + Array(repeating: "*l\($0 - 1)", count: 9).joined(separator: ",") + "]"
+        }
+        #expect(field("l0: &l0 x\n" + bomb.joined(separator: "\n") + "\nappName: *l9") == "")
+        #expect(field("{appName: web, appSocket: !!str tcp:127.0.0.1:1}") == "")
+        #expect(field(#"{"<<": {"appName": "web"}, "appSocket": "tcp:127.0.0.1:1"}"#) == "")
+        #expect(field(#"{"appName": "web", "appSocket": "tcp:127.0.0.1:1", "x": [{"<<": 1}]}"#) == "")
         #expect(
             field(#"{"siteName":"here","appName":"a","localSocket":"tcp:127.0.0.1:1"}"#, remote: true) == "siteName")
         #expect(field(#"{"siteName":"far","appName":"a"}"#, remote: true) == "localSocket")
@@ -89,5 +98,71 @@ struct RuntimeAppsTests {
         #expect(mode == 0o600)
         try "{ not json".write(toFile: directory + "/apps.json", atomically: true, encoding: .utf8)
         #expect(throws: (any Error).self) { try AppOverlay.load(stateDirectory: directory) }
+    }
+}
+
+@Suite("Unix socket files weft listens on: never another program's, 0660 unless asked")
+struct UnixSocketFileTests {
+    func scratch() throws -> String {
+        let path = NSTemporaryDirectory() + "weft-sock-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        return path
+    }
+
+    @Test("a file in the way and a socket another program serves are refused; a stale socket is removed")
+    func prepare() throws {
+        let directory = try scratch()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let file = directory + "/plain"
+        try "keep me".write(toFile: file, atomically: true, encoding: .utf8)
+        #expect(throws: UnixSocketFile.Problem.self) { try UnixSocketFile(path: file).prepare() }
+        #expect(FileManager.default.contents(atPath: file) == Data("keep me".utf8))
+
+        let live = directory + "/live.sock"
+        let listener = try UnixListener(path: live)
+        let problem = #expect(throws: UnixSocketFile.Problem.self) { try UnixSocketFile(path: live).prepare() }
+        #expect(problem?.description.contains("another program listens") == true)
+        #expect(UnixListener.accepts(live))
+        listener.close()
+        try UnixSocketFile(path: live).prepare()
+        #expect(!FileManager.default.fileExists(atPath: live))
+
+        try UnixSocketFile(path: directory + "/new/dir/app.sock").prepare()
+        #expect(FileManager.default.fileExists(atPath: directory + "/new/dir"))
+    }
+
+    @Test("API socket paths: only inside restfulApi.socketDirectory, no .. and no symlink out")
+    func apiDirectory() throws {
+        let directory = try scratch()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try FileManager.default.createDirectory(atPath: directory + "/run", withIntermediateDirectories: true)
+        try FileManager.default.createSymbolicLink(atPath: directory + "/run/out", withDestinationPath: "/tmp")
+        #expect(RestfulAPISettings().problem(withAPISocketPath: directory + "/run/a.sock") != nil)
+        let settings = RestfulAPISettings(socketDirectory: directory + "/run")
+        #expect(settings.problem(withAPISocketPath: directory + "/run/a.sock") == nil)
+        #expect(settings.problem(withAPISocketPath: directory + "/run/sub/a.sock") == nil)
+        #expect(settings.problem(withAPISocketPath: directory + "/run/../a.sock") != nil)
+        #expect(settings.problem(withAPISocketPath: directory + "/running/a.sock") != nil)
+        #expect(settings.problem(withAPISocketPath: directory + "/run/out/a.sock") != nil)
+        #expect(settings.problem(withAPISocketPath: "run/a.sock") != nil)
+    }
+
+    @Test("localSocketMode: octal text, unix sockets only")
+    func modeKey() throws {
+        let loader = ConfigLoader(homeDirectory: "/home/tester")
+        let app = try loader.parseRemoteApp(
+            json: #"{"siteName":"far","appName":"a","localSocket":"unix:/run/a.sock","localSocketMode":"0600"}"#,
+            ownSite: "here")
+        #expect(app.localSocketMode == 0o600 && app.effectiveSocketMode == 0o600)
+        #expect(
+            try loader.parseRemoteApp(
+                json: #"{"siteName":"far","appName":"a","localSocket":"unix:/run/a.sock"}"#, ownSite: "here"
+            ).effectiveSocketMode == 0o660)
+        for bad in [
+            #"{"siteName":"far","appName":"a","localSocket":"unix:/run/a.sock","localSocketMode":"0999"}"#,
+            #"{"siteName":"far","appName":"a","localSocket":"tcp:127.0.0.1:1","localSocketMode":"0660"}"#,
+        ] {
+            #expect(throws: ConfigurationError.self) { _ = try loader.parseRemoteApp(json: bad, ownSite: "here") }
+        }
     }
 }

@@ -22,6 +22,11 @@ public struct DirectoryStateMachine: Sendable {
         public var missedRefreshes: Int
         /// Replay-cache entries kept at most.
         public var replayCacheLimit: Int
+        /// Whom to believe: the first identity seen for a name, or only pinned ones.
+        public var trust: TrustMode
+        /// Site names pinned on first use at most (5× the 200-site design point): a member
+        /// inventing names cannot grow the directory or the trust file without end.
+        public var maxSites: Int
 
         public init(
             ownName: String,
@@ -29,7 +34,9 @@ public struct DirectoryStateMachine: Sendable {
             freshnessWindow: Duration = .seconds(120),
             allowedClockSkew: Duration = .seconds(30),
             missedRefreshes: Int = 3,
-            replayCacheLimit: Int = 65_536
+            replayCacheLimit: Int = 65_536,
+            trust: TrustMode = .firstUse,
+            maxSites: Int = 1024
         ) {
             self.ownName = ownName
             self.ownFingerprint = ownFingerprint
@@ -37,6 +44,8 @@ public struct DirectoryStateMachine: Sendable {
             self.allowedClockSkew = allowedClockSkew
             self.missedRefreshes = missedRefreshes
             self.replayCacheLimit = replayCacheLimit
+            self.trust = trust
+            self.maxSites = maxSites
         }
     }
 
@@ -70,9 +79,11 @@ public struct DirectoryStateMachine: Sendable {
         var lastTimestamp: UInt64
     }
 
-    public let configuration: Configuration
+    public private(set) var configuration: Configuration
     private var peers: [String: Peer] = [:]
     public private(set) var pins: [String: CertificateFingerprint]
+    /// The name each pinned identity speaks for (one name per certificate).
+    private var pinnedNames: [CertificateFingerprint: String] = [:]
     private var seenIDs: [[UInt8]: UInt64] = [:]
     private var seenOrder: [([UInt8], UInt64)] = []
     private var seenOrderStart = 0
@@ -81,6 +92,34 @@ public struct DirectoryStateMachine: Sendable {
     public init(configuration: Configuration, pins: [String: CertificateFingerprint] = [:]) {
         self.configuration = configuration
         self.pins = pins
+        self.pinnedNames = Self.names(of: pins)
+    }
+
+    /// Takes new pins and trust mode (the operator pinned or forgot a site, then SIGHUP). A peer
+    /// that is up under an identity no longer trusted goes down at once.
+    public mutating func replaceTrust(pins newPins: [String: CertificateFingerprint], trust: TrustMode) -> [Action] {
+        pins = newPins
+        pinnedNames = Self.names(of: newPins)
+        configuration.trust = trust
+        var actions: [Action] = []
+        for (name, peer) in peers.sorted(by: { $0.key < $1.key }) {
+            let pin = pins[name]
+            let trusted = pin == peer.info.fingerprint || (pin == nil && trust == .firstUse)
+            guard !trusted else { continue }
+            peers[name] = nil
+            if peer.isUp { actions.append(.emit(.down(siteName: name, reason: .untrusted))) }
+        }
+        return actions
+    }
+
+    /// Pinned identities by fingerprint; of two names pinned to one identity (a file from before
+    /// the one-name rule), the first in order keeps it.
+    private static func names(of pins: [String: CertificateFingerprint]) -> [CertificateFingerprint: String] {
+        var names: [CertificateFingerprint: String] = [:]
+        for (name, fingerprint) in pins.sorted(by: { $0.key < $1.key }) where names[fingerprint] == nil {
+            names[fingerprint] = name
+        }
+        return names
     }
 
     /// How many peers are up, without copying them.
@@ -124,8 +163,16 @@ public struct DirectoryStateMachine: Sendable {
         if lastWill == nil, message.timestampMillis + window < now.wallMillis {
             return drop(.stale, sender: name, quiet: retained)
         }
-        if let pinned = pins[name], pinned != verified.fingerprint {
+        if let pinned = pins[name] {
+            if pinned != verified.fingerprint { return drop(.impostor, sender: name, quiet: false) }
+        } else if verified.fingerprint == configuration.ownFingerprint {
             return drop(.impostor, sender: name, quiet: false)
+        } else if pinnedNames[verified.fingerprint] != nil {
+            return drop(.secondName, sender: name, quiet: false)
+        } else if configuration.trust == .pinned {
+            return drop(.notPinned, sender: name, quiet: false)
+        } else if pins.count >= configuration.maxSites {
+            return drop(.tooManySites, sender: name, quiet: false)
         }
         if seenIDs[message.messageID] != nil {
             // After a reconnect the broker hands out its retained copies again: expected, not an attack.
@@ -137,6 +184,7 @@ public struct DirectoryStateMachine: Sendable {
         var actions: [Action] = []
         if pins[name] == nil {
             pins[name] = verified.fingerprint
+            pinnedNames[verified.fingerprint] = name
             actions.append(.pin(siteName: name, fingerprint: verified.fingerprint))
         }
         switch message.kind {

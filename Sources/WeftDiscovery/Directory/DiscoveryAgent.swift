@@ -26,6 +26,10 @@ public final class DiscoveryAgent: Sendable {
         public var refreshInterval: Duration
         public var freshnessWindow: Duration
         public var allowedClockSkew: Duration
+        /// Whom to believe for a name without a pin (`crypto.trust`).
+        public var trust: TrustMode
+        /// Pins from the config (`crypto.pinnedSites`); they win over the trust file's.
+        public var configuredPins: [String: CertificateFingerprint]
 
         public init(
             siteName: String,
@@ -38,7 +42,9 @@ public final class DiscoveryAgent: Sendable {
             apps: [String] = [],
             refreshInterval: Duration = .seconds(30),
             freshnessWindow: Duration = .seconds(120),
-            allowedClockSkew: Duration = .seconds(30)
+            allowedClockSkew: Duration = .seconds(30),
+            trust: TrustMode = .firstUse,
+            configuredPins: [String: CertificateFingerprint] = [:]
         ) {
             self.siteName = siteName
             self.mesh = mesh
@@ -51,6 +57,8 @@ public final class DiscoveryAgent: Sendable {
             self.refreshInterval = refreshInterval
             self.freshnessWindow = freshnessWindow
             self.allowedClockSkew = allowedClockSkew
+            self.trust = trust
+            self.configuredPins = configuredPins
         }
     }
 
@@ -84,6 +92,7 @@ public final class DiscoveryAgent: Sendable {
             var lastPinSave: Duration = .seconds(-3600)
             var lastAnnounce: Duration = .seconds(-3600)
             var lastDropLog: [DropReason: Duration] = [:]
+            var budget: IntakeBudget
             var apps: [String]
             var endpoints: [SiteAnnouncement.Endpoint]
             /// The agent is leaving: a disconnect now is the one it asked for.
@@ -105,19 +114,22 @@ public final class DiscoveryAgent: Sendable {
         self.sealer = EnvelopeSealer(keys: configuration.mesh)
         self.trustStore = PeerTrustStore(directory: configuration.stateDirectory)
         self.presenceTopic = configuration.mesh.presenceTopic(for: configuration.siteName)
-        let pins = try trustStore.load()
+        let pins = try trustStore.load().merging(configuration.configuredPins) { _, configured in configured }
         let machine = DirectoryStateMachine(
             configuration: .init(
                 ownName: configuration.siteName,
                 ownFingerprint: identity.fingerprint,
                 freshnessWindow: configuration.freshnessWindow,
-                allowedClockSkew: configuration.allowedClockSkew
+                allowedClockSkew: configuration.allowedClockSkew,
+                trust: configuration.trust
             ),
             pins: pins
         )
         let shared = Shared(
             .init(
-                machine: machine, session: Self.newSession(), apps: configuration.apps,
+                machine: machine, session: Self.newSession(),
+                budget: IntakeBudget(configuration: .init(queueLimit: configuration.mqtt.messageBufferLimit)),
+                apps: configuration.apps,
                 endpoints: configuration.endpoints))
         self.shared = shared
         (events, eventContinuation) = AsyncStream.makeStream(of: DirectoryEvent.self)
@@ -145,6 +157,7 @@ public final class DiscoveryAgent: Sendable {
                 return nil
             }
         }
+        client.setIntake { [weak self] message in self?.intake(message) ?? false }
     }
 
     /// Peers currently up.
@@ -156,6 +169,10 @@ public final class DiscoveryAgent: Sendable {
     public var peerCount: Int {
         shared.state.withLock { $0.machine.peersUpCount }
     }
+
+    /// Messages lost because the queue to the directory was full (the intake keeps floods out,
+    /// so this stays 0 unless the directory itself falls behind).
+    public var messagesLostInQueue: Int { client.droppedMessages }
 
     /// Messages refused so far, by reason.
     public var dropCounts: [DropReason: Int] {
@@ -180,6 +197,34 @@ public final class DiscoveryAgent: Sendable {
             return state.connected
         }
         if announceNow { announce() }
+    }
+
+    /// Reads the trust file again and takes `trust` and `configuredPins` (SIGHUP after
+    /// `weft trust pin` or `forget`): peers no longer trusted go down at once, newly pinned ones
+    /// come up from their retained announcements. Returns how many names are pinned now.
+    public func reloadTrust(trust: TrustMode, configuredPins: [String: CertificateFingerprint]) throws(IdentityError)
+        -> Int
+    {
+        // The file is the truth (a pin learned in the last second and not yet saved is learned
+        // again from the peer's next announcement).
+        let pins = try trustStore.load().merging(configuredPins) { _, configured in configured }
+        let (actions, connected) = shared.state.withLock { state in
+            state.pinsDirty = false
+            state.budget.keep(only: Set(pins.keys))
+            return (state.machine.replaceTrust(pins: pins, trust: trust), state.connected)
+        }
+        if connected {
+            // Subscribing again makes the broker send every retained announcement again, so a
+            // site pinned just now is up at once instead of at its next refresh.
+            do {
+                try client.subscribe(configuration.mesh.presenceSubscription)
+            } catch {
+                logger.warning("message channel: \(error)")
+            }
+        }
+        let count = pins.count
+        perform(actions, now: now())
+        return count
     }
 
     /// Stops the agent: goodbye, clean disconnect, `run()` returns.
@@ -263,27 +308,60 @@ public final class DiscoveryAgent: Sendable {
         }
     }
 
+    /// Judges a message on libmosquitto's thread, before it is queued: junk, forgeries and a
+    /// sender over its budget never take a place in the queue that real messages need.
+    private func intake(_ message: MQTTMessage) -> Bool {
+        if message.payload.isEmpty && !message.oversized { return true }  // a cleared retained message
+        let now = self.now()
+        if message.oversized {
+            refuse(.oversized, now: now)
+            return false
+        }
+        switch sealer.open(message.payload, topic: message.topic, keyCache: keyCache) {
+        case .failure(let reason):
+            refuse(reason, now: now)
+            return false
+        case .success(let verified):
+            let name = verified.message.senderName
+            let admitted = shared.state.withLock { state in
+                let pinned =
+                    state.machine.pins[name] == verified.fingerprint
+                    || (name == configuration.siteName && verified.fingerprint == identity.fingerprint)
+                return state.budget.admit(pinned ? .known(name) : .unknown, now: now.uptime)
+            }
+            if !admitted { refuse(.flooded, now: now) }
+            return admitted
+        }
+    }
+
+    private func refuse(_ reason: DropReason, now: DirectoryStateMachine.Now) {
+        let actions = shared.state.withLock { $0.machine.refused(reason) }
+        count(actions)
+        perform(actions, now: now)
+    }
+
     private func handle(_ message: MQTTMessage) {
+        if message.payload.isEmpty { return }  // a cleared retained message
         let now = self.now()
         let actions: [DirectoryStateMachine.Action]
-        if message.oversized {
-            actions = shared.state.withLock { $0.machine.refused(.oversized) }
-        } else {
-            switch sealer.open(message.payload, topic: message.topic, keyCache: keyCache) {
-            case .failure(let reason):
-                if message.payload.isEmpty { return }  // a cleared retained message
-                actions = shared.state.withLock { $0.machine.refused(reason) }
-            case .success(let verified):
-                actions = shared.state.withLock { $0.machine.receive(verified, retained: message.retained, now: now) }
-            }
+        // Admitted by `intake`; opened again here rather than carried through the queue.
+        switch sealer.open(message.payload, topic: message.topic, keyCache: keyCache) {
+        case .failure(let reason):
+            actions = shared.state.withLock { $0.machine.refused(reason) }
+        case .success(let verified):
+            actions = shared.state.withLock { $0.machine.receive(verified, retained: message.retained, now: now) }
         }
+        count(actions)
+        perform(actions, now: now)
+    }
+
+    private func count(_ actions: [DirectoryStateMachine.Action]) {
         var dropped = false
         for case .drop(let reason, _, _) in actions {
             dropped = true
             Counter(label: "weft_discovery_messages_dropped_total", dimensions: [("reason", "\(reason)")]).increment()
         }
         if !dropped { Counter(label: "weft_discovery_messages_accepted_total").increment() }
-        perform(actions, now: now)
     }
 
     private func tick() {

@@ -40,4 +40,14 @@ public enum DownReason: String, Sendable, Hashable {
     case vanished
     /// It stopped refreshing its announcement.
     case timedOut = "timed out"
+    /// The operator changed the pins and its identity is no longer trusted.
+    case untrusted
+}
+
+/// Whom the directory believes for a site name it has no pin for.
+public enum TrustMode: String, Sendable, Hashable, CaseIterable {
+    /// The first identity seen for a name is pinned (the default, as SSH does).
+    case firstUse = "first-use"
+    /// Only identities pinned by the operator (`crypto.pinnedSites`, `weft trust pin`).
+    case pinned
 }

@@ -21,9 +21,20 @@ public struct DropReason: Error, Hashable, Sendable, CustomStringConvertible {
     public static let impostor = DropReason("impostor")
     /// A goodbye for a broker session that is not the site's current one.
     public static let staleSession = DropReason("stale session")
+    /// Not published on the presence topic of the site it names: a member speaking for another.
+    public static let wrongTopic = DropReason("wrong topic")
+    /// Signed by an identity already pinned for another site name (one name per certificate).
+    public static let secondName = DropReason("second name")
+    /// An identity nobody pinned, while `crypto.trust` is `pinned`.
+    public static let notPinned = DropReason("not pinned")
+    /// A new site name while the directory already tracks as many as it allows.
+    public static let tooManySites = DropReason("too many sites")
+    /// Over its sender's share of the queue (`IntakeBudget`): a flood.
+    public static let flooded = DropReason("flooded")
 
     public static let all: [DropReason] = [
         .oversized, .undecryptable, .malformed, .badSignature, .stale, .future, .replayed, .impostor, .staleSession,
+        .wrongTopic, .secondName, .notPinned, .tooManySites, .flooded,
     ]
 
     public var description: String { name }

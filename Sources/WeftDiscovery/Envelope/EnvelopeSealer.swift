@@ -17,7 +17,8 @@ public struct VerifiedDiscoveryMessage: Sendable, Hashable {
 ///
 /// Payload: `u8 version (1) | 12-byte nonce | ChaCha20-Poly1305 ciphertext | 16-byte tag`.
 /// The additional data binds the payload to the exact topic it was published on, so it cannot
-/// be moved to another site's topic. Inside is a `DiscoveryMessage` signed with the sender's
+/// be moved to another site's topic, and a message is only believed on the presence topic of
+/// the site it names, so a member cannot speak for another site on its own topic. Inside is a `DiscoveryMessage` signed with the sender's
 /// P-256 site key over a domain label, the topic and the message bytes.
 public struct EnvelopeSealer: Sendable {
     public static let version: UInt8 = 1
@@ -67,6 +68,8 @@ public struct EnvelopeSealer: Sendable {
         } catch {
             return .failure(.malformed)
         }
+        // Before the signature: checking costs one HMAC, verifying a signature far more.
+        guard topic == keys.presenceTopic(for: signed.message.senderName) else { return .failure(.wrongTopic) }
         guard
             let publicKey = keyCache?.key(for: signed.message.senderCertificate)
                 ?? Self.publicKey(of: signed.message.senderCertificate)

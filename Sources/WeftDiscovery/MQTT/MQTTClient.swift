@@ -10,6 +10,9 @@ public final class MQTTClient: Sendable {
     /// Produces the last will for the next connection: `(topic, payload)`, published retained
     /// by the broker if the connection dies without a DISCONNECT. Called before every connect.
     public typealias WillProvider = @Sendable () -> (topic: String, payload: [UInt8])?
+    /// Judges each message on libmosquitto's thread before it is queued; false keeps it out of
+    /// `messages`, so a flood costs the judging but never pushes other messages out of the queue.
+    public typealias Intake = @Sendable (MQTTMessage) -> Bool
 
     public let configuration: MQTTClientConfiguration
     /// Messages from subscriptions, oldest first; bounded by `messageBufferLimit`.
@@ -129,6 +132,11 @@ public final class MQTTClient: Sendable {
         try check(rc, "publish to \(topic)")
     }
 
+    /// Sets the judge of incoming messages (before `start()`).
+    public func setIntake(_ intake: @escaping Intake) {
+        box.intake.withLock { $0 = intake }
+    }
+
     /// How many received messages were dropped because the consumer fell behind.
     public var droppedMessages: Int { box.dropped.load(ordering: .relaxed) }
 
@@ -185,6 +193,7 @@ final class CallbackBox: Sendable {
     let maxPayloadBytes: Int
     let dropped = Atomic<Int>(0)
     let isConnected = Atomic<Bool>(false)
+    let intake = Mutex<MQTTClient.Intake?>(nil)
 
     init(
         messages: AsyncStream<MQTTMessage>.Continuation,
@@ -229,9 +238,10 @@ final class CallbackBox: Sendable {
         if !oversized, length > 0, let bytes = message.pointee.payload {
             payload = Array(UnsafeRawBufferPointer(start: bytes, count: length))
         }
-        let result = messages.yield(
-            MQTTMessage(topic: topic, payload: payload, retained: message.pointee.retain, oversized: oversized)
-        )
+        let received = MQTTMessage(
+            topic: topic, payload: payload, retained: message.pointee.retain, oversized: oversized)
+        if let judge = intake.withLock({ $0 }), !judge(received) { return }
+        let result = messages.yield(received)
         if case .dropped = result { dropped.add(1, ordering: .relaxed) }
     }
 

@@ -50,11 +50,15 @@ public struct RemoteAppListener: Sendable {
         case .tcp(let address, let port):
             channel = try await bootstrap.bind(host: address.description, port: port).get()
         case .unix(let path):
-            let directory = (path as NSString).deletingLastPathComponent
-            if !directory.isEmpty {
-                try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            let file = UnixSocketFile(path: path)
+            try file.prepare()
+            channel = try await bootstrap.bind(unixDomainSocketPath: path).get()
+            do {
+                try file.setMode(mode_t(app.effectiveSocketMode))
+            } catch {
+                try? await channel.close().get()
+                throw error
             }
-            channel = try await bootstrap.bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true).get()
         }
         logger.info("remote app listening", metadata: ["localSocket": "\(app.localSocket)"])
         return RemoteAppListener(app: app, channel: channel)

@@ -96,6 +96,27 @@ public struct ConfigLoader: Sendable {
     }
 
     private static func body(_ json: String, list: String) throws(ConfigurationError) -> (Node, ConfigReader) {
+        // A body is JSON, checked as JSON first: YAML's anchors, aliases (an alias bomb), tags
+        // and merge keys have no place in it, whatever the YAML reader would make of them.
+        guard let object = try? JSONSerialization.jsonObject(with: Data(json.utf8), options: [.fragmentsAllowed])
+        else {
+            throw ConfigurationError(
+                code: .syntax,
+                diagnostics: [
+                    .init(
+                        severity: .error, file: "body", line: 0, column: 0, path: "",
+                        message: "not JSON: the body must be a JSON object with the keys of a \(list) entry")
+                ])
+        }
+        if containsMergeKey(object) {
+            throw ConfigurationError(
+                code: .invalid,
+                diagnostics: [
+                    .init(
+                        severity: .error, file: "body", line: 0, column: 0, path: "",
+                        message: "\"<<\" is not a key of a \(list) entry (YAML merge keys are not taken from the API)")
+                ])
+        }
         let node: Node?
         do {
             node = try Yams.compose(yaml: json)
@@ -123,6 +144,14 @@ public struct ConfigLoader: Sendable {
             .mapping(Node.Mapping(kept.map { ($0.key, $0.value) }, mapping.tag, mapping.style, mapping.mark)),
             ConfigReader(file: "body")
         )
+    }
+
+    private static func containsMergeKey(_ value: Any) -> Bool {
+        if let object = value as? [String: Any] {
+            return object.keys.contains("<<") || object.values.contains { containsMergeKey($0) }
+        }
+        if let array = value as? [Any] { return array.contains { containsMergeKey($0) } }
+        return false
     }
 
     /// Paths relative to the entry: `appSocket`, not `localExposedApps[0].appSocket`.

@@ -1,3 +1,5 @@
+import Foundation
+
 /// `restfulApi`: the operator's HTTP API.
 public struct RestfulAPISettings: Sendable, Equatable {
     public struct BasicAuthUser: Sendable, Equatable, CustomStringConvertible {
@@ -22,6 +24,9 @@ public struct RestfulAPISettings: Sendable, Equatable {
     public var basicAuth: [BasicAuthUser]
     /// wovenet's `restfulApi.logger.file`: where the API's access log goes.
     public var logFile: String?
+    /// *weft*: the only directory where remote apps added over the API may open Unix sockets
+    /// (absolute, standardized); nil refuses Unix sockets over the API.
+    public var socketDirectory: String?
 
     public init(
         enabled: Bool = false,
@@ -31,7 +36,8 @@ public struct RestfulAPISettings: Sendable, Equatable {
         tlsKeyFile: String? = nil,
         tlsCertFile: String? = nil,
         basicAuth: [BasicAuthUser] = [],
-        logFile: String? = nil
+        logFile: String? = nil,
+        socketDirectory: String? = nil
     ) {
         self.enabled = enabled
         self.listenHost = listenHost
@@ -41,5 +47,24 @@ public struct RestfulAPISettings: Sendable, Equatable {
         self.tlsCertFile = tlsCertFile
         self.basicAuth = basicAuth
         self.logFile = logFile
+        self.socketDirectory = socketDirectory
+    }
+
+    /// Why a remote app added over the API may not listen on `path`, or nil when it may: a path
+    /// outside `socketDirectory` (after `..` and symlinks of the directory are resolved), or any
+    /// path when no directory is configured.
+    public func problem(withAPISocketPath path: String) -> String? {
+        guard let socketDirectory else {
+            return "Unix sockets can be added over the API only inside restfulApi.socketDirectory, which is not set"
+        }
+        let resolvedDirectory = (socketDirectory as NSString).resolvingSymlinksInPath
+        let parent = ((path as NSString).standardizingPath as NSString).deletingLastPathComponent
+        let resolvedParent = (parent as NSString).resolvingSymlinksInPath
+        guard path.hasPrefix("/"), !path.split(separator: "/").contains(".."),
+            resolvedParent == resolvedDirectory || resolvedParent.hasPrefix(resolvedDirectory + "/")
+        else {
+            return "\(path) is outside restfulApi.socketDirectory (\(socketDirectory))"
+        }
+        return nil
     }
 }

@@ -1,3 +1,6 @@
+import WeftDiscovery
+import WeftIdentity
+
 /// A validated site configuration with every default applied.
 ///
 /// Key names follow kungze/wovenet's `config.yaml`, so a wovenet file loads unchanged; weft's
@@ -43,9 +46,23 @@ public struct SiteConfiguration: Sendable, Equatable {
     }
 }
 
-/// `crypto`: the mesh key. Its text never appears in a description or a log line.
+/// `crypto`: the mesh key, and whom to trust. The key's text never appears in a description or
+/// a log line.
 public struct CryptoSettings: Sendable, Equatable, CustomStringConvertible {
     public var key: String
-    public init(key: String) { self.key = key }
-    public var description: String { "CryptoSettings(key: <\(key.utf8.count) bytes>)" }
+    /// `first-use` (default): the first identity seen for a site name is pinned; `pinned`: only
+    /// identities in `pinnedSites` or the trust file (`weft trust pin`).
+    public var trust: TrustMode
+    /// `pinnedSites`: site name → identity fingerprint, winning over the trust file.
+    public var pinnedSites: [String: CertificateFingerprint]
+
+    public init(key: String, trust: TrustMode = .firstUse, pinnedSites: [String: CertificateFingerprint] = [:]) {
+        self.key = key
+        self.trust = trust
+        self.pinnedSites = pinnedSites
+    }
+
+    public var description: String {
+        "CryptoSettings(key: <\(key.utf8.count) bytes>, trust: \(trust.rawValue), pinnedSites: \(pinnedSites.count))"
+    }
 }

@@ -19,7 +19,8 @@ struct SiteConfigurationDecoder {
         guard let top = reader.mapping(root, path: "", fallbackMark: nil, keys: Self.rootKeys) else { return nil }
 
         let siteName = decodeName(reader, top, "siteName", required: true)
-        let key = decodeKey(reader, top)
+        let crypto = decodeCrypto(reader, top)
+        let key = crypto?.key
         let logger = decodeLogger(reader, top)
         let channel = decodeMessageChannel(reader, top, key: key)
         let stun = reader.stringList(top, "stun").compactMap { decodeServer(reader, $0, defaultPort: 3478) }
@@ -31,10 +32,10 @@ struct SiteConfigurationDecoder {
 
         checkListenerConflicts(reader, tunnel: tunnel, remote: remote, api: api)
 
-        guard !reader.hasErrors, let siteName, let key, let channel, let tunnel, let api else { return nil }
+        guard !reader.hasErrors, let siteName, let crypto, let channel, let tunnel, let api else { return nil }
         return SiteConfiguration(
             siteName: siteName,
-            crypto: CryptoSettings(key: key),
+            crypto: crypto,
             logger: logger ?? LoggerSettings(),
             messageChannel: channel,
             tunnel: tunnel.settings,
@@ -94,33 +95,6 @@ struct SiteConfigurationDecoder {
             return name.value
         }
         return nil
-    }
-
-    private func decodeKey(_ reader: ConfigReader, _ top: ConfigReader.Mapping) -> String? {
-        guard
-            let crypto = reader.mapping(
-                reader.node(top, "crypto"), path: "crypto", fallbackMark: top.mark, keys: ["key"])
-        else { return nil }
-        guard reader.has(top, "crypto") else {
-            reader.missing(top, "crypto", "required: crypto.key, the mesh key (8–255 bytes)")
-            return nil
-        }
-        guard let key = reader.string(crypto, "key", required: true) else { return nil }
-        let length = key.value.utf8.count
-        guard (8...255).contains(length) else {
-            // Never quote the key itself.
-            reader.error(key.path, at: key.mark, "is \(length) bytes long — expected 8 to 255 bytes")
-            return nil
-        }
-        if length < 16 {
-            // Accepted (wovenet accepts 8), but said plainly: guesses can be tested offline
-            // against what anyone on the broker records.
-            reader.warning(
-                key.path, at: key.mark,
-                "is only \(length) bytes: anyone who can read the broker can test guesses of a key this short "
-                    + "offline; use 16 or more random bytes (`weft key` prints 32)")
-        }
-        return key.value
     }
 
     // MARK: logger
@@ -650,7 +624,7 @@ struct SiteConfigurationDecoder {
                     item.node,
                     path: item.path,
                     fallbackMark: item.node.mark,
-                    keys: ["siteName", "appName", "localSocket", "appSocket"]
+                    keys: ["siteName", "appName", "localSocket", "appSocket", "localSocketMode"]
                 )
             else { continue }
             let site = decodeName(reader, app, "siteName", required: true)
@@ -674,10 +648,27 @@ struct SiteConfigurationDecoder {
                 case .failure(let error): reader.invalid(text, error.message)
                 }
             }
+            var mode: Int?
+            if let text = reader.string(app, "localSocketMode") {
+                if let parsed = Int(
+                    text.value.hasPrefix("0o") ? String(text.value.dropFirst(2)) : text.value, radix: 8),
+                    (0...0o777).contains(parsed)
+                {
+                    mode = parsed
+                    if case .tcp? = local { reader.invalid(text, "applies to unix: local sockets only") }
+                    if parsed & 0o600 != 0o600 {
+                        reader.warning(text.path, at: text.mark, "leaves weft's own user without read and write access")
+                    }
+                } else {
+                    reader.invalid(
+                        text, "expected an octal file mode such as \"0660\" (quoted, so YAML keeps it as text)")
+                }
+            }
             if let site, let name, let local {
                 apps.append(
                     DecodedRemoteApp(
-                        config: RemoteAppConfig(siteName: site, appName: name, localSocket: local, appSocket: target),
+                        config: RemoteAppConfig(
+                            siteName: site, appName: name, localSocket: local, appSocket: target, localSocketMode: mode),
                         mark: app.mark,
                         path: app.path
                     )
@@ -700,12 +691,15 @@ struct SiteConfigurationDecoder {
                 reader.node(top, "restfulApi"),
                 path: "restfulApi",
                 fallbackMark: top.mark,
-                keys: ["enabled", "listenAddr", "logger", "tls", "auth"]
+                keys: ["enabled", "listenAddr", "logger", "tls", "auth", "socketDirectory"]
             )
         else { return nil }
         var settings = RestfulAPISettings()
         var listener: Located<HostPort>?
         settings.enabled = reader.bool(api, "enabled")?.value ?? false
+        if let directory = reader.string(api, "socketDirectory"), !directory.value.isEmpty {
+            settings.socketDirectory = decodePath(reader, directory).map { ($0 as NSString).standardizingPath }
+        }
         if let addr = reader.string(api, "listenAddr"), !addr.value.isEmpty {
             switch HostPort.split(addr.value) {
             case .failure(let error):

@@ -32,11 +32,13 @@ public struct RemoteAppDocument: Codable, Sendable, Equatable {
     public var appName: String
     public var localSocket: String
     public var appSocket: String?
+    public var localSocketMode: String?
 
     public init(_ app: RemoteAppConfig) {
         siteName = app.siteName
         appName = app.appName
         localSocket = app.localSocket.description
         appSocket = app.appSocket?.description
+        localSocketMode = app.localSocketMode.map { "0" + String($0, radix: 8) }
     }
 }

@@ -125,6 +125,12 @@ public actor SiteRuntime {
                 "\(app.localSocket) is the local socket of \(other.app.siteName)/\(other.app.appName) already",
                 field: "localSocket")
         }
+        if case .unix(let path) = app.localSocket,
+            let problem = configuration.restfulApi.problem(withAPISocketPath: path)
+        {
+            logger.warning("remote app refused", metadata: ["app": "\(name)", "via": "api", "reason": "\(problem)"])
+            throw SiteRuntimeError(.forbidden, problem, field: "localSocket")
+        }
         let listener: RemoteAppListener
         do {
             listener = try await bind(app)
@@ -188,6 +194,8 @@ public actor SiteRuntime {
         public var failed: [String] = []
         /// Settings that changed but take effect only after a restart.
         public var needRestart: [String] = []
+        /// Trust mode and pins in force after the reload (the trust file is read again).
+        public var trust: String?
 
         public var description: String {
             var parts: [String] = []
@@ -199,18 +207,22 @@ public actor SiteRuntime {
             ] where !names.isEmpty {
                 parts.append("\(label): \(names.joined(separator: ", "))")
             }
-            return parts.isEmpty ? "no app changed" : parts.joined(separator: "; ")
+            if parts.isEmpty { parts.append("no app changed") }
+            if let trust { parts.append("trust: \(trust)") }
+            return parts.joined(separator: "; ")
         }
     }
 
     /// Takes a new `config.yaml`: apps added, removed or changed take effect at once (changes
     /// made over the API stay on top); tunnels and the streams of unchanged apps carry on.
-    /// Other settings that changed are named in the summary: they need a restart.
+    /// The trust file and `crypto.trust`/`pinnedSites` are read again. Other settings that
+    /// changed are named in the summary: they need a restart.
     @discardableResult
     public func reload(_ new: SiteConfiguration) async -> ReloadSummary {
         var summary = ReloadSummary()
         for (name, changed) in [
-            ("siteName", new.siteName != configuration.siteName), ("crypto", new.crypto != configuration.crypto),
+            ("siteName", new.siteName != configuration.siteName),
+            ("crypto.key", new.crypto.key != configuration.crypto.key),
             ("messageChannel", new.messageChannel != configuration.messageChannel),
             ("tunnel", new.tunnel != configuration.tunnel), ("restfulApi", new.restfulApi != configuration.restfulApi),
             ("stateDir", new.stateDir != configuration.stateDir), ("stun", new.stun != configuration.stun),
@@ -218,7 +230,17 @@ public actor SiteRuntime {
         ] where changed {
             summary.needRestart.append(name)
         }
-        // Identity, channel and sockets stay as started; only the app lists move.
+        // Pins are read again (after `weft trust pin` or `forget`); peers no longer trusted go down.
+        do {
+            let pins = try agent.reloadTrust(trust: new.crypto.trust, configuredPins: new.crypto.pinnedSites)
+            configuration.crypto.trust = new.crypto.trust
+            configuration.crypto.pinnedSites = new.crypto.pinnedSites
+            summary.trust = "\(new.crypto.trust.rawValue), \(pins) pinned"
+        } catch {
+            summary.failed.append("trust (\(error))")
+            logger.error("reload: cannot read the trusted peers", metadata: ["error": "\(error)"])
+        }
+        // Identity, channel and sockets stay as started; only the app lists and trust move.
         let oldExposed = Dictionary(exposedApps.map { ($0.app.appName, $0.app) }, uniquingKeysWith: { a, _ in a })
         let oldRemote = Dictionary(
             remoteApps.map { (RemoteAppListener.key($0.app), $0.app) }, uniquingKeysWith: { a, _ in a })

@@ -12,6 +12,9 @@ public struct SiteRuntimeError: Error, Sendable, CustomStringConvertible {
         public static let cannotListen = Code("cannot listen")
         /// The change could not be saved in stateDir.
         public static let cannotSave = Code("cannot save")
+        /// The request asks for something the API may not do (a Unix socket outside
+        /// `restfulApi.socketDirectory`).
+        public static let forbidden = Code("forbidden")
         /// The site is not running (yet, or any more).
         public static let notRunning = Code("not running")
 

@@ -174,7 +174,9 @@ public struct SiteService: Service {
             stateDirectory: configuration.stateDir,
             softwareVersion: softwareVersion,
             endpoints: endpoints,
-            apps: configuration.localExposedApps.map(\.appName)
+            apps: configuration.localExposedApps.map(\.appName),
+            trust: configuration.crypto.trust,
+            configuredPins: configuration.crypto.pinnedSites
         )
     }
 }

@@ -138,6 +138,16 @@ public final class TunnelManager: Sendable {
 
     /// Follows the directory: dial, re-dial, replace or stop tunnels.
     public func handle(_ event: DirectoryEvent) {
+        if case .down(let name, .vanished) = event,
+            let driver = state.withLockedValue({ $0.peers[name]?.driver }), driver.establishedLinks > 0
+        {
+            // A last will says the site's broker connection died (or a broker replayed it).
+            // The tunnel is not closed for it: it lasts while its links do, and the reaper ends
+            // it only once they are gone too; the site's next announcement brings it back up.
+            logger.notice(
+                "last will of a peer whose links are up: its tunnel stays while they do",
+                metadata: ["peer": "\(name)", "links": "\(driver.establishedLinks)"])
+        }
         var closing: [(TunnelDriver, String)] = []
         var starting: [(String, LinkPath, UInt64)] = []
         state.withLockedValue { state in
@@ -155,8 +165,12 @@ public final class TunnelManager: Sendable {
                 peer.linklessSince = nil
             case .down(_, let reason):
                 peer.up = false
-                if reason == .stopped, let driver = peer.driver {
-                    closing.append((driver, "\(name) stopped"))
+                if reason == .untrusted {
+                    // Its certificate is no longer accepted on a link either.
+                    peer.info = nil
+                }
+                if reason == .stopped || reason == .untrusted, let driver = peer.driver {
+                    closing.append((driver, "\(name) \(reason == .stopped ? "stopped" : "is no longer trusted")"))
                     peer.driver = nil
                 }
             }

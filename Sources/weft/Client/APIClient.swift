@@ -36,7 +36,9 @@ struct APIClient: Sendable {
         let message =
             (try? JSONDecoder().decode(APIErrorBody.self, from: body))?.message
             ?? String(decoding: body.prefix(200), as: UTF8.self)
-        if status == 401 { return "the API wants credentials (--user USER:PASSWORD): \(message)" }
+        if status == 401 {
+            return "the API wants credentials (--user USER with --password-file FILE or WEFT_API_PASSWORD): \(message)"
+        }
         return "GET \(path): HTTP \(status): \(message)"
     }
 

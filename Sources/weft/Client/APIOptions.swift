@@ -11,9 +11,16 @@ struct APIOptions: ParsableArguments {
 
     @Option(
         help: ArgumentHelp(
-            "Basic auth credentials (default: the first restfulApi.auth.basicAuth user of the config).",
-            valueName: "user:password"))
+            "Basic auth user (default: the first restfulApi.auth.basicAuth user of the config). Its password "
+                + "comes from --password-file or WEFT_API_PASSWORD, never the command line (ps shows it to everyone).",
+            valueName: "user"))
     var user: String?
+
+    @Option(help: ArgumentHelp("File whose first line is the --user's password.", valueName: "file"))
+    var passwordFile: String?
+
+    /// Where `--user`'s password is read from when no file is given.
+    static let passwordVariable = "WEFT_API_PASSWORD"
 
     @Option(help: ArgumentHelp("PEM file that the API's TLS certificate must chain to.", valueName: "file"))
     var cacert: String?
@@ -21,9 +28,28 @@ struct APIOptions: ParsableArguments {
     @Flag(help: "Do not verify the API's TLS certificate.")
     var insecure = false
 
+    /// `--user`'s password, from the file or the environment.
+    func password(for user: String) throws -> String {
+        if user.contains(":") {
+            throw ValidationError(
+                "--user takes a user name only: a password on the command line is visible to every local user; "
+                    + "put it in a file (--password-file) or in \(Self.passwordVariable)")
+        }
+        if let passwordFile {
+            guard let data = FileManager.default.contents(atPath: passwordFile) else {
+                throw ValidationError("--password-file: cannot read \(passwordFile)")
+            }
+            let text = String(decoding: data, as: UTF8.self)
+            return String(text.split(separator: "\n", maxSplits: 1, omittingEmptySubsequences: false).first ?? "")
+                .trimmingCharacters(in: CharacterSet(charactersIn: "\r"))
+        }
+        if let password = ProcessInfo.processInfo.environment[Self.passwordVariable] { return password }
+        throw ValidationError("--user \(user): no password; use --password-file FILE or \(Self.passwordVariable)")
+    }
+
     func client() throws -> APIClient {
         var url = api
-        var credentials = user
+        var credentials = try user.map { "\($0):\(try password(for: $0))" }
         if url == nil || credentials == nil, url == nil || config.config != nil {
             let settings = try ConfigFile.load(config.config).configuration.restfulApi
             if url == nil {

@@ -1,0 +1,85 @@
+import WeftDiscovery
+import WeftIdentity
+import Yams
+
+extension SiteConfigurationDecoder {
+    /// `crypto`: the mesh key (wovenet's only key here), then weft's trust settings.
+    func decodeCrypto(_ reader: ConfigReader, _ top: ConfigReader.Mapping) -> CryptoSettings? {
+        guard
+            let crypto = reader.mapping(
+                reader.node(top, "crypto"), path: "crypto", fallbackMark: top.mark,
+                keys: ["key", "trust", "pinnedSites"])
+        else { return nil }
+        guard reader.has(top, "crypto") else {
+            reader.missing(top, "crypto", "required: crypto.key, the mesh key (8–255 bytes)")
+            return nil
+        }
+        let key = decodeKey(reader, crypto)
+        var trust = TrustMode.firstUse
+        if let text = reader.string(crypto, "trust") {
+            if let mode = TrustMode(rawValue: text.value.lowercased()) {
+                trust = mode
+            } else {
+                reader.invalid(text, "expected one of \(TrustMode.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+        }
+        let pins = decodePinnedSites(reader, crypto)
+        if trust == .pinned, reader.has(crypto, "trust"), pins.isEmpty {
+            reader.warning(
+                crypto.childPath("trust"), at: crypto.mark,
+                "is pinned, but crypto.pinnedSites is empty: only sites pinned with `weft trust pin` can join")
+        }
+        guard let key else { return nil }
+        return CryptoSettings(key: key, trust: trust, pinnedSites: pins)
+    }
+
+    private func decodeKey(_ reader: ConfigReader, _ crypto: ConfigReader.Mapping) -> String? {
+        guard let key = reader.string(crypto, "key", required: true) else { return nil }
+        let length = key.value.utf8.count
+        guard (8...255).contains(length) else {
+            // Never quote the key itself.
+            reader.error(key.path, at: key.mark, "is \(length) bytes long — expected 8 to 255 bytes")
+            return nil
+        }
+        if length < 16 {
+            // Accepted (wovenet accepts 8), but said plainly: guesses can be tested offline
+            // against what anyone on the broker records.
+            reader.warning(
+                key.path, at: key.mark,
+                "is only \(length) bytes: anyone who can read the broker can test guesses of a key this short "
+                    + "offline; use 16 or more random bytes (`weft key` prints 32)")
+        }
+        return key.value
+    }
+
+    /// `pinnedSites: [{siteName, fingerprint}]`: one name per identity, one identity per name.
+    private func decodePinnedSites(_ reader: ConfigReader, _ crypto: ConfigReader.Mapping)
+        -> [String: CertificateFingerprint]
+    {
+        var pins: [String: CertificateFingerprint] = [:]
+        var names: [CertificateFingerprint: String] = [:]
+        for item in reader.sequence(crypto, "pinnedSites") {
+            guard
+                let entry = reader.mapping(
+                    item.node, path: item.path, fallbackMark: item.node.mark, keys: ["siteName", "fingerprint"])
+            else { continue }
+            let name = reader.string(entry, "siteName", required: true).flatMap { checkName(reader, $0) }
+            guard let text = reader.string(entry, "fingerprint", required: true) else { continue }
+            guard let fingerprint = CertificateFingerprint(text.value) else {
+                reader.invalid(text, "expected sha256: and 64 hex digits, as `weft identity` prints it at that site")
+                continue
+            }
+            guard let name else { continue }
+            if pins[name] != nil {
+                reader.error(item.path, at: item.node.mark, "\(reader.quoted(name)) is pinned twice")
+            } else if let other = names[fingerprint] {
+                reader.error(
+                    item.path, at: item.node.mark,
+                    "this fingerprint is already pinned for \(reader.quoted(other)): one identity speaks for one site")
+            }
+            pins[name] = fingerprint
+            names[fingerprint] = name
+        }
+        return pins
+    }
+}
