@@ -99,7 +99,7 @@ let package = Package(
         .target(
             name: "WeftAPI",
             dependencies: [
-                "WeftSite", "WeftDiscovery",
+                "WeftSite", "WeftDiscovery", "WeftTransport",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
@@ -115,7 +115,7 @@ let package = Package(
         .executableTarget(
             name: "weft",
             dependencies: [
-                "WeftSite", "WeftAPI", "WeftIdentity", "WeftDiscovery", "WeftTransport", "WeftTunnel",
+                "WeftSite", "WeftAPI", "WeftIdentity", "WeftDiscovery", "WeftTransport", "WeftTunnel", "WeftWire",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

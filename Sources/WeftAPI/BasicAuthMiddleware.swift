@@ -1,6 +1,7 @@
 import Hummingbird
 import Logging
 import WeftSite
+import WeftTransport
 
 /// Lets a request through only with credentials from `restfulApi.auth.basicAuth` (when any are
 /// configured); otherwise 401 with a `WWW-Authenticate` challenge, so a browser asks for them.

@@ -2,6 +2,7 @@ import HTTPTypes
 import Hummingbird
 import Logging
 import WeftSite
+import WeftTransport
 
 /// Keeps web pages in the operator's browser from driving the API.
 ///

@@ -5,29 +5,50 @@ import NIOCore
 /// Segments may arrive on any link, out of order, and more than once (a frame re-sent after a
 /// link loss may also have arrived on the lost link). Bytes before the delivery point are
 /// duplicates and are dropped; overlapping segments are trimmed; whatever becomes contiguous
-/// is handed out in order. The bytes held out of order are bounded by the caller's limit.
+/// is handed out in order. How many bytes are held out of order is bounded by the stream's
+/// credit (the engine's check); what they cost is bounded here:
+///
+/// - A held piece never pins more memory than about twice its bytes: a small slice of a large
+///   read buffer is copied out instead of keeping the whole buffer alive.
+/// - Bytes that continue a held piece are appended to it, so an honest stream holds about one
+///   piece per gap between links, whatever its frame sizes. Gaps are capped (`maxPieces`): a peer
+///   that scatters single bytes across the window gets `tooManyPieces`, not a million entries.
+/// - Held pieces are found by binary search: an insert costs O(log n) comparisons.
 public struct ReassemblyBuffer: Sendable {
+    /// Separate held pieces (gaps) at most, by default.
+    public static let defaultMaxPieces = 4096
+
     /// Offset of the next byte to deliver.
     public private(set) var deliveredOffset: UInt64 = 0
     /// The stream's end, once a segment with fin has arrived.
     public private(set) var finalOffset: UInt64?
-    /// Segments waiting for a gap before them, by start offset, never overlapping.
-    private var pending: [UInt64: ByteBuffer] = [:]
-    private var pendingOffsets: [UInt64] = []
+    /// Held pieces' start offsets, ascending; `pieces[i]` starts at `starts[i]`. Pieces never
+    /// overlap.
+    private var starts: [UInt64] = []
+    private var pieces: [ByteBuffer] = []
     /// The highest end of any segment received.
     private var highestEnd: UInt64 = 0
-    /// Bytes held in `pending`.
+    /// Bytes held out of order.
     public private(set) var bufferedBytes = 0
+    /// Separate pieces allowed.
+    public let maxPieces: Int
 
-    public init() {}
+    public init(maxPieces: Int = ReassemblyBuffer.defaultMaxPieces) {
+        self.maxPieces = maxPieces
+    }
 
     public enum InsertError: Error, Hashable, Sendable {
         /// Data beyond the stream's end, or two different ends.
         case finalOffsetViolation
+        /// More separate out-of-order pieces than `maxPieces`.
+        case tooManyPieces
     }
 
     /// Whether every byte up to the end has been delivered.
     public var isComplete: Bool { finalOffset == deliveredOffset }
+
+    /// Separate pieces held now.
+    public var heldPieces: Int { starts.count }
 
     /// Adds a segment; returns the bytes that are now in order (possibly none).
     public mutating func insert(offset: UInt64, data: ByteBuffer, fin: Bool) throws(InsertError) -> [ByteBuffer] {
@@ -53,40 +74,74 @@ public struct ReassemblyBuffer: Sendable {
             drainContiguous(into: &out)
             return out.filter { $0.readableBytes > 0 }
         }
-        storeOutOfOrder(start: start, segment)
+        try storeOutOfOrder(start: start, segment)
         return []
     }
 
-    private mutating func storeOutOfOrder(start: UInt64, _ segment: ByteBuffer) {
-        // Keep only the parts not already held: walk the held segments in order.
-        var cursor = start
+    /// Index of the first held piece starting after `offset`.
+    private func firstIndex(startingAfter offset: UInt64) -> Int {
+        var low = 0
+        var high = starts.count
+        while low < high {
+            let middle = (low + high) / 2
+            if starts[middle] <= offset { low = middle + 1 } else { high = middle }
+        }
+        return low
+    }
+
+    private func end(of index: Int) -> UInt64 { starts[index] + UInt64(pieces[index].readableBytes) }
+
+    private mutating func storeOutOfOrder(start: UInt64, _ segment: ByteBuffer) throws(InsertError) {
+        // The parts of the segment not held yet: walk the held pieces it overlaps, from the
+        // last one that starts at or before it.
         let end = start + UInt64(segment.readableBytes)
-        var pieces: [(UInt64, ByteBuffer)] = []
-        for heldStart in pendingOffsets {
-            guard cursor < end else { break }
-            let heldEnd = heldStart + UInt64(pending[heldStart]!.readableBytes)
+        var cursor = start
+        var gaps: [(UInt64, UInt64)] = []
+        var index = max(0, firstIndex(startingAfter: start) - 1)
+        while index < starts.count, cursor < end {
+            let heldStart = starts[index]
+            let heldEnd = self.end(of: index)
+            index += 1
             if heldEnd <= cursor { continue }
             if heldStart >= end { break }
-            if heldStart > cursor {
-                pieces.append((cursor, slice(segment, from: cursor - start, length: heldStart - cursor)))
-            }
+            if heldStart > cursor { gaps.append((cursor, heldStart)) }
             cursor = max(cursor, heldEnd)
         }
-        if cursor < end {
-            pieces.append((cursor, slice(segment, from: cursor - start, length: end - cursor)))
-        }
-        for (pieceStart, piece) in pieces where piece.readableBytes > 0 {
-            pending[pieceStart] = piece
+        if cursor < end { gaps.append((cursor, end)) }
+        for (gapStart, gapEnd) in gaps {
+            var piece = segment.getSlice(
+                at: segment.readerIndex + Int(gapStart - start), length: Int(gapEnd - gapStart))!
+            let at = firstIndex(startingAfter: gapStart)
             bufferedBytes += piece.readableBytes
-            let index = pendingOffsets.firstIndex { $0 > pieceStart } ?? pendingOffsets.endIndex
-            pendingOffsets.insert(pieceStart, at: index)
+            if at > 0, self.end(of: at - 1) == gapStart {
+                // It continues a held piece: append (the piece owns its storage from then on).
+                pieces[at - 1].writeBuffer(&piece)
+                continue
+            }
+            guard starts.count < maxPieces else {
+                bufferedBytes -= piece.readableBytes
+                throw .tooManyPieces
+            }
+            starts.insert(gapStart, at: at)
+            pieces.insert(Self.owned(piece), at: at)
         }
     }
 
+    /// `piece` itself when it is most of the storage it shares, else a copy of its bytes: a
+    /// held byte must not keep a whole read buffer alive.
+    private static func owned(_ piece: ByteBuffer) -> ByteBuffer {
+        guard piece.readableBytes * 2 < piece.storageCapacity else { return piece }
+        var copy = ByteBufferAllocator().buffer(capacity: piece.readableBytes)
+        copy.writeImmutableBuffer(piece)
+        return copy
+    }
+
     private mutating func drainContiguous(into out: inout [ByteBuffer]) {
-        while let first = pendingOffsets.first, first <= deliveredOffset {
-            pendingOffsets.removeFirst()
-            var held = pending.removeValue(forKey: first)!
+        var taken = 0
+        while taken < starts.count, starts[taken] <= deliveredOffset {
+            var held = pieces[taken]
+            let first = starts[taken]
+            taken += 1
             bufferedBytes -= held.readableBytes
             let heldEnd = first + UInt64(held.readableBytes)
             guard heldEnd > deliveredOffset else { continue }
@@ -94,9 +149,9 @@ public struct ReassemblyBuffer: Sendable {
             out.append(held)
             deliveredOffset = heldEnd
         }
-    }
-
-    private func slice(_ buffer: ByteBuffer, from: UInt64, length: UInt64) -> ByteBuffer {
-        buffer.getSlice(at: buffer.readerIndex + Int(from), length: Int(length))!
+        if taken > 0 {
+            starts.removeFirst(taken)
+            pieces.removeFirst(taken)
+        }
     }
 }

@@ -176,6 +176,16 @@ public struct TunnelEngine: Sendable {
         return finish(now: now)
     }
 
+    /// A link's channel stopped taking bytes (its write buffer is full: the network or the peer
+    /// is slow to read) or takes them again. No new frame goes to an unwritable link; acks and
+    /// pings still do (they are small and bounded by what the peer sends).
+    public mutating func linkWritabilityChanged(_ id: LinkID, writable: Bool, now: Duration) -> [TunnelAction] {
+        guard links[id] != nil, links[id]!.writable != writable else { return [] }
+        links[id]!.writable = writable
+        pump(now: now)
+        return finish(now: now)
+    }
+
     /// Bytes arrived on a link.
     public mutating func received(_ bytes: ByteBuffer, on id: LinkID, now: Duration) -> [TunnelAction] {
         guard links[id] != nil else { return [] }
@@ -461,8 +471,15 @@ public struct TunnelEngine: Sendable {
         do {
             chunks = try stream.reassembly.insert(offset: data.offset, data: data.data, fin: data.fin)
         } catch {
-            resetLocally(id, stream, code: .protocolError, message: "stream end")
-            actions.append(.streamReset(id, code: .protocolError, message: "the peer changed the stream's end"))
+            let (local, reported) =
+                error == .tooManyPieces
+                ? (
+                    "out-of-order pieces",
+                    "the peer scattered the stream over more than \(stream.reassembly.maxPieces) pieces"
+                )
+                : ("stream end", "the peer changed the stream's end")
+            resetLocally(id, stream, code: .protocolError, message: local)
+            actions.append(.streamReset(id, code: .protocolError, message: reported))
             updateTunnelWindow(now: now)
             return
         }
@@ -717,11 +734,11 @@ public struct TunnelEngine: Sendable {
         return frame
     }
 
-    /// The link where a frame of `size` bytes is expected to arrive first, among links below
-    /// their in-flight cap and not suspected.
+    /// The link where a frame of `size` bytes is expected to arrive first, among writable links
+    /// below their in-flight cap and not suspected.
     private func chooseLink(for size: Int) -> LinkID? {
         var best: (LinkID, Double)?
-        for (id, link) in links where !link.suspect {
+        for (id, link) in links where !link.suspect && link.writable {
             guard
                 link.inFlightBytes == 0
                     || link.inFlightBytes + size <= link.inFlightCap(initial: options.initialInFlight)

@@ -16,4 +16,19 @@ public enum WireText {
     public static func isSafe(_ text: String) -> Bool {
         !text.unicodeScalars.contains(where: isUnsafe)
     }
+
+    /// `text` with each unsafe character written as `\u{…}`, for printing text that came from
+    /// the network (or through an API) where a person reads it.
+    public static func escaped(_ text: String) -> String {
+        guard !isSafe(text) else { return text }
+        var out = ""
+        for scalar in text.unicodeScalars {
+            if isUnsafe(scalar) {
+                out += "\\u{" + String(scalar.value, radix: 16) + "}"
+            } else {
+                out.unicodeScalars.append(scalar)
+            }
+        }
+        return out
+    }
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import WeftWire
 
 struct StatusCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -30,7 +31,7 @@ struct StatusCommand: AsyncParsableCommand {
         let remote = try await client.get("/api/v1/remoteApps", as: [APIDocuments.RemoteApp].self)
 
         print(
-            "site \(site.siteName)  \(site.fingerprint)  version \(site.version)  up \(Units.duration(site.uptimeSeconds))"
+            "site \(WireText.escaped(site.siteName))  \(site.fingerprint)  version \(site.version)  up \(Units.duration(site.uptimeSeconds))"
         )
 
         print("\nPEERS")
@@ -47,7 +48,7 @@ struct StatusCommand: AsyncParsableCommand {
         if tunnels.isEmpty { print("  (none)") }
         for tunnel in tunnels {
             print(
-                "  \(tunnel.peer): \(Self.count(tunnel.links.count, "link")), \(Self.count(tunnel.openStreams, "stream")), sent "
+                "  \(WireText.escaped(tunnel.peer)): \(Self.count(tunnel.links.count, "link")), \(Self.count(tunnel.openStreams, "stream")), sent "
                     + "\(Units.bytes(Double(tunnel.bytesSent))), received \(Units.bytes(Double(tunnel.bytesReceived))), "
                     + "re-sent \(Units.bytes(Double(tunnel.resentBytes)))")
             var links = TextTable("LINK", "LOCAL", "REMOTE", "DIALED", "STATE", "RTT", "RATE", "SENT", "RECEIVED")

@@ -281,8 +281,17 @@ struct OperationsEndToEndTests {
         let noAuth = try await lab.run(WeftProcess.executable, ["status", "--api", alpha])
         #expect(noAuth.status != 0 && noAuth.stderr.contains("credentials"), "\(noAuth)")
 
-        // Changes survive a restart (stateDir/apps.json).
+        // Changes survive a restart (stateDir/apps.json). While alpha is away, beta's series
+        // labelled with it are gone (they come back with the next tunnel).
         await lab.stop("alpha")
+        var withoutAlpha = ""
+        let seriesGone = await WeftProcess.waitFor(.seconds(60)) {
+            withoutAlpha = (try? await Self.http(lab, "GET", beta + "/metrics"))?.body ?? withoutAlpha
+            return ["weft_peer_sent_bytes_total", "weft_peer_links", "weft_link_state_changes_total"].allSatisfy {
+                Self.metric(withoutAlpha, $0, "peer=\"alpha\"") == nil
+            }
+        }
+        #expect(seriesGone, "\(withoutAlpha.split(separator: "\n").filter { $0.contains("alpha") })")
         try lab.start("alpha")
         var persisted = HTTPResult(status: 0, body: "", headers: "")
         _ = await WeftProcess.waitFor(.seconds(60)) {

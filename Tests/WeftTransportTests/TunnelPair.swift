@@ -130,12 +130,15 @@ final class TunnelPair: @unchecked Sendable {
     }
 
     /// Beta listens; only alpha's certificate, as site alpha, in the right tunnel, may link.
-    func listen(handshakeTimeout: TimeAmount = .seconds(5)) async throws {
+    func listen(
+        handshakeTimeout: TimeAmount = .seconds(5), admission: HandshakeAdmission = HandshakeAdmission()
+    ) async throws {
         let alphaFingerprint = alphaIdentity.fingerprint
         let beta = self.beta
         let betaLinks = self.betaLinks
         listener = try await LinkListener.bind(
             host: "127.0.0.1", port: 0, group: group, site: betaSite, handshakeTimeout: handshakeTimeout,
+            admission: admission,
             handlers: .init(
                 trusts: { $0 == alphaFingerprint },
                 decide: { hello, fingerprint in

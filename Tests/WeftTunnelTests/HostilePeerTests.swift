@@ -121,4 +121,59 @@ struct HostilePeerTests {
         #expect(actions.contains { if case .tunnelFailed = $0 { true } else { false } }, "\(actions)")
         #expect(actions.contains { if case .streamReset(_, .limitReached, _) = $0 { true } else { false } })
     }
+
+    @Test("a million single bytes scattered over a stream's window: that stream is reset, nothing else")
+    func scatteredPieces() {
+        var victim = Victim()
+        _ = victim.receive([.streamOpen(StreamOpen(streamID: 2, appName: "web", target: nil, initialWindow: 1 << 16))])
+        _ = victim.receive([.streamOpen(StreamOpen(streamID: 4, appName: "web", target: nil, initialWindow: 1 << 16))])
+        var reset: String?
+        var sent = 0
+        // Every other byte of the window, in frames of 64 pieces: the engine stops it long before.
+        outer: for batch in 0..<(1_000_000 / 64) {
+            let frames = (0..<64).map { Self.data(2, at: UInt64(2 * (batch * 64 + $0) + 1)) }
+            sent += frames.count
+            for case .streamReset(StreamID(2), _, let message) in victim.receive(frames) {
+                reset = message
+                break outer
+            }
+        }
+        #expect(reset?.contains("pieces") == true, "no reset after \(sent) pieces")
+        #expect(sent <= ReassemblyBuffer.defaultMaxPieces + 64, "\(sent)")
+        // Stream 4 and the link are untouched.
+        let actions = victim.receive([Self.data(4, at: 0, [1, 2, 3])])
+        #expect(victim.closeReason(actions) == nil)
+        #expect(actions.contains { if case .deliver(StreamID(4), _) = $0 { true } else { false } }, "\(actions)")
+    }
+
+    @Test("a link whose channel stops taking bytes gets no new data frames; they go to the other link")
+    func unwritableLink() {
+        var victim = Victim()
+        let other = LinkID(2)
+        _ = victim.engine.linkUp(other, now: victim.now)
+        _ = victim.engine.linkWritabilityChanged(victim.link, writable: false, now: victim.now)
+        // One stream fills the other link's in-flight allowance; a second one's bytes then wait.
+        let (first, _) = victim.engine.openStream(appName: "web", now: victim.now)
+        let (second, _) = victim.engine.openStream(appName: "web", now: victim.now)
+        var written: [LinkID: Int] = [:]
+        for _ in 0..<32 {
+            for case .write(let link, let bytes) in victim.engine.send(
+                ByteBuffer(repeating: 7, count: 16 << 10), on: first, now: victim.now)
+            {
+                written[link, default: 0] += bytes.readableBytes
+            }
+        }
+        for case .write(let link, let bytes) in victim.engine.send(
+            ByteBuffer(repeating: 8, count: 16 << 10), on: second, now: victim.now)
+        {
+            written[link, default: 0] += bytes.readableBytes
+        }
+        #expect(written[victim.link] == nil, "\(written)")
+        #expect((written[other] ?? 0) > 0)
+        // Writable again, while bytes wait: they go out on it at once.
+        let resumed = victim.engine.linkWritabilityChanged(victim.link, writable: true, now: victim.now)
+        #expect(resumed.contains { if case .write(victim.link, _) = $0 { true } else { false } }, "\(resumed)")
+        // Nothing changes: no actions.
+        #expect(victim.engine.linkWritabilityChanged(victim.link, writable: true, now: victim.now).isEmpty)
+    }
 }

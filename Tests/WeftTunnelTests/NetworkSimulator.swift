@@ -199,11 +199,20 @@ struct NetworkSimulator {
     private mutating func deliver(_ bytes: ByteBuffer, stream: Int, side: Int) {
         guard side == 1 else { return }
         let offset = received[stream, default: 0]
-        let start = Self.patternStart(stream: stream, offset: offset)
+        // A delivered chunk may span many frames (held pieces are joined): compare it a period
+        // at a time against the repeating pattern.
         let matches = bytes.withUnsafeReadableBytes { received in
-            Self.table[start..<(start + received.count)].withUnsafeBytes { expected in
-                memcmp(received.baseAddress!, expected.baseAddress!, received.count) == 0
+            var checked = 0
+            while checked < received.count {
+                let start = Self.patternStart(stream: stream, offset: offset + checked)
+                let length = min(received.count - checked, Self.period)
+                let same = Self.table[start..<(start + length)].withUnsafeBytes { expected in
+                    memcmp(received.baseAddress! + checked, expected.baseAddress!, length) == 0
+                }
+                guard same else { return false }
+                checked += length
             }
+            return true
         }
         if !matches {
             errors.append("stream \(stream): wrong bytes at offsets \(offset)..<\(offset + bytes.readableBytes)")

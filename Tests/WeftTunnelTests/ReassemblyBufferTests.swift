@@ -47,6 +47,51 @@ struct ReassemblyBufferTests {
             _ = try buffer.insert(offset: 0, data: self.segment(0..<5), fin: true)
         }
     }
+
+    @Test("a byte held out of order does not keep its 32 KiB read buffer alive")
+    func smallSlicesAreCopied() throws {
+        var buffer = ReassemblyBuffer()
+        var read = ByteBufferAllocator().buffer(capacity: 32 << 10)
+        read.writeBytes(Array(repeating: 7, count: 32 << 10))
+        let oneByte = read.getSlice(at: 100, length: 1)!
+        _ = try buffer.insert(offset: 10, data: oneByte, fin: false)
+        // What comes out later is a buffer of its own, not a view into the 32 KiB.
+        let out = try buffer.insert(offset: 0, data: segment(0..<10), fin: false)
+        #expect(out.count == 2 && out[1].readableBytes == 1)
+        #expect(out[1].storageCapacity < 1024, "\(out[1].storageCapacity)")
+        // A slice that is most of its read buffer is kept as it is (no copy for big frames).
+        var big = ByteBufferAllocator().buffer(capacity: 16 << 10)
+        big.writeBytes(Array(repeating: 1, count: 16 << 10))
+        _ = try buffer.insert(offset: 20_000, data: big.getSlice(at: 0, length: 15 << 10)!, fin: false)
+        #expect(buffer.heldPieces == 1 && buffer.bufferedBytes == 15 << 10)
+    }
+
+    @Test("bytes that continue a held piece join it: an honest stream holds one piece per gap")
+    func continuingPiecesMerge() throws {
+        var buffer = ReassemblyBuffer()
+        for start in stride(from: 100, to: 5_000, by: 10) {
+            _ = try buffer.insert(offset: UInt64(start), data: segment(start..<start + 10), fin: false)
+        }
+        #expect(buffer.heldPieces == 1 && buffer.bufferedBytes == 4_900)
+        let out = try buffer.insert(offset: 0, data: segment(0..<100), fin: false)
+        #expect(Array(out.map(\.readableBytesView).joined()) == Array(Self.data[0..<5_000]))
+        #expect(buffer.heldPieces == 0 && buffer.bufferedBytes == 0)
+    }
+
+    @Test("a peer that scatters single bytes over the window is stopped at maxPieces")
+    func scatteredBytes() throws {
+        var buffer = ReassemblyBuffer(maxPieces: 64)
+        for index in 0..<64 {
+            _ = try buffer.insert(offset: UInt64(2 * index + 2), data: segment(0..<1), fin: false)
+        }
+        #expect(buffer.heldPieces == 64)
+        #expect(throws: ReassemblyBuffer.InsertError.tooManyPieces) {
+            _ = try buffer.insert(offset: 1_000, data: self.segment(0..<1), fin: false)
+        }
+        // Filling a gap is never refused: it joins the piece before it.
+        #expect(try buffer.insert(offset: 3, data: segment(0..<1), fin: false).isEmpty)
+        #expect(buffer.heldPieces == 64 && buffer.bufferedBytes == 65)
+    }
 }
 
 /// A small deterministic generator (SplitMix64), so every seed replays the same case.

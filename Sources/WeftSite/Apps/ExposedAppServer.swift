@@ -47,9 +47,7 @@ struct ExposedAppServer: Sendable {
         }
         switch registry.withLockedValue({ $0.resolve(appName: appName, target: target) }) {
         case .refuse(let code, let reason):
-            Counter(
-                label: "weft_streams_refused_total", dimensions: [("peer", driver.peerSite), ("reason", "\(code)")]
-            ).increment()
+            driver.peerCounter("weft_streams_refused_total", [("reason", "\(code)")]).increment()
             // Once per peer and reason every 10 s, with the count held back: a peer that
             // repeats a refused request cannot flood the log.
             let (allowed, suppressed) = refusalLog.admit("\(driver.peerSite) \(code)")
@@ -65,8 +63,7 @@ struct ExposedAppServer: Sendable {
             relay.accepted(id)
             let connectLogger = logger
             let connections = self.connections
-            Counter(label: "weft_streams_opened_total", dimensions: [("peer", driver.peerSite), ("side", "app")])
-                .increment()
+            driver.peerCounter("weft_streams_opened_total", [("side", "app")]).increment()
             AppConnector.connect(socket, on: driver.eventLoop, timeout: connectTimeout, relay: relay)
                 .whenComplete { result in
                     switch result {

@@ -95,11 +95,13 @@ public struct SiteService: Service {
             configuration: configuration, fingerprint: identity.fingerprint.description,
             softwareVersion: softwareVersion,
             overlay: overlay, manager: manager, agent: agent, logger: logger)
+        // One cap on handshakes in progress for all of the site's link ports.
+        let admission = HandshakeAdmission()
         do {
             for socket in configuration.tunnel.localSockets {
                 let listener = try await LinkListener.bind(
                     host: socket.listenAddress.description, port: socket.listenPort, group: group, site: site,
-                    handlers: manager.listenerHandlers, logger: logger
+                    admission: admission, handlers: manager.listenerHandlers, logger: logger
                 ).get()
                 linkListeners.append(listener)
                 logger.info(

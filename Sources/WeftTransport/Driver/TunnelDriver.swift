@@ -1,4 +1,5 @@
 import Logging
+import Metrics
 import NIOConcurrencyHelpers
 import NIOCore
 import WeftTunnel
@@ -37,6 +38,7 @@ public final class TunnelDriver: @unchecked Sendable {
 
     private var links: [LinkID: LinkRecord] = [:]
     private let metrics: TunnelMetrics
+    private var metricsReleased = false
     /// Bytes of every link, including those gone, and re-sent bytes already counted.
     private var totalSent: UInt64 = 0
     private var totalReceived: UInt64 = 0
@@ -151,6 +153,13 @@ public final class TunnelDriver: @unchecked Sendable {
         }
     }
 
+    func linkWritabilityChanged(_ id: LinkID, writable: Bool) {
+        linkEvent {
+            guard !$0.failed, $0.links[id] != nil else { return }
+            $0.apply($0.engine.linkWritabilityChanged(id, writable: writable, now: $0.now))
+        }
+    }
+
     func linkFailed(_ id: LinkID, error: Error) {
         linkEvent { $0.logger.notice("link error", metadata: ["link": "\(id)", "error": "\(error)"]) }
     }
@@ -214,10 +223,23 @@ public final class TunnelDriver: @unchecked Sendable {
         links.removeAll()
         metrics.links.record(0)
         metrics.streamsOpen.record(0)
+        releaseMetrics()
         countLinks()
         // Every stream's delegate has had its reset; none is kept (they hold this driver).
         delegates.removeAll()
         for channel in channels { channel.close(promise: nil) }
+    }
+
+    /// A counter labelled with this tunnel's peer, removed with the peer's other series.
+    public func peerCounter(_ label: String, _ dimensions: [(String, String)]) -> Counter {
+        metrics.series.counter(label, dimensions)
+    }
+
+    /// The peer's series go when its last tunnel ends (once per driver).
+    private func releaseMetrics() {
+        guard !metricsReleased else { return }
+        metricsReleased = true
+        metrics.series.release()
     }
 
     // MARK: operators
@@ -379,6 +401,7 @@ public final class TunnelDriver: @unchecked Sendable {
                 failed = true
                 closedFlag.withLockedValue { $0 = true }
                 timer?.cancel()
+                releaseMetrics()
                 onFailed?(reason)
             }
         }

@@ -4,7 +4,8 @@ import Metrics
 /// nothing when no backend is bootstrapped). Every series carries the peer's site name.
 ///
 /// Byte counters move with every read and write; gauges are set by `TunnelDriver.publishMetrics`
-/// about once a second. A link's series go away with the link.
+/// about once a second. A link's series go away with the link; the peer's (`PeerSeries`) with
+/// the last tunnel to it.
 struct TunnelMetrics {
     struct Link {
         let sent: Counter
@@ -20,25 +21,19 @@ struct TunnelMetrics {
         }
     }
 
-    let peer: String
-    let sent: Counter
-    let received: Counter
-    let resent: Counter
-    let streamsOpen: Gauge
-    let links: Gauge
+    let series: PeerSeries
+    var sent: Counter { series.sent }
+    var received: Counter { series.received }
+    var resent: Counter { series.resent }
+    var streamsOpen: Gauge { series.streamsOpen }
+    var links: Gauge { series.links }
 
     init(peer: String) {
-        self.peer = peer
-        let labels = [("peer", peer)]
-        sent = Counter(label: "weft_peer_sent_bytes_total", dimensions: labels)
-        received = Counter(label: "weft_peer_received_bytes_total", dimensions: labels)
-        resent = Counter(label: "weft_peer_resent_bytes_total", dimensions: labels)
-        streamsOpen = Gauge(label: "weft_peer_streams_open", dimensions: labels)
-        links = Gauge(label: "weft_peer_links", dimensions: labels)
+        series = PeerSeries.acquire(peer)
     }
 
     func link(_ number: UInt32) -> Link {
-        let labels = [("peer", peer), ("link", "\(number)")]
+        let labels = [("peer", series.peer), ("link", "\(number)")]
         return Link(
             sent: Counter(label: "weft_link_sent_bytes_total", dimensions: labels),
             received: Counter(label: "weft_link_received_bytes_total", dimensions: labels),
@@ -49,6 +44,6 @@ struct TunnelMetrics {
 
     /// A link came up, went down, or was suspected.
     func linkStateChanged(to state: String) {
-        Counter(label: "weft_link_state_changes_total", dimensions: [("peer", peer), ("state", state)]).increment()
+        series.counter("weft_link_state_changes_total", [("state", state)]).increment()
     }
 }

@@ -10,7 +10,9 @@ import WeftWire
 /// is handed to `onLink` (on its event loop, at once) to join a tunnel.
 ///
 /// Whatever fails before that — an unknown certificate, bytes that are not a hello, a peer too
-/// slow to finish within `handshakeTimeout` — costs that connection only, with a log line.
+/// slow to finish within `handshakeTimeout` — costs that connection only, with a log line (at
+/// most one a kind and source address every 10 s: strangers choose how often they fail). Handshakes in progress
+/// are capped (`HandshakeAdmission`), in all and per source address.
 public struct LinkListener: Sendable {
     public let channel: Channel
 
@@ -42,15 +44,37 @@ public struct LinkListener: Sendable {
         group: EventLoopGroup,
         site: LocalLinkSite,
         handshakeTimeout: TimeAmount = .seconds(5),
+        admission: HandshakeAdmission = HandshakeAdmission(),
         handlers: Handlers,
         logger: Logger
     ) -> EventLoopFuture<LinkListener> {
-        ServerBootstrap(group: group)
+        let warnings = LogLimiter()
+        return ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
-                LinkSocketOptions.apply(to: channel).flatMapThrowing {
+                let source = channel.remoteAddress?.ipAddress ?? "?"
+                if let refusal = admission.admit(source) {
+                    let (allowed, suppressed) = warnings.admit("admission \(refusal)")
+                    if allowed {
+                        logger.warning(
+                            "refused a link connection before TLS: \(refusal.rawValue)",
+                            metadata: ["remote": "\(source)", "alsoRefusedSinceLastLine": "\(suppressed)"])
+                    }
+                    return channel.close()
+                }
+                let released = NIOLockedValueBox(false)
+                let release: @Sendable () -> Void = {
+                    let first = released.withLockedValue { done in
+                        defer { done = true }
+                        return !done
+                    }
+                    if first { admission.release(source) }
+                }
+                channel.closeFuture.whenComplete { _ in release() }
+                return LinkSocketOptions.apply(to: channel).flatMapThrowing {
                     try initialize(
-                        channel, site: site, timeout: handshakeTimeout, handlers: handlers, logger: logger)
+                        channel, site: site, timeout: handshakeTimeout, handlers: handlers, warnings: warnings,
+                        source: source, release: release, logger: logger)
                 }
             }
             .bind(host: host, port: port)
@@ -58,17 +82,21 @@ public struct LinkListener: Sendable {
     }
 
     private static func initialize(
-        _ channel: Channel, site: LocalLinkSite, timeout: TimeAmount, handlers: Handlers, logger: Logger
+        _ channel: Channel, site: LocalLinkSite, timeout: TimeAmount, handlers: Handlers, warnings: LogLimiter,
+        source: String, release: @escaping @Sendable () -> Void, logger: Logger
     ) throws {
         let remote = channel.remoteAddress.map { "\($0)" } ?? "?"
         let fingerprint = NIOLockedValueBox<CertificateFingerprint?>(nil)
         let tls = site.tls.makeServerHandler { presented in
             fingerprint.withLockedValue { $0 = presented }
             let trusted = handlers.trusts(presented)
-            if !trusted {
+            if !trusted, case (true, let suppressed) = warnings.admit("unknown certificate from \(source)") {
                 logger.warning(
                     "refused a link: its certificate is not one this site knows (a stranger, or a peer whose announcement has not arrived yet)",
-                    metadata: ["remote": "\(remote)", "fingerprint": "\(presented)"])
+                    metadata: [
+                        "remote": "\(remote)", "fingerprint": "\(presented)",
+                        "alsoRefusedSinceLastLine": "\(suppressed)",
+                    ])
             }
             return trusted
         }
@@ -87,9 +115,13 @@ public struct LinkListener: Sendable {
         )
         try channel.pipeline.syncOperations.addHandler(tls)
         try channel.pipeline.syncOperations.addHandler(handshake)
+        result.futureResult.whenComplete { _ in release() }
         result.futureResult.whenFailure { error in
+            let (allowed, suppressed) = warnings.admit("handshake failed from \(source)")
+            guard allowed else { return }
             logger.warning(
-                "link refused or failed during its handshake", metadata: ["remote": "\(remote)", "error": "\(error)"])
+                "link refused or failed during its handshake",
+                metadata: ["remote": "\(remote)", "error": "\(error)", "alsoFailedSinceLastLine": "\(suppressed)"])
         }
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+import WeftWire
 
 /// Left-aligned columns for terminal output, two spaces apart.
 struct TextTable {
@@ -7,7 +8,8 @@ struct TextTable {
 
     init(_ header: String...) { self.header = header }
 
-    mutating func add(_ row: String...) { rows.append(row) }
+    /// Cells are escaped: names come from other sites, through the API.
+    mutating func add(_ row: String...) { rows.append(row.map(WireText.escaped)) }
 
     func render(indent: String = "") -> String {
         let all = [header] + rows

@@ -1,6 +1,5 @@
 import Testing
-
-@testable import WeftSite
+import WeftTransport
 
 @Suite("log limiter")
 struct LogLimiterTests {
