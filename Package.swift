@@ -154,7 +154,7 @@ let package = Package(
         .testTarget(
             name: "WeftTransportTests",
             dependencies: [
-                "WeftTransport", "WeftIdentity", "WeftTunnel", "WeftWire",
+                "WeftTransport", "WeftIdentity", "WeftTunnel", "WeftWire", "WeftTestSupport",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -32,9 +32,12 @@ enum APIModels {
         var appSocket: String?
         var portRange: [String]
         var addressRange: [String]
+        var allowedSites: [String]
         var source: String
 
-        enum CodingKeys: String, CodingKey { case appName, mode, appSocket, portRange, addressRange, source }
+        enum CodingKeys: String, CodingKey {
+            case appName, mode, appSocket, portRange, addressRange, allowedSites, source
+        }
 
         init(_ app: ExposedAppConfig, source: AppSource) {
             let document = ExposedAppDocument(app)
@@ -43,6 +46,7 @@ enum APIModels {
             appSocket = document.appSocket
             portRange = document.portRange
             addressRange = document.addressRange
+            allowedSites = document.allowedSites
             self.source = source.rawValue
         }
 
@@ -53,6 +57,7 @@ enum APIModels {
             try container.encode(appSocket, forKey: .appSocket)  // null for range apps
             try container.encode(portRange, forKey: .portRange)
             try container.encode(addressRange, forKey: .addressRange)
+            try container.encode(allowedSites, forKey: .allowedSites)
             try container.encode(source, forKey: .source)
         }
     }

@@ -289,8 +289,9 @@ enum OpenAPIDocument {
               operationId: addRemoteApp
               summary: Offer a remote app on a local socket
               description: >-
-                Listens on localSocket at once (a Unix socket's directory is created and a stale
-                socket file replaced) and saves the app in stateDir. The body has exactly the keys of
+                Listens on localSocket at once (a Unix socket only inside restfulApi.socketDirectory,
+                else 403; its directory is created and a stale socket file replaced) and saves the
+                app in stateDir. The body has exactly the keys of
                 a `remoteApps` entry of config.yaml; keys whose value is null or an empty list count
                 as absent. A localSocket that cannot be opened is a 400 with field `localSocket`; a
                 siteName/appName pair or a localSocket already in use is a 409.
@@ -323,6 +324,12 @@ enum OpenAPIDocument {
                   $ref: "#/components/responses/BadRequest"
                 "401":
                   $ref: "#/components/responses/Unauthorized"
+                "403":
+                  description: A Unix localSocket outside restfulApi.socketDirectory (or none is set).
+                  content:
+                    application/json:
+                      schema:
+                        $ref: "#/components/schemas/Error"
                 "409":
                   $ref: "#/components/responses/Conflict"
                 "413":
@@ -661,7 +668,7 @@ enum OpenAPIDocument {
                   description: Whether this site has a tunnel with at least one link to it.
             ExposedApp:
               type: object
-              required: [appName, mode, appSocket, portRange, addressRange, source]
+              required: [appName, mode, appSocket, portRange, addressRange, allowedSites, source]
               properties:
                 appName:
                   type: string
@@ -686,6 +693,12 @@ enum OpenAPIDocument {
                   items:
                     type: string
                     example: 10.0.2.0/24
+                allowedSites:
+                  type: array
+                  description: The sites that may use the app; empty means every member of the mesh.
+                  items:
+                    type: string
+                    example: site02
                 source:
                   type: string
                   enum: [config, api]
@@ -704,6 +717,11 @@ enum OpenAPIDocument {
                   type: string
                   description: Where this site listens for the app's clients, tcp:IP:PORT, tcp:[IPv6]:PORT or unix:/path.
                   example: tcp:127.0.0.1:28080
+                localSocketMode:
+                  type: string
+                  nullable: true
+                  description: For a unix:/path localSocket, the socket file's mode in octal; otherwise null.
+                  example: "0660"
                 appSocket:
                   type: string
                   nullable: true
@@ -830,6 +848,13 @@ enum OpenAPIDocument {
                   items:
                     type: string
                     example: 10.0.2.0/24
+                allowedSites:
+                  type: array
+                  nullable: true
+                  description: The sites that may use the app (each refused one gets a stream reset "not allowed", logged at both ends); absent or empty means every member.
+                  items:
+                    type: string
+                    example: site02
             RemoteAppRequest:
               type: object
               additionalProperties: false
@@ -850,8 +875,16 @@ enum OpenAPIDocument {
                   minLength: 1
                 localSocket:
                   type: string
-                  description: tcp:IP:PORT, tcp:[IPv6]:PORT or unix:/path (its directory is created, a stale socket file replaced).
+                  description: >-
+                    tcp:IP:PORT, tcp:[IPv6]:PORT or unix:/path. A Unix socket must lie inside
+                    restfulApi.socketDirectory (403 otherwise); its directory is created, a stale
+                    socket file replaced, a live one or another file never.
                   example: tcp:127.0.0.1:28080
+                localSocketMode:
+                  type: string
+                  nullable: true
+                  description: For a unix:/path localSocket, the socket file's mode in octal (default "0660").
+                  example: "0660"
                 appSocket:
                   type: string
                   nullable: true

@@ -30,9 +30,6 @@ struct LinkState {
     var receivedSinceAck = 0
     var ackDueAt: Duration?
     var inFlightBytes = 0
-    /// The driver's channel takes more bytes (below its write buffer's high watermark). New
-    /// frames go only to writable links: a peer that stops reading holds a bounded buffer here.
-    var writable = true
 
     var smoothedRTT: Duration?
     /// The smallest RTT seen lately: the path's own delay, without the queues that sending

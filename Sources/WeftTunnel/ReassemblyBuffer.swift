@@ -10,13 +10,17 @@ import NIOCore
 ///
 /// - A held piece never pins more memory than about twice its bytes: a small slice of a large
 ///   read buffer is copied out instead of keeping the whole buffer alive.
-/// - Bytes that continue a held piece are appended to it, so an honest stream holds about one
-///   piece per gap between links, whatever its frame sizes. Gaps are capped (`maxPieces`): a peer
+/// - Bytes that continue a held piece are appended to it (up to 64 KiB a piece), so an honest
+///   stream holds a few pieces per gap between links, whatever its frame sizes. Gaps are capped (`maxPieces`): a peer
 ///   that scatters single bytes across the window gets `tooManyPieces`, not a million entries.
 /// - Held pieces are found by binary search: an insert costs O(log n) comparisons.
 public struct ReassemblyBuffer: Sendable {
     /// Separate held pieces (gaps) at most, by default.
     public static let defaultMaxPieces = 4096
+    /// A held piece grows by appending up to this size; then a new one starts. Bytes are handed
+    /// out in pieces of about this size at most, so a receiver never gets megabytes in one call
+    /// (a loop busy with one huge chunk misses its links' pings).
+    public static let maxJoinedPiece = 64 << 10
 
     /// Offset of the next byte to deliver.
     public private(set) var deliveredOffset: UInt64 = 0
@@ -113,7 +117,9 @@ public struct ReassemblyBuffer: Sendable {
                 at: segment.readerIndex + Int(gapStart - start), length: Int(gapEnd - gapStart))!
             let at = firstIndex(startingAfter: gapStart)
             bufferedBytes += piece.readableBytes
-            if at > 0, self.end(of: at - 1) == gapStart {
+            if at > 0, self.end(of: at - 1) == gapStart,
+                pieces[at - 1].readableBytes + piece.readableBytes <= Self.maxJoinedPiece
+            {
                 // It continues a held piece: append (the piece owns its storage from then on).
                 pieces[at - 1].writeBuffer(&piece)
                 continue

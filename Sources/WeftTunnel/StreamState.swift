@@ -13,7 +13,7 @@ struct StreamState {
     var readingPaused = false
 
     // Receiving.
-    var reassembly = ReassemblyBuffer()
+    var reassembly: ReassemblyBuffer
     /// The highest stream offset the peer has sent (counted against the tunnel's credit).
     var receivedEnd: UInt64 = 0
     var consumed: UInt64 = 0
@@ -23,7 +23,8 @@ struct StreamState {
     var openSeen: Bool
     var remoteFinDelivered = false
 
-    init(peerLimit: UInt64, window: Int, openSeen: Bool, now: Duration) {
+    init(peerLimit: UInt64, window: Int, openSeen: Bool, maxPieces: Int, now: Duration) {
+        self.reassembly = ReassemblyBuffer(maxPieces: maxPieces)
         self.peerLimit = peerLimit
         self.window = window
         self.advertisedLimit = UInt64(window)

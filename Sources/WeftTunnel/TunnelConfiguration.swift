@@ -9,10 +9,9 @@ public struct TunnelConfiguration: Sendable, Equatable {
     public var noLinkGracePeriod: Duration
     /// Streams open at once, both directions together.
     public var maxStreams: Int
-    /// Bytes buffered out of order for one stream.
-    public var maxReassemblyBytesPerStream: Int
-    /// Bytes buffered out of order for the whole tunnel.
-    public var maxReassemblyBytes: Int
+    /// Separate out-of-order pieces one stream may hold (`ReassemblyBuffer.maxPieces`); the
+    /// bytes they hold are bounded by the stream's credit window.
+    public var maxOutOfOrderPieces: Int
     /// The initial per-stream credit window; it grows when the reader keeps up.
     public var initialStreamWindow: Int
     /// The largest per-stream window auto-tuning may reach.
@@ -25,8 +24,7 @@ public struct TunnelConfiguration: Sendable, Equatable {
     public init(
         noLinkGracePeriod: Duration = .seconds(60),
         maxStreams: Int = 16_384,
-        maxReassemblyBytesPerStream: Int = 16 << 20,
-        maxReassemblyBytes: Int = 256 << 20,
+        maxOutOfOrderPieces: Int = ReassemblyBuffer.defaultMaxPieces,
         initialStreamWindow: Int = 256 << 10,
         maxStreamWindow: Int = 16 << 20,
         initialTunnelWindow: Int = 16 << 20,
@@ -34,8 +32,7 @@ public struct TunnelConfiguration: Sendable, Equatable {
     ) {
         self.noLinkGracePeriod = noLinkGracePeriod
         self.maxStreams = maxStreams
-        self.maxReassemblyBytesPerStream = maxReassemblyBytesPerStream
-        self.maxReassemblyBytes = maxReassemblyBytes
+        self.maxOutOfOrderPieces = maxOutOfOrderPieces
         self.initialStreamWindow = initialStreamWindow
         self.maxStreamWindow = maxStreamWindow
         self.initialTunnelWindow = initialTunnelWindow
@@ -49,16 +46,13 @@ public struct TunnelConfiguration: Sendable, Equatable {
         if maxStreams < 1 { found.append("maxStreams must be at least 1") }
         if initialStreamWindow < 1 { found.append("initialStreamWindow must be at least 1") }
         if maxStreamWindow < initialStreamWindow { found.append("maxStreamWindow is below initialStreamWindow") }
-        if maxReassemblyBytesPerStream < maxStreamWindow {
-            found.append("maxReassemblyBytesPerStream is below maxStreamWindow: a full window could not be held")
+        if maxOutOfOrderPieces < 64 {
+            found.append("maxOutOfOrderPieces is below 64: streams over several links would be reset")
         }
         if initialTunnelWindow < Int(WireProtocol.initialTunnelCredit) {
             found.append("initialTunnelWindow is below the protocol's initial tunnel credit (4 MiB)")
         }
         if maxTunnelWindow < initialTunnelWindow { found.append("maxTunnelWindow is below initialTunnelWindow") }
-        if maxReassemblyBytes < maxReassemblyBytesPerStream {
-            found.append("maxReassemblyBytes is below maxReassemblyBytesPerStream")
-        }
         return found
     }
 }

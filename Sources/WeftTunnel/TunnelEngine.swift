@@ -176,16 +176,6 @@ public struct TunnelEngine: Sendable {
         return finish(now: now)
     }
 
-    /// A link's channel stopped taking bytes (its write buffer is full: the network or the peer
-    /// is slow to read) or takes them again. No new frame goes to an unwritable link; acks and
-    /// pings still do (they are small and bounded by what the peer sends).
-    public mutating func linkWritabilityChanged(_ id: LinkID, writable: Bool, now: Duration) -> [TunnelAction] {
-        guard links[id] != nil, links[id]!.writable != writable else { return [] }
-        links[id]!.writable = writable
-        pump(now: now)
-        return finish(now: now)
-    }
-
     /// Bytes arrived on a link.
     public mutating func received(_ bytes: ByteBuffer, on id: LinkID, now: Duration) -> [TunnelAction] {
         guard links[id] != nil else { return [] }
@@ -195,6 +185,13 @@ public struct TunnelEngine: Sendable {
     }
 
     public mutating func timerFired(now: Duration) -> [TunnelAction] {
+        // A timer that fires late means this process did not run meanwhile (a loaded machine,
+        // a paused VM): the silence it finds is its own, and the links' bytes may be waiting
+        // unread. The time it lost is not counted against the links.
+        if let scheduled = lastTimer, now - scheduled > options.pingInterval {
+            let lost = now - scheduled
+            for id in links.keys { links[id]!.lastReceive = min(now, links[id]!.lastReceive + lost) }
+        }
         lastTimer = nil
         checkLinks(now: now)
         if let since = noLinkSince, !failed, now - since >= options.configuration.noLinkGracePeriod {
@@ -230,7 +227,9 @@ public struct TunnelEngine: Sendable {
         }
         nextLocalStream += 2
         let window = options.configuration.initialStreamWindow
-        streams[id] = StreamState(peerLimit: UInt64(window), window: window, openSeen: true, now: now)
+        streams[id] = StreamState(
+            peerLimit: UInt64(window), window: window, openSeen: true,
+            maxPieces: options.configuration.maxOutOfOrderPieces, now: now)
         queue.append(
             .streamOpen(
                 StreamOpen(streamID: id.rawValue, appName: appName, target: target, initialWindow: UInt32(window))
@@ -429,7 +428,9 @@ public struct TunnelEngine: Sendable {
             return
         }
         let window = options.configuration.initialStreamWindow
-        streams[id] = StreamState(peerLimit: UInt64(open.initialWindow), window: window, openSeen: true, now: now)
+        streams[id] = StreamState(
+            peerLimit: UInt64(open.initialWindow), window: window, openSeen: true,
+            maxPieces: options.configuration.maxOutOfOrderPieces, now: now)
         actions.append(.incomingStream(id, appName: open.appName, target: open.target))
     }
 
@@ -455,12 +456,16 @@ public struct TunnelEngine: Sendable {
             }
             // Data overtook its open on another link: hold it until the open arrives.
             let window = options.configuration.initialStreamWindow
-            streams[id] = StreamState(peerLimit: UInt64(window), window: window, openSeen: false, now: now)
+            streams[id] = StreamState(
+                peerLimit: UInt64(window), window: window, openSeen: false,
+                maxPieces: options.configuration.maxOutOfOrderPieces, now: now)
         }
-        guard var stream = streams[id] else { return }
-        guard count(from: stream.receivedEnd, to: end, on: link, now: now) else { return }
+        guard let receivedEnd = streams[id]?.receivedEnd else { return }
+        guard count(from: receivedEnd, to: end, on: link, now: now) else { return }
+        // Taken out while it changes: a copy left in the dictionary would share the held
+        // pieces' storage, and appending to a shared piece copies it whole, on every frame.
+        var stream = streams.removeValue(forKey: id)!
         stream.receivedEnd = max(stream.receivedEnd, end)
-        streams[id] = stream
         guard end <= stream.advertisedLimit else {
             resetLocally(id, stream, code: .protocolError, message: "flow control")
             actions.append(.streamReset(id, code: .protocolError, message: "the peer sent beyond its credit"))
@@ -734,11 +739,11 @@ public struct TunnelEngine: Sendable {
         return frame
     }
 
-    /// The link where a frame of `size` bytes is expected to arrive first, among writable links
-    /// below their in-flight cap and not suspected.
+    /// The link where a frame of `size` bytes is expected to arrive first, among links below
+    /// their in-flight cap and not suspected.
     private func chooseLink(for size: Int) -> LinkID? {
         var best: (LinkID, Double)?
-        for (id, link) in links where !link.suspect && link.writable {
+        for (id, link) in links where !link.suspect {
             guard
                 link.inFlightBytes == 0
                     || link.inFlightBytes + size <= link.inFlightCap(initial: options.initialInFlight)

@@ -85,8 +85,19 @@ final class SiteLab: @unchecked Sendable {
         return file
     }
 
-    /// Starts (or restarts) a site's process.
-    func start(_ name: String) throws {
+    /// Starts (or restarts) a site's process; `openFiles` sets its open-files limit (soft and
+    /// hard, as `ulimit -n` does) first.
+    func start(_ name: String, openFiles: Int? = nil) throws {
+        if let openFiles {
+            processes[name] = try ChildProcess(
+                "/bin/sh",
+                [
+                    "-c", "ulimit -n \(openFiles) && exec \"$0\" run --config \"$1\"", WeftProcess.executable,
+                    configs[name]!,
+                ],
+                stderr: path + "/\(name).stderr")
+            return
+        }
         processes[name] = try ChildProcess(
             WeftProcess.executable, ["run", "--config", configs[name]!], stderr: path + "/\(name).stderr")
     }

@@ -18,6 +18,7 @@ struct SitesEndToEndTests {
         let webPort = try FreePort.find()
         let redisPort = try FreePort.find()
         let ghostPort = try FreePort.find()
+        let privatePort = try FreePort.find()
         let redisSocket = lab.path + "/redis/redis.sock"
         let digestSocket = lab.path + "/sockets/digest.sock"
         try FileManager.default.createDirectory(atPath: lab.path + "/redis", withIntermediateDirectories: true)
@@ -31,6 +32,7 @@ struct SitesEndToEndTests {
             exposed: [
                 SiteLab.exposed("web", "tcp:127.0.0.1:\(httpPort)"),
                 SiteLab.exposed("cache", "unix:\(redisSocket)"),
+                SiteLab.exposed("private", "tcp:127.0.0.1:\(httpPort)") + "\n  allowedSites: [gamma]",
             ],
             remote: [SiteLab.remote("beta", "digest", "unix:\(digestSocket)")])
         // beta exposes the digest app (TCP) and uses alpha's apps over TCP.
@@ -41,6 +43,7 @@ struct SitesEndToEndTests {
                 SiteLab.remote("alpha", "web", "tcp:127.0.0.1:\(webPort)"),
                 SiteLab.remote("alpha", "cache", "tcp:127.0.0.1:\(redisPort)"),
                 SiteLab.remote("alpha", "ghost", "tcp:127.0.0.1:\(ghostPort)"),
+                SiteLab.remote("alpha", "private", "tcp:127.0.0.1:\(privatePort)"),
             ])
         // A stale socket file where alpha's Unix local socket goes (a previous run that crashed),
         // in a directory that exists; weft replaces it.
@@ -83,6 +86,14 @@ struct SitesEndToEndTests {
         #expect(Double(ghost.stdout.split(separator: "\n").last ?? "9") ?? 9 < 2)
         #expect(!lab.lines("beta", "stream refused by the peer", "app=ghost", "app not exposed").isEmpty)
         #expect(!lab.lines("alpha", "refused a stream", "app=ghost").isEmpty)
+        // An app exposed to other sites only (allowedSites): refused as such, logged at both ends.
+        let denied = try await lab.run(SiteLab.curl, ["-sS", "--fail", "http://127.0.0.1:\(privatePort)/"])
+        #expect(denied.status != 0, "\(denied)")
+        #expect(
+            await WeftProcess.waitFor(.seconds(60)) {
+                !lab.lines("beta", "stream refused by the peer", "app=private", "not allowed for this site").isEmpty
+            }, "\(lab.lines("beta", "private"))")
+        #expect(!lab.lines("alpha", "refused a stream", "app=private", "not allowed").isEmpty)
 
         // And the tunnel is unharmed: HTTP still works.
         let again = try await lab.run(

@@ -48,6 +48,27 @@ struct ConfigDefaultsTests {
         #expect(alone.warnings.contains { $0.message.contains("only sites pinned with `weft trust pin` can join") })
     }
 
+    @Test("localExposedApps[].allowedSites: a list of site names; none means every member")
+    func allowedSites() throws {
+        let loaded = try loadConfig(
+            minimalConfig
+                + "localExposedApps:\n- appName: db\n  appSocket: tcp:127.0.0.1:5432\n  allowedSites: [ops, web]\n"
+                + "- appName: open\n  appSocket: tcp:127.0.0.1:80\n- appName: empty\n  appSocket: tcp:127.0.0.1:81\n"
+                + "  allowedSites: []\n")
+        let apps = loaded.configuration.localExposedApps
+        #expect(apps.map(\.allowedSites) == [["ops", "web"], [], []])
+        #expect(apps[0].isAllowed(for: "ops") && !apps[0].isAllowed(for: "guest") && apps[1].isAllowed(for: "guest"))
+        #expect(
+            loaded.warnings.contains {
+                $0.path == "localExposedApps[2].allowedSites" && $0.message.contains("every member")
+            })
+        let twice = configErrors(
+            minimalConfig
+                + "localExposedApps:\n- appName: db\n  appSocket: tcp:127.0.0.1:5432\n  allowedSites: [ops, ops]\n")
+        #expect(
+            twice.contains { $0.path == "localExposedApps[0].allowedSites[1]" && $0.message.contains("listed twice") })
+    }
+
     @Test("the derived topic depends on the key only, and hides it")
     func derivedTopic() {
         let a = MeshTopic.derived(fromKey: "correct horse battery")

@@ -13,17 +13,38 @@ struct ExposedAppRegistryTests {
     ])
 
     func refusal(_ appName: String, _ target: String?) -> StreamReset.Code? {
-        if case .refuse(let code, _) = registry.resolve(appName: appName, target: target) { return code }
+        if case .refuse(let code, _) = registry.resolve(appName: appName, target: target, peer: "peer") { return code }
         return nil
     }
 
     @Test("single apps connect to their socket, whatever target the client names")
     func single() {
-        #expect(registry.resolve(appName: "web", target: nil) == .connect(.tcp(IPAddress("127.0.0.1")!, port: 8080)))
         #expect(
-            registry.resolve(appName: "web", target: "tcp:10.9.9.9:22")
+            registry.resolve(appName: "web", target: nil, peer: "peer")
                 == .connect(.tcp(IPAddress("127.0.0.1")!, port: 8080)))
-        #expect(registry.resolve(appName: "docker", target: nil) == .connect(.unix(path: "/run/docker.sock")))
+        #expect(
+            registry.resolve(appName: "web", target: "tcp:10.9.9.9:22", peer: "peer")
+                == .connect(.tcp(IPAddress("127.0.0.1")!, port: 8080)))
+        #expect(
+            registry.resolve(appName: "docker", target: nil, peer: "peer") == .connect(.unix(path: "/run/docker.sock")))
+    }
+
+    @Test("allowedSites: listed sites connect, every other site is refused as not allowed")
+    func allowList() {
+        let registry = ExposedAppRegistry([
+            ExposedAppConfig(
+                appName: "db", mode: .single(.tcp(IPAddress("127.0.0.1")!, port: 5432)), allowedSites: ["ops", "web"])
+        ])
+        #expect(
+            registry.resolve(appName: "db", target: nil, peer: "ops")
+                == .connect(.tcp(IPAddress("127.0.0.1")!, port: 5432)))
+        guard case .refuse(let code, let reason) = registry.resolve(appName: "db", target: nil, peer: "guest") else {
+            Issue.record("guest was let in")
+            return
+        }
+        #expect(code == .notAllowed && reason.contains("guest"))
+        // Names match exactly.
+        if case .connect = registry.resolve(appName: "db", target: nil, peer: "Ops") { Issue.record("Ops was let in") }
     }
 
     @Test("an app that is not exposed is refused as such")
@@ -36,13 +57,13 @@ struct ExposedAppRegistryTests {
     @Test("range apps: inside connects, in IPv4 form; everything else is refused")
     func range() {
         #expect(
-            registry.resolve(appName: "vdi", target: "tcp:10.0.2.7:5901")
+            registry.resolve(appName: "vdi", target: "tcp:10.0.2.7:5901", peer: "peer")
                 == .connect(.tcp(IPAddress("10.0.2.7")!, port: 5901)))
         #expect(
-            registry.resolve(appName: "vdi", target: "tcp:[::ffff:10.0.2.7]:5901")
+            registry.resolve(appName: "vdi", target: "tcp:[::ffff:10.0.2.7]:5901", peer: "peer")
                 == .connect(.tcp(IPAddress("10.0.2.7")!, port: 5901)))
         #expect(
-            registry.resolve(appName: "vdi", target: "tcp:[fd00::5]:5900")
+            registry.resolve(appName: "vdi", target: "tcp:[fd00::5]:5900", peer: "peer")
                 == .connect(.tcp(IPAddress("fd00::5")!, port: 5900)))
         for target in [
             "tcp:10.0.3.7:5901",  // address outside

@@ -166,3 +166,26 @@ struct UnixSocketFileTests {
         }
     }
 }
+
+@Suite("socket budget: stream sockets capped below the open-files limit")
+struct SocketBudgetTests {
+    @Test("acquire up to the limit, refuse beyond, release frees a place")
+    func budget() {
+        let budget = SocketBudget(limit: 2)
+        #expect(budget.acquire() && budget.acquire())
+        #expect(!budget.acquire())
+        budget.release()
+        #expect(budget.acquire() && budget.held == 2)
+        budget.release()
+        budget.release()
+        budget.release()
+        #expect(budget.held == 0)
+    }
+
+    @Test("the reserve: a quarter of the limit, at least 64, at most 512")
+    func reserve() {
+        #expect(SocketBudget.reserve(forLimit: 200) == 64)
+        #expect(SocketBudget.reserve(forLimit: 1024) == 256)
+        #expect(SocketBudget.reserve(forLimit: 1 << 20) == 512)
+    }
+}

@@ -4,6 +4,7 @@ import NIOCore
 import NIOPosix
 import Testing
 import WeftIdentity
+import WeftTestSupport
 import WeftTransport
 import WeftTunnel
 import WeftWire
@@ -15,6 +16,10 @@ struct TunnelOverTLSTests {
 
     @Test("3 links move 1 GiB, sha256 equal, while links are closed and reopened at random")
     func gigabyteWithChurn() async throws {
+        try await HeavyTestGate.exclusive { try await gigabyteWithChurnAlone() }
+    }
+
+    func gigabyteWithChurnAlone() async throws {
         let pair = try TunnelPair()
         try await pair.listen()
         for _ in 0..<3 { try await pair.dial() }

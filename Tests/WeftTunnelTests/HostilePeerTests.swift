@@ -145,35 +145,4 @@ struct HostilePeerTests {
         #expect(victim.closeReason(actions) == nil)
         #expect(actions.contains { if case .deliver(StreamID(4), _) = $0 { true } else { false } }, "\(actions)")
     }
-
-    @Test("a link whose channel stops taking bytes gets no new data frames; they go to the other link")
-    func unwritableLink() {
-        var victim = Victim()
-        let other = LinkID(2)
-        _ = victim.engine.linkUp(other, now: victim.now)
-        _ = victim.engine.linkWritabilityChanged(victim.link, writable: false, now: victim.now)
-        // One stream fills the other link's in-flight allowance; a second one's bytes then wait.
-        let (first, _) = victim.engine.openStream(appName: "web", now: victim.now)
-        let (second, _) = victim.engine.openStream(appName: "web", now: victim.now)
-        var written: [LinkID: Int] = [:]
-        for _ in 0..<32 {
-            for case .write(let link, let bytes) in victim.engine.send(
-                ByteBuffer(repeating: 7, count: 16 << 10), on: first, now: victim.now)
-            {
-                written[link, default: 0] += bytes.readableBytes
-            }
-        }
-        for case .write(let link, let bytes) in victim.engine.send(
-            ByteBuffer(repeating: 8, count: 16 << 10), on: second, now: victim.now)
-        {
-            written[link, default: 0] += bytes.readableBytes
-        }
-        #expect(written[victim.link] == nil, "\(written)")
-        #expect((written[other] ?? 0) > 0)
-        // Writable again, while bytes wait: they go out on it at once.
-        let resumed = victim.engine.linkWritabilityChanged(victim.link, writable: true, now: victim.now)
-        #expect(resumed.contains { if case .write(victim.link, _) = $0 { true } else { false } }, "\(resumed)")
-        // Nothing changes: no actions.
-        #expect(victim.engine.linkWritabilityChanged(victim.link, writable: true, now: victim.now).isEmpty)
-    }
 }

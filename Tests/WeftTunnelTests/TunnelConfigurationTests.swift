@@ -3,7 +3,7 @@ import WeftTunnel
 
 @Suite("tunnel configuration")
 struct TunnelConfigurationTests {
-    @Test("defaults are consistent: a full window always fits the reassembly limit")
+    @Test("defaults are consistent")
     func defaults() {
         let configuration = TunnelConfiguration()
         #expect(configuration.problems.isEmpty)
@@ -13,8 +13,8 @@ struct TunnelConfigurationTests {
     @Test("inconsistent limits are named")
     func inconsistent() {
         var configuration = TunnelConfiguration()
-        configuration.maxStreamWindow = configuration.maxReassemblyBytesPerStream * 2
-        #expect(configuration.problems.contains { $0.contains("maxReassemblyBytesPerStream is below maxStreamWindow") })
+        configuration.maxOutOfOrderPieces = 8
+        #expect(configuration.problems.contains { $0.contains("maxOutOfOrderPieces is below 64") })
         configuration = TunnelConfiguration(maxStreams: 0)
         #expect(configuration.problems == ["maxStreams must be at least 1"])
     }

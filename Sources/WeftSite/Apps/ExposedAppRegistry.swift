@@ -20,9 +20,13 @@ public struct ExposedAppRegistry: Sendable {
         self.apps = table
     }
 
-    public func resolve(appName: String, target: String?) -> Decision {
+    /// What to do with a stream `peer` opened to `appName` (and `target`, for range apps).
+    public func resolve(appName: String, target: String?, peer: String) -> Decision {
         guard let app = apps[appName] else {
             return .refuse(.notExposed, "no app named \"\(appName)\" is exposed here")
+        }
+        guard app.isAllowed(for: peer) else {
+            return .refuse(.notAllowed, "\(appName) is not open to site \"\(peer)\" (allowedSites)")
         }
         switch app.mode {
         case .single(let socket):

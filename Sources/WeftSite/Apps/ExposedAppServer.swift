@@ -19,10 +19,13 @@ struct ExposedAppServer: Sendable {
     let connections = ConnectionTracker()
     private let refusalLog = LogLimiter()
     private let speedtest = SpeedtestPattern()
+    /// The site's sockets for streams, shared with the remote apps' listeners.
+    let sockets: SocketBudget
 
-    init(registry: ExposedAppRegistry, connectTimeout: TimeAmount, logger: Logger) {
+    init(registry: ExposedAppRegistry, connectTimeout: TimeAmount, sockets: SocketBudget, logger: Logger) {
         self.registry = NIOLockedValueBox(registry)
         self.connectTimeout = connectTimeout
+        self.sockets = sockets
         self.logger = logger
     }
 
@@ -45,7 +48,7 @@ struct ExposedAppServer: Sendable {
             logger.info("speed test from the peer")
             return SpeedtestSink(driver: driver, stream: id, pattern: speedtest, logger: logger)
         }
-        switch registry.withLockedValue({ $0.resolve(appName: appName, target: target) }) {
+        switch registry.withLockedValue({ $0.resolve(appName: appName, target: target, peer: driver.peerSite) }) {
         case .refuse(let code, let reason):
             driver.peerCounter("weft_streams_refused_total", [("reason", "\(code)")]).increment()
             // Once per peer and reason every 10 s, with the count held back: a peer that
@@ -59,6 +62,19 @@ struct ExposedAppServer: Sendable {
             driver.reset(id, code: code, message: reason)
             return nil
         case .connect(let socket):
+            guard sockets.acquire() else {
+                driver.peerCounter("weft_streams_refused_total", [("reason", "\(StreamReset.Code.limitReached)")])
+                    .increment()
+                let (allowed, suppressed) = refusalLog.admit("\(driver.peerSite) sockets")
+                if allowed {
+                    logger.warning(
+                        "refused a stream: the site's stream sockets are all in use",
+                        metadata: ["limit": "\(sockets.limit)", "alsoRefusedSinceLastLine": "\(suppressed)"])
+                }
+                driver.reset(id, code: .limitReached, message: "the site has \(sockets.limit) stream sockets open")
+                return nil
+            }
+            let sockets = self.sockets
             let relay = StreamRelay(driver: driver, logger: logger)
             relay.accepted(id)
             let connectLogger = logger
@@ -69,9 +85,11 @@ struct ExposedAppServer: Sendable {
                     switch result {
                     case .success(let channel):
                         connectLogger.debug("stream connected to its app", metadata: ["socket": "\(socket)"])
+                        channel.closeFuture.whenComplete { _ in sockets.release() }
                         connections.add(channel, key: appName)
                         relay.attach(channel)
                     case .failure(let error):
+                        sockets.release()
                         relay.connectFailed("cannot connect to \(appName) at \(socket): \(error)")
                     }
                 }

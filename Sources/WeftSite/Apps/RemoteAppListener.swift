@@ -21,8 +21,10 @@ public struct RemoteAppListener: Sendable {
         manager: TunnelManager,
         connectTimeout: Duration,
         connections: ConnectionTracker? = nil,
+        sockets: SocketBudget? = nil,
         logger: Logger
     ) async throws -> RemoteAppListener {
+        let refusals = LogLimiter()
         var logger = logger
         logger[metadataKey: "peer"] = "\(app.siteName)"
         logger[metadataKey: "app"] = "\(app.appName)"
@@ -38,7 +40,24 @@ public struct RemoteAppListener: Sendable {
             .childChannelOption(ChannelOptions.allowRemoteHalfClosure, value: true)
             .childChannelOption(ChannelOptions.autoRead, value: false)
             .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
+                if let sockets {
+                    guard sockets.acquire() else {
+                        Counter(
+                            label: "weft_streams_refused_total",
+                            dimensions: [("peer", app.siteName), ("reason", "sockets")]
+                        )
+                        .increment()
+                        let (allowed, suppressed) = refusals.admit("sockets")
+                        if allowed {
+                            clientLogger.warning(
+                                "refused a client: the site's stream sockets are all in use",
+                                metadata: ["limit": "\(sockets.limit)", "alsoRefusedSinceLastLine": "\(suppressed)"])
+                        }
+                        return channel.close()
+                    }
+                    channel.closeFuture.whenComplete { _ in sockets.release() }
+                }
+                return channel.eventLoop.makeCompletedFuture {
                     connections?.add(channel, key: Self.key(app))
                     try channel.pipeline.syncOperations.addHandler(
                         ClientArrivalHandler(

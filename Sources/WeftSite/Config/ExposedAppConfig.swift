@@ -9,10 +9,18 @@ public struct ExposedAppConfig: Sendable, Equatable {
 
     public var appName: String
     public var mode: Mode
+    /// *weft*: the sites that may use the app; empty means every member of the mesh.
+    public var allowedSites: [String]
 
-    public init(appName: String, mode: Mode) {
+    public init(appName: String, mode: Mode, allowedSites: [String] = []) {
         self.appName = appName
         self.mode = mode
+        self.allowedSites = allowedSites
+    }
+
+    /// Whether `site` may open streams to the app.
+    public func isAllowed(for site: String) -> Bool {
+        allowedSites.isEmpty || allowedSites.contains(site)
     }
 
     /// Whether a range app may connect to `address:port`. Always false for single apps.

@@ -502,6 +502,25 @@ struct SiteConfigurationDecoder {
 
     // MARK: apps
 
+    /// `allowedSites`: site names, each once; an empty list is every member (and said so).
+    private func decodeAllowedSites(_ reader: ConfigReader, _ app: ConfigReader.Mapping) -> [String] {
+        var sites: [String] = []
+        for text in reader.stringList(app, "allowedSites") {
+            guard let name = checkName(reader, text) else { continue }
+            if sites.contains(name) {
+                reader.invalid(text, "listed twice")
+            } else {
+                sites.append(name)
+            }
+        }
+        if reader.has(app, "allowedSites"), sites.isEmpty, !reader.hasErrors {
+            reader.warning(
+                app.childPath("allowedSites"), at: reader.node(app, "allowedSites")?.mark,
+                "is empty, which means every member of the mesh; list sites, or remove the key")
+        }
+        return sites
+    }
+
     private func decodeExposedApps(_ reader: ConfigReader, _ top: ConfigReader.Mapping) -> [ExposedAppConfig] {
         var apps: [ExposedAppConfig] = []
         var seen: [String: Int] = [:]
@@ -511,10 +530,11 @@ struct SiteConfigurationDecoder {
                     item.node,
                     path: item.path,
                     fallbackMark: item.node.mark,
-                    keys: ["appName", "mode", "appSocket", "portRange", "addressRange"]
+                    keys: ["appName", "mode", "appSocket", "portRange", "addressRange", "allowedSites"]
                 )
             else { continue }
             let nameText = reader.string(app, "appName", required: true)
+            let allowed = decodeAllowedSites(reader, app)
             let name = nameText.flatMap { checkName(reader, $0) }
             if let name, let nameText {
                 if name == SpeedtestPattern.appName {
@@ -541,7 +561,9 @@ struct SiteConfigurationDecoder {
                 let ports = decodePortRanges(reader, app)
                 let addresses = decodeAddressRanges(reader, app)
                 if let name, !ports.isEmpty, !addresses.isEmpty {
-                    apps.append(ExposedAppConfig(appName: name, mode: .range(ports: ports, addresses: addresses)))
+                    apps.append(
+                        ExposedAppConfig(
+                            appName: name, mode: .range(ports: ports, addresses: addresses), allowedSites: allowed))
                 }
             } else {
                 for key in ["portRange", "addressRange"] where reader.has(app, key) {
@@ -555,7 +577,7 @@ struct SiteConfigurationDecoder {
                         reader.invalid(
                             text, "an app cannot be reached at an unspecified address; name the address it listens on")
                     } else if let name {
-                        apps.append(ExposedAppConfig(appName: name, mode: .single(socket)))
+                        apps.append(ExposedAppConfig(appName: name, mode: .single(socket), allowedSites: allowed))
                     }
                 case .failure(let error):
                     reader.invalid(text, error.message)

@@ -106,7 +106,8 @@ final class StreamRelay: TunnelStreamDelegate, @unchecked Sendable {
     }
 
     func streamReset(_ stream: StreamID, code: StreamReset.Code, message: String) {
-        let refusal = [StreamReset.Code.notExposed, .targetOutOfRange, .appDown, .limitReached].contains(code)
+        let refusal = [StreamReset.Code.notExposed, .notAllowed, .targetOutOfRange, .appDown, .limitReached].contains(
+            code)
         if refusal {
             logger.warning("stream refused by the peer", metadata: ["code": "\(code)", "reason": "\(message)"])
         } else if code == .cancelled {

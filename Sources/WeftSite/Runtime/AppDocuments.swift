@@ -6,9 +6,11 @@ public struct ExposedAppDocument: Codable, Sendable, Equatable {
     public var appSocket: String?
     public var portRange: [String]
     public var addressRange: [String]
+    public var allowedSites: [String]
 
     public init(_ app: ExposedAppConfig) {
         appName = app.appName
+        allowedSites = app.allowedSites
         switch app.mode {
         case .single(let socket):
             mode = "single"

@@ -75,7 +75,7 @@ public actor SiteRuntime {
     private func bind(_ app: RemoteAppConfig) async throws -> RemoteAppListener {
         try await RemoteAppListener.bind(
             app, manager: manager, connectTimeout: .seconds(configuration.tunnel.connectTimeout),
-            connections: remoteConnections, logger: logger)
+            connections: remoteConnections, sockets: manager.socketBudget, logger: logger)
     }
 
     /// The tunnel manager serves and dials for the apps in effect; the peers learn them.

@@ -88,6 +88,7 @@ public struct SiteService: Service {
             exposedApps: exposedApps,
             announcesEndpoints: !discovery.endpoints.isEmpty,
             group: group,
+            sockets: SocketBudget.fromProcessLimit(logger: logger),
             logger: logger
         )
         var linkListeners: [LinkListener] = []

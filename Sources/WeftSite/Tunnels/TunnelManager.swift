@@ -110,6 +110,8 @@ public final class TunnelManager: Sendable {
     /// The group's loops, in a fixed order: each peer's tunnels live on one of them.
     private let loops: [EventLoop]
     private let apps: ExposedAppServer
+    /// The site's sockets for streams: app connections here, clients of remote apps.
+    public var socketBudget: SocketBudget { apps.sockets }
     private let logger: Logger
     private let state: NIOLockedValueBox<State>
 
@@ -119,6 +121,7 @@ public final class TunnelManager: Sendable {
         exposedApps: [ExposedAppConfig],
         announcesEndpoints: Bool,
         group: EventLoopGroup,
+        sockets: SocketBudget = SocketBudget(limit: 4096),
         logger: Logger
     ) {
         self.configuration = configuration
@@ -127,7 +130,8 @@ public final class TunnelManager: Sendable {
         self.loops = Array(group.makeIterator())
         self.logger = logger
         self.apps = ExposedAppServer(
-            registry: ExposedAppRegistry(exposedApps), connectTimeout: configuration.appConnectTimeout, logger: logger)
+            registry: ExposedAppRegistry(exposedApps), connectTimeout: configuration.appConnectTimeout,
+            sockets: sockets, logger: logger)
         self.state = NIOLockedValueBox(
             State(
                 announcesEndpoints: announcesEndpoints, usedSites: configuration.usedSites,

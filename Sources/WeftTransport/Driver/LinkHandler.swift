@@ -17,11 +17,6 @@ final class LinkHandler: ChannelInboundHandler {
         driver.linkReceived(unwrapInboundIn(data), on: id)
     }
 
-    func channelWritabilityChanged(context: ChannelHandlerContext) {
-        driver.linkWritabilityChanged(id, writable: context.channel.isWritable)
-        context.fireChannelWritabilityChanged()
-    }
-
     func channelInactive(context: ChannelHandlerContext) {
         driver.linkClosed(id)
         context.fireChannelInactive()

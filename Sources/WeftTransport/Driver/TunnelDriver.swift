@@ -153,13 +153,6 @@ public final class TunnelDriver: @unchecked Sendable {
         }
     }
 
-    func linkWritabilityChanged(_ id: LinkID, writable: Bool) {
-        linkEvent {
-            guard !$0.failed, $0.links[id] != nil else { return }
-            $0.apply($0.engine.linkWritabilityChanged(id, writable: writable, now: $0.now))
-        }
-    }
-
     func linkFailed(_ id: LinkID, error: Error) {
         linkEvent { $0.logger.notice("link error", metadata: ["link": "\(id)", "error": "\(error)"]) }
     }

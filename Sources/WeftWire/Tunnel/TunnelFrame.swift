@@ -210,6 +210,8 @@ public struct StreamReset: Hashable, Sendable {
         public static let protocolError = Code(rawValue: 5)
         /// The tunnel was lost for longer than it may be.
         public static let tunnelLost = Code(rawValue: 6)
+        /// The app is exposed, but not to the site that asked (`allowedSites`).
+        public static let notAllowed = Code(rawValue: 7)
 
         public var description: String {
             switch self {
@@ -220,6 +222,7 @@ public struct StreamReset: Hashable, Sendable {
             case .limitReached: "limit reached"
             case .protocolError: "protocol error"
             case .tunnelLost: "tunnel lost"
+            case .notAllowed: "not allowed for this site"
             default: "code \(rawValue)"
             }
         }

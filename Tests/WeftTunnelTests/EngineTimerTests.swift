@@ -1,0 +1,46 @@
+import Testing
+
+@testable import WeftTunnel
+
+@Suite("engine timers: silence is the links', not a stalled process's")
+struct EngineTimerTests {
+    func deadline(_ actions: [TunnelAction]) -> Duration? {
+        for case .scheduleTimer(let at) in actions { return at }
+        return nil
+    }
+
+    func closed(_ actions: [TunnelAction]) -> [String] {
+        actions.compactMap { if case .closeLink(_, let reason) = $0 { reason } else { nil } }
+    }
+
+    @Test("a timer that fires 3 s late does not close links for a silence the process caused")
+    func lateTimer() throws {
+        var engine = TunnelEngine(options: .init(opensOddStreams: true), now: .seconds(10))
+        let first = try #require(deadline(engine.linkUp(LinkID(1), now: .seconds(10))))
+        // The process was stopped for 3 s: the timer runs late, with nothing read meanwhile.
+        let late = engine.timerFired(now: first + .seconds(3))
+        #expect(closed(late).isEmpty, "\(late)")
+        // Really silent afterwards, on time: closed.
+        var now = first + .seconds(3)
+        var reasons: [String] = []
+        for _ in 0..<20 where reasons.isEmpty {
+            now += .milliseconds(250)
+            reasons = closed(engine.timerFired(now: now))
+        }
+        #expect(reasons.first?.contains("silent") == true, "\(reasons)")
+    }
+
+    @Test("a timer on time still closes a link silent for the limit")
+    func onTime() {
+        var engine = TunnelEngine(options: .init(opensOddStreams: true), now: .seconds(10))
+        _ = engine.linkUp(LinkID(1), now: .seconds(10))
+        var reasons: [String] = []
+        var now = Duration.seconds(10)
+        while reasons.isEmpty && now < .seconds(20) {
+            now += .milliseconds(100)
+            reasons = closed(engine.timerFired(now: now))
+        }
+        #expect(reasons.first?.contains("silent") == true)
+        #expect(now <= .seconds(12) + .milliseconds(200), "closed at \(now)")
+    }
+}
