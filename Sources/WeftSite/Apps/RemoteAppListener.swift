@@ -53,7 +53,9 @@ public struct RemoteAppListener: Sendable {
                                 "refused a client: the site's stream sockets are all in use",
                                 metadata: ["limit": "\(sockets.limit)", "alsoRefusedSinceLastLine": "\(suppressed)"])
                         }
-                        return channel.close()
+                        return channel.eventLoop.makeCompletedFuture {
+                            try channel.pipeline.syncOperations.addHandler(RefusedConnectionHandler())
+                        }
                     }
                     channel.closeFuture.whenComplete { _ in sockets.release() }
                 }

@@ -60,7 +60,9 @@ public struct LinkListener: Sendable {
                             "refused a link connection before TLS: \(refusal.rawValue)",
                             metadata: ["remote": "\(source)", "alsoRefusedSinceLastLine": "\(suppressed)"])
                     }
-                    return channel.close()
+                    return channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(RefusedConnectionHandler())
+                    }
                 }
                 let released = NIOLockedValueBox(false)
                 let release: @Sendable () -> Void = {
