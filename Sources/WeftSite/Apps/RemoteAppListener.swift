@@ -53,9 +53,7 @@ public struct RemoteAppListener: Sendable {
                                 "refused a client: the site's stream sockets are all in use",
                                 metadata: ["limit": "\(sockets.limit)", "alsoRefusedSinceLastLine": "\(suppressed)"])
                         }
-                        return channel.eventLoop.makeCompletedFuture {
-                            try channel.pipeline.syncOperations.addHandler(RefusedConnectionHandler())
-                        }
+                        return channel.close()
                     }
                     channel.closeFuture.whenComplete { _ in sockets.release() }
                 }

@@ -60,9 +60,7 @@ public struct LinkListener: Sendable {
                             "refused a link connection before TLS: \(refusal.rawValue)",
                             metadata: ["remote": "\(source)", "alsoRefusedSinceLastLine": "\(suppressed)"])
                     }
-                    return channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.addHandler(RefusedConnectionHandler())
-                    }
+                    return channel.close()
                 }
                 let released = NIOLockedValueBox(false)
                 let release: @Sendable () -> Void = {
