@@ -207,6 +207,34 @@ struct DirectoryStateMachineTests {
         #expect(machine.pins["peer"] == peer.identity.fingerprint)
     }
 
+    @Test("precheck: repeats, stale and future messages are known before they are queued")
+    mutating func precheck() throws {
+        let first = try peer.verifiedAnnouncement(at: t0)
+        #expect(machine.precheck(first.message, retained: false, now: at(0)) == nil)
+        _ = machine.receive(first, retained: false, now: at(0))
+        #expect(machine.precheck(first.message, retained: false, now: at(1)) == .replayed)
+        // A retained copy seen again (after a reconnect) is left to the directory: quiet there.
+        #expect(machine.precheck(first.message, retained: true, now: at(1)) == nil)
+        let old = try peer.verifiedAnnouncement(at: t0 - 200_000)
+        #expect(machine.precheck(old.message, retained: false, now: at(0)) == .stale)
+        let ahead = try peer.verifiedAnnouncement(at: t0 + 60_000)
+        #expect(machine.precheck(ahead.message, retained: false, now: at(0)) == .future)
+        // An old last will is judged by its session, not its age.
+        let will = try peer.verifiedGoodbye(.lastWill, at: t0 - 200_000)
+        #expect(machine.precheck(will.message, retained: false, now: at(0)) == nil)
+    }
+
+    @Test("forgetting a site that is down still ends what it holds (its tunnel may be alive)")
+    func forgetWhileDown() throws {
+        var machine = DirectoryStateMachine(
+            configuration: .init(ownName: "me", ownFingerprint: me.identity.fingerprint, trust: .pinned),
+            pins: ["peer": peer.identity.fingerprint])
+        _ = machine.receive(try peer.verifiedAnnouncement(at: t0), retained: false, now: at(0))
+        #expect(events(machine.tick(now: at(200))) == [.down(siteName: "peer", reason: .timedOut)])
+        #expect(
+            events(machine.replaceTrust(pins: [:], trust: .pinned)) == [.down(siteName: "peer", reason: .untrusted)])
+    }
+
     @Test("a pin changed to another identity takes the peer down")
     mutating func repinned() throws {
         _ = machine.receive(try peer.verifiedAnnouncement(at: t0), retained: false, now: at(0))

@@ -96,6 +96,14 @@ struct RuntimeAppsTests {
         #expect(try AppOverlay.load(stateDirectory: directory) == overlay)
         let mode = try FileManager.default.attributesOfItem(atPath: directory + "/apps.json")[.posixPermissions] as? Int
         #expect(mode == 0o600)
+        // A file written before allowedSites existed still loads (every member allowed).
+        let older = """
+            {"addedExposedApps":[{"appName":"old","mode":"single","appSocket":"tcp:127.0.0.1:9","portRange":[],\
+            "addressRange":[]}],"removedExposedApps":[],"addedRemoteApps":[],"removedRemoteApps":[]}
+            """
+        try older.write(toFile: directory + "/apps.json", atomically: true, encoding: .utf8)
+        let loaded = try AppOverlay.load(stateDirectory: directory)
+        #expect(loaded.addedExposedApps.map(\.appName) == ["old"] && loaded.addedExposedApps[0].allowedSites.isEmpty)
         try "{ not json".write(toFile: directory + "/apps.json", atomically: true, encoding: .utf8)
         #expect(throws: (any Error).self) { try AppOverlay.load(stateDirectory: directory) }
     }

@@ -107,7 +107,8 @@ public struct DirectoryStateMachine: Sendable {
             let trusted = pin == peer.info.fingerprint || (pin == nil && trust == .firstUse)
             guard !trusted else { continue }
             peers[name] = nil
-            if peer.isUp { actions.append(.emit(.down(siteName: name, reason: .untrusted))) }
+            // Down or not: the site may still hold a tunnel whose links are alive.
+            actions.append(.emit(.down(siteName: name, reason: .untrusted)))
         }
         return actions
     }
@@ -130,6 +131,22 @@ public struct DirectoryStateMachine: Sendable {
     /// Peers currently up, by name.
     public var peersUp: [String: PeerInfo] {
         peers.compactMapValues { $0.isUp ? $0.info : nil }
+    }
+
+    /// Why `message` would be refused as from the future, stale or a repeat, or nil: asked
+    /// before it takes a place in the queue, so a replayed genuine message costs its sender's
+    /// budget nothing (else replays of a site's old messages could starve its real ones).
+    /// Retained copies are left to `receive` (old ones are expected, and dropped quietly there).
+    public func precheck(_ message: DiscoveryMessage, retained: Bool, now: Now) -> DropReason? {
+        let skew = UInt64(configuration.allowedClockSkew.milliseconds)
+        if message.timestampMillis > now.wallMillis + skew { return .future }
+        guard !retained else { return nil }
+        if seenIDs[message.messageID] != nil { return .replayed }
+        // A last will may be old (sealed when its connection started); the directory binds it to
+        // the session instead.
+        let window = UInt64(configuration.freshnessWindow.milliseconds)
+        if message.kind != .goodbye, message.timestampMillis + window < now.wallMillis { return .stale }
+        return nil
     }
 
     /// A message that could not even be opened.

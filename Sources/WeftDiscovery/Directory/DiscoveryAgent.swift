@@ -89,6 +89,9 @@ public final class DiscoveryAgent: Sendable {
             var session: [UInt8]
             var connected = false
             var pinsDirty = false
+            /// Names pinned on first use since the last save: only these are written, so a
+            /// `weft trust forget` or a pin removed from the config is never written back.
+            var learned: Set<String> = []
             var lastPinSave: Duration = .seconds(-3600)
             var lastAnnounce: Duration = .seconds(-3600)
             var lastDropLog: [DropReason: Duration] = [:]
@@ -210,6 +213,7 @@ public final class DiscoveryAgent: Sendable {
         let pins = try trustStore.load().merging(configuredPins) { _, configured in configured }
         let (actions, connected) = shared.state.withLock { state in
             state.pinsDirty = false
+            state.learned.removeAll()
             state.budget.keep(only: Set(pins.keys))
             return (state.machine.replaceTrust(pins: pins, trust: trust), state.connected)
         }
@@ -323,6 +327,12 @@ public final class DiscoveryAgent: Sendable {
             return false
         case .success(let verified):
             let name = verified.message.senderName
+            if let reason = shared.state.withLock({
+                $0.machine.precheck(verified.message, retained: message.retained, now: now)
+            }) {
+                refuse(reason, now: now)
+                return false
+            }
             let admitted = shared.state.withLock { state in
                 let pinned =
                     state.machine.pins[name] == verified.fingerprint
@@ -385,7 +395,10 @@ public final class DiscoveryAgent: Sendable {
             case .pin(let name, let fingerprint):
                 logger.info(
                     "trusting site \(name) on first use", metadata: ["fingerprint": .string(fingerprint.description)])
-                shared.state.withLock { $0.pinsDirty = true }
+                shared.state.withLock {
+                    $0.pinsDirty = true
+                    $0.learned.insert(name)
+                }
             case .drop(let reason, let sender, let quiet):
                 logDrop(reason, sender: sender, quiet: quiet, now: now)
             }
@@ -394,15 +407,17 @@ public final class DiscoveryAgent: Sendable {
 
     /// Writes new pins to disk, at most once a second (a mesh forming pins many sites at once).
     private func savePins(now: DirectoryStateMachine.Now, force: Bool = false) {
-        let pins = shared.state.withLock { state -> [String: CertificateFingerprint]? in
+        let learned = shared.state.withLock { state -> [String: CertificateFingerprint]? in
             guard state.pinsDirty, force || now.uptime - state.lastPinSave >= .seconds(1) else { return nil }
             state.pinsDirty = false
             state.lastPinSave = now.uptime
-            return state.machine.pins
+            defer { state.learned.removeAll() }
+            return state.machine.pins.filter { state.learned.contains($0.key) }
         }
-        guard let pins else { return }
+        guard let learned, !learned.isEmpty else { return }
         do {
-            try trustStore.save(pins)
+            let stored = try trustStore.load()
+            try trustStore.save(stored.merging(learned) { _, new in new })
         } catch {
             logger.error("cannot save trusted peers: \(error)")
         }

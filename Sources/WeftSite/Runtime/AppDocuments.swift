@@ -26,6 +26,19 @@ public struct ExposedAppDocument: Codable, Sendable, Equatable {
             addressRange = addresses.map(\.description)
         }
     }
+
+    private enum CodingKeys: String, CodingKey { case appName, mode, appSocket, portRange, addressRange, allowedSites }
+
+    /// `allowedSites` may be absent: state files written before it existed still load.
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        appName = try container.decode(String.self, forKey: .appName)
+        mode = try container.decode(String.self, forKey: .mode)
+        appSocket = try container.decodeIfPresent(String.self, forKey: .appSocket)
+        portRange = try container.decode([String].self, forKey: .portRange)
+        addressRange = try container.decode([String].self, forKey: .addressRange)
+        allowedSites = try container.decodeIfPresent([String].self, forKey: .allowedSites) ?? []
+    }
 }
 
 /// A `remoteApps` entry as JSON (see `ExposedAppDocument`).
