@@ -13,7 +13,7 @@ public final class UnixListener: @unchecked Sendable {
         self.path = path
         try FileManager.default.createDirectory(
             atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-        fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw BrokerError(message: "socket: \(errno)") }
         var address = Self.address(path)
         let bound = withUnsafePointer(to: &address) {
@@ -39,7 +39,7 @@ public final class UnixListener: @unchecked Sendable {
 
     /// Whether something accepts connections at `path`.
     public static func accepts(_ path: String) -> Bool {
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { return false }
         defer { Glibc.close(fd) }
         var address = address(path)
