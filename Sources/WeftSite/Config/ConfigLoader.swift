@@ -100,22 +100,11 @@ public struct ConfigLoader: Sendable {
         // and merge keys have no place in it, whatever the YAML reader would make of them.
         guard let object = try? JSONSerialization.jsonObject(with: Data(json.utf8), options: [.fragmentsAllowed])
         else {
-            throw ConfigurationError(
-                code: .syntax,
-                diagnostics: [
-                    .init(
-                        severity: .error, file: "body", line: 0, column: 0, path: "",
-                        message: "not JSON: the body must be a JSON object with the keys of a \(list) entry")
-                ])
+            throw bodyError(.syntax, "not JSON: the body must be a JSON object with the keys of a \(list) entry")
         }
         if containsMergeKey(object) {
-            throw ConfigurationError(
-                code: .invalid,
-                diagnostics: [
-                    .init(
-                        severity: .error, file: "body", line: 0, column: 0, path: "",
-                        message: "\"<<\" is not a key of a \(list) entry (YAML merge keys are not taken from the API)")
-                ])
+            throw bodyError(
+                .invalid, "\"<<\" is not a key of a \(list) entry (YAML merge keys are not taken from the API)")
         }
         let node: Node?
         do {
@@ -144,6 +133,13 @@ public struct ConfigLoader: Sendable {
             .mapping(Node.Mapping(kept.map { ($0.key, $0.value) }, mapping.tag, mapping.style, mapping.mark)),
             ConfigReader(file: "body")
         )
+    }
+
+    /// A refusal of the whole body (no line or field to point at).
+    private static func bodyError(_ code: ConfigurationError.Code, _ message: String) -> ConfigurationError {
+        ConfigurationError(
+            code: code,
+            diagnostics: [.init(severity: .error, file: "body", line: 0, column: 0, path: "", message: message)])
     }
 
     private static func containsMergeKey(_ value: Any) -> Bool {
