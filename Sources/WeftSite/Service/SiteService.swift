@@ -117,7 +117,7 @@ public struct SiteService: Service {
         handle.publish(runtime)
         await withGracefulShutdownHandler {
             await withTaskGroup(of: Void.self) { group in
-                group.addTask { await manager.run() }
+                group.addTask { try? await TunnelReaper(manager: manager).run() }
                 group.addTask {
                     // Once the site has settled (first announcements, first links), what only
                     // starting needed goes back to the system.

@@ -23,6 +23,9 @@ public final class TunnelDriver: @unchecked Sendable {
     public var onIncomingStream: ((StreamID, _ appName: String, _ target: String?) -> TunnelStreamDelegate?)?
     /// The tunnel ended: no link for longer than the grace period, or the peer stopped.
     public var onFailed: ((String) -> Void)?
+    /// The number of links changed (on the driver's loop, never under a lock of the driver's):
+    /// whoever waits for a link learns it from this, not by asking again and again.
+    public var onLinksChanged: ((Int) -> Void)?
 
     private var engine: TunnelEngine
     private let start = NIODeadline.now()
@@ -188,7 +191,11 @@ public final class TunnelDriver: @unchecked Sendable {
     /// Keeps the thread-safe count in step with `links` after every change to it.
     private func countLinks() {
         let count = links.count
-        liveLinks.withLockedValue { $0 = count }
+        let changed = liveLinks.withLockedValue { live in
+            defer { live = count }
+            return live != count
+        }
+        if changed { onLinksChanged?(count) }
     }
 
     /// Streams with a delegate here (open, or closing); on the driver's loop.

@@ -1,0 +1,107 @@
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import WeftTransport
+import WeftTunnel
+
+/// One dial run (see `DialPlanner`): dials its path, holds the link until it closes, waits a
+/// backoff (cut short by a kick) and dials again, until the manager no longer has a target for
+/// it. Its only state is the link it holds and its wake-up; the decisions are the planner's.
+final class PathDialer: Sendable {
+    /// What the run needs from its manager: a target, and whether a link is still wanted.
+    struct Job {
+        var driver: TunnelDriver
+        var target: LinkDialer.Target
+        var linkNumber: UInt32
+    }
+
+    let peer: String
+    let path: LinkPath
+    let run: UInt64
+    private let wakeup = Wakeup()
+    private let link = NIOLockedValueBox<(stopped: Bool, channel: Channel?)>((false, nil))
+
+    init(peer: String, path: LinkPath, run: UInt64) {
+        self.peer = peer
+        self.path = path
+        self.run = run
+    }
+
+    /// Dial now if waiting out a backoff (or skip the next backoff).
+    func kick() {
+        wakeup.signal()
+    }
+
+    /// The path left the plan: its link closes and the run ends at its next step.
+    func stop() {
+        let channel = link.withLockedValue { link -> Channel? in
+            link.stopped = true
+            defer { link.channel = nil }
+            return link.channel
+        }
+        channel?.close(promise: nil)
+        wakeup.signal()
+    }
+
+    /// Keeps a link that finished its handshake; false (and the caller closes it) once stopped.
+    private func hold(_ channel: Channel) -> Bool {
+        link.withLockedValue { link in
+            guard !link.stopped else { return false }
+            link.channel = channel
+            return true
+        }
+    }
+
+    private func release(_ channel: Channel) {
+        link.withLockedValue { link in
+            if link.channel === channel { link.channel = nil }
+        }
+    }
+
+    /// The run's life; returns when the manager gives no more targets.
+    func run(manager: TunnelManager, backoff initial: Backoff, logger: Logger) async {
+        var logger = logger
+        logger[metadataKey: "peer"] = "\(peer)"
+        logger[metadataKey: "path"] = "\(path)"
+        var backoff = initial
+        var failures = 0
+        while let job = manager.nextDial(for: self) {
+            // A kick before this dial is answered by this dial.
+            wakeup.reset()
+            let started = ContinuousClock.now
+            let held = NIOLockedValueBox<Channel?>(nil)
+            let driver = job.driver
+            do {
+                _ = try await LinkDialer.dial(
+                    job.target, on: driver.eventLoop, site: manager.site, linkNumber: job.linkNumber,
+                    stillWanted: { manager.isCurrent(driver, for: self) }
+                ) { channel, established in
+                    guard manager.linkDialed(established, driver: driver, for: self), self.hold(channel) else {
+                        channel.close(promise: nil)
+                        return
+                    }
+                    held.withLockedValue { $0 = channel }
+                    driver.attach(channel, leftover: established.leftover)
+                }.get()
+                if let channel = held.withLockedValue({ $0 }) {
+                    failures = 0
+                    logger.info("link dialed", metadata: ["link": "\(job.linkNumber)"])
+                    try? await channel.closeFuture.get()
+                    release(channel)
+                    if ContinuousClock.now - started >= .seconds(10) { backoff.reset() }
+                }
+            } catch {
+                if let refusal = (error as? LinkError)?.refusal, refusal.reason == .unknownTunnel {
+                    manager.tunnelUnknownAtPeer(driver, reason: refusal.message)
+                }
+                failures += 1
+                if failures == 1 {
+                    logger.warning("cannot dial a link; retrying with backoff", metadata: ["error": "\(error)"])
+                } else {
+                    logger.debug("cannot dial a link", metadata: ["error": "\(error)", "attempt": "\(failures)"])
+                }
+            }
+            await wakeup.wait(upTo: backoff.next(), on: driver.eventLoop)
+        }
+    }
+}
