@@ -52,8 +52,9 @@ let package = Package(
         .target(
             name: "WeftTransport",
             dependencies: [
-                "WeftTunnel", "WeftIdentity",
+                "WeftTunnel", "WeftIdentity", "WeftWire",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Logging", package: "swift-log"),
@@ -99,23 +100,26 @@ let package = Package(
         .target(
             name: "WeftAPI",
             dependencies: [
-                "WeftSite", "WeftDiscovery", "WeftTransport",
+                "WeftSite", "WeftDiscovery", "WeftTransport", "WeftWire",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
-                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-            ]
+            ],
+            resources: [.copy("Resources/openapi.yaml")]
         ),
         // The command line.
         .executableTarget(
             name: "weft",
             dependencies: [
-                "WeftSite", "WeftAPI", "WeftIdentity", "WeftDiscovery", "WeftTransport", "WeftTunnel", "WeftWire",
+                "WeftSite", "WeftAPI", "WeftIdentity", "WeftDiscovery", "WeftWire",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -132,7 +136,7 @@ let package = Package(
         .executableTarget(
             name: "weft-bench",
             dependencies: [
-                "WeftDiscovery", "WeftIdentity", "WeftTestSupport",
+                "WeftDiscovery", "WeftIdentity", "WeftTestSupport", "WeftWire",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -141,7 +145,10 @@ let package = Package(
         .target(name: "WeftTestSupport"),
         .testTarget(
             name: "WeftWireTests",
-            dependencies: ["WeftWire", .product(name: "PropertyBased", package: "swift-property-based")]
+            dependencies: [
+                "WeftWire", .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "PropertyBased", package: "swift-property-based"),
+            ]
         ),
         .testTarget(
             name: "WeftTunnelTests",
@@ -158,6 +165,7 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ]
@@ -175,11 +183,10 @@ let package = Package(
         .testTarget(
             name: "WeftSiteTests",
             dependencies: [
-                "WeftSite", "WeftTestSupport", "WeftTransport", "WeftTunnel", "WeftWire", "WeftDiscovery",
-                "WeftIdentity",
+                "WeftSite", "WeftTestSupport", "WeftWire", "WeftDiscovery", "WeftIdentity",
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
-                .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
         .testTarget(
@@ -190,15 +197,14 @@ let package = Package(
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
             ]
         ),
         // Runs the built `weft` binary as a process.
         .testTarget(
             name: "WeftCLITests",
-            dependencies: [
-                "weft", "WeftIdentity", "WeftDiscovery", "WeftTestSupport",
-                .product(name: "Logging", package: "swift-log"),
-            ]
+            // `weft` is not imported: it is here so the binary the tests run is built first.
+            dependencies: ["weft", "WeftTestSupport"]
         ),
     ],
     swiftLanguageModes: [.v6]

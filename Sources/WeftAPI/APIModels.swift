@@ -4,6 +4,7 @@ import NIOCore
 import WeftDiscovery
 import WeftSite
 import WeftTransport
+import WeftWire
 
 /// The JSON bodies of the API's answers (see `OpenAPIDocument` for the contract).
 enum APIModels {
@@ -142,11 +143,9 @@ enum APIModels {
 
         static func describe(_ address: SocketAddress) -> String {
             guard let ip = address.ipAddress, let port = address.port else { return "\(address)" }
-            return ip.contains(":") ? "[\(ip)]:\(port)" : "\(ip):\(port)"
+            return String(host: ip, port: port)
         }
 
-        static func seconds(_ duration: Duration) -> Double {
-            Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
-        }
+        static func seconds(_ duration: Duration) -> Double { duration.inSeconds }
     }
 }

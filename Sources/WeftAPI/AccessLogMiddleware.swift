@@ -1,5 +1,6 @@
 import Hummingbird
 import Logging
+import WeftWire
 
 /// One line per request: method, path, status, time taken, and the user when authenticated.
 /// Written to `restfulApi.logger.file` when set, else to the main log at debug level.
@@ -25,7 +26,7 @@ struct AccessLogMiddleware<Context: RequestContext>: RouterMiddleware {
 
     private func log(_ request: Request, status: Int, since start: ContinuousClock.Instant, user: String?) {
         let elapsed = ContinuousClock.now - start
-        let milliseconds = Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15
+        let milliseconds = elapsed.inSeconds * 1000
         var metadata: Logger.Metadata = [
             "method": "\(request.method)", "path": "\(request.uri.path)", "status": "\(status)",
             "ms": "\((milliseconds * 100).rounded() / 100)",

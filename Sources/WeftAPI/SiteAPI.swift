@@ -5,6 +5,7 @@ import NIOCore
 import Prometheus
 import WeftDiscovery
 import WeftSite
+import WeftWire
 
 /// The API's routes: wovenet's read endpoints, weft's runtime app changes, tunnels, metrics,
 /// the OpenAPI document and the dashboard. Handlers only translate between HTTP and
@@ -160,10 +161,7 @@ struct SiteAPI: Sendable {
                 siteName: name,
                 online: info != nil,
                 fingerprint: info?.fingerprint.description,
-                endpoints: info?.announcement.endpoints.map { endpoint in
-                    endpoint.address.contains(":")
-                        ? "[\(endpoint.address)]:\(endpoint.port)" : "\(endpoint.address):\(endpoint.port)"
-                } ?? [],
+                endpoints: info?.announcement.endpoints.map { String(host: $0.address, port: $0.port) } ?? [],
                 apps: info?.announcement.apps ?? [],
                 softwareVersion: info?.announcement.softwareVersion,
                 tunnel: tunnels.contains { $0.peer == name && !$0.links.isEmpty }

@@ -3,6 +3,7 @@ import Hummingbird
 import NIOConcurrencyHelpers
 import NIOCore
 import WeftSite
+import WeftWire
 
 /// `GET /api/v1/speedtest?site=NAME&seconds=N`: a speed test through the tunnel to a peer,
 /// streamed as NDJSON: progress lines about 4 times a second, then one result (or error) line.
@@ -79,6 +80,6 @@ struct SpeedtestRoute: Sendable {
     }
 
     static func seconds(_ duration: Duration) -> Double {
-        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+        duration.inSeconds
     }
 }

@@ -20,6 +20,10 @@ struct LinkState {
     }
 
     let id: LinkID
+    /// The link's incoming bytes, cut into frames.
+    var parser: TunnelFrameParser
+    /// Frames of a suspected link already queued again: sequences below this are.
+    var requeuedBelow: UInt64 = 0
     var unacked = CircularBuffer<SentFrame>()
     /// Reliable frames sent (the next one's number).
     var sentReliable: UInt64 = 0
@@ -52,8 +56,9 @@ struct LinkState {
     /// True after a missed acknowledgement deadline, until the link shows life again.
     var suspect = false
 
-    init(id: LinkID, now: Duration) {
+    init(id: LinkID, frameLimits: TunnelFrameLimits, now: Duration) {
         self.id = id
+        self.parser = TunnelFrameParser(limits: frameLimits)
         self.lastReceive = now
         self.lastSend = now
         self.deliveredTime = now
@@ -82,7 +87,7 @@ struct LinkState {
     /// on that link would wait out the queue, holding back the bytes behind it on all links.
     func inFlightCap(initial: Int) -> Int {
         guard let rate = deliveryRate, let rtt = minimumRTT else { return initial }
-        let bdp = rate * (rtt + .milliseconds(4)).seconds
+        let bdp = rate * (rtt + .milliseconds(4)).inSeconds
         return max(32 << 10, min(64 << 20, Int(bdp * 2)))
     }
 
@@ -98,7 +103,7 @@ struct LinkState {
     func expectedArrival(bytes: Int, initialRate: Double) -> Double {
         let rate = deliveryRate ?? initialRate
         // The queue ahead of it is the bytes in flight; the rest is the path's own delay.
-        let rtt = (minimumRTT ?? smoothedRTT ?? .milliseconds(50)).seconds
+        let rtt = (minimumRTT ?? smoothedRTT ?? .milliseconds(50)).inSeconds
         return Double(inFlightBytes + bytes) / max(rate, 1) + rtt / 2
     }
 
@@ -144,7 +149,7 @@ struct LinkState {
             // link more than it can carry in time.
             let interval = max(now - last.deliveredTimeAtSend, last.sentAt - last.firstSentAtSend)
             if interval > .microseconds(100) {
-                let rate = Double(delivered - last.deliveredAtSend) / interval.seconds
+                let rate = Double(delivered - last.deliveredAtSend) / interval.inSeconds
                 while let last = rateSamples.last, last.rate <= rate { rateSamples.removeLast() }
                 rateSamples.append((at: now, rate: rate))
                 let window = rateWindow
@@ -179,12 +184,5 @@ struct LinkState {
         let difference = srtt > sample ? srtt - sample : sample - srtt
         rttVariance = rttVariance * 3 / 4 + difference / 4
         smoothedRTT = srtt * 7 / 8 + sample / 8
-    }
-}
-
-extension Duration {
-    var seconds: Double {
-        let (whole, fraction) = components
-        return Double(whole) + Double(fraction) / 1e18
     }
 }

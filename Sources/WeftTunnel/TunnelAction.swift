@@ -7,7 +7,7 @@ public enum TunnelAction: Sendable, Equatable {
     /// Write these bytes (whole frames) to the link.
     case write(LinkID, ByteBuffer)
     /// Close the link; the engine has already moved its frames elsewhere.
-    case closeLink(LinkID, reason: String)
+    case closeLink(LinkID, reason: TunnelFailure)
     /// The peer opened a stream to an app; data for it may follow at once.
     case incomingStream(StreamID, appName: String, target: String?)
     /// Bytes of a stream, in order.
@@ -24,5 +24,5 @@ public enum TunnelAction: Sendable, Equatable {
     /// Call `timerFired` at this time (engine time).
     case scheduleTimer(Duration)
     /// No link for longer than the grace period: every stream was reset.
-    case tunnelFailed(reason: String)
+    case tunnelFailed(reason: TunnelFailure)
 }

@@ -5,6 +5,7 @@ import Synchronization
 import WeftDiscovery
 import WeftIdentity
 import WeftTestSupport
+import WeftWire
 
 /// N simulated sites against one local mosquitto: time until every directory is complete,
 /// against a baseline of N plain MQTT clients exchanging unsealed retained messages.
@@ -109,7 +110,7 @@ struct DiscoveryBench: AsyncParsableCommand {
         let complete = counts.values.withLock { $0.filter { $0 == sites }.count }
         if complete < sites { print("baseline: only \(complete) of \(sites) clients complete before the timeout") }
         return Result(
-            seconds: elapsed.seconds,
+            seconds: elapsed.inSeconds,
             nodeCPU: after.cpuSeconds - before.cpuSeconds,
             nodeRSS: after.peakResidentBytes,
             brokerCPU: brokerAfter.cpuSeconds - brokerBefore.cpuSeconds
@@ -166,7 +167,7 @@ struct DiscoveryBench: AsyncParsableCommand {
         let after = ProcessStats.read()
         let brokerAfter = ProcessStats.read(pid: brokerPID)
         return Result(
-            seconds: completeAfter.seconds,
+            seconds: completeAfter.inSeconds,
             nodeCPU: after.cpuSeconds - before.cpuSeconds,
             nodeRSS: after.peakResidentBytes,
             brokerCPU: brokerAfter.cpuSeconds - brokerBefore.cpuSeconds
@@ -183,11 +184,4 @@ struct DiscoveryBench: AsyncParsableCommand {
 final class Counts: Sendable {
     let values: Mutex<[Int]>
     init(_ count: Int) { values = Mutex([Int](repeating: 0, count: count)) }
-}
-
-extension Duration {
-    var seconds: Double {
-        let (whole, fraction) = components
-        return Double(whole) + Double(fraction) / 1e18
-    }
 }

@@ -55,7 +55,9 @@ struct LimitsEndToEndTests {
         let held = try await lab.run(SiteLab.python, [script, "\(entryPort)", "170", "34"])
         #expect(held.status == 0, "\(held)")
         let counts = held.stdout.split(whereSeparator: { !$0.isNumber }).compactMap { Int($0) }
-        #expect(counts.count == 2 && counts[0] >= 34 && counts[1] <= 136, "\(held.stdout)")
+        #expect(
+            counts.count == 2 && counts[0] >= 34 && counts[1] <= 136,
+            "\(held.stdout)\n\(lab.log("beta").suffix(4000))")
         print("limits: of 170 clients held, \(held.stdout.trimmingCharacters(in: .whitespacesAndNewlines))")
         #expect(
             await WeftProcess.waitFor(.seconds(60)) {

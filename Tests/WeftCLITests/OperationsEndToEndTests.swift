@@ -332,6 +332,64 @@ struct OperationsEndToEndTests {
         await lab.stop("alpha", "beta")
     }
 
+    @Test(
+        "ten identical POSTs at once: one 201, nine 409 (TCP and Unix); after one DELETE nothing listens; a SIGHUP racing changes loses none"
+    )
+    func concurrentChanges() async throws {
+        let lab = try SiteLab()
+        let apiPort = try FreePort.find()
+        let tcpPort = try FreePort.find()
+        let sockets = lab.path + "/sockets"
+        try lab.site("alpha", extra: Self.api(apiPort, auth: false, socketDirectory: sockets))
+        try lab.start("alpha")
+        let api = "http://127.0.0.1:\(apiPort)"
+        #expect(
+            await WeftProcess.waitFor(.seconds(60)) {
+                // 503 until the site has started: then its apps can change.
+                (try? await Self.http(lab, "GET", api + "/api/v1/site"))?.status == 200
+            }, "\(lab.log("alpha"))")
+
+        for (app, socket) in [("tcp", "tcp:127.0.0.1:\(tcpPort)"), ("unix", "unix:\(sockets)/app.sock")] {
+            let body = #"{"siteName":"beta","appName":"\#(app)","localSocket":"\#(socket)"}"#
+            let statuses = try await withThrowingTaskGroup(of: Int.self) { group in
+                for _ in 0..<10 {
+                    group.addTask { try await Self.http(lab, "POST", api + "/api/v1/remoteApps", body: body).status }
+                }
+                return try await group.reduce(into: [Int]()) { $0.append($1) }
+            }
+            #expect(statuses.sorted() == [201] + Array(repeating: 409, count: 9), "\(app): \(statuses)")
+            let listening = { app == "tcp" ? FreePort.accepts(tcpPort) : UnixListener.accepts(sockets + "/app.sock") }
+            #expect(listening(), "\(app): the app added is not listening")
+            let list = try await Self.http(lab, "GET", api + "/api/v1/remoteApps")
+            let entries = (Self.json(list.body) as? [[String: Any]] ?? []).filter { $0["appName"] as? String == app }
+            #expect(entries.count == 1, "\(list.body)")
+            #expect(try await Self.http(lab, "DELETE", api + "/api/v1/remoteApps/beta/\(app)").status == 204)
+            #expect(!listening(), "\(app): still listening after the DELETE")
+        }
+
+        // Changes and reloads at once: every change is applied once, none is lost to a reload.
+        let ports = try (0..<5).map { _ in try FreePort.find() }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for (index, port) in ports.enumerated() {
+                let body = #"{"siteName":"beta","appName":"app\#(index)","localSocket":"tcp:127.0.0.1:\#(port)"}"#
+                group.addTask {
+                    let added = try await Self.http(lab, "POST", api + "/api/v1/remoteApps", body: body)
+                    #expect(added.status == 201, "\(added)")
+                }
+                if index % 2 == 0 { lab.processes["alpha"]!.signal(SIGHUP) }
+            }
+            try await group.waitForAll()
+        }
+        #expect(
+            await WeftProcess.waitFor(.seconds(60)) { lab.lines("alpha", "configuration reloaded").count >= 1 },
+            "\(lab.log("alpha").suffix(2000))")
+        let list = try await Self.http(lab, "GET", api + "/api/v1/remoteApps")
+        let names = (Self.json(list.body) as? [[String: Any]] ?? []).compactMap { $0["appName"] as? String }
+        #expect(names.sorted() == (0..<5).map { "app\($0)" }, "\(list.body)")
+        #expect(ports.allSatisfy { FreePort.accepts($0) }, "\(lab.log("alpha").suffix(2000))")
+        await lab.stop("alpha")
+    }
+
     @Test("SIGHUP: app list changes take effect at once; a running transfer, its tunnel and its stream carry on")
     func reloadUnderLoad() async throws {
         let lab = try SiteLab()

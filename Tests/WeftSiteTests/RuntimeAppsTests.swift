@@ -84,10 +84,15 @@ struct RuntimeAppsTests {
             ExposedAppDocument(ExposedAppConfig(appName: "b", mode: .single(.unix(path: "/b2")))),
             ExposedAppDocument(ExposedAppConfig(appName: "d", mode: .single(.unix(path: "/d")))),
         ]
-        let effective = overlay.exposedApps(file: file, loader: loader)
-        #expect(effective.map(\.0.appName) == ["c", "b", "d"])
-        #expect(effective.map(\.1) == [.config, .api, .api])
-        #expect(effective[1].0.mode == .single(.unix(path: "/b2")))
+        let effective = AppsInEffect(exposed: file, remote: [], overlay: overlay, ownSite: "here", loader: loader)
+        #expect(effective.exposed.map(\.app.appName) == ["c", "b", "d"])
+        #expect(effective.exposed.map(\.source) == [.config, .api, .api])
+        #expect(effective.exposed[1].app.mode == .single(.unix(path: "/b2")))
+        #expect(effective.undecodable.isEmpty)
+        #expect(
+            effective.conflict(exposing: ExposedAppConfig(appName: "c", mode: .single(.unix(path: "/x"))))?.code
+                == .conflict)
+        #expect(effective.conflict(exposing: ExposedAppConfig(appName: "a", mode: .single(.unix(path: "/a")))) == nil)
 
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("weft-overlay-\(UUID())").path
         defer { try? FileManager.default.removeItem(atPath: directory) }
@@ -104,6 +109,16 @@ struct RuntimeAppsTests {
         try older.write(toFile: directory + "/apps.json", atomically: true, encoding: .utf8)
         let loaded = try AppOverlay.load(stateDirectory: directory)
         #expect(loaded.addedExposedApps.map(\.appName) == ["old"] && loaded.addedExposedApps[0].allowedSites.isEmpty)
+        // An entry that no longer decodes is reported, not dropped without a word.
+        var broken = overlay
+        broken.addedExposedApps.append(
+            ExposedAppDocument(ExposedAppConfig(appName: "weft.speedtest", mode: .single(.unix(path: "/s")))))
+        broken.addedRemoteApps.append(
+            RemoteAppDocument(RemoteAppConfig(siteName: "here", appName: "self", localSocket: .unix(path: "/r"))))
+        let reported = AppsInEffect(exposed: file, remote: [], overlay: broken, ownSite: "here", loader: loader)
+        #expect(reported.exposed.map(\.app.appName) == ["c", "b", "d"])
+        #expect(reported.undecodable.count == 2, "\(reported.undecodable)")
+        #expect(reported.undecodable.first?.hasPrefix("exposed app weft.speedtest: ") == true)
         try "{ not json".write(toFile: directory + "/apps.json", atomically: true, encoding: .utf8)
         #expect(throws: (any Error).self) { try AppOverlay.load(stateDirectory: directory) }
     }

@@ -9,7 +9,7 @@ struct EngineTimerTests {
         return nil
     }
 
-    func closed(_ actions: [TunnelAction]) -> [String] {
+    func closed(_ actions: [TunnelAction]) -> [TunnelFailure] {
         actions.compactMap { if case .closeLink(_, let reason) = $0 { reason } else { nil } }
     }
 
@@ -22,25 +22,25 @@ struct EngineTimerTests {
         #expect(closed(late).isEmpty, "\(late)")
         // Really silent afterwards, on time: closed.
         var now = first + .seconds(3)
-        var reasons: [String] = []
+        var reasons: [TunnelFailure] = []
         for _ in 0..<20 where reasons.isEmpty {
             now += .milliseconds(250)
             reasons = closed(engine.timerFired(now: now))
         }
-        #expect(reasons.first?.contains("silent") == true, "\(reasons)")
+        #expect(reasons.first?.code == .silent, "\(reasons)")
     }
 
     @Test("a timer on time still closes a link silent for the limit")
     func onTime() {
         var engine = TunnelEngine(options: .init(opensOddStreams: true), now: .seconds(10))
         _ = engine.linkUp(LinkID(1), now: .seconds(10))
-        var reasons: [String] = []
+        var reasons: [TunnelFailure] = []
         var now = Duration.seconds(10)
         while reasons.isEmpty && now < .seconds(20) {
             now += .milliseconds(100)
             reasons = closed(engine.timerFired(now: now))
         }
-        #expect(reasons.first?.contains("silent") == true)
+        #expect(reasons.first?.code == .silent, "\(reasons)")
         #expect(now <= .seconds(12) + .milliseconds(200), "closed at \(now)")
     }
 }

@@ -27,11 +27,13 @@ struct HostilePeerTests {
             return engine.received(bytes, on: link ?? self.link, now: now)
         }
 
-        func closeReason(_ actions: [TunnelAction], link: LinkID? = nil) -> String? {
+        func closeReason(_ actions: [TunnelAction], link: LinkID? = nil) -> TunnelFailure? {
             for case .closeLink(let closed, let reason) in actions where closed == (link ?? self.link) { return reason }
             return nil
         }
     }
+
+    static let beyondCredit = TunnelFailure(.protocolViolation, "the peer sent beyond the tunnel's credit")
 
     static func data(_ stream: UInt32, at offset: UInt64, _ bytes: [UInt8] = [1], fin: Bool = false) -> TunnelFrame {
         .streamData(StreamData(streamID: stream, offset: offset, fin: fin, data: ByteBuffer(bytes: bytes)))
@@ -47,7 +49,7 @@ struct HostilePeerTests {
             .streamReset(StreamReset(streamID: 2, code: .cancelled, finalSize: .max, message: "boom"))
         ])
         let reason = victim.closeReason(actions)
-        #expect(reason?.contains("reset final size") == true, "\(actions)")
+        #expect(reason?.code == .malformedFrame && reason?.message.contains("reset final size") == true, "\(actions)")
         // The engine still works: a new link joins and a stream opens on it.
         _ = victim.engine.linkUp(LinkID(2), now: victim.now)
         let (id, opened) = victim.engine.openStream(appName: "app", now: victim.now)
@@ -62,13 +64,13 @@ struct HostilePeerTests {
         let actions = victim.receive([
             .streamReset(StreamReset(streamID: 2, code: .cancelled, finalSize: WireProtocol.maxStreamOffset))
         ])
-        #expect(victim.closeReason(actions)?.contains("beyond the tunnel's credit") == true, "\(actions)")
+        #expect(victim.closeReason(actions) == Self.beyondCredit, "\(actions)")
         // So does one for a stream never seen (settled from zero).
         var fresh = Victim()
         let unseen = fresh.receive([
             .streamReset(StreamReset(streamID: 4, code: .cancelled, finalSize: WireProtocol.maxStreamOffset - 1))
         ])
-        #expect(fresh.closeReason(unseen)?.contains("beyond the tunnel's credit") == true, "\(unseen)")
+        #expect(fresh.closeReason(unseen) == Self.beyondCredit, "\(unseen)")
     }
 
     @Test("data at an offset near 2^64 (or past 2^62) closes the link")
@@ -76,19 +78,23 @@ struct HostilePeerTests {
         for offset in [UInt64.max, UInt64.max - 1, WireProtocol.maxStreamOffset, 1 << 63] {
             var victim = Victim()
             let actions = victim.receive([Self.data(2, at: offset, [1, 2, 3])])
-            #expect(victim.closeReason(actions)?.contains("data offset") == true, "offset \(offset): \(actions)")
+            let reason = victim.closeReason(actions)
+            #expect(
+                reason?.code == .malformedFrame && reason?.message.contains("data offset") == true,
+                "offset \(offset): \(actions)")
         }
         // Inside the bound, but far past the credit: the credit check refuses it.
         var victim = Victim()
         let actions = victim.receive([Self.data(2, at: WireProtocol.maxStreamOffset - 3, [1, 2, 3])])
-        #expect(victim.closeReason(actions)?.contains("beyond the tunnel's credit") == true, "\(actions)")
+        #expect(victim.closeReason(actions) == Self.beyondCredit, "\(actions)")
     }
 
     @Test("window updates of 2^64-1 are refused by the parser; 2^62 is a harmless large credit")
     func hugeWindow() {
         var victim = Victim()
         let actions = victim.receive([.windowUpdate(WindowUpdate(streamID: 0, limit: .max))])
-        #expect(victim.closeReason(actions)?.contains("window limit") == true, "\(actions)")
+        let reason = victim.closeReason(actions)
+        #expect(reason?.code == .malformedFrame && reason?.message.contains("window limit") == true, "\(actions)")
         var other = Victim()
         let (id, _) = other.engine.openStream(appName: "web", now: other.now)
         let granted = other.receive([

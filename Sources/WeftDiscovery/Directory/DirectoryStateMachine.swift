@@ -138,13 +138,13 @@ public struct DirectoryStateMachine: Sendable {
     /// budget nothing (else replays of a site's old messages could starve its real ones).
     /// Retained copies are left to `receive` (old ones are expected, and dropped quietly there).
     public func precheck(_ message: DiscoveryMessage, retained: Bool, now: Now) -> DropReason? {
-        let skew = UInt64(configuration.allowedClockSkew.milliseconds)
+        let skew = UInt64(configuration.allowedClockSkew.inMilliseconds)
         if message.timestampMillis > now.wallMillis + skew { return .future }
         guard !retained else { return nil }
         if seenIDs[message.messageID] != nil { return .replayed }
         // A last will may be old (sealed when its connection started); the directory binds it to
         // the session instead.
-        let window = UInt64(configuration.freshnessWindow.milliseconds)
+        let window = UInt64(configuration.freshnessWindow.inMilliseconds)
         if message.kind != .goodbye, message.timestampMillis + window < now.wallMillis { return .stale }
         return nil
     }
@@ -170,8 +170,8 @@ public struct DirectoryStateMachine: Sendable {
         {
             lastWill = goodbye
         }
-        let window = UInt64(configuration.freshnessWindow.milliseconds)
-        let skew = UInt64(configuration.allowedClockSkew.milliseconds)
+        let window = UInt64(configuration.freshnessWindow.inMilliseconds)
+        let skew = UInt64(configuration.allowedClockSkew.inMilliseconds)
         if message.timestampMillis > now.wallMillis + skew {
             return drop(.future, sender: name, quiet: false)
         }
@@ -278,7 +278,7 @@ public struct DirectoryStateMachine: Sendable {
 
     /// Records a message id until its timestamp leaves the window, with a hard size cap.
     private mutating func remember(_ id: [UInt8], timestamp: UInt64, now: Now) {
-        let horizon = UInt64((configuration.freshnessWindow + configuration.allowedClockSkew).milliseconds)
+        let horizon = UInt64((configuration.freshnessWindow + configuration.allowedClockSkew).inMilliseconds)
         // Forget ids whose messages would now be refused as stale anyway.
         while seenOrderStart < seenOrder.count {
             let (oldID, oldTimestamp) = seenOrder[seenOrderStart]
@@ -293,12 +293,5 @@ public struct DirectoryStateMachine: Sendable {
         }
         seenIDs[id] = timestamp
         seenOrder.append((id, timestamp))
-    }
-}
-
-extension Duration {
-    var milliseconds: Int64 {
-        let (seconds, attoseconds) = components
-        return seconds * 1000 + attoseconds / 1_000_000_000_000_000
     }
 }

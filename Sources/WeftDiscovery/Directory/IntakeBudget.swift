@@ -1,3 +1,5 @@
+import WeftWire
+
 /// How many messages each sender may queue for the directory, so a flood cannot push real
 /// messages out of the bounded queue between the broker's thread and the directory.
 ///
@@ -75,9 +77,7 @@ public struct IntakeBudget: Sendable {
 
     private static func take(_ bucket: inout Bucket, burst: Double, rate: Double, now: Duration) -> Bool {
         if now > bucket.updated {
-            let elapsed =
-                Double((now - bucket.updated).components.seconds)
-                + Double((now - bucket.updated).components.attoseconds) / 1e18
+            let elapsed = (now - bucket.updated).inSeconds
             bucket.tokens = min(burst, bucket.tokens + elapsed * rate)
             bucket.updated = now
         }

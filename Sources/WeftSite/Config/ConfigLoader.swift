@@ -65,6 +65,9 @@ public struct ConfigLoader: Sendable {
         }
         let decoder = SiteConfigurationDecoder(baseDirectory: baseDirectory, homeDirectory: homeDirectory)
         let configuration = root == nil ? nil : decoder.decode(root, reader: reader)
+        for (text, path) in reader.readableFiles where !FileManager.default.isReadableFile(atPath: path) {
+            reader.invalid(text, "no readable file at \(path)")
+        }
         let diagnostics = reader.diagnostics.sorted { ($0.line, $0.column) < ($1.line, $1.column) }
         guard let configuration, !reader.hasErrors else {
             throw ConfigurationError(code: .invalid, diagnostics: diagnostics)

@@ -28,6 +28,9 @@ final class ConfigReader {
 
     let file: String
     private(set) var diagnostics: [ConfigDiagnostic] = []
+    /// Files the configuration names that must be readable: checked after decoding
+    /// (`ConfigLoader`), so decoding itself never touches the filesystem.
+    private(set) var readableFiles: [(text: Located<String>, path: String)] = []
 
     init(file: String) {
         self.file = file
@@ -60,6 +63,11 @@ final class ConfigReader {
     }
 
     /// Reports a value that does not fit, quoting it.
+    /// `path` (resolved from `text`) must be a readable file.
+    func expectReadable(_ text: Located<String>, path: String) {
+        readableFiles.append((text, path))
+    }
+
     func invalid(_ located: Located<String>, _ expectation: String) {
         error(located.path, at: located.mark, "\(quoted(located.value)) — \(expectation)")
     }
@@ -152,6 +160,17 @@ final class ConfigReader {
     }
 
     /// The value under `key`, or nil when absent or null.
+    /// The section under `key` of `parent` with these keys allowed (absent or null: an empty
+    /// one); nil, with an error, when it is not a mapping.
+    func section(_ parent: Mapping, _ key: String, keys: [String]) -> Mapping? {
+        mapping(node(parent, key), path: parent.childPath(key), fallbackMark: parent.mark, keys: keys)
+    }
+
+    /// One item of a list (`sequence`) that must be a mapping with these keys.
+    func entry(_ item: (node: Node, path: String), keys: [String]) -> Mapping? {
+        mapping(item.node, path: item.path, fallbackMark: item.node.mark, keys: keys)
+    }
+
     func node(_ mapping: Mapping, _ key: String) -> Node? {
         guard let entry = mapping.entries[key.lowercased()], !Self.isNull(entry.value) else { return nil }
         return entry.value

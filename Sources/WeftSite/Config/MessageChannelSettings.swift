@@ -1,3 +1,5 @@
+import WeftWire
+
 /// `messageChannel`: how sites find each other. Only MQTT exists, as in wovenet.
 public struct MessageChannelSettings: Sendable, Equatable {
     public var mqtt: MQTTSettings
@@ -122,7 +124,6 @@ public struct BrokerAddress: Sendable, Equatable, CustomStringConvertible {
     }
 
     public var description: String {
-        let shownHost = host.contains(":") ? "[\(host)]" : host
-        return "\(useTLS ? "mqtts" : "mqtt")://\(shownHost):\(port)"
+        "\(useTLS ? "mqtts" : "mqtt")://\(String(host: host, port: port))"
     }
 }

@@ -6,9 +6,7 @@ extension SiteConfigurationDecoder {
     /// `crypto`: the mesh key (wovenet's only key here), then weft's trust settings.
     func decodeCrypto(_ reader: ConfigReader, _ top: ConfigReader.Mapping) -> CryptoSettings? {
         guard
-            let crypto = reader.mapping(
-                reader.node(top, "crypto"), path: "crypto", fallbackMark: top.mark,
-                keys: ["key", "trust", "pinnedSites"])
+            let crypto = reader.section(top, "crypto", keys: ["key", "trust", "pinnedSites"])
         else { return nil }
         guard reader.has(top, "crypto") else {
             reader.missing(top, "crypto", "required: crypto.key, the mesh key (8–255 bytes)")
@@ -60,8 +58,7 @@ extension SiteConfigurationDecoder {
         var names: [CertificateFingerprint: String] = [:]
         for item in reader.sequence(crypto, "pinnedSites") {
             guard
-                let entry = reader.mapping(
-                    item.node, path: item.path, fallbackMark: item.node.mark, keys: ["siteName", "fingerprint"])
+                let entry = reader.entry(item, keys: ["siteName", "fingerprint"])
             else { continue }
             let name = reader.string(entry, "siteName", required: true).flatMap { checkName(reader, $0) }
             guard let text = reader.string(entry, "fingerprint", required: true) else { continue }

@@ -28,23 +28,42 @@ struct RelayStateMachine {
         case closeSocket
     }
 
-    private(set) var attached = false
-    private(set) var ended = false
+    /// The socket's side of the relay.
+    private enum Phase {
+        /// No socket yet: bytes from the tunnel wait for it.
+        case waiting(pending: [ByteBuffer])
+        case attached
+        /// The socket closed cleanly after the peer finished; the app's finish is on its way.
+        case socketClosed
+        /// Reset, closed, or the socket failed: nothing more flows.
+        case ended
+    }
+
+    private var phase = Phase.waiting(pending: [])
     private(set) var paused = false
     private(set) var appFinished = false
     private(set) var remoteFinished = false
-    private var pending: [ByteBuffer] = []
+
+    var attached: Bool {
+        if case .attached = phase { true } else { false }
+    }
+
+    var ended: Bool {
+        if case .ended = phase { true } else { false }
+    }
 
     /// Bytes from the tunnel waiting for the socket.
-    var pendingBytes: Int { pending.reduce(0) { $0 + $1.readableBytes } }
+    var pendingBytes: Int {
+        guard case .waiting(let pending) = phase else { return 0 }
+        return pending.reduce(0) { $0 + $1.readableBytes }
+    }
 
     // MARK: the socket
 
     mutating func socketAttached() -> [Action] {
-        guard !ended else { return [.abortSocket] }
-        attached = true
+        guard case .waiting(let pending) = phase else { return [.abortSocket] }
+        phase = .attached
         var actions = pending.map(Action.writeToApp)
-        pending.removeAll()
         if remoteFinished { actions.append(.shutAppOutput) }
         if !paused { actions.append(.setReading(true)) }
         return actions
@@ -52,7 +71,7 @@ struct RelayStateMachine {
 
     mutating func socketFailed(_ reason: String) -> [Action] {
         guard !ended else { return [] }
-        ended = true
+        phase = .ended
         return [.resetStream(.appDown, reason)]
     }
 
@@ -68,16 +87,16 @@ struct RelayStateMachine {
     }
 
     mutating func appClosed(_ reason: String, clean: Bool) -> [Action] {
-        attached = false
         guard !ended, !(appFinished && remoteFinished) else {
-            ended = true
+            phase = .ended
             return []
         }
         if clean && remoteFinished {
+            phase = .socketClosed
             appFinished = true
             return [.finishStream]
         }
-        ended = true
+        phase = .ended
         return [.resetStream(.cancelled, reason)]
     }
 
@@ -88,12 +107,18 @@ struct RelayStateMachine {
     // MARK: the tunnel
 
     mutating func tunnelBytes(_ bytes: ByteBuffer) -> [Action] {
-        guard !ended else { return [] }
-        guard attached else {
+        switch phase {
+        case .waiting(var pending):
+            // Out of the enum while it grows, so the array is not copied.
+            phase = .ended
             pending.append(bytes)
+            phase = .waiting(pending: pending)
+            return []
+        case .attached:
+            return [.writeToApp(bytes)]
+        case .socketClosed, .ended:
             return []
         }
-        return [.writeToApp(bytes)]
     }
 
     mutating func remoteFinish() -> [Action] {
@@ -104,16 +129,13 @@ struct RelayStateMachine {
 
     mutating func streamReset() -> [Action] {
         let wasAttached = attached
-        ended = true
-        attached = false
-        pending.removeAll()
+        phase = .ended
         return wasAttached ? [.abortSocket] : []
     }
 
     mutating func streamClosed() -> [Action] {
         let wasAttached = attached
-        ended = true
-        attached = false
+        phase = .ended
         return wasAttached ? [.closeSocket] : []
     }
 

@@ -20,21 +20,6 @@ public struct AppOverlay: Codable, Sendable, Equatable {
 
     static func key(site: String, app: String) -> String { "\(site)/\(app)" }
 
-    /// The exposed apps in effect, each with where it came from.
-    func exposedApps(file: [ExposedAppConfig], loader: ConfigLoader) -> [(ExposedAppConfig, AppSource)] {
-        let added = addedExposedApps.compactMap { try? loader.parseExposedApp(json: $0.json) }
-        let hidden = Set(removedExposedApps).union(added.map(\.appName))
-        return file.filter { !hidden.contains($0.appName) }.map { ($0, .config) } + added.map { ($0, .api) }
-    }
-
-    /// The remote apps in effect, each with where it came from.
-    func remoteApps(file: [RemoteAppConfig], ownSite: String, loader: ConfigLoader) -> [(RemoteAppConfig, AppSource)] {
-        let added = addedRemoteApps.compactMap { try? loader.parseRemoteApp(json: $0.json, ownSite: ownSite) }
-        let hidden = Set(removedRemoteApps).union(added.map { Self.key(site: $0.siteName, app: $0.appName) })
-        return file.filter { !hidden.contains(Self.key(site: $0.siteName, app: $0.appName)) }.map { ($0, .config) }
-            + added.map { ($0, .api) }
-    }
-
     /// Reads the file; an absent file is an empty overlay.
     static func load(stateDirectory: String) throws -> AppOverlay {
         let path = stateDirectory + "/" + fileName

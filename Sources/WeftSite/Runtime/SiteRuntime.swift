@@ -3,7 +3,9 @@ import WeftDiscovery
 import WeftTransport
 
 /// The running site's apps, changed while it runs: over the API, and by a reload of
-/// `config.yaml` (SIGHUP). Changes are serialized here (an actor) and applied whole or not at
+/// `config.yaml` (SIGHUP). Changes run one at a time, start to finish (`exclusively`): an
+/// actor alone would let a second change in at the first one's `await` (binding a socket),
+/// past a duplicate check the first had not yet made true. Each is applied whole or not at
 /// all: a local socket that cannot be opened, or a state file that cannot be written, leaves
 /// everything as it was.
 ///
@@ -19,6 +21,11 @@ public actor SiteRuntime {
     private var configuration: SiteConfiguration
     private var overlay: AppOverlay
     private let loader = ConfigLoader()
+    /// The apps in effect, computed again whenever the file's lists or the overlay change.
+    private var apps: AppsInEffect
+    /// Whether a change is running, and the changes waiting for it to end.
+    private var changing = false
+    private var waitingChanges: [CheckedContinuation<Void, Never>] = []
     private var listeners: [String: RemoteAppListener] = [:]
     private let remoteConnections = ConnectionTracker()
     private let logger: Logger
@@ -35,31 +42,60 @@ public actor SiteRuntime {
         self.manager = manager
         self.agent = agent
         self.logger = logger
+        self.apps = Self.appsInEffect(configuration, overlay, loader: loader, logger: logger)
+    }
+
+    private static func appsInEffect(
+        _ configuration: SiteConfiguration, _ overlay: AppOverlay, loader: ConfigLoader, logger: Logger
+    ) -> AppsInEffect {
+        let apps = AppsInEffect(
+            exposed: configuration.localExposedApps, remote: configuration.remoteApps, overlay: overlay,
+            ownSite: configuration.siteName, loader: loader)
+        for entry in apps.undecodable {
+            logger.error(
+                "an app added over the API no longer decodes and is not in effect; remove it over the API or from \(AppOverlay.fileName)",
+                metadata: ["entry": "\(entry)"])
+        }
+        return apps
+    }
+
+    /// Runs one change at a time, start to finish, however many callers await here.
+    private func exclusively<Result, Failure: Error>(
+        _ change: () async throws(Failure) -> Result
+    ) async throws(Failure) -> Result {
+        while changing {
+            await withCheckedContinuation { waitingChanges.append($0) }
+        }
+        changing = true
+        defer {
+            changing = false
+            if !waitingChanges.isEmpty { waitingChanges.removeFirst().resume() }
+        }
+        return try await change()
     }
 
     // MARK: reading
 
     /// The exposed apps in effect, with where each comes from.
-    public var exposedApps: [(app: ExposedAppConfig, source: AppSource)] {
-        overlay.exposedApps(file: configuration.localExposedApps, loader: loader).map { (app: $0.0, source: $0.1) }
-    }
+    public var exposedApps: [(app: ExposedAppConfig, source: AppSource)] { apps.exposed }
 
     /// The remote apps in effect, with where each comes from.
-    public var remoteApps: [(app: RemoteAppConfig, source: AppSource)] {
-        overlay.remoteApps(file: configuration.remoteApps, ownSite: siteName, loader: loader)
-            .map { (app: $0.0, source: $0.1) }
-    }
+    public var remoteApps: [(app: RemoteAppConfig, source: AppSource)] { apps.remote }
 
     // MARK: starting and stopping
 
     /// Opens the local socket of every remote app in effect; throws (and closes those opened)
     /// if one cannot be opened. Tells the tunnel manager and the message channel the apps.
     public func start() async throws {
+        try await exclusively { () async throws -> Void in try await startListeners() }
+    }
+
+    private func startListeners() async throws {
         for (app, _) in remoteApps {
             do {
                 listeners[RemoteAppListener.key(app)] = try await bind(app)
             } catch {
-                await stop()
+                await closeListeners()
                 throw error
             }
         }
@@ -68,6 +104,10 @@ public actor SiteRuntime {
 
     /// Closes every remote app's local socket.
     public func stop() async {
+        await exclusively { await closeListeners() }
+    }
+
+    private func closeListeners() async {
         for listener in listeners.values { await listener.close() }
         listeners.removeAll()
     }
@@ -87,11 +127,12 @@ public actor SiteRuntime {
 
     // MARK: changes over the API
 
-    public func addExposedApp(_ app: ExposedAppConfig) throws(SiteRuntimeError) {
-        guard !exposedApps.contains(where: { $0.app.appName == app.appName }) else {
-            throw SiteRuntimeError(
-                .conflict, "an exposed app named \"\(app.appName)\" exists already", field: "appName")
-        }
+    public func addExposedApp(_ app: ExposedAppConfig) async throws(SiteRuntimeError) {
+        try await exclusively { () throws(SiteRuntimeError) in try addExposed(app) }
+    }
+
+    private func addExposed(_ app: ExposedAppConfig) throws(SiteRuntimeError) {
+        if let conflict = apps.conflict(exposing: app) { throw conflict }
         var changed = overlay
         changed.addedExposedApps.append(ExposedAppDocument(app))
         try save(changed)
@@ -99,7 +140,11 @@ public actor SiteRuntime {
         logger.notice("exposed app added", metadata: ["app": "\(app.appName)", "via": "api"])
     }
 
-    public func removeExposedApp(named name: String) throws(SiteRuntimeError) {
+    public func removeExposedApp(named name: String) async throws(SiteRuntimeError) {
+        try await exclusively { () throws(SiteRuntimeError) in try removeExposed(named: name) }
+    }
+
+    private func removeExposed(named name: String) throws(SiteRuntimeError) {
         guard exposedApps.contains(where: { $0.app.appName == name }) else {
             throw SiteRuntimeError(.notFound, "no exposed app named \"\(name)\"")
         }
@@ -115,16 +160,12 @@ public actor SiteRuntime {
     }
 
     public func addRemoteApp(_ app: RemoteAppConfig) async throws(SiteRuntimeError) {
+        try await exclusively { () async throws(SiteRuntimeError) in try await addRemote(app) }
+    }
+
+    private func addRemote(_ app: RemoteAppConfig) async throws(SiteRuntimeError) {
         let name = AppOverlay.key(site: app.siteName, app: app.appName)
-        guard !remoteApps.contains(where: { $0.app.siteName == app.siteName && $0.app.appName == app.appName }) else {
-            throw SiteRuntimeError(.conflict, "a remote app \(name) exists already", field: "appName")
-        }
-        if let other = remoteApps.first(where: { $0.app.localSocket == app.localSocket }) {
-            throw SiteRuntimeError(
-                .conflict,
-                "\(app.localSocket) is the local socket of \(other.app.siteName)/\(other.app.appName) already",
-                field: "localSocket")
-        }
+        if let conflict = apps.conflict(using: app) { throw conflict }
         if case .unix(let path) = app.localSocket,
             let problem = configuration.restfulApi.problem(withAPISocketPath: path)
         {
@@ -151,6 +192,10 @@ public actor SiteRuntime {
     }
 
     public func removeRemoteApp(site: String, app name: String) async throws(SiteRuntimeError) {
+        try await exclusively { () async throws(SiteRuntimeError) in try await removeRemote(site: site, app: name) }
+    }
+
+    private func removeRemote(site: String, app name: String) async throws(SiteRuntimeError) {
         let key = AppOverlay.key(site: site, app: name)
         let entries = remoteApps.filter { $0.app.siteName == site && $0.app.appName == name }.map(\.app)
         guard !entries.isEmpty else {
@@ -178,6 +223,7 @@ public actor SiteRuntime {
             throw SiteRuntimeError(.cannotSave, "cannot save the change in \(configuration.stateDir): \(error)")
         }
         overlay = changed
+        apps = Self.appsInEffect(configuration, overlay, loader: loader, logger: logger)
     }
 
     // MARK: reload
@@ -219,6 +265,10 @@ public actor SiteRuntime {
     /// changed are named in the summary: they need a restart.
     @discardableResult
     public func reload(_ new: SiteConfiguration) async -> ReloadSummary {
+        await exclusively { await apply(new) }
+    }
+
+    private func apply(_ new: SiteConfiguration) async -> ReloadSummary {
         var summary = ReloadSummary()
         for (name, changed) in [
             ("siteName", new.siteName != configuration.siteName),
@@ -246,6 +296,7 @@ public actor SiteRuntime {
             remoteApps.map { (RemoteAppListener.key($0.app), $0.app) }, uniquingKeysWith: { a, _ in a })
         configuration.localExposedApps = new.localExposedApps
         configuration.remoteApps = new.remoteApps
+        apps = Self.appsInEffect(configuration, overlay, loader: loader, logger: logger)
         let newExposed = Dictionary(exposedApps.map { ($0.app.appName, $0.app) }, uniquingKeysWith: { a, _ in a })
         let newRemote = Dictionary(
             remoteApps.map { (RemoteAppListener.key($0.app), $0.app) }, uniquingKeysWith: { a, _ in a })

@@ -43,11 +43,12 @@ public struct SiteService: Service {
                 metadata: ["file": "\(configuration.stateDir)/\(AppOverlay.fileName)", "error": "\(error)"])
             throw error
         }
-        let loader = ConfigLoader()
-        let exposedApps = overlay.exposedApps(file: configuration.localExposedApps, loader: loader).map(\.0)
-        let remoteApps = overlay.remoteApps(
-            file: configuration.remoteApps, ownSite: configuration.siteName, loader: loader
-        ).map(\.0)
+        // The runtime logs the overlay's entries that no longer decode.
+        let inEffect = AppsInEffect(
+            exposed: configuration.localExposedApps, remote: configuration.remoteApps, overlay: overlay,
+            ownSite: configuration.siteName, loader: ConfigLoader())
+        let exposedApps = inEffect.exposed.map(\.app)
+        let remoteApps = inEffect.remote.map(\.app)
         logger.info(
             "site running",
             metadata: [

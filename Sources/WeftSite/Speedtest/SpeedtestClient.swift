@@ -127,7 +127,7 @@ public final class SpeedtestClient: TunnelStreamDelegate, @unchecked Sendable {
             end(.failure(Failure(description: "the far end's answer did not parse")))
             return
         }
-        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        let seconds = elapsed.inSeconds
         end(
             .success(
                 Result(

@@ -14,9 +14,7 @@ public struct LinkPath: Hashable, Sendable, CustomStringConvertible {
     }
 
     public var description: String {
-        let to =
-            remote.address.family == .v6 ? "[\(remote.address)]:\(remote.port)" : "\(remote.address):\(remote.port)"
-        return "\(local.map { "\($0)" } ?? "*")→\(to)#\(index)"
+        "\(local.map { "\($0)" } ?? "*")→\(String(host: remote.address.description, port: remote.port))#\(index)"
     }
 
     /// Endpoints of one peer that are dialed at most: a peer's announcement cannot make this

@@ -335,7 +335,7 @@ public final class TunnelManager: Sendable {
         driver.onIncomingStream = { [unowned driver] id, appName, target in
             apps.open(id, appName: appName, target: target, on: driver)
         }
-        driver.onFailed = { [weak self, weak driver] (_: String) in
+        driver.onFailed = { [weak self, weak driver] (_: TunnelFailure) in
             guard let self, let driver else { return }
             self.state.withLockedValue { state in
                 if state.tunnels[name]?.driver === driver { state.tunnels[name] = nil }

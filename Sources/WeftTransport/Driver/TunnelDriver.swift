@@ -22,7 +22,7 @@ public final class TunnelDriver: @unchecked Sendable {
     /// it with `notExposed` unless the handler reset it with a better reason first).
     public var onIncomingStream: ((StreamID, _ appName: String, _ target: String?) -> TunnelStreamDelegate?)?
     /// The tunnel ended: no link for longer than the grace period, or the peer stopped.
-    public var onFailed: ((String) -> Void)?
+    public var onFailed: ((TunnelFailure) -> Void)?
     /// The number of links changed (on the driver's loop, never under a lock of the driver's):
     /// whoever waits for a link learns it from this, not by asking again and again.
     public var onLinksChanged: ((Int) -> Void)?
@@ -48,8 +48,17 @@ public final class TunnelDriver: @unchecked Sendable {
     private var publishedResent = 0
     private var delegates: [StreamID: TunnelStreamDelegate] = [:]
     private var timer: Scheduled<Void>?
-    private var failed = false
-    private var closingOnPurpose = false
+    /// Where the tunnel is in its life; only `running` feeds the engine.
+    private enum Lifecycle {
+        case running
+        /// `close(reason:)` is ending it on purpose (its end is logged as a close, not a failure).
+        case closing
+        /// Closed or failed: nothing more happens.
+        case ended
+    }
+
+    private var lifecycle = Lifecycle.running
+    private var running: Bool { lifecycle == .running }
     private let nextLinkID = NIOLockedValueBox<UInt32>(1)
     private let liveLinks = NIOLockedValueBox<Int>(0)
     private let peerHalf: NIOLockedValueBox<UInt64>
@@ -113,7 +122,7 @@ public final class TunnelDriver: @unchecked Sendable {
             return
         }
         linkEvent {
-            guard !$0.failed else {
+            guard $0.running else {
                 channel.close(promise: nil)
                 return
             }
@@ -132,7 +141,7 @@ public final class TunnelDriver: @unchecked Sendable {
 
     func linkReceived(_ bytes: ByteBuffer, on id: LinkID) {
         linkEvent {
-            guard !$0.failed else { return }
+            guard $0.running else { return }
             let count = UInt64(bytes.readableBytes)
             if let record = $0.links[id] {
                 $0.links[id]!.received &+= count
@@ -146,14 +155,19 @@ public final class TunnelDriver: @unchecked Sendable {
 
     func linkClosed(_ id: LinkID) {
         linkEvent {
-            guard let record = $0.links.removeValue(forKey: id) else { return }
-            record.metrics.destroy()
-            $0.metrics.linkStateChanged(to: "down")
-            $0.countLinks()
-            guard !$0.failed else { return }
+            guard $0.forgetLink(id) != nil, $0.running else { return }
             $0.logger.info("link down", metadata: ["link": "\(id)"])
             $0.apply($0.engine.linkDown(id, now: $0.now))
         }
+    }
+
+    /// Takes a link out of the tunnel's books (its series, the state count, the link count).
+    private func forgetLink(_ id: LinkID) -> LinkRecord? {
+        guard let record = links.removeValue(forKey: id) else { return nil }
+        record.metrics.destroy()
+        metrics.linkStateChanged(to: "down")
+        countLinks()
+        return record
     }
 
     func linkFailed(_ id: LinkID, error: Error) {
@@ -212,9 +226,11 @@ public final class TunnelDriver: @unchecked Sendable {
     /// peer came back as a new incarnation (its streams belong to a tunnel that no longer exists).
     public func close(reason: String = "tunnel closed") {
         eventLoop.preconditionInEventLoop()
-        closingOnPurpose = true
-        if !failed { apply(engine.close(reason: reason, now: now)) }
-        failed = true
+        if running {
+            lifecycle = .closing
+            apply(engine.close(reason: reason, now: now))
+        }
+        lifecycle = .ended
         closedFlag.withLockedValue { $0 = true }
         timer?.cancel()
         timer = nil
@@ -264,7 +280,7 @@ public final class TunnelDriver: @unchecked Sendable {
                     dialed: record.dialed, bytesSent: record.sent, bytesReceived: record.received,
                     statistics: statistics[id])
             },
-            ended: failed
+            ended: !running
         )
     }
 
@@ -275,7 +291,7 @@ public final class TunnelDriver: @unchecked Sendable {
         for entry in engine.linkStatistics {
             guard let record = links[entry.id] else { continue }
             if let rtt = entry.smoothedRTT {
-                record.metrics.rtt.record(Double(rtt.components.seconds) + Double(rtt.components.attoseconds) / 1e18)
+                record.metrics.rtt.record(rtt.inSeconds)
             }
             if let rate = entry.deliveryRate { record.metrics.rate.record(rate) }
             if entry.suspect && !record.suspect { metrics.linkStateChanged(to: "suspect") }
@@ -294,7 +310,7 @@ public final class TunnelDriver: @unchecked Sendable {
     public func openStream(appName: String, target: String? = nil, delegate: TunnelStreamDelegate) -> StreamID {
         eventLoop.preconditionInEventLoop()
         let (id, actions) = engine.openStream(appName: appName, target: target, now: now)
-        if failed {
+        if !running {
             // The tunnel ended between finding it and opening the stream: nothing will ever
             // carry this stream, so it ends now rather than hang.
             let bound = NIOLoopBound(delegate, eventLoop: eventLoop)
@@ -350,11 +366,9 @@ public final class TunnelDriver: @unchecked Sendable {
                 metrics.sent.increment(by: Int64(count))
                 record.channel.writeAndFlush(bytes, promise: nil)
             case .closeLink(let id, let reason):
-                if let record = links.removeValue(forKey: id) {
-                    record.metrics.destroy()
-                    metrics.linkStateChanged(to: "down")
-                    countLinks()
-                    logger.notice("closing link", metadata: ["link": "\(id)", "reason": "\(reason)"])
+                if let record = forgetLink(id) {
+                    logger.notice(
+                        "closing link", metadata: ["link": "\(id)", "reason": "\(reason)", "code": "\(reason.code)"])
                     record.channel.close(promise: nil)
                 }
             case .incomingStream(let id, let appName, let target):
@@ -383,7 +397,7 @@ public final class TunnelDriver: @unchecked Sendable {
                 delegates[id]?.streamResumeReading(id)
             case .scheduleTimer(let at):
                 timer?.cancel()
-                guard !failed else { continue }
+                guard running else { continue }
                 let deadline =
                     start
                     + .nanoseconds(
@@ -393,12 +407,12 @@ public final class TunnelDriver: @unchecked Sendable {
                     apply(engine.timerFired(now: now))
                 }
             case .tunnelFailed(let reason):
-                if closingOnPurpose {
+                if lifecycle == .closing {
                     logger.info("tunnel closed", metadata: ["reason": "\(reason)"])
                 } else {
                     logger.warning("tunnel failed", metadata: ["reason": "\(reason)"])
                 }
-                failed = true
+                lifecycle = .ended
                 closedFlag.withLockedValue { $0 = true }
                 timer?.cancel()
                 releaseMetrics()

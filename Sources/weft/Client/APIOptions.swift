@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import WeftSite
+import WeftWire
 
 /// How a command reaches the site's API: from `restfulApi` in the config, or `--api`.
 struct APIOptions: ParsableArguments {
@@ -58,8 +59,7 @@ struct APIOptions: ParsableArguments {
                 }
                 var host = settings.listenHost
                 if host.isEmpty || host == "0.0.0.0" { host = "127.0.0.1" } else if host == "::" { host = "::1" }
-                if host.contains(":") { host = "[\(host)]" }
-                url = "\(settings.tlsEnabled ? "https" : "http")://\(host):\(settings.listenPort)"
+                url = "\(settings.tlsEnabled ? "https" : "http")://\(String(host: host, port: settings.listenPort))"
             }
             if credentials == nil, let first = settings.basicAuth.first {
                 credentials = "\(first.user):\(first.password)"

@@ -1,0 +1,94 @@
+import Foundation
+import WeftDiscovery
+import WeftWire
+import Yams
+
+/// `messageChannel`: the MQTT broker, topic, credentials and keep-alive.
+extension SiteConfigurationDecoder {
+    func decodeMessageChannel(_ reader: ConfigReader, _ top: ConfigReader.Mapping, key: String?)
+        -> MessageChannelSettings?
+    {
+        guard
+            let channel = reader.section(top, "messageChannel", keys: ["protocol", "mqtt"])
+        else { return nil }
+        if !reader.has(top, "messageChannel") {
+            reader.missing(top, "messageChannel", "required: messageChannel.mqtt.brokerServer")
+            return nil
+        }
+        if let proto = reader.string(channel, "protocol"), proto.value.lowercased() != "mqtt" {
+            reader.invalid(proto, "expected mqtt (the only message channel)")
+        }
+        guard
+            let mqtt = reader.section(
+                channel, "mqtt", keys: ["brokerServer", "topic", "username", "password", "caFile", "keepAlive"])
+        else { return nil }
+
+        var broker: BrokerAddress?
+        if let server = reader.string(mqtt, "brokerServer") {
+            switch BrokerAddress.parse(server.value) {
+            case .success(let parsed): broker = parsed
+            case .failure(let error): reader.invalid(server, error.message)
+            }
+        } else {
+            reader.warning(
+                mqtt.childPath("brokerServer"),
+                at: mqtt.mark,
+                "not set — using wovenet's default public broker \(MQTTSettings.wovenetDefaultBroker); "
+                    + "messages are sealed, but a broker of your own is more reliable"
+            )
+            broker = try? BrokerAddress.parse(MQTTSettings.wovenetDefaultBroker).get()
+        }
+
+        var topic: String?
+        var derived = false
+        if let written = reader.string(mqtt, "topic"), !written.value.isEmpty {
+            if let problem = MeshTopic.problem(with: written.value) {
+                reader.invalid(written, problem)
+            } else {
+                topic = written.value
+            }
+        } else if let key {
+            topic = MeshTopic.derived(fromKey: key)
+            derived = true
+        }
+
+        let username = reader.string(mqtt, "username").map(\.value).flatMap { $0.isEmpty ? nil : $0 }
+        let password = reader.string(mqtt, "password").map(\.value).flatMap { $0.isEmpty ? nil : $0 }
+        if password != nil && username == nil {
+            reader.error(mqtt.childPath("username"), at: mqtt.mark, "missing — a password needs a username")
+        }
+        var caFile: String?
+        if let ca = reader.string(mqtt, "caFile"), !ca.value.isEmpty {
+            caFile = decodePath(reader, ca)
+            if let caFile { reader.expectReadable(ca, path: caFile) }
+            if let broker, !broker.useTLS {
+                reader.warning(ca.path, at: ca.mark, "ignored — the broker is mqtt://, not mqtts://")
+            }
+        }
+        var keepAlive = 10
+        if let written = reader.int(mqtt, "keepAlive") {
+            if MQTTSettings.keepAliveRange.contains(written.value) {
+                keepAlive = written.value
+            } else {
+                reader.error(
+                    written.path,
+                    at: written.mark,
+                    "\(written.value) — expected \(MQTTSettings.keepAliveRange.lowerBound) to "
+                        + "\(MQTTSettings.keepAliveRange.upperBound) seconds"
+                )
+            }
+        }
+        guard let broker, let topic else { return nil }
+        return MessageChannelSettings(
+            mqtt: MQTTSettings(
+                broker: broker,
+                topic: topic,
+                topicIsDerived: derived,
+                username: username,
+                password: password,
+                caFile: caFile,
+                keepAlive: keepAlive
+            )
+        )
+    }
+}

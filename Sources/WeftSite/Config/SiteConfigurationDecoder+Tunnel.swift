@@ -1,0 +1,265 @@
+import Foundation
+import WeftDiscovery
+import WeftWire
+import Yams
+
+/// `tunnel` and `stun`: link sockets, their public-address detection, interfaces and limits.
+extension SiteConfigurationDecoder {
+    struct DecodedTunnel {
+        var settings: TunnelSettings
+        var listeners: [Located<HostPort>]
+    }
+
+    static let socketKeys = [
+        "mode", "transportProtocol", "publicAddress", "publicPort", "listenAddress", "listenPort", "httpDetector",
+        "stunServer",
+    ]
+
+    func decodeTunnel(_ reader: ConfigReader, _ top: ConfigReader.Mapping, haveStun: Bool) -> DecodedTunnel? {
+        guard
+            let tunnel = reader.section(
+                top, "tunnel", keys: ["localSockets", "interfaces", "linksPerPath", "connectTimeout"])
+        else { return nil }
+        var result = DecodedTunnel(settings: TunnelSettings(), listeners: [])
+        for item in reader.sequence(tunnel, "localSockets") {
+            guard
+                let socket = reader.entry(item, keys: Self.socketKeys)
+            else { continue }
+            if let decoded = decodeLocalSocket(reader, socket, haveStun: haveStun) {
+                result.settings.localSockets.append(decoded)
+                result.listeners.append(
+                    Located(
+                        value: HostPort(address: decoded.listenAddress, port: decoded.listenPort),
+                        mark: socket.mark,
+                        path: socket.path
+                    )
+                )
+            }
+        }
+        for entry in reader.stringList(tunnel, "interfaces") {
+            if entry.value.isEmpty || entry.value.utf8.count > 64 || entry.value.contains(where: \.isWhitespace) {
+                reader.invalid(entry, "expected an interface name or a local IP address")
+            } else {
+                result.settings.interfaces.append(entry.value)
+            }
+        }
+        if let links = reader.int(tunnel, "linksPerPath") {
+            if (1...TunnelSettings.maxLinksPerPath).contains(links.value) {
+                result.settings.linksPerPath = links.value
+            } else {
+                reader.invalid(
+                    Located(value: String(links.value), mark: links.mark, path: links.path),
+                    "expected 1 to \(TunnelSettings.maxLinksPerPath)"
+                )
+            }
+        }
+        if let timeout = reader.int(tunnel, "connectTimeout") {
+            if TunnelSettings.connectTimeoutRange.contains(timeout.value) {
+                result.settings.connectTimeout = timeout.value
+            } else {
+                reader.invalid(
+                    Located(value: String(timeout.value), mark: timeout.mark, path: timeout.path),
+                    "expected \(TunnelSettings.connectTimeoutRange.lowerBound) to \(TunnelSettings.connectTimeoutRange.upperBound) seconds"
+                )
+            }
+        }
+        return result
+    }
+
+    /// wovenet's rules: dedicated-address needs an address (public or listen) and one port (both
+    /// equal if both are set); port-forwarding needs publicAddress, publicPort and listenPort;
+    /// listenAddress defaults to the wildcard of the public address's family.
+    func decodeLocalSocket(_ reader: ConfigReader, _ socket: ConfigReader.Mapping, haveStun: Bool)
+        -> LocalSocketConfig?
+    {
+        let errorsBefore = reader.errorCount
+        var mode = LocalSocketConfig.Mode.dedicatedAddress
+        if let text = reader.string(socket, "mode", required: true) {
+            if let parsed = LocalSocketConfig.Mode(rawValue: text.value.lowercased()) {
+                mode = parsed
+            } else {
+                reader.invalid(text, "expected dedicated-address or port-forwarding")
+            }
+        }
+        var transport = LocalSocketConfig.TransportProtocol.tls
+        if let text = reader.string(socket, "transportProtocol") {
+            if let parsed = LocalSocketConfig.TransportProtocol(rawValue: text.value.lowercased()) {
+                transport = parsed
+                if parsed == .quic {
+                    reader.warning(
+                        text.path,
+                        at: text.mark,
+                        "quic links do not exist yet — TLS over TCP is used on the same port"
+                    )
+                }
+            } else {
+                reader.invalid(text, "expected tls or quic")
+            }
+        }
+
+        var publicAddress: LocalSocketConfig.PublicAddress?
+        let publicText = reader.string(socket, "publicAddress").flatMap { $0.value.isEmpty ? nil : $0 }
+        if let publicText {
+            switch publicText.value.lowercased() {
+            case "autohttpdetect": publicAddress = .autoHttpDetect
+            case "autostundetect": publicAddress = .autoStunDetect
+            default:
+                if let address = IPAddress(publicText.value) {
+                    publicAddress = .literal(address)
+                } else {
+                    reader.invalid(publicText, "expected an IP address, autoHttpDetect or autoStunDetect")
+                }
+            }
+        }
+        var listenAddress: IPAddress?
+        let listenText = reader.string(socket, "listenAddress").flatMap { $0.value.isEmpty ? nil : $0 }
+        if let listenText {
+            if let address = IPAddress(listenText.value) {
+                listenAddress = address
+            } else {
+                reader.invalid(listenText, "expected an IP address of this machine (or 0.0.0.0 / ::)")
+            }
+        }
+        var badPorts: Set<String> = []
+        let publicPort = decodePort(reader, socket, "publicPort", bad: &badPorts)
+        let listenPort = decodePort(reader, socket, "listenPort", bad: &badPorts)
+
+        switch mode {
+        case .dedicatedAddress:
+            if publicText == nil && listenText == nil {
+                reader.missing(socket, "publicAddress", "dedicated-address needs publicAddress or listenAddress")
+            } else if publicText == nil, let listenAddress {
+                if listenAddress.isUnspecified {
+                    reader.error(
+                        socket.childPath("publicAddress"),
+                        at: socket.mark,
+                        "missing — listenAddress \(listenAddress) cannot be announced to peers; set publicAddress"
+                    )
+                }
+                publicAddress = .literal(listenAddress)
+            }
+            if publicPort == nil && listenPort == nil && badPorts.isEmpty {
+                reader.missing(socket, "listenPort", "dedicated-address needs listenPort or publicPort")
+            } else if let publicPort, let listenPort, publicPort.value != listenPort.value {
+                reader.error(
+                    publicPort.path,
+                    at: publicPort.mark,
+                    "\(publicPort.value) differs from listenPort \(listenPort.value) — with dedicated-address they must be equal"
+                )
+            }
+        case .portForwarding:
+            if publicText == nil { reader.missing(socket, "publicAddress", "port-forwarding needs publicAddress") }
+            if publicPort == nil && !badPorts.contains("publicPort") {
+                reader.missing(socket, "publicPort", "port-forwarding needs publicPort")
+            }
+            if listenPort == nil && !badPorts.contains("listenPort") {
+                reader.missing(socket, "listenPort", "port-forwarding needs listenPort")
+            }
+        }
+
+        var httpURL: String?
+        var httpURLWritten = false
+        var stunServer: String?
+        let detector = reader.section(socket, "httpDetector", keys: ["url"])
+        if let detector, let url = reader.string(detector, "url"), !url.value.isEmpty {
+            httpURLWritten = true
+            if Self.isHTTPURL(url.value) {
+                httpURL = url.value
+            } else {
+                reader.invalid(url, "expected an http:// or https:// URL")
+            }
+        }
+        if let server = reader.string(socket, "stunServer"), !server.value.isEmpty {
+            stunServer = decodeServer(reader, server, defaultPort: 3478)
+        }
+        switch publicAddress {
+        case .autoHttpDetect?:
+            if !httpURLWritten {
+                reader.missing(socket, "httpDetector.url", "autoHttpDetect needs httpDetector.url")
+            }
+        case .autoStunDetect?:
+            if stunServer == nil && !haveStun && !reader.has(socket, "stunServer") {
+                reader.missing(socket, "stunServer", "autoStunDetect needs stunServer (or a top-level stun list)")
+            }
+        default:
+            break
+        }
+
+        let resolvedListen: IPAddress
+        if let listenAddress {
+            resolvedListen = listenAddress
+        } else if case .literal(let address)? = publicAddress, address.family == .v6 {
+            resolvedListen = IPAddress("::")!
+        } else {
+            resolvedListen = IPAddress("0.0.0.0")!
+        }
+        guard reader.errorCount == errorsBefore, let publicAddress else { return nil }
+        let port = listenPort?.value ?? publicPort?.value ?? 0
+        return LocalSocketConfig(
+            mode: mode,
+            transportProtocol: transport,
+            publicAddress: publicAddress,
+            publicPort: publicPort?.value ?? port,
+            listenAddress: resolvedListen,
+            listenPort: port,
+            httpDetectorURL: httpURL,
+            stunServer: stunServer
+        )
+    }
+
+    func decodePort(
+        _ reader: ConfigReader,
+        _ mapping: ConfigReader.Mapping,
+        _ key: String,
+        bad: inout Set<String>
+    ) -> Located<Int>? {
+        let before = reader.errorCount
+        defer { if reader.errorCount != before { bad.insert(key) } }
+        guard let text = reader.string(mapping, key) else { return nil }
+        switch HostPort.parsePort(text.value.trimmingCharacters(in: .whitespaces)) {
+        case .success(let port):
+            return Located(value: port, mark: text.mark, path: text.path)
+        case .failure:
+            if text.value == "0" { return nil }  // wovenet treats 0 as "not set"
+            reader.invalid(text, "expected a port from 1 to 65535")
+            return nil
+        }
+    }
+
+    static func isHTTPURL(_ text: String) -> Bool {
+        guard let components = URLComponents(string: text), let scheme = components.scheme?.lowercased(),
+            scheme == "http" || scheme == "https", let host = components.host, !host.isEmpty
+        else { return false }
+        return true
+    }
+
+    /// `HOST[:PORT]` of a server to contact (a host name is fine here).
+    func decodeServer(_ reader: ConfigReader, _ text: Located<String>, defaultPort: Int) -> String? {
+        var value = text.value
+        if value.lowercased().hasPrefix("stun:") { value = String(value.dropFirst(5)) }
+        let colons = value.filter { $0 == ":" }.count
+        let host: String
+        var port = defaultPort
+        if value.hasPrefix("[") || colons == 1 {
+            guard case .success(let (h, p)) = HostPort.split(value), case .success(let parsed) = HostPort.parsePort(p)
+            else {
+                reader.invalid(text, "expected HOST:PORT of a STUN server")
+                return nil
+            }
+            host = h
+            port = parsed
+        } else if colons == 0 {
+            host = value
+        } else if IPAddress(value) != nil {
+            host = value
+        } else {
+            reader.invalid(text, "expected HOST:PORT of a STUN server")
+            return nil
+        }
+        guard IPAddress(host) != nil || BrokerAddress.isHostName(host) else {
+            reader.invalid(text, "expected HOST:PORT of a STUN server")
+            return nil
+        }
+        return String(host: host, port: port)
+    }
+}
