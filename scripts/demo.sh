@@ -97,9 +97,9 @@ wait_for 20 grep -q "link up" "$work/site-b.log"
 grep -h -E "peer up|tunnel created|link up" "$work/site-b.log" | sed 's/^/   site-b: /'
 
 echo "== through the tunnel: site B's 127.0.0.1:$web is site A's HTTP server"
-echo "   GET /index.html → $(curl -sS "http://127.0.0.1:$web/index.html")"
+echo "   GET /index.html → $(curl -sS --max-time 10 "http://127.0.0.1:$web/index.html")"
 start=$(date +%s.%N)
-curl -sS -o "$work/fetched.bin" "http://127.0.0.1:$web/payload.bin"
+curl -sS --max-time 120 -o "$work/fetched.bin" "http://127.0.0.1:$web/payload.bin"
 elapsed=$(python3 -c "print(f'{$(date +%s.%N) - $start:.2f}')")
 sent=$(sha256sum <"$work/www/payload.bin" | cut -c1-16)
 got=$(sha256sum <"$work/fetched.bin" | cut -c1-16)
@@ -117,13 +117,13 @@ echo "== weft speedtest: generated data through the tunnel for 2 s, every byte c
 "$weft" speedtest --config "$work/site-b.yaml" --site site-a --seconds 2 | sed 's/^/   /'
 echo "== an app added at runtime over the REST APIs: exposed at site A, used at site B"
 post() { # url json
-    curl -sS -o /dev/null -w '%{http_code}' -X POST -H 'Content-Type: application/json' "$1" -d "$2"
+    curl -sS --max-time 10 -o /dev/null -w '%{http_code}' -X POST -H 'Content-Type: application/json' "$1" -d "$2"
 }
 echo "   site-a POST /api/v1/localExposedApps → HTTP $(post "http://127.0.0.1:$apia/api/v1/localExposedApps" \
     "{\"appName\": \"docs\", \"appSocket\": \"tcp:127.0.0.1:$http\"}")"
 echo "   site-b POST /api/v1/remoteApps → HTTP $(post "http://127.0.0.1:$api/api/v1/remoteApps" \
     "{\"siteName\": \"site-a\", \"appName\": \"docs\", \"localSocket\": \"tcp:127.0.0.1:$web2\"}")"
-echo "   GET /index.html via site B's new 127.0.0.1:$web2 → $(curl -sS --retry 5 --retry-connrefused --retry-delay 1 \
+echo "   GET /index.html via site B's new 127.0.0.1:$web2 → $(curl -sS --max-time 30 --retry 5 --retry-connrefused --retry-delay 1 \
     "http://127.0.0.1:$web2/index.html")"
 
 echo "== stopping the sites (SIGTERM: goodbye on the tunnel and the message channel)"

@@ -45,7 +45,7 @@ wait_for() { # seconds, command...
 fetch() {
     local url=$1 out=$work/fetched.bin
     local seconds
-    seconds=$(in_b curl -sS --fail -o "$out" -w '%{time_total}' "$url")
+    seconds=$(in_b curl -sS --fail --max-time 300 -o "$out" -w '%{time_total}' "$url")
     [[ $(sha256sum <"$out" | cut -d' ' -f1) == "$digest" ]] || { echo "lab-smoke: $url: sha256 differs" >&2; return 1; }
     python3 -c "print(f'{$megabytes * 8 * 1.048576 / $seconds:.1f}')"
 }
@@ -127,10 +127,13 @@ print(f"   link 2 alone   {two:7.1f} Mbit/s")
 print(f"   weft, 2 links  {weft:7.1f} Mbit/s  = {weft / (one + two) * 100:.0f} % of the sum, {weft / max(one, two):.2f} × the faster link")
 PY
 
-echo "== lab-smoke: link 1 cut 1 s into a transfer through the tunnel"
-ip netns exec weft-lab-b curl -sS --fail -o "$work/failover.bin" http://127.0.0.1:18000/payload.bin &
+echo "== lab-smoke: link 1 cut once a quarter of a transfer through the tunnel has arrived"
+ip netns exec weft-lab-b curl -sS --fail --max-time 300 -o "$work/failover.bin" http://127.0.0.1:18000/payload.bin &
 transfer=$!
-sleep 1
+# The cut waits for the transfer's bytes (an event), not for a time that a slow start could miss.
+while (($(stat -c %s "$work/failover.bin" 2>/dev/null || echo 0) < (megabytes << 18))) && kill -0 "$transfer" 2>/dev/null; do
+    sleep 0.05
+done
 lab cut 1 >/dev/null
 start=$SECONDS
 if wait "$transfer" && [[ $(sha256sum <"$work/failover.bin" | cut -d' ' -f1) == "$digest" ]]; then

@@ -1,151 +1,137 @@
-import Foundation
-import Hummingbird
-import NIOCore
-import WeftDiscovery
 import WeftSite
-import WeftTransport
-import WeftWire
 
-/// The JSON bodies of the API's answers (see `OpenAPIDocument` for the contract).
-enum APIModels {
-    struct Ping: ResponseEncodable { var message = "pong" }
-
-    struct Site: ResponseEncodable {
-        var siteName: String
-        var fingerprint: String
-        var version: String
-        var uptimeSeconds: Double
+/// The JSON bodies of the API's answers, one set for both ends: the server encodes them
+/// (`SiteAPI`, `SpeedtestRoute`) and `weft status` / `weft speedtest` decode them. The
+/// contract is `Resources/openapi.yaml`.
+public enum APIModels {
+    public struct Ping: Codable, Sendable {
+        public var message = "pong"
     }
 
-    struct RemoteSite: ResponseEncodable {
-        var siteName: String
-        var online: Bool
-        var fingerprint: String?
-        var endpoints: [String]
-        var apps: [String]
-        var softwareVersion: String?
-        var tunnel: Bool
+    public struct Site: Codable, Sendable {
+        public var siteName: String
+        public var fingerprint: String
+        public var version: String
+        public var uptimeSeconds: Double
     }
 
-    struct ExposedApp: ResponseEncodable {
-        var appName: String
-        var mode: String
-        var appSocket: String?
-        var portRange: [String]
-        var addressRange: [String]
-        var allowedSites: [String]
-        var source: String
+    public struct RemoteSite: Codable, Sendable {
+        public var siteName: String
+        public var online: Bool
+        public var fingerprint: String?
+        public var endpoints: [String]
+        public var apps: [String]
+        public var softwareVersion: String?
+        public var tunnel: Bool
+    }
 
-        enum CodingKeys: String, CodingKey {
-            case appName, mode, appSocket, portRange, addressRange, allowedSites, source
+    /// An exposed app in effect: its `localExposedApps` entry (the keys of config.yaml) and
+    /// where it comes from (`config` or `api`), in one flat object.
+    @dynamicMemberLookup
+    public struct ExposedApp: Codable, Sendable {
+        public var app: ExposedAppDocument
+        public var source: String
+
+        public subscript<Value>(dynamicMember keyPath: KeyPath<ExposedAppDocument, Value>) -> Value {
+            app[keyPath: keyPath]
         }
 
-        init(_ app: ExposedAppConfig, source: AppSource) {
-            let document = ExposedAppDocument(app)
-            appName = document.appName
-            mode = document.mode
-            appSocket = document.appSocket
-            portRange = document.portRange
-            addressRange = document.addressRange
-            allowedSites = document.allowedSites
-            self.source = source.rawValue
+        private enum CodingKeys: String, CodingKey { case source }
+
+        public init(app: ExposedAppDocument, source: String) {
+            self.app = app
+            self.source = source
         }
 
-        func encode(to encoder: any Encoder) throws {
+        public init(from decoder: any Decoder) throws {
+            app = try ExposedAppDocument(from: decoder)
+            source = try decoder.container(keyedBy: CodingKeys.self).decode(String.self, forKey: .source)
+        }
+
+        public func encode(to encoder: any Encoder) throws {
+            try app.encode(to: encoder)
             var container = encoder.container(keyedBy: CodingKeys.self)
-            try container.encode(appName, forKey: .appName)
-            try container.encode(mode, forKey: .mode)
-            try container.encode(appSocket, forKey: .appSocket)  // null for range apps
-            try container.encode(portRange, forKey: .portRange)
-            try container.encode(addressRange, forKey: .addressRange)
-            try container.encode(allowedSites, forKey: .allowedSites)
             try container.encode(source, forKey: .source)
         }
     }
 
-    struct RemoteApp: ResponseEncodable {
-        var siteName: String
-        var appName: String
-        var localSocket: String
-        var appSocket: String?
-        /// The socket file's mode ("0660"), for `unix:` local sockets.
-        var localSocketMode: String?
-        var source: String
+    /// A remote app in effect: its `remoteApps` entry, with the socket file's mode in effect
+    /// for `unix:` local sockets ("0660"), and where it comes from.
+    @dynamicMemberLookup
+    public struct RemoteApp: Codable, Sendable {
+        public var app: RemoteAppDocument
+        public var source: String
 
-        enum CodingKeys: String, CodingKey { case siteName, appName, localSocket, appSocket, localSocketMode, source }
-
-        init(_ app: RemoteAppConfig, source: AppSource) {
-            siteName = app.siteName
-            appName = app.appName
-            localSocket = app.localSocket.description
-            appSocket = app.appSocket?.description
-            if case .unix = app.localSocket { localSocketMode = "0" + String(app.effectiveSocketMode, radix: 8) }
-            self.source = source.rawValue
+        public subscript<Value>(dynamicMember keyPath: KeyPath<RemoteAppDocument, Value>) -> Value {
+            app[keyPath: keyPath]
         }
 
-        func encode(to encoder: any Encoder) throws {
+        private enum CodingKeys: String, CodingKey { case source }
+
+        public init(app: RemoteAppDocument, source: String) {
+            self.app = app
+            self.source = source
+        }
+
+        public init(from decoder: any Decoder) throws {
+            app = try RemoteAppDocument(from: decoder)
+            source = try decoder.container(keyedBy: CodingKeys.self).decode(String.self, forKey: .source)
+        }
+
+        public func encode(to encoder: any Encoder) throws {
+            try app.encode(to: encoder)
             var container = encoder.container(keyedBy: CodingKeys.self)
-            try container.encode(siteName, forKey: .siteName)
-            try container.encode(appName, forKey: .appName)
-            try container.encode(localSocket, forKey: .localSocket)
-            try container.encode(appSocket, forKey: .appSocket)
-            try container.encode(localSocketMode, forKey: .localSocketMode)
             try container.encode(source, forKey: .source)
         }
     }
 
-    struct Link: Codable {
-        var id: UInt32
-        var localAddress: String?
-        var remoteAddress: String?
-        var dialed: Bool
-        var state: String
-        var rttMs: Double?
-        var rateBitsPerSecond: Double?
-        var inFlightBytes: Int
-        var bytesSent: UInt64
-        var bytesReceived: UInt64
+    public struct Link: Codable, Sendable {
+        public var id: UInt32
+        public var localAddress: String?
+        public var remoteAddress: String?
+        public var dialed: Bool
+        public var state: String
+        public var rttMs: Double?
+        public var rateBitsPerSecond: Double?
+        public var inFlightBytes: Int
+        public var bytesSent: UInt64
+        public var bytesReceived: UInt64
     }
 
-    struct Tunnel: ResponseEncodable {
-        var peer: String
-        var incarnation: String
-        var peerIncarnation: String
-        var openStreams: Int
-        var resentBytes: Int
-        var bytesSent: UInt64
-        var bytesReceived: UInt64
-        var links: [Link]
+    public struct Tunnel: Codable, Sendable {
+        public var peer: String
+        public var incarnation: String
+        public var peerIncarnation: String
+        public var openStreams: Int
+        public var resentBytes: Int
+        public var bytesSent: UInt64
+        public var bytesReceived: UInt64
+        public var links: [Link]
+    }
 
-        init(_ snapshot: TunnelSnapshot) {
-            peer = snapshot.peer
-            incarnation = String(snapshot.localIncarnation, radix: 16)
-            peerIncarnation = String(snapshot.peerIncarnation, radix: 16)
-            openStreams = snapshot.openStreams
-            resentBytes = snapshot.resentBytes
-            bytesSent = snapshot.bytesSent
-            bytesReceived = snapshot.bytesReceived
-            links = snapshot.links.map { link in
-                Link(
-                    id: link.id.rawValue,
-                    localAddress: link.localAddress.map(Self.describe),
-                    remoteAddress: link.remoteAddress.map(Self.describe),
-                    dialed: link.dialed,
-                    state: link.statistics?.suspect == true ? "suspect" : "up",
-                    rttMs: link.statistics?.smoothedRTT.map { Self.seconds($0) * 1000 },
-                    rateBitsPerSecond: link.statistics?.deliveryRate.map { $0 * 8 },
-                    inFlightBytes: link.statistics?.inFlightBytes ?? 0,
-                    bytesSent: link.bytesSent,
-                    bytesReceived: link.bytesReceived
-                )
-            }
+    /// One line of the speed test's NDJSON stream: `progress`, then `result` or `error`.
+    public struct SpeedtestLine: Codable, Sendable {
+        public var type: String
+        public var site: String?
+        public var seconds: Double?
+        public var bytes: UInt64?
+        public var bitsPerSecond: Double?
+        public var verified: Bool?
+        public var verifiedBytes: UInt64?
+        public var message: String?
+
+        public init(
+            type: String, site: String? = nil, seconds: Double? = nil, bytes: UInt64? = nil,
+            bitsPerSecond: Double? = nil, verified: Bool? = nil, verifiedBytes: UInt64? = nil, message: String? = nil
+        ) {
+            self.type = type
+            self.site = site
+            self.seconds = seconds
+            self.bytes = bytes
+            self.bitsPerSecond = bitsPerSecond
+            self.verified = verified
+            self.verifiedBytes = verifiedBytes
+            self.message = message
         }
-
-        static func describe(_ address: SocketAddress) -> String {
-            guard let ip = address.ipAddress, let port = address.port else { return "\(address)" }
-            return String(host: ip, port: port)
-        }
-
-        static func seconds(_ duration: Duration) -> Double { duration.inSeconds }
     }
 }

@@ -23,7 +23,8 @@ public struct APIService: Service {
         self.logger = logger
     }
 
-    public func run() async throws {
+    /// The API's router: the middlewares (access log, request guard, basic auth) and every route.
+    func makeRouter() throws -> Router<BasicRequestContext> {
         let router = Router()
         if let file = settings.logFile, !file.isEmpty {
             let sink = try LogSink(appendingTo: file)
@@ -45,6 +46,11 @@ public struct APIService: Service {
                 ])
         }
         api.addRoutes(to: router)
+        return router
+    }
+
+    public func run() async throws {
+        let router = try makeRouter()
         let server: HTTPServerBuilder
         if settings.tlsEnabled, let certificate = settings.tlsCertFile, let key = settings.tlsKeyFile {
             let tls = TLSConfiguration.makeServerConfiguration(

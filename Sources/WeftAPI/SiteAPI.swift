@@ -30,7 +30,7 @@ struct SiteAPI: Sendable {
             let site = try runtime()
             return APIModels.Site(
                 siteName: site.siteName, fingerprint: site.fingerprint, version: site.softwareVersion,
-                uptimeSeconds: APIModels.Tunnel.seconds(ContinuousClock.now - site.startedAt))
+                uptimeSeconds: (ContinuousClock.now - site.startedAt).inSeconds)
         }
         v1.get("/remoteSites") { _, _ in try await remoteSites() }
         v1.get("/remoteSites/{siteName}") { _, context in
@@ -58,20 +58,12 @@ struct SiteAPI: Sendable {
             } catch {
                 throw Self.badRequest(error)
             }
-            do {
-                try await site.addExposedApp(app)
-            } catch {
-                throw Self.refusal(error)
-            }
+            try await site.addExposedApp(app)
             return EditedResponse(status: .created, response: APIModels.ExposedApp(app, source: .api))
         }
         v1.delete("/localExposedApps/{appName}") { _, context in
             let name = try context.parameters.require("appName")
-            do {
-                try await runtime().removeExposedApp(named: name)
-            } catch {
-                throw Self.refusal(error)
-            }
+            try await runtime().removeExposedApp(named: name)
             return Response(status: .noContent)
         }
         v1.get("/remoteApps") { _, _ in
@@ -106,30 +98,22 @@ struct SiteAPI: Sendable {
             } catch {
                 throw Self.badRequest(error)
             }
-            do {
-                try await site.addRemoteApp(app)
-            } catch {
-                throw Self.refusal(error)
-            }
+            try await site.addRemoteApp(app)
             return EditedResponse(status: .created, response: APIModels.RemoteApp(app, source: .api))
         }
         v1.delete("/remoteApps/{siteName}/{appName}") { _, context in
             let site = try context.parameters.require("siteName")
             let name = try context.parameters.require("appName")
-            do {
-                try await runtime().removeRemoteApp(site: site, app: name)
-            } catch {
-                throw Self.refusal(error)
-            }
+            try await runtime().removeRemoteApp(site: site, app: name)
             return Response(status: .noContent)
         }
         v1.get("/speedtest") { request, _ in try await SpeedtestRoute.respond(to: request, runtime: try runtime()) }
         v1.get("/tunnels") { _, _ in
-            try await runtime().manager.tunnelSnapshots().map(APIModels.Tunnel.init)
+            try await runtime().tunnels().map(APIModels.Tunnel.init)
         }
         v1.get("/tunnels/{peer}") { _, context in
             let peer = try context.parameters.require("peer")
-            guard let tunnel = try await runtime().manager.tunnelSnapshots().first(where: { $0.peer == peer }) else {
+            guard let tunnel = try await runtime().tunnels().first(where: { $0.peer == peer }) else {
                 throw APIError(.notFound, "no tunnel to \(peer)")
             }
             return APIModels.Tunnel(tunnel)
@@ -152,8 +136,8 @@ struct SiteAPI: Sendable {
     /// Known peers (up in the directory) and peers with a tunnel.
     private func remoteSites() async throws -> [APIModels.RemoteSite] {
         let site = try runtime()
-        let peers = site.agent.peers
-        let tunnels = await site.manager.tunnelSnapshots()
+        let peers = site.peers
+        let tunnels = await site.tunnels()
         let names = Set(peers.keys).union(tunnels.map(\.peer)).sorted()
         return names.map { name in
             let info = peers[name]
@@ -188,19 +172,5 @@ struct SiteAPI: Sendable {
         let message = error.diagnostics.map { $0.path.isEmpty ? $0.message : "\($0.path): \($0.message)" }
             .joined(separator: "; ")
         return APIError(.badRequest, message, field: first.flatMap { $0.path.isEmpty ? nil : $0.path })
-    }
-
-    /// A change the site refused: 404, 409, 400 (a socket that cannot be opened), 403 (a Unix
-    /// socket outside `restfulApi.socketDirectory`), 500, 503.
-    static func refusal(_ error: any Error) -> any Error {
-        guard let error = error as? SiteRuntimeError else { return error }
-        switch error.code {
-        case .notFound: return APIError(.notFound, error.message)
-        case .conflict: return APIError(.conflict, error.message, field: error.field)
-        case .cannotListen: return APIError(.badRequest, error.message, field: error.field)
-        case .forbidden: return APIError(.forbidden, error.message, field: error.field)
-        case .notRunning: return APIError(.serviceUnavailable, error.message)
-        default: return APIError(.internalServerError, error.message)
-        }
     }
 }

@@ -8,25 +8,7 @@ import WeftWire
 /// `GET /api/v1/speedtest?site=NAME&seconds=N`: a speed test through the tunnel to a peer,
 /// streamed as NDJSON: progress lines about 4 times a second, then one result (or error) line.
 struct SpeedtestRoute: Sendable {
-    /// One line of the stream.
-    struct Line: Codable {
-        var type: String
-        var site: String?
-        var seconds: Double?
-        var bytes: UInt64?
-        var bitsPerSecond: Double?
-        var verified: Bool?
-        var verifiedBytes: UInt64?
-        var message: String?
-
-        var buffer: ByteBuffer {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys]
-            var buffer = ByteBuffer(bytes: (try? encoder.encode(self)) ?? Data("{}".utf8))
-            buffer.writeString("\n")
-            return buffer
-        }
-    }
+    typealias Line = APIModels.SpeedtestLine
 
     static let maxSeconds = 60
 
@@ -39,10 +21,10 @@ struct SpeedtestRoute: Sendable {
         guard let seconds = Int(secondsText), (1...maxSeconds).contains(seconds) else {
             throw APIError(.badRequest, "seconds must be a whole number from 1 to \(maxSeconds)", field: "seconds")
         }
-        guard site.agent.peers[peer] != nil || site.manager.currentTunnel(to: peer) != nil else {
+        guard site.knows(peer: peer) else {
             throw APIError(.notFound, "remote site \(peer) not found")
         }
-        guard let driver = await site.manager.tunnel(to: peer, within: .seconds(5)) else {
+        guard let driver = await site.tunnel(to: peer, within: .seconds(5)) else {
             throw APIError(.serviceUnavailable, "no tunnel to \(peer) has a link")
         }
         let (lines, continuation) = AsyncStream<ByteBuffer>.makeStream()
@@ -54,16 +36,16 @@ struct SpeedtestRoute: Sendable {
                         defer { value = (progress.elapsed, progress.sentBytes) }
                         return value
                     }
-                    let interval = Self.seconds(progress.elapsed - previousTime)
+                    let interval = (progress.elapsed - previousTime).inSeconds
                     continuation.yield(
                         Line(
-                            type: "progress", seconds: Self.seconds(progress.elapsed), bytes: progress.sentBytes,
+                            type: "progress", seconds: progress.elapsed.inSeconds, bytes: progress.sentBytes,
                             bitsPerSecond: interval > 0 ? Double(progress.sentBytes - previousBytes) * 8 / interval : 0
                         ).buffer)
                 }
                 continuation.yield(
                     Line(
-                        type: "result", site: peer, seconds: Self.seconds(result.elapsed), bytes: result.receivedBytes,
+                        type: "result", site: peer, seconds: result.elapsed.inSeconds, bytes: result.receivedBytes,
                         bitsPerSecond: result.bitsPerSecond, verified: result.verified,
                         verifiedBytes: result.verifiedBytes
                     ).buffer)
@@ -79,7 +61,4 @@ struct SpeedtestRoute: Sendable {
         return Response(status: .ok, headers: headers, body: ResponseBody(asyncSequence: lines))
     }
 
-    static func seconds(_ duration: Duration) -> Double {
-        duration.inSeconds
-    }
 }

@@ -31,6 +31,9 @@ public final class ChildProcess: @unchecked Sendable {
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         posix_spawn_file_actions_addopen(&actions, 1, stdout ?? "/dev/null", O_WRONLY | O_CREAT | O_TRUNC, 0o644)
         posix_spawn_file_actions_addopen(&actions, 2, stderr ?? "/dev/null", O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        // Nothing else of the test process: a listening socket a child inherited would go on
+        // accepting after the test closed it (tests run side by side and spawn all the time).
+        if let closeFrom = Self.addCloseFrom { _ = closeFrom(&actions, 3) }
 
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
@@ -59,6 +62,15 @@ public final class ChildProcess: @unchecked Sendable {
             throw BrokerError(message: "cannot start \(executable): \(String(cString: strerror(rc)))")
         }
         pid = child
+    }
+
+    private typealias AddCloseFrom = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32
+
+    /// glibc's `posix_spawn_file_actions_addclosefrom_np` (2.34 and later), which Swift's Glibc
+    /// module does not import.
+    private static var addCloseFrom: AddCloseFrom? {
+        guard let symbol = dlsym(nil, "posix_spawn_file_actions_addclosefrom_np") else { return nil }
+        return unsafeBitCast(symbol, to: AddCloseFrom.self)
     }
 
     /// The child's process id (the name `Foundation.Process` uses).
@@ -115,6 +127,45 @@ public final class ChildProcess: @unchecked Sendable {
             try? await Task.sleep(for: .milliseconds(10))
         }
         return true
+    }
+
+    /// What a program run to completion left: its exit status (-1 when it was killed for
+    /// running past its time; 128 + the signal when a signal ended it) and both outputs.
+    public struct Output: Sendable {
+        public var status: Int32
+        public var stdout: String
+        public var stderr: String
+
+        public init(status: Int32, stdout: String, stderr: String) {
+            self.status = status
+            self.stdout = stdout
+            self.stderr = stderr
+        }
+    }
+
+    /// Runs a program to completion — killed after `timeout` — and returns both outputs, read
+    /// from files once it ended (so neither stream can block the child while the other fills).
+    public static func run(
+        _ executable: String, _ arguments: [String], environment: [String: String]? = nil, directory: String? = nil,
+        timeout: Duration = .seconds(120)
+    ) async throws -> Output {
+        let capture = NSTemporaryDirectory() + "weft-run-\(getpid())-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: capture, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: capture) }
+        let child = try ChildProcess(
+            executable, arguments, environment: environment, directory: directory, stdout: capture + "/out",
+            stderr: capture + "/err")
+        var status: Int32 = -1
+        if await child.exited(within: timeout) {
+            status = child.exitCode ?? 128 + (child.terminationSignal ?? 0)
+        } else {
+            child.signal(SIGKILL)
+            await child.exited(within: .seconds(10))
+        }
+        func read(_ name: String) -> String {
+            String(decoding: FileManager.default.contents(atPath: capture + "/" + name) ?? Data(), as: UTF8.self)
+        }
+        return Output(status: status, stdout: read("out"), stderr: read("err"))
     }
 
     deinit {

@@ -40,6 +40,22 @@ public enum FreePort {
         withLoopbackSocket(port, type: SOCK_STREAM) { fd, address, length in connect(fd, address, length) == 0 }
     }
 
+    /// Whether something accepts TCP connections on [::1]:`port`.
+    public static func acceptsIPv6(_ port: Int) -> Bool {
+        let fd = socket(AF_INET6, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var address = sockaddr_in6()
+        address.sin6_family = sa_family_t(AF_INET6)
+        address.sin6_addr = in6addr_loopback
+        address.sin6_port = UInt16(port).bigEndian
+        return withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in6>.size)) == 0
+            }
+        }
+    }
+
     /// Runs `body` with a fresh close-on-exec socket and 127.0.0.1:`port`; the socket is closed after.
     private static func withLoopbackSocket(
         _ port: Int, type: __socket_type, _ body: (Int32, UnsafePointer<sockaddr>, socklen_t) -> Bool

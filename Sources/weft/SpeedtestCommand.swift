@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import WeftAPI
 
 #if canImport(Glibc)
     import Glibc
@@ -25,15 +26,7 @@ struct SpeedtestCommand: AsyncParsableCommand {
     @Option(help: "How long to send, in seconds (1–60).")
     var seconds: Int = 5
 
-    struct Line: Decodable {
-        var type: String
-        var seconds: Double?
-        var bytes: UInt64?
-        var bitsPerSecond: Double?
-        var verified: Bool?
-        var verifiedBytes: UInt64?
-        var message: String?
-    }
+    typealias Line = APIModels.SpeedtestLine
 
     func validate() throws {
         guard (1...60).contains(seconds) else { throw ValidationError("--seconds must be from 1 to 60") }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import WeftAPI
 import WeftWire
 
 struct StatusCommand: AsyncParsableCommand {
@@ -24,11 +25,11 @@ struct StatusCommand: AsyncParsableCommand {
     static func count(_ value: Int, _ noun: String) -> String { "\(value) \(noun)\(value == 1 ? "" : "s")" }
 
     private func show(_ client: APIClient) async throws {
-        let site = try await client.get("/api/v1/site", as: APIDocuments.Site.self)
-        let peers = try await client.get("/api/v1/remoteSites", as: [APIDocuments.RemoteSite].self)
-        let tunnels = try await client.get("/api/v1/tunnels", as: [APIDocuments.Tunnel].self)
-        let exposed = try await client.get("/api/v1/localExposedApps", as: [APIDocuments.ExposedApp].self)
-        let remote = try await client.get("/api/v1/remoteApps", as: [APIDocuments.RemoteApp].self)
+        let site = try await client.get("/api/v1/site", as: APIModels.Site.self)
+        let peers = try await client.get("/api/v1/remoteSites", as: [APIModels.RemoteSite].self)
+        let tunnels = try await client.get("/api/v1/tunnels", as: [APIModels.Tunnel].self)
+        let exposed = try await client.get("/api/v1/localExposedApps", as: [APIModels.ExposedApp].self)
+        let remote = try await client.get("/api/v1/remoteApps", as: [APIModels.RemoteApp].self)
 
         print(
             "site \(WireText.escaped(site.siteName))  \(site.fingerprint)  version \(site.version)  up \(Units.duration(site.uptimeSeconds))"

@@ -3,7 +3,7 @@ import Testing
 import WeftAPI
 import WeftSite
 
-@Suite("basic auth")
+@Suite("basic auth", .timeLimit(.minutes(10)))
 struct BasicAuthVerifierTests {
     let verifier = BasicAuthVerifier(users: [
         .init(user: "admin", password: "N0tSecure-Ch@ngeMe"), .init(user: "ops", password: "a:b"),

@@ -9,7 +9,7 @@ import Testing
 
 /// What a web page in the operator's browser can send to the loopback API, tried through the
 /// router as a browser would send it.
-@Suite("the API refuses what a web page or DNS rebinding can send")
+@Suite("the API refuses what a web page or DNS rebinding can send", .timeLimit(.minutes(10)))
 struct RequestGuardTests {
     func app(listenHost: String = "127.0.0.1") -> some ApplicationProtocol {
         let router = Router()

@@ -4,7 +4,7 @@ import WeftTestSupport
 
 /// What a site does when clients or peers ask for more than it has: refuse the excess, keep
 /// serving the rest, and never run out of descriptors for its links.
-@Suite("limits end to end", .enabled(if: SiteLab.isAvailable, "\(SiteLab.missing)"))
+@Suite("limits end to end", .enabled(if: SiteLab.isAvailable, "\(SiteLab.missing)"), .timeLimit(.minutes(10)))
 struct LimitsEndToEndTests {
     /// Opens `count` connections to `port` and holds them until the far end has closed at
     /// least `expected` (EOF or reset; 60 s at most), then prints how many it closed and how many

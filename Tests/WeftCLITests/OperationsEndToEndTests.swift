@@ -9,7 +9,9 @@ import WeftTestSupport
 /// What an operator does with two running sites: the REST API (every endpoint, app changes at
 /// runtime that carry traffic, persist and stop), basic auth, `/metrics`, `weft status`, a
 /// reload on SIGHUP under load, and the dashboard in headless Chromium.
-@Suite("operations end to end", .serialized, .enabled(if: SiteLab.isAvailable, "\(SiteLab.missing)"))
+@Suite(
+    "operations end to end", .serialized, .enabled(if: SiteLab.isAvailable, "\(SiteLab.missing)"),
+    .timeLimit(.minutes(10)))
 struct OperationsEndToEndTests {
     struct HTTPResult {
         var status: Int
@@ -153,7 +155,7 @@ struct OperationsEndToEndTests {
         // The document describes the API (validated when python3 has openapi-spec-validator).
         let check = try await lab.run(
             "/usr/bin/env", ["python3", Self.repository + "/scripts/openapi-check.py", beta + "/openapi.yaml"])
-        if check.status == 77 {
+        if check.status == 77 && !TestEnvironment.isCI {
             print("operations: openapi check skipped: \(check.stdout)\(check.stderr)")
         } else {
             #expect(check.status == 0, "\(check)")
@@ -229,19 +231,26 @@ struct OperationsEndToEndTests {
         #expect(before.status == 200, "\(before.status)")
         let receivedBefore = Self.metric(before.body, "weft_peer_received_bytes_total", "peer=\"alpha\"") ?? 0
         for _ in 0..<5 { _ = try await Self.http(lab, "GET", fetchURL) }
-        try await Task.sleep(for: .milliseconds(200))
-        let after = try await Self.http(lab, "GET", beta + "/metrics").body
-        let receivedAfter = Self.metric(after, "weft_peer_received_bytes_total", "peer=\"alpha\"") ?? 0
-        #expect(receivedAfter > receivedBefore, "\(receivedBefore) → \(receivedAfter)")
+        var after = ""
+        var receivedAfter = 0.0
+        let grew = await WeftProcess.waitFor(.seconds(60)) {
+            after = (try? await Self.http(lab, "GET", beta + "/metrics"))?.body ?? ""
+            receivedAfter = Self.metric(after, "weft_peer_received_bytes_total", "peer=\"alpha\"") ?? 0
+            return receivedAfter > receivedBefore
+        }
+        #expect(grew, "\(receivedBefore) → \(receivedAfter)")
         for family in [
             "weft_peer_sent_bytes_total", "weft_link_sent_bytes_total", "weft_link_received_bytes_total",
             "weft_link_state_changes_total", "weft_discovery_messages_accepted_total", "weft_streams_opened_total",
         ] {
             #expect(after.contains(family), "\(family) missing from /metrics")
         }
-        try await Task.sleep(for: .milliseconds(1200))  // gauges are published every second
-        let gauges = try await Self.http(lab, "GET", beta + "/metrics").body
-        #expect(Self.metric(gauges, "weft_link_rtt_seconds", "peer=\"alpha\"") != nil, "no RTT gauge")
+        // Gauges are published about once a second.
+        #expect(
+            await WeftProcess.waitFor(.seconds(60)) {
+                let gauges = (try? await Self.http(lab, "GET", beta + "/metrics"))?.body ?? ""
+                return Self.metric(gauges, "weft_link_rtt_seconds", "peer=\"alpha\"") != nil
+            }, "no RTT gauge")
         #expect(
             Self.metric(
                 try await Self.http(lab, "GET", alpha + "/metrics", user: admin).body, "weft_peer_sent_bytes_total",
@@ -417,9 +426,16 @@ struct OperationsEndToEndTests {
         let fetched = lab.path + "/fetched.bin"
         let transfer = try ChildProcess(
             SiteLab.curl,
-            ["-sS", "--fail", "--limit-rate", "5M", "-o", fetched, "http://127.0.0.1:\(webPort)/big.bin"],
+            [
+                "-sS", "--fail", "--max-time", "120", "--limit-rate", "5M", "-o", fetched,
+                "http://127.0.0.1:\(webPort)/big.bin",
+            ],
             stderr: lab.path + "/transfer.err")
-        try await Task.sleep(for: .seconds(1.5))
+        // The reload comes once the transfer's bytes flow (an event, not a guessed time).
+        #expect(
+            await WeftProcess.waitFor(.seconds(60)) {
+                ((try? FileManager.default.attributesOfItem(atPath: fetched)[.size] as? Int) ?? 0) >= 4 << 20
+            }, "the transfer never got going: \(lab.read("transfer.err"))")
 
         // beta: `spare` moves to another local socket; alpha: a new app `extra`.
         let betaText = lab.read("beta.yaml")
@@ -524,15 +540,14 @@ struct OperationsEndToEndTests {
         await lab.stop("alpha")
     }
 
-    @Test("the dashboard loads in headless Chromium without console errors and shows both sites")
+    static let chromium = "/usr/bin/chromium"
+
+    @Test(
+        "the dashboard loads in headless Chromium without console errors and shows both sites",
+        .enabled(
+            if: TestEnvironment.runs(needing: chromium),
+            "\(chromium) is not installed (scripts/install-deps.sh installs it)"))
     func dashboard() async throws {
-        let chromium = "/usr/bin/chromium"
-        guard FileManager.default.isExecutableFile(atPath: chromium) else {
-            print(
-                "operations: dashboard test skipped: \(chromium) is not installed (scripts/install-deps.sh installs it)"
-            )
-            return
-        }
         let lab = try SiteLab()
         let httpPort = try FreePort.find()
         let betaAPI = try FreePort.find()

@@ -6,7 +6,7 @@ import WeftTestSupport
 /// probe — must not leave the app's connection at the far site open: the close travels in every
 /// state of a stream (before the open is answered, while the app connection is being made, with
 /// no byte sent, with bytes and a half-close, with a reset).
-@Suite("connect-and-close probes through a tunnel", .serialized)
+@Suite("connect-and-close probes through a tunnel", .serialized, .timeLimit(.minutes(10)))
 struct ProbeEndToEndTests {
     /// A TCP app at alpha that logs, per connection, "accepted N" and then how it ended:
     /// "eof N BYTES" or "reset N".

@@ -42,7 +42,8 @@ func meshSiteConfig(
 @Suite(
     "sites as processes on a real broker",
     .serialized,
-    .enabled(if: MosquittoBroker.isAvailable, "mosquitto is not installed (apt-get install mosquitto)")
+    .enabled(if: MosquittoBroker.isAvailable, "mosquitto is not installed (apt-get install mosquitto)"),
+    .timeLimit(.minutes(10))
 )
 struct SiteDiscoveryProcessTests {
     func peerLines(_ log: String, _ event: String, _ peer: String) -> Int {

@@ -14,11 +14,10 @@ final class SiteLab: @unchecked Sendable {
     static let redisCLI = "/usr/bin/redis-cli"
     static let curl = "/usr/bin/curl"
 
+    /// Whether the lab's tools are here (always true under CI, where a missing one fails).
     static var isAvailable: Bool {
         MosquittoBroker.isAvailable
-            && [python, redisServer, redisCLI, curl, turnserver].allSatisfy {
-                FileManager.default.isExecutableFile(atPath: $0)
-            }
+            && [python, redisServer, redisCLI, curl, turnserver].allSatisfy { TestEnvironment.runs(needing: $0) }
     }
 
     static let missing =
@@ -135,14 +134,15 @@ final class SiteLab: @unchecked Sendable {
 
     /// Starts a long-running helper process and waits until `port` accepts (when given).
     @discardableResult
-    func app(_ name: String, _ executable: String, _ arguments: [String], port: Int? = nil, socket: String? = nil)
-        async throws -> ChildProcess
-    {
+    func app(
+        _ name: String, _ executable: String, _ arguments: [String], port: Int? = nil, socket: String? = nil,
+        ipv6: Bool = false
+    ) async throws -> ChildProcess {
         let process = try ChildProcess(
             executable, arguments, stdout: path + "/\(name).out", stderr: path + "/\(name).err")
         processes[name] = process
         let ready = await WeftProcess.waitFor(.seconds(60)) {
-            if let port { return FreePort.accepts(port) }
+            if let port { return ipv6 ? FreePort.acceptsIPv6(port) : FreePort.accepts(port) }
             if let socket { return FileManager.default.fileExists(atPath: socket) }
             return true
         }
@@ -154,7 +154,8 @@ final class SiteLab: @unchecked Sendable {
     /// (name → megabytes) from a directory of its own; returns the random files' sha256.
     @discardableResult
     func website(
-        _ name: String = "http", port: Int, files: [String: String] = [:], randomMegabytes: [String: Int] = [:]
+        _ name: String = "http", port: Int, files: [String: String] = [:], randomMegabytes: [String: Int] = [:],
+        bind: String = "127.0.0.1"
     ) async throws -> [String: String] {
         let directory = "www-\(name)"
         try FileManager.default.createDirectory(atPath: path + "/" + directory, withIntermediateDirectories: true)
@@ -163,7 +164,7 @@ final class SiteLab: @unchecked Sendable {
         for (file, megabytes) in randomMegabytes {
             digests[file] = try await randomFile(directory + "/" + file, megabytes: megabytes)
         }
-        try await httpServer(name, directory: path + "/" + directory, port: port)
+        try await httpServer(name, directory: path + "/" + directory, port: port, bind: bind)
         return digests
     }
 
@@ -183,10 +184,10 @@ final class SiteLab: @unchecked Sendable {
     }
 
     /// Python's HTTP server on `port`, serving `directory`.
-    func httpServer(_ name: String, directory: String, port: Int) async throws {
+    func httpServer(_ name: String, directory: String, port: Int, bind: String = "127.0.0.1") async throws {
         try await app(
-            name, Self.python, ["-m", "http.server", "\(port)", "--bind", "127.0.0.1", "--directory", directory],
-            port: port)
+            name, Self.python, ["-m", "http.server", "\(port)", "--bind", bind, "--directory", directory],
+            port: port, ipv6: bind.contains(":"))
     }
 
     /// A TCP forwarder from 127.0.0.1:`port` to the lab's broker: killing it cuts a site's
@@ -272,27 +273,17 @@ final class SiteLab: @unchecked Sendable {
 
     // MARK: clients
 
-    struct Output {
-        var status: Int32
-        var stdout: String
-        var stderr: String
-    }
+    typealias Output = ChildProcess.Output
 
-    /// Runs a client to completion (killed after `timeout`), without holding a thread.
+    /// Runs a client to completion (killed after `timeout`), without holding a thread. curl
+    /// always gets a `--max-time` (the timeout, unless the caller gave a shorter one), so a
+    /// stall is curl's error, printed, not a kill.
     func run(_ executable: String, _ arguments: [String], timeout: Duration = .seconds(120)) async throws -> Output {
-        let id = UUID().uuidString.prefix(8)
-        let out = path + "/client-\(id).out"
-        let err = path + "/client-\(id).err"
-        let process = try ChildProcess(executable, arguments, stdout: out, stderr: err)
-        if !(await process.exited(within: timeout)) {
-            process.signal(SIGKILL)
-            await process.exited(within: .seconds(10))
+        var arguments = arguments
+        if executable == Self.curl && !arguments.contains("--max-time") {
+            arguments = ["--max-time", "\(timeout.components.seconds)"] + arguments
         }
-        return Output(
-            status: process.exitCode ?? -1,
-            stdout: (try? String(contentsOfFile: out, encoding: .utf8)) ?? "",
-            stderr: (try? String(contentsOfFile: err, encoding: .utf8)) ?? ""
-        )
+        return try await ChildProcess.run(executable, arguments, timeout: timeout + .seconds(5))
     }
 
     /// Python that connects to `tcp:HOST:PORT` or `unix:/path`, shared by the client scripts.

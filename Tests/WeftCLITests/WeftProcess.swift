@@ -51,23 +51,9 @@ struct WeftProcess {
         directory: String? = nil,
         timeout: Duration = .seconds(120)
     ) async throws -> Result {
-        let capture = NSTemporaryDirectory() + "weft-run-\(getpid())-\(UUID().uuidString.prefix(8))"
-        try FileManager.default.createDirectory(atPath: capture, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: capture) }
-        let child = try ChildProcess(
-            executable, arguments, environment: Self.environment(environment), directory: directory,
-            stdout: capture + "/out", stderr: capture + "/err")
-        var status: Int32 = -1
-        if await child.exited(within: timeout) {
-            status = child.exitCode ?? 128 + (child.terminationSignal ?? 0)
-        } else {
-            child.signal(SIGKILL)
-            await child.exited(within: .seconds(10))
-        }
-        func read(_ name: String) -> String {
-            String(decoding: FileManager.default.contents(atPath: capture + "/" + name) ?? Data(), as: UTF8.self)
-        }
-        return Result(status: status, output: read("out"), error: read("err"))
+        let output = try await ChildProcess.run(
+            executable, arguments, environment: Self.environment(environment), directory: directory, timeout: timeout)
+        return Result(status: output.status, output: output.stdout, error: output.stderr)
     }
 
     /// Starts a long-running command; its output goes to `logFile` (the config decides).

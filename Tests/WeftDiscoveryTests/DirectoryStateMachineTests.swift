@@ -3,7 +3,7 @@ import WeftDiscovery
 import WeftIdentity
 import WeftWire
 
-@Suite("directory state machine: up, changed, down, and every refusal, on an injected clock")
+@Suite("directory state machine: up, changed, down, and every refusal, on an injected clock", .timeLimit(.minutes(10)))
 struct DirectoryStateMachineTests {
     let me: FakeSite
     var peer: FakeSite
@@ -53,7 +53,7 @@ struct DirectoryStateMachineTests {
         let reconnected = machine.receive(try peer.verifiedAnnouncement(at: t0 + 3000), retained: false, now: at(3))
         #expect(events(reconnected).isEmpty)
         #expect(reconnected.isEmpty)
-        peer.incarnation = 43
+        peer.instance = 43
         #expect(
             events(machine.receive(try peer.verifiedAnnouncement(at: t0 + 4000), retained: false, now: at(4))).count
                 == 1)

@@ -12,10 +12,12 @@ import WeftWire
 @Suite(
     "discovery over a real mosquitto broker",
     .serialized,
-    .enabled(if: MosquittoBroker.isAvailable, "mosquitto is not installed (apt-get install mosquitto)")
+    .enabled(if: MosquittoBroker.isAvailable, "mosquitto is not installed (apt-get install mosquitto)"),
+    .timeLimit(.minutes(10))
 )
 struct DiscoveryBrokerTests {
-    @Test("three sites see each other (within 5 s); a clean stop is down within 1 s; the broker sees only opaque bytes")
+    @Test(
+        "three sites see each other; a clean stop is seen down (both times printed); the broker sees only opaque bytes")
     func threeSites() async throws {
         let broker = try MosquittoBroker()
         // An eavesdropper records everything that crosses the broker, unbuffered (stdbuf), so
@@ -31,7 +33,15 @@ struct DiscoveryBrokerTests {
             // Payloads are binary: decode leniently, so readable text would still show.
             String(decoding: FileManager.default.contents(atPath: captureFile) ?? Data(), as: UTF8.self)
         }
-        try await Task.sleep(for: .milliseconds(200))
+        // The eavesdropper is listening once a probe published now shows up in its file.
+        let prober = try rawClient(broker)
+        #expect(await connected(prober))
+        let listening = await waitUntil(.seconds(60)) {
+            try? prober.publish(topic: "weft-test/probe", payload: Array("probe".utf8), qos: 0, retain: false)
+            return captured().contains("weft-test/probe")
+        }
+        prober.stop()
+        #expect(listening != nil, "the capture never started: \(captured())")
 
         let sites = try ["alpha-site", "bravo-site", "charlie-site"].map {
             try TestSite(
@@ -75,7 +85,7 @@ struct DiscoveryBrokerTests {
         }
     }
 
-    @Test("after a broker restart every site is back in every directory within 10 s")
+    @Test("after a broker restart every site is back in every directory")
     func brokerRestart() async throws {
         let broker = try MosquittoBroker()
         let sites = try ["a", "b", "c"].map { try TestSite($0, broker: broker) }

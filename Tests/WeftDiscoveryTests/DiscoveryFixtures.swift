@@ -9,7 +9,7 @@ struct FakeSite {
     let identity: SiteIdentity
     let keys: MeshKeys
     var session: [UInt8] = Array(repeating: 1, count: 16)
-    var incarnation: UInt64 = 42
+    var instance: UInt64 = 42
     var apps = ["web"]
 
     /// Where it publishes: its own presence topic unless a test says otherwise.
@@ -30,7 +30,7 @@ struct FakeSite {
         SiteAnnouncement(
             protocolVersion: 1,
             capabilities: 0,
-            incarnation: incarnation,
+            instance: instance,
             session: session,
             siteID: identity.siteID,
             softwareVersion: "test",

@@ -4,7 +4,7 @@ import WeftDiscovery
 import WeftIdentity
 import WeftWire
 
-@Suite("sealed, signed message-channel envelopes")
+@Suite("sealed, signed message-channel envelopes", .timeLimit(.minutes(10)))
 struct EnvelopeSealerTests {
     @Test("seal then open gives back the message and the sender's fingerprint")
     func roundTrip() throws {

@@ -1,7 +1,8 @@
 import Testing
 import WeftDiscovery
 
-@Suite("intake budget: one bucket per known site, one shared by the rest, on an injected clock")
+@Suite(
+    "intake budget: one bucket per known site, one shared by the rest, on an injected clock", .timeLimit(.minutes(10)))
 struct IntakeBudgetTests {
     let configuration = IntakeBudget.Configuration(
         knownBurst: 4, knownPerSecond: 1, unknownBurst: 10, unknownPerSecond: 5)

@@ -1,7 +1,7 @@
 import Testing
 import WeftDiscovery
 
-@Suite("mesh topic and libmosquitto")
+@Suite("mesh topic and libmosquitto", .timeLimit(.minutes(10)))
 struct MeshTopicTests {
     @Test("topics that would break sub-topics or leak wildcards are refused")
     func problems() {

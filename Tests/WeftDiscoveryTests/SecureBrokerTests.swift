@@ -67,7 +67,8 @@ struct TestPKI {
 @Suite(
     "discovery over mqtts:// and a password-protected broker",
     .serialized,
-    .enabled(if: MosquittoBroker.isAvailable, "mosquitto is not installed (apt-get install mosquitto)")
+    .enabled(if: MosquittoBroker.isAvailable, "mosquitto is not installed (apt-get install mosquitto)"),
+    .timeLimit(.minutes(10))
 )
 struct SecureBrokerTests {
     /// A password file made by mosquitto's own tool.
@@ -112,7 +113,9 @@ struct SecureBrokerTests {
         intruder.start()
         let met = await waitUntil(.seconds(60)) { a.peerNames == ["tls-b"] && b.peerNames == ["tls-a"] }
         #expect(met != nil, "\(a.peerNames) \(b.peerNames)\n\(broker.log)")
-        try await Task.sleep(for: .milliseconds(500))
+        // The intruder did reach the broker and was turned away (not merely slow to start).
+        let refused = await waitUntil(.seconds(60)) { broker.log.contains("not authorised") }
+        #expect(refused != nil, "the intruder was never refused:\n\(broker.log)")
         #expect(intruder.peerNames.isEmpty)
         #expect(!a.peerNames.contains("tls-intruder"))
         for site in [a, b, intruder] { await site.stop() }
@@ -129,7 +132,11 @@ struct SecureBrokerTests {
         let b = try TestSite("tls-b", broker: broker, host: "localhost", useTLS: true, caFile: pki.caFile)
         a.start()
         b.start()
-        try await Task.sleep(for: .seconds(2))
+        // Both reached the broker: b connected over TLS, a's plain bytes failed the TLS handshake.
+        let tried = await waitUntil(.seconds(60)) {
+            broker.log.contains("New client connected") && broker.log.contains("OpenSSL Error")
+        }
+        #expect(tried != nil, "\(broker.log)")
         #expect(a.peerNames.isEmpty && b.peerNames.isEmpty)
         await a.stop()
         await b.stop()
@@ -138,7 +145,8 @@ struct SecureBrokerTests {
 
 @Suite(
     "discovery over a password-protected plain broker",
-    .enabled(if: MosquittoBroker.isAvailable, "mosquitto is not installed (apt-get install mosquitto)")
+    .enabled(if: MosquittoBroker.isAvailable, "mosquitto is not installed (apt-get install mosquitto)"),
+    .timeLimit(.minutes(10))
 )
 struct PasswordBrokerTests {
     @Test("username and password over mqtt://: sites meet; anonymous and wrong passwords stay out")
@@ -157,7 +165,11 @@ struct PasswordBrokerTests {
         for site in [a, b, anonymous, wrong] { site.start() }
         let met = await waitUntil(.seconds(60)) { a.peerNames == ["pw-b"] && b.peerNames == ["pw-a"] }
         #expect(met != nil)
-        try await Task.sleep(for: .milliseconds(500))
+        // Both outsiders did reach the broker and were turned away.
+        let refused = await waitUntil(.seconds(60)) {
+            broker.log.components(separatedBy: "not authorised").count - 1 >= 2
+        }
+        #expect(refused != nil, "\(broker.log)")
         #expect(anonymous.peerNames.isEmpty && wrong.peerNames.isEmpty)
         #expect(a.peerNames == ["pw-b"])
         for site in [a, b, anonymous, wrong] { await site.stop() }

@@ -2,7 +2,7 @@ import Testing
 
 @testable import WeftSite
 
-@Suite("IP addresses, networks and app sockets")
+@Suite("IP addresses, networks and app sockets", .timeLimit(.minutes(10)))
 struct AddressTests {
     @Test("IPv4-mapped IPv6 normalises to IPv4")
     func mapped() {

@@ -3,7 +3,7 @@ import WeftDiscovery
 
 @testable import WeftSite
 
-@Suite("config: valid files and defaults")
+@Suite("config: valid files and defaults", .timeLimit(.minutes(10)))
 struct ConfigDefaultsTests {
     @Test("the minimal file gets every default")
     func minimalDefaults() throws {

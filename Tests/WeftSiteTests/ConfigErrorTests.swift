@@ -2,7 +2,7 @@ import Testing
 
 @testable import WeftSite
 
-@Suite("config: invalid files name the line, the key path and what was expected")
+@Suite("config: invalid files name the line, the key path and what was expected", .timeLimit(.minutes(10)))
 struct ConfigErrorTests {
     /// One invalid file and the error it must produce.
     struct Case: CustomTestStringConvertible, Sendable {

@@ -4,14 +4,14 @@ import WeftIdentity
 import WeftSite
 import WeftWire
 
-@Suite("dial planner")
+@Suite("dial planner", .timeLimit(.minutes(10)))
 struct DialPlannerTests {
     func peer(_ name: String, endpoints: [(String, UInt16)], fingerprint byte: UInt8 = 1) -> PeerInfo {
         PeerInfo(
             siteName: name,
             fingerprint: CertificateFingerprint(derCertificate: [byte, UInt8(name.utf8.count)]),
             announcement: SiteAnnouncement(
-                protocolVersion: 1, capabilities: 0, incarnation: 1, session: Array(repeating: 0, count: 16),
+                protocolVersion: 1, capabilities: 0, instance: 1, session: Array(repeating: 0, count: 16),
                 siteID: "id-\(name)", softwareVersion: "test", refreshSeconds: 30,
                 endpoints: endpoints.map { .init(linkType: .tls, address: $0.0, port: $0.1) }, apps: []))
     }

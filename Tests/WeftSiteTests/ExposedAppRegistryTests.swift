@@ -2,7 +2,7 @@ import Testing
 import WeftSite
 import WeftWire
 
-@Suite("exposed apps: what a peer's stream may reach")
+@Suite("exposed apps: what a peer's stream may reach", .timeLimit(.minutes(10)))
 struct ExposedAppRegistryTests {
     let registry = ExposedAppRegistry([
         ExposedAppConfig(appName: "web", mode: .single(.tcp(IPAddress("127.0.0.1")!, port: 8080))),

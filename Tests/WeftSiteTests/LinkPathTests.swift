@@ -2,7 +2,7 @@ import Testing
 import WeftSite
 import WeftWire
 
-@Suite("link paths and backoff")
+@Suite("link paths and backoff", .timeLimit(.minutes(10)))
 struct LinkPathTests {
     func endpoint(_ address: String, _ port: UInt16) -> SiteAnnouncement.Endpoint {
         SiteAnnouncement.Endpoint(linkType: .tls, address: address, port: port)

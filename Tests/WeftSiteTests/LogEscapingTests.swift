@@ -5,7 +5,7 @@ import Testing
 
 /// Strings from peers reach the log (site names, reasons, app names): none may rewrite a
 /// terminal or forge a line, in text or JSON.
-@Suite("log lines escape what could rewrite them")
+@Suite("log lines escape what could rewrite them", .timeLimit(.minutes(10)))
 struct LogEscapingTests {
     static let hostile = [
         "evil\u{1b}[2J\u{1b}[H", "a\nINFO weft: peer up peer=bank", "x\u{202e}gnp.exe", "del\u{7f}", "c1\u{9b}31m",

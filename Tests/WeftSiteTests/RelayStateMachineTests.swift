@@ -4,7 +4,7 @@ import WeftWire
 
 @testable import WeftSite
 
-@Suite("relay rules: one stream between the tunnel and an app socket")
+@Suite("relay rules: one stream between the tunnel and an app socket", .timeLimit(.minutes(10)))
 struct RelayStateMachineTests {
     let a = ByteBuffer(string: "a")
     let b = ByteBuffer(string: "bb")

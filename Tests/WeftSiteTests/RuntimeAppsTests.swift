@@ -5,7 +5,7 @@ import WeftTestSupport
 @testable import WeftSite
 
 /// App entries from API request bodies, and the overlay of API changes on the file's apps.
-@Suite("runtime apps: request bodies and the apps.json overlay")
+@Suite("runtime apps: request bodies and the apps.json overlay", .timeLimit(.minutes(10)))
 struct RuntimeAppsTests {
     let loader = ConfigLoader(homeDirectory: "/home/tester")
 
@@ -120,11 +120,11 @@ struct RuntimeAppsTests {
         #expect(reported.undecodable.count == 2, "\(reported.undecodable)")
         #expect(reported.undecodable.first?.hasPrefix("exposed app weft.speedtest: ") == true)
         try "{ not json".write(toFile: directory + "/apps.json", atomically: true, encoding: .utf8)
-        #expect(throws: (any Error).self) { try AppOverlay.load(stateDirectory: directory) }
+        #expect(throws: DecodingError.self) { try AppOverlay.load(stateDirectory: directory) }
     }
 }
 
-@Suite("Unix socket files weft listens on: never another program's, 0660 unless asked")
+@Suite("Unix socket files weft listens on: never another program's, 0660 unless asked", .timeLimit(.minutes(10)))
 struct UnixSocketFileTests {
     func scratch() throws -> String {
         let path = NSTemporaryDirectory() + "weft-sock-\(UUID().uuidString.prefix(8))"
@@ -190,7 +190,7 @@ struct UnixSocketFileTests {
     }
 }
 
-@Suite("socket budget: stream sockets capped below the open-files limit")
+@Suite("socket budget: stream sockets capped below the open-files limit", .timeLimit(.minutes(10)))
 struct SocketBudgetTests {
     @Test("acquire up to the limit, refuse beyond, release frees a place")
     func budget() {

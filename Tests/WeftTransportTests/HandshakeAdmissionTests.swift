@@ -3,7 +3,8 @@ import NIOPosix
 import Testing
 import WeftTransport
 
-@Suite("handshake admission: connections that never finish are capped, in all and per address")
+@Suite(
+    "handshake admission: connections that never finish are capped, in all and per address", .timeLimit(.minutes(10)))
 struct HandshakeAdmissionTests {
     @Test("the counts: per source, then in all; a release frees a place")
     func counts() {

@@ -1,7 +1,7 @@
 import Testing
 import WeftTransport
 
-@Suite("log limiter")
+@Suite("log limiter", .timeLimit(.minutes(10)))
 struct LogLimiterTests {
     @Test("one line per kind per interval, with the count held back")
     func limits() {

@@ -2,7 +2,7 @@ import Testing
 
 @testable import WeftTransport
 
-@Suite("peer series: shared by a peer's tunnels, gone with the last, capped")
+@Suite("peer series: shared by a peer's tunnels, gone with the last, capped", .timeLimit(.minutes(10)))
 struct PeerSeriesTests {
     @Test("two tunnels to one peer share its series; the series go when both have ended")
     func sharing() {

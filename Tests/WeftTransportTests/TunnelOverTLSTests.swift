@@ -9,7 +9,7 @@ import WeftTransport
 import WeftTunnel
 import WeftWire
 
-@Suite("tunnel over real TLS links on loopback", .serialized)
+@Suite("tunnel over real TLS links on loopback", .serialized, .timeLimit(.minutes(10)))
 struct TunnelOverTLSTests {
     /// Total bytes for the big transfer; `WEFT_TLS_TEST_MIB` makes it smaller for a quick run.
     static let totalBytes = (Int(ProcessInfo.processInfo.environment["WEFT_TLS_TEST_MIB"] ?? "") ?? 1024) << 20
@@ -99,13 +99,16 @@ struct TunnelOverTLSTests {
         try await pair.dial()
 
         // A stranger with its own certificate, claiming to be alpha.
-        let stranger = LocalLinkSite(siteName: "alpha", incarnation: 101, tls: try LinkTLS(identity: .generate()))
-        await #expect(throws: (any Error).self) { try await pair.dial(identity: stranger) }
+        let stranger = LocalLinkSite(siteName: "alpha", tls: try LinkTLS(identity: .generate()))
+        // Beta refuses its certificate during TLS (an alert), before any hello.
+        let refused = await #expect(throws: LinkError.self) { try await pair.dial(identity: stranger) }
+        #expect(refused?.code == .handshakeFailed && refused?.message.contains("CERTIFICATE_UNKNOWN") == true)
 
         // Alpha expecting another certificate for beta refuses beta's.
-        await #expect(throws: (any Error).self) {
+        let mismatch = await #expect(throws: LinkError.self) {
             try await pair.dial(expecting: try SiteIdentity.generate().fingerprint)
         }
+        #expect(mismatch?.code == .handshakeFailed && mismatch?.message.contains("CERTIFICATE_VERIFY_FAILED") == true)
 
         // A dialer that believes beta is an earlier incarnation is refused: unknown tunnel.
         do {

@@ -118,8 +118,8 @@ final class TunnelPair: @unchecked Sendable {
         group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
         alphaIdentity = try SiteIdentity.generate()
         betaIdentity = try SiteIdentity.generate()
-        alphaSite = LocalLinkSite(siteName: "alpha", incarnation: 101, tls: try LinkTLS(identity: alphaIdentity))
-        betaSite = LocalLinkSite(siteName: "beta", incarnation: 202, tls: try LinkTLS(identity: betaIdentity))
+        alphaSite = LocalLinkSite(siteName: "alpha", tls: try LinkTLS(identity: alphaIdentity))
+        betaSite = LocalLinkSite(siteName: "beta", tls: try LinkTLS(identity: betaIdentity))
         let loops = Array(group.makeIterator())
         alpha = TunnelDriver(
             eventLoop: loops[0], localIncarnation: 101, peerSite: "beta", peerIncarnation: 202,
@@ -143,7 +143,7 @@ final class TunnelPair: @unchecked Sendable {
                 trusts: { $0 == alphaFingerprint },
                 decide: { hello, fingerprint in
                     hello.siteName == "alpha" && fingerprint == alphaFingerprint
-                        ? .accept : .refuse(.wrongIdentity, "that certificate is not alpha's")
+                        ? .acceptInto(incarnation: 202) : .refuse(.wrongIdentity, "that certificate is not alpha's")
                 },
                 onLink: { channel, established in
                     betaLinks.withLockedValue { $0.append(channel) }
@@ -182,7 +182,7 @@ final class TunnelPair: @unchecked Sendable {
         let target = LinkDialer.Target(
             address: try SocketAddress(ipAddress: "127.0.0.1", port: port), localAddress: localAddress,
             peerSite: "beta",
-            peerIncarnation: peerIncarnation, fingerprint: expecting ?? betaIdentity.fingerprint)
+            peerIncarnation: peerIncarnation, localIncarnation: 101, fingerprint: expecting ?? betaIdentity.fingerprint)
         return try await LinkDialer.dial(
             target, on: alpha.eventLoop, site: identity ?? alphaSite, linkNumber: number, stillWanted: stillWanted
         ) { channel, established in

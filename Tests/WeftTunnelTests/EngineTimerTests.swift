@@ -2,7 +2,7 @@ import Testing
 
 @testable import WeftTunnel
 
-@Suite("engine timers: silence is the links', not a stalled process's")
+@Suite("engine timers: silence is the links', not a stalled process's", .timeLimit(.minutes(10)))
 struct EngineTimerTests {
     func deadline(_ actions: [TunnelAction]) -> Duration? {
         for case .scheduleTimer(let at) in actions { return at }

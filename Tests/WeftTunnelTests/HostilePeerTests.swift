@@ -6,7 +6,7 @@ import WeftWire
 
 /// A member of the mesh speaks to the engine with values no honest peer sends. The engine must
 /// answer by closing that link (with a reason), keep every other stream and link, and never trap.
-@Suite("a hostile peer on a link: it loses the link, the site loses nothing else")
+@Suite("a hostile peer on a link: it loses the link, the site loses nothing else", .timeLimit(.minutes(10)))
 struct HostilePeerTests {
     /// An engine that opens odd streams, with the hostile peer on link 1.
     struct Victim {

@@ -3,7 +3,7 @@ import Testing
 import WeftTunnel
 import WeftWire
 
-@Suite("link handshake: hello, welcome, refuse")
+@Suite("link handshake: hello, welcome, refuse", .timeLimit(.minutes(10)))
 struct LinkHandshakeTests {
     func bytes(_ actions: [LinkHandshake.Action]) -> ByteBuffer? {
         for case .write(let buffer) in actions { return buffer }
@@ -38,7 +38,7 @@ struct LinkHandshakeTests {
                 continue
             }
             #expect(received.siteName == "a" && received.linkID == 3)
-            let accepted = acceptor.accept()
+            let accepted = acceptor.accept(incarnation: 22)
             let atAcceptor = try #require(established(accepted))
             #expect(String(buffer: atAcceptor.leftover) == "tunnel bytes")
             var answer = bytes(accepted)!
@@ -73,7 +73,7 @@ struct LinkHandshakeTests {
             return
         }
         #expect(LinkHandshake.requestedIncarnation(in: asked, acceptor: "b") == 21)
-        let actions = acceptor.accept()
+        let actions = acceptor.accept(incarnation: 22)
         #expect(actions.contains { if case .failed = $0 { true } else { false } })
         let answer = dialer.received(try #require(bytes(actions)))
         guard case .refused(let refuse) = answer.first else {

@@ -2,7 +2,7 @@ import Testing
 import WeftTunnel
 import WeftWire
 
-@Suite("where an accepted link goes: join, replace, create or refuse")
+@Suite("where an accepted link goes: join, replace, create or refuse", .timeLimit(.minutes(10)))
 struct LinkPlacementTests {
     /// A hello from dialer "a" (half `dialer`) to acceptor "b", naming b's half `requested`.
     func hello(dialer: UInt64, requested: UInt64) -> LinkHello {

@@ -3,7 +3,7 @@ import Testing
 
 @testable import WeftTunnel
 
-@Suite("reassembly: in order, once, whatever the arrival order")
+@Suite("reassembly: in order, once, whatever the arrival order", .timeLimit(.minutes(10)))
 struct ReassemblyBufferTests {
     static let data: [UInt8] = (0..<10_000).map { UInt8(truncatingIfNeeded: $0 * 31 + $0 / 7) }
 

@@ -65,7 +65,9 @@ private struct Delivery: Sendable, CustomTestStringConvertible {
     }
 }
 
-@Suite("reassembly, property-based: random cuts, orders, duplicates and overlaps; the final offset")
+@Suite(
+    "reassembly, property-based: random cuts, orders, duplicates and overlaps; the final offset",
+    .timeLimit(.minutes(10)))
 struct ReassemblyPropertyTests {
     func insert(_ buffer: inout ReassemblyBuffer, _ bytes: [UInt8], _ range: Range<Int>, fin: Bool)
         throws(ReassemblyBuffer.InsertError) -> [ByteBuffer]

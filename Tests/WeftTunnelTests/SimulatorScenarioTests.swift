@@ -8,7 +8,7 @@ import WeftTunnel
 /// Megabits per second in bytes per second.
 func mbit(_ value: Double) -> Double { value * 1e6 / 8 }
 
-@Suite("tunnel engine in the network simulator")
+@Suite("tunnel engine in the network simulator", .timeLimit(.minutes(10)))
 struct SimulatorScenarioTests {
     func report(_ name: String, _ sim: NetworkSimulator, bytes: Int, rates: [Double]) -> Double {
         let seconds = Double(sim.now.components.seconds) + Double(sim.now.components.attoseconds) / 1e18
@@ -80,7 +80,7 @@ struct SimulatorScenarioTests {
     }
 }
 
-@Suite("tunnel engine in the network simulator: harder networks")
+@Suite("tunnel engine in the network simulator: harder networks", .timeLimit(.minutes(10)))
 struct SimulatorHardScenarioTests {
     @Test("4 links mixed in rate and RTT add up")
     func fourMixedLinks() {

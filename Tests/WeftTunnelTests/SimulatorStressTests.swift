@@ -2,7 +2,7 @@ import Testing
 import WeftTunnel
 import WeftWire
 
-@Suite("tunnel engine in the network simulator: many streams, random faults")
+@Suite("tunnel engine in the network simulator: many streams, random faults", .timeLimit(.minutes(10)))
 struct SimulatorStressTests {
     /// Runs 1,000 streams (stream 1 with 8 MiB, the rest 16 KiB) over 2 × 100 Mbit/s; returns
     /// the simulator and when the last of the small streams finished.

@@ -1,7 +1,7 @@
 import Testing
 import WeftTunnel
 
-@Suite("tunnel configuration")
+@Suite("tunnel configuration", .timeLimit(.minutes(10)))
 struct TunnelConfigurationTests {
     @Test("defaults are consistent")
     func defaults() {

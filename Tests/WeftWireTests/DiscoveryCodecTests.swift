@@ -2,7 +2,7 @@ import Testing
 
 @testable import WeftWire
 
-@Suite("discovery message and announcement codecs")
+@Suite("discovery message and announcement codecs", .timeLimit(.minutes(10)))
 struct DiscoveryCodecTests {
     static let message = DiscoveryMessage(
         kind: .announcement,
@@ -16,7 +16,7 @@ struct DiscoveryCodecTests {
     static let announcement = SiteAnnouncement(
         protocolVersion: 1,
         capabilities: 0b101,
-        incarnation: 0xdead_beef,
+        instance: 0xdead_beef,
         session: Array(repeating: 7, count: 16),
         siteID: "0123456789abcdef0123456789abcdef",
         softwareVersion: "0.1.0",

@@ -2,7 +2,7 @@ import NIOCore
 import Testing
 import WeftWire
 
-@Suite("STUN binding: request and response (RFC 5389)")
+@Suite("STUN binding: request and response (RFC 5389)", .timeLimit(.minutes(10)))
 struct StunBindingTests {
     /// A binding success response captured from coturn 4.6.1 on loopback: XOR-MAPPED-ADDRESS,
     /// MAPPED-ADDRESS, RESPONSE-ORIGIN and SOFTWARE.

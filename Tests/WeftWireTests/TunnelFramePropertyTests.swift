@@ -206,7 +206,9 @@ private enum FrameGen {
     }
 }
 
-@Suite("tunnel frames, property-based: round trips, incomplete input, hostile bytes, the payload limit")
+@Suite(
+    "tunnel frames, property-based: round trips, incomplete input, hostile bytes, the payload limit",
+    .timeLimit(.minutes(10)))
 struct TunnelFramePropertyTests {
     func encoded(_ frames: [TunnelFrame]) -> [UInt8] {
         var buffer = ByteBuffer()

@@ -3,7 +3,7 @@ import Testing
 
 @testable import WeftWire
 
-@Suite("tunnel frames: round trips, split and drip-fed input, hard limits")
+@Suite("tunnel frames: round trips, split and drip-fed input, hard limits", .timeLimit(.minutes(10)))
 struct TunnelFrameTests {
     static let frames: [TunnelFrame] = [
         .hello(

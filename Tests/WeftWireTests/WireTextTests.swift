@@ -1,7 +1,7 @@
 import Testing
 import WeftWire
 
-@Suite("wire text: what may be printed as it is, and how the rest is written")
+@Suite("wire text: what may be printed as it is, and how the rest is written", .timeLimit(.minutes(10)))
 struct WireTextTests {
     @Test("controls, line separators and bidi overrides are escaped; everything else is kept")
     func escaping() {

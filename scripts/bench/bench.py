@@ -120,6 +120,13 @@ class Bench:
         self.weft = os.path.abspath(args.weft)
         self.seconds = args.seconds
         self.port = 21000
+        # What weft got wrong (a flow that failed, bytes lost or changed, streams that did not
+        # open): figures are figures, but any of these fails the run, the smoke included.
+        self.failures = []
+
+    def wrong(self, message):
+        log(f"   ! WRONG: {message}")
+        self.failures.append(message)
 
     def next_port(self):
         self.port += 1
@@ -148,8 +155,8 @@ class Bench:
         if during:
             during()
         try:
-            source.wait(seconds + 60)
-            sink.wait(30)
+            source_status = source.wait(seconds + 60)
+            sink_status = sink.wait(30)
         except subprocess.TimeoutExpired:
             self.procs.stop(source)
             self.procs.stop(sink)
@@ -163,8 +170,14 @@ class Bench:
             report = json.load(f)
         report["label"] = label
         report["node_cpu_seconds"] = cpu
+        # weft's flows must be correct; a baseline's failure is only reported.
+        ours = label.startswith("weft")
         if report.get("error"):
-            log(f"   ! {label}: {report['error']}")
+            (self.wrong if ours else log)(f"{label}: {report['error']}")
+        if source_status != 0 or sink_status != 0:
+            (self.wrong if ours else log)(f"{label}: source exited {source_status}, sink {sink_status}")
+        if report.get("mismatch_at") is not None:
+            (self.wrong if ours else log)(f"{label}: the bytes changed at byte {report['mismatch_at']}")
         return report
 
     # -- weft sites ----------------------------------------------------------------------------
@@ -530,6 +543,9 @@ class Bench:
             weft = self.open_streams(count, entry, [("site a", a.pid), ("site b", b.pid)])
             weft["idle_rss_mib"] = idle
             rss = weft["rss_mib"]
+            if weft.get("error") or weft.get("failures", 0) > 0 or weft.get("open", 0) < count:
+                self.wrong(f"{count} streams through weft: {weft.get('open')} open, {weft.get('failures')} failed"
+                           f"{', ' + weft['error'] if weft.get('error') else ''}")
             log(f"   {count:>6} streams: direct {direct['opens_per_second']:8.0f} opens/s; weft "
                 f"{weft['opens_per_second']:8.0f} opens/s, {weft['open']} open, {weft['failures']} failed, "
                 f"p99 open {weft['p99_open_ms'] or 0:.1f} ms; RSS a {idle['site a']:.1f}→{rss['site a']:.1f} MiB, "
@@ -585,6 +601,8 @@ class Bench:
         with open(path, "w") as f:
             json.dump(self.results, f, indent=1)
         log(f"== done in {self.results['seconds']:.0f} s; results: {path}")
+        if self.failures:
+            raise BenchError("weft got it wrong: " + "; ".join(self.failures))
         if not self.args.keep:
             shutil.rmtree(self.work, ignore_errors=True)
 

@@ -11,8 +11,8 @@
 //           bit 3    the handshake timer fires after the input
 //           bits 4-6 acceptor: the code of the driver's refusal reason (0...7, unknown ones too)
 //   byte 1: bits 0-5 chunk size - 1 (the peer's bytes arrive in chunks of 1...64)
-//           bits 6-7 acceptor: how the driver accepts: 0 `accept()` (the machine's own
-//                    incarnation); `accept(incarnation:)` with 1 the half the hello requested
+//           bits 6-7 acceptor: how the driver accepts: 0 `accept(incarnation:)` with the
+//                    half the acceptor was made with; `accept(incarnation:)` with 1 the half the hello requested
 //                    (joining the tunnel it names; 0 for a new one, which is refused), 2 a fresh
 //                    half (`freshIncarnation`, as for a new tunnel), 3 the last 8 bytes of the
 //                    input, big-endian (any value, 0 and the requested half too)
@@ -77,7 +77,7 @@ private let freshIncarnation: UInt64 = 0x0F1E_2D3C_4B5A_6978
 
 /// How the acceptor's driver accepts (byte 1, bits 6-7).
 private enum Acceptance {
-    /// `accept()`: the machine's own incarnation.
+    /// `accept(incarnation:)` with the half the acceptor was made with.
     case own
     /// `accept(incarnation:)` with the half the hello requested.
     case requested
@@ -327,7 +327,7 @@ private struct Harness {
             switch acceptance {
             case .own:
                 chosen = nil
-                actions = handshake.accept()
+                actions = handshake.accept(incarnation: acceptorIncarnation)
             case .requested:
                 chosen = requested
                 actions = handshake.accept(incarnation: requested)
@@ -335,7 +335,7 @@ private struct Harness {
                 chosen = value
                 actions = handshake.accept(incarnation: value)
             }
-            record(chosen.map { "accept(incarnation: \($0))" } ?? "accept()", actions)
+            record(chosen.map { "accept(incarnation: \($0))" } ?? "accept(incarnation: own)", actions)
             let own = chosen ?? acceptorIncarnation
             let unknown = LinkHandshake.unknownIncarnation
             guard own != unknown && (requested == unknown || requested == own) else {
@@ -388,7 +388,6 @@ private struct Harness {
         guard finished else { return }
         record("received(hello) after the end", handshake.received(ByteBuffer(bytes: [0x01, 0, 0, 0, 0, 0])))
         record("timedOut() after the end", handshake.timedOut())
-        record("accept() after the end", handshake.accept())
         record("accept(incarnation:) after the end", handshake.accept(incarnation: acceptorIncarnation))
         record("refuse() after the end", handshake.refuse(.shuttingDown, message: "late"))
         record("start() after the end", handshake.start())

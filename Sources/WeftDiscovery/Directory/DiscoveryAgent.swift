@@ -65,22 +65,22 @@ public final class DiscoveryAgent: Sendable {
     /// Directory changes, in order. Ends when the agent stops.
     public let events: AsyncStream<DirectoryEvent>
 
-    private let configuration: Configuration
-    private let identity: SiteIdentity
-    private let logger: Logger
-    private let client: MQTTClient
-    private let shared: Shared
-    private let sealer: EnvelopeSealer
+    let configuration: Configuration
+    let identity: SiteIdentity
+    let logger: Logger
+    let client: MQTTClient
+    let shared: Shared
+    let sealer: EnvelopeSealer
     private let keyCache = PublicKeyCache()
     private let trustStore: PeerTrustStore
-    private let presenceTopic: String
-    /// Random per process start; links name it in their handshake, so it is the site's too.
-    public let incarnation = UInt64.random(in: 1...UInt64.max)
+    let presenceTopic: String
+    /// Random per process start, announced: peers see a restart as a new value.
+    public let instance = UInt64.random(in: 1...UInt64.max)
     private let eventContinuation: AsyncStream<DirectoryEvent>.Continuation
     private let leaveSignal: AsyncStream<Void>
     private let leaveContinuation: AsyncStream<Void>.Continuation
-    private let clock = ContinuousClock()
-    private let started: ContinuousClock.Instant
+    let clock = ContinuousClock()
+    let started: ContinuousClock.Instant
 
     /// State shared with libmosquitto's thread (the will provider) and the agent's tasks.
     final class Shared: Sendable {
@@ -458,64 +458,5 @@ public final class DiscoveryAgent: Sendable {
         var metadata: Logger.Metadata = ["reason": .string(reason.description), "total": .stringConvertible(count)]
         if let sender { metadata["claimedSender"] = .string(sender) }
         logger.warning("message channel: dropped a message", metadata: metadata)
-    }
-
-    private func announce() {
-        let (session, apps, endpoints) = shared.state.withLock { state in
-            state.lastAnnounce = clock.now - started
-            return (state.session, state.apps, state.endpoints)
-        }
-        let announcement = SiteAnnouncement(
-            protocolVersion: WireProtocol.version,
-            capabilities: configuration.capabilities,
-            incarnation: incarnation,
-            session: session,
-            siteID: identity.siteID,
-            softwareVersion: configuration.softwareVersion,
-            refreshSeconds: UInt16(clamping: configuration.refreshInterval.components.seconds),
-            endpoints: endpoints,
-            apps: apps
-        )
-        publish(.announcement, body: announcement.serialized())
-    }
-
-    private func sayGoodbye() {
-        let (session, connected) = shared.state.withLock { ($0.session, $0.connected) }
-        guard connected else { return }
-        publish(.goodbye, body: SiteGoodbye(session: session, reason: .stopped).serialized())
-    }
-
-    private func publish(_ kind: DiscoveryMessage.Kind, body: [UInt8]) {
-        do {
-            let message = Self.message(kind, name: configuration.siteName, identity: identity, body: body)
-            let payload = try sealer.seal(message, identity: identity, topic: presenceTopic)
-            try client.publish(topic: presenceTopic, payload: payload, qos: 1, retain: true)
-        } catch {
-            logger.warning("message channel: cannot publish: \(error)")
-        }
-    }
-
-    private func now() -> DirectoryStateMachine.Now {
-        DirectoryStateMachine.Now(
-            wallMillis: UInt64(max(0, Date().timeIntervalSince1970 * 1000)),
-            uptime: clock.now - started
-        )
-    }
-
-    static func message(_ kind: DiscoveryMessage.Kind, name: String, identity: SiteIdentity, body: [UInt8])
-        -> DiscoveryMessage
-    {
-        DiscoveryMessage(
-            kind: kind,
-            timestampMillis: UInt64(max(0, Date().timeIntervalSince1970 * 1000)),
-            messageID: (0..<DiscoveryMessage.messageIDLength).map { _ in UInt8.random(in: 0...255) },
-            senderName: name,
-            senderCertificate: identity.certificateDER,
-            body: body
-        )
-    }
-
-    static func newSession() -> [UInt8] {
-        (0..<SiteAnnouncement.sessionLength).map { _ in UInt8.random(in: 0...255) }
     }
 }

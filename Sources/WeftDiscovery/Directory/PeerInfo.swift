@@ -19,7 +19,7 @@ public struct PeerInfo: Sendable, Hashable {
 public enum DirectoryEvent: Sendable, Hashable {
     /// A site appeared (or came back).
     case up(PeerInfo)
-    /// A known site announced something different: endpoints, apps, or a restart (new incarnation).
+    /// A known site announced something different: endpoints, apps, or a restart (a new instance).
     case changed(PeerInfo)
     /// A site is gone.
     case down(siteName: String, reason: DownReason)

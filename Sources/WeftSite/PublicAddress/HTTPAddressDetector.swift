@@ -38,8 +38,9 @@ public struct HTTPAddressDetector: Sendable {
             channel = try await connect(
                 loop: loop, host: host, port: port, tls: tls, serverName: serverName, body: body)
         } catch {
-            body.fail(error)  // never left pending (NIO reports leaked promises)
-            throw error
+            let failure = DetectionError(.unreachable, "cannot connect to \(url): \(error)")
+            body.fail(failure)  // never left pending (NIO reports leaked promises)
+            throw failure
         }
         let timer = loop.scheduleTask(in: timeout) {
             body.fail(DetectionError(.timedOut, "no answer from \(url) within \(timeout)"))
@@ -141,6 +142,8 @@ public struct DetectionError: Error, CustomStringConvertible, Sendable {
         public static let badAnswer = Code(name: "badAnswer")
         /// The connection closed before an answer.
         public static let closed = Code(name: "closed")
+        /// The server could not be reached (refused, no route, TLS failed).
+        public static let unreachable = Code(name: "unreachable")
     }
 
     public var code: Code

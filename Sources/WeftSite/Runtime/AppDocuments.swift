@@ -39,6 +39,17 @@ public struct ExposedAppDocument: Codable, Sendable, Equatable {
         addressRange = try container.decode([String].self, forKey: .addressRange)
         allowedSites = try container.decodeIfPresent([String].self, forKey: .allowedSites) ?? []
     }
+
+    /// Every key written, `appSocket` as null for range apps (the API's documented form).
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(appName, forKey: .appName)
+        try container.encode(mode, forKey: .mode)
+        try container.encode(appSocket, forKey: .appSocket)
+        try container.encode(portRange, forKey: .portRange)
+        try container.encode(addressRange, forKey: .addressRange)
+        try container.encode(allowedSites, forKey: .allowedSites)
+    }
 }
 
 /// A `remoteApps` entry as JSON (see `ExposedAppDocument`).
@@ -55,5 +66,17 @@ public struct RemoteAppDocument: Codable, Sendable, Equatable {
         localSocket = app.localSocket.description
         appSocket = app.appSocket?.description
         localSocketMode = app.localSocketMode.map { "0" + String($0, radix: 8) }
+    }
+
+    private enum CodingKeys: String, CodingKey { case siteName, appName, localSocket, appSocket, localSocketMode }
+
+    /// Every key written, absent values as null (the API's documented form).
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(siteName, forKey: .siteName)
+        try container.encode(appName, forKey: .appName)
+        try container.encode(localSocket, forKey: .localSocket)
+        try container.encode(appSocket, forKey: .appSocket)
+        try container.encode(localSocketMode, forKey: .localSocketMode)
     }
 }

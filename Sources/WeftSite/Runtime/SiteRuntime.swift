@@ -16,8 +16,8 @@ public actor SiteRuntime {
     public nonisolated let fingerprint: String
     public nonisolated let softwareVersion: String
     public nonisolated let startedAt = ContinuousClock.now
-    public nonisolated let manager: TunnelManager
-    public nonisolated let agent: DiscoveryAgent
+    nonisolated let manager: TunnelManager
+    nonisolated let agent: DiscoveryAgent
     private var configuration: SiteConfiguration
     private var overlay: AppOverlay
     private let loader = ConfigLoader()
@@ -75,6 +75,22 @@ public actor SiteRuntime {
     }
 
     // MARK: reading
+
+    /// The peers the directory has up now, by name.
+    public nonisolated var peers: [String: PeerInfo] { agent.peers }
+
+    /// Every tunnel as it is now, by peer name.
+    public nonisolated func tunnels() async -> [TunnelSnapshot] { await manager.tunnelSnapshots() }
+
+    /// Whether `peer` is known at all: up in the directory, or with a tunnel.
+    public nonisolated func knows(peer: String) -> Bool {
+        agent.peers[peer] != nil || manager.currentTunnel(to: peer) != nil
+    }
+
+    /// The tunnel to `peer` once it has a link (see `TunnelManager.tunnel(to:within:)`).
+    public nonisolated func tunnel(to peer: String, within timeout: Duration) async -> TunnelDriver? {
+        await manager.tunnel(to: peer, within: timeout)
+    }
 
     /// The exposed apps in effect, with where each comes from.
     public var exposedApps: [(app: ExposedAppConfig, source: AppSource)] { apps.exposed }

@@ -72,7 +72,7 @@ public struct SiteService: Service {
         discovery.apps = exposedApps.map(\.appName)
         let agent = try DiscoveryAgent(configuration: discovery, identity: identity, logger: logger)
         let site = LocalLinkSite(
-            siteName: configuration.siteName, incarnation: agent.incarnation, tls: try LinkTLS(identity: identity))
+            siteName: configuration.siteName, tls: try LinkTLS(identity: identity))
         let manager = TunnelManager(
             configuration: .init(
                 siteName: configuration.siteName,

@@ -14,13 +14,13 @@ public enum LinkDialer {
         public var peerSite: String
         /// The peer's half of the tunnel, or `LinkHandshake.unknownIncarnation` for a new one.
         public var peerIncarnation: UInt64
-        /// This side's half of the tunnel; nil uses the site's incarnation.
-        public var localIncarnation: UInt64?
+        /// This side's half of the tunnel.
+        public var localIncarnation: UInt64
         public var fingerprint: CertificateFingerprint
 
         public init(
             address: SocketAddress, localAddress: SocketAddress? = nil, peerSite: String, peerIncarnation: UInt64,
-            localIncarnation: UInt64? = nil, fingerprint: CertificateFingerprint
+            localIncarnation: UInt64, fingerprint: CertificateFingerprint
         ) {
             self.localIncarnation = localIncarnation
             self.address = address
@@ -55,7 +55,7 @@ public enum LinkDialer {
                             role: .dialer(
                                 peerSite: target.peerSite, peerIncarnation: target.peerIncarnation, linkID: linkNumber),
                             siteName: site.siteName,
-                            incarnation: target.localIncarnation ?? site.incarnation
+                            incarnation: target.localIncarnation
                         ),
                         timeout: handshakeTimeout,
                         result: result,

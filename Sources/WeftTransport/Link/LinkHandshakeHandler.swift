@@ -5,8 +5,6 @@ import WeftWire
 
 /// What the node answers to a valid hello (acceptor side).
 public enum LinkDecision: Sendable {
-    /// Join the link to the listener's default half of the tunnel (its site incarnation).
-    case accept
     /// Join the link to this side's half `incarnation` of the tunnel.
     case acceptInto(incarnation: UInt64)
     case refuse(LinkRefuse.Reason, String)
@@ -38,7 +36,7 @@ final class LinkHandshakeHandler: ChannelInboundHandler {
         machine: LinkHandshake,
         timeout: TimeAmount,
         result: EventLoopPromise<LinkHandshake.Established>,
-        decide: @escaping (LinkHello) -> LinkDecision = { _ in .accept },
+        decide: @escaping (LinkHello) -> LinkDecision = { _ in .refuse(.protocolViolation, "this side dials") },
         stillWanted: (() -> Bool)? = nil,
         onEstablished: @escaping (Channel, LinkHandshake.Established) -> Void
     ) {
@@ -106,7 +104,6 @@ final class LinkHandshakeHandler: ChannelInboundHandler {
                 lastWrite = context.writeAndFlush(NIOAny(bytes))
             case .decide(let hello):
                 switch decide(hello) {
-                case .accept: perform(machine.accept(), context: context)
                 case .acceptInto(let incarnation): perform(machine.accept(incarnation: incarnation), context: context)
                 case .refuse(let reason, let message):
                     perform(machine.refuse(reason, message: message), context: context)

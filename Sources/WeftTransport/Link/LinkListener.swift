@@ -102,7 +102,9 @@ public struct LinkListener: Sendable {
         }
         let result = channel.eventLoop.makePromise(of: LinkHandshake.Established.self)
         let handshake = LinkHandshakeHandler(
-            machine: LinkHandshake(role: .acceptor, siteName: site.siteName, incarnation: site.incarnation),
+            // The acceptor's half is the one `decide` picks (`acceptInto`).
+            machine: LinkHandshake(
+                role: .acceptor, siteName: site.siteName, incarnation: LinkHandshake.unknownIncarnation),
             timeout: timeout,
             result: result,
             decide: { hello in

@@ -75,7 +75,7 @@ public struct LinkHandshake: Sendable {
 
     public let role: Role
     public let siteName: String
-    /// The dialer's half of its tunnel; for an acceptor, the half `accept()` uses by default.
+    /// The dialer's half of its tunnel (an acceptor learns its half in `accept(incarnation:)`).
     public let incarnation: UInt64
     private var state: State = .idle
     private var parser = TunnelFrameParser(limits: Self.limits)
@@ -201,11 +201,10 @@ public struct LinkHandshake: Sendable {
     }
 
     /// Acceptor: the hello is acceptable; the link joins this side's half `incarnation` of the
-    /// tunnel (the machine's own by default). A hello that asked for another half is refused
+    /// tunnel. A hello that asked for another half is refused
     /// (`unknownTunnel`): that tunnel is gone here, and the dialer starts a new one.
-    public mutating func accept(incarnation chosen: UInt64? = nil) -> [Action] {
+    public mutating func accept(incarnation own: UInt64) -> [Action] {
         guard case .deciding(let hello) = state else { return [] }
-        let own = chosen ?? incarnation
         let requested = Self.requestedIncarnation(in: hello, acceptor: siteName)
         guard own != Self.unknownIncarnation, requested == Self.unknownIncarnation || requested == own else {
             return refuse(

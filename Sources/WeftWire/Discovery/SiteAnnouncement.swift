@@ -36,8 +36,9 @@ public struct SiteAnnouncement: Hashable, Sendable {
     public var protocolVersion: UInt16
     /// Feature bits; unknown bits are ignored.
     public var capabilities: UInt32
-    /// Random per process start: a new value means the site restarted.
-    public var incarnation: UInt64
+    /// Random per process start: a new value means the site restarted. (Not a tunnel's
+    /// incarnation: those are per tunnel, in the link handshake.)
+    public var instance: UInt64
     /// Random per broker connection: binds the site's last will to this connection.
     public var session: [UInt8]
     /// The random id in the site's certificate.
@@ -52,7 +53,7 @@ public struct SiteAnnouncement: Hashable, Sendable {
     public init(
         protocolVersion: UInt16,
         capabilities: UInt32,
-        incarnation: UInt64,
+        instance: UInt64,
         session: [UInt8],
         siteID: String,
         softwareVersion: String,
@@ -62,7 +63,7 @@ public struct SiteAnnouncement: Hashable, Sendable {
     ) {
         self.protocolVersion = protocolVersion
         self.capabilities = capabilities
-        self.incarnation = incarnation
+        self.instance = instance
         self.session = session
         self.siteID = siteID
         self.softwareVersion = softwareVersion
@@ -71,14 +72,14 @@ public struct SiteAnnouncement: Hashable, Sendable {
         self.apps = apps
     }
 
-    /// Serializes: `u16 version | u32 caps | u64 incarnation | 16 session | u8+siteID |
+    /// Serializes: `u16 version | u32 caps | u64 instance | 16 session | u8+siteID |
     /// u8+software | u16 refresh | u8 count, (u8 type | u8+address | u16 port)* | u16 count, (u8+name)*`.
     public func serialized() -> [UInt8] {
         precondition(session.count == Self.sessionLength)
         var buffer = ByteBuffer()
         buffer.writeInteger(protocolVersion)
         buffer.writeInteger(capabilities)
-        buffer.writeInteger(incarnation)
+        buffer.writeInteger(instance)
         buffer.writeBytes(session)
         buffer.writePrefixedString(UInt8.self, siteID)
         buffer.writePrefixedString(UInt8.self, softwareVersion)
@@ -100,7 +101,7 @@ public struct SiteAnnouncement: Hashable, Sendable {
         var buffer = ByteBuffer(bytes: bytes)
         protocolVersion = try buffer.readWireInteger(field: "protocol version")
         capabilities = try buffer.readWireInteger(field: "capabilities")
-        incarnation = try buffer.readWireInteger(field: "incarnation")
+        instance = try buffer.readWireInteger(field: "instance")
         session = try buffer.readWireBytes(length: Self.sessionLength, field: "session")
         siteID = try buffer.readPrefixedName(UInt8.self, limit: Limits.siteID, field: "site id")
         softwareVersion = try buffer.readPrefixedString(

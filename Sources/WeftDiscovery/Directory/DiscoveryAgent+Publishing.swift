@@ -1,0 +1,66 @@
+import Foundation
+import WeftIdentity
+import WeftWire
+
+/// What the agent says on the message channel: its announcement, its goodbye, each sealed and
+/// signed on its own presence topic.
+extension DiscoveryAgent {
+    func announce() {
+        let (session, apps, endpoints) = shared.state.withLock { state in
+            state.lastAnnounce = clock.now - started
+            return (state.session, state.apps, state.endpoints)
+        }
+        let announcement = SiteAnnouncement(
+            protocolVersion: WireProtocol.version,
+            capabilities: configuration.capabilities,
+            instance: instance,
+            session: session,
+            siteID: identity.siteID,
+            softwareVersion: configuration.softwareVersion,
+            refreshSeconds: UInt16(clamping: configuration.refreshInterval.components.seconds),
+            endpoints: endpoints,
+            apps: apps
+        )
+        publish(.announcement, body: announcement.serialized())
+    }
+
+    func sayGoodbye() {
+        let (session, connected) = shared.state.withLock { ($0.session, $0.connected) }
+        guard connected else { return }
+        publish(.goodbye, body: SiteGoodbye(session: session, reason: .stopped).serialized())
+    }
+
+    func publish(_ kind: DiscoveryMessage.Kind, body: [UInt8]) {
+        do {
+            let message = Self.message(kind, name: configuration.siteName, identity: identity, body: body)
+            let payload = try sealer.seal(message, identity: identity, topic: presenceTopic)
+            try client.publish(topic: presenceTopic, payload: payload, qos: 1, retain: true)
+        } catch {
+            logger.warning("message channel: cannot publish: \(error)")
+        }
+    }
+
+    func now() -> DirectoryStateMachine.Now {
+        DirectoryStateMachine.Now(
+            wallMillis: UInt64(max(0, Date().timeIntervalSince1970 * 1000)),
+            uptime: clock.now - started
+        )
+    }
+
+    static func message(_ kind: DiscoveryMessage.Kind, name: String, identity: SiteIdentity, body: [UInt8])
+        -> DiscoveryMessage
+    {
+        DiscoveryMessage(
+            kind: kind,
+            timestampMillis: UInt64(max(0, Date().timeIntervalSince1970 * 1000)),
+            messageID: (0..<DiscoveryMessage.messageIDLength).map { _ in UInt8.random(in: 0...255) },
+            senderName: name,
+            senderCertificate: identity.certificateDER,
+            body: body
+        )
+    }
+
+    static func newSession() -> [UInt8] {
+        (0..<SiteAnnouncement.sessionLength).map { _ in UInt8.random(in: 0...255) }
+    }
+}

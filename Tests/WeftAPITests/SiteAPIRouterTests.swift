@@ -1,0 +1,213 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import Logging
+import NIOCore
+import NIOPosix
+import Testing
+import WeftDiscovery
+import WeftIdentity
+import WeftTestSupport
+import WeftTransport
+
+@testable import WeftAPI
+@testable import WeftSite
+
+/// Every route through the API's own router (middlewares included), on a site that is built but
+/// not connected to anything: status codes, bodies, the error object and its field, auth.
+@Suite("API routes through the router", .serialized, .timeLimit(.minutes(10)))
+struct SiteAPIRouterTests {
+    /// A site runtime with no broker connection and no links, published to a handle.
+    final class Site: Sendable {
+        let handle = SiteHandle()
+        let runtime: SiteRuntime
+        let stateDirectory: String
+        let service: APIService
+
+        init(users: String = "", socketDirectory: String? = nil) async throws {
+            stateDirectory = NSTemporaryDirectory() + "weft-router-\(UUID().uuidString.prefix(8))"
+            try FileManager.default.createDirectory(
+                atPath: stateDirectory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            let yaml = """
+                siteName: router-site
+                crypto:
+                  key: "router-test-mesh-key"
+                messageChannel:
+                  mqtt:
+                    brokerServer: mqtt://127.0.0.1:1
+                stateDir: \(stateDirectory)
+                localExposedApps:
+                - appName: web
+                  appSocket: tcp:127.0.0.1:8080
+                restfulApi:
+                  enabled: true
+                  listenAddr: 127.0.0.1:18080
+                \(socketDirectory.map { "  socketDirectory: \($0)\n" } ?? "")\(users)
+                """
+            let configuration = try ConfigLoader().parse(yaml: yaml, baseDirectory: stateDirectory).configuration
+            let identity = try SiteIdentity.generate()
+            let logger = Logger(label: "router-test")
+            let agent = try DiscoveryAgent(
+                configuration: .init(
+                    siteName: configuration.siteName, mesh: MeshKeys(key: configuration.crypto.key, topic: ""),
+                    mqtt: MQTTClientConfiguration(host: "127.0.0.1", port: 1, clientID: "router-test"),
+                    stateDirectory: stateDirectory, softwareVersion: "test"),
+                identity: identity, logger: logger)
+            let manager = TunnelManager(
+                configuration: .init(siteName: configuration.siteName, usedSites: [], exposesApps: true),
+                site: LocalLinkSite(siteName: configuration.siteName, tls: try LinkTLS(identity: identity)),
+                exposedApps: configuration.localExposedApps, announcesEndpoints: false,
+                group: MultiThreadedEventLoopGroup.singleton, logger: logger)
+            runtime = SiteRuntime(
+                configuration: configuration, fingerprint: identity.fingerprint.description, softwareVersion: "test",
+                overlay: AppOverlay(), manager: manager, agent: agent, logger: logger)
+            try await runtime.start()
+            handle.publish(runtime)
+            service = APIService(settings: configuration.restfulApi, handle: handle, registry: nil, logger: logger)
+        }
+
+        func stop() async {
+            await runtime.stop()
+            try? FileManager.default.removeItem(atPath: stateDirectory)
+        }
+
+        var app: some ApplicationProtocol { get throws { Application(router: try service.makeRouter()) } }
+    }
+
+    /// The headers a local client sends (the request guard checks `Host` on a loopback API).
+    static let host: HTTPFields = [HTTPField.Name("Host")!: "127.0.0.1:18080"]
+    static let json: HTTPFields = [HTTPField.Name("Host")!: "127.0.0.1:18080", .contentType: "application/json"]
+
+    static func object(_ buffer: ByteBuffer) -> [String: Any]? {
+        try? JSONSerialization.jsonObject(with: Data(buffer.readableBytesView)) as? [String: Any]
+    }
+
+    static func list(_ buffer: ByteBuffer) -> [[String: Any]] {
+        ((try? JSONSerialization.jsonObject(with: Data(buffer.readableBytesView))) as? [[String: Any]]) ?? []
+    }
+
+    @Test("read routes: ping, the document, the dashboard, the site, its peers, apps and tunnels; 404s")
+    func reads() async throws {
+        let site = try await Site()
+        try await site.app.test(.router) { client in
+            let ping = try await client.execute(uri: "/ping", method: .get, headers: Self.host)
+            #expect(ping.status == .ok && Self.object(ping.body)?["message"] as? String == "pong")
+            let document = try await client.execute(uri: "/openapi.yaml", method: .get, headers: Self.host)
+            #expect(document.status == .ok && String(buffer: document.body).hasPrefix("openapi: 3"))
+            #expect(document.headers[.contentType] == "application/yaml")
+            let page = try await client.execute(uri: "/", method: .get, headers: Self.host)
+            #expect(page.status == .ok && String(buffer: page.body).contains("<html"))
+            #expect(try await client.execute(uri: "/metrics", method: .get, headers: Self.host).status == .notFound)
+
+            let info = try await client.execute(uri: "/api/v1/site", method: .get, headers: Self.host)
+            #expect(info.status == .ok && Self.object(info.body)?["siteName"] as? String == "router-site")
+            let peers = try await client.execute(uri: "/api/v1/remoteSites", method: .get, headers: Self.host)
+            #expect(peers.status == .ok && Self.list(peers.body).isEmpty)
+            #expect(
+                try await client.execute(uri: "/api/v1/remoteSites/nobody", method: .get, headers: Self.host).status
+                    == .notFound)
+            let exposed = try await client.execute(uri: "/api/v1/localExposedApps", method: .get, headers: Self.host)
+            let apps = Self.list(exposed.body)
+            #expect(apps.count == 1 && apps.first?["appName"] as? String == "web")
+            #expect(apps.first?["source"] as? String == "config" && apps.first?["appSocket"] as? String != nil)
+            #expect(
+                try await client.execute(uri: "/api/v1/localExposedApps/web", method: .get, headers: Self.host).status
+                    == .ok)
+            let missing = try await client.execute(
+                uri: "/api/v1/localExposedApps/ghost", method: .get, headers: Self.host)
+            #expect(missing.status == .notFound && Self.object(missing.body)?["code"] as? Int == 404)
+            let remote = try await client.execute(uri: "/api/v1/remoteApps", method: .get, headers: Self.host)
+            #expect(remote.status == .ok && Self.list(remote.body).isEmpty)
+            let tunnels = try await client.execute(uri: "/api/v1/tunnels", method: .get, headers: Self.host)
+            #expect(tunnels.status == .ok && Self.list(tunnels.body).isEmpty)
+            #expect(
+                try await client.execute(uri: "/api/v1/tunnels/nobody", method: .get, headers: Self.host).status
+                    == .notFound)
+            let speed = try await client.execute(
+                uri: "/api/v1/speedtest?site=nobody&seconds=1", method: .get, headers: Self.host)
+            #expect(speed.status == .notFound, "\(String(buffer: speed.body))")
+            let badSeconds = try await client.execute(
+                uri: "/api/v1/speedtest?site=x&seconds=600", method: .get, headers: Self.host)
+            #expect(badSeconds.status == .badRequest && Self.object(badSeconds.body)?["field"] as? String == "seconds")
+        }
+        await site.stop()
+    }
+
+    @Test("changes: 201 with the entry, 409 for a taken name or socket, 400 naming the field, 204, 404, 403")
+    func changes() async throws {
+        let sockets = NSTemporaryDirectory() + "weft-router-sockets-\(UUID().uuidString.prefix(8))"
+        defer { try? FileManager.default.removeItem(atPath: sockets) }
+        let site = try await Site(socketDirectory: sockets)
+        let port = try FreePort.find()
+        try await site.app.test(.router) { client in
+            let body = ByteBuffer(string: #"{"appName":"db","appSocket":"tcp:127.0.0.1:5432"}"#)
+            let added = try await client.execute(
+                uri: "/api/v1/localExposedApps", method: .post, headers: Self.json, body: body)
+            #expect(added.status == .created && Self.object(added.body)?["source"] as? String == "api")
+            let again = try await client.execute(
+                uri: "/api/v1/localExposedApps", method: .post, headers: Self.json, body: body)
+            #expect(again.status == .conflict && Self.object(again.body)?["field"] as? String == "appName")
+            let bad = try await client.execute(
+                uri: "/api/v1/localExposedApps", method: .post, headers: Self.json,
+                body: ByteBuffer(string: #"{"appName":"x","appSocket":"tcp:nowhere"}"#))
+            #expect(bad.status == .badRequest && Self.object(bad.body)?["field"] as? String == "appSocket")
+            #expect(
+                try await client.execute(uri: "/api/v1/localExposedApps/db", method: .delete, headers: Self.host)
+                    .status == .noContent)
+            #expect(
+                try await client.execute(uri: "/api/v1/localExposedApps/db", method: .delete, headers: Self.host)
+                    .status == .notFound)
+
+            let remote = ByteBuffer(
+                string: #"{"siteName":"peer","appName":"web","localSocket":"tcp:127.0.0.1:\#(port)"}"#)
+            let used = try await client.execute(
+                uri: "/api/v1/remoteApps", method: .post, headers: Self.json, body: remote)
+            #expect(
+                used.status == .created && Self.object(used.body)?["localSocket"] as? String == "tcp:127.0.0.1:\(port)")
+            #expect(FreePort.accepts(port), "the remote app's local socket is not listening")
+            let sameSocket = try await client.execute(
+                uri: "/api/v1/remoteApps", method: .post, headers: Self.json,
+                body: ByteBuffer(
+                    string: #"{"siteName":"peer","appName":"other","localSocket":"tcp:127.0.0.1:\#(port)"}"#))
+            #expect(
+                sameSocket.status == .conflict && Self.object(sameSocket.body)?["field"] as? String == "localSocket")
+            for uri in ["/api/v1/remoteApps/web", "/api/v1/remoteApps/peer/web"] {
+                #expect(try await client.execute(uri: uri, method: .get, headers: Self.host).status == .ok, "\(uri)")
+            }
+            let outside = try await client.execute(
+                uri: "/api/v1/remoteApps", method: .post, headers: Self.json,
+                body: ByteBuffer(
+                    string: #"{"siteName":"peer","appName":"unix","localSocket":"unix:/tmp/elsewhere.sock"}"#))
+            #expect(outside.status == .forbidden && Self.object(outside.body)?["field"] as? String == "localSocket")
+            #expect(
+                try await client.execute(uri: "/api/v1/remoteApps/peer/web", method: .delete, headers: Self.host)
+                    .status == .noContent)
+            #expect(!FreePort.accepts(port), "still listening after the DELETE")
+            #expect(
+                try await client.execute(uri: "/api/v1/remoteApps/peer/web", method: .delete, headers: Self.host)
+                    .status == .notFound)
+        }
+        await site.stop()
+    }
+
+    @Test("with users: every route wants credentials (401 and a challenge); the right ones pass")
+    func auth() async throws {
+        let site = try await Site(
+            users: "  auth:\n    basicAuth:\n    - user: admin\n      password: \"s3cret\"\n")
+        try await site.app.test(.router) { client in
+            for uri in ["/ping", "/openapi.yaml", "/api/v1/site", "/api/v1/tunnels", "/"] {
+                let refused = try await client.execute(uri: uri, method: .get, headers: Self.host)
+                #expect(refused.status == .unauthorized, "\(uri)")
+                #expect(refused.headers[.wwwAuthenticate]?.hasPrefix("Basic") == true, "\(uri)")
+            }
+            var headers = Self.host
+            headers[.authorization] = "Basic " + Data("admin:s3cret".utf8).base64EncodedString()
+            #expect(try await client.execute(uri: "/api/v1/site", method: .get, headers: headers).status == .ok)
+            headers[.authorization] = "Basic " + Data("admin:wrong".utf8).base64EncodedString()
+            #expect(
+                try await client.execute(uri: "/api/v1/site", method: .get, headers: headers).status == .unauthorized)
+        }
+        await site.stop()
+    }
+}
