@@ -184,9 +184,10 @@ let package = Package(
         .testTarget(
             name: "WeftSiteTests",
             dependencies: [
-                "WeftSite", "WeftTestSupport", "WeftWire", "WeftDiscovery", "WeftIdentity",
+                "WeftSite", "WeftTestSupport", "WeftTransport", "WeftWire", "WeftDiscovery", "WeftIdentity",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),

@@ -10,17 +10,16 @@ import WeftWire
 extension APIModels.Ping: ResponseEncodable {}
 extension APIModels.Site: ResponseEncodable {}
 extension APIModels.RemoteSite: ResponseEncodable {}
-extension APIModels.ExposedApp: ResponseEncodable {}
-extension APIModels.RemoteApp: ResponseEncodable {}
+extension APIModels.InEffect: ResponseEncodable {}
 extension APIModels.Tunnel: ResponseEncodable {}
 
-extension APIModels.ExposedApp {
+extension APIModels.InEffect<ExposedAppDocument> {
     init(_ app: ExposedAppConfig, source: AppSource) {
         self.init(app: ExposedAppDocument(app), source: source.rawValue)
     }
 }
 
-extension APIModels.RemoteApp {
+extension APIModels.InEffect<RemoteAppDocument> {
     init(_ app: RemoteAppConfig, source: AppSource) {
         var document = RemoteAppDocument(app)
         // The mode in effect, not only one written in the entry; none for TCP.

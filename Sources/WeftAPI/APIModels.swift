@@ -25,26 +25,26 @@ public enum APIModels {
         public var tunnel: Bool
     }
 
-    /// An exposed app in effect: its `localExposedApps` entry (the keys of config.yaml) and
-    /// where it comes from (`config` or `api`), in one flat object.
+    /// An app in effect: its entry (the keys of config.yaml's `localExposedApps` or
+    /// `remoteApps`) and where it comes from (`config` or `api`), in one flat object.
     @dynamicMemberLookup
-    public struct ExposedApp: Codable, Sendable {
-        public var app: ExposedAppDocument
+    public struct InEffect<Document: Codable & Sendable>: Codable, Sendable {
+        public var app: Document
         public var source: String
 
-        public subscript<Value>(dynamicMember keyPath: KeyPath<ExposedAppDocument, Value>) -> Value {
+        public subscript<Value>(dynamicMember keyPath: KeyPath<Document, Value>) -> Value {
             app[keyPath: keyPath]
         }
 
         private enum CodingKeys: String, CodingKey { case source }
 
-        public init(app: ExposedAppDocument, source: String) {
+        public init(app: Document, source: String) {
             self.app = app
             self.source = source
         }
 
         public init(from decoder: any Decoder) throws {
-            app = try ExposedAppDocument(from: decoder)
+            app = try Document(from: decoder)
             source = try decoder.container(keyedBy: CodingKeys.self).decode(String.self, forKey: .source)
         }
 
@@ -55,35 +55,9 @@ public enum APIModels {
         }
     }
 
-    /// A remote app in effect: its `remoteApps` entry, with the socket file's mode in effect
-    /// for `unix:` local sockets ("0660"), and where it comes from.
-    @dynamicMemberLookup
-    public struct RemoteApp: Codable, Sendable {
-        public var app: RemoteAppDocument
-        public var source: String
-
-        public subscript<Value>(dynamicMember keyPath: KeyPath<RemoteAppDocument, Value>) -> Value {
-            app[keyPath: keyPath]
-        }
-
-        private enum CodingKeys: String, CodingKey { case source }
-
-        public init(app: RemoteAppDocument, source: String) {
-            self.app = app
-            self.source = source
-        }
-
-        public init(from decoder: any Decoder) throws {
-            app = try RemoteAppDocument(from: decoder)
-            source = try decoder.container(keyedBy: CodingKeys.self).decode(String.self, forKey: .source)
-        }
-
-        public func encode(to encoder: any Encoder) throws {
-            try app.encode(to: encoder)
-            var container = encoder.container(keyedBy: CodingKeys.self)
-            try container.encode(source, forKey: .source)
-        }
-    }
+    public typealias ExposedApp = InEffect<ExposedAppDocument>
+    /// For `unix:` local sockets, `localSocketMode` is the socket file's mode in effect ("0660").
+    public typealias RemoteApp = InEffect<RemoteAppDocument>
 
     public struct Link: Codable, Sendable {
         public var id: UInt32

@@ -424,18 +424,9 @@ struct OperationsEndToEndTests {
 
         // A transfer of about 8 s through `web`.
         let fetched = lab.path + "/fetched.bin"
-        let transfer = try ChildProcess(
-            SiteLab.curl,
-            [
-                "-sS", "--fail", "--max-time", "120", "--limit-rate", "5M", "-o", fetched,
-                "http://127.0.0.1:\(webPort)/big.bin",
-            ],
-            stderr: lab.path + "/transfer.err")
-        // The reload comes once the transfer's bytes flow (an event, not a guessed time).
-        #expect(
-            await WeftProcess.waitFor(.seconds(60)) {
-                ((try? FileManager.default.attributesOfItem(atPath: fetched)[.size] as? Int) ?? 0) >= 4 << 20
-            }, "the transfer never got going: \(lab.read("transfer.err"))")
+        // The reload comes once the transfer's bytes flow.
+        let transfer = try await lab.download(
+            "http://127.0.0.1:\(webPort)/big.bin", to: fetched, rate: "5M", flowing: 4 << 20)
 
         // beta: `spare` moves to another local socket; alpha: a new app `extra`.
         let betaText = lab.read("beta.yaml")

@@ -1,4 +1,5 @@
 import Foundation
+import Testing
 import WeftTestSupport
 
 #if canImport(Glibc)
@@ -166,6 +167,23 @@ final class SiteLab: @unchecked Sendable {
         }
         try await httpServer(name, directory: path + "/" + directory, port: port, bind: bind)
         return digests
+    }
+
+    /// A rate-limited curl download of `url` into `file`, left running; it returns once the
+    /// first `bytes` have arrived (the transfer is flowing: an event, not a guessed time), or
+    /// after 60 s with the test failed. curl's errors go to `transfer.err`.
+    func download(
+        _ url: String, to file: String, rate: String, flowing bytes: Int,
+        sourceLocation: SourceLocation = #_sourceLocation
+    ) async throws -> ChildProcess {
+        let transfer = try ChildProcess(
+            Self.curl, ["-sS", "--fail", "--max-time", "120", "--limit-rate", rate, "-o", file, url],
+            stderr: path + "/transfer.err")
+        let flowing = await WeftProcess.waitFor(.seconds(60)) {
+            ((try? FileManager.default.attributesOfItem(atPath: file)[.size] as? Int) ?? 0) >= bytes
+        }
+        #expect(flowing, "the transfer never got going: \(read("transfer.err"))", sourceLocation: sourceLocation)
+        return transfer
     }
 
     /// A `localExposedApps` entry.

@@ -356,17 +356,8 @@ struct SitesEndToEndTests {
         #expect(await lab.waitForLink("beta", to: "alpha"), "\(lab.log("beta"))")
 
         let fetched = lab.path + "/fetched.bin"
-        let transfer = try ChildProcess(
-            SiteLab.curl,
-            [
-                "-sS", "--fail", "--max-time", "120", "--limit-rate", "4M", "-o", fetched,
-                "http://127.0.0.1:\(webPort)/big.bin",
-            ],
-            stderr: lab.path + "/transfer.err")
-        #expect(
-            await WeftProcess.waitFor(.seconds(60)) {
-                ((try? FileManager.default.attributesOfItem(atPath: fetched)[.size] as? Int) ?? 0) >= 2 << 20
-            }, "the transfer never got going: \(lab.read("transfer.err"))")
+        let transfer = try await lab.download(
+            "http://127.0.0.1:\(webPort)/big.bin", to: fetched, rate: "4M", flowing: 2 << 20)
         lab.broker.stop()
         // Both sites saw the message channel go.
         #expect(
@@ -455,16 +446,8 @@ struct SitesEndToEndTests {
         #expect(await lab.waitForLink("beta", to: "alpha"), "\(lab.log("beta"))")
 
         // A slow transfer in flight when alpha dies.
-        let partial = lab.path + "/partial.bin"
-        let transfer = try ChildProcess(
-            SiteLab.curl,
-            ["-sS", "--max-time", "120", "--limit-rate", "2M", "-o", partial, "http://127.0.0.1:\(webPort)/big.bin"],
-            stderr: lab.path + "/transfer.err")
-        // Killed once bytes flow (an event), not after a guessed time.
-        let flowing = await WeftProcess.waitFor(.seconds(60)) {
-            ((try? FileManager.default.attributesOfItem(atPath: partial)[.size] as? Int) ?? 0) >= 1 << 20
-        }
-        #expect(flowing, "the transfer never got going: \(lab.read("transfer.err"))")
+        let transfer = try await lab.download(
+            "http://127.0.0.1:\(webPort)/big.bin", to: lab.path + "/partial.bin", rate: "2M", flowing: 1 << 20)
         await lab.kill("alpha")
         #expect(await transfer.exited(within: .seconds(60)), "the client was left hanging")
         #expect(transfer.exitCode != 0, "the transfer cannot have completed")
