@@ -26,7 +26,7 @@ extension TunnelEngine {
             if now - link.lastSend >= options.pingInterval, links[id] != nil {
                 write(.ping(nextPing), on: id)
                 nextPing += 1
-                links[id]!.lastSend = now
+                withLink(id) { $0.lastSend = now }
             }
         }
     }
@@ -34,11 +34,11 @@ extension TunnelEngine {
     /// The link missed its deadline: stop scheduling on it until it shows life, ping it, and send
     /// its unacknowledged frames again on another link if there is one (else when one comes up).
     mutating func suspect(_ id: LinkID, now: Duration) {
-        links[id]!.suspect = true
+        withLink(id) { $0.suspect = true }
         if links.values.contains(where: { !$0.suspect }) { requeue(id) }
         write(.ping(nextPing), on: id)
         nextPing += 1
-        links[id]!.lastSend = now
+        withLink(id) { $0.lastSend = now }
     }
 
     mutating func requeue(_ id: LinkID) {
@@ -48,7 +48,7 @@ extension TunnelEngine {
             queue.prepend(frame.frame)
             resentBytes += frame.bytes
         }
-        links[id]!.requeuedBelow = link.sentReliable
+        withLink(id) { $0.requeuedBelow = link.sentReliable }
     }
 
     mutating func breakLink(_ id: LinkID, reason: TunnelFailure, now: Duration) {

@@ -4,21 +4,25 @@ import WeftWire
 /// Frames from the links: parsing, acks, stream opens, data, resets, and the credit they use.
 extension TunnelEngine {
     mutating func ingest(_ bytes: ByteBuffer, on id: LinkID, now: Duration) {
-        links[id]?.lastReceive = now
-        links[id]?.suspect = false
-        links[id]?.parser.append(bytes)
+        let known: Bool? = withLink(id) { link in
+            link.lastReceive = now
+            link.suspect = false
+            link.parser.append(bytes)
+            return true
+        }
+        guard known != nil else { return }
         var reliableSeen = false
         while true {
             let frame: TunnelFrame?
             do {
-                frame = try links[id]?.parser.nextFrame()
+                frame = try withLink(id) { try $0.parser.nextFrame() } ?? nil
             } catch {
                 breakLink(id, reason: TunnelFailure(.malformedFrame, "malformed frame: \(error)"), now: now)
                 return
             }
             guard let frame else { break }
             if frame.isReliable {
-                links[id]?.receivedReliable += 1
+                withLink(id) { $0.receivedReliable += 1 }
                 reliableSeen = true
             }
             handle(frame, on: id, now: now)
@@ -27,20 +31,26 @@ extension TunnelEngine {
         // Acks wait a little for a frame going back (a request's answer) to ride with, so a
         // request and its answer cost one packet each way, not two; bulk data is acked at once.
         if reliableSeen, let link = links[id], link.receivedReliable > link.acknowledged {
-            links[id]!.receivedSinceAck += bytes.readableBytes
-            if links[id]!.receivedSinceAck >= options.ackBytes {
+            let pending = withLink(id) { link in
+                link.receivedSinceAck += bytes.readableBytes
+                return link.receivedSinceAck
+            }
+            if let pending, pending >= options.ackBytes {
                 sendAck(on: id)
             } else if link.ackDueAt == nil {
-                links[id]!.ackDueAt = now + options.ackDelay
+                let due = now + options.ackDelay
+                withLink(id) { $0.ackDueAt = due }
             }
         }
     }
 
     mutating func sendAck(on id: LinkID) {
         guard let link = links[id] else { return }
-        links[id]!.acknowledged = link.receivedReliable
-        links[id]!.receivedSinceAck = 0
-        links[id]!.ackDueAt = nil
+        withLink(id) { link in
+            link.acknowledged = link.receivedReliable
+            link.receivedSinceAck = 0
+            link.ackDueAt = nil
+        }
         write(.ack(link.receivedReliable), on: id)
     }
 
@@ -53,7 +63,7 @@ extension TunnelEngine {
                 breakLink(link, reason: TunnelFailure(.protocolViolation, "ack for frames never sent"), now: now)
                 return
             }
-            _ = links[link]!.acknowledge(upTo: count, now: now)
+            withLink(link) { _ = $0.acknowledge(upTo: count, now: now) }
         case .ping(let value):
             write(.pong(value), on: link)
         case .pong:

@@ -37,7 +37,8 @@ extension TunnelEngine {
             // frame copy everything queued before it (copy on write).
             let before = output[link]?.writerIndex ?? 0
             serializer.serialize(frame, into: &output[link, default: ByteBuffer()])
-            links[link]!.recordSent(frame, bytes: output[link]!.writerIndex - before, now: now)
+            let bytes = output[link]!.writerIndex - before
+            withLink(link) { $0.recordSent(frame, bytes: bytes, now: now) }
         }
         if !creditBlocked.isEmpty { reinject(now: now) }
         resumeReadingWhereDrained()
@@ -73,12 +74,18 @@ extension TunnelEngine {
                 if oldest == nil || sentAt < oldest!.sentAt { oldest = (id, index, sentAt) }
             }
             guard let oldest else { return }
-            links[oldest.link]!.unacked[oldest.index].reinjected = true
-            let frame = links[oldest.link]!.unacked[oldest.index].frame
+            guard
+                let frame = withLink(
+                    oldest.link,
+                    { link in
+                        link.unacked[oldest.index].reinjected = true
+                        return link.unacked[oldest.index].frame
+                    })
+            else { return }
             let before = output[target]?.writerIndex ?? 0
             serializer.serialize(frame, into: &output[target, default: ByteBuffer()])
             let bytes = output[target]!.writerIndex - before
-            links[target]!.recordSent(frame, bytes: bytes, now: now)
+            withLink(target) { $0.recordSent(frame, bytes: bytes, now: now) }
             resentBytes += bytes
         }
     }

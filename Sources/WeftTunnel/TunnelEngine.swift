@@ -126,6 +126,16 @@ public struct TunnelEngine: Sendable {
         }
     }
 
+    /// Changes one link in place, if it is there. Through the dictionary's `values`, which yield
+    /// the value itself: `links[id]?.field = x` moves the whole `LinkState` into a temporary on
+    /// every access, and for a value this size that temporary is a heap allocation.
+    @inline(__always)
+    @discardableResult
+    mutating func withLink<Result>(_ id: LinkID, _ body: (inout LinkState) throws -> Result) rethrows -> Result? {
+        guard let index = links.index(forKey: id) else { return nil }
+        return try body(&links.values[index])
+    }
+
     /// What a data frame adds to its bytes: the header, the stream id and the offset.
     static let dataFrameOverhead = TunnelFrameSerializer.headerLength + 12
     /// What a control frame is assumed to take when choosing its link.
@@ -195,7 +205,9 @@ public struct TunnelEngine: Sendable {
         // unread. The time it lost is not counted against the links.
         if let scheduled = lastTimer, now - scheduled > options.pingInterval {
             let lost = now - scheduled
-            for id in links.keys { links[id]!.lastReceive = min(now, links[id]!.lastReceive + lost) }
+            for index in links.values.indices {
+                links.values[index].lastReceive = min(now, links.values[index].lastReceive + lost)
+            }
         }
         lastTimer = nil
         checkLinks(now: now)
