@@ -328,9 +328,10 @@ struct SitesEndToEndTests {
         try lab.site(
             "alpha", exposed: [SiteLab.exposed("web", "tcp:[::1]:\(httpPort)")], sockets: try sockets(),
             brokerURL: brokerURL)
+        let apiPort = try FreePort.find()
         try lab.site(
             "beta", remote: [SiteLab.remote("alpha", "web", "tcp:[::1]:\(entryPort)")], sockets: try sockets(),
-            brokerURL: brokerURL)
+            extra: "restfulApi:\n  enabled: true\n  listenAddr: \"[::1]:\(apiPort)\"\n", brokerURL: brokerURL)
         try lab.start("alpha")
         try lab.start("beta")
         #expect(await lab.waitForLink("beta", to: "alpha"), "\(lab.log("beta"))")
@@ -339,6 +340,9 @@ struct SitesEndToEndTests {
         let page = try await lab.run(SiteLab.curl, ["-sS", "--fail", "-g", "http://[::1]:\(entryPort)/index.html"])
         #expect(page.stdout == "over IPv6\n", "\(page)")
         #expect(FreePort.acceptsIPv6(entryPort) && !FreePort.accepts(entryPort), "the local socket is not ::1 only")
+        // The API on ::1, read by `weft status` (brackets in its URL and in `Host`).
+        let status = try await WeftProcess.run(["status", "--config", lab.configs["beta"]!])
+        #expect(status.status == 0 && status.output.contains("alpha"), "\(status)")
         await lab.stop("alpha", "beta")
         broker.stop()
     }

@@ -3,6 +3,7 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 import NIOSSL
+import WeftWire
 
 /// Learns the site's public address from an HTTP(S) service that answers a GET with the
 /// caller's address as the whole body (`autoHttpDetect`).
@@ -20,13 +21,15 @@ public struct HTTPAddressDetector: Sendable {
     }
 
     public func detect(group: EventLoopGroup) async throws -> IPAddress {
-        guard let parsed = URL(string: url), let scheme = parsed.scheme?.lowercased(), let host = parsed.host,
+        guard let parsed = URL(string: url), let scheme = parsed.scheme?.lowercased(), let urlHost = parsed.host,
             scheme == "http" || scheme == "https"
         else { throw DetectionError(.invalidSetting, "\(url) is not an http:// or https:// URL") }
+        // An IPv6 literal without its brackets, for connecting; `Host` gets them back.
+        let host = urlHost.trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
         let port = parsed.port ?? (scheme == "https" ? 443 : 80)
         var path = parsed.path.isEmpty ? "/" : parsed.path
         if let query = parsed.query { path += "?" + query }
-        let hostHeader = parsed.port.map { "\(host):\($0)" } ?? host
+        let hostHeader = parsed.port.map { String(host: host, port: $0) } ?? (host.contains(":") ? "[\(host)]" : host)
         let tls: NIOSSLContext? =
             scheme == "https" ? try NIOSSLContext(configuration: .makeClientConfiguration()) : nil
         let loop = group.next()

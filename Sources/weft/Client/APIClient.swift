@@ -3,6 +3,7 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 import NIOSSL
+import WeftWire
 
 /// A small HTTP/1.1 client for the site's own API (`weft status`, `weft speedtest`): one
 /// request per connection, the body handed over as it arrives (speedtest streams progress).
@@ -44,8 +45,11 @@ struct APIClient: Sendable {
 
     /// Sends one request; `onBody` gets the response body piece by piece. Returns the status.
     func request(_ method: String, _ path: String, onBody: (ByteBuffer) throws -> Void) async throws -> Int {
-        guard let host = baseURL.host, let scheme = baseURL.scheme?.lowercased(), scheme == "http" || scheme == "https"
+        guard let urlHost = baseURL.host, let scheme = baseURL.scheme?.lowercased(),
+            scheme == "http" || scheme == "https"
         else { throw Failure(description: "\(baseURL) is not an http:// or https:// URL") }
+        // An IPv6 literal without its brackets, for connecting; `Host` gets them back.
+        let host = urlHost.trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
         let port = baseURL.port ?? (scheme == "https" ? 443 : 80)
         var tls: NIOSSLContext?
         if scheme == "https" {
@@ -77,7 +81,9 @@ struct APIClient: Sendable {
         }
         return try await channel.executeThenClose { inbound, outbound in
             var head = HTTPRequestHead(version: .http1_1, method: HTTPMethod(rawValue: method), uri: path)
-            head.headers.add(name: "Host", value: baseURL.port.map { "\(host):\($0)" } ?? host)
+            head.headers.add(
+                name: "Host",
+                value: baseURL.port.map { String(host: host, port: $0) } ?? (host.contains(":") ? "[\(host)]" : host))
             head.headers.add(name: "Connection", value: "close")
             if let credentials {
                 head.headers.add(name: "Authorization", value: "Basic " + Data(credentials.utf8).base64EncodedString())
