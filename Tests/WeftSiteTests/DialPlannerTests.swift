@@ -1,8 +1,10 @@
+import NIOPosix
 import Testing
 import WeftDiscovery
 import WeftIdentity
-import WeftSite
 import WeftWire
+
+@testable import WeftSite
 
 @Suite("dial planner", .timeLimit(.minutes(10)))
 struct DialPlannerTests {
@@ -122,5 +124,49 @@ struct DialPlannerTests {
         #expect(planner.directory(.up(peer("c", endpoints: [("198.18.0.3", 4000)]))) == [])
         #expect(planner.dialTarget(peer: "b", path: path("198.18.0.2", 4000), run: 1) == nil)
         #expect(planner.stop() == [])
+    }
+}
+
+@Suite("wake-up of a dial run: a kick or a stop ends its backoff at once", .timeLimit(.minutes(10)))
+struct WakeupTests {
+    @Test("a signal given before the wait ends it at once; reset forgets it; the time ends it too")
+    func signals() async throws {
+        let loop = MultiThreadedEventLoopGroup.singleton.next()
+        let wakeup = Wakeup()
+        wakeup.signal()
+        let clock = ContinuousClock()
+        var started = clock.now
+        await wakeup.wait(upTo: .seconds(120), on: loop)
+        // Under the suite's time limit: a wait that was not ended by the signal would run 120 s.
+        print("wakeup: a kept signal ended the wait after \(clock.now - started)")
+        wakeup.signal()
+        wakeup.reset()
+        started = clock.now
+        await wakeup.wait(upTo: .milliseconds(20), on: loop)
+        #expect(clock.now - started >= .milliseconds(20), "a reset signal still ended the wait")
+    }
+
+    @Test("a signal during the wait ends it")
+    func signalDuring() async throws {
+        let wakeup = Wakeup()
+        async let waited: Void = wakeup.wait(upTo: .seconds(120), on: MultiThreadedEventLoopGroup.singleton.next())
+        try await Task.sleep(for: .milliseconds(10))
+        wakeup.signal()
+        await waited
+    }
+
+    @Test("a run that cannot dial leaves the plan")
+    func drop() {
+        var planner = DialPlanner(usedSites: ["b"], exposesApps: false, announcesEndpoints: true)
+        _ = planner.directory(
+            .up(DialPlannerTests().peer("b", endpoints: [("198.18.0.2", 4000)])))
+        let path = DialPlannerTests().path("198.18.0.2", 4000)
+        #expect(planner.runCount == 1)
+        planner.drop(peer: "b", path: path, run: 1)
+        #expect(planner.runCount == 0 && !planner.isCurrent(peer: "b", path: path, run: 1))
+        // The next change of the peer plans the path again, as a new run.
+        #expect(
+            planner.directory(.changed(DialPlannerTests().peer("b", endpoints: [("198.18.0.2", 4000)])))
+                == [.startDialing(peer: "b", path: path, run: 2)])
     }
 }

@@ -147,6 +147,14 @@ public struct DialPlanner: Sendable {
         return info
     }
 
+    /// Ends run `run` of `path` (it cannot dial); the path counts no more.
+    public mutating func drop(peer name: String, path: LinkPath, run: UInt64) {
+        guard var peer = peers[name], peer.runs[path] == run else { return }
+        peer.runs[path] = nil
+        pathCount -= 1
+        peers[name] = peer
+    }
+
     /// Whether run `run` is still the one for `path` (a dial in flight for an old run is dropped).
     public func isCurrent(peer name: String, path: LinkPath, run: UInt64) -> Bool {
         !stopped && peers[name]?.runs[path] == run

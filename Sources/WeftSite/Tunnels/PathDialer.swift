@@ -52,6 +52,9 @@ final class PathDialer: Sendable {
         }
     }
 
+    /// Whether `stop()` was called (a stop's wake-up may have been cleared by `reset()`).
+    private var stopped: Bool { link.withLockedValue { $0.stopped } }
+
     private func release(_ channel: Channel) {
         link.withLockedValue { link in
             if link.channel === channel { link.channel = nil }
@@ -101,6 +104,9 @@ final class PathDialer: Sendable {
                     logger.debug("cannot dial a link", metadata: ["error": "\(error)", "attempt": "\(failures)"])
                 }
             }
+            // A stop that came while this run dialed ends it now, not after the backoff: its
+            // wake-up may have been cleared above. One that comes after this check wakes the wait.
+            if stopped { return }
             await wakeup.wait(upTo: backoff.next(), on: driver.eventLoop)
         }
     }

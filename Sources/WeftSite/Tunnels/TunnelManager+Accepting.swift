@@ -26,7 +26,7 @@ extension TunnelManager {
         // here: a new tunnel lives on this first link's loop, so at least it never hops.
         let used = state.withLockedValue { $0.planner.usedSites.contains(name) }
         let loop = used ? eventLoop(for: name) : MultiThreadedEventLoopGroup.currentEventLoop ?? eventLoop(for: name)
-        var replaced: TunnelDriver?
+        var replaced: [TunnelDriver] = []
         var created = false
         var kicks: [DialPlanner.Action] = []
         let (decision, joined) = withTunnel(to: name, peerHalf: hello.incarnation, on: loop) {
@@ -61,7 +61,7 @@ extension TunnelManager {
             case .refuse(let reason):
                 return .done((.refuse(.unknownTunnel, reason), nil))
             case .replace:
-                replaced = state.tunnels.removeValue(forKey: name)?.driver
+                if let old = state.tunnels.removeValue(forKey: name)?.driver { replaced.append(old) }
                 created = true
                 return .needsTunnel
             case .create:
@@ -69,7 +69,7 @@ extension TunnelManager {
                 return .needsTunnel
             }
         }
-        if let replaced { close(replaced, reason: "\(name) started a new tunnel") }
+        for old in replaced { close(old, reason: "\(name) started a new tunnel") }
         _ = joined?.adopt(peerIncarnation: hello.incarnation)
         for case .kick(let run) in kicks { state.withLockedValue { $0.dialers[run] }?.kick() }
         return decision

@@ -23,14 +23,21 @@ extension TunnelManager {
                         state.waiters.open.remove(id)
                         return .done(tunnel.driver)
                     }
-                    state.waiters.byPeer[site, default: [:]][id] = continuation
+                    state.waiters.byPeer[site, default: [:]][id] = Waiters.Waiter(continuation: continuation)
                     return .needsTunnel
                 }
                 if case .done(let driver) = ready {
                     continuation.resume(returning: driver)
                     return
                 }
-                eventLoop(for: site).scheduleTask(in: TimeAmount(timeout)) { self.endWait(id, for: site) }
+                let timer = eventLoop(for: site).scheduleTask(in: TimeAmount(timeout)) { self.endWait(id, for: site) }
+                // Kept with the waiter so a wake-up cancels it; a wait already over cancels it now.
+                let over = state.withLockedValue { state -> Bool in
+                    guard state.waiters.byPeer[site]?[id] != nil else { return true }
+                    state.waiters.byPeer[site]?[id]?.timeout = timer
+                    return false
+                }
+                if over { timer.cancel() }
             }
         } onCancel: {
             self.endWait(id, for: site)
@@ -39,10 +46,10 @@ extension TunnelManager {
 
     /// A wait timed out or was cancelled: it ends with nil (unless it already ended).
     func endWait(_ id: UInt64, for site: String) {
-        let waiter = state.withLockedValue { state -> CheckedContinuation<TunnelDriver?, Never>? in
+        let waiter = state.withLockedValue { state -> Waiters.Waiter? in
             state.waiters.open.remove(id)
             return state.waiters.byPeer[site]?.removeValue(forKey: id)
         }
-        waiter?.resume(returning: nil)
+        waiter?.end(with: nil)
     }
 }

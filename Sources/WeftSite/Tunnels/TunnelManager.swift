@@ -79,7 +79,18 @@ public final class TunnelManager: Sendable {
 
     /// Clients of a remote app waiting for a tunnel with a link.
     struct Waiters {
-        var byPeer: [String: [UInt64: CheckedContinuation<TunnelDriver?, Never>]] = [:]
+        /// One waiting client: what to resume, and its timeout (cancelled when woken sooner).
+        struct Waiter {
+            var continuation: CheckedContinuation<TunnelDriver?, Never>
+            var timeout: Scheduled<Void>?
+
+            func end(with driver: TunnelDriver?) {
+                timeout?.cancel()
+                continuation.resume(returning: driver)
+            }
+        }
+
+        var byPeer: [String: [UInt64: Waiter]] = [:]
         /// Waits begun and not yet over (a cancellation may come before the wait registers).
         var open: Set<UInt64> = []
         var last: UInt64 = 0
@@ -215,7 +226,15 @@ public final class TunnelManager: Sendable {
         guard
             let remote = try? SocketAddress(
                 ipAddress: dialer.path.remote.address.description, port: dialer.path.remote.port)
-        else { return nil }
+        else {
+            // Cannot happen for a planned path (an IP literal and a port); if it does, the run
+            // leaves the plan rather than stay counted and never dial.
+            state.withLockedValue { state in
+                state.planner.drop(peer: name, path: dialer.path, run: dialer.run)
+                state.dialers[dialer.run] = nil
+            }
+            return nil
+        }
         let local = dialer.path.local.flatMap { try? SocketAddress(ipAddress: $0.description, port: 0) }
         let job = withTunnel(to: name, peerHalf: LinkHandshake.unknownIncarnation, on: nil) {
             state, tunnel -> TunnelChoice<PathDialer.Job?> in
@@ -279,8 +298,11 @@ public final class TunnelManager: Sendable {
     }
 
     /// Runs `decide` under the lock with the peer's current tunnel. When it needs one and there
-    /// is none, a new tunnel is built outside the lock and `decide` runs again with it in place
-    /// (a tunnel another thread put there meanwhile wins, and the spare is dropped).
+    /// is none, a new tunnel is built outside the lock; then, under the lock again, `decide` runs
+    /// first against the table as it is, and only if it still needs a tunnel (the slot empty,
+    /// the site running) is the new one put in and `decide` run with it. A tunnel another thread
+    /// put there meanwhile wins, and a decision that no longer wants one (the peer gone, the site
+    /// stopping) leaves nothing behind: the spare is dropped.
     func withTunnel<Result>(
         to name: String, peerHalf: UInt64, on loop: EventLoop?,
         _ decide: (inout State, Tunnel?) -> TunnelChoice<Result>
@@ -288,12 +310,18 @@ public final class TunnelManager: Sendable {
         var spare: TunnelDriver?
         while true {
             let outcome = state.withLockedValue { state -> (TunnelChoice<Result>, installed: Bool) in
-                var installed = false
-                if let driver = spare, state.tunnels[name] == nil {
-                    state.tunnels[name] = Tunnel(driver: driver, peerHalf: peerHalf)
-                    installed = true
+                let first = decide(&state, state.tunnels[name])
+                guard case .needsTunnel = first, let driver = spare, state.tunnels[name] == nil,
+                    !state.planner.stopped
+                else { return (first, false) }
+                state.tunnels[name] = Tunnel(driver: driver, peerHalf: peerHalf)
+                let second = decide(&state, state.tunnels[name])
+                guard case .done = second else {
+                    // It wants a tunnel even with one in place: never installed for nothing.
+                    state.tunnels[name] = nil
+                    return (second, false)
                 }
-                return (decide(&state, state.tunnels[name]), installed)
+                return (second, true)
             }
             if outcome.installed, let driver = spare {
                 logger.info(
@@ -361,7 +389,7 @@ public final class TunnelManager: Sendable {
     /// The driver's link count changed: waiting clients get the tunnel once it has a link.
     private func linksChanged(_ count: Int, of driver: TunnelDriver) {
         let name = driver.peerSite
-        let woken = state.withLockedValue { state -> [CheckedContinuation<TunnelDriver?, Never>] in
+        let woken = state.withLockedValue { state -> [Waiters.Waiter] in
             guard state.tunnels[name]?.driver === driver else { return [] }
             state.tunnels[name]?.links = count
             guard count > 0 else { return [] }
@@ -370,7 +398,7 @@ public final class TunnelManager: Sendable {
             for id in waiting.keys { state.waiters.open.remove(id) }
             return Array(waiting.values)
         }
-        for waiter in woken { waiter.resume(returning: driver) }
+        for waiter in woken { waiter.end(with: driver) }
     }
 
     /// Every tunnel as it is now, by peer name.
@@ -407,7 +435,7 @@ public final class TunnelManager: Sendable {
             return (actions, drivers, waiters)
         }
         perform(actions)
-        for waiter in waiters { waiter.resume(returning: nil) }
+        for waiter in waiters { waiter.end(with: nil) }
         for driver in drivers {
             try? await driver.eventLoop.submit { driver.close(reason: "site stopping") }.get()
         }

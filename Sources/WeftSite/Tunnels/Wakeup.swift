@@ -52,9 +52,15 @@ final class Wakeup: Sendable {
                 return
             }
             let timeout = loop.scheduleTask(in: TimeAmount(duration)) { self.timedOut(generation) }
-            state.withLockedValue { state in
-                if state.generation == generation && state.waiter != nil { state.timeout = timeout }
+            // A timer that cannot run (its loop shut down) ends the wait too; one cancelled
+            // because a signal came first finds no waiter left.
+            timeout.futureResult.whenFailure { _ in self.timedOut(generation) }
+            let stale = state.withLockedValue { state -> Bool in
+                guard state.generation == generation && state.waiter != nil else { return true }
+                state.timeout = timeout
+                return false
             }
+            if stale { timeout.cancel() }
         }
     }
 
