@@ -22,9 +22,12 @@ struct CreditWindow: Sendable {
     /// Credit not yet used up by what was consumed.
     var remaining: UInt64 { limit - min(limit, consumed) }
 
+    /// Whether half of the window is used: `update` then moves the limit.
+    var isDue: Bool { remaining <= UInt64(size / 2) }
+
     /// The new limit to advertise, or nil while more than half of the window is left.
     mutating func update(now: Duration, rtt: Duration) -> UInt64? {
-        guard remaining <= UInt64(size / 2) else { return nil }
+        guard isDue else { return nil }
         if now - lastUpdate < rtt * 4 { size = min(size * 2, maximum) }
         limit = consumed + UInt64(size)
         lastUpdate = now

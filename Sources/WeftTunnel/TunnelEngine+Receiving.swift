@@ -273,7 +273,8 @@ extension TunnelEngine {
     /// Grants the peer more tunnel credit when half the window is used, growing the window when
     /// the readers keep up (the same rule as per stream).
     mutating func updateTunnelWindow(now: Duration) {
-        guard let limit = tunnelCredit.update(now: now, rtt: shortestRTT) else { return }
+        // The links' RTT is looked at only when the window is due (most calls stop here).
+        guard tunnelCredit.isDue, let limit = tunnelCredit.update(now: now, rtt: shortestRTT) else { return }
         queue.append(.windowUpdate(WindowUpdate(streamID: 0, limit: limit)))
     }
 

@@ -264,7 +264,11 @@ public struct TunnelEngine: Sendable {
     /// The shortest smoothed RTT of the links (50 ms before any is measured): how fast a
     /// reader that keeps up takes a window.
     var shortestRTT: Duration {
-        links.values.compactMap(\.smoothedRTT).min() ?? .milliseconds(50)
+        var shortest: Duration?
+        for link in links.values {
+            if let rtt = link.smoothedRTT, rtt < shortest ?? rtt + .nanoseconds(1) { shortest = rtt }
+        }
+        return shortest ?? .milliseconds(50)
     }
 
     /// App bytes to send on a stream.
@@ -298,7 +302,7 @@ public struct TunnelEngine: Sendable {
         let count = min(UInt64(count), stream.reassembly.deliveredOffset - stream.consumed)
         stream.credit.consumed += count
         tunnelCredit.consumed += count
-        if let limit = stream.credit.update(now: now, rtt: shortestRTT) {
+        if stream.credit.isDue, let limit = stream.credit.update(now: now, rtt: shortestRTT) {
             queue.append(.windowUpdate(WindowUpdate(streamID: id.rawValue, limit: limit)))
         }
         streams[id] = stream

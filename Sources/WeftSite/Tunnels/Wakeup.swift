@@ -74,12 +74,3 @@ final class Wakeup: Sendable {
         waiter?.resume()
     }
 }
-
-extension TimeAmount {
-    /// A `Duration` as NIO time, saturating at what `TimeAmount` holds.
-    init(_ duration: Duration) {
-        let (seconds, attoseconds) = duration.components
-        let limit = Int64.max / 1_000_000_000 - 1
-        self = .nanoseconds(min(max(seconds, -limit), limit) * 1_000_000_000 + attoseconds / 1_000_000_000)
-    }
-}

@@ -398,10 +398,7 @@ public final class TunnelDriver: @unchecked Sendable {
             case .scheduleTimer(let at):
                 timer?.cancel()
                 guard running else { continue }
-                let deadline =
-                    start
-                    + .nanoseconds(
-                        Int64(at.components.seconds) * 1_000_000_000 + at.components.attoseconds / 1_000_000_000)
+                let deadline = start + TimeAmount(at)
                 timer = eventLoop.scheduleTask(deadline: deadline) { [self] in
                     timer = nil
                     apply(engine.timerFired(now: now))
