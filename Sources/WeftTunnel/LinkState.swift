@@ -55,6 +55,12 @@ struct LinkState {
     var lastSend: Duration
     /// True after a missed acknowledgement deadline, until the link shows life again.
     var suspect = false
+    /// Since when the link's outbound buffer has been full (the driver's channel is not
+    /// writable), or nil while it takes bytes. Nothing is scheduled on a full link, pongs to its
+    /// pings are dropped and its acks wait: a peer that never reads cannot grow what this side
+    /// holds for it.
+    var fullSince: Duration?
+    var writable: Bool { fullSince == nil }
 
     init(id: LinkID, frameLimits: TunnelFrameLimits, now: Duration) {
         self.id = id

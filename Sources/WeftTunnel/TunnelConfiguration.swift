@@ -12,6 +12,10 @@ public struct TunnelConfiguration: Sendable, Equatable {
     /// Separate out-of-order pieces one stream may hold (`ReassemblyBuffer.maxPieces`); the
     /// bytes they hold are bounded by the stream's credit window.
     public var maxOutOfOrderPieces: Int
+    /// Out-of-order pieces all streams of the tunnel may hold together: what each piece costs
+    /// besides its bytes (about a hundred bytes of bookkeeping) stays bounded however many
+    /// streams a peer scatters bytes over. The stream whose piece goes past it is reset.
+    public var maxOutOfOrderPiecesPerTunnel: Int
     /// The initial per-stream credit window; it grows when the reader keeps up.
     public var initialStreamWindow: Int
     /// The largest per-stream window auto-tuning may reach.
@@ -25,6 +29,7 @@ public struct TunnelConfiguration: Sendable, Equatable {
         noLinkGracePeriod: Duration = .seconds(60),
         maxStreams: Int = 16_384,
         maxOutOfOrderPieces: Int = ReassemblyBuffer.defaultMaxPieces,
+        maxOutOfOrderPiecesPerTunnel: Int = 65_536,
         initialStreamWindow: Int = 256 << 10,
         maxStreamWindow: Int = 16 << 20,
         initialTunnelWindow: Int = 16 << 20,
@@ -33,6 +38,7 @@ public struct TunnelConfiguration: Sendable, Equatable {
         self.noLinkGracePeriod = noLinkGracePeriod
         self.maxStreams = maxStreams
         self.maxOutOfOrderPieces = maxOutOfOrderPieces
+        self.maxOutOfOrderPiecesPerTunnel = maxOutOfOrderPiecesPerTunnel
         self.initialStreamWindow = initialStreamWindow
         self.maxStreamWindow = maxStreamWindow
         self.initialTunnelWindow = initialTunnelWindow
@@ -48,6 +54,9 @@ public struct TunnelConfiguration: Sendable, Equatable {
         if maxStreamWindow < initialStreamWindow { found.append("maxStreamWindow is below initialStreamWindow") }
         if maxOutOfOrderPieces < 64 {
             found.append("maxOutOfOrderPieces is below 64: streams over several links would be reset")
+        }
+        if maxOutOfOrderPiecesPerTunnel < maxOutOfOrderPieces {
+            found.append("maxOutOfOrderPiecesPerTunnel is below maxOutOfOrderPieces")
         }
         if initialTunnelWindow < Int(WireProtocol.initialTunnelCredit) {
             found.append("initialTunnelWindow is below the protocol's initial tunnel credit (4 MiB)")

@@ -13,9 +13,14 @@ extension TunnelEngine {
         ids.sort()
         for id in ids {
             guard let link = links[id] else { continue }
-            if let due = link.ackDueAt, due <= now { sendAck(on: id) }
+            if let due = link.ackDueAt, due <= now, link.writable { sendAck(on: id) }
             if now - link.lastReceive >= options.silenceLimit {
                 breakLink(id, reason: TunnelFailure(.silent, "silent for \(now - link.lastReceive)"), now: now)
+                continue
+            }
+            if let since = link.fullSince, now - since >= options.stallLimit {
+                breakLink(
+                    id, reason: TunnelFailure(.stalled, "the peer read nothing for \(now - since)"), now: now)
                 continue
             }
             if let oldest = link.unacked.first, !link.suspect,
@@ -23,7 +28,7 @@ extension TunnelEngine {
             {
                 suspect(id, now: now)
             }
-            if now - link.lastSend >= options.pingInterval, links[id] != nil {
+            if now - link.lastSend >= options.pingInterval, link.writable, links[id] != nil {
                 write(.ping(nextPing), on: id)
                 nextPing += 1
                 withLink(id) { $0.lastSend = now }
@@ -36,6 +41,7 @@ extension TunnelEngine {
     mutating func suspect(_ id: LinkID, now: Duration) {
         withLink(id) { $0.suspect = true }
         if links.values.contains(where: { !$0.suspect }) { requeue(id) }
+        guard links[id]?.writable == true else { return }
         write(.ping(nextPing), on: id)
         nextPing += 1
         withLink(id) { $0.lastSend = now }
@@ -71,6 +77,7 @@ extension TunnelEngine {
             actions.append(.streamReset(id, code: .tunnelLost, message: reason.message))
         }
         streams.removeAll()
+        heldPieces = 0
         earlyData.removeAll()
         resetStreams.removeAll()
         queue.removeAll()

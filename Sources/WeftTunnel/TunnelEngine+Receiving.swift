@@ -35,7 +35,7 @@ extension TunnelEngine {
                 link.receivedSinceAck += bytes.readableBytes
                 return link.receivedSinceAck
             }
-            if let pending, pending >= options.ackBytes {
+            if let pending, pending >= options.ackBytes, link.writable {
                 sendAck(on: id)
             } else if link.ackDueAt == nil {
                 let due = now + options.ackDelay
@@ -65,7 +65,9 @@ extension TunnelEngine {
             }
             withLink(link) { _ = $0.acknowledge(upTo: count, now: now) }
         case .ping(let value):
-            write(.pong(value), on: link)
+            // A full link's pings go unanswered: a peer that pings and never reads would
+            // otherwise pile pongs up here.
+            if links[link]?.writable == true { write(.pong(value), on: link) }
         case .pong:
             break
         case .goodbye(let goodbye):
@@ -183,9 +185,11 @@ extension TunnelEngine {
             return
         }
         let chunks: [ByteBuffer]
+        let piecesBefore = stream.reassembly.heldPieces
         do {
             chunks = try stream.reassembly.insert(offset: data.offset, data: data.data, fin: data.fin)
         } catch {
+            heldPieces += stream.reassembly.heldPieces - piecesBefore
             let (local, reported) =
                 error == .tooManyPieces
                 ? (
@@ -195,6 +199,17 @@ extension TunnelEngine {
                 : ("stream end", "the peer changed the stream's end")
             resetLocally(id, stream, code: .protocolError, message: local)
             actions.append(.streamReset(id, code: .protocolError, message: reported))
+            updateTunnelWindow(now: now)
+            return
+        }
+        heldPieces += stream.reassembly.heldPieces - piecesBefore
+        guard heldPieces <= options.configuration.maxOutOfOrderPiecesPerTunnel else {
+            let limit = options.configuration.maxOutOfOrderPiecesPerTunnel
+            resetLocally(id, stream, code: .limitReached, message: "out-of-order pieces in the tunnel")
+            actions.append(
+                .streamReset(
+                    id, code: .limitReached,
+                    message: "the peer's streams held more than \(limit) out-of-order pieces together"))
             updateTunnelWindow(now: now)
             return
         }
@@ -225,6 +240,7 @@ extension TunnelEngine {
     mutating func receiveReset(_ reset: StreamReset, on link: LinkID, now: Duration) {
         let id = StreamID(reset.streamID)
         if let stream = streams.removeValue(forKey: id) {
+            heldPieces -= stream.reassembly.heldPieces
             earlyData[id] = nil
             creditBlocked.remove(id)
             actions.append(.streamReset(id, code: reset.code, message: reset.message))
@@ -259,6 +275,7 @@ extension TunnelEngine {
     /// with its final size, late bytes are counted against the stream's tombstone.
     mutating func resetLocally(_ id: StreamID, _ stream: StreamState, code: StreamReset.Code, message: String) {
         streams[id] = nil
+        heldPieces -= stream.reassembly.heldPieces
         creditBlocked.remove(id)
         earlyData[id] = nil
         tunnelCredit.consumed += stream.receivedEnd - stream.consumed
@@ -289,6 +306,7 @@ extension TunnelEngine {
     mutating func closeIfDone(_ id: StreamID, now: Duration) {
         guard let stream = streams[id], stream.isDone else { return }
         streams[id] = nil
+        heldPieces -= stream.reassembly.heldPieces
         creditBlocked.remove(id)
         // Bytes delivered and not yet taken are the driver's now; their credit goes back.
         tunnelCredit.consumed += stream.receivedEnd - stream.consumed

@@ -158,10 +158,10 @@ extension TunnelEngine {
     }
 
     /// The link where a frame of `size` bytes is expected to arrive first, among links below
-    /// their in-flight cap and not suspected.
+    /// their in-flight cap, not suspected and not full.
     func chooseLink(for size: Int) -> LinkID? {
         var best: (LinkID, Double)?
-        for (id, link) in links where !link.suspect {
+        for (id, link) in links where !link.suspect && link.writable {
             guard
                 link.inFlightBytes == 0
                     || link.inFlightBytes + size <= link.inFlightCap(initial: options.initialInFlight)

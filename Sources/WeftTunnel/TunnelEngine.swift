@@ -36,6 +36,8 @@ public struct TunnelEngine: Sendable {
         public var pingInterval: Duration
         /// A link that has been silent this long (pings unanswered) is closed.
         public var silenceLimit: Duration
+        /// A link whose outbound buffer stayed full this long (the peer does not read) is closed.
+        public var stallLimit: Duration
         /// App bytes buffered per stream before the driver is asked to stop reading the app.
         public var sendBufferLimit: Int
         /// How long an ack may wait for a frame going the other way to ride with; a link that
@@ -51,6 +53,7 @@ public struct TunnelEngine: Sendable {
             minimumAckDeadline: Duration = .milliseconds(100),
             pingInterval: Duration = .milliseconds(500),
             silenceLimit: Duration = .seconds(2),
+            stallLimit: Duration = .seconds(10),
             sendBufferLimit: Int = 1 << 20,
             ackDelay: Duration = .milliseconds(2),
             ackBytes: Int = 4 << 10,
@@ -62,6 +65,7 @@ public struct TunnelEngine: Sendable {
             self.minimumAckDeadline = minimumAckDeadline
             self.pingInterval = pingInterval
             self.silenceLimit = silenceLimit
+            self.stallLimit = stallLimit
             self.sendBufferLimit = sendBufferLimit
             self.ackDelay = ackDelay
             self.ackBytes = ackBytes
@@ -89,6 +93,8 @@ public struct TunnelEngine: Sendable {
     var tunnelBlocked = false
     var tunnelReceived: UInt64 = 0
     var tunnelCredit: CreditWindow
+    /// Out-of-order pieces held by all streams together (see `maxOutOfOrderPiecesPerTunnel`).
+    var heldPieces = 0
     var ready: [StreamID] = []
     var readySet: Set<StreamID> = []
     /// Streams with bytes to send and no credit: their reader is waiting, often for a frame
@@ -187,6 +193,17 @@ public struct TunnelEngine: Sendable {
     /// The driver lost a link (closed, reset, or it refused to write).
     public mutating func linkDown(_ id: LinkID, now: Duration) -> [TunnelAction] {
         removeLink(id, now: now)
+        pump(now: now)
+        return flush(now: now)
+    }
+
+    /// The link's outbound buffer filled up (`writable == false`: the driver's channel is no
+    /// longer writable) or drained again. A full link gets no new frame; one full for the stall
+    /// limit is closed.
+    public mutating func linkWritabilityChanged(_ id: LinkID, writable: Bool, now: Duration) -> [TunnelAction] {
+        guard let link = links[id], link.writable != writable else { return [] }
+        withLink(id) { $0.fullSince = writable ? nil : now }
+        if writable, link.ackDueAt != nil { sendAck(on: id) }
         pump(now: now)
         return flush(now: now)
     }
@@ -358,8 +375,13 @@ public struct TunnelEngine: Sendable {
         func consider(_ time: Duration) { next = min(next ?? time, time) }
         for link in links.values {
             consider(link.lastReceive + options.silenceLimit)
-            consider(link.lastSend + options.pingInterval)
-            if let due = link.ackDueAt { consider(due) }
+            if let since = link.fullSince {
+                // Pings and acks wait until the link drains; its stall ends it meanwhile.
+                consider(since + options.stallLimit)
+            } else {
+                consider(link.lastSend + options.pingInterval)
+                if let due = link.ackDueAt { consider(due) }
+            }
             if let oldest = link.unacked.first, !link.suspect {
                 consider(oldest.sentAt + link.ackDeadline(minimum: options.minimumAckDeadline))
             }

@@ -15,6 +15,8 @@ public struct TunnelFailure: Error, Hashable, Sendable, CustomStringConvertible 
         public static let protocolViolation = Code("protocol violation")
         /// Nothing arrived on the link for the silence limit.
         public static let silent = Code("silent")
+        /// The link took no bytes from this side for the stall limit: the peer does not read.
+        public static let stalled = Code("stalled")
         /// The peer closed the link with a goodbye.
         public static let peerGoodbye = Code("peer goodbye")
 

@@ -175,4 +175,34 @@ struct LinkHandlerTests {
         driver.close(reason: "test over")
         #expect(driver.isEnded)
     }
+
+    @Test("LinkHandler passes writability on: a full link answers no ping, a drained one does again")
+    func linkWritability() throws {
+        let loop = EmbeddedEventLoop()
+        let driver = TunnelDriver(
+            eventLoop: loop, localIncarnation: 1, peerSite: "peer", options: .init(opensOddStreams: true),
+            logger: Logger(label: "test"))
+        let channel = EmbeddedChannel(loop: loop)
+        try channel.connect(to: SocketAddress(ipAddress: "198.18.0.2", port: 4000)).wait()
+        driver.attach(channel, leftover: ByteBuffer())
+        _ = try? channel.readOutbound(as: ByteBuffer.self)
+
+        func pongs(after ping: UInt64) throws -> [UInt64] {
+            var bytes = ByteBuffer()
+            TunnelFrameSerializer().serialize(.ping(ping), into: &bytes)
+            try channel.writeInbound(bytes)
+            var parser = TunnelFrameParser(limits: .default)
+            while let written = try channel.readOutbound(as: ByteBuffer.self) { parser.append(written) }
+            var answered: [UInt64] = []
+            while let frame = try parser.nextFrame() { if case .pong(let value) = frame { answered.append(value) } }
+            return answered
+        }
+        channel.isWritable = false
+        channel.pipeline.fireChannelWritabilityChanged()
+        #expect(try pongs(after: 1) == [], "a full link must not be given a pong")
+        channel.isWritable = true
+        channel.pipeline.fireChannelWritabilityChanged()
+        #expect(try pongs(after: 2) == [2])
+        driver.close(reason: "test over")
+    }
 }

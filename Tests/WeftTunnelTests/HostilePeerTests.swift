@@ -151,4 +151,110 @@ struct HostilePeerTests {
         #expect(victim.closeReason(actions) == nil)
         #expect(actions.contains { if case .deliver(StreamID(4), _) = $0 { true } else { false } }, "\(actions)")
     }
+
+    @Test("pieces scattered over many streams: the tunnel-wide cap resets the stream past it, memory stays bounded")
+    func scatteredOverStreams() {
+        var victim = Victim()
+        let perTunnel = victim.engine.options.configuration.maxOutOfOrderPiecesPerTunnel
+        let perStream = 1000  // under the per-stream cap, so only the tunnel-wide one can stop it
+        var resets: [(StreamID, String)] = []
+        var stream: UInt32 = 2
+        while resets.isEmpty && stream < 2 * 200 {
+            _ = victim.receive([
+                .streamOpen(StreamOpen(streamID: stream, appName: "web", target: nil, initialWindow: 1 << 16))
+            ])
+            for batch in 0..<(perStream / 50) {
+                let frames = (0..<50).map { Self.data(stream, at: UInt64(2 * (batch * 50 + $0) + 1)) }
+                for case .streamReset(let id, .limitReached, let message) in victim.receive(frames) {
+                    resets.append((id, message))
+                }
+            }
+            #expect(victim.engine.heldPieces <= perTunnel)
+            stream += 2
+        }
+        #expect(resets.count == 1 && resets.first?.1.contains("together") == true, "\(resets)")
+        // The reset stream's pieces went with it; the others still hold theirs.
+        let expected = (Int(stream / 2) - 2) * perStream
+        #expect(victim.engine.heldPieces == expected, "\(victim.engine.heldPieces) vs \(expected)")
+        // A gap filled on an older stream delivers, and frees its pieces from the count.
+        let before = victim.engine.heldPieces
+        let filled = victim.receive((0..<perStream).map { Self.data(2, at: UInt64(2 * $0)) })
+        #expect(filled.contains { if case .deliver(StreamID(2), _) = $0 { true } else { false } })
+        #expect(victim.engine.heldPieces == before - perStream, "\(victim.engine.heldPieces) vs \(before)")
+        // Resets from the peer free theirs too, down to nothing.
+        for id in Swift.stride(from: UInt32(4), to: stream, by: 2) {
+            _ = victim.receive([
+                .streamReset(StreamReset(streamID: id, code: .cancelled, finalSize: 2 * UInt64(perStream)))
+            ])
+        }
+        #expect(victim.engine.heldPieces == 0)
+    }
+
+    @Test("a peer that never reads: its full link gets no frame, pong or ack, and is closed after the stall limit")
+    func neverReads() {
+        var victim = Victim()
+        let other = LinkID(2)
+        _ = victim.engine.linkUp(other, now: victim.now)
+        let (id, _) = victim.engine.openStream(appName: "web", now: victim.now)
+        _ = victim.receive([
+            .windowUpdate(WindowUpdate(streamID: 0, limit: WireProtocol.maxStreamOffset)),
+            .windowUpdate(WindowUpdate(streamID: id.rawValue, limit: WireProtocol.maxStreamOffset)),
+        ])
+        _ = victim.engine.linkWritabilityChanged(victim.link, writable: false, now: victim.now)
+        func written(_ actions: [TunnelAction], on link: LinkID) -> Int {
+            actions.reduce(0) { total, action in
+                if case .write(link, let bytes) = action { total + bytes.readableBytes } else { total }
+            }
+        }
+        // App data goes to the other link only; pings and data from the peer get no pong or ack.
+        var toFull = 0
+        var toOther = 0
+        for round in 0..<200 {
+            var actions = victim.engine.send(ByteBuffer(repeating: 7, count: 16 << 10), on: id, now: victim.now)
+            actions += victim.receive([
+                .ping(UInt64(round + 1)),
+                .streamData(
+                    StreamData(
+                        streamID: 2, offset: UInt64(round) * 100, fin: false, data: ByteBuffer(repeating: 1, count: 100)
+                    )),
+            ])
+            victim.now += .milliseconds(20)
+            actions += victim.engine.timerFired(now: victim.now)
+            toFull += written(actions, on: victim.link)
+            toOther += written(actions, on: other)
+            _ = victim.engine.received(ByteBuffer(), on: other, now: victim.now)
+            if victim.closeReason(actions) != nil { break }
+        }
+        #expect(toFull == 0, "\(toFull) bytes went to the full link")
+        #expect(toOther > 0)
+        // Past the stall limit (the peer still sends, so it is not silent): the link is closed.
+        var closed: TunnelFailure?
+        for _ in 0..<1000 where closed == nil {
+            victim.now += .milliseconds(100)
+            _ = victim.engine.received(ByteBuffer(), on: other, now: victim.now)
+            let actions = victim.receive([.ping(1)])
+            closed = victim.closeReason(actions) ?? victim.closeReason(victim.engine.timerFired(now: victim.now))
+        }
+        #expect(closed?.code == .stalled, "\(String(describing: closed))")
+        #expect(victim.engine.linkIDs == [other])
+    }
+
+    @Test("a full link that drains is used again: pending acks and pings go out at once")
+    func drainsAgain() {
+        var victim = Victim()
+        _ = victim.engine.linkWritabilityChanged(victim.link, writable: false, now: victim.now)
+        _ = victim.receive([
+            .streamOpen(StreamOpen(streamID: 2, appName: "web", target: nil, initialWindow: 1 << 16)),
+            Self.data(2, at: 0, [UInt8](repeating: 1, count: 8 << 10)),
+        ])
+        victim.now += .milliseconds(100)
+        let whileFull = victim.engine.timerFired(now: victim.now)
+        #expect(!whileFull.contains { if case .write = $0 { true } else { false } }, "\(whileFull)")
+        let drained = victim.engine.linkWritabilityChanged(victim.link, writable: true, now: victim.now)
+        var parser = TunnelFrameParser(limits: .default)
+        for case .write(victim.link, let bytes) in drained { parser.append(bytes) }
+        var acked: UInt64?
+        while let frame = try? parser.nextFrame() { if case .ack(let count) = frame { acked = count } }
+        #expect(acked == 2, "\(drained)")
+    }
 }

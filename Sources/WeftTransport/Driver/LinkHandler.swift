@@ -1,7 +1,8 @@
 import NIOCore
 import WeftTunnel
 
-/// The last handler of an established link: hands the link's bytes and its end to the driver.
+/// The last handler of an established link: hands the link's bytes, its writability and its
+/// end to the driver.
 final class LinkHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
 
@@ -15,6 +16,13 @@ final class LinkHandler: ChannelInboundHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         driver.linkReceived(unwrapInboundIn(data), on: id)
+    }
+
+    /// The link's outbound buffer crossed a water mark: the engine stops (or resumes) giving it
+    /// frames, so a peer that does not read cannot grow it.
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        driver.linkWritabilityChanged(id)
+        context.fireChannelWritabilityChanged()
     }
 
     func channelInactive(context: ChannelHandlerContext) {

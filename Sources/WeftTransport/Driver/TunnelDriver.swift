@@ -153,6 +153,15 @@ public final class TunnelDriver: @unchecked Sendable {
         }
     }
 
+    /// The link's channel became writable or not; read when the event runs (it may have been
+    /// deferred behind other actions), so the engine always learns the current state.
+    func linkWritabilityChanged(_ id: LinkID) {
+        linkEvent {
+            guard $0.running, let record = $0.links[id] else { return }
+            $0.apply($0.engine.linkWritabilityChanged(id, writable: record.channel.isWritable, now: $0.now))
+        }
+    }
+
     func linkClosed(_ id: LinkID) {
         linkEvent {
             guard $0.forgetLink(id) != nil, $0.running else { return }
