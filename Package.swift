@@ -207,7 +207,13 @@ let package = Package(
         .testTarget(
             name: "WeftCLITests",
             // `weft` is not imported: it is here so the binary the tests run is built first.
-            dependencies: ["weft", "WeftTestSupport"]
+            // The hostile member speaks the protocol with the library's own parts.
+            dependencies: [
+                "weft", "WeftTestSupport", "WeftDiscovery", "WeftIdentity", "WeftTransport", "WeftTunnel", "WeftWire",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
         ),
     ],
     swiftLanguageModes: [.v6]

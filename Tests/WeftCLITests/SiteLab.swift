@@ -108,10 +108,15 @@ final class SiteLab: @unchecked Sendable {
     }
 
     /// Resident memory of a running process, in bytes (from /proc).
-    func residentBytes(_ name: String) -> Int {
+    func residentBytes(_ name: String) -> Int { statusBytes(name, "VmRSS:") }
+
+    /// The most resident memory the process has had since it started (its high-water mark).
+    func peakResidentBytes(_ name: String) -> Int { statusBytes(name, "VmHWM:") }
+
+    private func statusBytes(_ name: String, _ field: String) -> Int {
         guard let pid = processes[name]?.pid,
             let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
-            let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
+            let line = status.split(separator: "\n").first(where: { $0.hasPrefix(field) }),
             let kilobytes = Int(line.split(separator: " ").dropFirst().first ?? "")
         else { return 0 }
         return kilobytes * 1024

@@ -176,6 +176,55 @@ struct LinkHandlerTests {
         #expect(driver.isEnded)
     }
 
+    /// Counts the reads the pipeline asks the channel for.
+    final class ReadCounter: ChannelOutboundHandler {
+        typealias OutboundIn = ByteBuffer
+        var reads = 0
+        func read(context: ChannelHandlerContext) {
+            reads += 1
+            context.read()
+        }
+    }
+
+    @Test(
+        "a link on another loop than its driver stops reading while its bytes wait on the hop, and reads again once they are taken"
+    )
+    func hopBudget() throws {
+        let driverLoop = EmbeddedEventLoop()
+        let linkLoop = EmbeddedEventLoop()
+        let driver = TunnelDriver(
+            eventLoop: driverLoop, localIncarnation: 1, peerSite: "peer", options: .init(opensOddStreams: true),
+            logger: Logger(label: "test"))
+        let channel = EmbeddedChannel(loop: linkLoop)
+        let counter = ReadCounter()
+        try channel.pipeline.syncOperations.addHandler(counter)
+        try channel.connect(to: SocketAddress(ipAddress: "198.18.0.2", port: 4000)).wait()
+        driver.attach(channel, leftover: ByteBuffer())
+        driverLoop.run()
+        linkLoop.run()
+
+        // Pings, in reads of 64 KiB, until the hop holds more than its budget.
+        var pings = ByteBuffer()
+        while pings.readableBytes < 64 << 10 { TunnelFrameSerializer().serialize(.ping(1), into: &pings) }
+        var sent = 0
+        while sent <= LinkHandler.hopBudget {
+            try channel.writeInbound(pings)
+            sent += pings.readableBytes
+        }
+        let before = counter.reads
+        channel.read()
+        #expect(counter.reads == before, "a read went out with \(sent) bytes on the hop")
+        // The driver takes them in; the link hears of it on its own loop and reads again.
+        driverLoop.run()
+        #expect(counter.reads == before)
+        linkLoop.run()
+        #expect(counter.reads == before + 1, "the held read was not issued")
+        channel.read()
+        #expect(counter.reads == before + 2)
+        driver.close(reason: "test over")
+        driverLoop.run()
+    }
+
     @Test("LinkHandler passes writability on: a full link answers no ping, a drained one does again")
     func linkWritability() throws {
         let loop = EmbeddedEventLoop()

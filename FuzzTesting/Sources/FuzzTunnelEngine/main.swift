@@ -6,7 +6,8 @@
 //   byte 0: bits 0-5 chunk size - 1 (the peer's bytes arrive in chunks of 1...64)
 //           bit 6    this side opens odd streams (so the peer opens even ones)
 //           bit 7    a second link comes up that never says anything
-//   byte 1: bits 0-3 the timer also fires every n + 1 chunks, due or not
+//   byte 1: bits 0-3 the timer also fires every n + 1 chunks, due or not; and every
+//                    3(n + 1) chunks link 1 turns full (the peer stops reading) or drains
 //           bits 4-6 how far the clock moves per chunk (1 ms ... 2.1 s)
 //           bit 7    this side opens a stream and sends on it before the peer speaks
 //
@@ -14,7 +15,8 @@
 // delivered bytes back (an echo app), gives credit back, finishes a stream when the peer did,
 // fires the timer when it is due, and brings link 1 up again after the engine closes it.
 // The engine must never crash, and what it does must stay consistent: every write parses as
-// whole frames, and a stream is only delivered to between its opening and its end.
+// whole frames, nothing is written on a full link, and a stream is only delivered to between
+// its opening and its end.
 
 import NIOCore
 import WeftTunnel
@@ -51,6 +53,8 @@ private struct Driver {
     var finishedStreams: Set<StreamID> = []
     /// Links the engine has not closed, and a parser for what the engine writes on each.
     var writeParsers: [LinkID: TunnelFrameParser] = [:]
+    /// Links whose outbound buffer the driver reported full: the engine must not write there.
+    var fullLinks: Set<LinkID> = []
     var failed = false
     let opensOddStreams: Bool
     /// How deep in answering actions with further calls the driver is.
@@ -63,6 +67,7 @@ private struct Driver {
 
     mutating func linkUp(_ id: LinkID) {
         writeParsers[id] = TunnelFrameParser()
+        fullLinks.remove(id)
         run("linkUp(\(id))", engine.linkUp(id, now: now))
     }
 
@@ -90,6 +95,7 @@ private struct Driver {
         switch action {
         case .write(let link, let bytes):
             precondition(writeParsers[link] != nil, "write on \(link), which is not up")
+            precondition(!fullLinks.contains(link), "write on \(link), which is full")
             writeParsers[link]!.append(bytes)
             do {
                 while try writeParsers[link]!.nextFrame() != nil {}
@@ -99,6 +105,7 @@ private struct Driver {
             precondition(writeParsers[link]!.bufferedBytes == 0, "the engine wrote part of a frame on \(link)")
         case .closeLink(let link, _):
             writeParsers[link] = nil
+            fullLinks.remove(link)
         case .incomingStream(let id, _, _):
             precondition((id.rawValue % 2 == 1) != opensOddStreams, "incoming \(id) has this side's parity")
             precondition(liveStreams.insert(id).inserted, "\(id) opened twice")
@@ -142,6 +149,16 @@ private struct Driver {
         run("finish(\(id))", engine.finish(stream: id, now: now))
     }
 
+    /// The peer stops reading link 1 (its buffer here fills), or starts again.
+    mutating func toggleFull(_ id: LinkID) {
+        guard writeParsers[id] != nil else { return }
+        let full = fullLinks.insert(id).inserted
+        if !full { fullLinks.remove(id) }
+        run(
+            "linkWritabilityChanged(\(id), writable: \(!full))",
+            engine.linkWritabilityChanged(id, writable: !full, now: now))
+    }
+
     mutating func advance(by step: Duration, fireAnyway: Bool) {
         now += step
         if fireAnyway || timer.map({ $0 <= now }) == true {
@@ -180,6 +197,7 @@ public func fuzz(_ start: UnsafePointer<UInt8>, _ count: Int) -> CInt {
         offset += length
         chunkIndex += 1
         driver.advance(by: step, fireAnyway: chunkIndex % timerEvery == 0)
+        if chunkIndex % (3 * timerEvery) == 0 { driver.toggleFull(peerLink) }
     }
     // The peer falls silent: links time out, the tunnel runs out of grace.
     for _ in 0..<4 {

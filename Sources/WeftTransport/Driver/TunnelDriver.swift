@@ -139,8 +139,12 @@ public final class TunnelDriver: @unchecked Sendable {
         }
     }
 
-    func linkReceived(_ bytes: ByteBuffer, on id: LinkID) {
+    /// Bytes arrived on a link; `taken`, if given, runs on this loop once the engine has them
+    /// (or the tunnel no longer wants them), so a link on another loop can bound what is on its
+    /// way here.
+    func linkReceived(_ bytes: ByteBuffer, on id: LinkID, taken: (@Sendable () -> Void)? = nil) {
         linkEvent {
+            defer { taken?() }
             guard $0.running else { return }
             let count = UInt64(bytes.readableBytes)
             if let record = $0.links[id] {
