@@ -73,6 +73,7 @@ let package = Package(
             dependencies: [
                 "CMosquitto", "WeftWire", "WeftIdentity",
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "CryptoExtras", package: "swift-crypto"),
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "SwiftASN1", package: "swift-asn1"),
                 .product(name: "Logging", package: "swift-log"),
@@ -176,6 +177,7 @@ let package = Package(
             dependencies: [
                 "WeftDiscovery", "WeftIdentity", "WeftWire", "WeftTestSupport",
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "CryptoExtras", package: "swift-crypto"),
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "SwiftASN1", package: "swift-asn1"),
                 .product(name: "Logging", package: "swift-log"),

@@ -3,22 +3,16 @@ import WeftIdentity
 
 /// The MQTT topic a mesh meets on.
 ///
-/// wovenet's default topic embedded the key itself; weft's default is derived from the key by
-/// HKDF, so the key never reaches the broker while every site with the key computes the same
-/// topic.
+/// wovenet's default topic embedded the key itself; weft's default is derived from the key
+/// (scrypt, then HKDF: `MeshSecret`), so the key never reaches the broker, every site with the
+/// key computes the same topic, and an eavesdropper pays a scrypt run for each guess it tests.
 public enum MeshTopic {
     /// Topic prefix of derived topics.
     public static let derivedPrefix = "weft/"
 
     /// `weft/` and 32 hex digits derived from `key`.
     public static func derived(fromKey key: String) -> String {
-        let symmetric = SymmetricKey(data: Array(key.utf8))
-        let derived = HKDF<SHA256>.deriveKey(
-            inputKeyMaterial: symmetric,
-            salt: MeshKeys.salt,
-            info: Array("mqtt topic".utf8),
-            outputByteCount: 16
-        )
+        let derived = MeshSecret.derive(key, purpose: "mqtt topic v2", outputByteCount: 16)
         return derivedPrefix + derived.withUnsafeBytes { $0.hexEncoded }
     }
 

@@ -132,7 +132,20 @@ struct DiscoveryBrokerTests {
             #expect(
                 counted != nil, "\(reason) not counted: \(a.agent.dropCounts) / \(b.agent.dropCounts)",
                 sourceLocation: sourceLocation)
-            try? await Task.sleep(for: .milliseconds(200))
+            // A barrier, not a pause: each site announces a change, and once the other has
+            // recorded it, whatever the refused message could have caused (handled before it,
+            // in order) has been recorded too.
+            let marker = "barrier-\(UUID().uuidString.prefix(8))"
+            a.agent.update(apps: ["web", marker])
+            b.agent.update(apps: ["web", marker])
+            func saw(_ site: TestSite, _ peer: String) -> Bool {
+                site.events.contains { event in
+                    guard case .changed(let info) = event else { return false }
+                    return info.siteName == peer && info.announcement.apps.contains(marker)
+                }
+            }
+            let through = await waitUntil(.seconds(60)) { saw(a, "site-b") && saw(b, "site-a") }
+            #expect(through != nil, "the barrier never came through", sourceLocation: sourceLocation)
             #expect(a.peerNames == ["site-b"] && b.peerNames == ["site-a"], sourceLocation: sourceLocation)
             #expect(a.agent.peers["site-b"]?.fingerprint == b.identity.fingerprint, sourceLocation: sourceLocation)
             #expect(a.downs(of: "site-b").isEmpty && b.downs(of: "site-a").isEmpty, sourceLocation: sourceLocation)

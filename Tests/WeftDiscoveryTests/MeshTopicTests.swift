@@ -1,3 +1,5 @@
+import Crypto
+import CryptoExtras
 import Testing
 import WeftDiscovery
 
@@ -12,8 +14,37 @@ struct MeshTopicTests {
         }
     }
 
+    @Test("the derived topic and the sealing key come from the scrypt-stretched key, never from the key alone")
+    func stretched() throws {
+        let key = "01234567"
+        // The stretch, recomputed here from its definition: scrypt N = 2^15, r = 8, p = 1.
+        let secret = try KDF.Scrypt.deriveKey(
+            from: Array(key.utf8), salt: Array("weft mesh key v2 (scrypt)".utf8), outputByteCount: 32,
+            rounds: 1 << 15, blockSize: 8, parallelism: 1)
+        #expect(MeshSecret.stretched(key) == secret)
+        #expect(MeshSecret.rounds * MeshSecret.blockSize * 128 == 32 << 20, "32 MiB per guess")
+        let topic = HKDF<SHA256>.deriveKey(
+            inputKeyMaterial: secret, salt: Array("weft mesh key v2".utf8), info: Array("mqtt topic v2".utf8),
+            outputByteCount: 16)
+        #expect(MeshTopic.derived(fromKey: key) == "weft/" + topic.withUnsafeBytes { Array($0) }.hex)
+        // The key alone (the old HKDF-only derivation) gives neither the topic nor the sealing key.
+        let unstretched = HKDF<SHA256>.deriveKey(
+            inputKeyMaterial: SymmetricKey(data: Array(key.utf8)), salt: Array("weft mesh key v2".utf8),
+            info: Array("discovery sealing v2".utf8), outputByteCount: 32)
+        #expect(MeshKeys(key: key, topic: "t").sealingKey != unstretched)
+        let sealing = HKDF<SHA256>.deriveKey(
+            inputKeyMaterial: secret, salt: Array("weft mesh key v2".utf8), info: Array("discovery sealing v2".utf8),
+            outputByteCount: 32)
+        #expect(MeshKeys(key: key, topic: "t").sealingKey == sealing)
+        #expect(MeshTopic.derived(fromKey: key) != MeshTopic.derived(fromKey: key + "8"))
+    }
+
     @Test("libmosquitto 2 is linked")
     func libraryVersion() {
         #expect(Mosquitto.libraryVersion.hasPrefix("2."))
     }
+}
+
+extension Array where Element == UInt8 {
+    fileprivate var hex: String { map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined() }
 }

@@ -31,7 +31,8 @@ struct PublicAddressDetectionTests {
             port = try FreePort.find()
             server = try ChildProcess(
                 PublicAddressDetectionTests.python,
-                ["-m", "http.server", "\(port)", "--bind", "127.0.0.1", "--directory", directory])
+                ["-m", "http.server", "\(port)", "--bind", "127.0.0.1", "--directory", directory],
+                stderr: directory + ".log")
             let deadline = ContinuousClock.now + .seconds(10)
             while !FreePort.accepts(port) && ContinuousClock.now < deadline {
                 try await Task.sleep(for: .milliseconds(50))
@@ -44,10 +45,17 @@ struct PublicAddressDetectionTests {
 
         var url: String { "http://127.0.0.1:\(port)" }
 
+        /// How many times `name` was asked for (the server logs each request on stderr).
+        func requests(for name: String) -> Int {
+            let log = (try? String(contentsOfFile: directory + ".log", encoding: .utf8)) ?? ""
+            return log.split(separator: "\n").filter { $0.contains("GET /\(name) ") }.count
+        }
+
         deinit {
             server.signal(SIGKILL)
             _ = server.waitForExit(timeout: 2)
             try? FileManager.default.removeItem(atPath: directory)
+            try? FileManager.default.removeItem(atPath: directory + ".log")
         }
     }
 
@@ -166,7 +174,13 @@ struct PublicAddressDetectionTests {
         #expect(second?.map(\.address) == ["198.18.0.1", "198.18.0.8"])
         // A detector that starts failing keeps the last address: nothing new is announced.
         try files.put("ip", "garbage")
-        try await Task.sleep(for: .milliseconds(400))
+        // Three more detections, at least two of them answered with garbage: none may announce.
+        let asked = files.requests(for: "ip")
+        let deadline = ContinuousClock.now + .seconds(60)
+        while files.requests(for: "ip") < asked + 3 && ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        #expect(files.requests(for: "ip") >= asked + 3, "the monitor stopped asking")
         task.cancel()
         continuation.finish()
         #expect(await iterator.next() == nil)

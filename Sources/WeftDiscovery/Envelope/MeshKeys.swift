@@ -3,8 +3,9 @@ import WeftIdentity
 
 /// Keys and names derived from the mesh key. The key itself is used for nothing else.
 ///
-/// Every derivation is HKDF-SHA256 with a fixed salt and its own label, so the sealing key,
-/// the topic and the presence names are independent of each other.
+/// Every derivation is HKDF-SHA256 of the stretched key (`MeshSecret`) with a fixed salt and its
+/// own label, so the sealing key, the topic and the presence names are independent of each
+/// other, and guessing the key costs a scrypt run per guess.
 public struct MeshKeys: Sendable {
     /// ChaCha20-Poly1305 key for sealing message-channel payloads.
     public let sealingKey: SymmetricKey
@@ -13,22 +14,11 @@ public struct MeshKeys: Sendable {
     /// The mesh's base topic (from config, or derived).
     public let topic: String
 
-    static let salt = Array("weft mesh key v1".utf8)
+    static let salt = Array("weft mesh key v2".utf8)
 
     public init(key: String, topic: String) {
-        let material = SymmetricKey(data: Array(key.utf8))
-        sealingKey = HKDF<SHA256>.deriveKey(
-            inputKeyMaterial: material,
-            salt: Self.salt,
-            info: Array("discovery sealing v1".utf8),
-            outputByteCount: 32
-        )
-        presenceKey = HKDF<SHA256>.deriveKey(
-            inputKeyMaterial: material,
-            salt: Self.salt,
-            info: Array("presence topic v1".utf8),
-            outputByteCount: 32
-        )
+        sealingKey = MeshSecret.derive(key, purpose: "discovery sealing v2")
+        presenceKey = MeshSecret.derive(key, purpose: "presence topic v2")
         self.topic = topic
     }
 
