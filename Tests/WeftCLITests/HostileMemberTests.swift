@@ -154,7 +154,9 @@ struct HostileMemberTests {
         sampler.cancel()
         let attacked = await sampler.value
         let peak = lab.peakResidentBytes("victim")
-        let flaps = lab.lines("victim", "closing link", "peer=bystander").count
+        let closes = lab.lines("victim", "closing link", "peer=bystander")
+        let flaps = closes.count
+        for line in closes { print("hostile: honest link closed: \(line)") }
         print(
             "hostile: victim resident at most \(attacked >> 20) MiB during the attack, high-water mark \(peak >> 20) MiB "
                 + "(limit 100 MiB); the honest peer's links closed meanwhile: \(flaps)")

@@ -150,13 +150,7 @@ struct LinkHandlerTests {
 
     @Test("LinkHandler feeds the driver: a ping is answered with a pong; a closed link leaves the tunnel")
     func linkHandler() throws {
-        let loop = EmbeddedEventLoop()
-        let driver = TunnelDriver(
-            eventLoop: loop, localIncarnation: 1, peerSite: "peer", options: .init(opensOddStreams: true),
-            logger: Logger(label: "test"))
-        let channel = EmbeddedChannel(loop: loop)
-        try channel.connect(to: SocketAddress(ipAddress: "198.18.0.2", port: 4000)).wait()
-        driver.attach(channel, leftover: ByteBuffer())
+        let (driver, channel) = try Self.attachedLink(driverLoop: EmbeddedEventLoop())
         #expect(driver.linkCount == 1 && driver.establishedLinks == 1)
         _ = try? channel.readOutbound(as: ByteBuffer.self)  // what the engine sent on link up
 
@@ -176,6 +170,21 @@ struct LinkHandlerTests {
         #expect(driver.isEnded)
     }
 
+    /// A driver on `driverLoop` and one embedded link attached to it, on `linkLoop` (the
+    /// driver's loop unless given), with `first` in its pipeline before the driver's handler.
+    static func attachedLink(
+        driverLoop: EmbeddedEventLoop, linkLoop: EmbeddedEventLoop? = nil, first: ChannelHandler? = nil
+    ) throws -> (TunnelDriver, EmbeddedChannel) {
+        let driver = TunnelDriver(
+            eventLoop: driverLoop, localIncarnation: 1, peerSite: "peer", options: .init(opensOddStreams: true),
+            logger: Logger(label: "test"))
+        let channel = EmbeddedChannel(loop: linkLoop ?? driverLoop)
+        if let first { try channel.pipeline.syncOperations.addHandler(first) }
+        try channel.connect(to: SocketAddress(ipAddress: "198.18.0.2", port: 4000)).wait()
+        driver.attach(channel, leftover: ByteBuffer())
+        return (driver, channel)
+    }
+
     /// Counts the reads the pipeline asks the channel for.
     final class ReadCounter: ChannelOutboundHandler {
         typealias OutboundIn = ByteBuffer
@@ -192,14 +201,8 @@ struct LinkHandlerTests {
     func hopBudget() throws {
         let driverLoop = EmbeddedEventLoop()
         let linkLoop = EmbeddedEventLoop()
-        let driver = TunnelDriver(
-            eventLoop: driverLoop, localIncarnation: 1, peerSite: "peer", options: .init(opensOddStreams: true),
-            logger: Logger(label: "test"))
-        let channel = EmbeddedChannel(loop: linkLoop)
         let counter = ReadCounter()
-        try channel.pipeline.syncOperations.addHandler(counter)
-        try channel.connect(to: SocketAddress(ipAddress: "198.18.0.2", port: 4000)).wait()
-        driver.attach(channel, leftover: ByteBuffer())
+        let (driver, channel) = try Self.attachedLink(driverLoop: driverLoop, linkLoop: linkLoop, first: counter)
         driverLoop.run()
         linkLoop.run()
 
@@ -227,13 +230,7 @@ struct LinkHandlerTests {
 
     @Test("LinkHandler passes writability on: a full link answers no ping, a drained one does again")
     func linkWritability() throws {
-        let loop = EmbeddedEventLoop()
-        let driver = TunnelDriver(
-            eventLoop: loop, localIncarnation: 1, peerSite: "peer", options: .init(opensOddStreams: true),
-            logger: Logger(label: "test"))
-        let channel = EmbeddedChannel(loop: loop)
-        try channel.connect(to: SocketAddress(ipAddress: "198.18.0.2", port: 4000)).wait()
-        driver.attach(channel, leftover: ByteBuffer())
+        let (driver, channel) = try Self.attachedLink(driverLoop: EmbeddedEventLoop())
         _ = try? channel.readOutbound(as: ByteBuffer.self)
 
         func pongs(after ping: UInt64) throws -> [UInt64] {
