@@ -35,19 +35,15 @@ struct SiteAPI: Sendable {
         v1.get("/remoteSites") { _, _ in try await remoteSites() }
         v1.get("/remoteSites/{siteName}") { _, context in
             let name = try context.parameters.require("siteName")
-            guard let site = try await remoteSites().first(where: { $0.siteName == name }) else {
-                throw APIError(.notFound, "remote site \(name) not found")
-            }
-            return site
+            return try Self.found(try await remoteSites().first { $0.siteName == name }, "remote site \(name)")
         }
         v1.get("/localExposedApps") { _, _ in
             try await runtime().exposedApps.map { APIModels.ExposedApp($0.app, source: $0.source) }
         }
         v1.get("/localExposedApps/{appName}") { _, context in
             let name = try context.parameters.require("appName")
-            guard let entry = try await runtime().exposedApps.first(where: { $0.app.appName == name }) else {
-                throw APIError(.notFound, "local exposed app \(name) not found")
-            }
+            let apps = try await runtime().exposedApps
+            let entry = try Self.found(apps.first { $0.app.appName == name }, "local exposed app \(name)")
             return APIModels.ExposedApp(entry.app, source: entry.source)
         }
         v1.post("/localExposedApps") { request, context in
@@ -73,21 +69,16 @@ struct SiteAPI: Sendable {
         // (The router wants one parameter name per position: this one holds the app's name.)
         v1.get("/remoteApps/{siteName}") { _, context in
             let name = try context.parameters.require("siteName")
-            guard let entry = try await runtime().remoteApps.first(where: { $0.app.appName == name }) else {
-                throw APIError(.notFound, "remote app \(name) not found")
-            }
+            let apps = try await runtime().remoteApps
+            let entry = try Self.found(apps.first { $0.app.appName == name }, "remote app \(name)")
             return APIModels.RemoteApp(entry.app, source: entry.source)
         }
         v1.get("/remoteApps/{siteName}/{appName}") { _, context in
             let site = try context.parameters.require("siteName")
             let name = try context.parameters.require("appName")
-            guard
-                let entry = try await runtime().remoteApps.first(where: {
-                    $0.app.siteName == site && $0.app.appName == name
-                })
-            else {
-                throw APIError(.notFound, "remote app \(site)/\(name) not found")
-            }
+            let apps = try await runtime().remoteApps
+            let entry = try Self.found(
+                apps.first { $0.app.siteName == site && $0.app.appName == name }, "remote app \(site)/\(name)")
             return APIModels.RemoteApp(entry.app, source: entry.source)
         }
         v1.post("/remoteApps") { request, context in
@@ -158,6 +149,12 @@ struct SiteAPI: Sendable {
         headers[.contentType] = type
         headers[.cacheControl] = "no-store"
         return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: text)))
+    }
+
+    /// The item asked for, or a 404 that names it.
+    static func found<Item>(_ item: Item?, _ what: @autoclosure () -> String) throws -> Item {
+        guard let item else { throw APIError(.notFound, "\(what()) not found") }
+        return item
     }
 
     /// A request body that does not parse or validate: 400, naming the first field at fault.

@@ -56,7 +56,7 @@ struct LinkState {
     /// True after a missed acknowledgement deadline, until the link shows life again.
     var suspect = false
     /// Since when the link's outbound buffer has been full (the driver's channel is not
-    /// writable), or nil while it takes bytes. Nothing is scheduled on a full link, pongs to its
+    /// writable) without an acknowledgement from the peer, or nil while it takes bytes. Nothing is scheduled on a full link, pongs to its
     /// pings are dropped and its acks wait: a peer that never reads cannot grow what this side
     /// holds for it.
     var fullSince: Duration?

@@ -63,7 +63,12 @@ extension TunnelEngine {
                 breakLink(link, reason: TunnelFailure(.protocolViolation, "ack for frames never sent"), now: now)
                 return
             }
-            withLink(link) { _ = $0.acknowledge(upTo: count, now: now) }
+            withLink(link) { state in
+                // Frames acknowledged: the peer reads this link, however slowly, so a full link
+                // that makes progress is not stalled. (A peer cannot fake this for long: it can
+                // only acknowledge frames sent, and a full link is sent none.)
+                if !state.acknowledge(upTo: count, now: now).isEmpty, state.fullSince != nil { state.fullSince = now }
+            }
         case .ping(let value):
             // A full link's pings go unanswered: a peer that pings and never reads would
             // otherwise pile pongs up here.

@@ -198,8 +198,8 @@ public struct TunnelEngine: Sendable {
     }
 
     /// The link's outbound buffer filled up (`writable == false`: the driver's channel is no
-    /// longer writable) or drained again. A full link gets no new frame; one full for the stall
-    /// limit is closed.
+    /// longer writable) or drained again. A full link gets no new frame (only a goodbye when the
+    /// tunnel closes); one full for the stall limit without an acknowledgement is closed.
     public mutating func linkWritabilityChanged(_ id: LinkID, writable: Bool, now: Duration) -> [TunnelAction] {
         guard let link = links[id], link.writable != writable else { return [] }
         withLink(id) { $0.fullSince = writable ? nil : now }
@@ -218,12 +218,18 @@ public struct TunnelEngine: Sendable {
 
     public mutating func timerFired(now: Duration) -> [TunnelAction] {
         // A timer that fires late means this process did not run meanwhile (a loaded machine,
-        // a paused VM): the silence it finds is its own, and the links' bytes may be waiting
-        // unread. The time it lost is not counted against the links.
+        // a paused VM, its loop busy with one long batch): the silence it finds is its own, and
+        // the links' bytes may be waiting unread. The time it lost is not counted against the
+        // links, and none is judged silent before its bytes could be read: the process may have
+        // been held up well before the timer was due (a late silence deadline would otherwise
+        // find exactly the limit), so each link gets a ping interval after the loop runs again.
         if let scheduled = lastTimer, now - scheduled > options.pingInterval {
             let lost = now - scheduled
+            let recheck = now - options.silenceLimit + options.pingInterval
             for index in links.values.indices {
-                links.values[index].lastReceive = min(now, links.values[index].lastReceive + lost)
+                let credited = min(now, links.values[index].lastReceive + lost)
+                links.values[index].lastReceive = max(credited, recheck)
+                if let since = links.values[index].fullSince { links.values[index].fullSince = min(now, since + lost) }
             }
         }
         lastTimer = nil

@@ -217,7 +217,8 @@ struct LinkHandlerTests {
         let before = counter.reads
         channel.read()
         #expect(counter.reads == before, "a read went out with \(sent) bytes on the hop")
-        // The driver takes them in; the link hears of it on its own loop and reads again.
+        // The driver took them in already (an embedded loop runs a hop at once); the link hears
+        // of it on its own loop, and only then reads again.
         driverLoop.run()
         #expect(counter.reads == before)
         linkLoop.run()

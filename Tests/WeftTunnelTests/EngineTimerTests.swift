@@ -30,6 +30,27 @@ struct EngineTimerTests {
         #expect(reasons.first?.code == .silent, "\(reasons)")
     }
 
+    @Test("a silence deadline that fires late judges nothing before the link could be read")
+    func lateSilenceDeadline() {
+        var engine = TunnelEngine(options: .init(opensOddStreams: true), now: .seconds(10))
+        _ = engine.linkUp(LinkID(1), now: .seconds(10))
+        // The timer was due at the link's silence deadline and ran 600 ms late: the process was
+        // busy (one long batch on its loop) and has not read the link since. Crediting only the
+        // lateness would leave exactly the limit, and close the link.
+        engine.lastTimer = .seconds(12)
+        let late = engine.timerFired(now: .seconds(12) + .milliseconds(600))
+        #expect(closed(late).isEmpty, "\(late)")
+        // Still silent once the loop runs again, on time: closed within a ping interval.
+        var now = Duration.seconds(12) + .milliseconds(600)
+        var reasons: [TunnelFailure] = []
+        for _ in 0..<40 where reasons.isEmpty {
+            now += .milliseconds(50)
+            reasons = closed(engine.timerFired(now: now))
+        }
+        #expect(reasons.first?.code == .silent, "\(reasons)")
+        #expect(now <= .seconds(13) + .milliseconds(150), "closed at \(now)")
+    }
+
     @Test("a timer on time still closes a link silent for the limit")
     func onTime() {
         var engine = TunnelEngine(options: .init(opensOddStreams: true), now: .seconds(10))

@@ -239,7 +239,42 @@ struct HostilePeerTests {
         #expect(victim.engine.linkIDs == [other])
     }
 
-    @Test("a full link that drains is used again: pending acks and pings go out at once")
+    @Test("a full link whose peer acknowledges now and then is slow, not stalled; once the acks stop, it is")
+    func slowIsNotStalled() {
+        var victim = Victim()
+        let (id, _) = victim.engine.openStream(appName: "web", now: victim.now)
+        // Ten frames in flight on the link, then it fills up.
+        for _ in 0..<10 { _ = victim.engine.send(ByteBuffer(repeating: 7, count: 1000), on: id, now: victim.now) }
+        _ = victim.engine.linkWritabilityChanged(victim.link, writable: false, now: victim.now)
+        var closed: TunnelFailure?
+        var acked: UInt64 = 1
+        var lastAck = victim.now
+        // An ack every 5 s for 40 s (steps of 500 ms): never 10 s without progress.
+        for step in 1...80 where closed == nil {
+            victim.now += .milliseconds(500)
+            var frames: [TunnelFrame] = [.ping(1)]
+            if step % 10 == 0 && acked < 10 {
+                acked += 1
+                frames.append(.ack(acked))
+                lastAck = victim.now
+            }
+            closed =
+                victim.closeReason(victim.receive(frames))
+                ?? victim.closeReason(victim.engine.timerFired(now: victim.now))
+        }
+        #expect(closed == nil, "a link that kept acknowledging was closed: \(String(describing: closed))")
+        // The acks stop (the pings go on, so it is not silent): the stall limit ends it.
+        for _ in 0..<120 where closed == nil {
+            victim.now += .milliseconds(500)
+            closed =
+                victim.closeReason(victim.receive([.ping(1)]))
+                ?? victim.closeReason(victim.engine.timerFired(now: victim.now))
+        }
+        #expect(closed?.code == .stalled, "\(String(describing: closed))")
+        #expect(victim.now - lastAck >= .seconds(10), "closed \(victim.now - lastAck) after the last ack")
+    }
+
+    @Test("a full link that drains is used again: the ack it owes goes out at once")
     func drainsAgain() {
         var victim = Victim()
         _ = victim.engine.linkWritabilityChanged(victim.link, writable: false, now: victim.now)

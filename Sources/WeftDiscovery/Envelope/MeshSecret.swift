@@ -19,22 +19,26 @@ public enum MeshSecret {
 
     private static let cache = Mutex<[[UInt8]: SymmetricKey]>([:])
 
-    /// The stretched secret of `key`.
+    /// The stretched secret of `key`. Computed under the cache's lock, so sites or tests that
+    /// start together with one key run scrypt once, not once each.
     public static func stretched(_ key: String) -> SymmetricKey {
         // Kept by a digest of the key, so the cache holds no key in the clear.
         let index = Array(SHA256.hash(data: Array(key.utf8)))
-        if let known = cache.withLock({ $0[index] }) { return known }
-        let secret: SymmetricKey
-        do {
-            secret = try KDF.Scrypt.deriveKey(
-                from: Array(key.utf8), salt: salt, outputByteCount: 32, rounds: rounds, blockSize: blockSize,
-                parallelism: parallelism)
-        } catch {
-            // Only invalid parameters fail, and these are constants.
-            fatalError("scrypt with fixed parameters failed: \(error)")
+        return cache.withLock { cache in
+            if let known = cache[index] { return known }
+            let secret: SymmetricKey
+            do {
+                secret = try KDF.Scrypt.deriveKey(
+                    from: Array(key.utf8), salt: salt, outputByteCount: 32, rounds: rounds, blockSize: blockSize,
+                    parallelism: parallelism)
+            } catch {
+                // The parameters are constants; what can fail is the 32 MiB it needs. Nothing of
+                // the mesh works without the secret, and a weaker fallback would be a downgrade.
+                fatalError("stretching the mesh key failed (scrypt needs 32 MiB of memory): \(error)")
+            }
+            cache[index] = secret
+            return secret
         }
-        cache.withLock { $0[index] = secret }
-        return secret
     }
 
     /// A 32-byte key (or `outputByteCount` bytes) for one purpose, from the stretched secret.

@@ -72,24 +72,9 @@ final class ConfigReader {
         error(located.path, at: located.mark, "\(quoted(located.value)) — \(expectation)")
     }
 
-    func quoted(_ text: String) -> String {
-        var out = "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\t": out += "\\t"
-            default:
-                if scalar.value < 0x20 || scalar.value == 0x7f {
-                    out += "\\u{\(String(scalar.value, radix: 16))}"
-                } else {
-                    out.unicodeScalars.append(scalar)
-                }
-            }
-        }
-        return out + "\""
-    }
+    /// A value from the file, quoted and escaped the way JSON logs escape (control characters
+    /// and bidirectional overrides as `\u` sequences), so a diagnostic prints it safely.
+    func quoted(_ text: String) -> String { WeftLogHandler.jsonString(text) }
 
     /// Whether a node is YAML null (`~`, `null` or nothing at all).
     static func isNull(_ node: Node?) -> Bool {

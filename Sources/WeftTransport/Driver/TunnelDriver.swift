@@ -136,6 +136,10 @@ public final class TunnelDriver: @unchecked Sendable {
                     "remote": "\(channel.remoteAddress.map { "\($0)" } ?? "?")",
                 ])
             $0.apply($0.engine.linkUp(id, leftover: leftover, now: $0.now))
+            // A channel already full when it joins: its next change would come only once it drains.
+            if !channel.isWritable, $0.links[id] != nil {
+                $0.apply($0.engine.linkWritabilityChanged(id, writable: false, now: $0.now))
+            }
         }
     }
 
