@@ -129,11 +129,12 @@ struct SiteDiscoveryProcessTests {
         #expect(pin.status == 0 && pin.output.contains("SIGHUP"), "\(pin)")
         kill(strictProcess.processIdentifier, SIGHUP)
         // Up from its retained announcement, sent again on the reload (not 30 s later at its refresh).
+        // The reload's summary is logged after the peer comes up: both are waited for.
         let up = await WeftProcess.waitFor(.seconds(60)) {
             peerLines(scratch.read("strict.log"), "peer up", "other") == 1
+                && scratch.read("strict.log").contains("trust: pinned, 1 pinned")
         }
         #expect(up, "\(scratch.read("strict.log"))")
-        #expect(scratch.read("strict.log").contains("trust: pinned, 1 pinned"))
 
         let forget = try await WeftProcess.run(["trust", "forget", "--config", strict, "other"])
         #expect(forget.status == 0, "\(forget)")
