@@ -19,6 +19,7 @@ final class TestSite: Sendable {
         _ name: String,
         broker: MosquittoBroker,
         key: String = "mesh-key-for-tests",
+        previousKeys: [String] = [],
         topic: String = "weft-test/mesh",
         apps: [String] = ["web"],
         host: String = "127.0.0.1",
@@ -40,6 +41,7 @@ final class TestSite: Sendable {
             configuration: .init(
                 siteName: name,
                 mesh: MeshKeys(key: key, topic: topic),
+                previousMeshes: previousKeys.map { MeshKeys(key: $0, topic: topic) },
                 mqtt: MQTTClientConfiguration(
                     host: host,
                     port: broker.port,

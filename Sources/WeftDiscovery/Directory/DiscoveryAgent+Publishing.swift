@@ -30,15 +30,33 @@ extension DiscoveryAgent {
         publish(.goodbye, body: SiteGoodbye(session: session, reason: .stopped).serialized())
     }
 
+    /// Publishes under every key of the ring, each copy a message of its own (own id), so a
+    /// site reading under two keys takes the second copy as a repeat of nothing.
     func publish(_ kind: DiscoveryMessage.Kind, body: [UInt8]) {
-        do {
-            let message = Self.message(kind, name: configuration.siteName, identity: identity, body: body)
-            let payload = try sealer.seal(message, identity: identity, topic: presenceTopic)
-            try client.publish(topic: presenceTopic, payload: payload, qos: 1, retain: true)
-        } catch {
-            logger.warning("message channel: cannot publish: \(error)")
+        for keys in ring.all {
+            let topic = keys.presenceTopic(for: configuration.siteName)
+            do {
+                let message = Self.message(kind, name: configuration.siteName, identity: identity, body: body)
+                let payload = try EnvelopeSealer(keys: keys).seal(message, identity: identity, topic: topic)
+                try client.publish(topic: topic, payload: payload, qos: 1, retain: true)
+            } catch {
+                logger.warning("message channel: cannot publish: \(error)")
+            }
         }
     }
+
+    /// Subscribes to every key's presence topics.
+    func subscribe() {
+        for subscription in ring.subscriptions {
+            do {
+                try client.subscribe(subscription)
+            } catch {
+                logger.warning("message channel: \(error)")
+            }
+        }
+    }
+
+    var ring: MeshKeyRing { shared.state.withLock { $0.ring } }
 
     func now() -> DirectoryStateMachine.Now {
         DirectoryStateMachine.Now(

@@ -14,7 +14,10 @@ import WeftWire
 public final class DiscoveryAgent: Sendable {
     public struct Configuration: Sendable {
         public var siteName: String
+        /// The mesh key in force: what this site writes with.
         public var mesh: MeshKeys
+        /// Keys being rotated out (`crypto.previousKeys`): read, and announced under too.
+        public var previousMeshes: [MeshKeys]
         public var mqtt: MQTTClientConfiguration
         /// Where pinned peer fingerprints are kept.
         public var stateDirectory: String
@@ -34,6 +37,7 @@ public final class DiscoveryAgent: Sendable {
         public init(
             siteName: String,
             mesh: MeshKeys,
+            previousMeshes: [MeshKeys] = [],
             mqtt: MQTTClientConfiguration,
             stateDirectory: String,
             softwareVersion: String,
@@ -48,6 +52,7 @@ public final class DiscoveryAgent: Sendable {
         ) {
             self.siteName = siteName
             self.mesh = mesh
+            self.previousMeshes = previousMeshes
             self.mqtt = mqtt
             self.stateDirectory = stateDirectory
             self.softwareVersion = softwareVersion
@@ -70,10 +75,8 @@ public final class DiscoveryAgent: Sendable {
     let logger: Logger
     let client: MQTTClient
     let shared: Shared
-    let sealer: EnvelopeSealer
     private let keyCache = PublicKeyCache()
     private let trustStore: PeerTrustStore
-    let presenceTopic: String
     /// Random per process start, announced: peers see a restart as a new value.
     public let instance = UInt64.random(in: 1...UInt64.max)
     private let eventContinuation: AsyncStream<DirectoryEvent>.Continuation
@@ -87,6 +90,13 @@ public final class DiscoveryAgent: Sendable {
         struct State {
             var machine: DirectoryStateMachine
             var session: [UInt8]
+            /// The keys in force; `ringGeneration` counts changes, `willGeneration` is the
+            /// generation the current connection's last will was sealed under.
+            var ring: MeshKeyRing
+            var ringGeneration = 0
+            var willGeneration = 0
+            /// A disconnect now is the agent's own, to take new keys.
+            var rekeying = false
             var connected = false
             var pinsDirty = false
             /// Names pinned on first use since the last save: only these are written, so a
@@ -114,9 +124,7 @@ public final class DiscoveryAgent: Sendable {
         self.identity = identity
         self.logger = logger
         self.started = clock.now
-        self.sealer = EnvelopeSealer(keys: configuration.mesh)
         self.trustStore = PeerTrustStore(directory: configuration.stateDirectory)
-        self.presenceTopic = configuration.mesh.presenceTopic(for: configuration.siteName)
         let pins = try trustStore.load().merging(configuration.configuredPins) { _, configured in configured }
         let machine = DirectoryStateMachine(
             configuration: .init(
@@ -131,6 +139,7 @@ public final class DiscoveryAgent: Sendable {
         let shared = Shared(
             .init(
                 machine: machine, session: Self.newSession(),
+                ring: MeshKeyRing(current: configuration.mesh, previous: configuration.previousMeshes),
                 budget: IntakeBudget(configuration: .init(queueLimit: configuration.mqtt.messageBufferLimit)),
                 apps: configuration.apps,
                 endpoints: configuration.endpoints))
@@ -138,18 +147,21 @@ public final class DiscoveryAgent: Sendable {
         (events, eventContinuation) = AsyncStream.makeStream(of: DirectoryEvent.self)
         (leaveSignal, leaveContinuation) = AsyncStream.makeStream(of: Void.self)
 
-        let sealer = self.sealer
-        let topic = presenceTopic
         let name = configuration.siteName
         let willLogger = logger
         // Each connection gets a new session and a will bound to it: an old will, replayed,
         // can never take down a site that has since reconnected.
         self.client = try MQTTClient(configuration: configuration.mqtt) {
             let session = Self.newSession()
-            shared.state.withLock { $0.session = session }
+            let keys = shared.state.withLock { state in
+                state.session = session
+                state.willGeneration = state.ringGeneration
+                return state.ring.current
+            }
             let goodbye = SiteGoodbye(session: session, reason: .lastWill)
+            let topic = keys.presenceTopic(for: name)
             do {
-                let payload = try sealer.seal(
+                let payload = try EnvelopeSealer(keys: keys).seal(
                     Self.message(.goodbye, name: name, identity: identity, body: goodbye.serialized()),
                     identity: identity,
                     topic: topic
@@ -220,15 +232,41 @@ public final class DiscoveryAgent: Sendable {
         if connected {
             // Subscribing again makes the broker send every retained announcement again, so a
             // site pinned just now is up at once instead of at its next refresh.
-            do {
-                try client.subscribe(configuration.mesh.presenceSubscription)
-            } catch {
-                logger.warning("message channel: \(error)")
-            }
+            subscribe()
         }
         let count = pins.count
         perform(actions, now: now())
         return count
+    }
+
+    /// Takes a new mesh key or new previous keys (SIGHUP after `crypto.key` or
+    /// `crypto.previousKeys` changed). Peers and tunnels are untouched: the agent reconnects to
+    /// the broker (cleanly, so no will is published) to subscribe under the new keys and to
+    /// leave a will sealed under the new current key, then announces under every key. Its
+    /// retained announcements under keys it no longer has are cleared.
+    public func replaceKeys(_ ring: MeshKeyRing) {
+        let (dropped, connected) = shared.state.withLock { state in
+            let kept = Set(ring.all.map { $0.presenceTopic(for: configuration.siteName) })
+            let dropped = state.ring.all.map { $0.presenceTopic(for: configuration.siteName) }.filter {
+                !kept.contains($0)
+            }
+            state.ring = ring
+            state.ringGeneration += 1
+            if state.connected { state.rekeying = true }
+            return (dropped, state.connected)
+        }
+        logger.notice(
+            "message channel: new mesh keys",
+            metadata: ["previousKeys": .stringConvertible(ring.previous.count)])
+        guard connected else { return }  // the next connection takes them
+        for topic in dropped {
+            do {
+                try client.publish(topic: topic, payload: [], qos: 1, retain: true)
+            } catch {
+                logger.warning("message channel: cannot clear an old announcement: \(error)")
+            }
+        }
+        client.reconnect()
     }
 
     /// Stops the agent: goodbye, clean disconnect, `run()` returns.
@@ -287,23 +325,32 @@ public final class DiscoveryAgent: Sendable {
     private func handle(_ event: MQTTConnectionEvent) {
         switch event {
         case .connected:
-            shared.state.withLock { $0.connected = true }
-            logger.info("message channel connected")
-            do {
-                try client.subscribe(configuration.mesh.presenceSubscription)
-            } catch {
-                logger.error("message channel: \(error)")
+            let staleWill = shared.state.withLock { state in
+                state.connected = true
+                state.rekeying = false
+                return state.willGeneration != state.ringGeneration
             }
+            logger.info("message channel connected")
+            if staleWill {
+                // The keys changed while this connection was being made: its will is sealed
+                // under the old ones. Connect again (cleanly) to leave one under the new keys.
+                shared.state.withLock { $0.rekeying = true }
+                client.reconnect()
+                return
+            }
+            subscribe()
             announce()
         case .refused(let reason):
             logger.error("message channel: the broker refused the connection: \(reason)")
         case .disconnected(let reason):
-            let (wasConnected, leaving) = shared.state.withLock { state in
+            let (wasConnected, leaving, rekeying) = shared.state.withLock { state in
                 defer { state.connected = false }
-                return (state.connected, state.leaving)
+                return (state.connected, state.leaving, state.rekeying)
             }
             if leaving {
                 logger.debug("message channel disconnected on leaving")
+            } else if rekeying {
+                logger.info("message channel: reconnecting under the new keys")
             } else if wasConnected {
                 logger.warning("message channel disconnected: \(reason); reconnecting")
             } else {
@@ -321,7 +368,7 @@ public final class DiscoveryAgent: Sendable {
             refuse(.oversized, now: now)
             return false
         }
-        switch sealer.open(message.payload, topic: message.topic, keyCache: keyCache) {
+        switch ring.open(message.payload, topic: message.topic, keyCache: keyCache) {
         case .failure(let reason):
             refuse(reason, now: now)
             return false
@@ -355,7 +402,7 @@ public final class DiscoveryAgent: Sendable {
         let now = self.now()
         let actions: [DirectoryStateMachine.Action]
         // Admitted by `intake`; opened again here rather than carried through the queue.
-        switch sealer.open(message.payload, topic: message.topic, keyCache: keyCache) {
+        switch ring.open(message.payload, topic: message.topic, keyCache: keyCache) {
         case .failure(let reason):
             actions = shared.state.withLock { $0.machine.refused(reason) }
         case .success(let verified):

@@ -1,6 +1,10 @@
 import CMosquitto
 import Synchronization
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// An MQTT client over libmosquitto's threaded mode.
 ///
 /// libmosquitto runs its own network thread, reconnects by itself with backoff, and calls back
@@ -119,6 +123,29 @@ public final class MQTTClient: Sendable {
         try check(mosquitto_loop_start(pointer), "start network thread")
     }
 
+    /// Disconnects cleanly (so the broker publishes no will) and connects again, with a will
+    /// asked anew from the provider: the will is fixed for the length of a connection, so this
+    /// is how a changed key reaches it. Only while connected: a connection being made asks for
+    /// its will before it starts. `connectionEvents` reports the disconnect and the connect.
+    public func reconnect() {
+        lifecycle.withLock { state in
+            guard case .running = state, box.isConnected.load(ordering: .relaxed) else { return }
+            let pointer = handle.pointer
+            awaitAcknowledgements()
+            mosquitto_disconnect(pointer)
+            // The network thread ends once DISCONNECT is written (the disconnect callback has
+            // renewed the will by then); joined, then started again.
+            mosquitto_loop_stop(pointer, false)
+            let rc = mosquitto_reconnect_async(pointer)
+            if rc != MOSQ_ERR_SUCCESS.rawValue {
+                box.events.yield(.disconnected(Self.describe(rc)))
+            }
+            if mosquitto_loop_start(pointer) != MOSQ_ERR_SUCCESS.rawValue {
+                box.events.yield(.disconnected("cannot start the network thread again"))
+            }
+        }
+    }
+
     /// Subscribes with QoS 1. Subscriptions last for one connection: call again on `.connected`.
     public func subscribe(_ pattern: String) throws(MQTTError) {
         try check(mosquitto_subscribe(handle.pointer, nil, pattern, 1), "subscribe to \(pattern)")
@@ -126,10 +153,24 @@ public final class MQTTClient: Sendable {
 
     /// Queues a message; delivery continues in the background.
     public func publish(topic: String, payload: [UInt8], qos: Int32 = 1, retain: Bool = false) throws(MQTTError) {
+        var mid: Int32 = 0
         let rc = payload.withUnsafeBytes { raw in
-            mosquitto_publish(handle.pointer, nil, topic, Int32(raw.count), raw.baseAddress, qos, retain)
+            mosquitto_publish(handle.pointer, &mid, topic, Int32(raw.count), raw.baseAddress, qos, retain)
         }
         try check(rc, "publish to \(topic)")
+        if qos > 0 { box.sent(mid) }
+    }
+
+    /// Waits (a bounded time) until the broker has acknowledged every message published with
+    /// QoS 1. Disconnecting before that loses the DISCONNECT: the broker's acknowledgement
+    /// reaches a closed socket, which answers with a reset, and the broker, reset before it
+    /// read the DISCONNECT, publishes the last will of a site that is alive.
+    private func awaitAcknowledgements(within limit: Duration = .seconds(1)) {
+        let clock = ContinuousClock()
+        let deadline = clock.now + limit
+        while box.unacknowledged > 0, box.isConnected.load(ordering: .relaxed), clock.now < deadline {
+            usleep(2_000)
+        }
     }
 
     /// Sets the judge of incoming messages (before `start()`).
@@ -149,6 +190,7 @@ public final class MQTTClient: Sendable {
             return false
         }
         if wasRunning {
+            awaitAcknowledgements()
             let connected = box.isConnected.load(ordering: .relaxed)
             mosquitto_disconnect(handle.pointer)
             // A connected thread exits once DISCONNECT is written; one that is between reconnect
@@ -178,6 +220,10 @@ public final class MQTTClient: Sendable {
             guard let userdata, let mosq else { return }
             Unmanaged<CallbackBox>.fromOpaque(userdata).takeUnretainedValue().disconnected(mosq, rc)
         }
+        mosquitto_publish_callback_set(pointer) { _, userdata, mid in
+            guard let userdata else { return }
+            Unmanaged<CallbackBox>.fromOpaque(userdata).takeUnretainedValue().acknowledged(mid)
+        }
         mosquitto_message_callback_set(pointer) { _, userdata, message in
             guard let userdata, let message else { return }
             Unmanaged<CallbackBox>.fromOpaque(userdata).takeUnretainedValue().received(message)
@@ -194,6 +240,24 @@ final class CallbackBox: Sendable {
     let dropped = Atomic<Int>(0)
     let isConnected = Atomic<Bool>(false)
     let intake = Mutex<MQTTClient.Intake?>(nil)
+    /// QoS 1 messages sent and not yet acknowledged, by message id; and acknowledgements that
+    /// arrived before their `publish` call returned.
+    private let inFlight = Mutex<(sent: Set<Int32>, early: Set<Int32>)>(([], []))
+
+    var unacknowledged: Int { inFlight.withLock { $0.sent.count } }
+
+    func sent(_ mid: Int32) {
+        inFlight.withLock { if $0.early.remove(mid) == nil { $0.sent.insert(mid) } }
+    }
+
+    func acknowledged(_ mid: Int32) {
+        inFlight.withLock { state in
+            guard state.sent.remove(mid) == nil else { return }
+            // Ids wrap at 65,535; acknowledgements of messages never counted must not pile up.
+            if state.early.count >= 1024 { state.early.removeAll() }
+            state.early.insert(mid)
+        }
+    }
 
     init(
         messages: AsyncStream<MQTTMessage>.Continuation,

@@ -50,19 +50,26 @@ public struct SiteConfiguration: Sendable, Equatable {
 /// a log line.
 public struct CryptoSettings: Sendable, Equatable, CustomStringConvertible {
     public var key: String
+    /// `previousKeys`: keys being rotated out, still read and announced under (see `MeshKeyRing`).
+    public var previousKeys: [String]
     /// `first-use` (default): the first identity seen for a site name is pinned; `pinned`: only
     /// identities in `pinnedSites` or the trust file (`weft trust pin`).
     public var trust: TrustMode
     /// `pinnedSites`: site name → identity fingerprint, winning over the trust file.
     public var pinnedSites: [String: CertificateFingerprint]
 
-    public init(key: String, trust: TrustMode = .firstUse, pinnedSites: [String: CertificateFingerprint] = [:]) {
+    public init(
+        key: String, previousKeys: [String] = [], trust: TrustMode = .firstUse,
+        pinnedSites: [String: CertificateFingerprint] = [:]
+    ) {
         self.key = key
+        self.previousKeys = previousKeys
         self.trust = trust
         self.pinnedSites = pinnedSites
     }
 
     public var description: String {
-        "CryptoSettings(key: <\(key.utf8.count) bytes>, trust: \(trust.rawValue), pinnedSites: \(pinnedSites.count))"
+        "CryptoSettings(key: <\(key.utf8.count) bytes>, previousKeys: \(previousKeys.count), "
+            + "trust: \(trust.rawValue), pinnedSites: \(pinnedSites.count))"
     }
 }

@@ -6,7 +6,7 @@ extension SiteConfigurationDecoder {
     /// `crypto`: the mesh key (wovenet's only key here), then weft's trust settings.
     func decodeCrypto(_ reader: ConfigReader, _ top: ConfigReader.Mapping) -> CryptoSettings? {
         guard
-            let crypto = reader.section(top, "crypto", keys: ["key", "trust", "pinnedSites"])
+            let crypto = reader.section(top, "crypto", keys: ["key", "previousKeys", "trust", "pinnedSites"])
         else { return nil }
         guard reader.has(top, "crypto") else {
             reader.missing(top, "crypto", "required: crypto.key, the mesh key (8–255 bytes)")
@@ -28,11 +28,42 @@ extension SiteConfigurationDecoder {
                 "is pinned, but crypto.pinnedSites is empty: only sites pinned with `weft trust pin` can join")
         }
         guard let key else { return nil }
-        return CryptoSettings(key: key, trust: trust, pinnedSites: pins)
+        let previous = decodePreviousKeys(reader, crypto, current: key)
+        return CryptoSettings(key: key, previousKeys: previous, trust: trust, pinnedSites: pins)
+    }
+
+    /// `previousKeys`: the keys a rotation moves away from, each checked as the key is.
+    private func decodePreviousKeys(_ reader: ConfigReader, _ crypto: ConfigReader.Mapping, current: String)
+        -> [String]
+    {
+        let items = reader.stringList(crypto, "previousKeys")
+        if items.count > MeshKeyRing.maxPreviousKeys {
+            reader.error(
+                crypto.childPath("previousKeys"), at: crypto.mark,
+                "has \(items.count) keys, the limit is \(MeshKeyRing.maxPreviousKeys): "
+                    + "a rotation needs the one key it moves away from")
+            return []
+        }
+        var keys: [String] = []
+        for item in items {
+            guard let key = checkKey(reader, item) else { continue }
+            if key == current || keys.contains(key) {
+                // Never quote a key.
+                reader.warning(item.path, at: item.mark, "repeats \(key == current ? "crypto.key" : "an earlier key"); ignored")
+                continue
+            }
+            keys.append(key)
+        }
+        return keys
     }
 
     private func decodeKey(_ reader: ConfigReader, _ crypto: ConfigReader.Mapping) -> String? {
         guard let key = reader.string(crypto, "key", required: true) else { return nil }
+        return checkKey(reader, key)
+    }
+
+    /// A mesh key's length: refused outside 8–255 bytes, warned under 16.
+    private func checkKey(_ reader: ConfigReader, _ key: Located<String>) -> String? {
         let length = key.value.utf8.count
         guard (8...255).contains(length) else {
             // Never quote the key itself.

@@ -258,6 +258,8 @@ public actor SiteRuntime {
         public var needRestart: [String] = []
         /// Trust mode and pins in force after the reload (the trust file is read again).
         public var trust: String?
+        /// The mesh keys, when `crypto.key` or `crypto.previousKeys` changed.
+        public var keys: String?
 
         public var description: String {
             var parts: [String] = []
@@ -271,14 +273,16 @@ public actor SiteRuntime {
             }
             if parts.isEmpty { parts.append("no app changed") }
             if let trust { parts.append("trust: \(trust)") }
+            if let keys { parts.append("mesh keys: \(keys)") }
             return parts.joined(separator: "; ")
         }
     }
 
     /// Takes a new `config.yaml`: apps added, removed or changed take effect at once (changes
     /// made over the API stay on top); tunnels and the streams of unchanged apps carry on.
-    /// The trust file and `crypto.trust`/`pinnedSites` are read again. Other settings that
-    /// changed are named in the summary: they need a restart.
+    /// The trust file and `crypto.trust`/`pinnedSites` are read again; a new `crypto.key` or
+    /// `previousKeys` is taken by the message channel (a key rotation: tunnels carry on). Other
+    /// settings that changed are named in the summary: they need a restart.
     @discardableResult
     public func reload(_ new: SiteConfiguration) async -> ReloadSummary {
         await exclusively { await apply(new) }
@@ -286,10 +290,19 @@ public actor SiteRuntime {
 
     private func apply(_ new: SiteConfiguration) async -> ReloadSummary {
         var summary = ReloadSummary()
+        // A topic derived from the key moves with the key: that is a key change, not a channel change.
+        var newChannel = new.messageChannel
+        if newChannel.mqtt.topicIsDerived && configuration.messageChannel.mqtt.topicIsDerived {
+            newChannel.mqtt.topic = configuration.messageChannel.mqtt.topic
+        }
+        let keysChanged =
+            new.crypto.key != configuration.crypto.key || new.crypto.previousKeys != configuration.crypto.previousKeys
+        let channelChanged = newChannel != configuration.messageChannel
         for (name, changed) in [
             ("siteName", new.siteName != configuration.siteName),
-            ("crypto.key", new.crypto.key != configuration.crypto.key),
-            ("messageChannel", new.messageChannel != configuration.messageChannel),
+            // Keys move without a restart, but not together with a channel that does not.
+            ("crypto.key", keysChanged && channelChanged),
+            ("messageChannel", channelChanged),
             ("tunnel", new.tunnel != configuration.tunnel), ("restfulApi", new.restfulApi != configuration.restfulApi),
             ("stateDir", new.stateDir != configuration.stateDir), ("stun", new.stun != configuration.stun),
             ("logger", new.logger != configuration.logger),
@@ -306,7 +319,15 @@ public actor SiteRuntime {
             summary.failed.append("trust (\(error))")
             logger.error("reload: cannot read the trusted peers", metadata: ["error": "\(error)"])
         }
-        // Identity, channel and sockets stay as started; only the app lists and trust move.
+        if keysChanged && !channelChanged {
+            let keyChanged = new.crypto.key != configuration.crypto.key
+            configuration.crypto.key = new.crypto.key
+            configuration.crypto.previousKeys = new.crypto.previousKeys
+            configuration.messageChannel.mqtt.topic = new.messageChannel.mqtt.topic
+            agent.replaceKeys(configuration.meshKeyRing)
+            summary.keys = "\(keyChanged ? "new key" : "same key"), \(new.crypto.previousKeys.count) previous"
+        }
+        // Identity, channel and sockets stay as started; only the app lists, trust and keys move.
         let oldExposed = Dictionary(exposedApps.map { ($0.app.appName, $0.app) }, uniquingKeysWith: { a, _ in a })
         let oldRemote = Dictionary(
             remoteApps.map { (RemoteAppListener.key($0.app), $0.app) }, uniquingKeysWith: { a, _ in a })

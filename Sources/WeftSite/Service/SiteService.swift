@@ -164,7 +164,8 @@ public struct SiteService: Service {
         let clientID = "weft-\(identity.siteID.prefix(12))-\(UInt32.random(in: 0...UInt32.max))"
         return DiscoveryAgent.Configuration(
             siteName: configuration.siteName,
-            mesh: MeshKeys(key: configuration.crypto.key, topic: mqtt.topic),
+            mesh: configuration.meshKeyRing.current,
+            previousMeshes: configuration.meshKeyRing.previous,
             mqtt: MQTTClientConfiguration(
                 host: mqtt.broker.host,
                 port: mqtt.broker.port,
