@@ -48,6 +48,44 @@ struct ConfigDefaultsTests {
         #expect(alone.warnings.contains { $0.message.contains("only sites pinned with `weft trust pin` can join") })
     }
 
+    @Test(
+        "crypto.previousKeys: read and announced under during a rotation; each checked like the key; a derived topic each"
+    )
+    func previousKeys() throws {
+        let rotating = minimalConfig.replacingOccurrences(
+            of: "\"0123456789abcdef\"", with: "\"the-new-mesh-key\"\n  previousKeys: [\"0123456789abcdef\"]")
+        let loaded = try loadConfig(rotating)
+        #expect(loaded.configuration.crypto.previousKeys == ["0123456789abcdef"])
+        #expect(!loaded.configuration.crypto.description.contains("0123456789abcdef"))
+        #expect(loaded.warnings.isEmpty)
+        let ring = loaded.configuration.meshKeyRing
+        #expect(ring.current.topic == MeshTopic.derived(fromKey: "the-new-mesh-key"))
+        #expect(ring.previous.map(\.topic) == [MeshTopic.derived(fromKey: "0123456789abcdef")])
+        // One configured topic serves every key.
+        let fixed = try loadConfig(rotating + "    topic: mesh/one\n")
+        #expect(fixed.configuration.meshKeyRing.all.map(\.topic) == ["mesh/one", "mesh/one"])
+
+        let short = configErrors(
+            minimalConfig.replacingOccurrences(
+                of: "\"0123456789abcdef\"", with: "\"0123456789abcdef\"\n  previousKeys: [tiny, \"tinykey\"]"))
+        #expect(
+            short.contains { $0.path == "crypto.previousKeys[0]" && $0.message.contains("expected 8 to 255 bytes") })
+        #expect(short.allSatisfy { !$0.description.contains("tinykey") })
+        let many = configErrors(
+            minimalConfig.replacingOccurrences(
+                of: "\"0123456789abcdef\"",
+                with: "\"0123456789abcdef\"\n  previousKeys: [k1k1k1k1, k2k2k2k2, k3k3k3k3, k4k4k4k4, k5k5k5k5]"))
+        #expect(many.contains { $0.path == "crypto.previousKeys" && $0.message.contains("the limit is 4") })
+        let repeated = try loadConfig(
+            minimalConfig.replacingOccurrences(
+                of: "\"0123456789abcdef\"", with: "\"0123456789abcdef\"\n  previousKeys: [\"0123456789abcdef\"]"))
+        #expect(repeated.configuration.crypto.previousKeys.isEmpty)
+        #expect(
+            repeated.warnings.contains {
+                $0.path == "crypto.previousKeys[0]" && $0.message.contains("repeats crypto.key")
+            })
+    }
+
     @Test("localExposedApps[].allowedSites: a list of site names; none means every member")
     func allowedSites() throws {
         let loaded = try loadConfig(

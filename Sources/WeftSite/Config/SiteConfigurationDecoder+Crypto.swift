@@ -49,7 +49,8 @@ extension SiteConfigurationDecoder {
             guard let key = checkKey(reader, item) else { continue }
             if key == current || keys.contains(key) {
                 // Never quote a key.
-                reader.warning(item.path, at: item.mark, "repeats \(key == current ? "crypto.key" : "an earlier key"); ignored")
+                reader.warning(
+                    item.path, at: item.mark, "repeats \(key == current ? "crypto.key" : "an earlier key"); ignored")
                 continue
             }
             keys.append(key)
