@@ -10,6 +10,12 @@ public struct CertificateFingerprint: Hashable, Sendable, CustomStringConvertibl
         self.bytes = Array(SHA256.hash(data: Array(derCertificate)))
     }
 
+    /// Takes 32 digest bytes as they came (from the wire); nil for any other length.
+    public init?(bytes: [UInt8]) {
+        guard bytes.count == 32 else { return nil }
+        self.bytes = bytes
+    }
+
     /// Parses the textual form, 64 hex digits, with or without `sha256:` and colons.
     public init?(_ text: String) {
         var hex = Substring(text.lowercased())

@@ -1,19 +1,22 @@
 import ArgumentParser
 import WeftIdentity
+import WeftWire
 
 /// Operator control over trust on first use.
 struct TrustCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "trust",
-        abstract: "List, pin or forget the identities this site trusts for other site names.",
+        abstract: "List, pin, forget or revoke the identities this site trusts for other site names.",
         discussion: """
             A site trusts the first certificate fingerprint it sees for a site name and refuses any \
             other later. When a peer is reinstalled on purpose, forget its old pin; to avoid trusting \
             on first use at all, pin each peer's fingerprint (from `weft identity` there) in advance \
-            and set `crypto.trust: pinned`. One identity speaks for one site name. A running site \
-            reads the pins again on SIGHUP (`kill -HUP`); a peer no longer trusted is dropped then.
+            and set `crypto.trust: pinned`. One identity speaks for one site name. A revoked identity \
+            is refused whatever name it uses, and the revocation is announced: sites that list this \
+            one in `crypto.revokers` refuse it too. A running site reads pins and revocations again \
+            on SIGHUP (`kill -HUP`); a peer no longer trusted, or revoked, is dropped then.
             """,
-        subcommands: [List.self, Pin.self, Forget.self],
+        subcommands: [List.self, Pin.self, Forget.self, Revoke.self, Unrevoke.self],
         defaultSubcommand: List.self
     )
 
@@ -22,15 +25,89 @@ struct TrustCommand: ParsableCommand {
     }
 
     struct List: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Print every pinned site name and fingerprint.")
+        static let configuration = CommandConfiguration(
+            abstract: "Print every pinned site name and fingerprint, then every revoked identity.")
         @OptionGroup var options: ConfigOption
 
         func run() throws {
             let pins = try TrustCommand.store(options).load()
             if pins.isEmpty { print("no pinned sites") }
             for (name, fingerprint) in pins.sorted(by: { $0.key < $1.key }) {
-                print("\(fingerprint)  \(name)")
+                print("\(fingerprint)  \(WireText.escaped(name))")
             }
+            let revoked = try TrustCommand.revocations(options).load()
+            for (fingerprint, revocation) in revoked.sorted(by: { $0.key.description < $1.key.description }) {
+                let name = revocation.siteName.map { "  \(WireText.escaped($0))" } ?? ""
+                let by = revocation.revokedBy.map { "by \(WireText.escaped($0))" } ?? "here"
+                print("\(fingerprint)\(name)  revoked \(by)")
+            }
+        }
+    }
+
+    static func revocations(_ options: ConfigOption) throws -> RevocationStore {
+        RevocationStore(directory: try ConfigFile.load(options.config).configuration.stateDir)
+    }
+
+    /// A fingerprint as given, or the one pinned for a site name (trust file or config).
+    static func resolve(_ target: String, _ options: ConfigOption) throws -> (CertificateFingerprint, String?) {
+        if let fingerprint = CertificateFingerprint(target) {
+            let pins = try store(options).load()
+            return (fingerprint, pins.first { $0.value == fingerprint }?.key)
+        }
+        let configured = try ConfigFile.load(options.config).configuration.crypto.pinnedSites
+        let stored = try store(options).load()
+        guard let fingerprint = configured[target] ?? stored[target] else {
+            throw ValidationError(
+                "\"\(WireText.escaped(target))\" is neither a fingerprint nor a pinned site name (`weft trust list`)")
+        }
+        return (fingerprint, target)
+    }
+
+    struct Revoke: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Revoke an identity: refused here under any name, and announced to the mesh.")
+        @OptionGroup var options: ConfigOption
+        @Argument(help: "A pinned siteName, or a fingerprint (sha256: and 64 hex digits).") var target: String
+
+        func run() throws {
+            let (fingerprint, name) = try TrustCommand.resolve(target, options)
+            let store = try TrustCommand.revocations(options)
+            var revoked = try store.load()
+            if revoked[fingerprint]?.revokedBy == nil, revoked[fingerprint] != nil {
+                print("\(fingerprint) is already revoked here")
+                return
+            }
+            revoked[fingerprint] = Revocation(siteName: name, revokedBy: nil)
+            try store.save(revoked)
+            let named = name.map { " (\(WireText.escaped($0)))" } ?? ""
+            print(
+                "revoked \(fingerprint)\(named); a running site drops it and announces the revocation on SIGHUP")
+        }
+    }
+
+    struct Unrevoke: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Lift a revocation made here; one learned from a revoker is lifted there.")
+        @OptionGroup var options: ConfigOption
+        @Argument(help: "A siteName or a fingerprint that was revoked here.") var target: String
+
+        func run() throws {
+            let store = try TrustCommand.revocations(options)
+            var revoked = try store.load()
+            let fingerprint =
+                CertificateFingerprint(target)
+                ?? revoked.first { $0.value.siteName == target && $0.value.revokedBy == nil }?.key
+            guard let fingerprint, let revocation = revoked[fingerprint] else {
+                throw ValidationError("\"\(WireText.escaped(target))\" is not revoked here")
+            }
+            if let by = revocation.revokedBy {
+                throw ValidationError(
+                    "\(fingerprint) was revoked by \(WireText.escaped(by)); it is lifted when \(WireText.escaped(by)) lifts it"
+                )
+            }
+            revoked[fingerprint] = nil
+            try store.save(revoked)
+            print("lifted the revocation of \(fingerprint); a running site takes it on SIGHUP")
         }
     }
 

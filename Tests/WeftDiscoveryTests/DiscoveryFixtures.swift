@@ -11,6 +11,8 @@ struct FakeSite {
     var session: [UInt8] = Array(repeating: 1, count: 16)
     var instance: UInt64 = 42
     var apps = ["web"]
+    /// Identities it announces as revoked.
+    var revoked: [CertificateFingerprint] = []
 
     /// Where it publishes: its own presence topic unless a test says otherwise.
     var topicOverride: String?
@@ -36,7 +38,8 @@ struct FakeSite {
             softwareVersion: "test",
             refreshSeconds: 30,
             endpoints: [.init(linkType: .tls, address: "198.18.0.1", port: 47101)],
-            apps: apps
+            apps: apps,
+            revoked: revoked.map(\.bytes)
         )
     }
 

@@ -128,6 +128,20 @@ struct DiscoveryCodecTests {
         #expect(throws: WireError.self) { try SiteAnnouncement(parsing: bytes + [1]) }
     }
 
+    @Test("revoked identities round-trip; more than 64 are refused before reading them")
+    func revokedList() throws {
+        var announcement = Self.announcement
+        announcement.revoked = [Array(repeating: 0xab, count: 32), Array(repeating: 0xcd, count: 32)]
+        let bytes = announcement.serialized()
+        #expect(try SiteAnnouncement(parsing: bytes) == announcement)
+        for length in 0..<bytes.count {
+            #expect(throws: WireError.self) { try SiteAnnouncement(parsing: Array(bytes[0..<length])) }
+        }
+        var over = Self.announcement.serialized()
+        over[over.count - 1] = 65
+        #expect(throws: WireError(.limitExceeded, field: "revoked count")) { try SiteAnnouncement(parsing: over) }
+    }
+
     @Test("endpoints of unknown link types are skipped, for newer peers")
     func unknownLinkType() throws {
         var bytes = Self.announcement.serialized()

@@ -82,7 +82,7 @@ let session = (0..<UInt8(SiteAnnouncement.sessionLength)).map { 0xA0 &+ $0 }
 let announcement = SiteAnnouncement(
     protocolVersion: 1,
     capabilities: 1,
-    incarnation: 42,
+    instance: 42,
     session: session,
     siteID: "3f2a9c",
     softwareVersion: "0.1.0",
@@ -91,7 +91,8 @@ let announcement = SiteAnnouncement(
         .init(linkType: .tls, address: "192.0.2.10", port: 7443),
         .init(linkType: .tls, address: "2001:db8::1", port: 7443),
     ],
-    apps: ["ssh", "web"]
+    apps: ["ssh", "web"],
+    revoked: [Array(repeating: 0xEE, count: SiteAnnouncement.fingerprintLength)]
 )
 let goodbye = SiteGoodbye(session: session, reason: .stopped)
 // Not a real certificate or signature: the parser only bounds their lengths.
@@ -112,7 +113,7 @@ func signed(_ kind: DiscoveryMessage.Kind, _ body: [UInt8]) -> [UInt8] {
 var unknownEndpoint = SiteAnnouncement(
     protocolVersion: 2,
     capabilities: 0xFFFF_FFFF,
-    incarnation: 1,
+    instance: 1,
     session: session,
     siteID: "x",
     softwareVersion: "",
@@ -120,7 +121,7 @@ var unknownEndpoint = SiteAnnouncement(
     endpoints: [.init(linkType: .tls, address: "10.0.0.1", port: 1)],
     apps: []
 ).serialized()
-unknownEndpoint[unknownEndpoint.count - 2 - 2 - 8 - 1 - 1] = 9  // the endpoint's link type
+unknownEndpoint[unknownEndpoint.count - 1 - 2 - 2 - 8 - 1 - 1] = 9  // the endpoint's link type
 write("FuzzDiscoveryMessageParser", "signed-announcement", signed(.announcement, announcement.serialized()))
 write("FuzzDiscoveryMessageParser", "signed-goodbye", signed(.goodbye, goodbye.serialized()))
 write("FuzzDiscoveryMessageParser", "announcement", announcement.serialized())

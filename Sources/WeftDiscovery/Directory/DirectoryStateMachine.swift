@@ -27,6 +27,9 @@ public struct DirectoryStateMachine: Sendable {
         /// Site names pinned on first use at most (5× the 200-site design point): a member
         /// inventing names cannot grow the directory or the trust file without end.
         public var maxSites: Int
+        /// Sites whose announced revocations this site applies too (`crypto.revokers`). Any
+        /// other member's are ignored: a member must not be able to cut others off the mesh.
+        public var revokers: Set<String>
 
         public init(
             ownName: String,
@@ -36,7 +39,8 @@ public struct DirectoryStateMachine: Sendable {
             missedRefreshes: Int = 3,
             replayCacheLimit: Int = 65_536,
             trust: TrustMode = .firstUse,
-            maxSites: Int = 1024
+            maxSites: Int = 1024,
+            revokers: Set<String> = []
         ) {
             self.ownName = ownName
             self.ownFingerprint = ownFingerprint
@@ -46,6 +50,7 @@ public struct DirectoryStateMachine: Sendable {
             self.replayCacheLimit = replayCacheLimit
             self.trust = trust
             self.maxSites = maxSites
+            self.revokers = revokers
         }
     }
 
@@ -70,6 +75,13 @@ public struct DirectoryStateMachine: Sendable {
         /// A message was refused; `quiet` marks expected cases (old retained messages, our own
         /// echo) that deserve a debug line, not a warning.
         case drop(DropReason, sender: String?, quiet: Bool)
+        /// The revocations changed (a revoker's announcement, a reload): keep them. `lifted`:
+        /// some identity is no longer revoked, so retained announcements are worth hearing again.
+        case saveRevocations(lifted: Bool)
+        /// A site not in `crypto.revokers` announces revocations: not applied (logged once a change).
+        case ignoredRevocations(by: String, count: Int)
+        /// A revoker revoked this site's own identity: it can no longer reach sites that listen.
+        case revokedHere(by: String)
     }
 
     struct Peer {
@@ -88,11 +100,55 @@ public struct DirectoryStateMachine: Sendable {
     private var seenOrder: [([UInt8], UInt64)] = []
     private var seenOrderStart = 0
     public private(set) var dropCounts: [DropReason: Int] = [:]
+    /// Identities refused whatever name they use: revoked here, or by a revoker.
+    public private(set) var revoked: [CertificateFingerprint: Revocation]
+    /// How many revocations each site that is not a revoker announced last: logged on a change.
+    private var ignoredRevocations: [String: Int] = [:]
+    /// Revokers already reported as revoking this site's own identity.
+    private var revokingUs: Set<String> = []
 
-    public init(configuration: Configuration, pins: [String: CertificateFingerprint] = [:]) {
+    public init(
+        configuration: Configuration, pins: [String: CertificateFingerprint] = [:],
+        revoked: [CertificateFingerprint: Revocation] = [:]
+    ) {
         self.configuration = configuration
         self.pins = pins
         self.pinnedNames = Self.names(of: pins)
+        self.revoked = revoked.filter { $0.value.revokedBy.map(configuration.revokers.contains) ?? true }
+    }
+
+    /// Takes the revocations from the file and the revokers from the config (SIGHUP after
+    /// `weft trust revoke`): those learned from a site that is no longer a revoker are lifted,
+    /// revokers' current announcements are applied again, and a peer whose identity is now
+    /// revoked goes down at once (its tunnel is closed, its links refused).
+    public mutating func replaceRevocations(
+        _ stored: [CertificateFingerprint: Revocation], revokers: Set<String>
+    ) -> [Action] {
+        configuration.revokers = revokers
+        let before = revoked
+        revoked = stored.filter { $0.value.revokedBy.map(revokers.contains) ?? true }
+        ignoredRevocations.removeAll()
+        revokingUs.removeAll()
+        var actions: [Action] = []
+        for name in peers.keys.sorted() {
+            guard let peer = peers[name], peer.isUp else { continue }  // dropped by an earlier revoker
+            actions += applyRevocations(from: name, peer.info)
+        }
+        for fingerprint in revoked.keys where before[fingerprint] == nil {
+            actions += dropPeers(signedBy: fingerprint)
+        }
+        let lifted = before.keys.contains { revoked[$0] == nil }
+        if revoked != stored || lifted,
+            !actions.contains(where: { if case .saveRevocations = $0 { true } else { false } })
+        {
+            actions.append(.saveRevocations(lifted: lifted))
+        }
+        return actions
+    }
+
+    /// The identities this site's operator revoked, which its announcement carries.
+    public var revokedHere: [CertificateFingerprint] {
+        revoked.filter { $0.value.revokedBy == nil }.keys.sorted { $0.description < $1.description }
     }
 
     /// Takes new pins and trust mode (the operator pinned or forgot a site, then SIGHUP). A peer
@@ -163,6 +219,7 @@ public struct DirectoryStateMachine: Sendable {
             if verified.fingerprint == configuration.ownFingerprint { return [] }
             return drop(.impostor, sender: name, quiet: false)
         }
+        if revoked[verified.fingerprint] != nil { return drop(.revoked, sender: name, quiet: false) }
 
         var lastWill: SiteGoodbye?
         if message.kind == .goodbye, let goodbye = try? SiteGoodbye(parsing: message.body),
@@ -210,6 +267,10 @@ public struct DirectoryStateMachine: Sendable {
                 return actions + drop(.malformed, sender: name, quiet: false)
             }
             actions += announce(name, verified.fingerprint, announcement, timestamp: message.timestampMillis, now: now)
+            if peers[name]?.info.announcement == announcement {
+                actions += applyRevocations(
+                    from: name, PeerInfo(siteName: name, fingerprint: verified.fingerprint, announcement: announcement))
+            }
         case .goodbye:
             guard let goodbye = lastWill ?? (try? SiteGoodbye(parsing: message.body)) else {
                 return actions + drop(.malformed, sender: name, quiet: false)
@@ -247,6 +308,50 @@ public struct DirectoryStateMachine: Sendable {
         peers[name] = peer
         if !wasUp { return [.emit(.up(info))] }
         return Self.differs(previous, announcement) ? [.emit(.changed(info))] : []
+    }
+
+    /// Applies what a revoker's announcement revokes, and lifts what it no longer does. A
+    /// site that is not a revoker changes nothing (it is logged once per change in what it says).
+    private mutating func applyRevocations(from name: String, _ info: PeerInfo) -> [Action] {
+        let listed = Set(info.announcement.revoked.compactMap { CertificateFingerprint(bytes: $0) })
+        guard configuration.revokers.contains(name) else {
+            guard ignoredRevocations[name] != listed.count else { return [] }
+            ignoredRevocations[name] = listed.count
+            return listed.isEmpty ? [] : [.ignoredRevocations(by: name, count: listed.count)]
+        }
+        var actions: [Action] = []
+        var changed = false
+        var lifted = false
+        if listed.contains(configuration.ownFingerprint) {
+            if revokingUs.insert(name).inserted { actions.append(.revokedHere(by: name)) }
+        } else {
+            revokingUs.remove(name)
+        }
+        for (fingerprint, revocation) in revoked where revocation.revokedBy == name && !listed.contains(fingerprint) {
+            revoked[fingerprint] = nil
+            changed = true
+            lifted = true
+        }
+        for fingerprint in listed.sorted(by: { $0.description < $1.description }) where revoked[fingerprint] == nil {
+            // Neither this site nor the revoker itself is refused this way.
+            guard fingerprint != configuration.ownFingerprint, fingerprint != info.fingerprint else { continue }
+            revoked[fingerprint] = Revocation(siteName: pinnedNames[fingerprint], revokedBy: name)
+            changed = true
+            actions += dropPeers(signedBy: fingerprint)
+        }
+        if changed { actions.append(.saveRevocations(lifted: lifted)) }
+        return actions
+    }
+
+    /// Every peer that speaks with `fingerprint` goes down, up or not (it may still hold a
+    /// tunnel whose links are alive), and is forgotten until its identity is trusted again.
+    private mutating func dropPeers(signedBy fingerprint: CertificateFingerprint) -> [Action] {
+        var actions: [Action] = []
+        for (name, peer) in peers.sorted(by: { $0.key < $1.key }) where peer.info.fingerprint == fingerprint {
+            peers[name] = nil
+            actions.append(.emit(.down(siteName: name, reason: .revoked)))
+        }
+        return actions
     }
 
     /// Whether consumers should hear about the change (the session alone does not count).

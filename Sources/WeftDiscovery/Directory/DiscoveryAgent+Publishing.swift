@@ -6,9 +6,9 @@ import WeftWire
 /// signed on its own presence topic.
 extension DiscoveryAgent {
     func announce() {
-        let (session, apps, endpoints) = shared.state.withLock { state in
+        let (session, apps, endpoints, revoked) = shared.state.withLock { state in
             state.lastAnnounce = clock.now - started
-            return (state.session, state.apps, state.endpoints)
+            return (state.session, state.apps, state.endpoints, state.machine.revokedHere)
         }
         let announcement = SiteAnnouncement(
             protocolVersion: WireProtocol.version,
@@ -19,7 +19,8 @@ extension DiscoveryAgent {
             softwareVersion: configuration.softwareVersion,
             refreshSeconds: UInt16(clamping: configuration.refreshInterval.components.seconds),
             endpoints: endpoints,
-            apps: apps
+            apps: apps,
+            revoked: revoked.prefix(SiteAnnouncement.Limits.revoked).map(\.bytes)
         )
         publish(.announcement, body: announcement.serialized())
     }

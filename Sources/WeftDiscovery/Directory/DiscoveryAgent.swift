@@ -33,6 +33,8 @@ public final class DiscoveryAgent: Sendable {
         public var trust: TrustMode
         /// Pins from the config (`crypto.pinnedSites`); they win over the trust file's.
         public var configuredPins: [String: CertificateFingerprint]
+        /// Sites whose announced revocations apply here too (`crypto.revokers`).
+        public var revokers: Set<String>
 
         public init(
             siteName: String,
@@ -48,7 +50,8 @@ public final class DiscoveryAgent: Sendable {
             freshnessWindow: Duration = .seconds(120),
             allowedClockSkew: Duration = .seconds(30),
             trust: TrustMode = .firstUse,
-            configuredPins: [String: CertificateFingerprint] = [:]
+            configuredPins: [String: CertificateFingerprint] = [:],
+            revokers: Set<String> = []
         ) {
             self.siteName = siteName
             self.mesh = mesh
@@ -64,6 +67,7 @@ public final class DiscoveryAgent: Sendable {
             self.allowedClockSkew = allowedClockSkew
             self.trust = trust
             self.configuredPins = configuredPins
+            self.revokers = revokers
         }
     }
 
@@ -77,6 +81,7 @@ public final class DiscoveryAgent: Sendable {
     let shared: Shared
     private let keyCache = PublicKeyCache()
     private let trustStore: PeerTrustStore
+    private let revocationStore: RevocationStore
     /// Random per process start, announced: peers see a restart as a new value.
     public let instance = UInt64.random(in: 1...UInt64.max)
     private let eventContinuation: AsyncStream<DirectoryEvent>.Continuation
@@ -125,6 +130,7 @@ public final class DiscoveryAgent: Sendable {
         self.logger = logger
         self.started = clock.now
         self.trustStore = PeerTrustStore(directory: configuration.stateDirectory)
+        self.revocationStore = RevocationStore(directory: configuration.stateDirectory)
         let pins = try trustStore.load().merging(configuration.configuredPins) { _, configured in configured }
         let machine = DirectoryStateMachine(
             configuration: .init(
@@ -132,9 +138,11 @@ public final class DiscoveryAgent: Sendable {
                 ownFingerprint: identity.fingerprint,
                 freshnessWindow: configuration.freshnessWindow,
                 allowedClockSkew: configuration.allowedClockSkew,
-                trust: configuration.trust
+                trust: configuration.trust,
+                revokers: configuration.revokers
             ),
-            pins: pins
+            pins: pins,
+            revoked: try revocationStore.load()
         )
         let shared = Shared(
             .init(
@@ -180,6 +188,11 @@ public final class DiscoveryAgent: Sendable {
         shared.state.withLock { $0.machine.peersUp }
     }
 
+    /// How many identities are revoked here (by this site or by revokers).
+    public var revokedCount: Int {
+        shared.state.withLock { $0.machine.revoked.count }
+    }
+
     /// How many peers are up.
     public var peerCount: Int {
         shared.state.withLock { $0.machine.peersUpCount }
@@ -217,18 +230,26 @@ public final class DiscoveryAgent: Sendable {
     /// Reads the trust file again and takes `trust` and `configuredPins` (SIGHUP after
     /// `weft trust pin` or `forget`): peers no longer trusted go down at once, newly pinned ones
     /// come up from their retained announcements. Returns how many names are pinned now.
-    public func reloadTrust(trust: TrustMode, configuredPins: [String: CertificateFingerprint]) throws(IdentityError)
-        -> Int
-    {
+    ///
+    /// The revocation file and `revokers` are taken too (after `weft trust revoke`): a peer now
+    /// revoked goes down at once, and the announcement carries the new list.
+    public func reloadTrust(
+        trust: TrustMode, configuredPins: [String: CertificateFingerprint], revokers: Set<String> = []
+    ) throws(IdentityError) -> Int {
         // The file is the truth (a pin learned in the last second and not yet saved is learned
         // again from the peer's next announcement).
         let pins = try trustStore.load().merging(configuredPins) { _, configured in configured }
-        let (actions, connected) = shared.state.withLock { state in
+        let stored = try revocationStore.load()
+        let (actions, connected, revokedHereChanged) = shared.state.withLock { state in
             state.pinsDirty = false
             state.learned.removeAll()
             state.budget.keep(only: Set(pins.keys))
-            return (state.machine.replaceTrust(pins: pins, trust: trust), state.connected)
+            let before = state.machine.revokedHere
+            var actions = state.machine.replaceTrust(pins: pins, trust: trust)
+            actions += state.machine.replaceRevocations(stored, revokers: revokers)
+            return (actions, state.connected, state.machine.revokedHere != before)
         }
+        if revokedHereChanged && connected { announce() }
         if connected {
             // Subscribing again makes the broker send every retained announcement again, so a
             // site pinned just now is up at once instead of at its next refresh.
@@ -374,8 +395,9 @@ public final class DiscoveryAgent: Sendable {
             return false
         case .success(let verified):
             let name = verified.message.senderName
-            if let reason = shared.state.withLock({
-                $0.machine.precheck(verified.message, retained: message.retained, now: now)
+            if let reason = shared.state.withLock({ state in
+                state.machine.revoked[verified.fingerprint] != nil
+                    ? .revoked : state.machine.precheck(verified.message, retained: message.retained, now: now)
             }) {
                 refuse(reason, now: now)
                 return false
@@ -448,7 +470,32 @@ public final class DiscoveryAgent: Sendable {
                 }
             case .drop(let reason, let sender, let quiet):
                 logDrop(reason, sender: sender, quiet: quiet, now: now)
+            case .saveRevocations(let lifted):
+                saveRevocations()
+                // A lifted identity's retained announcement was refused: the broker sends it
+                // again on subscribing, so the site is up now rather than at its next refresh.
+                if lifted && shared.state.withLock({ $0.connected }) { subscribe() }
+            case .ignoredRevocations(let site, let count):
+                logger.warning(
+                    "not applying revocations announced by a site that is not in crypto.revokers",
+                    metadata: ["site": .string(site), "revocations": .stringConvertible(count)])
+            case .revokedHere(let site):
+                logger.error(
+                    "this site's identity was revoked by another site: sites that take its revocations refuse this one",
+                    metadata: ["revoker": .string(site), "fingerprint": .string(identity.fingerprint.description)])
             }
+        }
+    }
+
+    /// Writes the revocations learned from revokers; the operator's own (`weft trust revoke`,
+    /// which writes the file while the site runs) are taken from the file as they are there.
+    private func saveRevocations() {
+        let learned = shared.state.withLock { $0.machine.revoked.filter { $0.value.revokedBy != nil } }
+        do {
+            let operators = try revocationStore.load().filter { $0.value.revokedBy == nil }
+            try revocationStore.save(learned.merging(operators) { _, own in own })
+        } catch {
+            logger.error("cannot save revoked peers: \(error)")
         }
     }
 

@@ -42,6 +42,8 @@ public enum DownReason: String, Sendable, Hashable {
     case timedOut = "timed out"
     /// The operator changed the pins and its identity is no longer trusted.
     case untrusted
+    /// Its identity was revoked, here or by a site in `crypto.revokers`.
+    case revoked
 }
 
 /// Whom the directory believes for a site name it has no pin for.

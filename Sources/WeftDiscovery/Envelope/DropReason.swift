@@ -29,12 +29,14 @@ public struct DropReason: Error, Hashable, Sendable, CustomStringConvertible {
     public static let notPinned = DropReason("not pinned")
     /// A new site name while the directory already tracks as many as it allows.
     public static let tooManySites = DropReason("too many sites")
+    /// Signed by a revoked identity (`weft trust revoke`, or a site in `crypto.revokers`).
+    public static let revoked = DropReason("revoked")
     /// Over its sender's share of the queue (`IntakeBudget`): a flood.
     public static let flooded = DropReason("flooded")
 
     public static let all: [DropReason] = [
         .oversized, .undecryptable, .malformed, .badSignature, .stale, .future, .replayed, .impostor, .staleSession,
-        .wrongTopic, .secondName, .notPinned, .tooManySites, .flooded,
+        .wrongTopic, .secondName, .notPinned, .tooManySites, .revoked, .flooded,
     ]
 
     public var description: String { name }

@@ -57,19 +57,22 @@ public struct CryptoSettings: Sendable, Equatable, CustomStringConvertible {
     public var trust: TrustMode
     /// `pinnedSites`: site name → identity fingerprint, winning over the trust file.
     public var pinnedSites: [String: CertificateFingerprint]
+    /// `revokers`: sites whose announced revocations (`weft trust revoke` there) apply here too.
+    public var revokers: [String]
 
     public init(
         key: String, previousKeys: [String] = [], trust: TrustMode = .firstUse,
-        pinnedSites: [String: CertificateFingerprint] = [:]
+        pinnedSites: [String: CertificateFingerprint] = [:], revokers: [String] = []
     ) {
         self.key = key
         self.previousKeys = previousKeys
+        self.revokers = revokers
         self.trust = trust
         self.pinnedSites = pinnedSites
     }
 
     public var description: String {
         "CryptoSettings(key: <\(key.utf8.count) bytes>, previousKeys: \(previousKeys.count), "
-            + "trust: \(trust.rawValue), pinnedSites: \(pinnedSites.count))"
+            + "trust: \(trust.rawValue), pinnedSites: \(pinnedSites.count), revokers: \(revokers.count))"
     }
 }

@@ -6,7 +6,8 @@ extension SiteConfigurationDecoder {
     /// `crypto`: the mesh key (wovenet's only key here), then weft's trust settings.
     func decodeCrypto(_ reader: ConfigReader, _ top: ConfigReader.Mapping) -> CryptoSettings? {
         guard
-            let crypto = reader.section(top, "crypto", keys: ["key", "previousKeys", "trust", "pinnedSites"])
+            let crypto = reader.section(
+                top, "crypto", keys: ["key", "previousKeys", "trust", "pinnedSites", "revokers"])
         else { return nil }
         guard reader.has(top, "crypto") else {
             reader.missing(top, "crypto", "required: crypto.key, the mesh key (8–255 bytes)")
@@ -29,7 +30,29 @@ extension SiteConfigurationDecoder {
         }
         guard let key else { return nil }
         let previous = decodePreviousKeys(reader, crypto, current: key)
-        return CryptoSettings(key: key, previousKeys: previous, trust: trust, pinnedSites: pins)
+        return CryptoSettings(
+            key: key, previousKeys: previous, trust: trust, pinnedSites: pins,
+            revokers: decodeRevokers(reader, crypto, top))
+    }
+
+    /// `revokers`: site names, each once, this site's own name not among them.
+    private func decodeRevokers(_ reader: ConfigReader, _ crypto: ConfigReader.Mapping, _ top: ConfigReader.Mapping)
+        -> [String]
+    {
+        let own = reader.string(top, "siteName")?.value
+        var sites: [String] = []
+        for text in reader.stringList(crypto, "revokers") {
+            guard let name = checkName(reader, text) else { continue }
+            if sites.contains(name) {
+                reader.invalid(text, "listed twice")
+            } else if name == own {
+                reader.warning(
+                    text.path, at: text.mark, "is this site: its own revocations (`weft trust revoke`) always apply")
+            } else {
+                sites.append(name)
+            }
+        }
+        return sites
     }
 
     /// `previousKeys`: the keys a rotation moves away from, each checked as the key is.

@@ -311,10 +311,12 @@ public actor SiteRuntime {
         }
         // Pins are read again (after `weft trust pin` or `forget`); peers no longer trusted go down.
         do {
-            let pins = try agent.reloadTrust(trust: new.crypto.trust, configuredPins: new.crypto.pinnedSites)
+            let pins = try agent.reloadTrust(
+                trust: new.crypto.trust, configuredPins: new.crypto.pinnedSites, revokers: Set(new.crypto.revokers))
             configuration.crypto.trust = new.crypto.trust
             configuration.crypto.pinnedSites = new.crypto.pinnedSites
-            summary.trust = "\(new.crypto.trust.rawValue), \(pins) pinned"
+            configuration.crypto.revokers = new.crypto.revokers
+            summary.trust = "\(new.crypto.trust.rawValue), \(pins) pinned, \(agent.revokedCount) revoked"
         } catch {
             summary.failed.append("trust (\(error))")
             logger.error("reload: cannot read the trusted peers", metadata: ["error": "\(error)"])

@@ -181,7 +181,8 @@ public struct SiteService: Service {
             endpoints: endpoints,
             apps: configuration.localExposedApps.map(\.appName),
             trust: configuration.crypto.trust,
-            configuredPins: configuration.crypto.pinnedSites
+            configuredPins: configuration.crypto.pinnedSites,
+            revokers: Set(configuration.crypto.revokers)
         )
     }
 }

@@ -85,15 +85,18 @@ public struct DialPlanner: Sendable {
             peer.up = true
         case .down(_, let reason):
             peer.up = false
-            if reason == .untrusted {
+            if reason == .untrusted || reason == .revoked {
                 // Its certificate is no longer accepted on a link either.
                 peer.info = nil
             }
-            if reason == .stopped || reason == .untrusted {
-                actions.append(
-                    .closeTunnel(
-                        peer: name, reason: "\(name) \(reason == .stopped ? "stopped" : "is no longer trusted")"))
-            }
+            let why: String? =
+                switch reason {
+                case .stopped: "stopped"
+                case .untrusted: "is no longer trusted"
+                case .revoked: "was revoked"
+                case .vanished, .timedOut: nil
+                }
+            if let why { actions.append(.closeTunnel(peer: name, reason: "\(name) \(why)")) }
         }
         actions += reconcile(&peer, name: name)
         peers[name] = peer

@@ -28,7 +28,11 @@ public struct SiteAnnouncement: Hashable, Sendable {
         public static let address = 64
         public static let apps = 1024
         public static let appName = 255
+        public static let revoked = 64
     }
+
+    /// A revoked identity: the SHA-256 of its certificate.
+    public static let fingerprintLength = 32
 
     public static let sessionLength = 16
 
@@ -49,6 +53,9 @@ public struct SiteAnnouncement: Hashable, Sendable {
     public var endpoints: [Endpoint]
     /// Names of the apps the site exposes.
     public var apps: [String]
+    /// Identities this site's operator revoked (`weft trust revoke`), as certificate SHA-256s:
+    /// sites that name this one in `crypto.revokers` refuse them too.
+    public var revoked: [[UInt8]]
 
     public init(
         protocolVersion: UInt16,
@@ -59,7 +66,8 @@ public struct SiteAnnouncement: Hashable, Sendable {
         softwareVersion: String,
         refreshSeconds: UInt16,
         endpoints: [Endpoint],
-        apps: [String]
+        apps: [String],
+        revoked: [[UInt8]] = []
     ) {
         self.protocolVersion = protocolVersion
         self.capabilities = capabilities
@@ -70,12 +78,15 @@ public struct SiteAnnouncement: Hashable, Sendable {
         self.refreshSeconds = refreshSeconds
         self.endpoints = endpoints
         self.apps = apps
+        self.revoked = revoked
     }
 
     /// Serializes: `u16 version | u32 caps | u64 instance | 16 session | u8+siteID |
-    /// u8+software | u16 refresh | u8 count, (u8 type | u8+address | u16 port)* | u16 count, (u8+name)*`.
+    /// u8+software | u16 refresh | u8 count, (u8 type | u8+address | u16 port)* | u16 count, (u8+name)*
+    /// u8 count, (32 fingerprint)*`.
     public func serialized() -> [UInt8] {
         precondition(session.count == Self.sessionLength)
+        precondition(revoked.count <= Limits.revoked && revoked.allSatisfy { $0.count == Self.fingerprintLength })
         var buffer = ByteBuffer()
         buffer.writeInteger(protocolVersion)
         buffer.writeInteger(capabilities)
@@ -92,6 +103,8 @@ public struct SiteAnnouncement: Hashable, Sendable {
         }
         buffer.writeInteger(UInt16(apps.count))
         for app in apps { buffer.writePrefixedString(UInt8.self, app) }
+        buffer.writeInteger(UInt8(revoked.count))
+        for fingerprint in revoked { buffer.writeBytes(fingerprint) }
         return Array(buffer.readableBytesView)
     }
 
@@ -126,6 +139,12 @@ public struct SiteAnnouncement: Hashable, Sendable {
         apps = []
         for _ in 0..<appCount {
             apps.append(try buffer.readPrefixedName(UInt8.self, limit: Limits.appName, field: "app name"))
+        }
+        let revokedCount = Int(try buffer.readWireInteger(UInt8.self, field: "revoked count"))
+        guard revokedCount <= Limits.revoked else { throw WireError(.limitExceeded, field: "revoked count") }
+        revoked = []
+        for _ in 0..<revokedCount {
+            revoked.append(try buffer.readWireBytes(length: Self.fingerprintLength, field: "revoked fingerprint"))
         }
         guard buffer.readableBytes == 0 else { throw WireError(.trailingBytes, field: "announcement") }
     }
