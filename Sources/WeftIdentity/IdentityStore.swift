@@ -25,6 +25,8 @@ public struct IdentityStore: Sendable {
     public var keyPath: String { directory + "/site.key" }
     /// Where the certificate lives.
     public var certificatePath: String { directory + "/site.crt" }
+    /// The previous identity's endorsement of the current one, after a rotation.
+    public var endorsementPath: String { directory + "/site.endorsement" }
 
     /// What `loadOrCreate` did.
     public enum Outcome: Sendable, Equatable {
@@ -77,6 +79,55 @@ public struct IdentityStore: Sendable {
                     + "\(certificatePath) to create a new identity (peers that pinned the old one will refuse it)"
             )
         }
+    }
+
+    /// Replaces the identity with a new one, endorsed by the old one for `siteName`
+    /// (`weft identity --rotate`). The old key is gone afterwards; the endorsement (the old
+    /// certificate and its signature) is kept and announced, so peers that pinned the old
+    /// identity re-pin the new one. Returns the old and the new identity.
+    public func rotate(siteName: String, now: Date = Date()) throws -> (previous: SiteIdentity, next: SiteIdentity) {
+        try makeDirectory()
+        let lock = try FileLock(path: directory + "/.lock")
+        defer { lock.unlock() }
+        let previous = try load()
+        let next = try SiteIdentity.generate(now: now)
+        let endorsement = try IdentityEndorsement(siteName: siteName, from: previous, to: next)
+        // The new pair is written beside the old and renamed over it; the endorsement first, so
+        // a new key never exists without it.
+        try writeSecret(
+            Self.encode(endorsement), to: endorsementPath)
+        try writeSecret(next.privateKeyPEM, to: keyPath + ".new")
+        try writeSecret(try next.certificatePEM, to: certificatePath + ".new")
+        guard rename(keyPath + ".new", keyPath) == 0, rename(certificatePath + ".new", certificatePath) == 0 else {
+            throw IdentityError(code: .io, message: "cannot replace \(keyPath): \(String(cString: strerror(errno)))")
+        }
+        return (previous, next)
+    }
+
+    /// The endorsement of the current identity by the one before it, or nil when the identity
+    /// was never rotated (or the endorsement is not for it: the files were changed by hand).
+    public func loadEndorsement(for identity: SiteIdentity, siteName: String) throws -> IdentityEndorsement? {
+        guard FileManager.default.fileExists(atPath: endorsementPath) else { return nil }
+        guard let endorsement = Self.decode(try readText(endorsementPath)) else {
+            throw IdentityError(code: .corrupt, message: "\(endorsementPath) does not hold an endorsement")
+        }
+        let valid = endorsement.endorses(
+            identity.fingerprint, for: siteName, replacing: endorsement.previousFingerprint)
+        return valid ? endorsement : nil
+    }
+
+    static func encode(_ endorsement: IdentityEndorsement) -> String {
+        "weft identity endorsement v1\n" + Data(endorsement.previousCertificate).base64EncodedString() + "\n"
+            + Data(endorsement.signature).base64EncodedString() + "\n"
+    }
+
+    static func decode(_ text: String) -> IdentityEndorsement? {
+        let lines = text.split(separator: "\n")
+        guard lines.count == 3, lines[0] == "weft identity endorsement v1",
+            let certificate = Data(base64Encoded: String(lines[1])),
+            let signature = Data(base64Encoded: String(lines[2]))
+        else { return nil }
+        return IdentityEndorsement(previousCertificate: Array(certificate), signature: Array(signature))
     }
 
     /// Loads an existing identity; never creates one.

@@ -19,8 +19,16 @@ public struct SiteIdentity: Sendable {
     /// A random identifier for this site, kept in the certificate's common name.
     public let siteID: String
 
-    /// Makes a fresh identity: new key, new certificate valid for a century.
-    public static func generate(now: Date = Date()) throws -> SiteIdentity {
+    /// How long a new identity's certificate is valid: two years. The site warns from
+    /// `renewalWarning` before the end; `weft identity --rotate` makes the next one.
+    public static let lifetime: TimeInterval = 2 * 365 * 86_400
+    public static let renewalWarning: TimeInterval = 60 * 86_400
+
+    /// When the certificate stops being valid; peers refuse it after that.
+    public var notValidAfter: Date { certificate.notValidAfter }
+
+    /// Makes a fresh identity: new key, new certificate valid for `lifetime`.
+    public static func generate(now: Date = Date(), lifetime: TimeInterval = Self.lifetime) throws -> SiteIdentity {
         let key = P256.Signing.PrivateKey()
         let siteID = (0..<16).map { _ in UInt8.random(in: 0...255) }.hexEncoded
         let name = try DistinguishedName {
@@ -32,7 +40,7 @@ public struct SiteIdentity: Sendable {
             serialNumber: Certificate.SerialNumber(),
             publicKey: Certificate.PublicKey(key.publicKey),
             notValidBefore: now.addingTimeInterval(-3600),
-            notValidAfter: now.addingTimeInterval(100 * 365 * 86_400),
+            notValidAfter: now.addingTimeInterval(lifetime),
             issuer: name,
             subject: name,
             signatureAlgorithm: .ecdsaWithSHA256,

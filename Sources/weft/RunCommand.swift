@@ -35,16 +35,17 @@ struct RunCommand: AsyncParsableCommand {
 
         let store = IdentityStore(directory: config.stateDir)
         let identity: SiteIdentity
+        let endorsement: IdentityEndorsement?
         do {
             let (loadedIdentity, outcome) = try store.loadOrCreate()
             identity = loadedIdentity
-            logger.info(
-                outcome == .created ? "created site identity" : "loaded site identity",
-                metadata: [
-                    "fingerprint": .string(identity.fingerprint.description),
-                    "stateDir": .string(config.stateDir),
-                ]
-            )
+            endorsement = try store.loadEndorsement(for: identity, siteName: config.siteName)
+            var metadata: Logger.Metadata = [
+                "fingerprint": .string(identity.fingerprint.description),
+                "stateDir": .string(config.stateDir),
+            ]
+            if let endorsement { metadata["endorsedBy"] = .string(endorsement.previousFingerprint.description) }
+            logger.info(outcome == .created ? "created site identity" : "loaded site identity", metadata: metadata)
         } catch {
             logger.error("cannot use the site identity: \(error)")
             throw ExitCode(1)
@@ -58,6 +59,7 @@ struct RunCommand: AsyncParsableCommand {
         let site = SiteService(
             configuration: config,
             identity: identity,
+            endorsement: endorsement,
             softwareVersion: WeftVersion.release,
             handle: handle,
             logger: logger

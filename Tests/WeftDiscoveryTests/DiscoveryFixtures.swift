@@ -13,6 +13,8 @@ struct FakeSite {
     var apps = ["web"]
     /// Identities it announces as revoked.
     var revoked: [CertificateFingerprint] = []
+    /// After a rotation: the previous identity's endorsement of this one.
+    var endorsement: IdentityEndorsement?
 
     /// Where it publishes: its own presence topic unless a test says otherwise.
     var topicOverride: String?
@@ -39,7 +41,9 @@ struct FakeSite {
             refreshSeconds: 30,
             endpoints: [.init(linkType: .tls, address: "198.18.0.1", port: 47101)],
             apps: apps,
-            revoked: revoked.map(\.bytes)
+            revoked: revoked.map(\.bytes),
+            previousCertificate: endorsement?.previousCertificate ?? [],
+            previousSignature: endorsement?.signature ?? []
         )
     }
 

@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 import WeftDiscovery
 import WeftIdentity
@@ -119,5 +120,105 @@ struct RevocationTests {
         #expect(machine.revoked[fingerprint]?.revokedBy == "hq")
         let dropped = machine.replaceRevocations(machine.revoked, revokers: [])
         #expect(machine.revoked.isEmpty && dropped.contains(.saveRevocations(lifted: true)))
+    }
+}
+
+@Suite("identity rotation in the directory: re-pinned only on the old identity's word", .timeLimit(.minutes(10)))
+struct IdentityRotationDirectoryTests {
+    let me: FakeSite
+    let t0: UInt64 = 1_800_000_000_000
+
+    init() throws {
+        me = try FakeSite(name: "me")
+    }
+
+    func at(_ seconds: Int) -> DirectoryStateMachine.Now {
+        .init(wallMillis: t0 + UInt64(seconds) * 1000, uptime: .seconds(seconds))
+    }
+
+    func receive(_ site: FakeSite, _ machine: inout DirectoryStateMachine, at seconds: Int) throws
+        -> [DirectoryStateMachine.Action]
+    {
+        machine.receive(
+            try site.verifiedAnnouncement(at: t0 + UInt64(seconds) * 1000), retained: false, now: at(seconds))
+    }
+
+    func drops(_ actions: [DirectoryStateMachine.Action]) -> [DropReason] {
+        actions.compactMap { if case .drop(let reason, _, _) = $0 { reason } else { nil } }
+    }
+
+    @Test("the pinned identity endorses its successor: re-pinned, the peer changes, the old identity is refused")
+    func endorsedRotation() throws {
+        var machine = DirectoryStateMachine(
+            configuration: .init(ownName: "me", ownFingerprint: me.identity.fingerprint))
+        let old = try FakeSite(name: "berlin")
+        _ = try receive(old, &machine, at: 0)
+        let nextIdentity = try SiteIdentity.generate()
+        var next = try FakeSite(name: "berlin", identity: nextIdentity)
+        next.endorsement = try IdentityEndorsement(siteName: "berlin", from: old.identity, to: nextIdentity)
+        let actions = try receive(next, &machine, at: 1)
+        #expect(
+            actions.contains(
+                .repinned(siteName: "berlin", from: old.identity.fingerprint, to: nextIdentity.fingerprint)))
+        #expect(actions.contains(.pin(siteName: "berlin", fingerprint: nextIdentity.fingerprint)))
+        #expect(
+            actions.contains {
+                if case .emit(.changed(let info)) = $0 { info.fingerprint == nextIdentity.fingerprint } else { false }
+            })
+        #expect(machine.pins["berlin"] == nextIdentity.fingerprint)
+        #expect(drops(try receive(old, &machine, at: 2)) == [.impostor], "the retired identity")
+        // Its fingerprint no longer holds a name: a site could pin it under another only by first use.
+        #expect(try receive(next, &machine, at: 3).isEmpty, "a refresh of the new identity is silent")
+    }
+
+    @Test("no endorsement, one for another name, one by another identity, or one by a revoked identity: impostor")
+    func refusedRotations() throws {
+        let old = try FakeSite(name: "berlin")
+        let other = try FakeSite(name: "paris")
+        let nextIdentity = try SiteIdentity.generate()
+        func attempt(_ endorsement: IdentityEndorsement?, revoked: [CertificateFingerprint: Revocation] = [:]) throws
+            -> [DropReason]
+        {
+            var machine = DirectoryStateMachine(
+                configuration: .init(ownName: "me", ownFingerprint: me.identity.fingerprint), revoked: revoked)
+            _ = try receive(old, &machine, at: 0)
+            var next = try FakeSite(name: "berlin", identity: nextIdentity)
+            next.endorsement = endorsement
+            return drops(try receive(next, &machine, at: 1))
+        }
+        #expect(try attempt(nil) == [.impostor])
+        #expect(
+            try attempt(IdentityEndorsement(siteName: "paris", from: old.identity, to: nextIdentity)) == [.impostor])
+        #expect(
+            try attempt(IdentityEndorsement(siteName: "berlin", from: other.identity, to: nextIdentity)) == [.impostor])
+        let good = try IdentityEndorsement(siteName: "berlin", from: old.identity, to: nextIdentity)
+        #expect(try attempt(good).isEmpty)
+        // A stolen old key is answered by revoking it: then its word counts for nothing.
+        var machine = DirectoryStateMachine(
+            configuration: .init(ownName: "me", ownFingerprint: me.identity.fingerprint))
+        _ = try receive(old, &machine, at: 0)
+        _ = machine.replaceRevocations([old.identity.fingerprint: Revocation(siteName: "berlin")], revokers: [])
+        var next = try FakeSite(name: "berlin", identity: nextIdentity)
+        next.endorsement = good
+        #expect(drops(try receive(next, &machine, at: 1)) == [.impostor])
+    }
+
+    @Test("an expired certificate is refused; the site's own endorsement still moves its pin once it rotates")
+    func expired() throws {
+        var machine = DirectoryStateMachine(
+            configuration: .init(ownName: "me", ownFingerprint: me.identity.fingerprint))
+        let lapsed = try SiteIdentity.generate(
+            now: Date(timeIntervalSince1970: Double(t0) / 1000 - 86_400 * 10), lifetime: 86_400)
+        let old = try FakeSite(name: "berlin", identity: lapsed)
+        #expect(drops(try receive(old, &machine, at: 0)) == [.expired])
+        // Pinned before it lapsed (from the trust file), it rotates with the lapsed key's endorsement.
+        machine = DirectoryStateMachine(
+            configuration: .init(ownName: "me", ownFingerprint: me.identity.fingerprint),
+            pins: ["berlin": lapsed.fingerprint])
+        let nextIdentity = try SiteIdentity.generate()
+        var next = try FakeSite(name: "berlin", identity: nextIdentity)
+        next.endorsement = try IdentityEndorsement(siteName: "berlin", from: lapsed, to: nextIdentity)
+        #expect(drops(try receive(next, &machine, at: 1)).isEmpty)
+        #expect(machine.pins["berlin"] == nextIdentity.fingerprint)
     }
 }

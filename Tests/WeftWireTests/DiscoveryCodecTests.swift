@@ -138,8 +138,27 @@ struct DiscoveryCodecTests {
             #expect(throws: WireError.self) { try SiteAnnouncement(parsing: Array(bytes[0..<length])) }
         }
         var over = Self.announcement.serialized()
-        over[over.count - 1] = 65
+        // The count sits before the (empty) previous certificate's u16 length and signature's u8.
+        over[over.count - 4] = 65
         #expect(throws: WireError(.limitExceeded, field: "revoked count")) { try SiteAnnouncement(parsing: over) }
+    }
+
+    @Test("a previous identity's endorsement round-trips; an oversized certificate is refused")
+    func endorsement() throws {
+        var announcement = Self.announcement
+        announcement.previousCertificate = Array(repeating: 0x30, count: 300)
+        announcement.previousSignature = Array(repeating: 0x5c, count: 64)
+        let bytes = announcement.serialized()
+        #expect(try SiteAnnouncement(parsing: bytes) == announcement)
+        for length in stride(from: 0, to: bytes.count, by: 5) {
+            #expect(throws: WireError.self) { try SiteAnnouncement(parsing: Array(bytes[0..<length])) }
+        }
+        var over = Self.announcement.serialized()
+        over[over.count - 3] = 0x10  // a 4,096 + 1 byte certificate announced
+        over[over.count - 2] = 0x01
+        #expect(throws: WireError(.limitExceeded, field: "previous certificate")) {
+            try SiteAnnouncement(parsing: over)
+        }
     }
 
     @Test("endpoints of unknown link types are skipped, for newer peers")

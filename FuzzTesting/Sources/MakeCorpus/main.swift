@@ -121,7 +121,7 @@ var unknownEndpoint = SiteAnnouncement(
     endpoints: [.init(linkType: .tls, address: "10.0.0.1", port: 1)],
     apps: []
 ).serialized()
-unknownEndpoint[unknownEndpoint.count - 1 - 2 - 2 - 8 - 1 - 1] = 9  // the endpoint's link type
+unknownEndpoint[unknownEndpoint.count - 4 - 2 - 2 - 8 - 1 - 1] = 9  // the endpoint's link type
 write("FuzzDiscoveryMessageParser", "signed-announcement", signed(.announcement, announcement.serialized()))
 write("FuzzDiscoveryMessageParser", "signed-goodbye", signed(.goodbye, goodbye.serialized()))
 write("FuzzDiscoveryMessageParser", "announcement", announcement.serialized())

@@ -82,6 +82,8 @@ public struct DirectoryStateMachine: Sendable {
         case ignoredRevocations(by: String, count: Int)
         /// A revoker revoked this site's own identity: it can no longer reach sites that listen.
         case revokedHere(by: String)
+        /// A site rotated its identity and the pinned one endorsed the new: pinned anew.
+        case repinned(siteName: String, from: CertificateFingerprint, to: CertificateFingerprint)
     }
 
     struct Peer {
@@ -220,6 +222,7 @@ public struct DirectoryStateMachine: Sendable {
             return drop(.impostor, sender: name, quiet: false)
         }
         if revoked[verified.fingerprint] != nil { return drop(.revoked, sender: name, quiet: false) }
+        if verified.notValidAfterMillis < now.wallMillis { return drop(.expired, sender: name, quiet: retained) }
 
         var lastWill: SiteGoodbye?
         if message.kind == .goodbye, let goodbye = try? SiteGoodbye(parsing: message.body),
@@ -237,8 +240,15 @@ public struct DirectoryStateMachine: Sendable {
         if lastWill == nil, message.timestampMillis + window < now.wallMillis {
             return drop(.stale, sender: name, quiet: retained)
         }
+        // The pin this message's identity replaces, when the pinned identity endorsed it.
+        var rotatedFrom: CertificateFingerprint?
         if let pinned = pins[name] {
-            if pinned != verified.fingerprint { return drop(.impostor, sender: name, quiet: false) }
+            if pinned != verified.fingerprint {
+                guard endorsed(message, by: pinned, for: verified.fingerprint) else {
+                    return drop(.impostor, sender: name, quiet: false)
+                }
+                rotatedFrom = pinned
+            }
         } else if verified.fingerprint == configuration.ownFingerprint {
             return drop(.impostor, sender: name, quiet: false)
         } else if pinnedNames[verified.fingerprint] != nil {
@@ -256,7 +266,11 @@ public struct DirectoryStateMachine: Sendable {
         remember(message.messageID, timestamp: message.timestampMillis, now: now)
 
         var actions: [Action] = []
-        if pins[name] == nil {
+        if pins[name] == nil || rotatedFrom != nil {
+            if let rotatedFrom {
+                pinnedNames[rotatedFrom] = nil
+                actions.append(.repinned(siteName: name, from: rotatedFrom, to: verified.fingerprint))
+            }
             pins[name] = verified.fingerprint
             pinnedNames[verified.fingerprint] = name
             actions.append(.pin(siteName: name, fingerprint: verified.fingerprint))
@@ -307,7 +321,24 @@ public struct DirectoryStateMachine: Sendable {
         peer.lastTimestamp = timestamp
         peers[name] = peer
         if !wasUp { return [.emit(.up(info))] }
-        return Self.differs(previous, announcement) ? [.emit(.changed(info))] : []
+        let rotated = peer.info.fingerprint != fingerprint
+        return rotated || Self.differs(previous, announcement) ? [.emit(.changed(info))] : []
+    }
+
+    /// Whether `message` is an announcement whose endorsement shows that the identity pinned as
+    /// `pinned` handed the name over to `fingerprint` (`weft identity --rotate`). Not when the old
+    /// identity is revoked, nor when the new one already speaks for another name or is ours.
+    private func endorsed(
+        _ message: DiscoveryMessage, by pinned: CertificateFingerprint, for fingerprint: CertificateFingerprint
+    ) -> Bool {
+        guard message.kind == .announcement, revoked[pinned] == nil, pinnedNames[fingerprint] == nil,
+            fingerprint != configuration.ownFingerprint,
+            let announcement = try? SiteAnnouncement(parsing: message.body),
+            !announcement.previousCertificate.isEmpty
+        else { return false }
+        let endorsement = IdentityEndorsement(
+            previousCertificate: announcement.previousCertificate, signature: announcement.previousSignature)
+        return endorsement.endorses(fingerprint, for: message.senderName, replacing: pinned)
     }
 
     /// Applies what a revoker's announcement revokes, and lifts what it no longer does. A

@@ -20,7 +20,9 @@ extension DiscoveryAgent {
             refreshSeconds: UInt16(clamping: configuration.refreshInterval.components.seconds),
             endpoints: endpoints,
             apps: apps,
-            revoked: revoked.prefix(SiteAnnouncement.Limits.revoked).map(\.bytes)
+            revoked: revoked.prefix(SiteAnnouncement.Limits.revoked).map(\.bytes),
+            previousCertificate: configuration.endorsement?.previousCertificate ?? [],
+            previousSignature: configuration.endorsement?.signature ?? []
         )
         publish(.announcement, body: announcement.serialized())
     }

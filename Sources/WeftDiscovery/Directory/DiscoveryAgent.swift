@@ -35,6 +35,8 @@ public final class DiscoveryAgent: Sendable {
         public var configuredPins: [String: CertificateFingerprint]
         /// Sites whose announced revocations apply here too (`crypto.revokers`).
         public var revokers: Set<String>
+        /// The previous identity's endorsement of this one, after `weft identity --rotate`.
+        public var endorsement: IdentityEndorsement?
 
         public init(
             siteName: String,
@@ -51,7 +53,8 @@ public final class DiscoveryAgent: Sendable {
             allowedClockSkew: Duration = .seconds(30),
             trust: TrustMode = .firstUse,
             configuredPins: [String: CertificateFingerprint] = [:],
-            revokers: Set<String> = []
+            revokers: Set<String> = [],
+            endorsement: IdentityEndorsement? = nil
         ) {
             self.siteName = siteName
             self.mesh = mesh
@@ -68,6 +71,7 @@ public final class DiscoveryAgent: Sendable {
             self.trust = trust
             self.configuredPins = configuredPins
             self.revokers = revokers
+            self.endorsement = endorsement
         }
     }
 
@@ -115,6 +119,8 @@ public final class DiscoveryAgent: Sendable {
             var endpoints: [SiteAnnouncement.Endpoint]
             /// The agent is leaving: a disconnect now is the one it asked for.
             var leaving = false
+            /// When the certificate's expiry was last looked at.
+            var lastExpiryCheck: Duration?
         }
 
         let state: Mutex<State>
@@ -445,6 +451,7 @@ public final class DiscoveryAgent: Sendable {
 
     private func tick() {
         let now = self.now()
+        warnIfExpiring(now)
         let (actions, announceNow) = shared.state.withLock { state in
             let actions = state.machine.tick(now: now)
             let due = state.connected && now.uptime - state.lastAnnounce >= configuration.refreshInterval
@@ -479,6 +486,15 @@ public final class DiscoveryAgent: Sendable {
                 logger.warning(
                     "not applying revocations announced by a site that is not in crypto.revokers",
                     metadata: ["site": .string(site), "revocations": .stringConvertible(count)])
+            case .repinned(let site, let old, let new):
+                logger.notice(
+                    "re-pinned a site that rotated its identity: its pinned identity endorsed the new one",
+                    metadata: ["peer": .string(site), "from": .string(old.description), "to": .string(new.description)])
+                if configuration.configuredPins[site] != nil {
+                    logger.warning(
+                        "crypto.pinnedSites still pins the old identity: update it, or a reload or restart refuses the site",
+                        metadata: ["peer": .string(site), "fingerprint": .string(new.description)])
+                }
             case .revokedHere(let site):
                 logger.error(
                     "this site's identity was revoked by another site: sites that take its revocations refuse this one",
@@ -496,6 +512,31 @@ public final class DiscoveryAgent: Sendable {
             try revocationStore.save(learned.merging(operators) { _, own in own })
         } catch {
             logger.error("cannot save revoked peers: \(error)")
+        }
+    }
+
+    /// Says, at start and then once a day, that this site's certificate is about to expire (or
+    /// has): peers refuse an expired identity, and only `weft identity --rotate` makes a new one.
+    private func warnIfExpiring(_ now: DirectoryStateMachine.Now) {
+        let due = shared.state.withLock { state in
+            guard state.lastExpiryCheck.map({ now.uptime - $0 >= .seconds(86_400) }) ?? true else { return false }
+            state.lastExpiryCheck = now.uptime
+            return true
+        }
+        guard due else { return }
+        let left = identity.notValidAfter.timeIntervalSince1970 - Double(now.wallMillis) / 1000
+        let metadata: Logger.Metadata = [
+            "notValidAfter": .string(identity.notValidAfter.formatted(.iso8601)),
+            "fingerprint": .string(identity.fingerprint.description),
+        ]
+        if left <= 0 {
+            logger.error(
+                "this site's identity has expired and peers refuse it: run `weft identity --rotate` and restart",
+                metadata: metadata)
+        } else if left < SiteIdentity.renewalWarning {
+            logger.warning(
+                "this site's identity expires in \(Int(left / 86_400)) days: run `weft identity --rotate` and restart",
+                metadata: metadata)
         }
     }
 

@@ -31,12 +31,14 @@ public struct DropReason: Error, Hashable, Sendable, CustomStringConvertible {
     public static let tooManySites = DropReason("too many sites")
     /// Signed by a revoked identity (`weft trust revoke`, or a site in `crypto.revokers`).
     public static let revoked = DropReason("revoked")
+    /// Signed by a certificate past its notValidAfter: the site must rotate its identity.
+    public static let expired = DropReason("expired certificate")
     /// Over its sender's share of the queue (`IntakeBudget`): a flood.
     public static let flooded = DropReason("flooded")
 
     public static let all: [DropReason] = [
         .oversized, .undecryptable, .malformed, .badSignature, .stale, .future, .replayed, .impostor, .staleSession,
-        .wrongTopic, .secondName, .notPinned, .tooManySites, .revoked, .flooded,
+        .wrongTopic, .secondName, .notPinned, .tooManySites, .revoked, .expired, .flooded,
     ]
 
     public var description: String { name }

@@ -11,6 +11,14 @@ public struct VerifiedDiscoveryMessage: Sendable, Hashable {
     public var message: DiscoveryMessage
     /// SHA-256 of the sender's certificate.
     public var fingerprint: CertificateFingerprint
+    /// When the sender's certificate expires, in milliseconds since 1970.
+    public var notValidAfterMillis: UInt64
+
+    public init(message: DiscoveryMessage, fingerprint: CertificateFingerprint, notValidAfterMillis: UInt64 = .max) {
+        self.message = message
+        self.fingerprint = fingerprint
+        self.notValidAfterMillis = notValidAfterMillis
+    }
 }
 
 /// Seals and opens message-channel payloads.
@@ -71,24 +79,29 @@ public struct EnvelopeSealer: Sendable {
         // Before the signature: checking costs one HMAC, verifying a signature far more.
         guard topic == keys.presenceTopic(for: signed.message.senderName) else { return .failure(.wrongTopic) }
         guard
-            let publicKey = keyCache?.key(for: signed.message.senderCertificate)
-                ?? Self.publicKey(of: signed.message.senderCertificate)
+            let signer = keyCache?.signer(for: signed.message.senderCertificate)
+                ?? Self.signer(of: signed.message.senderCertificate)
         else { return .failure(.malformed) }
-        keyCache?.store(publicKey, for: signed.message.senderCertificate)
+        keyCache?.store(signer, for: signed.message.senderCertificate)
         guard let signature = try? P256.Signing.ECDSASignature(rawRepresentation: signed.signature),
-            publicKey.isValidSignature(signature, for: Self.signatureInput(topic: topic, signed.signedBytes))
+            signer.key.isValidSignature(signature, for: Self.signatureInput(topic: topic, signed.signedBytes))
         else { return .failure(.badSignature) }
         return .success(
             VerifiedDiscoveryMessage(
                 message: signed.message,
-                fingerprint: CertificateFingerprint(derCertificate: signed.message.senderCertificate)
+                fingerprint: CertificateFingerprint(derCertificate: signed.message.senderCertificate),
+                notValidAfterMillis: signer.notValidAfterMillis
             )
         )
     }
 
-    static func publicKey(of certificateDER: [UInt8]) -> P256.Signing.PublicKey? {
-        guard let certificate = try? Certificate(derEncoded: certificateDER) else { return nil }
-        return P256.Signing.PublicKey(certificate.publicKey)
+    static func signer(of certificateDER: [UInt8]) -> CertificateSigner? {
+        guard let certificate = try? Certificate(derEncoded: certificateDER),
+            let key = P256.Signing.PublicKey(certificate.publicKey)
+        else { return nil }
+        let seconds = certificate.notValidAfter.timeIntervalSince1970
+        let millis = seconds >= Double(UInt64.max / 1000) ? UInt64.max : UInt64(max(0, seconds) * 1000)
+        return CertificateSigner(key: key, notValidAfterMillis: millis)
     }
 
     static func signatureInput(topic: String, _ signedBytes: [UInt8]) -> [UInt8] {

@@ -1,24 +1,31 @@
 import Crypto
 import Synchronization
 
+/// What a sender's certificate says, extracted once: its public key and when it expires.
+struct CertificateSigner: Sendable {
+    var key: P256.Signing.PublicKey
+    /// The certificate's notValidAfter, in milliseconds since 1970.
+    var notValidAfterMillis: UInt64
+}
+
 /// Public keys already extracted from certificates, so a sender's certificate is parsed once,
 /// not once per message. Bounded: when full it starts over, which costs only re-parsing.
 public final class PublicKeyCache: Sendable {
-    private let entries = Mutex<[[UInt8]: P256.Signing.PublicKey]>([:])
+    private let entries = Mutex<[[UInt8]: CertificateSigner]>([:])
     private let limit: Int
 
     public init(limit: Int = 4096) {
         self.limit = limit
     }
 
-    func key(for certificate: [UInt8]) -> P256.Signing.PublicKey? {
+    func signer(for certificate: [UInt8]) -> CertificateSigner? {
         entries.withLock { $0[certificate] }
     }
 
-    func store(_ key: P256.Signing.PublicKey, for certificate: [UInt8]) {
+    func store(_ signer: CertificateSigner, for certificate: [UInt8]) {
         entries.withLock { table in
             if table.count >= limit { table.removeAll(keepingCapacity: true) }
-            table[certificate] = key
+            table[certificate] = signer
         }
     }
 }

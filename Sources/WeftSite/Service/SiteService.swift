@@ -16,17 +16,20 @@ import WeftWire
 public struct SiteService: Service {
     public let configuration: SiteConfiguration
     public let identity: SiteIdentity
+    /// The previous identity's endorsement of this one, announced after a rotation.
+    public let endorsement: IdentityEndorsement?
     public let softwareVersion: String
     /// Where the API and the reload find the running site.
     public let handle: SiteHandle
     private let logger: Logger
 
     public init(
-        configuration: SiteConfiguration, identity: SiteIdentity, softwareVersion: String,
-        handle: SiteHandle = SiteHandle(), logger: Logger
+        configuration: SiteConfiguration, identity: SiteIdentity, endorsement: IdentityEndorsement? = nil,
+        softwareVersion: String, handle: SiteHandle = SiteHandle(), logger: Logger
     ) {
         self.configuration = configuration
         self.identity = identity
+        self.endorsement = endorsement
         self.softwareVersion = softwareVersion
         self.handle = handle
         self.logger = logger
@@ -182,7 +185,8 @@ public struct SiteService: Service {
             apps: configuration.localExposedApps.map(\.appName),
             trust: configuration.crypto.trust,
             configuredPins: configuration.crypto.pinnedSites,
-            revokers: Set(configuration.crypto.revokers)
+            revokers: Set(configuration.crypto.revokers),
+            endorsement: endorsement
         )
     }
 }

@@ -29,6 +29,8 @@ public struct SiteAnnouncement: Hashable, Sendable {
         public static let apps = 1024
         public static let appName = 255
         public static let revoked = 64
+        public static let previousCertificate = DiscoveryMessage.Limits.certificate
+        public static let previousSignature = 255
     }
 
     /// A revoked identity: the SHA-256 of its certificate.
@@ -56,6 +58,10 @@ public struct SiteAnnouncement: Hashable, Sendable {
     /// Identities this site's operator revoked (`weft trust revoke`), as certificate SHA-256s:
     /// sites that name this one in `crypto.revokers` refuse them too.
     public var revoked: [[UInt8]]
+    /// After an identity rotation: the previous identity's certificate (DER) and its signature
+    /// endorsing the current one, so peers that pinned the old re-pin the new. Empty otherwise.
+    public var previousCertificate: [UInt8]
+    public var previousSignature: [UInt8]
 
     public init(
         protocolVersion: UInt16,
@@ -67,7 +73,9 @@ public struct SiteAnnouncement: Hashable, Sendable {
         refreshSeconds: UInt16,
         endpoints: [Endpoint],
         apps: [String],
-        revoked: [[UInt8]] = []
+        revoked: [[UInt8]] = [],
+        previousCertificate: [UInt8] = [],
+        previousSignature: [UInt8] = []
     ) {
         self.protocolVersion = protocolVersion
         self.capabilities = capabilities
@@ -79,14 +87,19 @@ public struct SiteAnnouncement: Hashable, Sendable {
         self.endpoints = endpoints
         self.apps = apps
         self.revoked = revoked
+        self.previousCertificate = previousCertificate
+        self.previousSignature = previousSignature
     }
 
     /// Serializes: `u16 version | u32 caps | u64 instance | 16 session | u8+siteID |
     /// u8+software | u16 refresh | u8 count, (u8 type | u8+address | u16 port)* | u16 count, (u8+name)*
-    /// u8 count, (32 fingerprint)*`.
+    /// u8 count, (32 fingerprint)* | u16+previous certificate | u8+previous signature`.
     public func serialized() -> [UInt8] {
         precondition(session.count == Self.sessionLength)
         precondition(revoked.count <= Limits.revoked && revoked.allSatisfy { $0.count == Self.fingerprintLength })
+        precondition(
+            previousCertificate.count <= Limits.previousCertificate
+                && previousSignature.count <= Limits.previousSignature)
         var buffer = ByteBuffer()
         buffer.writeInteger(protocolVersion)
         buffer.writeInteger(capabilities)
@@ -105,6 +118,8 @@ public struct SiteAnnouncement: Hashable, Sendable {
         for app in apps { buffer.writePrefixedString(UInt8.self, app) }
         buffer.writeInteger(UInt8(revoked.count))
         for fingerprint in revoked { buffer.writeBytes(fingerprint) }
+        buffer.writePrefixedBytes(UInt16.self, previousCertificate)
+        buffer.writePrefixedBytes(UInt8.self, previousSignature)
         return Array(buffer.readableBytesView)
     }
 
@@ -146,6 +161,10 @@ public struct SiteAnnouncement: Hashable, Sendable {
         for _ in 0..<revokedCount {
             revoked.append(try buffer.readWireBytes(length: Self.fingerprintLength, field: "revoked fingerprint"))
         }
+        previousCertificate = try buffer.readPrefixedBytes(
+            UInt16.self, limit: Limits.previousCertificate, field: "previous certificate")
+        previousSignature = try buffer.readPrefixedBytes(
+            UInt8.self, limit: Limits.previousSignature, field: "previous signature")
         guard buffer.readableBytes == 0 else { throw WireError(.trailingBytes, field: "announcement") }
     }
 }

@@ -1,0 +1,58 @@
+import Foundation
+import Testing
+import WeftIdentity
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+@Suite("identity lifetime and rotation on disk", .timeLimit(.minutes(10)))
+struct IdentityRotationTests {
+    @Test("a new identity is valid for two years, not a century")
+    func lifetime() throws {
+        let now = Date()
+        let identity = try SiteIdentity.generate(now: now)
+        #expect(abs(identity.notValidAfter.timeIntervalSince(now) - SiteIdentity.lifetime) < 5)
+    }
+
+    @Test("rotate: a new key and certificate, endorsed by the old for this site name only; the old key is gone")
+    func rotate() throws {
+        let directory = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let store = IdentityStore(directory: directory)
+        let (old, _) = try store.loadOrCreate()
+        let oldKey = try String(contentsOfFile: store.keyPath, encoding: .utf8)
+        #expect(try store.loadEndorsement(for: old, siteName: "berlin") == nil, "never rotated")
+
+        let (previous, next) = try store.rotate(siteName: "berlin")
+        #expect(previous.fingerprint == old.fingerprint && next.fingerprint != old.fingerprint)
+        let (loaded, outcome) = try store.loadOrCreate()
+        #expect(outcome == .loaded && loaded.fingerprint == next.fingerprint)
+        #expect(try String(contentsOfFile: store.keyPath, encoding: .utf8) != oldKey)
+        #expect(mode(store.keyPath) == 0o600 && mode(store.endorsementPath) == 0o600)
+        #expect(!FileManager.default.fileExists(atPath: store.keyPath + ".new"))
+
+        let endorsement = try #require(try store.loadEndorsement(for: loaded, siteName: "berlin"))
+        #expect(endorsement.previousFingerprint == old.fingerprint)
+        #expect(endorsement.endorses(next.fingerprint, for: "berlin", replacing: old.fingerprint))
+        // Bound to the name, the new identity and the old pin.
+        #expect(!endorsement.endorses(next.fingerprint, for: "paris", replacing: old.fingerprint))
+        let stranger = try SiteIdentity.generate()
+        #expect(!endorsement.endorses(stranger.fingerprint, for: "berlin", replacing: old.fingerprint))
+        #expect(!endorsement.endorses(next.fingerprint, for: "berlin", replacing: stranger.fingerprint))
+        var forged = endorsement
+        forged.signature[10] ^= 1
+        #expect(!forged.endorses(next.fingerprint, for: "berlin", replacing: old.fingerprint))
+        // Under another site name the file endorses nothing, so nothing is announced.
+        #expect(try store.loadEndorsement(for: loaded, siteName: "paris") == nil)
+    }
+
+    @Test("rotating without an identity is an error, and creates nothing")
+    func rotateNothing() throws {
+        let directory = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let store = IdentityStore(directory: directory)
+        #expect(throws: (any Error).self) { try store.rotate(siteName: "berlin") }
+        #expect(!FileManager.default.fileExists(atPath: store.keyPath))
+    }
+}
