@@ -4,13 +4,30 @@ import WeftDiscovery
 import WeftIdentity
 import WeftWire
 
+/// The tests' wall clock starts here.
+private let t0: UInt64 = 1_800_000_000_000
+
+private func at(_ seconds: Int) -> DirectoryStateMachine.Now {
+    .init(wallMillis: t0 + UInt64(seconds) * 1000, uptime: .seconds(seconds))
+}
+
+/// `site`'s announcement, stamped `seconds` after t0, fed to `machine`.
+private func receive(_ site: FakeSite, _ machine: inout DirectoryStateMachine, at seconds: Int) throws
+    -> [DirectoryStateMachine.Action]
+{
+    machine.receive(try site.verifiedAnnouncement(at: t0 + UInt64(seconds) * 1000), retained: false, now: at(seconds))
+}
+
+private func drops(_ actions: [DirectoryStateMachine.Action]) -> [DropReason] {
+    actions.compactMap { if case .drop(let reason, _, _) = $0 { reason } else { nil } }
+}
+
 @Suite("revocation in the directory: here, by a revoker, ignored from anyone else", .timeLimit(.minutes(10)))
 struct RevocationTests {
     let me: FakeSite
     var hq: FakeSite
     var member: FakeSite
     var rogue: FakeSite
-    let t0: UInt64 = 1_800_000_000_000
 
     init() throws {
         me = try FakeSite(name: "me")
@@ -27,23 +44,8 @@ struct RevocationTests {
             revoked: revoked)
     }
 
-    func at(_ seconds: Int) -> DirectoryStateMachine.Now {
-        .init(wallMillis: t0 + UInt64(seconds) * 1000, uptime: .seconds(seconds))
-    }
-
-    func receive(_ site: FakeSite, _ machine: inout DirectoryStateMachine, at seconds: Int) throws
-        -> [DirectoryStateMachine.Action]
-    {
-        machine.receive(
-            try site.verifiedAnnouncement(at: t0 + UInt64(seconds) * 1000), retained: false, now: at(seconds))
-    }
-
     func events(_ actions: [DirectoryStateMachine.Action]) -> [DirectoryEvent] {
         actions.compactMap { if case .emit(let event) = $0 { event } else { nil } }
-    }
-
-    func drops(_ actions: [DirectoryStateMachine.Action]) -> [DropReason] {
-        actions.compactMap { if case .drop(let reason, _, _) = $0 { reason } else { nil } }
     }
 
     @Test("revoked here: a peer that is up goes down at once, and nothing it signs is believed, under any name")
@@ -126,25 +128,9 @@ struct RevocationTests {
 @Suite("identity rotation in the directory: re-pinned only on the old identity's word", .timeLimit(.minutes(10)))
 struct IdentityRotationDirectoryTests {
     let me: FakeSite
-    let t0: UInt64 = 1_800_000_000_000
 
     init() throws {
         me = try FakeSite(name: "me")
-    }
-
-    func at(_ seconds: Int) -> DirectoryStateMachine.Now {
-        .init(wallMillis: t0 + UInt64(seconds) * 1000, uptime: .seconds(seconds))
-    }
-
-    func receive(_ site: FakeSite, _ machine: inout DirectoryStateMachine, at seconds: Int) throws
-        -> [DirectoryStateMachine.Action]
-    {
-        machine.receive(
-            try site.verifiedAnnouncement(at: t0 + UInt64(seconds) * 1000), retained: false, now: at(seconds))
-    }
-
-    func drops(_ actions: [DirectoryStateMachine.Action]) -> [DropReason] {
-        actions.compactMap { if case .drop(let reason, _, _) = $0 { reason } else { nil } }
     }
 
     @Test("the pinned identity endorses its successor: re-pinned, the peer changes, the old identity is refused")
