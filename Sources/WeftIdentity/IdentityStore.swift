@@ -54,6 +54,7 @@ public struct IdentityStore: Sendable {
         }
         let lock = try FileLock(path: directory + "/.lock")
         defer { lock.unlock() }
+        try finishRotation()
 
         let fm = FileManager.default
         let hasKey = fm.fileExists(atPath: keyPath)
@@ -89,19 +90,50 @@ public struct IdentityStore: Sendable {
         try makeDirectory()
         let lock = try FileLock(path: directory + "/.lock")
         defer { lock.unlock() }
+        try finishRotation()
         let previous = try load()
         let next = try SiteIdentity.generate(now: now)
         let endorsement = try IdentityEndorsement(siteName: siteName, from: previous, to: next)
-        // The new pair is written beside the old and renamed over it; the endorsement first, so
-        // a new key never exists without it.
-        try writeSecret(
-            Self.encode(endorsement), to: endorsementPath)
+        // The endorsement first, so a new key never exists without it; then the new pair, whole,
+        // beside the old; then the renames. A crash between them is finished at the next load
+        // (`finishRotation`), so the key and the certificate never stay mismatched.
+        try writeSecret(Self.encode(endorsement), to: endorsementPath)
         try writeSecret(next.privateKeyPEM, to: keyPath + ".new")
         try writeSecret(try next.certificatePEM, to: certificatePath + ".new")
-        guard rename(keyPath + ".new", keyPath) == 0, rename(certificatePath + ".new", certificatePath) == 0 else {
-            throw IdentityError(code: .io, message: "cannot replace \(keyPath): \(String(cString: strerror(errno)))")
-        }
+        try finishRotation()
         return (previous, next)
+    }
+
+    /// Completes a rotation that stopped part way: a whole new pair is renamed into place (key,
+    /// then certificate); a new key whose certificate was never written is dropped (the old
+    /// identity stays, and the endorsement, which names the new one, endorses nothing).
+    private func finishRotation() throws {
+        let fm = FileManager.default
+        let newKey = keyPath + ".new"
+        let newCertificate = certificatePath + ".new"
+        if fm.fileExists(atPath: newKey) {
+            guard fm.fileExists(atPath: newCertificate) else {
+                unlink(newKey)
+                return
+            }
+            try move(newKey, to: keyPath)
+        }
+        if fm.fileExists(atPath: newCertificate) {
+            // Only a certificate that belongs to the key in place is taken.
+            guard (try? load(keyAt: keyPath, certificateAt: newCertificate)) != nil else {
+                throw IdentityError(
+                    code: .mismatch,
+                    message: "\(newCertificate) is left from a rotation but does not belong to \(keyPath); "
+                        + "remove it if \(certificatePath) is the right one")
+            }
+            try move(newCertificate, to: certificatePath)
+        }
+    }
+
+    private func move(_ from: String, to: String) throws(IdentityError) {
+        guard rename(from, to) == 0 else {
+            throw IdentityError(code: .io, message: "cannot replace \(to): \(String(cString: strerror(errno)))")
+        }
     }
 
     /// The endorsement of the current identity by the one before it, or nil when the identity
@@ -132,6 +164,10 @@ public struct IdentityStore: Sendable {
 
     /// Loads an existing identity; never creates one.
     public func load() throws -> SiteIdentity {
+        try load(keyAt: keyPath, certificateAt: certificatePath)
+    }
+
+    private func load(keyAt keyPath: String, certificateAt certificatePath: String) throws -> SiteIdentity {
         let keyText = try readText(keyPath)
         let certText = try readText(certificatePath)
         let key: P256.Signing.PrivateKey

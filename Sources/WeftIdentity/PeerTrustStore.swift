@@ -37,6 +37,17 @@ public struct PeerTrustStore: Sendable {
         return pins
     }
 
+    /// Reads, changes and writes the file under a lock, so the running site and `weft trust
+    /// pin` or `forget` never write over each other's change.
+    public func update(_ change: (inout [String: CertificateFingerprint]) throws -> Void) throws {
+        try StateFiles.ensureDirectory((path as NSString).deletingLastPathComponent)
+        let lock = try FileLock(path: path + ".lock")
+        defer { lock.unlock() }
+        var pins = try load()
+        try change(&pins)
+        try save(pins)
+    }
+
     /// Writes all pins (0600).
     public func save(_ pins: [String: CertificateFingerprint]) throws(IdentityError) {
         try StateFiles.ensureDirectory((path as NSString).deletingLastPathComponent)

@@ -46,6 +46,21 @@ public struct RevocationStore: Sendable {
         return revoked
     }
 
+    /// Reads, changes and writes the file under a lock, so the running site and `weft trust
+    /// revoke` never write over each other's change. Returns what was written.
+    @discardableResult
+    public func update(_ change: (inout [CertificateFingerprint: Revocation]) throws -> Void) throws
+        -> [CertificateFingerprint: Revocation]
+    {
+        try StateFiles.ensureDirectory((path as NSString).deletingLastPathComponent)
+        let lock = try FileLock(path: path + ".lock")
+        defer { lock.unlock() }
+        var revoked = try load()
+        try change(&revoked)
+        try save(revoked)
+        return revoked
+    }
+
     /// Writes all revocations (0600).
     public func save(_ revoked: [CertificateFingerprint: Revocation]) throws(IdentityError) {
         try StateFiles.ensureDirectory((path as NSString).deletingLastPathComponent)

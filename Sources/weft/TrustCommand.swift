@@ -51,7 +51,8 @@ struct TrustCommand: ParsableCommand {
     /// A fingerprint as given, or the one pinned for a site name (trust file or config).
     static func resolve(_ target: String, _ options: ConfigOption) throws -> (CertificateFingerprint, String?) {
         if let fingerprint = CertificateFingerprint(target) {
-            let pins = try store(options).load()
+            let configured = try ConfigFile.load(options.config).configuration.crypto.pinnedSites
+            let pins = try store(options).load().merging(configured) { _, configured in configured }
             return (fingerprint, pins.first { $0.value == fingerprint }?.key)
         }
         let configured = try ConfigFile.load(options.config).configuration.crypto.pinnedSites
@@ -71,17 +72,18 @@ struct TrustCommand: ParsableCommand {
 
         func run() throws {
             let (fingerprint, name) = try TrustCommand.resolve(target, options)
-            let store = try TrustCommand.revocations(options)
-            var revoked = try store.load()
-            if revoked[fingerprint]?.revokedBy == nil, revoked[fingerprint] != nil {
-                print("\(fingerprint) is already revoked here")
-                return
+            let revoked = try TrustCommand.revocations(options).update { revoked in
+                revoked[fingerprint] = Revocation(siteName: name, revokedBy: nil)
             }
-            revoked[fingerprint] = Revocation(siteName: name, revokedBy: nil)
-            try store.save(revoked)
             let named = name.map { " (\(WireText.escaped($0)))" } ?? ""
             print(
                 "revoked \(fingerprint)\(named); a running site drops it and announces the revocation on SIGHUP")
+            let own = revoked.values.filter { $0.revokedBy == nil }.count
+            if own > SiteAnnouncement.Limits.revoked {
+                printError(
+                    "weft: \(own) identities are revoked here; an announcement carries \(SiteAnnouncement.Limits.revoked), "
+                        + "so other sites learn only that many (this site refuses them all)")
+            }
         }
     }
 
@@ -92,22 +94,23 @@ struct TrustCommand: ParsableCommand {
         @Argument(help: "A siteName or a fingerprint that was revoked here.") var target: String
 
         func run() throws {
-            let store = try TrustCommand.revocations(options)
-            var revoked = try store.load()
-            let fingerprint =
-                CertificateFingerprint(target)
-                ?? revoked.first { $0.value.siteName == target && $0.value.revokedBy == nil }?.key
-            guard let fingerprint, let revocation = revoked[fingerprint] else {
-                throw ValidationError("\"\(WireText.escaped(target))\" is not revoked here")
+            var lifted: CertificateFingerprint?
+            try TrustCommand.revocations(options).update { revoked in
+                let fingerprint =
+                    CertificateFingerprint(target)
+                    ?? revoked.first { $0.value.siteName == target && $0.value.revokedBy == nil }?.key
+                guard let fingerprint, let revocation = revoked[fingerprint] else {
+                    throw ValidationError("\"\(WireText.escaped(target))\" is not revoked here")
+                }
+                if let by = revocation.revokedBy {
+                    throw ValidationError(
+                        "\(fingerprint) was revoked by \(WireText.escaped(by)); it is lifted when \(WireText.escaped(by)) lifts it"
+                    )
+                }
+                revoked[fingerprint] = nil
+                lifted = fingerprint
             }
-            if let by = revocation.revokedBy {
-                throw ValidationError(
-                    "\(fingerprint) was revoked by \(WireText.escaped(by)); it is lifted when \(WireText.escaped(by)) lifts it"
-                )
-            }
-            revoked[fingerprint] = nil
-            try store.save(revoked)
-            print("lifted the revocation of \(fingerprint); a running site takes it on SIGHUP")
+            print("lifted the revocation of \(lifted.map(\.description) ?? target); a running site takes it on SIGHUP")
         }
     }
 
@@ -122,14 +125,14 @@ struct TrustCommand: ParsableCommand {
             guard let parsed = CertificateFingerprint(fingerprint) else {
                 throw ValidationError("\"\(fingerprint)\" is not a fingerprint (sha256: and 64 hex digits)")
             }
-            let store = try TrustCommand.store(options)
-            var pins = try store.load()
-            if let other = pins.first(where: { $0.key != siteName && $0.value == parsed })?.key {
-                throw ValidationError(
-                    "\(parsed) is already pinned for \"\(other)\"; one identity speaks for one site (forget it first)")
+            try TrustCommand.store(options).update { pins in
+                if let other = pins.first(where: { $0.key != siteName && $0.value == parsed })?.key {
+                    throw ValidationError(
+                        "\(parsed) is already pinned for \"\(other)\"; one identity speaks for one site (forget it first)"
+                    )
+                }
+                pins[siteName] = parsed
             }
-            pins[siteName] = parsed
-            try store.save(pins)
             print("pinned \(siteName) to \(parsed); a running site takes it on SIGHUP")
         }
     }
@@ -142,12 +145,11 @@ struct TrustCommand: ParsableCommand {
         @Argument(help: "The peer's siteName.") var siteName: String
 
         func run() throws {
-            let store = try TrustCommand.store(options)
-            var pins = try store.load()
-            guard pins.removeValue(forKey: siteName) != nil else {
-                throw ValidationError("no pin for \"\(siteName)\"")
+            try TrustCommand.store(options).update { pins in
+                guard pins.removeValue(forKey: siteName) != nil else {
+                    throw ValidationError("no pin for \"\(siteName)\"")
+                }
             }
-            try store.save(pins)
             print("forgot \(siteName); a running site takes it on SIGHUP")
         }
     }

@@ -25,9 +25,17 @@ struct RevocationEndToEndTests {
         try await lab.website("gamma-www", port: gammaHTTP, files: ["who.txt": "gamma\n"])
         try lab.site("hq", exposed: [SiteLab.exposed("web", "tcp:127.0.0.1:\(hqHTTP)")])
         try lab.site("gamma", exposed: [SiteLab.exposed("web", "tcp:127.0.0.1:\(gammaHTTP)")])
+        // A revoker must be pinned: hq's identity is made first and its fingerprint pinned at gamma.
+        let hqIdentity = try await WeftProcess.run(["identity", "--config", lab.configs["hq"]!])
+        let hqFingerprint = hqIdentity.output.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(hqFingerprint.hasPrefix("sha256:"), "\(hqIdentity)")
         _ = try lab.write(
             "gamma.yaml",
-            lab.read("gamma.yaml").replacingOccurrences(of: "crypto:\n", with: "crypto:\n  revokers: [hq]\n"))
+            lab.read("gamma.yaml").replacingOccurrences(
+                of: "crypto:\n",
+                with:
+                    "crypto:\n  revokers: [hq]\n  pinnedSites:\n  - {siteName: hq, fingerprint: \"\(hqFingerprint)\"}\n"
+            ))
         try lab.site(
             "member",
             remote: [

@@ -189,6 +189,21 @@ struct IdentityRotationDirectoryTests {
         #expect(drops(try receive(next, &machine, at: 1)) == [.impostor])
     }
 
+    @Test("a peer whose certificate expires while it is up goes down: its links and tunnel go with it")
+    func expiresWhileUp() throws {
+        var machine = DirectoryStateMachine(
+            configuration: .init(ownName: "me", ownFingerprint: me.identity.fingerprint))
+        // Valid until 5 s after t0.
+        let identity = try SiteIdentity.generate(
+            now: Date(timeIntervalSince1970: Double(t0) / 1000 - 3600), lifetime: 3605)
+        let site = try FakeSite(name: "berlin", identity: identity)
+        #expect(try receive(site, &machine, at: 0).contains { if case .emit(.up) = $0 { true } else { false } })
+        let actions = try receive(site, &machine, at: 10)
+        #expect(drops(actions) == [.expired])
+        #expect(actions.contains(.emit(.down(siteName: "berlin", reason: .expired))))
+        #expect(machine.peersUp.isEmpty)
+    }
+
     @Test("an expired certificate is refused; the site's own endorsement still moves its pin once it rotates")
     func expired() throws {
         var machine = DirectoryStateMachine(

@@ -47,6 +47,33 @@ struct IdentityRotationTests {
         #expect(try store.loadEndorsement(for: loaded, siteName: "paris") == nil)
     }
 
+    @Test("a rotation cut short is finished at the next load: never a key without its certificate")
+    func interruptedRotation() throws {
+        for stage in ["pair written", "key renamed", "key written only"] {
+            let directory = temporaryDirectory()
+            defer { try? FileManager.default.removeItem(atPath: directory) }
+            let store = IdentityStore(directory: directory)
+            let (old, _) = try store.loadOrCreate()
+            let next = try SiteIdentity.generate()
+            // As `rotate` leaves them: whole files, 0600.
+            let secret: [FileAttributeKey: Any] = [.posixPermissions: 0o600]
+            FileManager.default.createFile(
+                atPath: store.keyPath + ".new", contents: Data(next.privateKeyPEM.utf8), attributes: secret)
+            if stage != "key written only" {
+                FileManager.default.createFile(
+                    atPath: store.certificatePath + ".new", contents: Data(try next.certificatePEM.utf8),
+                    attributes: secret)
+            }
+            if stage == "key renamed" { #expect(rename(store.keyPath + ".new", store.keyPath) == 0) }
+            let (loaded, _) = try store.loadOrCreate()
+            let expected = stage == "key written only" ? old.fingerprint : next.fingerprint
+            #expect(loaded.fingerprint == expected, "\(stage)")
+            for leftover in [store.keyPath + ".new", store.certificatePath + ".new"] {
+                #expect(!FileManager.default.fileExists(atPath: leftover), "\(stage): \(leftover)")
+            }
+        }
+    }
+
     @Test("rotating without an identity is an error, and creates nothing")
     func rotateNothing() throws {
         let directory = temporaryDirectory()

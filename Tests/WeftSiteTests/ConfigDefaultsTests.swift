@@ -86,6 +86,24 @@ struct ConfigDefaultsTests {
             })
     }
 
+    @Test("crypto.revokers: site names pinned in crypto.pinnedSites; an unpinned one is an error, this site a warning")
+    func revokers() throws {
+        let pin = "  pinnedSites:\n  - {siteName: hq, fingerprint: \"sha256:\(String(repeating: "ab", count: 32))\"}\n"
+        let loaded = try loadConfig(
+            minimalConfig.replacingOccurrences(
+                of: "\"0123456789abcdef\"\n", with: "\"0123456789abcdef\"\n  revokers: [hq, site01]\n" + pin))
+        #expect(loaded.configuration.crypto.revokers == ["hq"])
+        #expect(loaded.warnings.contains { $0.path == "crypto.revokers[1]" && $0.message.contains("always apply") })
+        let unpinned = configErrors(
+            minimalConfig.replacingOccurrences(
+                of: "\"0123456789abcdef\"\n", with: "\"0123456789abcdef\"\n  revokers: [hq, ops]\n" + pin))
+        #expect(
+            unpinned.contains {
+                $0.path == "crypto.revokers[1]" && $0.message.contains("not in crypto.pinnedSites")
+            }, "\(unpinned)")
+        #expect(!unpinned.contains { $0.path == "crypto.revokers[0]" })
+    }
+
     @Test("localExposedApps[].allowedSites: a list of site names; none means every member")
     func allowedSites() throws {
         let loaded = try loadConfig(

@@ -222,7 +222,15 @@ public struct DirectoryStateMachine: Sendable {
             return drop(.impostor, sender: name, quiet: false)
         }
         if revoked[verified.fingerprint] != nil { return drop(.revoked, sender: name, quiet: false) }
-        if verified.notValidAfterMillis < now.wallMillis { return drop(.expired, sender: name, quiet: retained) }
+        if verified.notValidAfterMillis < now.wallMillis {
+            // Up under it until now: down, and its certificate no longer opens a link either.
+            var actions = drop(.expired, sender: name, quiet: retained)
+            if let peer = peers[name], peer.info.fingerprint == verified.fingerprint {
+                peers[name] = nil
+                actions.append(.emit(.down(siteName: name, reason: .expired)))
+            }
+            return actions
+        }
 
         var lastWill: SiteGoodbye?
         if message.kind == .goodbye, let goodbye = try? SiteGoodbye(parsing: message.body),
@@ -314,6 +322,7 @@ public struct DirectoryStateMachine: Sendable {
         // Retained and live copies can cross; an older announcement never overrides a newer one.
         guard timestamp >= peer.lastTimestamp else { return [] }
         let previous = peer.info.announcement
+        let rotated = peer.info.fingerprint != fingerprint
         let wasUp = peer.isUp
         peer.info = info
         peer.isUp = true
@@ -321,7 +330,6 @@ public struct DirectoryStateMachine: Sendable {
         peer.lastTimestamp = timestamp
         peers[name] = peer
         if !wasUp { return [.emit(.up(info))] }
-        let rotated = peer.info.fingerprint != fingerprint
         return rotated || Self.differs(previous, announcement) ? [.emit(.changed(info))] : []
     }
 

@@ -121,6 +121,8 @@ public final class DiscoveryAgent: Sendable {
             var leaving = false
             /// When the certificate's expiry was last looked at.
             var lastExpiryCheck: Duration?
+            /// When ignored revocations were last logged, by announcing site.
+            var lastIgnoredLog: [String: Duration] = [:]
         }
 
         let state: Mutex<State>
@@ -145,7 +147,7 @@ public final class DiscoveryAgent: Sendable {
                 freshnessWindow: configuration.freshnessWindow,
                 allowedClockSkew: configuration.allowedClockSkew,
                 trust: configuration.trust,
-                revokers: configuration.revokers
+                revokers: Self.pinnedRevokers(configuration.revokers, configuration.configuredPins, logger)
             ),
             pins: pins,
             revoked: try revocationStore.load()
@@ -252,7 +254,8 @@ public final class DiscoveryAgent: Sendable {
             state.budget.keep(only: Set(pins.keys))
             let before = state.machine.revokedHere
             var actions = state.machine.replaceTrust(pins: pins, trust: trust)
-            actions += state.machine.replaceRevocations(stored, revokers: revokers)
+            actions += state.machine.replaceRevocations(
+                stored, revokers: Self.pinnedRevokers(revokers, configuredPins, logger))
             return (actions, state.connected, state.machine.revokedHere != before)
         }
         if revokedHereChanged && connected { announce() }
@@ -483,6 +486,14 @@ public final class DiscoveryAgent: Sendable {
                 // again on subscribing, so the site is up now rather than at its next refresh.
                 if lifted && shared.state.withLock({ $0.connected }) { subscribe() }
             case .ignoredRevocations(let site, let count):
+                // At most once a minute per site: a member changing its list cannot flood the log.
+                let due = shared.state.withLock { state in
+                    if let last = state.lastIgnoredLog[site], now.uptime - last < .seconds(60) { return false }
+                    if state.lastIgnoredLog.count >= 1024 { state.lastIgnoredLog.removeAll() }
+                    state.lastIgnoredLog[site] = now.uptime
+                    return true
+                }
+                guard due else { continue }
                 logger.warning(
                     "not applying revocations announced by a site that is not in crypto.revokers",
                     metadata: ["site": .string(site), "revocations": .stringConvertible(count)])
@@ -505,11 +516,26 @@ public final class DiscoveryAgent: Sendable {
 
     /// Writes the revocations learned from revokers; the operator's own (`weft trust revoke`,
     /// which writes the file while the site runs) are taken from the file as they are there.
+    /// The revokers whose identity the operator pinned; any other is left out (the config
+    /// refuses them too): a name learned on first use is whoever claimed it first.
+    static func pinnedRevokers(
+        _ revokers: Set<String>, _ configuredPins: [String: CertificateFingerprint], _ logger: Logger
+    ) -> Set<String> {
+        let unpinned = revokers.filter { configuredPins[$0] == nil }
+        if !unpinned.isEmpty {
+            logger.error(
+                "ignoring revokers not pinned in crypto.pinnedSites",
+                metadata: ["revokers": .string(unpinned.sorted().joined(separator: ","))])
+        }
+        return revokers.subtracting(unpinned)
+    }
+
     private func saveRevocations() {
         let learned = shared.state.withLock { $0.machine.revoked.filter { $0.value.revokedBy != nil } }
         do {
-            let operators = try revocationStore.load().filter { $0.value.revokedBy == nil }
-            try revocationStore.save(learned.merging(operators) { _, own in own })
+            try revocationStore.update { file in
+                file = learned.merging(file.filter { $0.value.revokedBy == nil }) { _, own in own }
+            }
         } catch {
             logger.error("cannot save revoked peers: \(error)")
         }
@@ -551,8 +577,7 @@ public final class DiscoveryAgent: Sendable {
         }
         guard let learned, !learned.isEmpty else { return }
         do {
-            let stored = try trustStore.load()
-            try trustStore.save(stored.merging(learned) { _, new in new })
+            try trustStore.update { stored in stored.merge(learned) { _, new in new } }
         } catch {
             logger.error("cannot save trusted peers: \(error)")
         }

@@ -44,6 +44,8 @@ public enum DownReason: String, Sendable, Hashable {
     case untrusted
     /// Its identity was revoked, here or by a site in `crypto.revokers`.
     case revoked
+    /// Its certificate expired: it must rotate its identity (`weft identity --rotate`).
+    case expired
 }
 
 /// Whom the directory believes for a site name it has no pin for.

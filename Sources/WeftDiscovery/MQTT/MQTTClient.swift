@@ -132,6 +132,9 @@ public final class MQTTClient: Sendable {
             guard case .running = state, box.isConnected.load(ordering: .relaxed) else { return }
             let pointer = handle.pointer
             awaitAcknowledgements()
+            // Lost meanwhile: the connection libmosquitto makes next asks for its will anew. (A
+            // join now could wait on a thread that is reconnecting instead of ending.)
+            guard box.isConnected.load(ordering: .relaxed) else { return }
             mosquitto_disconnect(pointer)
             // The network thread ends once DISCONNECT is written (the disconnect callback has
             // renewed the will by then); joined, then started again.

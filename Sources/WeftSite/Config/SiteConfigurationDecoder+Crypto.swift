@@ -32,13 +32,16 @@ extension SiteConfigurationDecoder {
         let previous = decodePreviousKeys(reader, crypto, current: key)
         return CryptoSettings(
             key: key, previousKeys: previous, trust: trust, pinnedSites: pins,
-            revokers: decodeRevokers(reader, crypto, top))
+            revokers: decodeRevokers(reader, crypto, top, pins: pins))
     }
 
-    /// `revokers`: site names, each once, this site's own name not among them.
-    private func decodeRevokers(_ reader: ConfigReader, _ crypto: ConfigReader.Mapping, _ top: ConfigReader.Mapping)
-        -> [String]
-    {
+    /// `revokers`: site names, each once, this site's own name not among them, each pinned in
+    /// `pinnedSites`: with trust on first use, whoever announced a revoker's name first would
+    /// hold its power to cut members off.
+    private func decodeRevokers(
+        _ reader: ConfigReader, _ crypto: ConfigReader.Mapping, _ top: ConfigReader.Mapping,
+        pins: [String: CertificateFingerprint]
+    ) -> [String] {
         let own = reader.string(top, "siteName")?.value
         var sites: [String] = []
         for text in reader.stringList(crypto, "revokers") {
@@ -48,6 +51,12 @@ extension SiteConfigurationDecoder {
             } else if name == own {
                 reader.warning(
                     text.path, at: text.mark, "is this site: its own revocations (`weft trust revoke`) always apply")
+            } else if pins[name] == nil {
+                reader.error(
+                    text.path, at: text.mark,
+                    "\(reader.quoted(name)) is not in crypto.pinnedSites: a revoker's identity must be pinned "
+                        + "(`weft identity` prints it there), or whoever announces the name first could revoke every member"
+                )
             } else {
                 sites.append(name)
             }

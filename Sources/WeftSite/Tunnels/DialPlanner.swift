@@ -85,7 +85,7 @@ public struct DialPlanner: Sendable {
             peer.up = true
         case .down(_, let reason):
             peer.up = false
-            if reason == .untrusted || reason == .revoked {
+            if reason == .untrusted || reason == .revoked || reason == .expired {
                 // Its certificate is no longer accepted on a link either.
                 peer.info = nil
             }
@@ -94,6 +94,7 @@ public struct DialPlanner: Sendable {
                 case .stopped: "stopped"
                 case .untrusted: "is no longer trusted"
                 case .revoked: "was revoked"
+                case .expired: "presents an expired certificate"
                 case .vanished, .timedOut: nil
                 }
             if let why { actions.append(.closeTunnel(peer: name, reason: "\(name) \(why)")) }
