@@ -94,8 +94,6 @@ struct KeyRotationEndToEndTests {
             #expect(lab.lines(site, "stream reset").isEmpty, "\(site): \(lab.lines(site, "stream reset"))")
         }
         #expect(lab.lines("beta", "tunnel created").count == 1 && lab.lines("gamma", "tunnel created").count == 1)
-        // Every reconnect was clean: the broker published no will of a live site.
-        #expect(!lab.broker.log.contains("disconnected due to"), "\(lab.broker.log)")
         await lab.stop("alpha", "beta", "gamma", "delta")
     }
 }

@@ -27,6 +27,19 @@ extension DiscoveryAgent {
         publish(.announcement, body: announcement.serialized())
     }
 
+    /// Announces, on this connection, the session the next one will have. A disconnect meant to
+    /// be clean can still reach the broker as a reset (the socket closed with a message from the
+    /// broker unread), and then the broker publishes this connection's will; every peer has by
+    /// then moved on to the next session, so it drops that will as `stale session`.
+    func announceNextSession() {
+        shared.state.withLock { state in
+            let session = Self.newSession()
+            state.session = session
+            state.nextSession = session
+        }
+        announce()
+    }
+
     func sayGoodbye() {
         let (session, connected) = shared.state.withLock { ($0.session, $0.connected) }
         guard connected else { return }

@@ -99,6 +99,8 @@ public final class DiscoveryAgent: Sendable {
         struct State {
             var machine: DirectoryStateMachine
             var session: [UInt8]
+            /// The session the next connection takes, announced before this one ends.
+            var nextSession: [UInt8]?
             /// The keys in force; `ringGeneration` counts changes, `willGeneration` is the
             /// generation the current connection's last will was sealed under.
             var ring: MeshKeyRing
@@ -168,11 +170,12 @@ public final class DiscoveryAgent: Sendable {
         // Each connection gets a new session and a will bound to it: an old will, replayed,
         // can never take down a site that has since reconnected.
         self.client = try MQTTClient(configuration: configuration.mqtt) {
-            let session = Self.newSession()
-            let keys = shared.state.withLock { state in
+            let (keys, session) = shared.state.withLock { state in
+                let session = state.nextSession ?? Self.newSession()
+                state.nextSession = nil
                 state.session = session
                 state.willGeneration = state.ringGeneration
-                return state.ring.current
+                return (state.ring.current, session)
             }
             let goodbye = SiteGoodbye(session: session, reason: .lastWill)
             let topic = keys.presenceTopic(for: name)
@@ -275,6 +278,8 @@ public final class DiscoveryAgent: Sendable {
     /// leave a will sealed under the new current key, then announces under every key. Its
     /// retained announcements under keys it no longer has are cleared.
     public func replaceKeys(_ ring: MeshKeyRing) {
+        // Under the keys this connection's will was sealed with, first.
+        if shared.state.withLock({ $0.connected }) { announceNextSession() }
         let (dropped, connected) = shared.state.withLock { state in
             let kept = Set(ring.all.map { $0.presenceTopic(for: configuration.siteName) })
             let dropped = state.ring.all.map { $0.presenceTopic(for: configuration.siteName) }.filter {
@@ -365,6 +370,7 @@ public final class DiscoveryAgent: Sendable {
                 // The keys changed while this connection was being made: its will is sealed
                 // under the old ones. Connect again (cleanly) to leave one under the new keys.
                 shared.state.withLock { $0.rekeying = true }
+                announceNextSession()
                 client.reconnect()
                 return
             }

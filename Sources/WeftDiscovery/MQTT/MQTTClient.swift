@@ -168,7 +168,7 @@ public final class MQTTClient: Sendable {
     /// QoS 1. Disconnecting before that loses the DISCONNECT: the broker's acknowledgement
     /// reaches a closed socket, which answers with a reset, and the broker, reset before it
     /// read the DISCONNECT, publishes the last will of a site that is alive.
-    private func awaitAcknowledgements(within limit: Duration = .seconds(1)) {
+    private func awaitAcknowledgements(within limit: Duration = .seconds(2)) {
         let clock = ContinuousClock()
         let deadline = clock.now + limit
         while box.unacknowledged > 0, box.isConnected.load(ordering: .relaxed), clock.now < deadline {
