@@ -40,12 +40,7 @@ public struct PeerTrustStore: Sendable {
     /// Reads, changes and writes the file under a lock, so the running site and `weft trust
     /// pin` or `forget` never write over each other's change.
     public func update(_ change: (inout [String: CertificateFingerprint]) throws -> Void) throws {
-        try StateFiles.ensureDirectory((path as NSString).deletingLastPathComponent)
-        let lock = try FileLock(path: path + ".lock")
-        defer { lock.unlock() }
-        var pins = try load()
-        try change(&pins)
-        try save(pins)
+        _ = try StateFiles.update(path, load: load, change: change, save: save)
     }
 
     /// Writes all pins (0600).

@@ -52,13 +52,7 @@ public struct RevocationStore: Sendable {
     public func update(_ change: (inout [CertificateFingerprint: Revocation]) throws -> Void) throws
         -> [CertificateFingerprint: Revocation]
     {
-        try StateFiles.ensureDirectory((path as NSString).deletingLastPathComponent)
-        let lock = try FileLock(path: path + ".lock")
-        defer { lock.unlock() }
-        var revoked = try load()
-        try change(&revoked)
-        try save(revoked)
-        return revoked
+        try StateFiles.update(path, load: load, change: change, save: save)
     }
 
     /// Writes all revocations (0600).

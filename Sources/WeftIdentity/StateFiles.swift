@@ -34,6 +34,21 @@ enum StateFiles {
         chmod(directory, 0o700)
     }
 
+    /// Reads, changes and writes the state file at `path` under `path.lock`, so two processes
+    /// (the running site and `weft trust`) never write over each other's change.
+    static func update<Value>(
+        _ path: String, load: () throws -> Value, change: (inout Value) throws -> Void,
+        save: (Value) throws -> Void
+    ) throws -> Value {
+        try ensureDirectory((path as NSString).deletingLastPathComponent)
+        let lock = try FileLock(path: path + ".lock")
+        defer { lock.unlock() }
+        var value = try load()
+        try change(&value)
+        try save(value)
+        return value
+    }
+
     /// Replaces `path` with `bytes`, 0600.
     static func writeSecret(_ bytes: [UInt8], to path: String) throws(IdentityError) {
         let temporary = path + ".tmp-\(getpid())"

@@ -164,11 +164,12 @@ public struct SiteService: Service {
     /// `endpoints`: those known at start (literal addresses); detected ones follow.
     func discoveryConfiguration(endpoints: [SiteAnnouncement.Endpoint]) -> DiscoveryAgent.Configuration {
         let mqtt = configuration.messageChannel.mqtt
+        let ring = configuration.meshKeyRing  // derives each key once
         let clientID = "weft-\(identity.siteID.prefix(12))-\(UInt32.random(in: 0...UInt32.max))"
         return DiscoveryAgent.Configuration(
             siteName: configuration.siteName,
-            mesh: configuration.meshKeyRing.current,
-            previousMeshes: configuration.meshKeyRing.previous,
+            mesh: ring.current,
+            previousMeshes: ring.previous,
             mqtt: MQTTClientConfiguration(
                 host: mqtt.broker.host,
                 port: mqtt.broker.port,
