@@ -46,12 +46,6 @@ public struct PeerTrustStore: Sendable {
     /// Writes all pins (0600).
     public func save(_ pins: [String: CertificateFingerprint]) throws(IdentityError) {
         try StateFiles.ensureDirectory((path as NSString).deletingLastPathComponent)
-        let object = pins.mapValues(\.description)
-        guard
-            let data = try? JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
-        else {
-            throw IdentityError(code: .io, message: "cannot encode \(path)")
-        }
-        try StateFiles.writeSecret(Array(data), to: path)
+        try StateFiles.writeSecret(StateFiles.jsonObject(pins.mapValues(\.description)), to: path)
     }
 }

@@ -42,6 +42,9 @@ struct LinkState {
     private var minimumRTTSince: Duration = .zero
     private var windowMinimum: Duration?
     var rttVariance: Duration = .zero
+    /// `smoothedRTT * 2 + rttVariance * 4`, kept from the last sample: the deadline is read on
+    /// every flush, and `Duration`'s generic `*` is a call into the runtime each time.
+    private var rttDeadline: Duration?
     /// Bytes acknowledged in total, and when the last acknowledgement arrived.
     var delivered = 0
     var deliveredTime: Duration = .zero
@@ -81,8 +84,7 @@ struct LinkState {
     /// The acknowledgement deadline: how long the oldest frame may stay unacknowledged before
     /// the link is suspected. Derived from the link's own RTT, never a fixed second.
     func ackDeadline(minimum: Duration) -> Duration {
-        guard let smoothedRTT else { return max(minimum, .milliseconds(500)) }
-        return max(minimum, smoothedRTT * 2 + rttVariance * 4)
+        max(minimum, rttDeadline ?? Self.unmeasuredAckDeadline)
     }
 
     /// How many bytes may be in flight: about twice the bandwidth-delay product, so decisions
@@ -180,8 +182,11 @@ struct LinkState {
         }
     }
 
+    static let unmeasuredAckDeadline = Duration.milliseconds(500)
+
     /// RFC 6298 smoothing.
     mutating func sampleRTT(_ sample: Duration) {
+        defer { rttDeadline = smoothedRTT.map { $0 * 2 + rttVariance * 4 } }
         guard let srtt = smoothedRTT else {
             smoothedRTT = sample
             rttVariance = sample / 2

@@ -30,28 +30,29 @@ extension TunnelEngine {
         }
         // Acks wait a little for a frame going back (a request's answer) to ride with, so a
         // request and its answer cost one packet each way, not two; bulk data is acked at once.
-        if reliableSeen, let link = links[id], link.receivedReliable > link.acknowledged {
-            let pending = withLink(id) { link in
-                link.receivedSinceAck += bytes.readableBytes
-                return link.receivedSinceAck
-            }
-            if let pending, pending >= options.ackBytes, link.writable {
-                sendAck(on: id)
-            } else if link.ackDueAt == nil {
-                let due = now + options.ackDelay
-                withLink(id) { $0.ackDueAt = due }
-            }
+        guard reliableSeen, let index = links.index(forKey: id),
+            links.values[index].receivedReliable > links.values[index].acknowledged
+        else { return }
+        links.values[index].receivedSinceAck += bytes.readableBytes
+        if links.values[index].receivedSinceAck >= options.ackBytes, links.values[index].writable {
+            sendAck(on: id)
+        } else if links.values[index].ackDueAt == nil {
+            links.values[index].ackDueAt = now + options.ackDelay
         }
     }
 
     mutating func sendAck(on id: LinkID) {
-        guard let link = links[id] else { return }
-        withLink(id) { link in
-            link.acknowledged = link.receivedReliable
-            link.receivedSinceAck = 0
-            link.ackDueAt = nil
-        }
-        write(.ack(link.receivedReliable), on: id)
+        guard
+            let count = withLink(
+                id,
+                { link in
+                    link.acknowledged = link.receivedReliable
+                    link.receivedSinceAck = 0
+                    link.ackDueAt = nil
+                    return link.receivedReliable
+                })
+        else { return }
+        write(.ack(count), on: id)
     }
 
     mutating func handle(_ frame: TunnelFrame, on link: LinkID, now: Duration) {
@@ -59,7 +60,7 @@ extension TunnelEngine {
         case .hello, .welcome, .refuse:
             breakLink(link, reason: TunnelFailure(.protocolViolation, "handshake frame after the handshake"), now: now)
         case .ack(let count):
-            guard let state = links[link], count <= state.sentReliable else {
+            guard let index = links.index(forKey: link), count <= links.values[index].sentReliable else {
                 breakLink(link, reason: TunnelFailure(.protocolViolation, "ack for frames never sent"), now: now)
                 return
             }

@@ -161,12 +161,14 @@ extension TunnelEngine {
     /// their in-flight cap, not suspected and not full.
     func chooseLink(for size: Int) -> LinkID? {
         var best: (LinkID, Double)?
-        for (id, link) in links where !link.suspect && link.writable {
-            guard
-                link.inFlightBytes == 0
-                    || link.inFlightBytes + size <= link.inFlightCap(initial: options.initialInFlight)
+        // By index, reading fields in place: iterating the values would copy each link's state.
+        for index in links.values.indices {
+            guard !links.values[index].suspect, links.values[index].writable else { continue }
+            let inFlight = links.values[index].inFlightBytes
+            guard inFlight == 0 || inFlight + size <= links.values[index].inFlightCap(initial: options.initialInFlight)
             else { continue }
-            let arrival = link.expectedArrival(bytes: size, initialRate: Self.assumedInitialRate)
+            let id = links.keys[index]
+            let arrival = links.values[index].expectedArrival(bytes: size, initialRate: Self.assumedInitialRate)
             if best == nil || arrival < best!.1 || (arrival == best!.1 && id < best!.0) {
                 best = (id, arrival)
             }
@@ -174,15 +176,23 @@ extension TunnelEngine {
         return best?.0
     }
 
+    /// Resumes reading the apps of paused streams that have drained: only those are looked at
+    /// (a scan of every stream on every event cost a copy of each stream's state).
     mutating func resumeReadingWhereDrained() {
-        for (id, stream) in streams
-        where stream.readingPaused && stream.pending.readableBytes <= options.sendBufferLimit / 2 {
-            streams[id]!.readingPaused = false
+        guard !pausedStreams.isEmpty else { return }
+        for id in pausedStreams.sorted() {
+            guard let index = streams.index(forKey: id) else {
+                pausedStreams.remove(id)
+                continue
+            }
+            guard streams.values[index].pending.readableBytes <= options.sendBufferLimit / 2 else { continue }
+            streams.values[index].readingPaused = false
+            pausedStreams.remove(id)
             actions.append(.resumeReading(id))
         }
     }
 
     mutating func write(_ frame: TunnelFrame, on link: LinkID) {
-        serializer.serialize(frame, into: &output[link, default: ByteBuffer()])
+        serializer.serialize(frame, into: &output[link, default: Self.emptyOutput])
     }
 }

@@ -100,6 +100,8 @@ public struct TunnelEngine: Sendable {
     /// Streams with bytes to send and no credit: their reader is waiting, often for a frame
     /// still on a slow link.
     var creditBlocked: Set<StreamID> = []
+    /// Streams whose app is not being read (their send buffer is full).
+    var pausedStreams: Set<StreamID> = []
     /// Internal, not private: tests start it near the end of the id space.
     var nextLocalStream: UInt32
     var highestRemoteStream: UInt32 = 0
@@ -115,6 +117,8 @@ public struct TunnelEngine: Sendable {
     /// Link ids gathered by `flush` and `checkLinks`, kept to reuse its storage.
     var scratchLinks: [LinkID] = []
     let serializer = TunnelFrameSerializer()
+    /// What a link's output starts from; the serializer reserves what each frame needs.
+    static let emptyOutput = ByteBuffer()
 
     /// Bytes re-sent because a link failed or was suspected.
     public internal(set) var resentBytes = 0
@@ -296,11 +300,14 @@ public struct TunnelEngine: Sendable {
 
     /// App bytes to send on a stream.
     public mutating func send(_ data: ByteBuffer, on id: StreamID, now: Duration) -> [TunnelAction] {
-        guard let stream = streams[id], !stream.finRequested else { return [] }
-        // In place: a copy of the stream taken out of the dictionary would copy its queue.
-        streams[id]!.pending.append(data)
-        if streams[id]!.pending.readableBytes > options.sendBufferLimit && !stream.readingPaused {
-            streams[id]!.readingPaused = true
+        // In place, by index: a copy of the stream taken out of the dictionary (even one kept
+        // only to read a flag) would make the queue shared, and the append would copy it.
+        guard let index = streams.index(forKey: id), !streams.values[index].finRequested else { return [] }
+        streams.values[index].pending.append(data)
+        if streams.values[index].pending.readableBytes > options.sendBufferLimit && !streams.values[index].readingPaused
+        {
+            streams.values[index].readingPaused = true
+            pausedStreams.insert(id)
             actions.append(.pauseReading(id))
         }
         markReady(id)
@@ -357,7 +364,7 @@ public struct TunnelEngine: Sendable {
         // iterating `output` would copy its buffers.)
         scratchLinks.removeAll(keepingCapacity: true)
         for (id, buffer) in output where buffer.readableBytes > 0 { scratchLinks.append(id) }
-        scratchLinks.sort()
+        if scratchLinks.count > 1 { scratchLinks.sort() }
         // Pending acks ride with whatever goes out on their link now.
         for id in scratchLinks where links[id]?.ackDueAt != nil { sendAck(on: id) }
         var result: [TunnelAction] = []
@@ -379,17 +386,18 @@ public struct TunnelEngine: Sendable {
         guard !failed else { return nil }
         var next: Duration?
         func consider(_ time: Duration) { next = min(next ?? time, time) }
-        for link in links.values {
-            consider(link.lastReceive + options.silenceLimit)
-            if let since = link.fullSince {
+        // By index, reading fields in place: iterating the values would copy each link's state.
+        for index in links.values.indices {
+            consider(links.values[index].lastReceive + options.silenceLimit)
+            if let since = links.values[index].fullSince {
                 // Pings and acks wait until the link drains; its stall ends it meanwhile.
                 consider(since + options.stallLimit)
             } else {
-                consider(link.lastSend + options.pingInterval)
-                if let due = link.ackDueAt { consider(due) }
+                consider(links.values[index].lastSend + options.pingInterval)
+                if let due = links.values[index].ackDueAt { consider(due) }
             }
-            if let oldest = link.unacked.first, !link.suspect {
-                consider(oldest.sentAt + link.ackDeadline(minimum: options.minimumAckDeadline))
+            if !links.values[index].suspect, let sentAt = links.values[index].unacked.first?.sentAt {
+                consider(sentAt + links.values[index].ackDeadline(minimum: options.minimumAckDeadline))
             }
         }
         if let since = noLinkSince { consider(since + options.configuration.noLinkGracePeriod) }

@@ -28,6 +28,7 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 PY = "/usr/bin/python3"
 FLOW = os.path.join(HERE, "flow.py")
 STREAMS = os.path.join(HERE, "streams.py")
+PINGPONG = os.path.join(HERE, "pingpong.py")
 LAB = os.path.join(ROOT, "scripts", "lab.sh")
 NS_A, NS_B = "weft-lab-a", "weft-lab-b"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -277,7 +278,7 @@ class Bench:
         # weft, one and two links.
         broker = self.broker("127.0.0.1")
         weft_rows = []
-        for links in (1, 2):
+        for links in (1, 2, 4):
             entry = self.next_port()
             a, b = self.sites(f"lo{links}", broker, [("127.0.0.1", self.next_port())], {"sink": (sink, entry)},
                               links_per_path=links)
@@ -294,6 +295,8 @@ class Bench:
                                         [("site a", a.pid), ("site b", b.pid)]))
             self.procs.stop(b)
             self.procs.stop(a)
+        log(f"   weft, 2 links / 1 link: {weft_rows[1]['mbps'] / weft_rows[0]['mbps']:.2f}×, "
+            f"4 links / 1 link: {weft_rows[2]['mbps'] / weft_rows[0]['mbps']:.2f}×")
         log(f"   weft, 1 link / stunnel pair: {weft_rows[0]['mbps'] / stunnel['mbps']:.2f}×"
             + (f"; / ssh -L: {weft_rows[0]['mbps'] / ssh_row['mbps']:.2f}×" if ssh_row else ""))
         self.results["loopback"] = rows
@@ -323,6 +326,18 @@ class Bench:
         return p1, client, server
 
     def ssh_forward(self, sink, relay_flow):
+        tunnel = self.ssh_tunnel(sink)
+        if tunnel is None:
+            return None
+        entry, client, sshd = tunnel
+        row = relay_flow("ssh -L", entry, [("ssh", client.pid)])
+        self.procs.stop(client)
+        self.procs.stop(sshd)
+        return row
+
+    def ssh_tunnel(self, target):
+        """`ssh -L` to `target` through a private sshd on loopback: (entry port, ssh, sshd), or None
+        without openssh-server."""
         if not shutil.which("sshd") and not os.path.exists("/usr/sbin/sshd"):
             log("   ssh -L: skipped: openssh-server is not installed")
             return None
@@ -330,10 +345,11 @@ class Bench:
         key = os.path.join(self.work, "ssh_key")
         host_key = os.path.join(self.work, "ssh_host_key")
         for path in (key, host_key):
-            subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", path], check=True)
+            if not os.path.exists(path):
+                subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", path], check=True)
         shutil.copy(key + ".pub", os.path.join(self.work, "authorized_keys"))
         port, entry = self.next_port(), self.next_port()
-        conf = os.path.join(self.work, "sshd_config")
+        conf = os.path.join(self.work, f"sshd_config-{port}")
         with open(conf, "w") as f:
             f.write(f"Port {port}\nListenAddress 127.0.0.1\nHostKey {host_key}\nPidFile none\nUsePAM no\n"
                     f"StrictModes no\nPermitRootLogin prohibit-password\nPasswordAuthentication no\n"
@@ -343,12 +359,10 @@ class Bench:
         client = self.procs.start("ssh", [
             "ssh", "-N", "-i", key, "-p", str(port), "-o", "StrictHostKeyChecking=no", "-o", "BatchMode=yes",
             "-o", "UserKnownHostsFile=/dev/null", "-o", "ExitOnForwardFailure=yes",
-            "-L", f"127.0.0.1:{entry}:127.0.0.1:{sink}", "root@127.0.0.1",
+            "-L", f"127.0.0.1:{entry}:127.0.0.1:{target}", "root@127.0.0.1",
         ])
-        row = relay_flow("ssh -L", entry, [("ssh", client.pid)])
-        self.procs.stop(client)
-        self.procs.stop(sshd)
-        return row
+        wait_until("ssh -L", lambda: listening(entry), 15)
+        return entry, client, sshd
 
     def lab(self, *arguments):
         subprocess.run(["bash", LAB, *arguments], check=True, capture_output=True)
@@ -523,8 +537,37 @@ class Bench:
                                  f"p99 {r['p99_ms']:.3f} ({r['p99_ms'] - d['p99_ms']:+.3f}) ms, {r['rps']:.0f}/s")
                 log(f"   {test} {clients:>2} client(s): direct p50 {d['p50_ms']:.3f} p99 {d['p99_ms']:.3f} ms, "
                     f"{d['rps']:.0f}/s; " + "; ".join(parts))
-        self.procs.stop_all()
         self.results["latency"] = rows
+        self.pingpong(broker)
+        self.procs.stop_all()
+
+    def pingpong(self, broker):
+        """A 1-byte ping-pong over one connection (a keystroke in a shell): round trips per second."""
+        log("== interactive: 1-byte ping-pong over one connection (loopback)")
+        echo = self.next_port()
+        self.procs.start("echo", [PY, PINGPONG, "serve", f"127.0.0.1:{echo}"])
+        wait_until("echo", lambda: listening(echo), 10)
+        entry = self.next_port()
+        self.sites("pp", broker, [("127.0.0.1", self.next_port())], {"echo": (echo, entry)})
+        stunnel, _, _ = self.stunnel_pair(echo)
+        paths = [("direct", echo), ("stunnel pair", stunnel)]
+        ssh = self.ssh_tunnel(echo)
+        if ssh:
+            paths.append(("ssh -L", ssh[0]))
+        paths.append(("weft", entry))
+        seconds = 2 if self.args.smoke else 5
+        rows = []
+        for label, port in paths:
+            out = subprocess.run([PY, PINGPONG, "run", f"127.0.0.1:{port}", str(seconds)], capture_output=True,
+                                 text=True, timeout=120, check=True).stdout
+            row = {"path": label, **json.loads(out)}
+            rows.append(row)
+            log(f"   {label:<14} {row['per_second']:8.0f} round trips/s, p50 {row['p50_us']:6.1f} µs, "
+                f"p99 {row['p99_us']:6.1f} µs")
+        weft, stunnel_row = rows[-1], rows[1]
+        log(f"   weft / stunnel pair: {weft['per_second'] / stunnel_row['per_second']:.2f}×"
+            + "".join(f"; / ssh -L: {weft['per_second'] / r['per_second']:.2f}×" for r in rows if r["path"] == "ssh -L"))
+        self.results["pingpong"] = rows
 
     def scale(self):
         """1,000 and 10,000 concurrent streams through one tunnel: node RSS and CPU, opens per second."""

@@ -86,6 +86,14 @@ def main():
                       f"| {d['rps']:.0f}, {s['rps']:.0f}, {w['rps']:.0f} |")
         print()
 
+    if "pingpong" in r:
+        print("### Interactive: 1-byte ping-pong over one connection (loopback)\n")
+        print("| path | round trips/s | p50 | p99 |")
+        print("|---|---:|---:|---:|")
+        for row in r["pingpong"]:
+            print(f"| {row['path']} | {row['per_second']:.0f} | {row['p50_us']:.1f} µs | {row['p99_us']:.1f} µs |")
+        print()
+
     if "scale" in r:
         print("### Scale: concurrent streams through one tunnel (echo app, loopback)\n")
         print("| streams | open | opens/s direct | opens/s weft | p99 open | RSS per node, idle → all open "

@@ -191,7 +191,7 @@ public final class DiscoveryAgent: Sendable {
                 return nil
             }
         }
-        client.setIntake { [weak self] message in self?.intake(message) ?? false }
+        client.setIntake { [weak self] message in self?.intake(&message) ?? false }
     }
 
     /// Peers currently up.
@@ -397,18 +397,20 @@ public final class DiscoveryAgent: Sendable {
 
     /// Judges a message on libmosquitto's thread, before it is queued: junk, forgeries and a
     /// sender over its budget never take a place in the queue that real messages need.
-    private func intake(_ message: MQTTMessage) -> Bool {
+    private func intake(_ message: inout MQTTMessage) -> Bool {
         if message.payload.isEmpty && !message.oversized { return true }  // a cleared retained message
         let now = self.now()
         if message.oversized {
             refuse(.oversized, now: now)
             return false
         }
+        let (ring, generation) = shared.state.withLock { ($0.ring, $0.ringGeneration) }
         switch ring.open(message.payload, topic: message.topic, keyCache: keyCache) {
         case .failure(let reason):
             refuse(reason, now: now)
             return false
         case .success(let verified):
+            message.opened = (verified, generation)
             let name = verified.message.senderName
             if let reason = shared.state.withLock({ state in
                 state.machine.revoked[verified.fingerprint] != nil
@@ -438,8 +440,15 @@ public final class DiscoveryAgent: Sendable {
         if message.payload.isEmpty { return }  // a cleared retained message
         let now = self.now()
         let actions: [DirectoryStateMachine.Action]
-        // Admitted by `intake`; opened again here rather than carried through the queue.
-        switch ring.open(message.payload, topic: message.topic, keyCache: keyCache) {
+        // Admitted by `intake`, which opened it; opened again only if the keys changed since.
+        let (ring, generation) = shared.state.withLock { ($0.ring, $0.ringGeneration) }
+        let opened =
+            if let opened = message.opened, opened.keyGeneration == generation {
+                Result<VerifiedDiscoveryMessage, DropReason>.success(opened.message)
+            } else {
+                ring.open(message.payload, topic: message.topic, keyCache: keyCache)
+            }
+        switch opened {
         case .failure(let reason):
             actions = shared.state.withLock { $0.machine.refused(reason) }
         case .success(let verified):

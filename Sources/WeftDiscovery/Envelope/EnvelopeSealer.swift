@@ -78,20 +78,19 @@ public struct EnvelopeSealer: Sendable {
         }
         // Before the signature: checking costs one HMAC, verifying a signature far more.
         guard topic == keys.presenceTopic(for: signed.message.senderName) else { return .failure(.wrongTopic) }
-        guard
-            let signer = keyCache?.signer(for: signed.message.senderCertificate)
-                ?? Self.signer(of: signed.message.senderCertificate)
-        else { return .failure(.malformed) }
-        keyCache?.store(signer, for: signed.message.senderCertificate)
+        // The digest names the certificate in the cache: hashing 32 bytes, not the whole DER.
+        let fingerprint = CertificateFingerprint(derCertificate: signed.message.senderCertificate)
+        let cached = keyCache?.signer(for: fingerprint)
+        guard let signer = cached ?? Self.signer(of: signed.message.senderCertificate) else {
+            return .failure(.malformed)
+        }
+        if cached == nil { keyCache?.store(signer, for: fingerprint) }
         guard let signature = try? P256.Signing.ECDSASignature(rawRepresentation: signed.signature),
             signer.key.isValidSignature(signature, for: Self.signatureInput(topic: topic, signed.signedBytes))
         else { return .failure(.badSignature) }
         return .success(
             VerifiedDiscoveryMessage(
-                message: signed.message,
-                fingerprint: CertificateFingerprint(derCertificate: signed.message.senderCertificate),
-                notValidAfterMillis: signer.notValidAfterMillis
-            )
+                message: signed.message, fingerprint: fingerprint, notValidAfterMillis: signer.notValidAfterMillis)
         )
     }
 

@@ -16,7 +16,7 @@ public final class MQTTClient: Sendable {
     public typealias WillProvider = @Sendable () -> (topic: String, payload: [UInt8])?
     /// Judges each message on libmosquitto's thread before it is queued; false keeps it out of
     /// `messages`, so a flood costs the judging but never pushes other messages out of the queue.
-    public typealias Intake = @Sendable (MQTTMessage) -> Bool
+    public typealias Intake = @Sendable (inout MQTTMessage) -> Bool
 
     public let configuration: MQTTClientConfiguration
     /// Messages from subscriptions, oldest first; bounded by `messageBufferLimit`.
@@ -178,7 +178,7 @@ public final class MQTTClient: Sendable {
 
     /// Sets the judge of incoming messages (before `start()`).
     public func setIntake(_ intake: @escaping Intake) {
-        box.intake.withLock { $0 = intake }
+        box.intake.withLock { $0 = IntakeJudge(judge: intake) }
     }
 
     /// How many received messages were dropped because the consumer fell behind.
@@ -234,6 +234,13 @@ public final class MQTTClient: Sendable {
     }
 }
 
+/// The intake closure, held in a struct. A bare function type kept in a `Mutex` is
+/// re-abstracted on every `withLock` (the inout access converts it out and back), so each
+/// message wrapped it in two more thunks: a chain that grew with every message received.
+struct IntakeJudge: Sendable {
+    let judge: MQTTClient.Intake
+}
+
 /// What libmosquitto's thread talks to.
 final class CallbackBox: Sendable {
     let messages: AsyncStream<MQTTMessage>.Continuation
@@ -242,7 +249,7 @@ final class CallbackBox: Sendable {
     let maxPayloadBytes: Int
     let dropped = Atomic<Int>(0)
     let isConnected = Atomic<Bool>(false)
-    let intake = Mutex<MQTTClient.Intake?>(nil)
+    let intake = Mutex<IntakeJudge?>(nil)
     /// QoS 1 messages sent and not yet acknowledged, by message id; and acknowledgements that
     /// arrived before their `publish` call returned.
     private let inFlight = Mutex<(sent: Set<Int32>, early: Set<Int32>)>(([], []))
@@ -305,9 +312,9 @@ final class CallbackBox: Sendable {
         if !oversized, length > 0, let bytes = message.pointee.payload {
             payload = Array(UnsafeRawBufferPointer(start: bytes, count: length))
         }
-        let received = MQTTMessage(
+        var received = MQTTMessage(
             topic: topic, payload: payload, retained: message.pointee.retain, oversized: oversized)
-        if let judge = intake.withLock({ $0 }), !judge(received) { return }
+        if let intake = intake.withLock({ $0 }), !intake.judge(&received) { return }
         let result = messages.yield(received)
         if case .dropped = result { dropped.add(1, ordering: .relaxed) }
     }

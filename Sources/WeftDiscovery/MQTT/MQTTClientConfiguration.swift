@@ -47,13 +47,16 @@ public struct MQTTClientConfiguration: Sendable {
 }
 
 /// A message as received: copied out of libmosquitto's callback.
-public struct MQTTMessage: Sendable, Hashable {
+public struct MQTTMessage: Sendable {
     public var topic: String
     public var payload: [UInt8]
     /// Delivered from the broker's retained store rather than published just now.
     public var retained: Bool
     /// The payload was over `maxPayloadBytes` and was not copied; `payload` is empty.
     public var oversized: Bool
+    /// What the intake made of the payload, with the key generation it used: the agent takes
+    /// it from here instead of decrypting and verifying the same bytes a second time.
+    public var opened: (message: VerifiedDiscoveryMessage, keyGeneration: Int)?
 
     public init(topic: String, payload: [UInt8], retained: Bool, oversized: Bool = false) {
         self.topic = topic

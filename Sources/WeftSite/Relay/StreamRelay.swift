@@ -67,7 +67,12 @@ final class StreamRelay: TunnelStreamDelegate, @unchecked Sendable {
     // MARK: from the app (hopped to the driver's loop)
 
     func appRead(_ bytes: ByteBuffer) {
-        onDriverLoop { $0.perform($0.machine.appRead(bytes)) }
+        // Directly when the socket shares the driver's loop (the usual case): no closure per read.
+        if driver.eventLoop.inEventLoop {
+            perform(machine.appRead(bytes))
+        } else {
+            driver.eventLoop.execute { self.perform(self.machine.appRead(bytes)) }
+        }
     }
 
     /// The app shut its write side (EOF).

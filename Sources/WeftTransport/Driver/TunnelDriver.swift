@@ -35,6 +35,9 @@ public final class TunnelDriver: @unchecked Sendable {
         var dialed: Bool
         var sent: UInt64 = 0
         var received: UInt64 = 0
+        /// What the link's counters already show (they are moved once a second, not per frame).
+        var publishedSent: UInt64 = 0
+        var publishedReceived: UInt64 = 0
         let metrics: TunnelMetrics.Link
         var suspect = false
     }
@@ -45,9 +48,15 @@ public final class TunnelDriver: @unchecked Sendable {
     /// Bytes of every link, including those gone, and re-sent bytes already counted.
     private var totalSent: UInt64 = 0
     private var totalReceived: UInt64 = 0
+    private var publishedTotalSent: UInt64 = 0
+    private var publishedTotalReceived: UInt64 = 0
     private var publishedResent = 0
     private var delegates: [StreamID: TunnelStreamDelegate] = [:]
     private var timer: Scheduled<Void>?
+    /// When `timer` fires (engine time). A later deadline leaves it armed: firing early costs
+    /// the engine one look at its links, re-arming on every frame cost a timer-heap update,
+    /// a cancelled promise and often a `timerfd_settime` per request.
+    private var timerDeadline: Duration?
     /// Where the tunnel is in its life; only `running` feeds the engine.
     private enum Lifecycle {
         case running
@@ -147,18 +156,24 @@ public final class TunnelDriver: @unchecked Sendable {
     /// (or the tunnel no longer wants them), so a link on another loop can bound what is on its
     /// way here.
     func linkReceived(_ bytes: ByteBuffer, on id: LinkID, taken: (@Sendable () -> Void)? = nil) {
+        // The common case, a link on this loop and no actions under way, runs at once without
+        // building the event's closure.
+        if taken == nil, applying == 0, eventLoop.inEventLoop {
+            receive(bytes, on: id)
+            return
+        }
         linkEvent {
             defer { taken?() }
-            guard $0.running else { return }
-            let count = UInt64(bytes.readableBytes)
-            if let record = $0.links[id] {
-                $0.links[id]!.received &+= count
-                record.metrics.received.increment(by: Int64(count))
-            }
-            $0.totalReceived &+= count
-            $0.metrics.received.increment(by: Int64(count))
-            $0.apply($0.engine.received(bytes, on: id, now: $0.now))
+            $0.receive(bytes, on: id)
         }
+    }
+
+    private func receive(_ bytes: ByteBuffer, on id: LinkID) {
+        guard running else { return }
+        let count = UInt64(bytes.readableBytes)
+        if let index = links.index(forKey: id) { links.values[index].received &+= count }
+        totalReceived &+= count
+        apply(engine.received(bytes, on: id, now: now))
     }
 
     /// The link's channel became writable or not; read when the event runs (it may have been
@@ -181,6 +196,7 @@ public final class TunnelDriver: @unchecked Sendable {
     /// Takes a link out of the tunnel's books (its series, the state count, the link count).
     private func forgetLink(_ id: LinkID) -> LinkRecord? {
         guard let record = links.removeValue(forKey: id) else { return nil }
+        publishByteCounts()
         record.metrics.destroy()
         metrics.linkStateChanged(to: "down")
         countLinks()
@@ -249,8 +265,8 @@ public final class TunnelDriver: @unchecked Sendable {
         }
         lifecycle = .ended
         closedFlag.withLockedValue { $0 = true }
-        timer?.cancel()
-        timer = nil
+        cancelTimer()
+        publishByteCounts()
         let channels = links.values.map(\.channel)
         for record in links.values { record.metrics.destroy() }
         links.removeAll()
@@ -305,6 +321,7 @@ public final class TunnelDriver: @unchecked Sendable {
     /// links newly suspected; called about once a second, on the driver's loop.
     public func publishMetrics() {
         eventLoop.preconditionInEventLoop()
+        publishByteCounts()
         for entry in engine.linkStatistics {
             guard let record = links[entry.id] else { continue }
             if let rtt = entry.smoothedRTT {
@@ -319,6 +336,33 @@ public final class TunnelDriver: @unchecked Sendable {
         publishedResent = resent
         metrics.streamsOpen.record(delegates.count)
         metrics.links.record(links.count)
+    }
+
+    /// Moves the byte counters up to what the tunnel and its links have carried.
+    private func publishByteCounts() {
+        for index in links.values.indices {
+            let record = links.values[index]
+            if record.sent > record.publishedSent {
+                record.metrics.sent.increment(by: Int64(record.sent - record.publishedSent))
+            }
+            if record.received > record.publishedReceived {
+                record.metrics.received.increment(by: Int64(record.received - record.publishedReceived))
+            }
+            links.values[index].publishedSent = record.sent
+            links.values[index].publishedReceived = record.received
+        }
+        if totalSent > publishedTotalSent { metrics.sent.increment(by: Int64(totalSent - publishedTotalSent)) }
+        if totalReceived > publishedTotalReceived {
+            metrics.received.increment(by: Int64(totalReceived - publishedTotalReceived))
+        }
+        publishedTotalSent = totalSent
+        publishedTotalReceived = totalReceived
+    }
+
+    private func cancelTimer() {
+        timer?.cancel()
+        timer = nil
+        timerDeadline = nil
     }
 
     // MARK: streams
@@ -375,13 +419,11 @@ public final class TunnelDriver: @unchecked Sendable {
         for action in actions {
             switch action {
             case .write(let id, let bytes):
-                guard let record = links[id] else { continue }
+                guard let index = links.index(forKey: id) else { continue }
                 let count = UInt64(bytes.readableBytes)
-                links[id]!.sent &+= count
+                links.values[index].sent &+= count
                 totalSent &+= count
-                record.metrics.sent.increment(by: Int64(count))
-                metrics.sent.increment(by: Int64(count))
-                record.channel.writeAndFlush(bytes, promise: nil)
+                links.values[index].channel.writeAndFlush(bytes, promise: nil)
             case .closeLink(let id, let reason):
                 if let record = forgetLink(id) {
                     logger.notice(
@@ -413,11 +455,13 @@ public final class TunnelDriver: @unchecked Sendable {
             case .resumeReading(let id):
                 delegates[id]?.streamResumeReading(id)
             case .scheduleTimer(let at):
-                timer?.cancel()
                 guard running else { continue }
-                let deadline = start + TimeAmount(at)
-                timer = eventLoop.scheduleTask(deadline: deadline) { [self] in
+                if timer != nil, let armed = timerDeadline, armed <= at { continue }
+                cancelTimer()
+                timerDeadline = at
+                timer = eventLoop.scheduleTask(deadline: start + TimeAmount(at)) { [self] in
                     timer = nil
+                    timerDeadline = nil
                     apply(engine.timerFired(now: now))
                 }
             case .tunnelFailed(let reason):
@@ -428,7 +472,8 @@ public final class TunnelDriver: @unchecked Sendable {
                 }
                 lifecycle = .ended
                 closedFlag.withLockedValue { $0 = true }
-                timer?.cancel()
+                cancelTimer()
+                publishByteCounts()
                 releaseMetrics()
                 onFailed?(reason)
             }

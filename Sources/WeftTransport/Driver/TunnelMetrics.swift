@@ -3,8 +3,9 @@ import Metrics
 /// One tunnel's series in the process's metrics system (Prometheus at `/metrics` in the daemon;
 /// nothing when no backend is bootstrapped). Every series carries the peer's site name.
 ///
-/// Byte counters move with every read and write; gauges are set by `TunnelDriver.publishMetrics`
-/// about once a second. A link's series go away with the link; the peer's (`PeerSeries`) with
+/// Byte counters and gauges are both moved by `TunnelDriver.publishMetrics` about once a second
+/// (and when a link or the tunnel ends): a counter per frame cost two atomic adds behind two
+/// existential calls on every read and write. A link's series go away with the link; the peer's (`PeerSeries`) with
 /// the last tunnel to it.
 struct TunnelMetrics {
     struct Link {

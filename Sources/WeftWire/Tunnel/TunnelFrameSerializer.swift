@@ -16,9 +16,21 @@ import NIOCore
 public struct TunnelFrameSerializer: Sendable {
     public static let headerLength = 6
 
+    /// At least the payload's length for data, opens and resets; enough for the other frames.
+    static func payloadEstimate(_ frame: TunnelFrame) -> Int {
+        switch frame {
+        case .streamData(let data): 12 + data.data.readableBytes
+        case .streamOpen(let open): 12 + open.appName.utf8.count + (open.target?.utf8.count ?? 0)
+        default: 64
+        }
+    }
+
     public init() {}
 
     public func serialize(_ frame: TunnelFrame, into buffer: inout ByteBuffer) {
+        // Room for the whole frame first: growing an empty buffer field by field reallocated
+        // and copied it several times per frame.
+        buffer.reserveCapacity(minimumWritableBytes: Self.headerLength + Self.payloadEstimate(frame))
         let start = buffer.writerIndex
         buffer.writeInteger(Self.type(of: frame).rawValue)
         buffer.writeInteger(Self.flags(of: frame))
