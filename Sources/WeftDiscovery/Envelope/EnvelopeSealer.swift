@@ -77,7 +77,10 @@ public struct EnvelopeSealer: Sendable {
             return .failure(.malformed)
         }
         // Before the signature: checking costs one HMAC, verifying a signature far more.
-        guard topic == keys.presenceTopic(for: signed.message.senderName) else { return .failure(.wrongTopic) }
+        let expected =
+            keyCache?.presenceTopic(keys, signed.message.senderName)
+            ?? keys.presenceTopic(for: signed.message.senderName)
+        guard topic == expected else { return .failure(.wrongTopic) }
         // The digest names the certificate in the cache: hashing 32 bytes, not the whole DER.
         let fingerprint = CertificateFingerprint(derCertificate: signed.message.senderCertificate)
         let cached = keyCache?.signer(for: fingerprint)

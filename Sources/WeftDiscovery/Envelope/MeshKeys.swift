@@ -13,6 +13,8 @@ public struct MeshKeys: Sendable {
     private let presenceKey: SymmetricKey
     /// The mesh's base topic (from config, or derived).
     public let topic: String
+    /// Tells these keys from others in caches (two keys may share a configured topic).
+    let cacheID: UInt64
 
     static let salt = Array("weft mesh key v2".utf8)
 
@@ -20,6 +22,8 @@ public struct MeshKeys: Sendable {
         sealingKey = MeshSecret.derive(key, purpose: "discovery sealing v2")
         presenceKey = MeshSecret.derive(key, purpose: "presence topic v2")
         self.topic = topic
+        cacheID = HMAC<SHA256>.authenticationCode(for: Array("cache id".utf8), using: presenceKey)
+            .withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) }
     }
 
     /// Where `siteName` keeps its retained presence: `<topic>/p/<32 hex digits>`. Only holders

@@ -10,9 +10,15 @@ struct CertificateSigner: Sendable {
 }
 
 /// Public keys already extracted from certificates, so a sender's certificate is parsed once,
-/// not once per message. Bounded: when full it starts over, which costs only re-parsing.
+/// not once per message; and each site's presence topic, so it is derived once per key, not
+/// once per message. Bounded: when full it starts over, which costs only re-parsing.
 public final class PublicKeyCache: Sendable {
     private let entries = Mutex<[CertificateFingerprint: CertificateSigner]>([:])
+    private struct TopicKey: Hashable {
+        var keys: UInt64
+        var siteName: String
+    }
+    private let topics = Mutex<[TopicKey: String]>([:])
     private let limit: Int
 
     public init(limit: Int = 4096) {
@@ -21,6 +27,18 @@ public final class PublicKeyCache: Sendable {
 
     func signer(for certificate: CertificateFingerprint) -> CertificateSigner? {
         entries.withLock { $0[certificate] }
+    }
+
+    /// `keys.presenceTopic(for: siteName)`, derived once.
+    func presenceTopic(_ keys: MeshKeys, _ siteName: String) -> String {
+        let key = TopicKey(keys: keys.cacheID, siteName: siteName)
+        if let topic = topics.withLock({ $0[key] }) { return topic }
+        let topic = keys.presenceTopic(for: siteName)
+        topics.withLock { table in
+            if table.count >= limit { table.removeAll(keepingCapacity: true) }
+            table[key] = topic
+        }
+        return topic
     }
 
     func store(_ signer: CertificateSigner, for certificate: CertificateFingerprint) {

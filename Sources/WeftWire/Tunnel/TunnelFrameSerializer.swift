@@ -21,6 +21,8 @@ public struct TunnelFrameSerializer: Sendable {
         switch frame {
         case .streamData(let data): 12 + data.data.readableBytes
         case .streamOpen(let open): 12 + open.appName.utf8.count + (open.target?.utf8.count ?? 0)
+        case .ack, .ping, .pong: 8
+        case .windowUpdate: 12
         default: 64
         }
     }
