@@ -42,6 +42,7 @@ def serve(listen):
 def run(target, seconds):
     # The first connection through a relay may wait for its tunnel: connect, then warm up.
     conn = socket.create_connection(address(target), timeout=30)
+    conn.settimeout(None)  # blocking: a timeout would add a poll to every send and receive
     conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     byte = b"x"
     for _ in range(200):

@@ -14,9 +14,12 @@ struct CertificateSigner: Sendable {
 /// once per message. Bounded: when full it starts over, which costs only re-parsing.
 public final class PublicKeyCache: Sendable {
     private let entries = Mutex<[CertificateFingerprint: CertificateSigner]>([:])
+    /// By the name's bytes, not the `String`: string equality is Unicode canonical equivalence,
+    /// and two spellings of one name have different presence topics.
     private struct TopicKey: Hashable {
         var keys: UInt64
-        var siteName: String
+        var meshTopic: String
+        var siteName: [UInt8]
     }
     private let topics = Mutex<[TopicKey: String]>([:])
     private let limit: Int
@@ -31,7 +34,7 @@ public final class PublicKeyCache: Sendable {
 
     /// `keys.presenceTopic(for: siteName)`, derived once.
     func presenceTopic(_ keys: MeshKeys, _ siteName: String) -> String {
-        let key = TopicKey(keys: keys.cacheID, siteName: siteName)
+        let key = TopicKey(keys: keys.cacheID, meshTopic: keys.topic, siteName: Array(siteName.utf8))
         if let topic = topics.withLock({ $0[key] }) { return topic }
         let topic = keys.presenceTopic(for: siteName)
         topics.withLock { table in

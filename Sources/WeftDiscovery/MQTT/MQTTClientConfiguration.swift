@@ -56,7 +56,7 @@ public struct MQTTMessage: Sendable {
     public var oversized: Bool
     /// What the intake made of the payload, with the key generation it used: the agent takes
     /// it from here instead of decrypting and verifying the same bytes a second time.
-    public var opened: (message: VerifiedDiscoveryMessage, keyGeneration: Int)?
+    public internal(set) var opened: (message: VerifiedDiscoveryMessage, keyGeneration: Int)?
 
     public init(topic: String, payload: [UInt8], retained: Bool, oversized: Bool = false) {
         self.topic = topic

@@ -195,8 +195,9 @@ public final class TunnelDriver: @unchecked Sendable {
 
     /// Takes a link out of the tunnel's books (its series, the state count, the link count).
     private func forgetLink(_ id: LinkID) -> LinkRecord? {
-        guard let record = links.removeValue(forKey: id) else { return nil }
-        publishByteCounts()
+        guard links[id] != nil else { return nil }
+        publishByteCounts()  // the link's last bytes reach its counters before they go
+        let record = links.removeValue(forKey: id)!
         record.metrics.destroy()
         metrics.linkStateChanged(to: "down")
         countLinks()
@@ -462,6 +463,8 @@ public final class TunnelDriver: @unchecked Sendable {
                 timer = eventLoop.scheduleTask(deadline: start + TimeAmount(at)) { [self] in
                     timer = nil
                     timerDeadline = nil
+                    // A task already due runs even if cancelled in the same tick.
+                    guard running else { return }
                     apply(engine.timerFired(now: now))
                 }
             case .tunnelFailed(let reason):

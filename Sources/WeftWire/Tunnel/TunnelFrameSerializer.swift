@@ -16,11 +16,13 @@ import NIOCore
 public struct TunnelFrameSerializer: Sendable {
     public static let headerLength = 6
 
-    /// At least the payload's length for data, opens and resets; enough for the other frames.
+    /// The payload's length, or a little more, for most frames (a longer hello or goodbye just
+    /// grows the buffer once more).
     static func payloadEstimate(_ frame: TunnelFrame) -> Int {
         switch frame {
         case .streamData(let data): 12 + data.data.readableBytes
         case .streamOpen(let open): 12 + open.appName.utf8.count + (open.target?.utf8.count ?? 0)
+        case .streamReset(let reset): 15 + min(reset.message.utf8.count, 255)
         case .ack, .ping, .pong: 8
         case .windowUpdate: 12
         default: 64
