@@ -8,10 +8,11 @@ set -euo pipefail
 # clients (python3's HTTP server, redis over a Unix socket, curl) and a STUN server (coturn).
 # The network lab: iproute2 (ip, tc, ss), iptables, ethtool. The benchmark's baselines and plot:
 # socat, stunnel4, openssh (ssh -L), openssl, gnuplot-nox. The dashboard's test: chromium (headless)
-# and a font for its screenshot.
+# and a font for its screenshot. Link transports' tests: nginx (a TLS-terminating reverse proxy in
+# front of WebSocket links) and tinyproxy (an HTTP CONNECT proxy).
 packages=(pkg-config libmosquitto-dev mosquitto mosquitto-clients python3 redis-server redis-tools curl coturn
     iproute2 iptables ethtool socat stunnel4 openssh-server openssh-client openssl gnuplot-nox
-    chromium fonts-dejavu-core)
+    chromium fonts-dejavu-core nginx-light tinyproxy)
 
 missing=()
 for package in "${packages[@]}"; do

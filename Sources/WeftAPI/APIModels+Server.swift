@@ -44,6 +44,7 @@ extension APIModels.Tunnel {
                     id: link.id.rawValue,
                     localAddress: link.localAddress.map(Self.describe),
                     remoteAddress: link.remoteAddress.map(Self.describe),
+                    transport: "\(link.transport)",
                     dialed: link.dialed,
                     state: link.statistics?.suspect == true ? "suspect" : "up",
                     rttMs: link.statistics?.smoothedRTT.map { $0.inSeconds * 1000 },

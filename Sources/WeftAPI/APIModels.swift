@@ -63,6 +63,8 @@ public enum APIModels {
         public var id: UInt32
         public var localAddress: String?
         public var remoteAddress: String?
+        /// What the link travels over: `tls`, `websocket`.
+        public var transport: String
         public var dialed: Bool
         public var state: String
         public var rttMs: Double?

@@ -15,7 +15,7 @@ struct LinkPathTests {
         let paths = LinkPath.plan(endpoints: endpoints, localAddresses: locals, linksPerPath: 2)
         // 2 v4 endpoints × 2 v4 locals × 2 + 1 v6 endpoint × 1 v6 local × 2.
         #expect(paths.count == 10)
-        #expect(paths.allSatisfy { $0.local!.family == $0.remote.address.family })
+        #expect(paths.allSatisfy { $0.local!.family == IPAddress($0.remote.host)!.family })
         #expect(Set(paths).count == paths.count)
         #expect(LinkPath.plan(endpoints: endpoints, localAddresses: [], linksPerPath: 1).count == 3)
     }

@@ -113,8 +113,20 @@ final class TunnelPair: @unchecked Sendable {
     let alphaLinks = NIOLockedValueBox<[Channel]>([])
     let betaLinks = NIOLockedValueBox<[Channel]>([])
     let linkNumber = NIOLockedValueBox<UInt32>(0)
+    /// What beta listens on and alpha dials over (TLS over TCP unless a test says otherwise).
+    let listenTransport: any LinkTransport
+    let dialTransport: any LinkTransport
+    /// The endpoint alpha dials, given beta's port (a WebSocket URL, for WebSocket pairs).
+    let endpointFor: @Sendable (Int) -> LinkEndpoint
 
-    init(logger: Logger = Logger(label: "test")) throws {
+    init(
+        logger: Logger = Logger(label: "test"), listenTransport: any LinkTransport = TCPLinkTransport(),
+        dialTransport: any LinkTransport = TCPLinkTransport(),
+        endpoint: @escaping @Sendable (Int) -> LinkEndpoint = { LinkEndpoint(host: "127.0.0.1", port: $0) }
+    ) throws {
+        self.listenTransport = listenTransport
+        self.dialTransport = dialTransport
+        self.endpointFor = endpoint
         group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
         alphaIdentity = try SiteIdentity.generate()
         betaIdentity = try SiteIdentity.generate()
@@ -137,7 +149,8 @@ final class TunnelPair: @unchecked Sendable {
         let beta = self.beta
         let betaLinks = self.betaLinks
         listener = try await LinkListener.bind(
-            host: "127.0.0.1", port: 0, group: group, site: betaSite, handshakeTimeout: handshakeTimeout,
+            host: "127.0.0.1", port: 0, over: listenTransport, group: group, site: betaSite,
+            handshakeTimeout: handshakeTimeout,
             admission: admission,
             handlers: .init(
                 trusts: { $0 == alphaFingerprint },
@@ -145,9 +158,9 @@ final class TunnelPair: @unchecked Sendable {
                     hello.siteName == "alpha" && fingerprint == alphaFingerprint
                         ? .acceptInto(incarnation: 202) : .refuse(.wrongIdentity, "that certificate is not alpha's")
                 },
-                onLink: { channel, established in
+                onLink: { channel, established, kind in
                     betaLinks.withLockedValue { $0.append(channel) }
-                    beta.attach(channel, leftover: established.leftover)
+                    beta.attach(channel, leftover: established.leftover, dialed: false, transport: kind)
                 }
             ),
             logger: Logger(label: "listener")
@@ -180,14 +193,15 @@ final class TunnelPair: @unchecked Sendable {
         let alpha = self.alpha
         let alphaLinks = self.alphaLinks
         let target = LinkDialer.Target(
-            address: try SocketAddress(ipAddress: "127.0.0.1", port: port), localAddress: localAddress,
+            endpoint: endpointFor(port), localAddress: localAddress,
             peerSite: "beta",
             peerIncarnation: peerIncarnation, localIncarnation: 101, fingerprint: expecting ?? betaIdentity.fingerprint)
         return try await LinkDialer.dial(
-            target, on: alpha.eventLoop, site: identity ?? alphaSite, linkNumber: number, stillWanted: stillWanted
+            target, over: dialTransport, on: alpha.eventLoop, site: identity ?? alphaSite, linkNumber: number,
+            stillWanted: stillWanted
         ) { channel, established in
             alphaLinks.withLockedValue { $0.append(channel) }
-            alpha.attach(channel, leftover: established.leftover)
+            alpha.attach(channel, leftover: established.leftover, transport: self.dialTransport.kind)
         }.get()
     }
 

@@ -141,8 +141,8 @@ enum DashboardPage {
             points: samples.map((s, i) => [offset + i, s.rtt[id]]).filter(p => p[1] != null)})),
             v => v.toFixed(2) + " ms", 1);
           const last = samples[samples.length - 1] || {sent: 0, recv: 0};
-          const links = table(["link", "local → remote", "dialed", "state", "RTT ", "rate ", "sent ", "received "],
-            tunnel.links.map(l => [esc(l.id), `<code>${esc(l.localAddress ?? "?")} → ${esc(l.remoteAddress ?? "?")}</code>`,
+          const links = table(["link", "transport", "local → remote", "dialed", "state", "RTT ", "rate ", "sent ", "received "],
+            tunnel.links.map(l => [esc(l.id), esc(l.transport), `<code>${esc(l.localAddress ?? "?")} → ${esc(l.remoteAddress ?? "?")}</code>`,
               l.dialed ? "here" : "by peer", `<span class="badge ${l.state === "up" ? "on" : "suspect"}">${esc(l.state)}</span>`,
               l.rttMs == null ? "–" : l.rttMs.toFixed(2) + " ms", l.rateBitsPerSecond == null ? "–" : bits(l.rateBitsPerSecond),
               bytes(l.bytesSent), bytes(l.bytesReceived)]), "no link at the moment");

@@ -1,5 +1,6 @@
 import Foundation
 import WeftDiscovery
+import WeftTransport
 import WeftWire
 import Yams
 
@@ -12,13 +13,17 @@ extension SiteConfigurationDecoder {
 
     static let socketKeys = [
         "mode", "transportProtocol", "publicAddress", "publicPort", "listenAddress", "listenPort", "httpDetector",
-        "stunServer",
+        "stunServer", "path", "publicUrl",
     ]
 
     func decodeTunnel(_ reader: ConfigReader, _ top: ConfigReader.Mapping, haveStun: Bool) -> DecodedTunnel? {
         guard
             let tunnel = reader.section(
-                top, "tunnel", keys: ["localSockets", "interfaces", "linksPerPath", "connectTimeout"])
+                top, "tunnel",
+                keys: [
+                    "localSockets", "interfaces", "linksPerPath", "connectTimeout", "caFile", "proxy",
+                    "congestionControl",
+                ])
         else { return nil }
         var result = DecodedTunnel(settings: TunnelSettings(), listeners: [])
         for item in reader.sequence(tunnel, "localSockets") {
@@ -63,7 +68,42 @@ extension SiteConfigurationDecoder {
                 )
             }
         }
+        if let ca = reader.string(tunnel, "caFile"), !ca.value.isEmpty {
+            result.settings.caFile = decodePath(reader, ca)
+            if let caFile = result.settings.caFile { reader.expectReadable(ca, path: caFile) }
+        }
+        if let proxy = reader.string(tunnel, "proxy"), !proxy.value.isEmpty {
+            switch LinkProxy.parse(proxy.value) {
+            case .success(let parsed): result.settings.proxy = parsed
+            case .failure(let error): reader.invalid(proxy, error.description)
+            }
+        }
+        if let congestion = reader.string(tunnel, "congestionControl"), !congestion.value.isEmpty {
+            let name = congestion.value
+            if name.utf8.count > LinkSocketOptions.maxCongestionControlName
+                || !name.utf8.allSatisfy({ ($0 >= 0x61 && $0 <= 0x7a) || ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x5f })
+            {
+                reader.invalid(congestion, "expected a congestion control name such as bbr or cubic")
+            } else {
+                result.settings.congestionControl = name
+                if let available = Self.availableCongestionControls(), !available.contains(name) {
+                    reader.warning(
+                        congestion.path, at: congestion.mark,
+                        "\(name) is not in this kernel's tcp_available_congestion_control (\(available.sorted().joined(separator: " "))); links keep the default unless its module loads"
+                    )
+                }
+            }
+        }
         return result
+    }
+
+    /// What `/proc/sys/net/ipv4/tcp_available_congestion_control` lists, or nil off Linux.
+    static func availableCongestionControls() -> Set<String>? {
+        guard
+            let text = try? String(
+                contentsOfFile: "/proc/sys/net/ipv4/tcp_available_congestion_control", encoding: .utf8)
+        else { return nil }
+        return Set(text.split(whereSeparator: \.isWhitespace).map(String.init))
     }
 
     /// wovenet's rules: dedicated-address needs an address (public or listen) and one port (both
@@ -93,7 +133,38 @@ extension SiteConfigurationDecoder {
                     )
                 }
             } else {
-                reader.invalid(text, "expected tls or quic")
+                reader.invalid(text, "expected tls, quic or websocket")
+            }
+        }
+        var path = LocalSocketConfig.defaultPath
+        var publicURL: LinkEndpoint?
+        if let text = reader.string(socket, "path"), !text.value.isEmpty {
+            if transport != .websocket {
+                reader.warning(text.path, at: text.mark, "ignored — path is for transportProtocol: websocket")
+            } else if text.value.hasPrefix("/"), text.value.utf8.count <= LocalSocketConfig.maxPathLength,
+                text.value.utf8.allSatisfy({
+                    $0 > 0x20 && $0 < 0x7f && $0 != UInt8(ascii: "?") && $0 != UInt8(ascii: "#")
+                })
+            {
+                path = text.value
+            } else {
+                reader.invalid(
+                    text,
+                    "expected a path starting with / (at most \(LocalSocketConfig.maxPathLength) characters, no spaces, ? or #)"
+                )
+            }
+        }
+        let urlText = reader.string(socket, "publicUrl").flatMap { $0.value.isEmpty ? nil : $0 }
+        if let urlText {
+            if transport != .websocket {
+                reader.invalid(urlText, "publicUrl needs transportProtocol: websocket")
+            } else if let parsed = LinkEndpoint.webSocket(url: urlText.value) {
+                publicURL = parsed
+            } else {
+                reader.invalid(
+                    urlText,
+                    "expected ws://HOST[:PORT]/PATH or wss://HOST[:PORT]/PATH, at most \(LinkEndpoint.maxURLLength) characters"
+                )
             }
         }
 
@@ -127,9 +198,11 @@ extension SiteConfigurationDecoder {
         switch mode {
         case .dedicatedAddress:
             if publicText == nil && listenText == nil {
-                reader.missing(socket, "publicAddress", "dedicated-address needs publicAddress or listenAddress")
+                if urlText == nil {
+                    reader.missing(socket, "publicAddress", "dedicated-address needs publicAddress or listenAddress")
+                }
             } else if publicText == nil, let listenAddress {
-                if listenAddress.isUnspecified {
+                if listenAddress.isUnspecified && urlText == nil {
                     reader.error(
                         socket.childPath("publicAddress"),
                         at: socket.mark,
@@ -148,8 +221,10 @@ extension SiteConfigurationDecoder {
                 )
             }
         case .portForwarding:
-            if publicText == nil { reader.missing(socket, "publicAddress", "port-forwarding needs publicAddress") }
-            if publicPort == nil && !badPorts.contains("publicPort") {
+            if publicText == nil && urlText == nil {
+                reader.missing(socket, "publicAddress", "port-forwarding needs publicAddress")
+            }
+            if publicPort == nil && urlText == nil && !badPorts.contains("publicPort") {
                 reader.missing(socket, "publicPort", "port-forwarding needs publicPort")
             }
             if listenPort == nil && !badPorts.contains("listenPort") {
@@ -193,8 +268,19 @@ extension SiteConfigurationDecoder {
         } else {
             resolvedListen = IPAddress("0.0.0.0")!
         }
+        if publicAddress == nil, urlText != nil { publicAddress = .literal(resolvedListen) }
         guard reader.errorCount == errorsBefore, let publicAddress else { return nil }
         let port = listenPort?.value ?? publicPort?.value ?? 0
+        if transport == .websocket, publicURL == nil, case .literal(let address) = publicAddress {
+            let url = LinkEndpoint(
+                transport: .websocket, host: address.description, port: publicPort?.value ?? port, path: path)
+            if url.url.utf8.count > LinkEndpoint.maxURLLength {
+                reader.error(
+                    socket.childPath("path"), at: socket.mark,
+                    "the announced URL \(url.url) is longer than \(LinkEndpoint.maxURLLength) characters; shorten path")
+                return nil
+            }
+        }
         return LocalSocketConfig(
             mode: mode,
             transportProtocol: transport,
@@ -203,7 +289,9 @@ extension SiteConfigurationDecoder {
             listenAddress: resolvedListen,
             listenPort: port,
             httpDetectorURL: httpURL,
-            stunServer: stunServer
+            stunServer: stunServer,
+            path: path,
+            publicURL: publicURL
         )
     }
 

@@ -1,3 +1,5 @@
+import WeftTransport
+
 /// `tunnel`: the sockets this site listens on for links, and how it dials others.
 public struct TunnelSettings: Sendable, Equatable {
     public var localSockets: [LocalSocketConfig]
@@ -7,18 +9,28 @@ public struct TunnelSettings: Sendable, Equatable {
     public var linksPerPath: Int
     /// weft: seconds a client of a remote app waits for a tunnel with a link before it is closed.
     public var connectTimeout: Int
+    /// weft: a PEM bundle of CAs that `wss://` servers (reverse proxies) may also be signed by,
+    /// beside the system's.
+    public var caFile: String?
+    /// weft: dial TLS and WebSocket links through this HTTP (CONNECT) or SOCKS5 proxy.
+    public var proxy: LinkProxy?
+    /// weft: TCP congestion control for every TCP-based link socket (`bbr`, `cubic`, ...).
+    public var congestionControl: String?
 
     public static let maxLinksPerPath = 16
     public static let connectTimeoutRange = 1...300
 
     public init(
         localSockets: [LocalSocketConfig] = [], interfaces: [String] = [], linksPerPath: Int = 1,
-        connectTimeout: Int = 10
+        connectTimeout: Int = 10, caFile: String? = nil, proxy: LinkProxy? = nil, congestionControl: String? = nil
     ) {
         self.localSockets = localSockets
         self.interfaces = interfaces
         self.linksPerPath = linksPerPath
         self.connectTimeout = connectTimeout
+        self.caFile = caFile
+        self.proxy = proxy
+        self.congestionControl = congestionControl
     }
 }
 
@@ -33,6 +45,16 @@ public struct LocalSocketConfig: Sendable, Equatable {
         case tls
         /// Accepted for wovenet files; served as TLS over TCP on the same port for now.
         case quic
+        /// weft's TLS inside WebSocket messages, served on `path` (HTTP/1.1 upgrade).
+        case websocket
+
+        /// The link type this socket is announced and served as.
+        public var linkType: LinkEndpoint.Kind {
+            switch self {
+            case .tls, .quic: .tls
+            case .websocket: .websocket
+            }
+        }
     }
 
     /// How peers learn the address to dial.
@@ -60,6 +82,15 @@ public struct LocalSocketConfig: Sendable, Equatable {
     public var httpDetectorURL: String?
     /// weft: `HOST:PORT` of a STUN server, required with `autoStunDetect` unless `stun` lists one.
     public var stunServer: String?
+    /// weft, WebSocket: the path links are served on.
+    public var path: String
+    /// weft, WebSocket: the URL peers dial instead, when a reverse proxy forwards it here
+    /// (`wss://example.com/weft`).
+    public var publicURL: LinkEndpoint?
+
+    public static let defaultPath = "/weft"
+    /// Longest `path`: a URL with any address and port must still fit an announcement.
+    public static let maxPathLength = 24
 
     public init(
         mode: Mode,
@@ -69,8 +100,12 @@ public struct LocalSocketConfig: Sendable, Equatable {
         listenAddress: IPAddress,
         listenPort: Int,
         httpDetectorURL: String? = nil,
-        stunServer: String? = nil
+        stunServer: String? = nil,
+        path: String = LocalSocketConfig.defaultPath,
+        publicURL: LinkEndpoint? = nil
     ) {
+        self.path = path
+        self.publicURL = publicURL
         self.mode = mode
         self.transportProtocol = transportProtocol
         self.publicAddress = publicAddress

@@ -1,6 +1,7 @@
 import Logging
 import NIOCore
 import NIOPosix
+import WeftTransport
 import WeftWire
 
 /// Works out the endpoints this site announces: literal public addresses as written, detected
@@ -36,24 +37,41 @@ public struct PublicAddressMonitor: Sendable {
     /// The endpoints known without any detection.
     public var literalEndpoints: [SiteAnnouncement.Endpoint] {
         sockets.compactMap { socket in
+            if let url = socket.publicURL { return url.announced }
             guard case .literal(let address) = socket.publicAddress else { return nil }
             return Self.endpoint(address, socket)
         }
     }
 
-    static func endpoint(_ address: IPAddress, _ socket: LocalSocketConfig) -> SiteAnnouncement.Endpoint {
-        SiteAnnouncement.Endpoint(linkType: .tls, address: address.description, port: UInt16(socket.publicPort))
+    /// Whether the socket's endpoint needs no detection.
+    static func isFixed(_ socket: LocalSocketConfig) -> Bool {
+        if socket.publicURL != nil { return true }
+        if case .literal = socket.publicAddress { return true }
+        return false
+    }
+
+    /// What a socket at `address` is announced as (its public URL, when it has one).
+    static func endpoint(_ address: IPAddress, _ socket: LocalSocketConfig) -> SiteAnnouncement.Endpoint? {
+        if let url = socket.publicURL { return url.announced }
+        let endpoint = LinkEndpoint(
+            transport: socket.transportProtocol.linkType, host: address.description, port: socket.publicPort,
+            path: socket.path)
+        // A detected IPv6 address with a long path may not fit; the config check covers literals.
+        guard endpoint.transport != .websocket || endpoint.url.utf8.count <= LinkEndpoint.maxURLLength else {
+            return nil
+        }
+        return endpoint.announced
     }
 
     /// Detects until cancelled, calling `onChange` with the full endpoint list when it changes.
     /// Returns at once if no socket needs detection.
     public func run(onChange: @Sendable ([SiteAnnouncement.Endpoint]) -> Void) async {
-        guard sockets.contains(where: { if case .literal = $0.publicAddress { false } else { true } }) else { return }
+        guard sockets.contains(where: { !Self.isFixed($0) }) else { return }
         var detected: [Int: IPAddress] = [:]
         var announced = literalEndpoints
         while !Task.isCancelled {
             var allDetected = true
-            for (index, socket) in sockets.enumerated() {
+            for (index, socket) in sockets.enumerated() where !Self.isFixed(socket) {
                 guard let address = await detect(socket) else {
                     allDetected = false
                     continue
@@ -66,8 +84,11 @@ public struct PublicAddressMonitor: Sendable {
                 detected[index] = address
             }
             let endpoints = sockets.enumerated().compactMap { index, socket -> SiteAnnouncement.Endpoint? in
-                if case .literal(let address) = socket.publicAddress { return Self.endpoint(address, socket) }
-                return detected[index].map { Self.endpoint($0, socket) }
+                if Self.isFixed(socket) {
+                    if case .literal(let address) = socket.publicAddress { return Self.endpoint(address, socket) }
+                    return socket.publicURL?.announced
+                }
+                return detected[index].flatMap { Self.endpoint($0, socket) }
             }
             if endpoints != announced {
                 announced = endpoints

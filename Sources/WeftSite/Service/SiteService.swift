@@ -76,6 +76,22 @@ public struct SiteService: Service {
         let agent = try DiscoveryAgent(configuration: discovery, identity: identity, logger: logger)
         let site = LocalLinkSite(
             siteName: configuration.siteName, tls: try LinkTLS(identity: identity))
+        let policy = EndpointPolicy(
+            ownListeners: configuration.tunnel.localSockets.map {
+                HostPort(address: $0.listenAddress, port: $0.listenPort)
+            })
+        let transportContext = LinkTransportContext(
+            congestionControl: configuration.tunnel.congestionControl,
+            proxy: configuration.tunnel.proxy,
+            refuse: { address in policy.refusal(resolved: address).map { "\($0)" } })
+        let caFile = configuration.tunnel.caFile
+        let transports = LinkTransportSet([
+            TCPLinkTransport(context: transportContext),
+            try WebSocketLinkTransport(context: transportContext, caFile: caFile),
+        ])
+        if let proxy = configuration.tunnel.proxy {
+            logger.info("links are dialed through a proxy", metadata: ["proxy": "\(proxy)"])
+        }
         let manager = TunnelManager(
             configuration: .init(
                 siteName: configuration.siteName,
@@ -83,10 +99,8 @@ public struct SiteService: Service {
                 exposesApps: !exposedApps.isEmpty,
                 localAddresses: LocalAddresses.resolve(configuration.tunnel.interfaces, logger: logger),
                 linksPerPath: configuration.tunnel.linksPerPath,
-                endpointPolicy: EndpointPolicy(
-                    ownListeners: configuration.tunnel.localSockets.map {
-                        HostPort(address: $0.listenAddress, port: $0.listenPort)
-                    })
+                endpointPolicy: policy,
+                transports: transports
             ),
             site: site,
             exposedApps: exposedApps,
@@ -104,13 +118,22 @@ public struct SiteService: Service {
         let admission = HandshakeAdmission()
         do {
             for socket in configuration.tunnel.localSockets {
+                let transport: any LinkTransport =
+                    switch socket.transportProtocol {
+                    case .tls, .quic: TCPLinkTransport(context: transportContext)
+                    case .websocket: try WebSocketLinkTransport(context: transportContext, path: socket.path)
+                    }
                 let listener = try await LinkListener.bind(
-                    host: socket.listenAddress.description, port: socket.listenPort, group: group, site: site,
-                    admission: admission, handlers: manager.listenerHandlers, logger: logger
+                    host: socket.listenAddress.description, port: socket.listenPort, over: transport, group: group,
+                    site: site, admission: admission, handlers: manager.listenerHandlers, logger: logger
                 ).get()
                 linkListeners.append(listener)
-                logger.info(
-                    "listening for links", metadata: ["address": "\(listener.localAddress.map { "\($0)" } ?? "?")"])
+                var metadata: Logger.Metadata = [
+                    "address": "\(listener.localAddress.map { "\($0)" } ?? "?")", "transport": "\(transport.kind)",
+                ]
+                if socket.transportProtocol == .websocket { metadata["path"] = "\(socket.path)" }
+                if let url = socket.publicURL { metadata["publicUrl"] = "\(url.url)" }
+                logger.info("listening for links", metadata: metadata)
             }
             try await runtime.start()
         } catch {

@@ -205,8 +205,13 @@ public struct DialPlanner: Sendable {
     private mutating func reconcile(_ peer: inout Peer, name: String) -> [Action] {
         guard peer.up, let info = peer.info, wantsToDial(name) else { return [] }
         var actions: [Action] = []
-        let refused = LinkPath.refused(endpoints: info.announcement.endpoints, policy: policy)
+        var refused = LinkPath.refused(endpoints: info.announcement.endpoints, policy: policy)
             .map { "\($0.endpoint): \($0.refusal)" }
+        if info.announcement.skippedEndpoints > 0 {
+            refused.append(
+                "\(info.announcement.skippedEndpoints) endpoint(s) of a link type this build does not know (a newer weft?): skipped"
+            )
+        }
         if refused != peer.refusedReported {
             peer.refusedReported = refused
             if !refused.isEmpty { actions.append(.endpointsRefused(peer: name, lines: refused)) }

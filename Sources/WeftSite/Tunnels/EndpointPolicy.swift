@@ -1,3 +1,5 @@
+import NIOCore
+
 /// Which announced endpoints this site dials.
 ///
 /// Any member of the mesh announces what it likes, and this site dials it: a member must not be
@@ -17,6 +19,7 @@ public struct EndpointPolicy: Hashable, Sendable {
         public static let broadcast = Refusal(description: "broadcast")
         public static let reserved = Refusal(description: "reserved (240.0.0.0/4)")
         public static let ownListener = Refusal(description: "this site's own link listener")
+        public static let malformed = Refusal(description: "malformed for its link type")
     }
 
     /// This site's link listeners: an endpoint equal to one (or on its port at a loopback
@@ -25,6 +28,12 @@ public struct EndpointPolicy: Hashable, Sendable {
 
     public init(ownListeners: [HostPort] = []) {
         self.ownListeners = ownListeners
+    }
+
+    /// Nil if a connection to `address` (a resolved host name's) may be made, else why not.
+    public func refusal(resolved address: SocketAddress) -> Refusal? {
+        guard let text = address.ipAddress, let port = address.port else { return .notAnAddress }
+        return refusal(address: text, port: port)
     }
 
     /// Nil if `address`:`port` may be dialed, else why not.

@@ -1,20 +1,33 @@
+import WeftTransport
 import WeftWire
 
-/// One link a site keeps to a peer: to which of its endpoints, from which local address (nil
-/// lets the OS choose), and which of the `linksPerPath` links of that pair.
+/// One link a site keeps to a peer: to which of its endpoints (over which transport), from which
+/// local address (nil lets the OS choose), and which of the `linksPerPath` links of that pair.
 public struct LinkPath: Hashable, Sendable, CustomStringConvertible {
-    public var remote: HostPort
+    public var remote: LinkEndpoint
     public var local: IPAddress?
     public var index: Int
 
-    public init(remote: HostPort, local: IPAddress? = nil, index: Int = 0) {
+    public init(remote: LinkEndpoint, local: IPAddress? = nil, index: Int = 0) {
         self.remote = remote
         self.local = local
         self.index = index
     }
 
+    /// A TLS path to an address.
+    public init(remote: HostPort, local: IPAddress? = nil, index: Int = 0) {
+        self.init(
+            remote: LinkEndpoint(transport: .tls, host: remote.address.description, port: remote.port), local: local,
+            index: index)
+    }
+
     public var description: String {
-        "\(local.map { "\($0)" } ?? "*")→\(String(host: remote.address.description, port: remote.port))#\(index)"
+        let target =
+            switch remote.transport {
+            case .tls: String(host: remote.host, port: remote.port)
+            case .websocket: remote.url
+            }
+        return "\(local.map { "\($0)" } ?? "*")→\(target)#\(index)"
     }
 
     /// Endpoints of one peer that are dialed at most: a peer's announcement cannot make this
@@ -35,13 +48,16 @@ public struct LinkPath: Hashable, Sendable, CustomStringConvertible {
     ) -> [LinkPath] {
         var paths: [LinkPath] = []
         var seen = Set<LinkPath>()
-        for endpoint in endpoints.prefix(maxEndpoints) where endpoint.linkType == .tls {
-            guard policy.refusal(address: endpoint.address, port: Int(endpoint.port)) == nil,
-                let address = IPAddress(endpoint.address)
-            else { continue }
-            let remote = HostPort(address: address.normalized, port: Int(endpoint.port))
+        for endpoint in endpoints.prefix(maxEndpoints) {
+            guard var remote = LinkEndpoint(announced: endpoint), refusal(remote, policy: policy) == nil else {
+                continue
+            }
+            let address = IPAddress(remote.host)
+            if let address { remote.host = address.normalized.description }
+            // A host name (a WebSocket URL's) is resolved when dialed: the OS picks the source.
             let locals: [IPAddress?] =
-                localAddresses.isEmpty ? [nil] : localAddresses.filter { $0.family == remote.address.family }
+                localAddresses.isEmpty || address == nil
+                ? [nil] : localAddresses.filter { $0.family == address!.family }
             for local in locals {
                 for index in 0..<max(1, linksPerPath) where paths.count < maxPathsPerPeer {
                     let path = LinkPath(remote: remote, local: local, index: index)
@@ -59,9 +75,19 @@ extension LinkPath {
         endpoints: [SiteAnnouncement.Endpoint], policy: EndpointPolicy
     ) -> [(endpoint: String, refusal: EndpointPolicy.Refusal)] {
         endpoints.prefix(maxEndpoints).compactMap { endpoint in
-            policy.refusal(address: endpoint.address, port: Int(endpoint.port)).map {
-                ("\(endpoint.address) port \(endpoint.port)", $0)
+            guard let remote = LinkEndpoint(announced: endpoint) else {
+                return ("\(endpoint.linkType) \(endpoint.address) port \(endpoint.port)", .malformed)
             }
+            return refusal(remote, policy: policy).map { ("\(remote)", $0) }
         }
+    }
+
+    /// Why an endpoint is not dialed: an IP host goes by the policy; a host name only in a
+    /// WebSocket URL (its resolved address is checked when dialed).
+    static func refusal(_ endpoint: LinkEndpoint, policy: EndpointPolicy) -> EndpointPolicy.Refusal? {
+        if IPAddress(endpoint.host) == nil && endpoint.transport == .websocket {
+            return endpoint.port > 0 ? nil : .badPort
+        }
+        return policy.refusal(address: endpoint.host, port: endpoint.port)
     }
 }

@@ -12,6 +12,7 @@ final class PathDialer: Sendable {
     struct Job {
         var driver: TunnelDriver
         var target: LinkDialer.Target
+        var transport: any LinkTransport
         var linkNumber: UInt32
     }
 
@@ -75,8 +76,9 @@ final class PathDialer: Sendable {
             let held = NIOLockedValueBox<Channel?>(nil)
             let driver = job.driver
             do {
+                let transport = job.transport
                 _ = try await LinkDialer.dial(
-                    job.target, on: driver.eventLoop, site: manager.site, linkNumber: job.linkNumber,
+                    job.target, over: transport, on: driver.eventLoop, site: manager.site, linkNumber: job.linkNumber,
                     stillWanted: { manager.isCurrent(driver, for: self) }
                 ) { channel, established in
                     guard manager.linkDialed(established, driver: driver, for: self), self.hold(channel) else {
@@ -84,7 +86,7 @@ final class PathDialer: Sendable {
                         return
                     }
                     held.withLockedValue { $0 = channel }
-                    driver.attach(channel, leftover: established.leftover)
+                    driver.attach(channel, leftover: established.leftover, transport: transport.kind)
                 }.get()
                 if let channel = held.withLockedValue({ $0 }) {
                     failures = 0

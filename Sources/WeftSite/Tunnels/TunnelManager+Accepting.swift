@@ -12,7 +12,7 @@ extension TunnelManager {
         LinkListener.Handlers(
             trusts: { fingerprint in self.state.withLockedValue { $0.planner.knows(fingerprint) } },
             decide: { hello, fingerprint in self.decide(hello, fingerprint) },
-            onLink: { channel, established in self.linkAccepted(channel, established) }
+            onLink: { channel, established, transport in self.linkAccepted(channel, established, over: transport) }
         )
     }
 
@@ -76,7 +76,9 @@ extension TunnelManager {
     }
 
     /// On the link's event loop, at once: attach the link to the tunnel it was accepted into.
-    func linkAccepted(_ channel: Channel, _ established: LinkHandshake.Established) {
+    func linkAccepted(
+        _ channel: Channel, _ established: LinkHandshake.Established, over transport: LinkEndpoint.Kind = .tls
+    ) {
         let name = established.peerSite
         let driver = state.withLockedValue { state -> TunnelDriver? in
             guard !state.planner.stopped, var tunnel = state.tunnels[name],
@@ -90,6 +92,6 @@ extension TunnelManager {
             channel.close(promise: nil)
             return
         }
-        driver.attach(channel, leftover: established.leftover, dialed: false)
+        driver.attach(channel, leftover: established.leftover, dialed: false, transport: transport)
     }
 }

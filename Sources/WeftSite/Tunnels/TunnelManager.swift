@@ -40,6 +40,8 @@ public final class TunnelManager: Sendable {
         public var deadPeerGrace: Duration
         /// Which announced endpoints are dialed (this site's own listeners among the refused).
         public var endpointPolicy: EndpointPolicy
+        /// What links are dialed over, by the endpoint's link type.
+        public var transports: LinkTransportSet
 
         public init(
             siteName: String,
@@ -51,8 +53,10 @@ public final class TunnelManager: Sendable {
             backoff: Backoff = Backoff(),
             appConnectTimeout: TimeAmount = .seconds(10),
             deadPeerGrace: Duration = .seconds(10),
-            endpointPolicy: EndpointPolicy = EndpointPolicy()
+            endpointPolicy: EndpointPolicy = EndpointPolicy(),
+            transports: LinkTransportSet = .tcpOnly
         ) {
+            self.transports = transports
             self.deadPeerGrace = deadPeerGrace
             self.endpointPolicy = endpointPolicy
             self.siteName = siteName
@@ -223,12 +227,12 @@ public final class TunnelManager: Sendable {
     /// What `dialer` dials next, or nil when its run ends. Creates the tunnel on first use.
     func nextDial(for dialer: PathDialer) -> PathDialer.Job? {
         let name = dialer.peer
-        guard
-            let remote = try? SocketAddress(
-                ipAddress: dialer.path.remote.address.description, port: dialer.path.remote.port)
-        else {
-            // Cannot happen for a planned path (an IP literal and a port); if it does, the run
-            // leaves the plan rather than stay counted and never dial.
+        guard let transport = configuration.transports[dialer.path.remote.transport] else {
+            // Cannot happen with the site's transports (every announced kind has one); if it
+            // does, the run leaves the plan rather than stay counted and never dial.
+            logger.warning(
+                "no transport for a planned path; not dialing it",
+                metadata: ["peer": "\(name)", "path": "\(dialer.path)"])
             state.withLockedValue { state in
                 state.planner.drop(peer: name, path: dialer.path, run: dialer.run)
                 state.dialers[dialer.run] = nil
@@ -248,8 +252,10 @@ public final class TunnelManager: Sendable {
                 PathDialer.Job(
                     driver: tunnel.driver,
                     target: LinkDialer.Target(
-                        address: remote, localAddress: local, peerSite: name, peerIncarnation: tunnel.peerHalf,
+                        endpoint: dialer.path.remote, localAddress: local, peerSite: name,
+                        peerIncarnation: tunnel.peerHalf,
                         localIncarnation: tunnel.driver.localIncarnation, fingerprint: info.fingerprint),
+                    transport: transport,
                     linkNumber: state.nextLinkNumber))
         }
         return job

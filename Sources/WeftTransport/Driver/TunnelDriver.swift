@@ -33,6 +33,7 @@ public final class TunnelDriver: @unchecked Sendable {
     private struct LinkRecord {
         var channel: Channel
         var dialed: Bool
+        var transport: LinkEndpoint.Kind
         var sent: UInt64 = 0
         var received: UInt64 = 0
         /// What the link's counters already show (they are moved once a second, not per frame).
@@ -116,7 +117,9 @@ public final class TunnelDriver: @unchecked Sendable {
 
     /// Joins an established link (its handshake done) to the tunnel. Call on the link's event
     /// loop, at once when the handshake finishes, so no read is missed.
-    public func attach(_ channel: Channel, leftover: ByteBuffer, dialed: Bool = true) {
+    public func attach(
+        _ channel: Channel, leftover: ByteBuffer, dialed: Bool = true, transport: LinkEndpoint.Kind = .tls
+    ) {
         channel.eventLoop.preconditionInEventLoop()
         let id = LinkID(
             nextLinkID.withLockedValue { value in
@@ -135,13 +138,15 @@ public final class TunnelDriver: @unchecked Sendable {
                 channel.close(promise: nil)
                 return
             }
-            $0.links[id] = LinkRecord(channel: channel, dialed: dialed, metrics: $0.metrics.link(id.rawValue))
+            $0.links[id] = LinkRecord(
+                channel: channel, dialed: dialed, transport: transport,
+                metrics: $0.metrics.link(id.rawValue, transport: transport))
             $0.countLinks()
             $0.metrics.linkStateChanged(to: "up")
             $0.logger.info(
                 "link up",
                 metadata: [
-                    "link": "\(id)", "direction": "\(dialed ? "dialed" : "accepted")",
+                    "link": "\(id)", "direction": "\(dialed ? "dialed" : "accepted")", "transport": "\(transport)",
                     "remote": "\(channel.remoteAddress.map { "\($0)" } ?? "?")",
                 ])
             $0.apply($0.engine.linkUp(id, leftover: leftover, now: $0.now))
@@ -311,7 +316,8 @@ public final class TunnelDriver: @unchecked Sendable {
                 let record = links[id]!
                 return TunnelSnapshot.Link(
                     id: id, localAddress: record.channel.localAddress, remoteAddress: record.channel.remoteAddress,
-                    dialed: record.dialed, bytesSent: record.sent, bytesReceived: record.received,
+                    dialed: record.dialed, transport: record.transport, bytesSent: record.sent,
+                    bytesReceived: record.received,
                     statistics: statistics[id])
             },
             ended: !running

@@ -33,8 +33,8 @@ struct TunnelMetrics {
         series = PeerSeries.acquire(peer)
     }
 
-    func link(_ number: UInt32) -> Link {
-        let labels = [("peer", series.peer), ("link", "\(number)")]
+    func link(_ number: UInt32, transport: LinkEndpoint.Kind) -> Link {
+        let labels = [("peer", series.peer), ("link", "\(number)"), ("transport", "\(transport)")]
         return Link(
             sent: Counter(label: "weft_link_sent_bytes_total", dimensions: labels),
             received: Counter(label: "weft_link_received_bytes_total", dimensions: labels),

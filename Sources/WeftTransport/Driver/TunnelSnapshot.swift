@@ -9,6 +9,8 @@ public struct TunnelSnapshot: Sendable {
         public var remoteAddress: SocketAddress?
         /// This site dialed it (false: the peer did).
         public var dialed: Bool
+        /// What the link travels over.
+        public var transport: LinkEndpoint.Kind
         public var bytesSent: UInt64
         public var bytesReceived: UInt64
         public var statistics: LinkStatistics?

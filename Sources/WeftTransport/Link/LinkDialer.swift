@@ -8,7 +8,7 @@ import WeftTunnel
 /// the fingerprint the peer announced, then the handshake.
 public enum LinkDialer {
     public struct Target: Sendable {
-        public var address: SocketAddress
+        public var endpoint: LinkEndpoint
         /// Bind the link to this local address (which picks the interface) before connecting.
         public var localAddress: SocketAddress?
         public var peerSite: String
@@ -19,24 +19,36 @@ public enum LinkDialer {
         public var fingerprint: CertificateFingerprint
 
         public init(
-            address: SocketAddress, localAddress: SocketAddress? = nil, peerSite: String, peerIncarnation: UInt64,
+            endpoint: LinkEndpoint, localAddress: SocketAddress? = nil, peerSite: String, peerIncarnation: UInt64,
             localIncarnation: UInt64, fingerprint: CertificateFingerprint
         ) {
             self.localIncarnation = localIncarnation
-            self.address = address
+            self.endpoint = endpoint
             self.localAddress = localAddress
             self.peerSite = peerSite
             self.peerIncarnation = peerIncarnation
             self.fingerprint = fingerprint
         }
+
+        /// A TLS link to `address`.
+        public init(
+            address: SocketAddress, localAddress: SocketAddress? = nil, peerSite: String, peerIncarnation: UInt64,
+            localIncarnation: UInt64, fingerprint: CertificateFingerprint
+        ) {
+            self.init(
+                endpoint: LinkEndpoint.tls(address)!, localAddress: localAddress, peerSite: peerSite,
+                peerIncarnation: peerIncarnation, localIncarnation: localIncarnation, fingerprint: fingerprint)
+        }
     }
 
-    /// Connects and runs the handshake; `onEstablished` runs on the link's event loop the moment
-    /// it succeeds (attach the link to its tunnel there). `stillWanted`, asked once the TCP
-    /// connection is up, can drop a link whose tunnel changed while it connected. The future fails with a `LinkError`
-    /// (or a connection error) otherwise.
+    /// Opens the transport's byte stream, then runs TLS and the handshake on it; `onEstablished`
+    /// runs on the link's event loop the moment it succeeds (attach the link to its tunnel
+    /// there). `stillWanted`, asked once the stream is up, can drop a link whose tunnel changed
+    /// while it connected. The future fails with a `LinkError` (or a connection error) otherwise.
+    /// `handshakeTimeout` bounds the stream's opening and, separately, TLS and the handshake.
     public static func dial(
         _ target: Target,
+        over transport: any LinkTransport = TCPLinkTransport(),
         on eventLoop: EventLoop,
         site: LocalLinkSite,
         linkNumber: UInt32,
@@ -45,29 +57,36 @@ public enum LinkDialer {
         onEstablished: @escaping @Sendable (Channel, LinkHandshake.Established) -> Void
     ) -> EventLoopFuture<LinkHandshake.Established> {
         let result = eventLoop.makePromise(of: LinkHandshake.Established.self)
-        var bootstrap = ClientBootstrap(group: eventLoop)
-            .connectTimeout(handshakeTimeout)
-            .channelInitializer { channel in
-                LinkSocketOptions.apply(to: channel).flatMapThrowing {
-                    let tls = try site.tls.makeClientHandler(expecting: target.fingerprint)
-                    let handshake = LinkHandshakeHandler(
-                        machine: LinkHandshake(
-                            role: .dialer(
-                                peerSite: target.peerSite, peerIncarnation: target.peerIncarnation, linkID: linkNumber),
-                            siteName: site.siteName,
-                            incarnation: target.localIncarnation
-                        ),
-                        timeout: handshakeTimeout,
-                        result: result,
-                        stillWanted: stillWanted,
-                        onEstablished: onEstablished
-                    )
-                    try channel.pipeline.syncOperations.addHandler(tls)
-                    try channel.pipeline.syncOperations.addHandler(handshake)
+        precondition(transport.kind == target.endpoint.transport, "an endpoint dialed over another transport")
+        transport.dial(target.endpoint, from: target.localAddress, on: eventLoop, timeout: handshakeTimeout) {
+            channel in
+            let tls = try site.tls.makeClientHandler(expecting: target.fingerprint)
+            let handshake = LinkHandshakeHandler(
+                machine: LinkHandshake(
+                    role: .dialer(
+                        peerSite: target.peerSite, peerIncarnation: target.peerIncarnation, linkID: linkNumber),
+                    siteName: site.siteName,
+                    incarnation: target.localIncarnation
+                ),
+                timeout: handshakeTimeout,
+                result: result,
+                stillWanted: stillWanted,
+                onEstablished: onEstablished
+            )
+            try channel.pipeline.syncOperations.addHandler(tls)
+            try channel.pipeline.syncOperations.addHandler(handshake)
+        }.whenComplete { opened in
+            switch opened {
+            case .success(let channel):
+                // A stream that ends before the handshake handler sees it (a completed promise
+                // ignores this).
+                channel.closeFuture.whenComplete { _ in
+                    result.fail(LinkError(.closed, "the connection closed"))
                 }
+            case .failure(let error):
+                result.fail(error)
             }
-        if let local = target.localAddress { bootstrap = bootstrap.bind(to: local) }
-        bootstrap.connect(to: target.address).whenFailure { result.fail($0) }
+        }
         return result.futureResult
     }
 }

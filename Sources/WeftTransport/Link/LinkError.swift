@@ -15,6 +15,9 @@ public struct LinkError: Error, Hashable, Sendable, CustomStringConvertible {
         public static let refused = Code("refused")
         /// The connection closed before the handshake finished.
         public static let closed = Code("closed during handshake")
+        /// The transport could not open its byte stream (a proxy, an HTTP upgrade, a resolved
+        /// address the endpoint policy forbids).
+        public static let transport = Code("transport failed")
 
         public var description: String { name }
     }

@@ -15,6 +15,8 @@ import WeftWire
 /// are capped (`HandshakeAdmission`), in all and per source address.
 public struct LinkListener: Sendable {
     public let channel: Channel
+    /// What its links travel over.
+    public let transport: LinkEndpoint.Kind
 
     /// Where the listener is bound (the port, when 0 was asked for).
     public var localAddress: SocketAddress? { channel.localAddress }
@@ -25,12 +27,12 @@ public struct LinkListener: Sendable {
         /// Whether a valid hello from this certificate is accepted (checked after the hello).
         public var decide: @Sendable (LinkHello, CertificateFingerprint) -> LinkDecision
         /// The link is established: attach it to its tunnel now, on the link's event loop.
-        public var onLink: @Sendable (Channel, LinkHandshake.Established) -> Void
+        public var onLink: @Sendable (Channel, LinkHandshake.Established, LinkEndpoint.Kind) -> Void
 
         public init(
             trusts: @escaping @Sendable (CertificateFingerprint) -> Bool,
             decide: @escaping @Sendable (LinkHello, CertificateFingerprint) -> LinkDecision,
-            onLink: @escaping @Sendable (Channel, LinkHandshake.Established) -> Void
+            onLink: @escaping @Sendable (Channel, LinkHandshake.Established, LinkEndpoint.Kind) -> Void
         ) {
             self.trusts = trusts
             self.decide = decide
@@ -41,6 +43,7 @@ public struct LinkListener: Sendable {
     public static func bind(
         host: String,
         port: Int,
+        over transport: any LinkTransport = TCPLinkTransport(),
         group: EventLoopGroup,
         site: LocalLinkSite,
         handshakeTimeout: TimeAmount = .seconds(5),
@@ -49,9 +52,10 @@ public struct LinkListener: Sendable {
         logger: Logger
     ) -> EventLoopFuture<LinkListener> {
         let warnings = LogLimiter()
-        return ServerBootstrap(group: group)
-            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelInitializer { channel in
+        let kind = transport.kind
+        return transport.listen(
+            host: host, port: port, group: group, timeout: handshakeTimeout,
+            accept: { channel in
                 let source = channel.remoteAddress?.ipAddress ?? "?"
                 if let refusal = admission.admit(source) {
                     let (allowed, suppressed) = warnings.admit("admission \(refusal)")
@@ -60,8 +64,9 @@ public struct LinkListener: Sendable {
                             "refused a link connection before TLS: \(refusal.rawValue)",
                             metadata: ["remote": "\(source)", "alsoRefusedSinceLastLine": "\(suppressed)"])
                     }
-                    return channel.close()
+                    return nil
                 }
+                // The slot is given back once, when the handshake ends or the connection does.
                 let released = NIOLockedValueBox(false)
                 let release: @Sendable () -> Void = {
                     let first = released.withLockedValue { done in
@@ -71,20 +76,21 @@ public struct LinkListener: Sendable {
                     if first { admission.release(source) }
                 }
                 channel.closeFuture.whenComplete { _ in release() }
-                return LinkSocketOptions.apply(to: channel).flatMapThrowing {
+                return { channel in
                     try initialize(
-                        channel, site: site, timeout: handshakeTimeout, handlers: handlers, warnings: warnings,
-                        source: source, release: release, logger: logger)
+                        channel, site: site, timeout: handshakeTimeout, handlers: handlers, transport: kind,
+                        warnings: warnings, release: release, logger: logger)
                 }
             }
-            .bind(host: host, port: port)
-            .map { LinkListener(channel: $0) }
+        )
+        .map { LinkListener(channel: $0, transport: kind) }
     }
 
     private static func initialize(
-        _ channel: Channel, site: LocalLinkSite, timeout: TimeAmount, handlers: Handlers, warnings: LogLimiter,
-        source: String, release: @escaping @Sendable () -> Void, logger: Logger
+        _ channel: Channel, site: LocalLinkSite, timeout: TimeAmount, handlers: Handlers,
+        transport: LinkEndpoint.Kind, warnings: LogLimiter, release: @escaping @Sendable () -> Void, logger: Logger
     ) throws {
+        let source = channel.remoteAddress?.ipAddress ?? "?"
         let remote = channel.remoteAddress.map { "\($0)" } ?? "?"
         let fingerprint = NIOLockedValueBox<CertificateFingerprint?>(nil)
         let tls = site.tls.makeServerHandler { presented in
@@ -113,7 +119,7 @@ public struct LinkListener: Sendable {
                 }
                 return handlers.decide(hello, presented)
             },
-            onEstablished: { channel, established in handlers.onLink(channel, established) }
+            onEstablished: { channel, established in handlers.onLink(channel, established, transport) }
         )
         try channel.pipeline.syncOperations.addHandler(tls)
         try channel.pipeline.syncOperations.addHandler(handshake)

@@ -4,13 +4,24 @@ import NIOCore
 public struct SiteAnnouncement: Hashable, Sendable {
     /// A socket peers may dial for a link.
     public struct Endpoint: Hashable, Sendable {
-        public enum LinkType: UInt8, Sendable {
+        /// How a link to the endpoint travels (see `LinkTransport`).
+        public enum LinkType: UInt8, Sendable, CaseIterable, CustomStringConvertible {
             /// TLS 1.3 over TCP.
             case tls = 1
+            /// weft's TLS inside WebSocket binary messages (HTTP/1.1 upgrade), reachable through
+            /// reverse proxies; `address` holds the `ws://` or `wss://` URL.
+            case websocket = 2
+
+            public var description: String {
+                switch self {
+                case .tls: "tls"
+                case .websocket: "websocket"
+                }
+            }
         }
 
         public var linkType: LinkType
-        /// An IP literal (no brackets).
+        /// An IP literal (no brackets); for `websocket`, the URL to dial.
         public var address: String
         public var port: UInt16
 
@@ -55,6 +66,9 @@ public struct SiteAnnouncement: Hashable, Sendable {
     public var endpoints: [Endpoint]
     /// Names of the apps the site exposes.
     public var apps: [String]
+    /// Endpoints of link types this build does not know, skipped when parsing (not serialized):
+    /// a newer peer may offer transports this one cannot dial.
+    public var skippedEndpoints: Int = 0
     /// Identities this site's operator revoked (`weft trust revoke`), as certificate SHA-256s:
     /// sites that name this one in `crypto.revokers` refuse them too.
     public var revoked: [[UInt8]]
@@ -147,6 +161,8 @@ public struct SiteAnnouncement: Hashable, Sendable {
             let port = try buffer.readWireInteger(UInt16.self, field: "port")
             if let type = Endpoint.LinkType(rawValue: rawType) {
                 endpoints.append(Endpoint(linkType: type, address: address, port: port))
+            } else {
+                skippedEndpoints += 1
             }
         }
         let appCount = Int(try buffer.readWireInteger(UInt16.self, field: "app count"))
