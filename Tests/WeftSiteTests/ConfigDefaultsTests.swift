@@ -1,5 +1,6 @@
 import Testing
 import WeftDiscovery
+import WeftTransport
 
 @testable import WeftSite
 
@@ -264,6 +265,47 @@ struct ConfigDefaultsTests {
         let warning = try #require(loaded.warnings.first { $0.path == "tunnel.localSockets[0].transportProtocol" })
         #expect(warning.line == 10)
         #expect(warning.message.contains("TLS over TCP"))
+    }
+
+    @Test("websocket sockets: path, publicUrl instead of an address; tunnel proxy, caFile and congestion control")
+    func webSocketAndTunnelKeys() throws {
+        let yaml =
+            minimalConfig + """
+                tunnel:
+                  proxy: http://corp:pw@10.0.0.1:3128
+                  caFile: /dev/null
+                  congestionControl: reno
+                  localSockets:
+                  - mode: dedicated-address
+                    transportProtocol: websocket
+                    listenAddress: 0.0.0.0
+                    listenPort: 8080
+                    publicUrl: wss://weft.example.com/tunnel
+                  - mode: dedicated-address
+                    transportProtocol: websocket
+                    publicAddress: 198.18.0.7
+                    listenPort: 8081
+                    path: /w
+
+                """
+        let loaded = try loadConfig(yaml)
+        let tunnel = loaded.configuration.tunnel
+        #expect(tunnel.proxy == LinkProxy(kind: .http, host: "10.0.0.1", port: 3128, username: "corp", password: "pw"))
+        #expect(tunnel.caFile == "/dev/null")
+        #expect(tunnel.congestionControl == "reno")
+        #expect(tunnel.localSockets[0].transportProtocol == .websocket)
+        #expect(tunnel.localSockets[0].publicURL == LinkEndpoint.webSocket(url: "wss://weft.example.com/tunnel"))
+        #expect(tunnel.localSockets[0].path == "/weft")
+        #expect(tunnel.localSockets[1].path == "/w")
+        #expect(tunnel.localSockets[1].publicURL == nil)
+        #expect(loaded.warnings.isEmpty, "\(loaded.warnings)")
+        // What the site announces: the public URL as written, and a ws:// URL at the public address.
+        let monitor = PublicAddressMonitor(sockets: tunnel.localSockets, stunServers: [], logger: .init(label: "t"))
+        #expect(
+            monitor.literalEndpoints == [
+                .init(linkType: .websocket, address: "wss://weft.example.com/tunnel", port: 443),
+                .init(linkType: .websocket, address: "ws://198.18.0.7:8081/w", port: 8081),
+            ])
     }
 
     @Test("a top-level stun list satisfies autoStunDetect")

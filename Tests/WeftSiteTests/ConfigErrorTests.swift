@@ -171,7 +171,7 @@ struct ConfigErrorTests {
                 + "tunnel:\n  localSockets:\n  - mode: dedicated-address\n    transportProtocol: sctp\n    listenAddress: 127.0.0.1\n    listenPort: 1\n",
             path: "tunnel.localSockets[0].transportProtocol",
             line: 10,
-            fragment: "expected tls or quic"
+            fragment: "expected tls, quic or websocket"
         ),
         Case(
             name: "dedicated-address without any address",
@@ -493,6 +493,51 @@ struct ConfigErrorTests {
             path: "siteName",
             line: 7,
             fragment: "duplicate key (first at line 1)"
+        ),
+        Case(
+            name: "publicUrl on a TLS socket",
+            yaml: header
+                + "tunnel:\n  localSockets:\n  - mode: dedicated-address\n    listenAddress: 127.0.0.1\n    listenPort: 4000\n    publicUrl: wss://example.com/weft\n",
+            path: "tunnel.localSockets[0].publicUrl",
+            line: 12,
+            fragment: "publicUrl needs transportProtocol: websocket"
+        ),
+        Case(
+            name: "publicUrl not a WebSocket URL",
+            yaml: header
+                + "tunnel:\n  localSockets:\n  - mode: dedicated-address\n    transportProtocol: websocket\n    listenAddress: 127.0.0.1\n    listenPort: 4000\n    publicUrl: https://example.com/weft\n",
+            path: "tunnel.localSockets[0].publicUrl",
+            line: 13,
+            fragment: "expected ws://HOST[:PORT]/PATH or wss://HOST[:PORT]/PATH"
+        ),
+        Case(
+            name: "path without a slash",
+            yaml: header
+                + "tunnel:\n  localSockets:\n  - mode: dedicated-address\n    transportProtocol: websocket\n    listenAddress: 127.0.0.1\n    listenPort: 4000\n    path: weft\n",
+            path: "tunnel.localSockets[0].path",
+            line: 13,
+            fragment: "expected a path starting with /"
+        ),
+        Case(
+            name: "proxy with an unknown scheme",
+            yaml: header + "tunnel:\n  proxy: https://proxy.example:3128\n",
+            path: "tunnel.proxy",
+            line: 8,
+            fragment: "expected http://HOST:PORT or socks5://HOST:PORT"
+        ),
+        Case(
+            name: "congestion control not a name",
+            yaml: header + "tunnel:\n  congestionControl: \"bbr; rm\"\n",
+            path: "tunnel.congestionControl",
+            line: 8,
+            fragment: "expected a congestion control name"
+        ),
+        Case(
+            name: "caFile unreadable",
+            yaml: header + "tunnel:\n  caFile: /nonexistent/ca.pem\n",
+            path: "tunnel.caFile",
+            line: 8,
+            fragment: "no readable file at /nonexistent/ca.pem"
         ),
         Case(
             name: "root not a mapping",

@@ -169,6 +169,17 @@ struct DiscoveryCodecTests {
         bytes[typeOffset] = 200
         let parsed = try SiteAnnouncement(parsing: bytes)
         #expect(parsed.endpoints == [Self.announcement.endpoints[1]])
+        // Counted, so the planner can say once that it skips them.
+        #expect(parsed.skippedEndpoints == 1)
+        #expect(try SiteAnnouncement(parsing: Self.announcement.serialized()).skippedEndpoints == 0)
+    }
+
+    @Test("a WebSocket endpoint round-trips with its URL as the address")
+    func webSocketEndpoint() throws {
+        var announcement = Self.announcement
+        announcement.endpoints.append(.init(linkType: .websocket, address: "wss://example.com/weft", port: 443))
+        let parsed = try SiteAnnouncement(parsing: announcement.serialized())
+        #expect(parsed.endpoints.last == .init(linkType: .websocket, address: "wss://example.com/weft", port: 443))
     }
 
     @Test("goodbyes round-trip and refuse unknown reasons")

@@ -55,10 +55,12 @@ public struct LinkEndpoint: Hashable, Sendable, CustomStringConvertible {
         }
     }
 
-    /// `ws://HOST:PORT/PATH` or `wss://...` (IPv6 literals in brackets).
+    /// `ws://HOST:PORT/PATH` or `wss://...` (IPv6 literals in brackets; the scheme's default
+    /// port left out).
     public var url: String {
         let bracketed = host.contains(":") ? "[\(host)]" : host
-        return "\(secure ? "wss" : "ws")://\(bracketed):\(port)\(path)"
+        let portText = port == (secure ? 443 : 80) ? "" : ":\(port)"
+        return "\(secure ? "wss" : "ws")://\(bracketed)\(portText)\(path)"
     }
 
     public var description: String {

@@ -88,11 +88,12 @@ enum StreamConnector {
         try operations.addHandler(decoder)
         try operations.addHandler(connect)
         // The HTTP handlers leave once the tunnel through the proxy is up.
+        let handlers = NIOLoopBound((connect, decoder, encoder), eventLoop: channel.eventLoop)
         established.futureResult.whenSuccess {
             let operations = channel.pipeline.syncOperations
-            operations.removeHandler(connect, promise: nil)
-            operations.removeHandler(decoder, promise: nil)
-            operations.removeHandler(encoder, promise: nil)
+            operations.removeHandler(handlers.value.0, promise: nil)
+            operations.removeHandler(handlers.value.1, promise: nil)
+            operations.removeHandler(handlers.value.2, promise: nil)
         }
     }
 
@@ -110,10 +111,11 @@ enum StreamConnector {
         let operations = channel.pipeline.syncOperations
         try operations.addHandler(socks)
         try operations.addHandler(watcher)
+        let handlers = NIOLoopBound((watcher, socks), eventLoop: channel.eventLoop)
         established.futureResult.whenSuccess {
             let operations = channel.pipeline.syncOperations
-            operations.removeHandler(watcher, promise: nil)
-            operations.removeHandler(socks, promise: nil)
+            operations.removeHandler(handlers.value.0, promise: nil)
+            operations.removeHandler(handlers.value.1, promise: nil)
         }
     }
 }

@@ -1,0 +1,241 @@
+import Foundation
+import Testing
+import WeftTestSupport
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// The tools these tests need beside the lab's.
+enum ProxyTools {
+    static let nginx = "/usr/sbin/nginx"
+    static let openssl = "/usr/bin/openssl"
+}
+
+/// Sites whose links run over WebSocket behind Debian's nginx as a TLS-terminating reverse
+/// proxy, beside TLS links: the proxy forwards the upgrade, sees only weft's ciphertext, and a
+/// proxy that dies costs the tunnel nothing while another link is up.
+@Suite(
+    "link transports end to end", .serialized,
+    .enabled(
+        if: SiteLab.isAvailable && TestEnvironment.runs(needing: ProxyTools.nginx)
+            && TestEnvironment.runs(needing: ProxyTools.openssl),
+        "\(SiteLab.missing), and nginx and openssl"),
+    .timeLimit(.minutes(10)))
+struct TransportsEndToEndTests {
+    static let nginx = ProxyTools.nginx
+    static let openssl = ProxyTools.openssl
+
+    /// A CA and a certificate it signed for localhost (DNS and IP), made with openssl.
+    static func makeCertificates(_ lab: SiteLab) async throws {
+        let dir = lab.path
+        _ = try lab.write("san.ext", "subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1\n")
+        for arguments in [
+            [
+                "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout",
+                "\(dir)/ca.key", "-out", "\(dir)/ca.pem", "-days", "2", "-subj", "/CN=weft test CA",
+            ],
+            [
+                "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout",
+                "\(dir)/proxy.key", "-out", "\(dir)/proxy.csr", "-subj", "/CN=localhost",
+            ],
+            [
+                "x509", "-req", "-in", "\(dir)/proxy.csr", "-CA", "\(dir)/ca.pem", "-CAkey", "\(dir)/ca.key",
+                "-CAcreateserial", "-out", "\(dir)/proxy.pem", "-days", "2", "-extfile", "\(dir)/san.ext",
+            ],
+        ] {
+            let out = try await lab.run(openssl, arguments)
+            #expect(out.status == 0, "openssl \(arguments[0]): \(out.stderr)")
+        }
+    }
+
+    /// nginx terminating TLS on `port` and passing `/weft` upgrades to `upstream`.
+    static func startNginx(_ lab: SiteLab, port: Int, upstream: Int) async throws {
+        let dir = lab.path
+        try FileManager.default.createDirectory(atPath: dir + "/nginx-tmp", withIntermediateDirectories: true)
+        let config = try lab.write(
+            "nginx.conf",
+            """
+            master_process off;
+            daemon off;
+            pid \(dir)/nginx.pid;
+            error_log \(dir)/nginx-error.log info;
+            events { worker_connections 128; }
+            http {
+                access_log \(dir)/nginx-access.log;
+                client_body_temp_path \(dir)/nginx-tmp/body;
+                proxy_temp_path \(dir)/nginx-tmp/proxy;
+                fastcgi_temp_path \(dir)/nginx-tmp/fastcgi;
+                uwsgi_temp_path \(dir)/nginx-tmp/uwsgi;
+                scgi_temp_path \(dir)/nginx-tmp/scgi;
+                server {
+                    listen 127.0.0.1:\(port) ssl;
+                    ssl_certificate \(dir)/proxy.pem;
+                    ssl_certificate_key \(dir)/proxy.key;
+                    location /weft {
+                        proxy_pass http://127.0.0.1:\(upstream);
+                        proxy_http_version 1.1;
+                        proxy_set_header Upgrade $http_upgrade;
+                        proxy_set_header Connection "upgrade";
+                        proxy_read_timeout 3600s;
+                        proxy_send_timeout 3600s;
+                    }
+                }
+            }
+            """)
+        try await lab.app("nginx", nginx, ["-e", dir + "/nginx-error.log", "-c", config, "-p", dir], port: port)
+    }
+
+    /// A TCP forwarder from `port` to `upstream` that records every byte it passes (both ways)
+    /// in `recording`: what a capture on the proxy's upstream side would see.
+    static func recorder(_ lab: SiteLab, port: Int, upstream: Int) async throws {
+        let script = try lab.write(
+            "recorder.py",
+            """
+            import socket, sys, threading
+            listener = socket.socket()
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            listener.bind(("127.0.0.1", int(sys.argv[1])))
+            listener.listen(16)
+            record = open(sys.argv[3], "ab", buffering=0)
+            lock = threading.Lock()
+            def pipe(a, b):
+                try:
+                    while True:
+                        data = a.recv(65536)
+                        if not data:
+                            break
+                        with lock:
+                            record.write(data)
+                        b.sendall(data)
+                except OSError:
+                    pass
+                for s in (a, b):
+                    try:
+                        s.shutdown(socket.SHUT_RDWR)
+                    except OSError:
+                        pass
+            while True:
+                client, _ = listener.accept()
+                try:
+                    upstream = socket.create_connection(("127.0.0.1", int(sys.argv[2])))
+                except OSError:
+                    client.close()  # the lab's readiness probe, before the site listens
+                    continue
+                threading.Thread(target=pipe, args=(client, upstream), daemon=True).start()
+                threading.Thread(target=pipe, args=(upstream, client), daemon=True).start()
+            """)
+        try await lab.app(
+            "recorder", SiteLab.python, [script, "\(port)", "\(upstream)", lab.path + "/upstream.bin"], port: port)
+    }
+
+    @Test(
+        "a site behind nginx (TLS-terminating): links over wss:// through it, an HTTP transfer, no plaintext upstream")
+    func behindReverseProxy() async throws {
+        let lab = try SiteLab()
+        try await Self.makeCertificates(lab)
+        let httpPort = try FreePort.find()
+        let marker = "weft-plaintext-marker-\(UUID().uuidString)"
+        let text = String(repeating: marker + "\n", count: (1 << 20) / (marker.count + 1))
+        let digests = try await lab.website(
+            port: httpPort, files: ["marker.txt": text], randomMegabytes: ["big.bin": 8])
+        let linkPort = try FreePort.find()
+        let recorderPort = try FreePort.find()
+        let proxyPort = try FreePort.find()
+        try await Self.recorder(lab, port: recorderPort, upstream: linkPort)
+        try await Self.startNginx(lab, port: proxyPort, upstream: recorderPort)
+
+        // alpha: only a WebSocket socket on loopback, announced as nginx's public URL.
+        try lab.site(
+            "alpha", exposed: [SiteLab.exposed("web", "tcp:127.0.0.1:\(httpPort)")],
+            sockets: """
+                  - mode: dedicated-address
+                    transportProtocol: websocket
+                    listenAddress: 127.0.0.1
+                    listenPort: \(linkPort)
+                    publicUrl: wss://localhost:\(proxyPort)/weft
+
+                """)
+        let webPort = try FreePort.find()
+        try lab.site(
+            "beta", remote: [SiteLab.remote("alpha", "web", "tcp:127.0.0.1:\(webPort)")],
+            tunnelExtra: "  caFile: \(lab.path)/ca.pem\n")
+        try lab.start("alpha")
+        try lab.start("beta")
+        #expect(await lab.waitForLink("beta", to: "alpha"), "no link: \(lab.log("beta").suffix(3000))")
+        #expect(!lab.lines("beta", "link up", "transport=websocket").isEmpty)
+
+        let fetched = lab.path + "/fetched.bin"
+        let download = try await lab.run(
+            SiteLab.curl, ["-sS", "--fail", "-o", fetched, "http://127.0.0.1:\(webPort)/big.bin"])
+        #expect(download.status == 0, "\(download.stderr)")
+        #expect(try await lab.sha256(ofFile: fetched) == digests["big.bin"])
+        let page = try await lab.run(SiteLab.curl, ["-sS", "--fail", "http://127.0.0.1:\(webPort)/marker.txt"])
+        #expect(page.stdout == text)
+
+        // What passed between nginx and the site is ciphertext: at least the file's size, and
+        // not one copy of the marker the app served in clear.
+        let recorded = FileManager.default.contents(atPath: lab.path + "/upstream.bin") ?? Data()
+        #expect(recorded.count > 8 << 20, "recorded \(recorded.count) bytes; \(lab.read("recorder.err"))")
+        #expect(recorded.range(of: Data(marker.utf8)) == nil, "the app's plaintext crossed the proxy's upstream side")
+        await lab.stop("beta", "alpha")
+        // nginx logs an upgraded request when its connection ends: the upgrade (101) on /weft.
+        let upgraded = await WeftProcess.waitFor(.seconds(60)) {
+            lab.read("nginx-access.log").contains("\"GET /weft HTTP/1.1\" 101")
+        }
+        #expect(upgraded, "nginx access log: \(lab.read("nginx-access.log"))")
+    }
+
+    @Test(
+        "TLS and WebSocket links in one tunnel; nginx killed mid-transfer: the TLS link carries the rest, then the WebSocket link returns"
+    )
+    func mixedLinksSurviveAProxyCut() async throws {
+        let lab = try SiteLab()
+        try await Self.makeCertificates(lab)
+        let httpPort = try FreePort.find()
+        let digests = try await lab.website(port: httpPort, randomMegabytes: ["big.bin": 24])
+        let tlsPort = try FreePort.find()
+        let wsPort = try FreePort.find()
+        let proxyPort = try FreePort.find()
+        try await Self.startNginx(lab, port: proxyPort, upstream: wsPort)
+        try lab.site(
+            "alpha", exposed: [SiteLab.exposed("web", "tcp:127.0.0.1:\(httpPort)")],
+            sockets: """
+                  - mode: dedicated-address
+                    listenAddress: 127.0.0.1
+                    listenPort: \(tlsPort)
+                  - mode: dedicated-address
+                    transportProtocol: websocket
+                    listenAddress: 127.0.0.1
+                    listenPort: \(wsPort)
+                    publicUrl: wss://localhost:\(proxyPort)/weft
+
+                """)
+        let webPort = try FreePort.find()
+        try lab.site(
+            "beta", remote: [SiteLab.remote("alpha", "web", "tcp:127.0.0.1:\(webPort)")],
+            tunnelExtra: "  caFile: \(lab.path)/ca.pem\n")
+        try lab.start("alpha")
+        try lab.start("beta")
+        #expect(await lab.waitForLink("beta", to: "alpha", count: 2), "\(lab.log("beta").suffix(3000))")
+        #expect(lab.lines("beta", "link up", "transport=websocket").count == 1)
+        #expect(lab.lines("beta", "link up", "transport=tls").count == 1)
+
+        let fetched = lab.path + "/fetched.bin"
+        let transfer = try await lab.download(
+            "http://127.0.0.1:\(webPort)/big.bin", to: fetched, rate: "4M", flowing: 4 << 20)
+        // Cut the WebSocket path: nginx goes away with its connections.
+        await lab.kill("nginx", signal: SIGTERM)
+        #expect(await transfer.exited(within: .seconds(120)))
+        #expect(transfer.exitCode == 0, "curl: \(lab.read("transfer.err"))")
+        #expect(try await lab.sha256(ofFile: fetched) == digests["big.bin"])
+
+        // nginx back: the WebSocket link is dialed again.
+        try await Self.startNginx(lab, port: proxyPort, upstream: wsPort)
+        #expect(
+            await WeftProcess.waitFor(.seconds(90)) {
+                lab.lines("beta", "link up", "transport=websocket").count >= 2
+            }, "\(lab.log("beta").suffix(3000))")
+        await lab.stop("beta", "alpha")
+    }
+}
