@@ -45,6 +45,8 @@ extension APIModels.Tunnel {
                     localAddress: link.localAddress.map(Self.describe),
                     remoteAddress: link.remoteAddress.map(Self.describe),
                     transport: "\(link.transport)",
+                    role: link.statistics?.backup == true ? "backup" : "primary",
+                    blocked: link.statistics?.blocked ?? false,
                     dialed: link.dialed,
                     state: link.statistics?.suspect == true ? "suspect" : "up",
                     rttMs: link.statistics?.smoothedRTT.map { $0.inSeconds * 1000 },

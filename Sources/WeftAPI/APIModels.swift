@@ -65,6 +65,10 @@ public enum APIModels {
         public var remoteAddress: String?
         /// What the link travels over: `tls`, `websocket`.
         public var transport: String
+        /// `primary`, or `backup`: data only while no primary link is up.
+        public var role: String
+        /// Blocked by an operator: no data until unblocked.
+        public var blocked: Bool
         public var dialed: Bool
         public var state: String
         public var rttMs: Double?

@@ -109,6 +109,20 @@ struct SiteAPI: Sendable {
             }
             return APIModels.Tunnel(tunnel)
         }
+        for (verb, blocked) in [("block", true), ("unblock", false)] {
+            v1.post("/tunnels/{peer}/links/{id}/\(verb)") { _, context in
+                let peer = try context.parameters.require("peer")
+                let text = try context.parameters.require("id")
+                guard let id = UInt32(text) else { throw APIError(.badRequest, "a link id is a number") }
+                guard try await runtime().setLinkBlocked(peer: peer, link: id, blocked) else {
+                    throw APIError(.notFound, "no link \(id) in a tunnel to \(peer)")
+                }
+                guard let tunnel = try await runtime().tunnels().first(where: { $0.peer == peer }) else {
+                    throw APIError(.notFound, "no tunnel to \(peer)")
+                }
+                return APIModels.Tunnel(tunnel)
+            }
+        }
     }
 
     private func runtime() throws -> SiteRuntime {

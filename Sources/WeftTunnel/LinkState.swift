@@ -58,6 +58,16 @@ struct LinkState {
     var lastSend: Duration
     /// True after a missed acknowledgement deadline, until the link shows life again.
     var suspect = false
+    /// A backup path: data only while no primary link is up (`TunnelEngine.chooseLink`).
+    var backup = false
+    /// Blocked by the operator: no data at all until unblocked; acks and pings go on.
+    var blocked = false
+    /// Blocked by the peer's operator (a `linkPolicy` frame): the same, in this direction.
+    var peerBlocked = false
+    /// The peer understands `linkPolicy` frames (its hello or welcome said so).
+    var peerTakesPolicy = false
+    /// Blocked at either end: carries no data.
+    var anyBlocked: Bool { blocked || peerBlocked }
     /// Since when the link's outbound buffer has been full (the driver's channel is not
     /// writable) without an acknowledgement from the peer, or nil while it takes bytes. Nothing is scheduled on a full link, pongs to its
     /// pings are dropped and its acks wait: a peer that never reads cannot grow what this side

@@ -11,11 +11,17 @@ public struct LinkStatistics: Sendable, Equatable {
     public var deliveredBytes: Int
     /// A missed acknowledgement deadline, until the link shows life again.
     public var suspect: Bool
+    /// A backup path: carries data only while no primary link is up.
+    public var backup: Bool
+    /// Blocked by the operator: carries no data.
+    public var blocked: Bool
 
     public init(
         id: LinkID, smoothedRTT: Duration?, deliveryRate: Double?, inFlightBytes: Int, deliveredBytes: Int,
-        suspect: Bool
+        suspect: Bool, backup: Bool = false, blocked: Bool = false
     ) {
+        self.backup = backup
+        self.blocked = blocked
         self.id = id
         self.smoothedRTT = smoothedRTT
         self.deliveryRate = deliveryRate

@@ -76,6 +76,11 @@ extension TunnelEngine {
             if links[link]?.writable == true { write(.pong(value), on: link) }
         case .pong:
             break
+        case .linkPolicy(let policy):
+            guard links[link] != nil else { return }
+            withLink(link) { $0.peerBlocked = policy.blocked }
+            // Data queued for it goes out on the others (or, unblocked, it can take some again).
+            pump(now: now)
         case .goodbye(let goodbye):
             removeLink(link, now: now)
             actions.append(

@@ -158,12 +158,22 @@ extension TunnelEngine {
     }
 
     /// The link where a frame of `size` bytes is expected to arrive first, among links below
-    /// their in-flight cap, not suspected and not full.
+    /// their in-flight cap, not suspected and not full. Blocked links never carry data; backup
+    /// links only while no primary link is up (a full primary is still up: the data waits for
+    /// it rather than spilling onto a metered path).
     func chooseLink(for size: Int) -> LinkID? {
         var best: (LinkID, Double)?
+        var primaryUp = false
+        for index in links.values.indices
+        where !links.values[index].backup && !links.values[index].anyBlocked && !links.values[index].suspect {
+            primaryUp = true
+            break
+        }
         // By index, reading fields in place: iterating the values would copy each link's state.
         for index in links.values.indices {
-            guard !links.values[index].suspect, links.values[index].writable else { continue }
+            guard !links.values[index].suspect, links.values[index].writable, !links.values[index].anyBlocked,
+                !(primaryUp && links.values[index].backup)
+            else { continue }
             let inFlight = links.values[index].inFlightBytes
             guard inFlight == 0 || inFlight + size <= links.values[index].inFlightCap(initial: options.initialInFlight)
             else { continue }

@@ -171,7 +171,8 @@ public struct TunnelEngine: Sendable {
             let link = links[id]!
             return LinkStatistics(
                 id: id, smoothedRTT: link.smoothedRTT, deliveryRate: link.deliveryRate,
-                inFlightBytes: link.inFlightBytes, deliveredBytes: link.delivered, suspect: link.suspect)
+                inFlightBytes: link.inFlightBytes, deliveredBytes: link.delivered, suspect: link.suspect,
+                backup: link.backup, blocked: link.anyBlocked)
         }
     }
 
@@ -179,19 +180,36 @@ public struct TunnelEngine: Sendable {
 
     /// A link finished its handshake and joins the tunnel. `leftover` is what arrived behind
     /// the handshake.
-    public mutating func linkUp(_ id: LinkID, leftover: ByteBuffer = ByteBuffer(), now: Duration) -> [TunnelAction] {
+    public mutating func linkUp(
+        _ id: LinkID, leftover: ByteBuffer = ByteBuffer(), now: Duration, backup: Bool = false,
+        peerTakesPolicy: Bool = false
+    ) -> [TunnelAction] {
         guard !failed else { return [.closeLink(id, reason: TunnelFailure(.closed, "the tunnel has ended"))] }
         // A reused id is a new connection: whatever the old one had in flight goes elsewhere.
         removeLink(id, now: now)
         // Frames stuck on suspected links can go out on this one.
         for suspected in links.keys.sorted() where links[suspected]!.suspect { requeue(suspected) }
         links[id] = LinkState(id: id, frameLimits: options.frameLimits, now: now)
+        links[id]!.backup = backup
+        links[id]!.peerTakesPolicy = peerTakesPolicy
         noLinkSince = nil
         if leftover.readableBytes > 0 {
             ingest(leftover, on: id, now: now)
         }
         pump(now: now)
         return flush(now: now)
+    }
+
+    /// Stops (or resumes) scheduling data on a link without closing it: an operator's choice
+    /// (`POST .../block`). Acks and pings go on, so the link stays measured and alive. False
+    /// if there is no such link.
+    public mutating func setBlocked(_ id: LinkID, _ blocked: Bool, now: Duration) -> (found: Bool, [TunnelAction]) {
+        guard let link = links[id] else { return (false, []) }
+        withLink(id) { $0.blocked = blocked }
+        // The peer is told, so it stops (or resumes) sending on the link too.
+        if link.peerTakesPolicy && link.blocked != blocked { write(.linkPolicy(LinkPolicy(blocked: blocked)), on: id) }
+        pump(now: now)
+        return (true, flush(now: now))
     }
 
     /// The driver lost a link (closed, reset, or it refused to write).

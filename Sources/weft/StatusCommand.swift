@@ -53,12 +53,12 @@ struct StatusCommand: AsyncParsableCommand {
                     + "\(Units.bytes(Double(tunnel.bytesSent))), received \(Units.bytes(Double(tunnel.bytesReceived))), "
                     + "re-sent \(Units.bytes(Double(tunnel.resentBytes)))")
             var links = TextTable(
-                "LINK", "TRANSPORT", "LOCAL", "REMOTE", "DIALED", "STATE", "RTT", "RATE", "SENT", "RECEIVED")
+                "LINK", "TRANSPORT", "ROLE", "LOCAL", "REMOTE", "DIALED", "STATE", "RTT", "RATE", "SENT", "RECEIVED")
             for link in tunnel.links {
                 links.add(
-                    "\(link.id)", WireText.escaped(link.transport), link.localAddress ?? "?", link.remoteAddress ?? "?",
-                    link.dialed ? "here" : "by peer",
-                    link.state, link.rttMs.map { String(format: "%.2f ms", $0) } ?? "-",
+                    "\(link.id)", WireText.escaped(link.transport), WireText.escaped(link.role),
+                    link.localAddress ?? "?", link.remoteAddress ?? "?", link.dialed ? "here" : "by peer",
+                    link.blocked ? "blocked" : link.state, link.rttMs.map { String(format: "%.2f ms", $0) } ?? "-",
                     link.rateBitsPerSecond.map { Units.bits(perSecond: $0) } ?? "-",
                     Units.bytes(Double(link.bytesSent)), Units.bytes(Double(link.bytesReceived)))
             }

@@ -247,7 +247,9 @@ struct SitesEndToEndTests {
         // Until its addresses are detected, alpha announces none and may dial beta itself (the
         // rule for sites behind NAT): only the links beta dialed are to alpha's endpoints.
         let remotes = Set(
-            lab.lines("beta", "link up", "peer=alpha", "direction=dialed").compactMap { $0.split(separator: ":").last })
+            lab.lines("beta", "link up", "peer=alpha", "direction=dialed").compactMap { line in
+                line.split(separator: " ").first { $0.hasPrefix("remote=") }?.split(separator: ":").last
+            })
         #expect(remotes == ["\(httpLinkPort)", "\(stunLinkPort)"], "\(lab.lines("beta", "link up"))")
         let page = try await lab.run(SiteLab.curl, ["-sS", "--fail", "http://127.0.0.1:\(webPort)/index.html"])
         #expect(page.stdout == "found by its detected address\n")

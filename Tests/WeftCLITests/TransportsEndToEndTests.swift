@@ -238,4 +238,103 @@ struct TransportsEndToEndTests {
             }, "\(lab.log("beta").suffix(3000))")
         await lab.stop("beta", "alpha")
     }
+
+    /// The tunnel to `peer` as beta's API shows it: each link's id, transport, role, blocked flag
+    /// and bytes received.
+    struct APILink: Decodable {
+        var id: UInt32
+        var transport: String
+        var role: String
+        var blocked: Bool
+        var bytesReceived: UInt64
+    }
+
+    struct APITunnel: Decodable {
+        var links: [APILink]
+    }
+
+    static func links(_ lab: SiteLab, api: Int, peer: String) async throws -> [APILink] {
+        let out = try await lab.run(SiteLab.curl, ["-sS", "--fail", "http://127.0.0.1:\(api)/api/v1/tunnels/\(peer)"])
+        return (try? JSONDecoder().decode(APITunnel.self, from: Data(out.stdout.utf8)).links) ?? []
+    }
+
+    @Test(
+        "a backup link carries under 1 % beside its primary; blocking the primary moves data to it; the primary's proxy cut: it carries the rest"
+    )
+    func backupAndBlockedLinks() async throws {
+        let lab = try SiteLab()
+        try await Self.makeCertificates(lab)
+        let httpPort = try FreePort.find()
+        let digests = try await lab.website(port: httpPort, randomMegabytes: ["big.bin": 32])
+        let tlsPort = try FreePort.find()
+        let wsPort = try FreePort.find()
+        let proxyPort = try FreePort.find()
+        try await Self.startNginx(lab, port: proxyPort, upstream: wsPort)
+        // alpha's TLS socket is the backup path (think: a metered LTE uplink).
+        try lab.site(
+            "alpha", exposed: [SiteLab.exposed("web", "tcp:127.0.0.1:\(httpPort)")],
+            sockets: """
+                  - mode: dedicated-address
+                    listenAddress: 127.0.0.1
+                    listenPort: \(tlsPort)
+                    role: backup
+                  - mode: dedicated-address
+                    transportProtocol: websocket
+                    listenAddress: 127.0.0.1
+                    listenPort: \(wsPort)
+                    publicUrl: wss://localhost:\(proxyPort)/weft
+
+                """)
+        let webPort = try FreePort.find()
+        let api = try FreePort.find()
+        try lab.site(
+            "beta", remote: [SiteLab.remote("alpha", "web", "tcp:127.0.0.1:\(webPort)")],
+            tunnelExtra: "  caFile: \(lab.path)/ca.pem\n",
+            extra: "restfulApi:\n  enabled: true\n  listenAddr: 127.0.0.1:\(api)\n")
+        try lab.start("alpha")
+        try lab.start("beta")
+        #expect(await lab.waitForLink("beta", to: "alpha", count: 2), "\(lab.log("beta").suffix(3000))")
+        var links = try await Self.links(lab, api: api, peer: "alpha")
+        let backup = try #require(links.first { $0.role == "backup" }, "links: \(links)")
+        let primary = try #require(links.first { $0.role == "primary" }, "links: \(links)")
+        #expect(backup.transport == "tls" && primary.transport == "websocket")
+
+        let fetched = lab.path + "/fetched.bin"
+        let transfer = try await lab.download(
+            "http://127.0.0.1:\(webPort)/big.bin", to: fetched, rate: "4M", flowing: 8 << 20)
+        links = try await Self.links(lab, api: api, peer: "alpha")
+        let total = links.reduce(0) { $0 + $1.bytesReceived }
+        let onBackup = links.first { $0.id == backup.id }?.bytesReceived ?? 0
+        #expect(total > 8 << 20 && Double(onBackup) < 0.01 * Double(total), "per link: \(links)")
+
+        // Block the primary (it stays up): the backup is all the tunnel has, and carries.
+        let post = [
+            "-sS", "-X", "POST", "-H", "Content-Type: application/json", "-o", "/dev/null", "-w", "%{http_code}",
+        ]
+        let blockURL = "http://127.0.0.1:\(api)/api/v1/tunnels/alpha/links/\(primary.id)/block"
+        #expect(try await lab.run(SiteLab.curl, post + [blockURL]).stdout == "200")
+        #expect(
+            try await lab.run(SiteLab.curl, post + ["http://127.0.0.1:\(api)/api/v1/tunnels/alpha/links/999/block"])
+                .stdout == "404")
+        #expect(
+            try await lab.run(SiteLab.curl, post + ["http://127.0.0.1:\(api)/api/v1/tunnels/alpha/links/x/block"])
+                .stdout == "400")
+        let movedToBackup = await WeftProcess.waitFor(.seconds(60)) {
+            let now = (try? await Self.links(lab, api: api, peer: "alpha")) ?? []
+            return (now.first { $0.id == backup.id }?.bytesReceived ?? 0) > onBackup + (2 << 20)
+                && now.first { $0.id == primary.id }?.blocked == true
+        }
+        let afterBlock = try await Self.links(lab, api: api, peer: "alpha")
+        #expect(movedToBackup, "\(afterBlock)")
+        // Unblocked, and then its proxy cut: the backup carries the rest, nothing lost.
+        #expect(
+            try await lab.run(SiteLab.curl, post + [blockURL.replacingOccurrences(of: "/block", with: "/unblock")])
+                .stdout == "200")
+        await lab.kill("nginx", signal: SIGTERM)
+        #expect(await transfer.exited(within: .seconds(120)))
+        #expect(transfer.exitCode == 0, "curl: \(lab.read("transfer.err"))")
+        #expect(try await lab.sha256(ofFile: fetched) == digests["big.bin"])
+        #expect(!lab.lines("beta", "link blocked").isEmpty && !lab.lines("beta", "link unblocked").isEmpty)
+        await lab.stop("beta", "alpha")
+    }
 }

@@ -52,6 +52,23 @@ struct LinkHandshakeTests {
         }
     }
 
+    @Test(
+        "a backup end, dialer or acceptor, makes the link a backup at both ends",
+        arguments: [(false, false), (true, false), (false, true), (true, true)])
+    func backupBit(_ dialerBackup: Bool, _ acceptorBackup: Bool) throws {
+        var dialer = LinkHandshake(
+            role: .dialer(peerSite: "b", peerIncarnation: 22, linkID: 3), siteName: "a", incarnation: 11,
+            backup: dialerBackup)
+        var acceptor = LinkHandshake(role: .acceptor, siteName: "b", incarnation: 22, backup: acceptorBackup)
+        _ = acceptor.start()
+        _ = acceptor.received(bytes(dialer.start())!)
+        let accepted = acceptor.accept(incarnation: 22)
+        let atAcceptor = try #require(established(accepted))
+        let atDialer = try #require(established(dialer.received(bytes(accepted)!)))
+        #expect(atAcceptor.backup == (dialerBackup || acceptorBackup))
+        #expect(atDialer.backup == (dialerBackup || acceptorBackup))
+    }
+
     @Test("the tunnel id is the same from both ends and changes with either incarnation")
     func tunnelID() {
         let ab = TunnelID(localSite: "a", localIncarnation: 1, peerSite: "b", peerIncarnation: 2)

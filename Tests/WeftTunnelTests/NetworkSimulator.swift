@@ -50,7 +50,7 @@ struct NetworkSimulator {
     /// Streams left out of `allDone` (a stalled reader's stream, say).
     var ignoredForDone: Set<Int> = []
 
-    init(links: [Link], configuration: TunnelConfiguration = .init()) {
+    init(links: [Link], configuration: TunnelConfiguration = .init(), backup: Set<Int> = []) {
         self.links = links
         engines = [
             TunnelEngine(options: .init(configuration: configuration, opensOddStreams: true), now: .zero),
@@ -58,8 +58,19 @@ struct NetworkSimulator {
         ]
         for index in links.indices {
             for side in 0..<2 {
-                apply(engines[side].linkUp(LinkID(UInt32(index)), now: now), side: side)
+                apply(
+                    engines[side].linkUp(
+                        LinkID(UInt32(index)), now: now, backup: backup.contains(index), peerTakesPolicy: true),
+                    side: side)
             }
+        }
+    }
+
+    /// Bytes side 0 has had acknowledged on each link.
+    var deliveredPerLink: [Int] {
+        let statistics = engines[0].linkStatistics
+        return links.indices.map { index in
+            statistics.first { $0.id == LinkID(UInt32(index)) }?.deliveredBytes ?? 0
         }
     }
 

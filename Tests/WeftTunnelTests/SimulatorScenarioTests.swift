@@ -80,6 +80,72 @@ struct SimulatorScenarioTests {
     }
 }
 
+@Suite("backup and blocked links in the network simulator", .timeLimit(.minutes(10)))
+struct BackupLinkScenarioTests {
+    @Test("a backup link beside a primary carries under 1 % of a transfer")
+    func backupIdle() {
+        var sim = NetworkSimulator(
+            links: [
+                .init(rate: mbit(100), delay: .milliseconds(10)), .init(rate: mbit(100), delay: .milliseconds(10)),
+            ],
+            backup: [1])
+        sim.startTransfer(streams: 2, bytes: 16 << 20)
+        sim.run(until: .seconds(60))
+        #expect(sim.errors.isEmpty, "\(sim.errors)")
+        #expect(sim.allDone)
+        let delivered = sim.deliveredPerLink
+        #expect(Double(delivered[1]) < 0.01 * Double(delivered.reduce(0, +)), "per link: \(delivered)")
+        #expect(sim.engines[0].linkStatistics.first { $0.id == LinkID(1) }?.backup == true)
+    }
+
+    @Test("the primary cut mid-transfer: the backup carries the rest within a second, nothing lost")
+    func primaryCut() {
+        var sim = NetworkSimulator(
+            links: [.init(rate: mbit(100), delay: .milliseconds(10)), .init(rate: mbit(20), delay: .milliseconds(30))],
+            backup: [1])
+        sim.startTransfer(streams: 2, bytes: 8 << 20)
+        sim.run(until: .milliseconds(500))
+        #expect(!sim.allDone)
+        let before = sim.deliveredPerLink
+        #expect(Double(before[1]) < 0.01 * Double(before.reduce(0, +)), "per link before the cut: \(before)")
+        sim.cut(0)
+        sim.run(until: .seconds(60))
+        #expect(sim.errors.isEmpty, "\(sim.errors)")
+        #expect(sim.allDone)
+        #expect(sim.resets.isEmpty)
+        #expect(sim.totalReceived == 2 * (8 << 20))
+        #expect(sim.longestStall < .seconds(1), "stall \(sim.longestStall)")
+        #expect(sim.deliveredPerLink[1] > 8 << 20, "the backup carried the rest: \(sim.deliveredPerLink)")
+    }
+
+    @Test(
+        "a blocked link carries no data while blocked, and carries again once unblocked (blocked at the sender or, told by a frame, at the receiver)",
+        arguments: [0, 1])
+    func blocked(at side: Int) {
+        var sim = NetworkSimulator(
+            links: [.init(rate: mbit(100), delay: .milliseconds(10)), .init(rate: mbit(100), delay: .milliseconds(10))])
+        let (found, actions) = sim.engines[side].setBlocked(LinkID(1), true, now: sim.now)
+        #expect(found)
+        sim.apply(actions, side: side)
+        // The other side learns it from the frame, one link delay later.
+        sim.run(until: .milliseconds(50))
+        #expect(sim.engines[1 - side].linkStatistics.first { $0.id == LinkID(1) }?.blocked == true)
+        #expect(!sim.engines[0].setBlocked(LinkID(9), true, now: sim.now).found)
+        sim.startTransfer(streams: 2, bytes: 16 << 20)
+        sim.run(until: .milliseconds(600))
+        let blockedShare = sim.deliveredPerLink
+        // Acks and pings only: no stream data on the blocked link.
+        #expect(blockedShare[1] < 64 << 10, "per link while blocked: \(blockedShare)")
+        let (_, unblock) = sim.engines[side].setBlocked(LinkID(1), false, now: sim.now)
+        sim.apply(unblock, side: side)
+        sim.run(until: .seconds(60))
+        #expect(sim.allDone)
+        #expect(sim.errors.isEmpty, "\(sim.errors)")
+        #expect(
+            sim.deliveredPerLink[1] > blockedShare[1] + (1 << 20), "per link after unblocking: \(sim.deliveredPerLink)")
+    }
+}
+
 @Suite("tunnel engine in the network simulator: harder networks", .timeLimit(.minutes(10)))
 struct SimulatorHardScenarioTests {
     @Test("4 links mixed in rate and RTT add up")

@@ -145,13 +145,14 @@ private enum FrameGen {
         (1, integer(UInt64.min...UInt64.max).map(TunnelFrame.ping).eraseToAny()),
         (1, integer(UInt64.min...UInt64.max).map(TunnelFrame.pong).eraseToAny()),
         (1, goodbye.eraseToAny()),
+        (1, Gen.bool.map { TunnelFrame.linkPolicy(LinkPolicy(blocked: $0)) }.eraseToAny()),
     ])
 
     static let frames = frame.array(of: 0...10)
 
     static let frameTypes: [TunnelFrameType] = [
         .hello, .welcome, .refuse, .streamOpen, .streamData, .streamReset, .windowUpdate, .ack, .ping, .pong,
-        .goodbye,
+        .goodbye, .linkPolicy,
     ]
 
     static let frameType = Gen<TunnelFrameType?>.element(of: frameTypes).map { $0! }

@@ -13,7 +13,7 @@ extension SiteConfigurationDecoder {
 
     static let socketKeys = [
         "mode", "transportProtocol", "publicAddress", "publicPort", "listenAddress", "listenPort", "httpDetector",
-        "stunServer", "path", "publicUrl",
+        "stunServer", "path", "publicUrl", "role",
     ]
 
     func decodeTunnel(_ reader: ConfigReader, _ top: ConfigReader.Mapping, haveStun: Bool) -> DecodedTunnel? {
@@ -41,11 +41,12 @@ extension SiteConfigurationDecoder {
                 )
             }
         }
-        for entry in reader.stringList(tunnel, "interfaces") {
+        for (entry, backup) in decodeInterfaces(reader, tunnel) {
             if entry.value.isEmpty || entry.value.utf8.count > 64 || entry.value.contains(where: \.isWhitespace) {
                 reader.invalid(entry, "expected an interface name or a local IP address")
             } else {
                 result.settings.interfaces.append(entry.value)
+                if backup { result.settings.backupInterfaces.append(entry.value) }
             }
         }
         if let links = reader.int(tunnel, "linksPerPath") {
@@ -97,6 +98,41 @@ extension SiteConfigurationDecoder {
         return result
     }
 
+    /// `tunnel.interfaces`: names or addresses, each either plain (a primary path) or a mapping
+    /// `{interface: NAME, role: primary|backup}`.
+    func decodeInterfaces(_ reader: ConfigReader, _ tunnel: ConfigReader.Mapping) -> [(Located<String>, Bool)] {
+        guard let node = reader.node(tunnel, "interfaces") else { return [] }
+        if case .scalar = node { return reader.stringList(tunnel, "interfaces").map { ($0, false) } }
+        var result: [(Located<String>, Bool)] = []
+        for item in reader.sequence(tunnel, "interfaces") {
+            if case .mapping = item.node {
+                guard let entry = reader.entry(item, keys: ["interface", "role"]),
+                    let name = reader.string(entry, "interface", required: true)
+                else { continue }
+                result.append((name, decodeRole(reader, entry) ?? false))
+            } else if case .scalar(let scalar) = item.node {
+                result.append((Located(value: scalar.string, mark: item.node.mark, path: item.path), false))
+            } else {
+                reader.error(
+                    item.path, at: item.node.mark,
+                    "expected an interface name, a local IP address or {interface: NAME, role: backup}")
+            }
+        }
+        return result
+    }
+
+    /// `role`: `primary` (false) or `backup` (true); nil when absent or invalid (with an error).
+    func decodeRole(_ reader: ConfigReader, _ mapping: ConfigReader.Mapping) -> Bool? {
+        guard let role = reader.string(mapping, "role") else { return nil }
+        switch role.value.lowercased() {
+        case "primary": return false
+        case "backup": return true
+        default:
+            reader.invalid(role, "expected primary or backup")
+            return nil
+        }
+    }
+
     /// What `/proc/sys/net/ipv4/tcp_available_congestion_control` lists, or nil off Linux.
     static func availableCongestionControls() -> Set<String>? {
         guard
@@ -136,6 +172,7 @@ extension SiteConfigurationDecoder {
                 reader.invalid(text, "expected tls, quic or websocket")
             }
         }
+        let backup = decodeRole(reader, socket) ?? false
         var path = LocalSocketConfig.defaultPath
         var publicURL: LinkEndpoint?
         if let text = reader.string(socket, "path"), !text.value.isEmpty {
@@ -281,7 +318,7 @@ extension SiteConfigurationDecoder {
                 return nil
             }
         }
-        return LocalSocketConfig(
+        var config = LocalSocketConfig(
             mode: mode,
             transportProtocol: transport,
             publicAddress: publicAddress,
@@ -293,6 +330,8 @@ extension SiteConfigurationDecoder {
             path: path,
             publicURL: publicURL
         )
+        config.backup = backup
+        return config
     }
 
     func decodePort(

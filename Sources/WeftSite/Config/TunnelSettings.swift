@@ -5,6 +5,9 @@ public struct TunnelSettings: Sendable, Equatable {
     public var localSockets: [LocalSocketConfig]
     /// weft: local interfaces or addresses to dial links from; empty lets the OS choose.
     public var interfaces: [String]
+    /// weft: those of `interfaces` marked `role: backup` (a metered uplink): links from them
+    /// carry data only while no primary link of the tunnel is up.
+    public var backupInterfaces: [String] = []
     /// weft: links per (local interface, remote endpoint) pair.
     public var linksPerPath: Int
     /// weft: seconds a client of a remote app waits for a tunnel with a link before it is closed.
@@ -84,6 +87,8 @@ public struct LocalSocketConfig: Sendable, Equatable {
     public var stunServer: String?
     /// weft, WebSocket: the path links are served on.
     public var path: String
+    /// weft: `role: backup`: links accepted here carry data only while no primary link is up.
+    public var backup = false
     /// weft, WebSocket: the URL peers dial instead, when a reverse proxy forwards it here
     /// (`wss://example.com/weft`).
     public var publicURL: LinkEndpoint?

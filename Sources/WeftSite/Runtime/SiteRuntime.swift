@@ -82,6 +82,11 @@ public actor SiteRuntime {
     /// Every tunnel as it is now, by peer name.
     public nonisolated func tunnels() async -> [TunnelSnapshot] { await manager.tunnelSnapshots() }
 
+    /// Blocks or unblocks one link of a tunnel (no data on it; it stays up); false if unknown.
+    public nonisolated func setLinkBlocked(peer: String, link: UInt32, _ blocked: Bool) async -> Bool {
+        await manager.setBlocked(peer: peer, link: link, blocked)
+    }
+
     /// Whether `peer` is known at all: up in the directory, or with a tunnel.
     public nonisolated func knows(peer: String) -> Bool {
         agent.peers[peer] != nil || manager.currentTunnel(to: peer) != nil

@@ -92,16 +92,19 @@ public struct SiteService: Service {
         if let proxy = configuration.tunnel.proxy {
             logger.info("links are dialed through a proxy", metadata: ["proxy": "\(proxy)"])
         }
+        var managerConfiguration = TunnelManager.Configuration(
+            siteName: configuration.siteName,
+            usedSites: Set(remoteApps.map(\.siteName)),
+            exposesApps: !exposedApps.isEmpty,
+            localAddresses: LocalAddresses.resolve(configuration.tunnel.interfaces, logger: logger),
+            linksPerPath: configuration.tunnel.linksPerPath,
+            endpointPolicy: policy,
+            transports: transports
+        )
+        managerConfiguration.backupLocalAddresses = Set(
+            LocalAddresses.resolve(configuration.tunnel.backupInterfaces, logger: logger))
         let manager = TunnelManager(
-            configuration: .init(
-                siteName: configuration.siteName,
-                usedSites: Set(remoteApps.map(\.siteName)),
-                exposesApps: !exposedApps.isEmpty,
-                localAddresses: LocalAddresses.resolve(configuration.tunnel.interfaces, logger: logger),
-                linksPerPath: configuration.tunnel.linksPerPath,
-                endpointPolicy: policy,
-                transports: transports
-            ),
+            configuration: managerConfiguration,
             site: site,
             exposedApps: exposedApps,
             announcesEndpoints: !discovery.endpoints.isEmpty,
@@ -125,7 +128,8 @@ public struct SiteService: Service {
                     }
                 let listener = try await LinkListener.bind(
                     host: socket.listenAddress.description, port: socket.listenPort, over: transport, group: group,
-                    site: site, admission: admission, handlers: manager.listenerHandlers, logger: logger
+                    site: site, admission: admission, backup: socket.backup, handlers: manager.listenerHandlers,
+                    logger: logger
                 ).get()
                 linkListeners.append(listener)
                 var metadata: Logger.Metadata = [
@@ -133,6 +137,7 @@ public struct SiteService: Service {
                 ]
                 if socket.transportProtocol == .websocket { metadata["path"] = "\(socket.path)" }
                 if let url = socket.publicURL { metadata["publicUrl"] = "\(url.url)" }
+                if socket.backup { metadata["role"] = "backup" }
                 logger.info("listening for links", metadata: metadata)
             }
             try await runtime.start()

@@ -78,7 +78,8 @@ extension LinkPath {
             guard let remote = LinkEndpoint(announced: endpoint) else {
                 return ("\(endpoint.linkType) \(endpoint.address) port \(endpoint.port)", .malformed)
             }
-            return refusal(remote, policy: policy).map { ("\(remote)", $0) }
+            let text = remote.transport == .tls ? "\(remote.host) port \(remote.port)" : remote.url
+            return refusal(remote, policy: policy).map { (text, $0) }
         }
     }
 

@@ -86,7 +86,9 @@ final class PathDialer: Sendable {
                         return
                     }
                     held.withLockedValue { $0 = channel }
-                    driver.attach(channel, leftover: established.leftover, transport: transport.kind)
+                    driver.attach(
+                        channel, leftover: established.leftover, transport: transport.kind, backup: established.backup,
+                        peerTakesPolicy: established.peerTakesPolicy)
                 }.get()
                 if let channel = held.withLockedValue({ $0 }) {
                     failures = 0

@@ -92,6 +92,8 @@ extension TunnelManager {
             channel.close(promise: nil)
             return
         }
-        driver.attach(channel, leftover: established.leftover, dialed: false, transport: transport)
+        driver.attach(
+            channel, leftover: established.leftover, dialed: false, transport: transport, backup: established.backup,
+            peerTakesPolicy: established.peerTakesPolicy)
     }
 }

@@ -42,6 +42,9 @@ public final class TunnelManager: Sendable {
         public var endpointPolicy: EndpointPolicy
         /// What links are dialed over, by the endpoint's link type.
         public var transports: LinkTransportSet
+        /// Local addresses of backup paths (`role: backup` interfaces): links dialed from them
+        /// carry data only while no primary link is up.
+        public var backupLocalAddresses: Set<IPAddress> = []
 
         public init(
             siteName: String,
@@ -240,6 +243,7 @@ public final class TunnelManager: Sendable {
             return nil
         }
         let local = dialer.path.local.flatMap { try? SocketAddress(ipAddress: $0.description, port: 0) }
+        let backup = dialer.path.local.map { configuration.backupLocalAddresses.contains($0) } ?? false
         let job = withTunnel(to: name, peerHalf: LinkHandshake.unknownIncarnation, on: nil) {
             state, tunnel -> TunnelChoice<PathDialer.Job?> in
             guard let info = state.planner.dialTarget(peer: name, path: dialer.path, run: dialer.run) else {
@@ -252,7 +256,7 @@ public final class TunnelManager: Sendable {
                 PathDialer.Job(
                     driver: tunnel.driver,
                     target: LinkDialer.Target(
-                        endpoint: dialer.path.remote, localAddress: local, peerSite: name,
+                        endpoint: dialer.path.remote, localAddress: local, backup: backup, peerSite: name,
                         peerIncarnation: tunnel.peerHalf,
                         localIncarnation: tunnel.driver.localIncarnation, fingerprint: info.fingerprint),
                     transport: transport,
@@ -417,6 +421,13 @@ public final class TunnelManager: Sendable {
             }
         }
         return snapshots.sorted { $0.peer < $1.peer }
+    }
+
+    /// Stops (or resumes) scheduling data on link `link` of the tunnel to `peer`, without
+    /// closing it. False when there is no such tunnel or link.
+    public func setBlocked(peer: String, link: UInt32, _ blocked: Bool) async -> Bool {
+        guard let driver = state.withLockedValue({ $0.tunnels[peer]?.driver }) else { return false }
+        return (try? await driver.eventLoop.submit { driver.setBlocked(LinkID(link), blocked) }.get()) ?? false
     }
 
     /// Ends the open streams of an exposed app (it was removed or changed); returns how many.

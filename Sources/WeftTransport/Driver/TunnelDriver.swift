@@ -118,7 +118,8 @@ public final class TunnelDriver: @unchecked Sendable {
     /// Joins an established link (its handshake done) to the tunnel. Call on the link's event
     /// loop, at once when the handshake finishes, so no read is missed.
     public func attach(
-        _ channel: Channel, leftover: ByteBuffer, dialed: Bool = true, transport: LinkEndpoint.Kind = .tls
+        _ channel: Channel, leftover: ByteBuffer, dialed: Bool = true, transport: LinkEndpoint.Kind = .tls,
+        backup: Bool = false, peerTakesPolicy: Bool = true
     ) {
         channel.eventLoop.preconditionInEventLoop()
         let id = LinkID(
@@ -147,9 +148,12 @@ public final class TunnelDriver: @unchecked Sendable {
                 "link up",
                 metadata: [
                     "link": "\(id)", "direction": "\(dialed ? "dialed" : "accepted")", "transport": "\(transport)",
+                    "role": "\(backup ? "backup" : "primary")",
                     "remote": "\(channel.remoteAddress.map { "\($0)" } ?? "?")",
                 ])
-            $0.apply($0.engine.linkUp(id, leftover: leftover, now: $0.now))
+            $0.apply(
+                $0.engine.linkUp(
+                    id, leftover: leftover, now: $0.now, backup: backup, peerTakesPolicy: peerTakesPolicy))
             // A channel already full when it joins: its next change would come only once it drains.
             if !channel.isWritable, $0.links[id] != nil {
                 $0.apply($0.engine.linkWritabilityChanged(id, writable: false, now: $0.now))
@@ -298,6 +302,18 @@ public final class TunnelDriver: @unchecked Sendable {
     }
 
     // MARK: operators
+
+    /// Stops (or resumes) scheduling data on link `id` without closing it; false when the
+    /// tunnel has no such link. Call on the event loop.
+    public func setBlocked(_ id: LinkID, _ blocked: Bool) -> Bool {
+        eventLoop.preconditionInEventLoop()
+        guard running else { return false }
+        let (found, actions) = engine.setBlocked(id, blocked, now: now)
+        guard found else { return false }
+        logger.notice(blocked ? "link blocked" : "link unblocked", metadata: ["link": "\(id)"])
+        apply(actions)
+        return true
+    }
 
     /// The tunnel as it is now, for the API; on the driver's loop.
     public func snapshot() -> TunnelSnapshot {

@@ -17,11 +17,14 @@ public enum LinkDialer {
         /// This side's half of the tunnel.
         public var localIncarnation: UInt64
         public var fingerprint: CertificateFingerprint
+        /// This end is a backup path (a metered uplink): said in the hello.
+        public var backup = false
 
         public init(
-            endpoint: LinkEndpoint, localAddress: SocketAddress? = nil, peerSite: String, peerIncarnation: UInt64,
-            localIncarnation: UInt64, fingerprint: CertificateFingerprint
+            endpoint: LinkEndpoint, localAddress: SocketAddress? = nil, backup: Bool = false, peerSite: String,
+            peerIncarnation: UInt64, localIncarnation: UInt64, fingerprint: CertificateFingerprint
         ) {
+            self.backup = backup
             self.localIncarnation = localIncarnation
             self.endpoint = endpoint
             self.localAddress = localAddress
@@ -66,7 +69,8 @@ public enum LinkDialer {
                     role: .dialer(
                         peerSite: target.peerSite, peerIncarnation: target.peerIncarnation, linkID: linkNumber),
                     siteName: site.siteName,
-                    incarnation: target.localIncarnation
+                    incarnation: target.localIncarnation,
+                    backup: target.backup
                 ),
                 timeout: handshakeTimeout,
                 result: result,

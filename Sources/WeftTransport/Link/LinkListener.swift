@@ -48,6 +48,7 @@ public struct LinkListener: Sendable {
         site: LocalLinkSite,
         handshakeTimeout: TimeAmount = .seconds(5),
         admission: HandshakeAdmission = HandshakeAdmission(),
+        backup: Bool = false,
         handlers: Handlers,
         logger: Logger
     ) -> EventLoopFuture<LinkListener> {
@@ -79,7 +80,7 @@ public struct LinkListener: Sendable {
                 return { channel in
                     try initialize(
                         channel, site: site, timeout: handshakeTimeout, handlers: handlers, transport: kind,
-                        warnings: warnings, release: release, logger: logger)
+                        backup: backup, warnings: warnings, release: release, logger: logger)
                 }
             }
         )
@@ -88,7 +89,8 @@ public struct LinkListener: Sendable {
 
     private static func initialize(
         _ channel: Channel, site: LocalLinkSite, timeout: TimeAmount, handlers: Handlers,
-        transport: LinkEndpoint.Kind, warnings: LogLimiter, release: @escaping @Sendable () -> Void, logger: Logger
+        transport: LinkEndpoint.Kind, backup: Bool, warnings: LogLimiter, release: @escaping @Sendable () -> Void,
+        logger: Logger
     ) throws {
         let source = channel.remoteAddress?.ipAddress ?? "?"
         let remote = channel.remoteAddress.map { "\($0)" } ?? "?"
@@ -110,7 +112,8 @@ public struct LinkListener: Sendable {
         let handshake = LinkHandshakeHandler(
             // The acceptor's half is the one `decide` picks (`acceptInto`).
             machine: LinkHandshake(
-                role: .acceptor, siteName: site.siteName, incarnation: LinkHandshake.unknownIncarnation),
+                role: .acceptor, siteName: site.siteName, incarnation: LinkHandshake.unknownIncarnation,
+                backup: backup),
             timeout: timeout,
             result: result,
             decide: { hello in

@@ -52,6 +52,10 @@ public struct LinkHandshake: Sendable {
         public var linkID: UInt32
         /// Tunnel frames that arrived behind the handshake.
         public var leftover: ByteBuffer
+        /// Either end marked the link a backup path (`LinkHello.backupLink`).
+        public var backup: Bool = false
+        /// The peer understands `linkPolicy` frames (`LinkHello.linkPolicyFrames`).
+        public var peerTakesPolicy: Bool = false
     }
 
     public enum Action: Sendable, Equatable {
@@ -77,6 +81,8 @@ public struct LinkHandshake: Sendable {
     public let siteName: String
     /// The dialer's half of its tunnel (an acceptor learns its half in `accept(incarnation:)`).
     public let incarnation: UInt64
+    /// This end of the link is a backup path (said in the hello or the welcome).
+    public let backup: Bool
     private var state: State = .idle
     private var parser = TunnelFrameParser(limits: Self.limits)
     private let serializer = TunnelFrameSerializer()
@@ -84,10 +90,16 @@ public struct LinkHandshake: Sendable {
     /// Handshake frames are small; nothing bigger is read before the peer is known.
     public static let limits = TunnelFrameLimits(maxPayload: 1024, maxDataChunk: 0)
 
-    public init(role: Role, siteName: String, incarnation: UInt64) {
+    public init(role: Role, siteName: String, incarnation: UInt64, backup: Bool = false) {
+        self.backup = backup
         self.role = role
         self.siteName = siteName
         self.incarnation = incarnation
+    }
+
+    /// What this end says in its hello or welcome.
+    private var ownCapabilities: UInt32 {
+        LinkHello.linkPolicyFrames | (backup ? LinkHello.backupLink : 0)
     }
 
     /// Whether the handshake has ended (either way).
@@ -115,7 +127,7 @@ public struct LinkHandshake: Sendable {
                     peerIncarnation: peerIncarnation
                 ).bytes,
                 linkID: linkID,
-                capabilities: 0
+                capabilities: ownCapabilities
             )
             return [.write(frame(.hello(hello)))]
         }
@@ -195,7 +207,9 @@ public struct LinkHandshake: Sendable {
             ),
             version: welcome.version,
             linkID: linkID,
-            leftover: parser.takeBuffered()
+            leftover: parser.takeBuffered(),
+            backup: backup || welcome.capabilities & LinkHello.backupLink != 0,
+            peerTakesPolicy: welcome.capabilities & LinkHello.linkPolicyFrames != 0
         )
         return [.established(established)]
     }
@@ -213,7 +227,8 @@ public struct LinkHandshake: Sendable {
         }
         state = .done
         let welcome = LinkWelcome(
-            version: WireProtocol.version, siteName: siteName, incarnation: own, capabilities: 0)
+            version: WireProtocol.version, siteName: siteName, incarnation: own,
+            capabilities: ownCapabilities)
         let established = Established(
             peerSite: hello.siteName,
             peerIncarnation: hello.incarnation,
@@ -223,7 +238,9 @@ public struct LinkHandshake: Sendable {
             ),
             version: WireProtocol.version,
             linkID: hello.linkID,
-            leftover: parser.takeBuffered()
+            leftover: parser.takeBuffered(),
+            backup: backup || hello.capabilities & LinkHello.backupLink != 0,
+            peerTakesPolicy: hello.capabilities & LinkHello.linkPolicyFrames != 0
         )
         return [.write(frame(.welcome(welcome))), .established(established)]
     }

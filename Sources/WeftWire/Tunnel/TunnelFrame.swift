@@ -25,12 +25,15 @@ public enum TunnelFrame: Hashable, Sendable {
     case pong(UInt64)
     /// The sender closes the link (or, with `tunnel`, the whole tunnel) on purpose.
     case goodbye(Goodbye)
+    /// How the sender wants this link used from now on (an operator blocked it). Sent only to
+    /// a peer whose hello or welcome had `LinkHello.linkPolicyFrames`.
+    case linkPolicy(LinkPolicy)
 
     /// Whether the frame is numbered, kept until acknowledged and re-sent after a link loss.
     public var isReliable: Bool {
         switch self {
         case .streamOpen, .streamData, .streamReset, .windowUpdate: true
-        case .hello, .welcome, .refuse, .ack, .ping, .pong, .goodbye: false
+        case .hello, .welcome, .refuse, .ack, .ping, .pong, .goodbye, .linkPolicy: false
         }
     }
 }
@@ -48,6 +51,17 @@ public enum TunnelFrameType: UInt8, Sendable {
     case ping = 0x21
     case pong = 0x22
     case goodbye = 0x23
+    case linkPolicy = 0x24
+}
+
+/// What a `linkPolicy` frame says about the link it arrives on.
+public struct LinkPolicy: Hashable, Sendable {
+    /// Carry no stream data on this link (acks and pings go on).
+    public var blocked: Bool
+
+    public init(blocked: Bool) {
+        self.blocked = blocked
+    }
 }
 
 /// Hard limits every parser enforces before it allocates.
@@ -88,6 +102,13 @@ public struct LinkHello: Hashable, Sendable {
     public var capabilities: UInt32
 
     public static let tunnelIDLength = 16
+
+    /// Bit of a hello's or a welcome's `capabilities`: the sender's end of this link is a backup
+    /// path (a metered uplink, a standby socket). Both sides then carry data on it only while
+    /// the tunnel has no primary link up; it always carries acks and pings.
+    public static let backupLink: UInt32 = 1 << 0
+    /// Bit of `capabilities`: the sender understands `linkPolicy` frames.
+    public static let linkPolicyFrames: UInt32 = 1 << 1
 
     public init(
         minVersion: UInt16,

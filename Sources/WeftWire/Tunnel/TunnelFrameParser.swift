@@ -204,6 +204,10 @@ public struct TunnelFrameParser: Sendable {
             return .ping(try payload.readWireInteger(UInt64.self, field: "ping"))
         case .pong:
             return .pong(try payload.readWireInteger(UInt64.self, field: "pong"))
+        case .linkPolicy:
+            // Bit 0: blocked; other bits are for later and ignored.
+            let bits = try payload.readWireInteger(UInt8.self, field: "link policy")
+            return .linkPolicy(LinkPolicy(blocked: bits & 1 != 0))
         case .goodbye:
             let message = try payload.readPrefixedString(
                 UInt8.self, limit: TunnelFrameLimits.reason, field: "goodbye message")

@@ -13,6 +13,7 @@ import NIOCore
 /// | windowUpdate | `u32 stream, u64 limit` |
 /// | ack, ping, pong | `u64` |
 /// | goodbye | flags bit 0 = whole tunnel; `u8+message` |
+/// | linkPolicy | `u8` bits: 0 = blocked |
 public struct TunnelFrameSerializer: Sendable {
     public static let headerLength = 6
 
@@ -80,6 +81,8 @@ public struct TunnelFrameSerializer: Sendable {
             buffer.writeInteger(value)
         case .goodbye(let goodbye):
             buffer.writePrefixedString(UInt8.self, goodbye.message.truncatedUTF8(TunnelFrameLimits.reason))
+        case .linkPolicy(let policy):
+            buffer.writeInteger(UInt8(policy.blocked ? 1 : 0))
         }
         buffer.setInteger(UInt32(buffer.writerIndex - payloadStart), at: start + 2)
     }
@@ -97,6 +100,7 @@ public struct TunnelFrameSerializer: Sendable {
         case .ping: .ping
         case .pong: .pong
         case .goodbye: .goodbye
+        case .linkPolicy: .linkPolicy
         }
     }
 
