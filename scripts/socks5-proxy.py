@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """A small SOCKS5 proxy (RFC 1928, CONNECT only, no authentication) for weft's tests.
 
-Usage: socks5-proxy.py PORT [LOGFILE]. Listens on 127.0.0.1:PORT and logs one line per
-connection it makes ("CONNECT host:port") to LOGFILE (default stdout), so a test can show that
-its links really went through the proxy.
+Usage: socks5-proxy.py PORT [LOGFILE [ADDRESS]]. Listens on ADDRESS:PORT (default 127.0.0.1)
+and logs one line per connection it makes ("CONNECT host:port") to LOGFILE (default stdout), so
+a test can show that its links really went through the proxy.
 """
 import asyncio
 import ipaddress
@@ -72,9 +72,10 @@ async def handle(reader, writer, log):
 
 async def main():
     port = int(sys.argv[1])
-    log = open(sys.argv[2], "a") if len(sys.argv) > 2 else sys.stdout
-    server = await asyncio.start_server(lambda r, w: handle(r, w, log), "127.0.0.1", port)
-    print(f"socks5 proxy on 127.0.0.1:{port}", flush=True)
+    log = open(sys.argv[2], "a") if len(sys.argv) > 2 and sys.argv[2] != "-" else sys.stdout
+    address = sys.argv[3] if len(sys.argv) > 3 else "127.0.0.1"
+    server = await asyncio.start_server(lambda r, w: handle(r, w, log), address, port)
+    print(f"socks5 proxy on {address}:{port}", flush=True)
     async with server:
         await server.serve_forever()
 

@@ -47,6 +47,7 @@ extension APIModels.Tunnel {
                     transport: "\(link.transport)",
                     role: link.statistics?.backup == true ? "backup" : "primary",
                     blocked: link.statistics?.blocked ?? false,
+                    blockedByPeer: link.statistics?.blockedByPeer ?? false,
                     dialed: link.dialed,
                     state: link.statistics?.suspect == true ? "suspect" : "up",
                     rttMs: link.statistics?.smoothedRTT.map { $0.inSeconds * 1000 },

@@ -67,8 +67,10 @@ public enum APIModels {
         public var transport: String
         /// `primary`, or `backup`: data only while no primary link is up.
         public var role: String
-        /// Blocked by an operator: no data until unblocked.
+        /// Blocked by this site's operator: no data while another link is up.
         public var blocked: Bool
+        /// Blocked by the peer's operator (this site cannot lift it).
+        public var blockedByPeer: Bool
         public var dialed: Bool
         public var state: String
         public var rttMs: Double?

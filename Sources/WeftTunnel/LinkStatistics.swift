@@ -13,13 +13,16 @@ public struct LinkStatistics: Sendable, Equatable {
     public var suspect: Bool
     /// A backup path: carries data only while no primary link is up.
     public var backup: Bool
-    /// Blocked by the operator: carries no data.
+    /// Blocked by this site's operator: carries data only when no other link is up.
     public var blocked: Bool
+    /// Blocked by the peer's operator (its `linkPolicy` frame): the same.
+    public var blockedByPeer: Bool
 
     public init(
         id: LinkID, smoothedRTT: Duration?, deliveryRate: Double?, inFlightBytes: Int, deliveredBytes: Int,
-        suspect: Bool, backup: Bool = false, blocked: Bool = false
+        suspect: Bool, backup: Bool = false, blocked: Bool = false, blockedByPeer: Bool = false
     ) {
+        self.blockedByPeer = blockedByPeer
         self.backup = backup
         self.blocked = blocked
         self.id = id

@@ -158,22 +158,29 @@ extension TunnelEngine {
     }
 
     /// The link where a frame of `size` bytes is expected to arrive first, among links below
-    /// their in-flight cap, not suspected and not full. Blocked links never carry data; backup
-    /// links only while no primary link is up (a full primary is still up: the data waits for
-    /// it rather than spilling onto a metered path).
+    /// their in-flight cap, not suspected and not full. In tiers: primary links; backup links
+    /// only while no primary link is up (a full primary is still up: the data waits for it
+    /// rather than spilling onto a metered path); blocked links only while nothing else is up,
+    /// so a block (ours, or the peer's `linkPolicy`) can move traffic but never strand it.
     func chooseLink(for size: Int) -> LinkID? {
         var best: (LinkID, Double)?
         var primaryUp = false
-        for index in links.values.indices
-        where !links.values[index].backup && !links.values[index].anyBlocked && !links.values[index].suspect {
-            primaryUp = true
-            break
+        var unblockedUp = false
+        for index in links.values.indices where !links.values[index].suspect && !links.values[index].anyBlocked {
+            unblockedUp = true
+            if !links.values[index].backup {
+                primaryUp = true
+                break
+            }
         }
         // By index, reading fields in place: iterating the values would copy each link's state.
         for index in links.values.indices {
-            guard !links.values[index].suspect, links.values[index].writable, !links.values[index].anyBlocked,
-                !(primaryUp && links.values[index].backup)
-            else { continue }
+            guard !links.values[index].suspect, links.values[index].writable else { continue }
+            if links.values[index].anyBlocked {
+                guard !unblockedUp else { continue }
+            } else if links.values[index].backup {
+                guard !primaryUp else { continue }
+            }
             let inFlight = links.values[index].inFlightBytes
             guard inFlight == 0 || inFlight + size <= links.values[index].inFlightCap(initial: options.initialInFlight)
             else { continue }

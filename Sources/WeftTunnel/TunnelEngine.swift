@@ -172,7 +172,7 @@ public struct TunnelEngine: Sendable {
             return LinkStatistics(
                 id: id, smoothedRTT: link.smoothedRTT, deliveryRate: link.deliveryRate,
                 inFlightBytes: link.inFlightBytes, deliveredBytes: link.delivered, suspect: link.suspect,
-                backup: link.backup, blocked: link.anyBlocked)
+                backup: link.backup, blocked: link.blocked, blockedByPeer: link.peerBlocked)
         }
     }
 
@@ -201,8 +201,9 @@ public struct TunnelEngine: Sendable {
     }
 
     /// Stops (or resumes) scheduling data on a link without closing it: an operator's choice
-    /// (`POST .../block`). Acks and pings go on, so the link stays measured and alive. False
-    /// if there is no such link.
+    /// (`POST .../block`). Acks and pings go on, so the link stays measured and alive; a
+    /// blocked link still carries data when the tunnel has no other link up. False if there is
+    /// no such link.
     public mutating func setBlocked(_ id: LinkID, _ blocked: Bool, now: Duration) -> (found: Bool, [TunnelAction]) {
         guard let link = links[id] else { return (false, []) }
         withLink(id) { $0.blocked = blocked }

@@ -58,7 +58,8 @@ struct StatusCommand: AsyncParsableCommand {
                 links.add(
                     "\(link.id)", WireText.escaped(link.transport), WireText.escaped(link.role),
                     link.localAddress ?? "?", link.remoteAddress ?? "?", link.dialed ? "here" : "by peer",
-                    link.blocked ? "blocked" : link.state, link.rttMs.map { String(format: "%.2f ms", $0) } ?? "-",
+                    link.blocked ? "blocked" : link.blockedByPeer ? "blocked by peer" : link.state,
+                    link.rttMs.map { String(format: "%.2f ms", $0) } ?? "-",
                     link.rateBitsPerSecond.map { Units.bits(perSecond: $0) } ?? "-",
                     Units.bytes(Double(link.bytesSent)), Units.bytes(Double(link.bytesReceived)))
             }

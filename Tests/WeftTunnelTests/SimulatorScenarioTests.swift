@@ -82,6 +82,19 @@ struct SimulatorScenarioTests {
 
 @Suite("backup and blocked links in the network simulator", .timeLimit(.minutes(10)))
 struct BackupLinkScenarioTests {
+    @Test("every link blocked (one by each side): data still flows on them rather than stranding the streams")
+    func allBlocked() {
+        var sim = NetworkSimulator(
+            links: [.init(rate: mbit(100), delay: .milliseconds(10)), .init(rate: mbit(100), delay: .milliseconds(10))])
+        sim.apply(sim.engines[0].setBlocked(LinkID(0), true, now: sim.now).1, side: 0)
+        sim.apply(sim.engines[1].setBlocked(LinkID(1), true, now: sim.now).1, side: 1)
+        sim.startTransfer(streams: 2, bytes: 4 << 20)
+        sim.run(until: .seconds(60))
+        #expect(sim.errors.isEmpty, "\(sim.errors)")
+        #expect(sim.allDone)
+        #expect(sim.totalReceived == 2 * (4 << 20))
+    }
+
     @Test("a backup link beside a primary carries under 1 % of a transfer")
     func backupIdle() {
         var sim = NetworkSimulator(
@@ -129,7 +142,8 @@ struct BackupLinkScenarioTests {
         sim.apply(actions, side: side)
         // The other side learns it from the frame, one link delay later.
         sim.run(until: .milliseconds(50))
-        #expect(sim.engines[1 - side].linkStatistics.first { $0.id == LinkID(1) }?.blocked == true)
+        #expect(sim.engines[1 - side].linkStatistics.first { $0.id == LinkID(1) }?.blockedByPeer == true)
+        #expect(sim.engines[side].linkStatistics.first { $0.id == LinkID(1) }?.blocked == true)
         #expect(!sim.engines[0].setBlocked(LinkID(9), true, now: sim.now).found)
         sim.startTransfer(streams: 2, bytes: 16 << 20)
         sim.run(until: .milliseconds(600))

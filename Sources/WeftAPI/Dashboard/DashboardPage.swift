@@ -143,7 +143,7 @@ enum DashboardPage {
           const last = samples[samples.length - 1] || {sent: 0, recv: 0};
           const links = table(["link", "transport", "local → remote", "dialed", "state", "RTT ", "rate ", "sent ", "received "],
             tunnel.links.map(l => [esc(l.id), esc(l.transport) + (l.role === "backup" ? " (backup)" : ""), `<code>${esc(l.localAddress ?? "?")} → ${esc(l.remoteAddress ?? "?")}</code>`,
-              l.dialed ? "here" : "by peer", `<span class="badge ${l.state === "up" && !l.blocked ? "on" : "suspect"}">${esc(l.blocked ? "blocked" : l.state)}</span>`,
+              l.dialed ? "here" : "by peer", `<span class="badge ${l.state === "up" && !l.blocked && !l.blockedByPeer ? "on" : "suspect"}">${esc(l.blocked ? "blocked" : l.blockedByPeer ? "blocked by peer" : l.state)}</span>`,
               l.rttMs == null ? "–" : l.rttMs.toFixed(2) + " ms", l.rateBitsPerSecond == null ? "–" : bits(l.rateBitsPerSecond),
               bytes(l.bytesSent), bytes(l.bytesReceived)]), "no link at the moment");
           const keys = ids.map((id, k) => `<span class="key"><i style="background:${LINK_COLOURS[k % LINK_COLOURS.length]}"></i>link ${esc(id)}</span>`).join("");

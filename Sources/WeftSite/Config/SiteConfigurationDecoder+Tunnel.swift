@@ -76,7 +76,13 @@ extension SiteConfigurationDecoder {
         if let proxy = reader.string(tunnel, "proxy"), !proxy.value.isEmpty {
             switch LinkProxy.parse(proxy.value) {
             case .success(let parsed): result.settings.proxy = parsed
-            case .failure(let error): reader.invalid(proxy, error.description)
+            case .failure(let error):
+                // Never print a password, even a mistyped one.
+                var shown = proxy
+                if let at = shown.value.lastIndex(of: "@"), let scheme = shown.value.range(of: "://") {
+                    shown.value = String(shown.value[..<scheme.upperBound]) + "***" + String(shown.value[at...])
+                }
+                reader.invalid(shown, error.description)
             }
         }
         if let congestion = reader.string(tunnel, "congestionControl"), !congestion.value.isEmpty {

@@ -18,9 +18,11 @@ public final class HandshakeAdmission: Sendable {
         }
 
         /// Why a new handshake from `source` may not start, or nil (and it is counted).
-        public mutating func admit(_ source: String) -> Refusal? {
+        /// `capPerSource` false: the source is a reverse proxy that every peer comes through,
+        /// so only the total cap applies to it.
+        public mutating func admit(_ source: String, capPerSource: Bool = true) -> Refusal? {
             if total >= maxTotal { return .total }
-            if perSource[source, default: 0] >= maxPerSource { return .perSource }
+            if capPerSource && perSource[source, default: 0] >= maxPerSource { return .perSource }
             total += 1
             perSource[source, default: 0] += 1
             return nil
@@ -45,8 +47,8 @@ public final class HandshakeAdmission: Sendable {
         counts = NIOLockedValueBox(Counts(maxTotal: maxTotal, maxPerSource: maxPerSource))
     }
 
-    public func admit(_ source: String) -> Refusal? {
-        counts.withLockedValue { $0.admit(source) }
+    public func admit(_ source: String, capPerSource: Bool = true) -> Refusal? {
+        counts.withLockedValue { $0.admit(source, capPerSource: capPerSource) }
     }
 
     public func release(_ source: String) {

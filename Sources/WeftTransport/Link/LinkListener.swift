@@ -58,7 +58,10 @@ public struct LinkListener: Sendable {
             host: host, port: port, group: group, timeout: handshakeTimeout,
             accept: { channel in
                 let source = channel.remoteAddress?.ipAddress ?? "?"
-                if let refusal = admission.admit(source) {
+                // Behind a reverse proxy on this machine every WebSocket peer comes from
+                // loopback: one slow client there must not lock the others out.
+                let viaLocalProxy = kind == .websocket && Self.isLoopback(channel.remoteAddress)
+                if let refusal = admission.admit(source, capPerSource: !viaLocalProxy) {
                     let (allowed, suppressed) = warnings.admit("admission \(refusal)")
                     if allowed {
                         logger.warning(
@@ -77,9 +80,13 @@ public struct LinkListener: Sendable {
                     if first { admission.release(source) }
                 }
                 channel.closeFuture.whenComplete { _ in release() }
+                // One deadline for the whole handshake: whatever the transport spent opening
+                // its stream (an HTTP upgrade) counts against it.
+                let deadline = NIODeadline.now() + handshakeTimeout
                 return { channel in
+                    let left = max(deadline - NIODeadline.now(), .milliseconds(1))
                     try initialize(
-                        channel, site: site, timeout: handshakeTimeout, handlers: handlers, transport: kind,
+                        channel, site: site, timeout: left, handlers: handlers, transport: kind,
                         backup: backup, warnings: warnings, release: release, logger: logger)
                 }
             }
@@ -134,6 +141,11 @@ public struct LinkListener: Sendable {
                 "link refused or failed during its handshake",
                 metadata: ["remote": "\(remote)", "error": "\(error)", "alsoFailedSinceLastLine": "\(suppressed)"])
         }
+    }
+
+    static func isLoopback(_ address: SocketAddress?) -> Bool {
+        guard let text = address?.ipAddress else { return false }
+        return text.hasPrefix("127.") || text == "::1" || text.hasPrefix("::ffff:127.")
     }
 
     public func close() -> EventLoopFuture<Void> {

@@ -13,26 +13,43 @@ enum StreamConnector {
         host: String, port: Int, from local: SocketAddress?, context: LinkTransportContext, on eventLoop: EventLoop,
         timeout: TimeAmount
     ) -> EventLoopFuture<Channel> {
+        vetted(host: host, port: port, context: context, on: eventLoop).flatMap { address in
+            open(address, from: local, context: context, on: eventLoop, timeout: timeout)
+        }
+    }
+
+    /// The address to reach: an IP literal as it is (the planner checked it), a host name
+    /// resolved here, and its first address the endpoint policy allows; a name that leads
+    /// nowhere allowed fails before any connection is made.
+    static func vetted(
+        host: String, port: Int, context: LinkTransportContext, on eventLoop: EventLoop
+    ) -> EventLoopFuture<SocketAddress> {
+        if let literal = try? SocketAddress(ipAddress: host, port: port) {
+            return eventLoop.makeSucceededFuture(literal)
+        }
+        return HostResolver.resolve(host, port: port, on: eventLoop).flatMapThrowing { addresses in
+            guard !addresses.isEmpty else { throw LinkError(.transport, "\(host) does not resolve") }
+            var refusals: [String] = []
+            for address in addresses {
+                guard let reason = context.refuse(address) else { return address }
+                refusals.append("\(address.ipAddress ?? "?"): \(reason)")
+            }
+            throw LinkError(
+                .transport,
+                "\(host) resolves only to addresses this site does not dial (\(refusals.joined(separator: "; ")))")
+        }
+    }
+
+    private static func open(
+        _ address: SocketAddress, from local: SocketAddress?, context: LinkTransportContext, on eventLoop: EventLoop,
+        timeout: TimeAmount
+    ) -> EventLoopFuture<Channel> {
         let congestion = context.congestionControl
         var bootstrap = ClientBootstrap(group: eventLoop)
             .connectTimeout(timeout)
             .channelInitializer { channel in LinkSocketOptions.apply(to: channel, congestionControl: congestion) }
         if let local { bootstrap = bootstrap.bind(to: local) }
-        guard let proxy = context.proxy else {
-            let connected: EventLoopFuture<Channel>
-            if let address = try? SocketAddress(ipAddress: host, port: port) {
-                connected = bootstrap.connect(to: address)
-            } else {
-                connected = bootstrap.connect(host: host, port: port)
-            }
-            return connected.flatMapThrowing { channel in
-                if let remote = channel.remoteAddress, let reason = context.refuse(remote) {
-                    channel.close(promise: nil)
-                    throw LinkError(.transport, "\(host) resolved to \(remote), which is not dialed: \(reason)")
-                }
-                return channel
-            }
-        }
+        guard let proxy = context.proxy else { return bootstrap.connect(to: address) }
         let deadline = NIODeadline.now() + timeout
         return bootstrap.connect(host: proxy.host, port: proxy.port).flatMap { channel in
             let established = channel.eventLoop.makePromise(of: Void.self)
@@ -40,10 +57,10 @@ enum StreamConnector {
                 switch proxy.kind {
                 case .http:
                     try addHTTPConnect(
-                        to: channel, proxy: proxy, host: host, port: port, deadline: deadline,
+                        to: channel, proxy: proxy, target: address, deadline: deadline,
                         established: established)
                 case .socks5:
-                    try addSOCKS(to: channel, host: host, port: port, established: established)
+                    try addSOCKS(to: channel, target: address, established: established)
                 }
             } catch {
                 established.fail(error)
@@ -71,9 +88,13 @@ enum StreamConnector {
     }
 
     private static func addHTTPConnect(
-        to channel: Channel, proxy: LinkProxy, host: String, port: Int, deadline: NIODeadline,
+        to channel: Channel, proxy: LinkProxy, target: SocketAddress, deadline: NIODeadline,
         established: EventLoopPromise<Void>
     ) throws {
+        let ip = target.ipAddress ?? "?"
+        // An IPv6 literal in an authority is bracketed (NIOExtras writes HOST:PORT as given).
+        let host = ip.contains(":") ? "[\(ip)]" : ip
+        let port = target.port ?? 0
         var headers = HTTPHeaders()
         if let user = proxy.username {
             let token = Data("\(user):\(proxy.password ?? "")".utf8).base64EncodedString()
@@ -98,15 +119,9 @@ enum StreamConnector {
     }
 
     private static func addSOCKS(
-        to channel: Channel, host: String, port: Int, established: EventLoopPromise<Void>
+        to channel: Channel, target: SocketAddress, established: EventLoopPromise<Void>
     ) throws {
-        let target: SOCKSAddress =
-            if let address = try? SocketAddress(ipAddress: host, port: port) {
-                .address(address)
-            } else {
-                .domain(host, port: port)
-            }
-        let socks = SOCKSClientHandler(targetAddress: target)
+        let socks = SOCKSClientHandler(targetAddress: .address(target))
         let watcher = SOCKSEstablishedWatcher(established: established)
         let operations = channel.pipeline.syncOperations
         try operations.addHandler(socks)

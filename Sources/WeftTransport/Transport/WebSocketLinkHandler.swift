@@ -13,8 +13,10 @@ final class WebSocketLinkHandler: ChannelDuplexHandler, RemovableChannelHandler 
 
     /// Largest frame sent: a frame is buffered whole by proxies that inspect them.
     static let maxFramePayload = 64 << 10
-    /// Largest frame accepted from the peer (the decoder's limit).
-    static let maxInboundFrame = 1 << 20
+    /// Largest frame accepted from the peer (the decoder's limit, held whole before anyone is
+    /// authenticated): weft sends at most `maxFramePayload`, so twice that leaves a margin for a
+    /// proxy that joins frames, and no more.
+    static let maxInboundFrame = 2 * maxFramePayload
 
     private let masks: Bool
     private var closeSent = false

@@ -34,13 +34,20 @@ public struct WebSocketLinkTransport: LinkTransport {
         ready: @escaping @Sendable (Channel) throws -> Void
     ) -> EventLoopFuture<Channel> {
         let secureContext = self.secureContext
+        let literal = (try? SocketAddress(ipAddress: endpoint.host, port: 0)) != nil
+        if endpoint.secure && literal && context.proxy != nil {
+            // NIOSSL checks an IP literal against the connected address, which is the proxy's.
+            return eventLoop.makeFailedFuture(
+                LinkError(
+                    .transport, "\(endpoint.url): wss:// to an IP address cannot go through a proxy; use a host name"))
+        }
         return StreamConnector.connect(
             host: endpoint.host, port: endpoint.port, from: local, context: context, on: eventLoop, timeout: timeout
         ).flatMap { channel in
             let upgraded: EventLoopFuture<Bool>
             do {
                 if endpoint.secure {
-                    let hostname = (try? SocketAddress(ipAddress: endpoint.host, port: 0)) == nil ? endpoint.host : nil
+                    let hostname = literal ? nil : endpoint.host
                     try channel.pipeline.syncOperations.addHandler(
                         NIOSSLClientHandler(context: secureContext, serverHostname: hostname))
                 }
