@@ -1,4 +1,6 @@
 #!/usr/bin/env bash
+# Not yet run by .ci/run: the mixed-link part passed by hand (2026-12-02); the proxy part is
+# being finished.
 # Link transports in the network lab (scripts/lab.sh): two sites in their own namespaces, one
 # tunnel of mixed links — TLS over TCP on link 1, WebSocket on link 2 — with a cut of each kind
 # in the middle of a transfer (every byte must arrive); then the dialing site's direct paths
@@ -28,6 +30,7 @@ pids=()
 b_pid=
 cleanup() {
     for pid in "${pids[@]}" $b_pid; do kill "$pid" 2>/dev/null || true; done
+    pkill -f "run --config $work/" 2>/dev/null || true
     wait 2>/dev/null || true
     bash scripts/lab.sh down >/dev/null 2>&1 || true
     rm -rf "$work"
@@ -85,8 +88,11 @@ YAML
     b_pid=$!
 }
 stop_b() {
-    kill -TERM "$b_pid" 2>/dev/null || true
+    # b runs under `ip netns exec`: stop the weft process itself, and wait until it is gone
+    # (its remote app's port must be free for the next start).
+    pkill -TERM -f "run --config $work/b.yaml" 2>/dev/null || true
     wait "$b_pid" 2>/dev/null || true
+    wait_for 30 bash -c "! pgrep -f 'run --config $work/b.yaml' >/dev/null"
     b_pid=
 }
 # A transfer through the tunnel with link N cut once a quarter has arrived.

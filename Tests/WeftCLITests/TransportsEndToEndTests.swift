@@ -186,25 +186,33 @@ struct TransportsEndToEndTests {
         #expect(upgraded, "nginx access log: \(lab.read("nginx-access.log"))")
     }
 
-    @Test(
-        "TLS and WebSocket links in one tunnel; nginx killed mid-transfer: the TLS link carries the rest, then the WebSocket link returns"
-    )
-    func mixedLinksSurviveAProxyCut() async throws {
-        let lab = try SiteLab()
-        try await Self.makeCertificates(lab)
+    /// What `mixedSites` made.
+    struct MixedSetup {
+        var digests: [String: String]
+        var webPort: Int
+        var wsPort: Int
+        var proxyPort: Int
+    }
+
+    /// alpha exposes `web` (big.bin of `megabytes`) on a TLS socket (with `tlsExtra` lines) and
+    /// a WebSocket socket behind nginx (TLS-terminating); beta uses it on `webPort`. Both run.
+    static func mixedSites(
+        _ lab: SiteLab, megabytes: Int, tlsExtra: String = "", betaExtra: String = ""
+    ) async throws -> MixedSetup {
+        try await makeCertificates(lab)
         let httpPort = try FreePort.find()
-        let digests = try await lab.website(port: httpPort, randomMegabytes: ["big.bin": 24])
+        let digests = try await lab.website(port: httpPort, randomMegabytes: ["big.bin": megabytes])
         let tlsPort = try FreePort.find()
         let wsPort = try FreePort.find()
         let proxyPort = try FreePort.find()
-        try await Self.startNginx(lab, port: proxyPort, upstream: wsPort)
+        try await startNginx(lab, port: proxyPort, upstream: wsPort)
         try lab.site(
             "alpha", exposed: [SiteLab.exposed("web", "tcp:127.0.0.1:\(httpPort)")],
             sockets: """
                   - mode: dedicated-address
                     listenAddress: 127.0.0.1
                     listenPort: \(tlsPort)
-                  - mode: dedicated-address
+                \(tlsExtra)  - mode: dedicated-address
                     transportProtocol: websocket
                     listenAddress: 127.0.0.1
                     listenPort: \(wsPort)
@@ -214,9 +222,19 @@ struct TransportsEndToEndTests {
         let webPort = try FreePort.find()
         try lab.site(
             "beta", remote: [SiteLab.remote("alpha", "web", "tcp:127.0.0.1:\(webPort)")],
-            tunnelExtra: "  caFile: \(lab.path)/ca.pem\n")
+            tunnelExtra: "  caFile: \(lab.path)/ca.pem\n", extra: betaExtra)
         try lab.start("alpha")
         try lab.start("beta")
+        return MixedSetup(digests: digests, webPort: webPort, wsPort: wsPort, proxyPort: proxyPort)
+    }
+
+    @Test(
+        "TLS and WebSocket links in one tunnel; nginx killed mid-transfer: the TLS link carries the rest, then the WebSocket link returns"
+    )
+    func mixedLinksSurviveAProxyCut() async throws {
+        let lab = try SiteLab()
+        let setup = try await Self.mixedSites(lab, megabytes: 24)
+        let (digests, webPort, wsPort, proxyPort) = (setup.digests, setup.webPort, setup.wsPort, setup.proxyPort)
         #expect(await lab.waitForLink("beta", to: "alpha", count: 2), "\(lab.log("beta").suffix(3000))")
         #expect(lab.lines("beta", "link up", "transport=websocket").count == 1)
         #expect(lab.lines("beta", "link up", "transport=tls").count == 1)
@@ -263,36 +281,12 @@ struct TransportsEndToEndTests {
     )
     func backupAndBlockedLinks() async throws {
         let lab = try SiteLab()
-        try await Self.makeCertificates(lab)
-        let httpPort = try FreePort.find()
-        let digests = try await lab.website(port: httpPort, randomMegabytes: ["big.bin": 32])
-        let tlsPort = try FreePort.find()
-        let wsPort = try FreePort.find()
-        let proxyPort = try FreePort.find()
-        try await Self.startNginx(lab, port: proxyPort, upstream: wsPort)
-        // alpha's TLS socket is the backup path (think: a metered LTE uplink).
-        try lab.site(
-            "alpha", exposed: [SiteLab.exposed("web", "tcp:127.0.0.1:\(httpPort)")],
-            sockets: """
-                  - mode: dedicated-address
-                    listenAddress: 127.0.0.1
-                    listenPort: \(tlsPort)
-                    role: backup
-                  - mode: dedicated-address
-                    transportProtocol: websocket
-                    listenAddress: 127.0.0.1
-                    listenPort: \(wsPort)
-                    publicUrl: wss://localhost:\(proxyPort)/weft
-
-                """)
-        let webPort = try FreePort.find()
         let api = try FreePort.find()
-        try lab.site(
-            "beta", remote: [SiteLab.remote("alpha", "web", "tcp:127.0.0.1:\(webPort)")],
-            tunnelExtra: "  caFile: \(lab.path)/ca.pem\n",
-            extra: "restfulApi:\n  enabled: true\n  listenAddr: 127.0.0.1:\(api)\n")
-        try lab.start("alpha")
-        try lab.start("beta")
+        // alpha's TLS socket is the backup path (think: a metered LTE uplink).
+        let setup = try await Self.mixedSites(
+            lab, megabytes: 32, tlsExtra: "    role: backup\n",
+            betaExtra: "restfulApi:\n  enabled: true\n  listenAddr: 127.0.0.1:\(api)\n")
+        let (digests, webPort) = (setup.digests, setup.webPort)
         #expect(await lab.waitForLink("beta", to: "alpha", count: 2), "\(lab.log("beta").suffix(3000))")
         var links = try await Self.links(lab, api: api, peer: "alpha")
         let backup = try #require(links.first { $0.role == "backup" }, "links: \(links)")

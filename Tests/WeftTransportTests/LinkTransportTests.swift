@@ -16,23 +16,36 @@ struct LinkTransportTests {
     static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
         .deletingLastPathComponent().deletingLastPathComponent().path
 
+    /// A debug build masks WebSocket frames byte by byte: an event loop writing a burst can be
+    /// busy for seconds on a loaded machine, which the default 2 s silence limit would take for
+    /// a dead link. (A release build masks a 64 KiB frame in microseconds.)
     static func webSocketPair(dialing context: LinkTransportContext = LinkTransportContext()) throws -> TunnelPair {
         try TunnelPair(
             listenTransport: WebSocketLinkTransport(path: "/weft"),
             dialTransport: WebSocketLinkTransport(context: context),
-            endpoint: { LinkEndpoint.webSocket(url: "ws://127.0.0.1:\($0)/weft")! })
+            endpoint: { LinkEndpoint.webSocket(url: "ws://127.0.0.1:\($0)/weft")! },
+            silenceLimit: .seconds(20))
     }
 
-    /// Sends `bytes` from alpha to beta on one stream; returns whether both digests agree.
-    static func transfer(_ pair: TunnelPair, bytes: Int) async throws -> Bool {
+    /// Starts sending `bytes` from alpha to beta on one stream; the futures give what beta
+    /// received (count, sha256) and what alpha sent (sha256).
+    static func startTransfer(
+        _ pair: TunnelPair, bytes: Int
+    ) async throws -> (received: EventLoopFuture<(Int, String)>, sent: EventLoopFuture<String>) {
         let done = pair.beta.eventLoop.makePromise(of: (Int, String).self)
         pair.beta.onIncomingStream = { [beta = pair.beta] _, _, _ in HashingReceiver(driver: beta, done: done) }
         let sent = pair.alpha.eventLoop.makePromise(of: String.self)
         try await pair.alpha.eventLoop.submit {
             PatternSender(driver: pair.alpha, total: bytes, done: sent).start(appName: "sink")
         }.get()
-        let (count, digest) = try await done.futureResult.get()
-        let sentDigest = try await sent.futureResult.get()
+        return (done.futureResult, sent.futureResult)
+    }
+
+    /// Sends `bytes` from alpha to beta on one stream; returns whether both digests agree.
+    static func transfer(_ pair: TunnelPair, bytes: Int) async throws -> Bool {
+        let (received, sent) = try await startTransfer(pair, bytes: bytes)
+        let (count, digest) = try await received.get()
+        let sentDigest = try await sent.get()
         return count == bytes && digest == sentDigest
     }
 
@@ -48,7 +61,7 @@ struct LinkTransportTests {
         try await pair.dial()
         try await pair.dial()
         let total = 32 << 20
-        async let ok = Self.transfer(pair, bytes: total)
+        let (received, sent) = try await Self.startTransfer(pair, bytes: total)
         // Once bytes flow, close one link (from beta's side) and dial a new one.
         let deadline = ContinuousClock.now + .seconds(120)
         while try await pair.beta.eventLoop.submit({ pair.beta.snapshot().bytesReceived }).get() < UInt64(total / 4) {
@@ -62,7 +75,9 @@ struct LinkTransportTests {
         let victim = try #require(pair.betaLinks.withLockedValue { $0.first })
         try await victim.close()
         try await pair.dial()
-        #expect(try await ok)
+        let (count, digest) = try await received.get()
+        #expect(count == total)
+        #expect(digest == (try await sent.get()))
         let snapshot = try await pair.alpha.eventLoop.submit { pair.alpha.snapshot() }.get()
         #expect(snapshot.links.count == 2)
         #expect(snapshot.links.allSatisfy { $0.transport == .websocket })

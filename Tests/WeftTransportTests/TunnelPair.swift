@@ -122,7 +122,8 @@ final class TunnelPair: @unchecked Sendable {
     init(
         logger: Logger = Logger(label: "test"), listenTransport: any LinkTransport = TCPLinkTransport(),
         dialTransport: any LinkTransport = TCPLinkTransport(),
-        endpoint: @escaping @Sendable (Int) -> LinkEndpoint = { LinkEndpoint(host: "127.0.0.1", port: $0) }
+        endpoint: @escaping @Sendable (Int) -> LinkEndpoint = { LinkEndpoint(host: "127.0.0.1", port: $0) },
+        silenceLimit: Duration? = nil
     ) throws {
         self.listenTransport = listenTransport
         self.dialTransport = dialTransport
@@ -135,10 +136,16 @@ final class TunnelPair: @unchecked Sendable {
         let loops = Array(group.makeIterator())
         alpha = TunnelDriver(
             eventLoop: loops[0], localIncarnation: 101, peerSite: "beta", peerIncarnation: 202,
-            options: .init(opensOddStreams: true), logger: logger)
+            options: Self.options(odd: true, silenceLimit: silenceLimit), logger: logger)
         beta = TunnelDriver(
             eventLoop: loops[loops.count - 1], localIncarnation: 202, peerSite: "alpha", peerIncarnation: 101,
-            options: .init(opensOddStreams: false), logger: logger)
+            options: Self.options(odd: false, silenceLimit: silenceLimit), logger: logger)
+    }
+
+    static func options(odd: Bool, silenceLimit: Duration?) -> TunnelEngine.Options {
+        var options = TunnelEngine.Options(opensOddStreams: odd)
+        if let silenceLimit { options.silenceLimit = silenceLimit }
+        return options
     }
 
     /// Beta listens; only alpha's certificate, as site alpha, in the right tunnel, may link.
