@@ -30,7 +30,11 @@ private func checkAnnouncement(_ input: [UInt8]) {
     } catch {
         preconditionFailure("a re-serialized announcement does not parse: \(error)")
     }
-    precondition(again == announcement, "an announcement changed in a round trip")
+    // Endpoints of unknown link types are dropped (and counted) when parsing: the round trip
+    // keeps everything else.
+    var expected = announcement
+    expected.skippedEndpoints = 0
+    precondition(again == expected, "an announcement changed in a round trip")
     precondition(again.serialized() == bytes, "an announcement serializes two ways")
 }
 

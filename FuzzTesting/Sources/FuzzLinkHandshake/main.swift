@@ -197,7 +197,8 @@ private struct Harness {
                 peerIncarnation: peerIncarnation)
             let hello = LinkHello(
                 minVersion: WireProtocol.version, maxVersion: WireProtocol.version, siteName: dialerSite,
-                incarnation: dialerIncarnation, tunnelID: tunnelID.bytes, linkID: dialerLinkID, capabilities: 0)
+                incarnation: dialerIncarnation, tunnelID: tunnelID.bytes, linkID: dialerLinkID,
+                capabilities: LinkHello.linkPolicyFrames)
             let frame = onlyFrame(bytes)
             precondition(frame == .hello(hello), "the dialer's hello is \(frame)")
             precondition(requestedHalf(of: hello) == peerIncarnation, "the dialer's hello asks for another half")
@@ -354,7 +355,8 @@ private struct Harness {
                 preconditionFailure("accept at \(own) of a hello asking for \(requested) gave \(actions)")
             }
             let welcome = LinkWelcome(
-                version: WireProtocol.version, siteName: acceptorSite, incarnation: own, capabilities: 0)
+                version: WireProtocol.version, siteName: acceptorSite, incarnation: own,
+                capabilities: LinkHello.linkPolicyFrames)
             let frame = onlyFrame(bytes)
             precondition(frame == .welcome(welcome), "accept wrote \(frame)")
             let tunnelID = TunnelID(
