@@ -216,18 +216,30 @@ final class SiteLab: @unchecked Sendable {
     /// A TCP forwarder from 127.0.0.1:`port` to the lab's broker: killing it cuts a site's
     /// broker connection, and only that (the broker then publishes the site's last will).
     func brokerProxy(_ name: String, port: Int) async throws {
+        try await forwarder(name, port: port, upstream: broker.port)
+    }
+
+    /// A TCP forwarder from 127.0.0.1:`port` to 127.0.0.1:`upstream`; with `recording`, every
+    /// byte it passes (both ways) is appended to that file: what a capture would see there.
+    /// A connection while the upstream does not listen yet (the readiness probe) is closed.
+    func forwarder(_ name: String, port: Int, upstream: Int, recording: String? = nil) async throws {
         let script = """
             import socket, sys, threading
             listener = socket.socket()
             listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             listener.bind(("127.0.0.1", int(sys.argv[1])))
             listener.listen(16)
+            record = open(sys.argv[3], "ab", buffering=0) if len(sys.argv) > 3 else None
+            lock = threading.Lock()
             def pipe(a, b):
                 try:
                     while True:
                         data = a.recv(65536)
                         if not data:
                             break
+                        if record:
+                            with lock:
+                                record.write(data)
                         b.sendall(data)
                 except OSError:
                     pass
@@ -238,11 +250,16 @@ final class SiteLab: @unchecked Sendable {
                         pass
             while True:
                 client, _ = listener.accept()
-                upstream = socket.create_connection(("127.0.0.1", int(sys.argv[2])))
+                try:
+                    upstream = socket.create_connection(("127.0.0.1", int(sys.argv[2])))
+                except OSError:
+                    client.close()
+                    continue
                 threading.Thread(target=pipe, args=(client, upstream), daemon=True).start()
                 threading.Thread(target=pipe, args=(upstream, client), daemon=True).start()
             """
-        try await app(name, Self.python, ["-c", script, "\(port)", "\(broker.port)"], port: port)
+        try await app(
+            name, Self.python, ["-c", script, "\(port)", "\(upstream)"] + (recording.map { [$0] } ?? []), port: port)
     }
 
     /// redis-server listening only on a Unix socket.

@@ -86,49 +86,6 @@ struct TransportsEndToEndTests {
         try await lab.app("nginx", nginx, ["-e", dir + "/nginx-error.log", "-c", config, "-p", dir], port: port)
     }
 
-    /// A TCP forwarder from `port` to `upstream` that records every byte it passes (both ways)
-    /// in `recording`: what a capture on the proxy's upstream side would see.
-    static func recorder(_ lab: SiteLab, port: Int, upstream: Int) async throws {
-        let script = try lab.write(
-            "recorder.py",
-            """
-            import socket, sys, threading
-            listener = socket.socket()
-            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            listener.bind(("127.0.0.1", int(sys.argv[1])))
-            listener.listen(16)
-            record = open(sys.argv[3], "ab", buffering=0)
-            lock = threading.Lock()
-            def pipe(a, b):
-                try:
-                    while True:
-                        data = a.recv(65536)
-                        if not data:
-                            break
-                        with lock:
-                            record.write(data)
-                        b.sendall(data)
-                except OSError:
-                    pass
-                for s in (a, b):
-                    try:
-                        s.shutdown(socket.SHUT_RDWR)
-                    except OSError:
-                        pass
-            while True:
-                client, _ = listener.accept()
-                try:
-                    upstream = socket.create_connection(("127.0.0.1", int(sys.argv[2])))
-                except OSError:
-                    client.close()  # the lab's readiness probe, before the site listens
-                    continue
-                threading.Thread(target=pipe, args=(client, upstream), daemon=True).start()
-                threading.Thread(target=pipe, args=(upstream, client), daemon=True).start()
-            """)
-        try await lab.app(
-            "recorder", SiteLab.python, [script, "\(port)", "\(upstream)", lab.path + "/upstream.bin"], port: port)
-    }
-
     @Test(
         "a site behind nginx (TLS-terminating): links over wss:// through it, an HTTP transfer, no plaintext upstream")
     func behindReverseProxy() async throws {
@@ -142,7 +99,9 @@ struct TransportsEndToEndTests {
         let linkPort = try FreePort.find()
         let recorderPort = try FreePort.find()
         let proxyPort = try FreePort.find()
-        try await Self.recorder(lab, port: recorderPort, upstream: linkPort)
+        // What passes between nginx and the site is recorded, as a capture there would be.
+        try await lab.forwarder(
+            "recorder", port: recorderPort, upstream: linkPort, recording: lab.path + "/upstream.bin")
         try await Self.startNginx(lab, port: proxyPort, upstream: recorderPort)
 
         // alpha: only a WebSocket socket on loopback, announced as nginx's public URL.
