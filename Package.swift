@@ -53,7 +53,7 @@ let package = Package(
         .target(
             name: "WeftTransport",
             dependencies: [
-                "WeftTunnel", "WeftIdentity", "WeftWire",
+                "WeftTunnel", "WeftIdentity", "WeftWire", "CNGTCP2",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -65,6 +65,12 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
             ]
+        ),
+        // QUIC for links: Debian's ngtcp2 0.12 with its GnuTLS crypto helper, and GnuTLS.
+        .systemLibrary(
+            name: "CNGTCP2",
+            pkgConfig: "libngtcp2_crypto_gnutls",
+            providers: [.apt(["libngtcp2-dev", "libngtcp2-crypto-gnutls-dev", "libgnutls28-dev"])]
         ),
         // libmosquitto from Debian's libmosquitto-dev.
         .systemLibrary(

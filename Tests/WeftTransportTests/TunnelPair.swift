@@ -123,14 +123,19 @@ final class TunnelPair: @unchecked Sendable {
         logger: Logger = Logger(label: "test"), listenTransport: any LinkTransport = TCPLinkTransport(),
         dialTransport: any LinkTransport = TCPLinkTransport(),
         endpoint: @escaping @Sendable (Int) -> LinkEndpoint = { LinkEndpoint(host: "127.0.0.1", port: $0) },
-        silenceLimit: Duration? = nil
+        silenceLimit: Duration? = nil,
+        transports: (
+            (_ alpha: SiteIdentity, _ beta: SiteIdentity) throws -> (listen: any LinkTransport, dial: any LinkTransport)
+        )? = nil
     ) throws {
-        self.listenTransport = listenTransport
-        self.dialTransport = dialTransport
         self.endpointFor = endpoint
         group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
         alphaIdentity = try SiteIdentity.generate()
         betaIdentity = try SiteIdentity.generate()
+        // Transports with TLS of their own (QUIC) carry the site's identity.
+        let made = try transports?(alphaIdentity, betaIdentity)
+        self.listenTransport = made?.listen ?? listenTransport
+        self.dialTransport = made?.dial ?? dialTransport
         alphaSite = LocalLinkSite(siteName: "alpha", tls: try LinkTLS(identity: alphaIdentity))
         betaSite = LocalLinkSite(siteName: "beta", tls: try LinkTLS(identity: betaIdentity))
         let loops = Array(group.makeIterator())
@@ -191,8 +196,10 @@ final class TunnelPair: @unchecked Sendable {
     @discardableResult
     func dial(
         identity: LocalLinkSite? = nil, expecting: CertificateFingerprint? = nil, peerIncarnation: UInt64 = 202,
-        from localAddress: SocketAddress? = nil, stillWanted: (@Sendable () -> Bool)? = nil
+        from localAddress: SocketAddress? = nil, over transport: (any LinkTransport)? = nil,
+        stillWanted: (@Sendable () -> Bool)? = nil
     ) async throws -> LinkHandshake.Established {
+        let transport = transport ?? dialTransport
         let number = linkNumber.withLockedValue {
             $0 += 1
             return $0
@@ -204,11 +211,11 @@ final class TunnelPair: @unchecked Sendable {
             peerSite: "beta",
             peerIncarnation: peerIncarnation, localIncarnation: 101, fingerprint: expecting ?? betaIdentity.fingerprint)
         return try await LinkDialer.dial(
-            target, over: dialTransport, on: alpha.eventLoop, site: identity ?? alphaSite, linkNumber: number,
+            target, over: transport, on: alpha.eventLoop, site: identity ?? alphaSite, linkNumber: number,
             stillWanted: stillWanted
         ) { channel, established in
             alphaLinks.withLockedValue { $0.append(channel) }
-            alpha.attach(channel, leftover: established.leftover, transport: self.dialTransport.kind)
+            alpha.attach(channel, leftover: established.leftover, transport: transport.kind)
         }.get()
     }
 

@@ -25,6 +25,7 @@ public struct LinkPath: Hashable, Sendable, CustomStringConvertible {
         let target =
             switch remote.transport {
             case .tls: String(host: remote.host, port: remote.port)
+            case .quic: "quic \(String(host: remote.host, port: remote.port))"
             case .websocket: remote.url
             }
         return "\(local.map { "\($0)" } ?? "*")→\(target)#\(index)"
@@ -78,7 +79,7 @@ extension LinkPath {
             guard let remote = LinkEndpoint(announced: endpoint) else {
                 return ("\(endpoint.linkType) \(endpoint.address) port \(endpoint.port)", .malformed)
             }
-            let text = remote.transport == .tls ? "\(remote.host) port \(remote.port)" : remote.url
+            let text = remote.transport == .websocket ? remote.url : "\(remote.host) port \(remote.port)"
             return refusal(remote, policy: policy).map { (text, $0) }
         }
     }

@@ -61,9 +61,11 @@ public enum LinkDialer {
     ) -> EventLoopFuture<LinkHandshake.Established> {
         let result = eventLoop.makePromise(of: LinkHandshake.Established.self)
         precondition(transport.kind == target.endpoint.transport, "an endpoint dialed over another transport")
-        transport.dial(target.endpoint, from: target.localAddress, on: eventLoop, timeout: handshakeTimeout) {
-            channel in
-            let tls = try site.tls.makeClientHandler(expecting: target.fingerprint)
+        let securedByTransport = transport.securesLinks
+        transport.dial(
+            target.endpoint, from: target.localAddress, on: eventLoop, timeout: handshakeTimeout,
+            expecting: target.fingerprint
+        ) { channel in
             let handshake = LinkHandshakeHandler(
                 machine: LinkHandshake(
                     role: .dialer(
@@ -77,7 +79,10 @@ public enum LinkDialer {
                 stillWanted: stillWanted,
                 onEstablished: onEstablished
             )
-            try channel.pipeline.syncOperations.addHandler(tls)
+            if !securedByTransport {
+                try channel.pipeline.syncOperations.addHandler(
+                    site.tls.makeClientHandler(expecting: target.fingerprint))
+            }
             try channel.pipeline.syncOperations.addHandler(handshake)
         }.whenComplete { opened in
             switch opened {

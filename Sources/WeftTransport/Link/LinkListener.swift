@@ -2,6 +2,7 @@ import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
+import NIOSSL
 import WeftIdentity
 import WeftTunnel
 import WeftWire
@@ -54,8 +55,12 @@ public struct LinkListener: Sendable {
     ) -> EventLoopFuture<LinkListener> {
         let warnings = LogLimiter()
         let kind = transport.kind
+        let securedByTransport = transport.securesLinks
         return transport.listen(
             host: host, port: port, group: group, timeout: handshakeTimeout,
+            trusts: { channel, presented in
+                trusts(presented, from: channel, handlers: handlers, warnings: warnings, logger: logger)
+            },
             accept: { channel in
                 let source = channel.remoteAddress?.ipAddress ?? "?"
                 // Behind a reverse proxy on this machine every WebSocket peer comes from
@@ -87,7 +92,8 @@ public struct LinkListener: Sendable {
                     let left = max(deadline - NIODeadline.now(), .milliseconds(1))
                     try initialize(
                         channel, site: site, timeout: left, handlers: handlers, transport: kind,
-                        backup: backup, warnings: warnings, release: release, logger: logger)
+                        securedByTransport: securedByTransport, backup: backup, warnings: warnings,
+                        release: release, logger: logger)
                 }
             }
         )
@@ -96,24 +102,21 @@ public struct LinkListener: Sendable {
 
     private static func initialize(
         _ channel: Channel, site: LocalLinkSite, timeout: TimeAmount, handlers: Handlers,
-        transport: LinkEndpoint.Kind, backup: Bool, warnings: LogLimiter, release: @escaping @Sendable () -> Void,
-        logger: Logger
+        transport: LinkEndpoint.Kind, securedByTransport: Bool, backup: Bool, warnings: LogLimiter,
+        release: @escaping @Sendable () -> Void, logger: Logger
     ) throws {
         let source = channel.remoteAddress?.ipAddress ?? "?"
         let remote = channel.remoteAddress.map { "\($0)" } ?? "?"
         let fingerprint = NIOLockedValueBox<CertificateFingerprint?>(nil)
-        let tls = site.tls.makeServerHandler { presented in
-            fingerprint.withLockedValue { $0 = presented }
-            let trusted = handlers.trusts(presented)
-            if !trusted, case (true, let suppressed) = warnings.admit("unknown certificate from \(source)") {
-                logger.warning(
-                    "refused a link: its certificate is not one this site knows (a stranger, or a peer whose announcement has not arrived yet)",
-                    metadata: [
-                        "remote": "\(remote)", "fingerprint": "\(presented)",
-                        "alsoRefusedSinceLastLine": "\(suppressed)",
-                    ])
+        var tls: NIOSSLServerHandler?
+        if securedByTransport {
+            // The transport's TLS checked the certificate already (with `trusts` below).
+            fingerprint.withLockedValue { $0 = (channel as? PeerAuthenticatedChannel)?.peerFingerprint }
+        } else {
+            tls = site.tls.makeServerHandler { presented in
+                fingerprint.withLockedValue { $0 = presented }
+                return trusts(presented, from: channel, handlers: handlers, warnings: warnings, logger: logger)
             }
-            return trusted
         }
         let result = channel.eventLoop.makePromise(of: LinkHandshake.Established.self)
         let handshake = LinkHandshakeHandler(
@@ -131,7 +134,7 @@ public struct LinkListener: Sendable {
             },
             onEstablished: { channel, established in handlers.onLink(channel, established, transport) }
         )
-        try channel.pipeline.syncOperations.addHandler(tls)
+        if let tls { try channel.pipeline.syncOperations.addHandler(tls) }
         try channel.pipeline.syncOperations.addHandler(handshake)
         result.futureResult.whenComplete { _ in release() }
         result.futureResult.whenFailure { error in
@@ -141,6 +144,24 @@ public struct LinkListener: Sendable {
                 "link refused or failed during its handshake",
                 metadata: ["remote": "\(remote)", "error": "\(error)", "alsoFailedSinceLastLine": "\(suppressed)"])
         }
+    }
+
+    /// Asks the site whether a certificate may connect, and says why not when it may not.
+    private static func trusts(
+        _ presented: CertificateFingerprint, from channel: Channel, handlers: Handlers, warnings: LogLimiter,
+        logger: Logger
+    ) -> Bool {
+        let trusted = handlers.trusts(presented)
+        let source = channel.remoteAddress?.ipAddress ?? "?"
+        if !trusted, case (true, let suppressed) = warnings.admit("unknown certificate from \(source)") {
+            logger.warning(
+                "refused a link: its certificate is not one this site knows (a stranger, or a peer whose announcement has not arrived yet)",
+                metadata: [
+                    "remote": "\(channel.remoteAddress.map { "\($0)" } ?? "?")", "fingerprint": "\(presented)",
+                    "alsoRefusedSinceLastLine": "\(suppressed)",
+                ])
+        }
+        return trusted
     }
 
     static func isLoopback(_ address: SocketAddress?) -> Bool {

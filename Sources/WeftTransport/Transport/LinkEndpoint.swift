@@ -35,12 +35,18 @@ public struct LinkEndpoint: Hashable, Sendable, CustomStringConvertible {
         return LinkEndpoint(transport: .tls, host: host, port: port)
     }
 
+    /// A QUIC endpoint at an address.
+    public static func quic(_ address: SocketAddress) -> LinkEndpoint? {
+        guard let host = address.ipAddress, let port = address.port else { return nil }
+        return LinkEndpoint(transport: .quic, host: host, port: port)
+    }
+
     /// The endpoint an announcement names, or nil when it is malformed.
     public init?(announced endpoint: SiteAnnouncement.Endpoint) {
         switch endpoint.linkType {
-        case .tls:
+        case .tls, .quic:
             guard endpoint.port > 0 else { return nil }
-            self.init(transport: .tls, host: endpoint.address, port: Int(endpoint.port))
+            self.init(transport: endpoint.linkType, host: endpoint.address, port: Int(endpoint.port))
         case .websocket:
             guard let parsed = Self.webSocket(url: endpoint.address) else { return nil }
             self = parsed
@@ -50,7 +56,7 @@ public struct LinkEndpoint: Hashable, Sendable, CustomStringConvertible {
     /// The announcement entry for this endpoint.
     public var announced: SiteAnnouncement.Endpoint {
         switch transport {
-        case .tls: SiteAnnouncement.Endpoint(linkType: .tls, address: host, port: UInt16(port))
+        case .tls, .quic: SiteAnnouncement.Endpoint(linkType: transport, address: host, port: UInt16(port))
         case .websocket: SiteAnnouncement.Endpoint(linkType: .websocket, address: url, port: UInt16(port))
         }
     }
@@ -65,7 +71,7 @@ public struct LinkEndpoint: Hashable, Sendable, CustomStringConvertible {
 
     public var description: String {
         switch transport {
-        case .tls: host.contains(":") ? "tls [\(host)]:\(port)" : "tls \(host):\(port)"
+        case .tls, .quic: host.contains(":") ? "\(transport) [\(host)]:\(port)" : "\(transport) \(host):\(port)"
         case .websocket: "websocket \(url)"
         }
     }

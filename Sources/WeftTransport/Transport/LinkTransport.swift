@@ -1,4 +1,5 @@
 import NIOCore
+import WeftIdentity
 
 /// A way to carry a link's bytes: it listens and dials and yields a byte-stream channel, on
 /// which the link's TLS, its handshake and then the tunnel's frames run, the same on every
@@ -6,16 +7,24 @@ import NIOCore
 ///
 /// A transport only moves bytes: the site certificates, the pin on the announced fingerprint and
 /// weft's handshake are added by `LinkDialer` and `LinkListener` in `ready`, so no transport can
-/// weaken them.
+/// weaken them. The exception is a transport with TLS 1.3 of its own (QUIC, `securesLinks`):
+/// it presents the site certificate and checks the peer's against the same pin (`expecting`,
+/// `trusts`), and weft's handshake runs inside it.
 public protocol LinkTransport: Sendable {
     /// The link type announced for (and dialed on) this transport.
     var kind: LinkEndpoint.Kind { get }
 
+    /// The transport authenticates both sites itself with their certificates (QUIC's TLS), so
+    /// no link TLS runs inside it.
+    var securesLinks: Bool { get }
+
     /// Opens a byte stream to `endpoint` and calls `ready` on its event loop once bytes can flow
     /// (after any proxy or upgrade exchange). The future fails when the stream cannot be opened;
     /// a stream that closes before it is ready closes its channel, which the caller watches.
+    /// A transport that `securesLinks` accepts only the certificate `expected`.
     func dial(
         _ endpoint: LinkEndpoint, from local: SocketAddress?, on eventLoop: EventLoop, timeout: TimeAmount,
+        expecting expected: CertificateFingerprint,
         ready: @escaping @Sendable (Channel) throws -> Void
     ) -> EventLoopFuture<Channel>
 
@@ -24,9 +33,21 @@ public protocol LinkTransport: Sendable {
 
     /// Listens on `host`:`port`. Each new connection is first offered to `accept`, which
     /// answers nil to close it before anything is read, or what to do once its byte stream is
-    /// ready (within `timeout`; run on its event loop). Returns the listening channel.
+    /// ready (within `timeout`; run on its event loop). A transport that `securesLinks` asks
+    /// `trusts` about each certificate presented. Returns the listening channel.
     func listen(
         host: String, port: Int, group: EventLoopGroup, timeout: TimeAmount,
+        trusts: @escaping @Sendable (Channel, CertificateFingerprint) -> Bool,
         accept: @escaping @Sendable (Channel) -> Ready?
     ) -> EventLoopFuture<Channel>
+}
+
+extension LinkTransport {
+    public var securesLinks: Bool { false }
+}
+
+/// A channel whose transport authenticated the peer (see `LinkTransport.securesLinks`).
+public protocol PeerAuthenticatedChannel: Channel {
+    /// The certificate the peer presented and the transport accepted.
+    var peerFingerprint: CertificateFingerprint? { get }
 }

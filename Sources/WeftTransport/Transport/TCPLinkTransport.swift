@@ -1,5 +1,6 @@
 import NIOCore
 import NIOPosix
+import WeftIdentity
 
 /// Links as TLS over plain TCP: the stream is the TCP connection itself.
 public struct TCPLinkTransport: LinkTransport {
@@ -13,6 +14,7 @@ public struct TCPLinkTransport: LinkTransport {
 
     public func dial(
         _ endpoint: LinkEndpoint, from local: SocketAddress?, on eventLoop: EventLoop, timeout: TimeAmount,
+        expecting expected: CertificateFingerprint,
         ready: @escaping @Sendable (Channel) throws -> Void
     ) -> EventLoopFuture<Channel> {
         StreamConnector.connect(
@@ -30,6 +32,7 @@ public struct TCPLinkTransport: LinkTransport {
 
     public func listen(
         host: String, port: Int, group: EventLoopGroup, timeout: TimeAmount,
+        trusts: @escaping @Sendable (Channel, CertificateFingerprint) -> Bool,
         accept: @escaping @Sendable (Channel) -> Ready?
     ) -> EventLoopFuture<Channel> {
         let congestion = context.congestionControl

@@ -3,6 +3,7 @@ import NIOHTTP1
 import NIOPosix
 import NIOSSL
 import NIOWebSocket
+import WeftIdentity
 
 /// Links inside WebSocket binary messages (HTTP/1.1 upgrade), so a site can sit behind a
 /// reverse proxy (nginx, Caddy, a load balancer) that only forwards HTTP. The listener serves
@@ -31,6 +32,7 @@ public struct WebSocketLinkTransport: LinkTransport {
 
     public func dial(
         _ endpoint: LinkEndpoint, from local: SocketAddress?, on eventLoop: EventLoop, timeout: TimeAmount,
+        expecting expected: CertificateFingerprint,
         ready: @escaping @Sendable (Channel) throws -> Void
     ) -> EventLoopFuture<Channel> {
         let secureContext = self.secureContext
@@ -98,6 +100,7 @@ public struct WebSocketLinkTransport: LinkTransport {
 
     public func listen(
         host: String, port: Int, group: EventLoopGroup, timeout: TimeAmount,
+        trusts: @escaping @Sendable (Channel, CertificateFingerprint) -> Bool,
         accept: @escaping @Sendable (Channel) -> Ready?
     ) -> EventLoopFuture<Channel> {
         let congestion = context.congestionControl

@@ -11,11 +11,15 @@ public struct SiteAnnouncement: Hashable, Sendable {
             /// weft's TLS inside WebSocket binary messages (HTTP/1.1 upgrade), reachable through
             /// reverse proxies; `address` holds the `ws://` or `wss://` URL.
             case websocket = 2
+            /// QUIC over UDP: the link is one bidirectional stream, QUIC's TLS 1.3 carries the
+            /// site certificates.
+            case quic = 3
 
             public var description: String {
                 switch self {
                 case .tls: "tls"
                 case .websocket: "websocket"
+                case .quic: "quic"
                 }
             }
         }

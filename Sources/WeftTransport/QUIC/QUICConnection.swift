@@ -1,0 +1,512 @@
+import CNGTCP2
+import NIOCore
+import WeftIdentity
+
+/// One QUIC connection: one link, carried by one bidirectional stream (the dialer's first).
+///
+/// It lives on its endpoint's event loop, driven by the endpoint's datagrams and its own timer;
+/// ngtcp2 does the protocol (loss recovery, congestion control, flow control, keep-alive), this
+/// class moves bytes between ngtcp2 and the link's `QUICStreamChannel`. ngtcp2 is not
+/// re-entrant: its callbacks only record what happened, and the stream channel hears of it
+/// once ngtcp2 has returned.
+final class QUICConnection {
+    /// Length of the connection IDs this side issues: every packet to us starts with one.
+    static let idLength = 16
+
+    enum Role { case dialer, acceptor }
+
+    let role: Role
+    unowned let endpoint: QUICEndpoint
+    private(set) var remote: SocketAddress
+    private(set) var channel: QUICStreamChannel!
+    private(set) var peerFingerprint: CertificateFingerprint?
+
+    private var connection: OpaquePointer?
+    private var session: gnutls_session_t?
+    private let reference: UnsafeMutablePointer<ngtcp2_crypto_conn_ref>
+    private let pathStorage: UnsafeMutablePointer<ngtcp2_path_storage>
+    private let vectors: UnsafeMutablePointer<ngtcp2_vec>
+    /// Where ngtcp2 builds each packet (then copied out to be sent).
+    private let scratch: UnsafeMutablePointer<UInt8>
+    private static let scratchSize = 65_536
+    private static let vectorCapacity = 16
+    private let accepts: (QUICConnection, CertificateFingerprint) -> Bool
+    private var streamID: Int64 = -1
+    /// IDs the endpoint routes to this connection.
+    private(set) var ids: Set<QUICConnectionID> = []
+    private var timer: Scheduled<Void>?
+    private var timerExpiry: UInt64 = .max
+    private var insideNGTCP2 = false
+    private var streamOpened = false
+    private var peerFinished = false
+    private(set) var closed = false
+    /// In the endpoint's list of connections to settle after this batch of datagrams.
+    var touched = false
+    private var send = QUICSendBuffer()
+    private var received: ByteBuffer
+    /// Called once the stream can carry bytes (or never, if the connection fails first).
+    var onStreamReady: ((QUICConnection) -> Void)?
+
+    /// The link's outbound buffer (queued and unacknowledged) above which the channel turns
+    /// unwritable, and below which it turns writable again.
+    static let highWater = 4 * 1024 * 1024
+    static let lowWater = 2 * 1024 * 1024
+
+    private init(
+        role: Role, endpoint: QUICEndpoint, remote: SocketAddress,
+        accepts: @escaping (QUICConnection, CertificateFingerprint) -> Bool
+    ) {
+        self.role = role
+        self.endpoint = endpoint
+        self.remote = remote
+        self.accepts = accepts
+        self.received = endpoint.allocator.buffer(capacity: 0)
+        reference = .allocate(capacity: 1)
+        pathStorage = .allocate(capacity: 1)
+        ngtcp2_path_storage_zero(pathStorage)
+        vectors = .allocate(capacity: Self.vectorCapacity)
+        scratch = .allocate(capacity: Self.scratchSize)
+        reference.initialize(
+            to: ngtcp2_crypto_conn_ref(
+                get_conn: { reference in
+                    guard let owner = reference?.pointee.user_data else { return nil }
+                    return Unmanaged<QUICConnection>.fromOpaque(owner).takeUnretainedValue().connection
+                }, user_data: nil))
+        reference.pointee.user_data = Unmanaged.passUnretained(self).toOpaque()
+        channel = QUICStreamChannel(connection: self)
+    }
+
+    deinit {
+        reference.deallocate()
+        pathStorage.deallocate()
+        vectors.deallocate()
+        scratch.deallocate()
+    }
+
+    /// Starts a connection to `remote`, whose certificate must be `expected`.
+    static func dial(
+        _ remote: SocketAddress, endpoint: QUICEndpoint, expecting expected: CertificateFingerprint
+    ) throws -> QUICConnection {
+        let made = QUICConnection(role: .dialer, endpoint: endpoint, remote: remote) { $1 == expected }
+        var dcid = QUICConnectionID.random()
+        var scid = QUICConnectionID.random()
+        try made.start { connection, path, callbacks, settings, params, user in
+            weft_ngtcp2_conn_client_new(connection, &dcid, &scid, path, callbacks, settings, params, user)
+        }
+        made.register(scid)
+        return made
+    }
+
+    /// Answers a client's first Initial packet (`header`, which `ngtcp2_accept` read), before
+    /// anything else; `accepts` says which certificates may connect.
+    static func accept(
+        _ header: ngtcp2_pkt_hd, from remote: SocketAddress, endpoint: QUICEndpoint,
+        accepts: @escaping (QUICConnection, CertificateFingerprint) -> Bool
+    ) throws -> QUICConnection {
+        let made = QUICConnection(role: .acceptor, endpoint: endpoint, remote: remote, accepts: accepts)
+        var header = header
+        var scid = QUICConnectionID.random()
+        try made.start(originalDestination: header.dcid) { connection, path, callbacks, settings, params, user in
+            weft_ngtcp2_conn_server_new(
+                connection, &header.scid, &scid, path, header.version, callbacks, settings, params, user)
+        }
+        made.register(scid)
+        // The client keeps using the ID it made up until it hears ours.
+        made.register(header.dcid)
+        return made
+    }
+
+    private func start(
+        originalDestination: ngtcp2_cid? = nil,
+        create: (
+            UnsafeMutablePointer<OpaquePointer?>, UnsafePointer<ngtcp2_path>, UnsafePointer<ngtcp2_callbacks>,
+            UnsafePointer<ngtcp2_settings>, UnsafePointer<ngtcp2_transport_params>, UnsafeMutableRawPointer
+        ) -> Int32
+    ) throws {
+        let configuration = endpoint.configuration
+        var settings = ngtcp2_settings()
+        weft_ngtcp2_settings_default(&settings)
+        settings.initial_ts = Self.now()
+        settings.cc_algo = configuration.congestionControl.algorithm
+        settings.handshake_timeout = UInt64(configuration.handshakeTimeout.nanoseconds)
+        settings.max_window = UInt64(configuration.connectionWindow)
+        settings.max_stream_window = UInt64(configuration.streamWindow)
+        var params = ngtcp2_transport_params()
+        weft_ngtcp2_transport_params_default(&params)
+        // One stream, opened by the dialer; nothing else may be opened.
+        params.initial_max_streams_bidi = role == .acceptor ? 1 : 0
+        params.initial_max_streams_uni = 0
+        params.initial_max_stream_data_bidi_local = UInt64(configuration.initialStreamWindow)
+        params.initial_max_stream_data_bidi_remote = UInt64(configuration.initialStreamWindow)
+        params.initial_max_data = UInt64(configuration.initialStreamWindow)
+        params.max_idle_timeout = UInt64(configuration.idleTimeout.nanoseconds)
+        if let originalDestination {
+            params.original_dcid = originalDestination
+            params.stateless_reset_token_present = 1
+            withUnsafeMutableBytes(of: &params.stateless_reset_token) { raw in
+                _ = gnutls_rnd(GNUTLS_RND_RANDOM, raw.baseAddress, raw.count)
+            }
+        }
+        let user = Unmanaged.passUnretained(self).toOpaque()
+        var made: OpaquePointer?
+        let code = withPath(remote) { path in
+            withUnsafePointer(to: Self.callbacks) { callbacks in
+                create(&made, path, callbacks, &settings, &params, user)
+            }
+        }
+        guard code == 0, let made else {
+            throw LinkError(.transport, "ngtcp2 could not start a connection: \(Self.describe(code))")
+        }
+        connection = made
+        do {
+            session = try endpoint.tls.makeSession(
+                server: role == .acceptor, reference: UnsafeMutableRawPointer(reference))
+        } catch {
+            ngtcp2_conn_del(made)
+            connection = nil
+            throw error
+        }
+        ngtcp2_conn_set_tls_native_handle(made, UnsafeMutableRawPointer(session))
+        ngtcp2_conn_set_keep_alive_timeout(made, UInt64(configuration.keepAlive.nanoseconds))
+    }
+
+    // MARK: Datagrams in
+
+    /// One datagram for this connection. The stream channel hears of its effects in
+    /// `settle()`, which the endpoint calls once per batch of datagrams.
+    func receive(_ datagram: UnsafeRawBufferPointer, from address: SocketAddress) {
+        guard !closed, let connection else { return }
+        insideNGTCP2 = true
+        let code = withPath(address) { path in
+            weft_ngtcp2_conn_read_pkt(
+                connection, path, datagram.baseAddress?.assumingMemoryBound(to: UInt8.self), datagram.count,
+                Self.now())
+        }
+        insideNGTCP2 = false
+        switch code {
+        case 0:
+            if address != remote { remote = address }
+        case NGTCP2_ERR_DISCARD_PKT:
+            break
+        case NGTCP2_ERR_DRAINING:
+            tearDown(LinkError(.closed, "the peer closed the QUIC connection"))
+        case NGTCP2_ERR_DROP_CONN:
+            tearDown(LinkError(.closed, "the QUIC connection was dropped"))
+        case NGTCP2_ERR_CRYPTO:
+            let alert = ngtcp2_conn_get_tls_alert(connection)
+            var reason = ngtcp2_connection_close_error()
+            ngtcp2_connection_close_error_set_transport_error_tls_alert(&reason, alert, nil, 0)
+            sendClose(reason)
+            let why =
+                peerFingerprint.map { accepts(self, $0) } == false
+                ? "the peer's certificate is not the one expected" : "TLS alert \(alert)"
+            tearDown(LinkError(.handshakeFailed, "the QUIC handshake failed: \(why)"))
+        default:
+            var reason = ngtcp2_connection_close_error()
+            ngtcp2_connection_close_error_set_transport_error_liberr(&reason, code, nil, 0)
+            sendClose(reason)
+            tearDown(LinkError(.transport, "QUIC: \(Self.describe(code))"))
+        }
+    }
+
+    /// After a batch of datagrams (or a timer): hand the stream what arrived and send what is due.
+    func settle() {
+        touched = false
+        guard !closed else { return }
+        if streamOpened {
+            streamOpened = false
+            onStreamReady?(self)
+            onStreamReady = nil
+            guard !closed else { return }
+        }
+        channel.deliverIfRequested()
+        if peerFinished, received.readableBytes == 0, !closed {
+            close(LinkError(.closed, "the peer ended the QUIC stream"))
+            return
+        }
+        writePackets()
+    }
+
+    // MARK: The stream channel's side
+
+    /// Bytes the link wrote; they stay in the send buffer until acknowledged.
+    func enqueue(_ buffer: ByteBuffer) {
+        send.append(buffer)
+    }
+
+    var bufferedBytes: Int { send.bufferedBytes }
+
+    /// Takes what arrived on the stream (the channel asked for a read), and lets the peer send
+    /// as much again: QUIC's flow control is the link's backpressure.
+    func takeReceived() -> ByteBuffer? {
+        guard received.readableBytes > 0, let connection, !closed else { return nil }
+        let taken = received
+        received = endpoint.allocator.buffer(capacity: 0)
+        let count = UInt64(taken.readableBytes)
+        ngtcp2_conn_extend_max_stream_offset(connection, streamID, count)
+        ngtcp2_conn_extend_max_offset(connection, count)
+        return taken
+    }
+
+    /// Closes the connection (a CONNECTION_CLOSE to the peer, unless it is the one closing).
+    func close(_ error: Error? = nil) {
+        guard !closed, let connection else { return }
+        if ngtcp2_conn_is_in_closing_period(connection) == 0, ngtcp2_conn_is_in_draining_period(connection) == 0 {
+            var reason = ngtcp2_connection_close_error()
+            ngtcp2_connection_close_error_set_application_error(&reason, 0, nil, 0)
+            sendClose(reason)
+        }
+        tearDown(error)
+    }
+
+    /// Sends what ngtcp2 has to send: stream bytes as far as congestion and flow control
+    /// allow, acknowledgements, retransmissions. Then arms the timer for ngtcp2's next deadline.
+    func writePackets() {
+        guard !closed, !insideNGTCP2, let connection else { return }
+        let now = Self.now()
+        let size = min(Self.scratchSize, Int(ngtcp2_conn_get_max_tx_udp_payload_size(connection)))
+        var blocked = false
+        var packets = 0
+        while true {
+            var count = 0
+            var stream: Int64 = -1
+            if streamID >= 0, !blocked, send.unsentBytes > 0 {
+                count = send.unsent(into: vectors, capacity: Self.vectorCapacity)
+                stream = streamID
+            }
+            let flags = count > 0 ? UInt32(NGTCP2_WRITE_STREAM_FLAG_MORE) : UInt32(NGTCP2_WRITE_STREAM_FLAG_NONE)
+            var accepted: ngtcp2_ssize = -1
+            // After NGTCP2_ERR_WRITE_MORE ngtcp2 goes on filling the same packet: the same
+            // buffer, length, path and time, until it returns the packet.
+            insideNGTCP2 = true
+            let result = weft_ngtcp2_conn_writev_stream(
+                connection, &pathStorage.pointee.path, scratch, size, &accepted, flags, stream,
+                count > 0 ? vectors : nil, count, now)
+            insideNGTCP2 = false
+            if accepted > 0 { send.sent(Int(accepted)) }
+            if result == NGTCP2_ERR_WRITE_MORE { continue }
+            if result == NGTCP2_ERR_STREAM_DATA_BLOCKED || result == NGTCP2_ERR_STREAM_SHUT_WR {
+                blocked = true
+                continue
+            }
+            if result < 0 {
+                var reason = ngtcp2_connection_close_error()
+                ngtcp2_connection_close_error_set_transport_error_liberr(&reason, Int32(result), nil, 0)
+                sendClose(reason)
+                tearDown(LinkError(.transport, "QUIC: \(Self.describe(Int32(result)))"))
+                return
+            }
+            if result == 0 { break }
+            var packet = endpoint.allocator.buffer(capacity: Int(result))
+            packet.writeBytes(UnsafeRawBufferPointer(start: scratch, count: Int(result)))
+            endpoint.send(packet, to: remote)
+            packets += 1
+        }
+        if packets > 0 { endpoint.flush() }
+        channel.updateWritability()
+        armTimer()
+    }
+
+    // MARK: Timer
+
+    private func armTimer() {
+        guard let connection, !closed else { return }
+        let expiry = ngtcp2_conn_get_expiry(connection)
+        guard expiry != timerExpiry else { return }
+        timer?.cancel()
+        timerExpiry = expiry
+        guard expiry != .max else {
+            timer = nil
+            return
+        }
+        let deadline = NIODeadline.uptimeNanoseconds(expiry)
+        timer = endpoint.eventLoop.scheduleTask(deadline: deadline) { [weak self] in
+            self?.expired()
+        }
+    }
+
+    private func expired() {
+        guard !closed, let connection else { return }
+        timerExpiry = .max
+        timer = nil
+        insideNGTCP2 = true
+        let code = ngtcp2_conn_handle_expiry(connection, Self.now())
+        insideNGTCP2 = false
+        guard code == 0 else {
+            switch code {
+            case NGTCP2_ERR_IDLE_CLOSE: tearDown(LinkError(.transport, "the QUIC connection went silent"))
+            case NGTCP2_ERR_HANDSHAKE_TIMEOUT: tearDown(LinkError(.handshakeTimeout, "the QUIC handshake timed out"))
+            default: close(LinkError(.transport, "QUIC: \(Self.describe(code))"))
+            }
+            return
+        }
+        settle()
+    }
+
+    // MARK: Ending
+
+    private func sendClose(_ reason: ngtcp2_connection_close_error) {
+        guard let connection else { return }
+        var reason = reason
+        let size = min(Self.scratchSize, Int(ngtcp2_conn_get_max_tx_udp_payload_size(connection)))
+        let result = weft_ngtcp2_conn_write_connection_close(
+            connection, &pathStorage.pointee.path, scratch, size, &reason, Self.now())
+        if result > 0 {
+            var packet = endpoint.allocator.buffer(capacity: Int(result))
+            packet.writeBytes(UnsafeRawBufferPointer(start: scratch, count: Int(result)))
+            endpoint.send(packet, to: remote)
+            endpoint.flush()
+        }
+    }
+
+    /// Frees everything, and tells the stream channel and the endpoint.
+    private func tearDown(_ error: Error?) {
+        guard !closed else { return }
+        closed = true
+        timer?.cancel()
+        timer = nil
+        send.release()
+        endpoint.forget(self)
+        if let connection { ngtcp2_conn_del(connection) }
+        connection = nil
+        if let session { gnutls_deinit(session) }
+        session = nil
+        onStreamReady = nil
+        channel.connectionClosed(error)
+    }
+
+    // MARK: ngtcp2's callbacks (inside ngtcp2: record only)
+
+    fileprivate func register(_ id: ngtcp2_cid) {
+        guard let key = QUICConnectionID(id) else { return }
+        ids.insert(key)
+        endpoint.route(key, to: self)
+    }
+
+    fileprivate func unregister(_ id: ngtcp2_cid) {
+        guard let key = QUICConnectionID(id) else { return }
+        ids.remove(key)
+        endpoint.unroute(key)
+    }
+
+    /// From GnuTLS's verify callback.
+    func verifyPeer(_ fingerprint: CertificateFingerprint) -> Bool {
+        peerFingerprint = fingerprint
+        return accepts(self, fingerprint)
+    }
+
+    fileprivate func streamDataArrived(_ stream: Int64, _ data: UnsafePointer<UInt8>?, _ count: Int, fin: Bool) {
+        guard stream == streamID else { return }
+        if count > 0, let data {
+            received.writeBytes(UnsafeRawBufferPointer(start: data, count: count))
+        }
+        if fin { peerFinished = true }
+    }
+
+    fileprivate func streamOpenedByPeer(_ stream: Int64) {
+        // The acceptor takes the dialer's first bidirectional stream (its limits allow no other).
+        guard role == .acceptor, streamID < 0, stream & 0x3 == 0 else { return }
+        streamID = stream
+        streamOpened = true
+    }
+
+    fileprivate func mayOpenStream() {
+        guard role == .dialer, streamID < 0, let connection else { return }
+        var id: Int64 = -1
+        guard ngtcp2_conn_open_bidi_stream(connection, &id, nil) == 0 else { return }
+        streamID = id
+        streamOpened = true
+    }
+
+    fileprivate func acknowledged(_ stream: Int64, upTo offset: UInt64) {
+        guard stream == streamID else { return }
+        send.acknowledge(upTo: offset)
+    }
+
+    fileprivate func streamClosed(_ stream: Int64) {
+        if stream == streamID { peerFinished = true }
+    }
+
+    // MARK: Helpers
+
+    static func now() -> UInt64 { NIODeadline.now().uptimeNanoseconds }
+
+    static func describe(_ code: Int32) -> String { String(cString: ngtcp2_strerror(code)) }
+
+    /// ngtcp2's view of the path: this endpoint's address and `remote`.
+    private func withPath<T>(_ remote: SocketAddress, _ body: (UnsafePointer<ngtcp2_path>) -> T) -> T {
+        endpoint.localAddress.withSockAddr { local, localLength in
+            remote.withSockAddr { peer, peerLength in
+                var path = ngtcp2_path(
+                    local: ngtcp2_addr(
+                        addr: UnsafeMutablePointer(mutating: local), addrlen: ngtcp2_socklen(localLength)),
+                    remote: ngtcp2_addr(
+                        addr: UnsafeMutablePointer(mutating: peer), addrlen: ngtcp2_socklen(peerLength)),
+                    user_data: nil)
+                return body(&path)
+            }
+        }
+    }
+
+    private static func owner(_ user: UnsafeMutableRawPointer?) -> QUICConnection {
+        Unmanaged<QUICConnection>.fromOpaque(user!).takeUnretainedValue()
+    }
+
+    /// ngtcp2's callbacks: its crypto helper for TLS, these for the rest.
+    private static let callbacks: ngtcp2_callbacks = {
+        var callbacks = ngtcp2_callbacks()
+        callbacks.client_initial = ngtcp2_crypto_client_initial_cb
+        callbacks.recv_client_initial = ngtcp2_crypto_recv_client_initial_cb
+        callbacks.recv_crypto_data = ngtcp2_crypto_recv_crypto_data_cb
+        callbacks.encrypt = ngtcp2_crypto_encrypt_cb
+        callbacks.decrypt = ngtcp2_crypto_decrypt_cb
+        callbacks.hp_mask = ngtcp2_crypto_hp_mask_cb
+        callbacks.recv_retry = ngtcp2_crypto_recv_retry_cb
+        callbacks.update_key = ngtcp2_crypto_update_key_cb
+        callbacks.delete_crypto_aead_ctx = ngtcp2_crypto_delete_crypto_aead_ctx_cb
+        callbacks.delete_crypto_cipher_ctx = ngtcp2_crypto_delete_crypto_cipher_ctx_cb
+        callbacks.get_path_challenge_data = ngtcp2_crypto_get_path_challenge_data_cb
+        callbacks.version_negotiation = ngtcp2_crypto_version_negotiation_cb
+        callbacks.rand = { destination, length, _ in
+            _ = gnutls_rnd(GNUTLS_RND_RANDOM, destination, length)
+        }
+        callbacks.get_new_connection_id = { _, cid, token, length, user in
+            guard let cid, let token, length == QUICConnection.idLength else { return NGTCP2_ERR_CALLBACK_FAILURE }
+            cid.pointee = QUICConnectionID.random()
+            guard gnutls_rnd(GNUTLS_RND_RANDOM, token, Int(NGTCP2_STATELESS_RESET_TOKENLEN)) == 0 else {
+                return NGTCP2_ERR_CALLBACK_FAILURE
+            }
+            owner(user).register(cid.pointee)
+            return 0
+        }
+        callbacks.remove_connection_id = { _, cid, user in
+            if let cid { owner(user).unregister(cid.pointee) }
+            return 0
+        }
+        callbacks.recv_stream_data = { _, flags, stream, _, data, length, user, _ in
+            owner(user).streamDataArrived(stream, data, length, fin: flags & UInt32(NGTCP2_STREAM_DATA_FLAG_FIN) != 0)
+            return 0
+        }
+        callbacks.acked_stream_data_offset = { _, stream, offset, length, user, _ in
+            owner(user).acknowledged(stream, upTo: offset + length)
+            return 0
+        }
+        callbacks.stream_open = { _, stream, user in
+            owner(user).streamOpenedByPeer(stream)
+            return 0
+        }
+        callbacks.stream_close = { _, _, stream, _, user, _ in
+            owner(user).streamClosed(stream)
+            return 0
+        }
+        callbacks.stream_reset = { _, stream, _, _, user, _ in
+            owner(user).streamClosed(stream)
+            return 0
+        }
+        callbacks.extend_max_local_streams_bidi = { _, _, user in
+            owner(user).mayOpenStream()
+            return 0
+        }
+        return callbacks
+    }()
+}

@@ -1,0 +1,110 @@
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+import WeftIdentity
+
+/// Links over QUIC (UDP): one connection per link, one bidirectional stream carrying it. QUIC's
+/// own TLS 1.3 presents the site certificate and pins the peer's (`securesLinks`), and weft's
+/// handshake then runs on the stream as on any link.
+///
+/// A listening socket bound to a wildcard address also carries the links this site dials to
+/// the same address family, so peers (and NATs) see one port for both. Other dials get a socket
+/// of their own, bound to the link's local address when it has one, closed with the link.
+public final class QUICLinkTransport: LinkTransport {
+    public let configuration: QUICConfiguration
+    private let tls: QUICTLS
+    private let listening = NIOLockedValueBox<[ObjectIdentifier: Listening]>([:])
+
+    private struct Listening: Sendable {
+        var address: SocketAddress
+        var endpoint: NIOLoopBound<QUICEndpoint>
+    }
+
+    public init(identity: SiteIdentity, configuration: QUICConfiguration = QUICConfiguration()) throws {
+        self.configuration = configuration
+        self.tls = try QUICTLS(identity: identity)
+    }
+
+    public var kind: LinkEndpoint.Kind { .quic }
+    public var securesLinks: Bool { true }
+
+    public func dial(
+        _ endpoint: LinkEndpoint, from local: SocketAddress?, on eventLoop: EventLoop, timeout: TimeAmount,
+        expecting expected: CertificateFingerprint,
+        ready: @escaping @Sendable (Channel) throws -> Void
+    ) -> EventLoopFuture<Channel> {
+        guard let remote = try? SocketAddress(ipAddress: endpoint.host, port: endpoint.port) else {
+            return eventLoop.makeFailedFuture(LinkError(.transport, "a QUIC endpoint needs an IP address: \(endpoint)"))
+        }
+        if local == nil, let shared = sharedSocket(for: remote) {
+            return shared.eventLoop.flatSubmit {
+                shared.value.dial(remote, expecting: expected, timeout: timeout, ready: ready)
+            }.hop(to: eventLoop)
+        }
+        let bindTo: SocketAddress
+        do {
+            bindTo = try local ?? SocketAddress(ipAddress: remote.protocol == .inet6 ? "::" : "0.0.0.0", port: 0)
+        } catch {
+            return eventLoop.makeFailedFuture(error)
+        }
+        return open(on: eventLoop, acceptor: nil, closesWhenIdle: true) { $0.bind(to: bindTo) }
+            .flatMap { endpoint in
+                endpoint.value.dial(remote, expecting: expected, timeout: timeout, ready: ready)
+            }
+    }
+
+    public func listen(
+        host: String, port: Int, group: EventLoopGroup, timeout: TimeAmount,
+        trusts: @escaping @Sendable (Channel, CertificateFingerprint) -> Bool,
+        accept: @escaping @Sendable (Channel) -> Ready?
+    ) -> EventLoopFuture<Channel> {
+        let acceptor = QUICEndpoint.Acceptor(trusts: trusts, accept: accept)
+        let loop = group.next()
+        return open(on: loop, acceptor: acceptor, closesWhenIdle: false) { $0.bind(host: host, port: port) }
+            .map { endpoint in
+                let channel = endpoint.value.channel!
+                let key = ObjectIdentifier(channel)
+                if let address = channel.localAddress {
+                    self.listening.withLockedValue { $0[key] = Listening(address: address, endpoint: endpoint) }
+                }
+                channel.closeFuture.whenComplete { _ in
+                    _ = self.listening.withLockedValue { $0.removeValue(forKey: key) }
+                }
+                return channel
+            }
+    }
+
+    /// A listening socket bound to the wildcard address of `remote`'s family.
+    private func sharedSocket(for remote: SocketAddress) -> NIOLoopBound<QUICEndpoint>? {
+        listening.withLockedValue { sockets in
+            sockets.values.first { socket in
+                socket.address.protocol == remote.protocol
+                    && (socket.address.ipAddress == "0.0.0.0" || socket.address.ipAddress == "::")
+            }?.endpoint
+        }
+    }
+
+    private func open(
+        on loop: EventLoop, acceptor: QUICEndpoint.Acceptor?, closesWhenIdle: Bool,
+        bind: (DatagramBootstrap) -> EventLoopFuture<Channel>
+    ) -> EventLoopFuture<NIOLoopBound<QUICEndpoint>> {
+        let tls = self.tls
+        let configuration = self.configuration
+        let bootstrap = DatagramBootstrap(group: loop)
+            .channelOption(.socketOption(.so_rcvbuf), value: 4 << 20)
+            .channelOption(.socketOption(.so_sndbuf), value: 4 << 20)
+            .channelOption(.datagramVectorReadMessageCount, value: 32)
+            .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: 32 * 2048))
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(
+                        QUICEndpoint(
+                            tls: tls, configuration: configuration, acceptor: acceptor, closesWhenIdle: closesWhenIdle))
+                }
+            }
+        return bind(bootstrap).flatMapThrowing { channel in
+            let endpoint = try channel.pipeline.syncOperations.handler(type: QUICEndpoint.self)
+            return NIOLoopBound(endpoint, eventLoop: channel.eventLoop)
+        }
+    }
+}
