@@ -248,8 +248,8 @@ struct ConfigDefaultsTests {
         #expect(sockets[3].listenAddress == IPAddress("127.0.0.1")!)
     }
 
-    @Test("transportProtocol quic is accepted with a warning")
-    func quicWarns() throws {
+    @Test("transportProtocol quic is accepted without a warning, as a QUIC socket")
+    func quicAccepted() throws {
         let yaml =
             minimalConfig + """
                 tunnel:
@@ -262,9 +262,8 @@ struct ConfigDefaultsTests {
                 """
         let loaded = try loadConfig(yaml)
         #expect(loaded.configuration.tunnel.localSockets[0].transportProtocol == .quic)
-        let warning = try #require(loaded.warnings.first { $0.path == "tunnel.localSockets[0].transportProtocol" })
-        #expect(warning.line == 10)
-        #expect(warning.message.contains("TLS over TCP"))
+        #expect(loaded.warnings.isEmpty, "\(loaded.warnings)")
+        #expect(loaded.configuration.tunnel.localSockets[0].transportProtocol.linkType == .quic)
     }
 
     @Test("websocket sockets: path, publicUrl instead of an address; tunnel proxy, caFile and congestion control")

@@ -20,7 +20,12 @@ struct TunnelOverTLSTests {
     }
 
     func gigabyteWithChurnAlone() async throws {
-        let pair = try TunnelPair()
+        try await Self.gigabyteWithChurn(try TunnelPair(), label: "tls")
+    }
+
+    /// 1 GiB (`totalBytes`) in three streams over three links of `pair`'s transport, while
+    /// links are closed and re-dialed; both digests compared, the rate printed.
+    static func gigabyteWithChurn(_ pair: TunnelPair, label: String) async throws {
         try await pair.listen()
         for _ in 0..<3 { try await pair.dial() }
 
@@ -85,9 +90,11 @@ struct TunnelOverTLSTests {
         #expect(receivedDigests.map(\.0).sorted() == sizes.map(\.1).sorted())
         #expect(Set(receivedDigests.map(\.1)) == Set(sentDigests), "digests differ")
         #expect(closed >= 3, "the test closed only \(closed) links")
+        let kinds = try await pair.alpha.eventLoop.submit { Set(pair.alpha.snapshot().links.map(\.transport)) }.get()
+        #expect(kinds == [pair.dialTransport.kind])
         let mib = Double(Self.totalBytes) / Double(1 << 20)
         print(
-            "[tls] \(Int(mib)) MiB over 3 TLS links in \(String(format: "%.1f", seconds)) s (\(String(format: "%.0f", mib / seconds)) MiB/s, debug build), \(closed) links closed and re-dialed"
+            "[\(label)] \(Int(mib)) MiB over 3 \(label) links in \(String(format: "%.1f", seconds)) s (\(String(format: "%.0f", mib / seconds)) MiB/s, debug build), \(closed) links closed and re-dialed"
         )
         try await pair.shutdown()
     }

@@ -167,13 +167,6 @@ extension SiteConfigurationDecoder {
         if let text = reader.string(socket, "transportProtocol") {
             if let parsed = LocalSocketConfig.TransportProtocol(rawValue: text.value.lowercased()) {
                 transport = parsed
-                if parsed == .quic {
-                    reader.warning(
-                        text.path,
-                        at: text.mark,
-                        "quic links do not exist yet — TLS over TCP is used on the same port"
-                    )
-                }
             } else {
                 reader.invalid(text, "expected tls, quic or websocket")
             }

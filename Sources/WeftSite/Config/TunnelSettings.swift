@@ -46,7 +46,8 @@ public struct LocalSocketConfig: Sendable, Equatable {
 
     public enum TransportProtocol: String, Sendable, Equatable, CaseIterable {
         case tls
-        /// Accepted for wovenet files; served as TLS over TCP on the same port for now.
+        /// QUIC over UDP on `listenPort` (wovenet's default data channel): ngtcp2, with the site
+        /// certificates in QUIC's own TLS 1.3.
         case quic
         /// weft's TLS inside WebSocket messages, served on `path` (HTTP/1.1 upgrade).
         case websocket
@@ -54,7 +55,8 @@ public struct LocalSocketConfig: Sendable, Equatable {
         /// The link type this socket is announced and served as.
         public var linkType: LinkEndpoint.Kind {
             switch self {
-            case .tls, .quic: .tls
+            case .tls: .tls
+            case .quic: .quic
             case .websocket: .websocket
             }
         }

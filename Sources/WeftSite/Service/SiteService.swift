@@ -62,12 +62,6 @@ public struct SiteService: Service {
                 "remoteApps": .stringConvertible(remoteApps.count),
             ]
         )
-        for socket in configuration.tunnel.localSockets where socket.transportProtocol == .quic {
-            logger.warning(
-                "quic links do not exist yet; TLS over TCP is used on the same port",
-                metadata: ["listen": .string("\(socket.listenAddress) port \(socket.listenPort)")]
-            )
-        }
         let group = MultiThreadedEventLoopGroup.singleton
         let detector = PublicAddressMonitor(
             sockets: configuration.tunnel.localSockets, stunServers: configuration.stun, logger: logger)
@@ -85,9 +79,16 @@ public struct SiteService: Service {
             proxy: configuration.tunnel.proxy,
             refuse: { address in policy.refusal(resolved: address).map { "\($0)" } })
         let caFile = configuration.tunnel.caFile
+        // One QUIC transport for dialing and listening: a wildcard QUIC socket also carries
+        // the links this site dials.
+        let quic = try QUICLinkTransport(
+            identity: identity,
+            configuration: QUICConfiguration(
+                congestionControl: QUICCongestionControl(kernelName: configuration.tunnel.congestionControl)))
         let transports = LinkTransportSet([
             TCPLinkTransport(context: transportContext),
             try WebSocketLinkTransport(context: transportContext, caFile: caFile),
+            quic,
         ])
         if let proxy = configuration.tunnel.proxy {
             logger.info("links are dialed through a proxy", metadata: ["proxy": "\(proxy)"])
@@ -123,7 +124,8 @@ public struct SiteService: Service {
             for socket in configuration.tunnel.localSockets {
                 let transport: any LinkTransport =
                     switch socket.transportProtocol {
-                    case .tls, .quic: TCPLinkTransport(context: transportContext)
+                    case .tls: TCPLinkTransport(context: transportContext)
+                    case .quic: quic
                     case .websocket: try WebSocketLinkTransport(context: transportContext, path: socket.path)
                     }
                 let listener = try await LinkListener.bind(

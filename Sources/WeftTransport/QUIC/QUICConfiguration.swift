@@ -7,6 +7,16 @@ public enum QUICCongestionControl: String, Sendable, CaseIterable {
     case bbr
     case reno
 
+    /// The QUIC counterpart of a TCP congestion control named in `tunnel.congestionControl`
+    /// (`bbr2` and `bbr` map to BBR, `reno` to Reno); cubic for anything else or nothing.
+    public init(kernelName: String?) {
+        switch kernelName?.lowercased() {
+        case "bbr", "bbr2": self = .bbr
+        case "reno": self = .reno
+        default: self = .cubic
+        }
+    }
+
     var algorithm: ngtcp2_cc_algo {
         switch self {
         case .cubic: NGTCP2_CC_ALGO_CUBIC

@@ -39,6 +39,8 @@ final class QUICConnection {
     private var insideNGTCP2 = false
     private var streamOpened = false
     private var peerFinished = false
+    /// Closing once everything written is acknowledged (`finish()`).
+    private var finishing = false
     private(set) var closed = false
     /// In the endpoint's list of connections to settle after this batch of datagrams.
     var touched = false
@@ -220,6 +222,10 @@ final class QUICConnection {
             guard !closed else { return }
         }
         channel.deliverIfRequested()
+        if finishing, send.bufferedBytes == 0 {
+            close()
+            return
+        }
         if peerFinished, received.readableBytes == 0, !closed {
             close(LinkError(.closed, "the peer ended the QUIC stream"))
             return
@@ -247,6 +253,24 @@ final class QUICConnection {
         ngtcp2_conn_extend_max_offset(connection, count)
         return taken
     }
+
+    /// Closes once the peer has every byte the link wrote (as TCP delivers what was written
+    /// before a FIN): a refusal written just before closing still arrives. A peer that does
+    /// not acknowledge within `lingerLimit` is closed on anyway.
+    func finish() {
+        guard !closed, !finishing else { return }
+        guard send.bufferedBytes > 0 else {
+            close()
+            return
+        }
+        finishing = true
+        endpoint.eventLoop.scheduleTask(in: Self.lingerLimit) { [weak self] in
+            self?.close(LinkError(.transport, "the peer did not acknowledge the link's last bytes"))
+        }
+        writePackets()
+    }
+
+    static let lingerLimit: TimeAmount = .seconds(3)
 
     /// Closes the connection (a CONNECTION_CLOSE to the peer, unless it is the one closing).
     func close(_ error: Error? = nil) {
@@ -372,6 +396,12 @@ final class QUICConnection {
         if let session { gnutls_deinit(session) }
         session = nil
         onStreamReady = nil
+        // What the peer sent before it closed is the link's: hand it over before the end.
+        if received.readableBytes > 0 {
+            let rest = received
+            received = endpoint.allocator.buffer(capacity: 0)
+            channel.deliverRemaining(rest)
+        }
         channel.connectionClosed(error)
     }
 

@@ -26,6 +26,8 @@ final class QUICStreamChannel: Channel, ChannelCore, @unchecked Sendable {
     private var pendingWrites: [(ByteBuffer, EventLoopPromise<Void>?)] = []
     private var pendingBytes = 0
     private var closed = false
+    /// Closed by the pipeline: nothing more may be written while the last bytes go out.
+    private var closing = false
     private var closePromises: [EventLoopPromise<Void>] = []
     /// Why the connection ended, when it did not end cleanly.
     private(set) var closeError: Error?
@@ -91,6 +93,13 @@ final class QUICStreamChannel: Channel, ChannelCore, @unchecked Sendable {
         return true
     }
 
+    /// Bytes that arrived before the peer closed: delivered whether or not a read is pending.
+    func deliverRemaining(_ data: ByteBuffer) {
+        guard !closed, isActive else { return }
+        pipeline.fireChannelRead(data)
+        pipeline.fireChannelReadComplete()
+    }
+
     func updateWritability() {
         guard !closed, let connection else { return }
         let buffered = connection.bufferedBytes + pendingBytes
@@ -148,7 +157,7 @@ final class QUICStreamChannel: Channel, ChannelCore, @unchecked Sendable {
     }
 
     func write0(_ data: NIOAny, promise: EventLoopPromise<Void>?) {
-        guard !closed else {
+        guard !closed, !closing else {
             promise?.fail(ChannelError.ioOnClosedChannel)
             return
         }
@@ -189,7 +198,10 @@ final class QUICStreamChannel: Channel, ChannelCore, @unchecked Sendable {
         }
         if let promise { closePromises.append(promise) }
         if let connection {
-            connection.close()
+            // What was written before the close still goes out (flushed or not, as TCP would).
+            if !pendingWrites.isEmpty { flush0() }
+            closing = true
+            connection.finish()
         } else {
             connectionClosed(nil)
         }
