@@ -10,6 +10,8 @@ let package = Package(
         .library(name: "WeftSite", targets: ["WeftSite"]),
         .library(name: "WeftWire", targets: ["WeftWire"]),
         .library(name: "WeftTunnel", targets: ["WeftTunnel"]),
+        .library(name: "WeftTransport", targets: ["WeftTransport"]),
+        .library(name: "WeftIdentity", targets: ["WeftIdentity"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),

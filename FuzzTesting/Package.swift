@@ -49,10 +49,24 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
             ]
         ),
+        // Datagrams at a listening QUIC socket: routing, ngtcp2's packet parsing, connections
+        // started by Initials and torn down.
+        .executableTarget(
+            name: "FuzzQUICDatagrams",
+            dependencies: [
+                .product(name: "WeftTransport", package: "weft"),
+                .product(name: "WeftIdentity", package: "weft"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+            ]
+        ),
         // Writes the seed corpus (Corpus/<target>/) from real frames and messages.
         .executableTarget(
             name: "MakeCorpus",
             dependencies: [
+                .product(name: "WeftTransport", package: "weft"),
+                .product(name: "WeftIdentity", package: "weft"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "WeftTunnel", package: "weft"),
                 .product(name: "WeftWire", package: "weft"),
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Fuzzes weft's parsers, link handshake and tunnel engine with libFuzzer: builds the
+# Fuzzes weft's parsers, link handshake, tunnel engine and QUIC datagram entry with libFuzzer: builds the
 # FuzzTesting package with the fuzzer and AddressSanitizer, then runs each target for N seconds
 # (default 20) on a copy of its committed corpus (FuzzTesting/Corpus/<target>, read as seeds,
 # never written).
@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 
 seconds="${1:-20}"
 [[ "$seconds" =~ ^[0-9]+$ ]] || { echo "usage: $0 [seconds-per-target]" >&2; exit 2; }
-targets=(FuzzTunnelFrameParser FuzzDiscoveryMessageParser FuzzLinkHandshake FuzzTunnelEngine)
+targets=(FuzzTunnelFrameParser FuzzDiscoveryMessageParser FuzzLinkHandshake FuzzTunnelEngine FuzzQUICDatagrams)
 package=FuzzTesting
 flags=(-c debug --sanitize=fuzzer --sanitize=address -Xswiftc -sanitize=fuzzer -Xswiftc -parse-as-library)
 lock="${WEFT_BUILD_LOCK:-/tmp/weft-swift-build.lock}"

@@ -77,7 +77,8 @@ struct QUICLinkTests {
         for _ in 0..<300 { hostile.append(random(Int.random(in: 1...1500))) }
         for _ in 0..<100 {
             // Long-header Initials of QUIC v1 with random IDs and a random (undecryptable) body.
-            var initial: [UInt8] = [0xc3, 0x00, 0x00, 0x00, 0x01, 16] + random(16) + [8] + random(8) + [0x00, 0x44, 0xb0]
+            var initial: [UInt8] =
+                [0xc3, 0x00, 0x00, 0x00, 0x01, 16] + random(16) + [8] + random(8) + [0x00, 0x44, 0xb0]
             initial += random(1200 - initial.count)
             hostile.append(initial)
         }

@@ -5,8 +5,12 @@
 
 import Foundation
 import NIOCore
+import NIOEmbedded
+import WeftIdentity
 import WeftTunnel
 import WeftWire
+
+@testable import WeftTransport
 
 let corpus = CommandLine.arguments.count > 1 ? CommandLine.arguments[1] : "Corpus"
 
@@ -329,3 +333,27 @@ write(
     [0x01, 0x02] + frames([.refuse(LinkRefuse(reason: .unknownTunnel, message: "lisbon restarted"))])
 )
 write("FuzzLinkHandshake", "timeout", [0x01 | 0x08, 0x00])
+
+// QUIC: a real client's first flight (an Initial padded to at least 1200 bytes), from a dial on
+// an embedded channel, in FuzzQUICDatagrams' layout (2-byte length, then the datagram).
+func quicFirstFlight() -> [UInt8] {
+    let channel = EmbeddedChannel()
+    let endpoint = QUICEndpoint(
+        tls: try! QUICTLS(identity: try! SiteIdentity.generate()), configuration: QUICConfiguration(), acceptor: nil,
+        closesWhenIdle: false)
+    try! channel.pipeline.syncOperations.addHandler(endpoint)
+    _ = endpoint.dial(
+        try! SocketAddress(ipAddress: "198.18.0.1", port: 4433), expecting: try! SiteIdentity.generate().fingerprint,
+        timeout: .seconds(5), ready: { _ in })
+    var bytes: [UInt8] = []
+    while let out = try! channel.readOutbound(as: AddressedEnvelope<ByteBuffer>.self) {
+        let count = out.data.readableBytes
+        bytes += [UInt8(count >> 8), UInt8(count & 0xff)] + Array(out.data.readableBytesView)
+    }
+    return bytes
+}
+let flight = quicFirstFlight()
+write("FuzzQUICDatagrams", "client-initial", flight)
+// The same Initial again from the second source, and a short-header packet for nobody.
+write("FuzzQUICDatagrams", "initial-twice", flight + [flight[0] | 0x80, flight[1]] + flight.dropFirst(2))
+write("FuzzQUICDatagrams", "short-header", [0x00, 0x20, 0x40] + Array(repeating: 0xab, count: 31))

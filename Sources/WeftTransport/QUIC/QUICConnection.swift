@@ -128,7 +128,7 @@ final class QUICConnection {
         let configuration = endpoint.configuration
         var settings = ngtcp2_settings()
         weft_ngtcp2_settings_default(&settings)
-        settings.initial_ts = Self.now()
+        settings.initial_ts = now()
         settings.cc_algo = configuration.congestionControl.algorithm
         settings.handshake_timeout = UInt64(configuration.handshakeTimeout.nanoseconds)
         settings.max_window = UInt64(configuration.connectionWindow)
@@ -182,7 +182,7 @@ final class QUICConnection {
         let code = withPath(address) { path in
             weft_ngtcp2_conn_read_pkt(
                 connection, path, datagram.baseAddress?.assumingMemoryBound(to: UInt8.self), datagram.count,
-                Self.now())
+                now())
         }
         insideNGTCP2 = false
         switch code {
@@ -287,7 +287,7 @@ final class QUICConnection {
     /// allow, acknowledgements, retransmissions. Then arms the timer for ngtcp2's next deadline.
     func writePackets() {
         guard !closed, !insideNGTCP2, let connection else { return }
-        let now = Self.now()
+        let now = now()
         let size = min(Self.scratchSize, Int(ngtcp2_conn_get_max_tx_udp_payload_size(connection)))
         var blocked = false
         var packets = 0
@@ -354,7 +354,7 @@ final class QUICConnection {
         timerExpiry = .max
         timer = nil
         insideNGTCP2 = true
-        let code = ngtcp2_conn_handle_expiry(connection, Self.now())
+        let code = ngtcp2_conn_handle_expiry(connection, now())
         insideNGTCP2 = false
         guard code == 0 else {
             switch code {
@@ -374,7 +374,7 @@ final class QUICConnection {
         var reason = reason
         let size = min(Self.scratchSize, Int(ngtcp2_conn_get_max_tx_udp_payload_size(connection)))
         let result = weft_ngtcp2_conn_write_connection_close(
-            connection, &pathStorage.pointee.path, scratch, size, &reason, Self.now())
+            connection, &pathStorage.pointee.path, scratch, size, &reason, now())
         if result > 0 {
             var packet = endpoint.allocator.buffer(capacity: Int(result))
             packet.writeBytes(UnsafeRawBufferPointer(start: scratch, count: Int(result)))
@@ -459,7 +459,9 @@ final class QUICConnection {
 
     // MARK: Helpers
 
-    static func now() -> UInt64 { NIODeadline.now().uptimeNanoseconds }
+    /// ngtcp2's clock is the event loop's (an embedded loop's in tests and fuzzing), so its
+    /// timers and ours agree.
+    private func now() -> UInt64 { endpoint.eventLoop.now.uptimeNanoseconds }
 
     static func describe(_ code: Int32) -> String { String(cString: ngtcp2_strerror(code)) }
 

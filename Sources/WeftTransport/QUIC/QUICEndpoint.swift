@@ -31,6 +31,9 @@ final class QUICEndpoint: ChannelInboundHandler {
     private var touched: [QUICConnection] = []
     /// Datagrams that were no QUIC packet for a connection here, nor a client's first Initial.
     private(set) var dropped = 0
+    /// Connections open on this socket, and connection IDs routed to them.
+    var connectionCount: Int { connections.count }
+    var routeCount: Int { routes.count }
 
     init(tls: QUICTLS, configuration: QUICConfiguration, acceptor: Acceptor?, closesWhenIdle: Bool) {
         self.tls = tls
