@@ -156,7 +156,7 @@ struct TransportsEndToEndTests {
     /// alpha exposes `web` (big.bin of `megabytes`) on a TLS socket (with `tlsExtra` lines) and
     /// a WebSocket socket behind nginx (TLS-terminating); beta uses it on `webPort`. Both run.
     static func mixedSites(
-        _ lab: SiteLab, megabytes: Int, tlsExtra: String = "", betaExtra: String = ""
+        _ lab: SiteLab, megabytes: Int, tlsExtra: String = "", betaExtra: String = "", quic: Bool = false
     ) async throws -> MixedSetup {
         try await makeCertificates(lab)
         let httpPort = try FreePort.find()
@@ -176,7 +176,7 @@ struct TransportsEndToEndTests {
                     listenAddress: 127.0.0.1
                     listenPort: \(wsPort)
                     publicUrl: wss://localhost:\(proxyPort)/weft
-
+                \(quic ? "  - mode: dedicated-address\n    transportProtocol: quic\n    listenAddress: 127.0.0.1\n    listenPort: \(tlsPort)\n" : "")
                 """)
         let webPort = try FreePort.find()
         try lab.site(
@@ -188,15 +188,16 @@ struct TransportsEndToEndTests {
     }
 
     @Test(
-        "TLS and WebSocket links in one tunnel; nginx killed mid-transfer: the TLS link carries the rest, then the WebSocket link returns"
+        "TLS, QUIC (on the TLS socket's port number, over UDP) and WebSocket links in one tunnel; nginx killed mid-transfer: the others carry the rest, then the WebSocket link returns"
     )
     func mixedLinksSurviveAProxyCut() async throws {
         let lab = try SiteLab()
-        let setup = try await Self.mixedSites(lab, megabytes: 24)
+        let setup = try await Self.mixedSites(lab, megabytes: 24, quic: true)
         let (digests, webPort, wsPort, proxyPort) = (setup.digests, setup.webPort, setup.wsPort, setup.proxyPort)
-        #expect(await lab.waitForLink("beta", to: "alpha", count: 2), "\(lab.log("beta").suffix(3000))")
+        #expect(await lab.waitForLink("beta", to: "alpha", count: 3), "\(lab.log("beta").suffix(3000))")
         #expect(lab.lines("beta", "link up", "transport=websocket").count == 1)
         #expect(lab.lines("beta", "link up", "transport=tls").count == 1)
+        #expect(lab.lines("beta", "link up", "transport=quic").count == 1)
 
         let fetched = lab.path + "/fetched.bin"
         let transfer = try await lab.download(

@@ -258,8 +258,12 @@ struct ConfigDefaultsTests {
                     transportProtocol: quic
                     listenAddress: 127.0.0.1
                     listenPort: 40000
+                  - mode: dedicated-address
+                    listenAddress: 127.0.0.1
+                    listenPort: 40000
 
                 """
+        // The same port number over TCP (tls) and UDP (quic) is no clash.
         let loaded = try loadConfig(yaml)
         #expect(loaded.configuration.tunnel.localSockets[0].transportProtocol == .quic)
         #expect(loaded.warnings.isEmpty, "\(loaded.warnings)")

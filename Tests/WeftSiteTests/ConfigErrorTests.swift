@@ -452,6 +452,14 @@ struct ConfigErrorTests {
             fragment: "tunnel.localSockets[0] already uses"
         ),
         Case(
+            name: "two quic sockets on one UDP port",
+            yaml: header
+                + "tunnel:\n  localSockets:\n  - {mode: dedicated-address, transportProtocol: quic, listenAddress: 127.0.0.1, listenPort: 4433}\n  - {mode: dedicated-address, transportProtocol: quic, listenAddress: 127.0.0.1, listenPort: 4433}\n",
+            path: "tunnel.localSockets[1]",
+            line: 10,
+            fragment: "tunnel.localSockets[0] already uses"
+        ),
+        Case(
             name: "two remote apps on one Unix path",
             yaml: header
                 + "remoteApps:\n- {siteName: b, appName: a, localSocket: \"unix:/tmp/a.sock\"}\n- {siteName: b, appName: c, localSocket: \"unix:/tmp/a.sock\"}\n",

@@ -8,7 +8,10 @@ import Yams
 extension SiteConfigurationDecoder {
     struct DecodedTunnel {
         var settings: TunnelSettings
+        /// TCP listeners (tls and websocket sockets).
         var listeners: [Located<HostPort>]
+        /// UDP listeners (quic sockets): they share port numbers with TCP ones freely.
+        var udpListeners: [Located<HostPort>] = []
     }
 
     static let socketKeys = [
@@ -32,13 +35,16 @@ extension SiteConfigurationDecoder {
             else { continue }
             if let decoded = decodeLocalSocket(reader, socket, haveStun: haveStun) {
                 result.settings.localSockets.append(decoded)
-                result.listeners.append(
-                    Located(
-                        value: HostPort(address: decoded.listenAddress, port: decoded.listenPort),
-                        mark: socket.mark,
-                        path: socket.path
-                    )
+                let listener = Located(
+                    value: HostPort(address: decoded.listenAddress, port: decoded.listenPort),
+                    mark: socket.mark,
+                    path: socket.path
                 )
+                if decoded.transportProtocol == .quic {
+                    result.udpListeners.append(listener)
+                } else {
+                    result.listeners.append(listener)
+                }
             }
         }
         for (entry, backup) in decodeInterfaces(reader, tunnel) {

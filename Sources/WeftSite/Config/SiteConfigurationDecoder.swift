@@ -116,6 +116,22 @@ struct SiteConfigurationDecoder {
             }
         }
         if let listener = api?.listener { listeners.append(listener) }
+        checkClashes(reader, listeners)
+        checkClashes(reader, tunnel?.udpListeners ?? [])
+        var unixPaths: [String: String] = [:]
+        for app in remote {
+            if case .unix(let path) = app.config.localSocket {
+                if let other = unixPaths[path] {
+                    reader.error(app.path + ".localSocket", at: app.mark, "unix:\(path) is already used by \(other)")
+                } else {
+                    unixPaths[path] = app.path + ".localSocket"
+                }
+            }
+        }
+    }
+
+    /// Listeners of one protocol (TCP, or UDP) that cannot all bind.
+    private func checkClashes(_ reader: ConfigReader, _ listeners: [Located<HostPort>]) {
         for (index, later) in listeners.enumerated() {
             for earlier in listeners[..<index] where earlier.value.port == later.value.port {
                 let a = earlier.value.address.normalized
@@ -128,16 +144,6 @@ struct SiteConfigurationDecoder {
                         at: later.mark,
                         "listens on \(describe(later.value)), which \(earlier.path) already uses"
                     )
-                }
-            }
-        }
-        var unixPaths: [String: String] = [:]
-        for app in remote {
-            if case .unix(let path) = app.config.localSocket {
-                if let other = unixPaths[path] {
-                    reader.error(app.path + ".localSocket", at: app.mark, "unix:\(path) is already used by \(other)")
-                } else {
-                    unixPaths[path] = app.path + ".localSocket"
                 }
             }
         }
