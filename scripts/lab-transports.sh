@@ -1,8 +1,6 @@
 #!/usr/bin/env bash
-# Not yet run by .ci/run: the mixed-link part passed by hand (2026-12-02); the proxy part is
-# being finished.
 # Link transports in the network lab (scripts/lab.sh): two sites in their own namespaces, one
-# tunnel of mixed links — TLS over TCP on link 1, WebSocket on link 2 — with a cut of each kind
+# tunnel of mixed links — TLS over TCP on link 1, WebSocket on link 2, QUIC on link 3 — with a cut of each kind
 # in the middle of a transfer (every byte must arrive); then the dialing site's direct paths
 # forbidden by iptables, so it reaches the other only through an HTTP CONNECT proxy (tinyproxy)
 # and then a SOCKS5 proxy, each on the control link. Needs root; without it, it says so and
@@ -112,7 +110,7 @@ transfer_with_cut() {
     lab restore "$n" >/dev/null
 }
 
-lab up "$rate" "$rate"
+lab up "$rate" "$rate" "$rate"
 mkdir -p "$work/www"
 head -c $((megabytes << 20)) /dev/urandom >"$work/www/payload.bin"
 digest=$(sha256sum <"$work/www/payload.bin" | cut -d' ' -f1)
@@ -122,7 +120,7 @@ in_a mosquitto -c "$work/mosquitto.conf" >"$work/mosquitto.log" 2>&1 &
 pids+=($!)
 in_a python3 -m http.server 8000 --bind 127.0.0.1 --directory "$work/www" >/dev/null 2>&1 &
 pids+=($!)
-# Site a: TLS on link 1, WebSocket on link 2.
+# Site a: TLS on link 1, WebSocket on link 2, QUIC on link 3 (UDP, the TLS socket's port number).
 cat >"$work/a.yaml" <<YAML
 siteName: lab-a
 crypto:
@@ -142,6 +140,10 @@ tunnel:
     transportProtocol: websocket
     listenAddress: 198.18.2.1
     listenPort: 47080
+  - mode: dedicated-address
+    transportProtocol: quic
+    listenAddress: 198.18.3.1
+    listenPort: 47000
 localExposedApps:
 - appName: web
   appSocket: tcp:127.0.0.1:8000
@@ -152,19 +154,23 @@ wait_for 10 in_a bash -c 'exec 3<>/dev/tcp/127.0.0.1/8000'
 in_a "$weft" run --config "$work/a.yaml" &
 pids+=($!)
 
-echo "== lab-transports: one tunnel over a TLS link and a WebSocket link, $rate each"
+echo "== lab-transports: one tunnel over a TLS, a WebSocket and a QUIC link, $rate each"
 start_b ""
 wait_for 30 links_up 1 tls
 wait_for 30 links_up 1 websocket
+wait_for 30 links_up 1 quic
 mixed=$(fetch)
-echo "   weft, TLS + WebSocket: $mixed Mbit/s for two links of $rate"
+echo "   weft, TLS + WebSocket + QUIC: $mixed Mbit/s for three links of $rate"
 transfer_with_cut 1 tls
 wait_for 60 links_up 2 tls
 transfer_with_cut 2 websocket
 wait_for 60 links_up 2 websocket
+transfer_with_cut 3 quic
+wait_for 60 links_up 2 quic
 stop_b
 
 # The direct paths from b are forbidden; only the control link (the proxies, the broker) is open.
+# (QUIC links cannot use a proxy: they stay down here.)
 in_b iptables -A OUTPUT -d 198.18.0.0/16 -j REJECT
 cat >"$work/tinyproxy.conf" <<CONF
 Port 3128

@@ -12,10 +12,10 @@ swift format lint --strict --recursive --parallel Sources Tests Package.swift
 echo "== swift build"
 swift build --build-tests
 
-# The CPU-heavy suites (the network simulator, 1 GiB over TLS) run after the others, so they
+# The CPU-heavy suites (the network simulator, 1 GiB over TLS and over QUIC) run after the others, so they
 # never starve the timing checks of the process tests on a 2-core machine.
-heavy='Simulator|TunnelOverTLS'
+heavy='Simulator|TunnelOverTLS|QUICLinkTests'
 echo "== swift test (all but the heavy suites)"
 swift test --skip "$heavy"
-echo "== swift test (simulator and TLS suites)"
+echo "== swift test (simulator, TLS and QUIC suites)"
 swift test --filter "$heavy"

@@ -183,15 +183,20 @@ class Bench:
 
     # -- weft sites ----------------------------------------------------------------------------
 
-    def sites(self, name, broker, a_listen, apps, links_per_path=1, ns_a=None, ns_b=None):
+    def sites(self, name, broker, a_listen, apps, links_per_path=1, ns_a=None, ns_b=None, transport="tls",
+              congestion=None, socket_extra="", b_tunnel_extra=""):
         """Starts sites `name`-a (exposing `apps`: name -> (port at a, port at b)) and `name`-b,
-        waits until b has `len(a_listen) * links_per_path` links up, and returns both processes."""
+        waits until b has `len(a_listen) * links_per_path` links up, and returns both processes.
+        `transport` is the sockets' transportProtocol (tls, quic, websocket), `congestion` both
+        sites' tunnel.congestionControl (TCP's, and QUIC's own of the same name)."""
         key = f"weft-bench-{name}"
         state = os.path.join(self.work, name)
         sockets = "".join(
-            f"  - mode: dedicated-address\n    listenAddress: {address}\n    listenPort: {port}\n"
+            f"  - mode: dedicated-address\n    transportProtocol: {transport}\n    listenAddress: {address}\n"
+            f"    listenPort: {port}\n{socket_extra}"
             for address, port in a_listen
         )
+        congestion_line = f"  congestionControl: {congestion}\n" if congestion else ""
         exposed = "".join(f"- appName: {app}\n  appSocket: tcp:127.0.0.1:{ports[0]}\n" for app, ports in apps.items())
         remote = "".join(
             f"- siteName: {name}-a\n  appName: {app}\n  localSocket: tcp:127.0.0.1:{ports[1]}\n"
@@ -200,12 +205,12 @@ class Bench:
         common = f"crypto:\n  key: \"{key}\"\nmessageChannel:\n  mqtt:\n    brokerServer: mqtt://{broker}\n"
         a_yaml = (
             f"siteName: {name}-a\n{common}logger:\n  level: debug\n  file: {state}-a.log\n"
-            f"tunnel:\n  linksPerPath: {links_per_path}\n  localSockets:\n{sockets}"
+            f"tunnel:\n  linksPerPath: {links_per_path}\n{congestion_line}  localSockets:\n{sockets}"
             f"localExposedApps:\n{exposed}stateDir: {state}-a\n"
         )
         b_yaml = (
             f"siteName: {name}-b\n{common}logger:\n  level: debug\n  file: {state}-b.log\n"
-            f"tunnel:\n  linksPerPath: {links_per_path}\n"
+            f"tunnel:\n  linksPerPath: {links_per_path}\n{congestion_line}{b_tunnel_extra}"
             f"remoteApps:\n{remote}stateDir: {state}-b\n"
         )
         for side, text in (("a", a_yaml), ("b", b_yaml)):
@@ -367,14 +372,15 @@ class Bench:
     def lab(self, *arguments):
         subprocess.run(["bash", LAB, *arguments], check=True, capture_output=True)
 
-    def lab_sites(self, links):
-        broker = self.broker("198.19.0.1", ns=NS_A)
+    def lab_sites(self, links, transport="tls", congestion=None, broker=None):
+        broker = broker or self.broker("198.19.0.1", ns=NS_A)
         sink = self.next_port()
         entry = self.next_port()
         listen_port = self.next_port()
         a, b = self.sites(f"lab{time.monotonic_ns() % 100000}", broker,
                           [(f"198.18.{n}.1", listen_port) for n in range(1, links + 1)],
-                          {"sink": (sink, entry)}, ns_a=NS_A, ns_b=NS_B)
+                          {"sink": (sink, entry)}, ns_a=NS_A, ns_b=NS_B, transport=transport,
+                          congestion=congestion)
         return a, b, sink, entry
 
     def mptcp_setup(self, links):
@@ -386,7 +392,7 @@ class Bench:
             subprocess.run(in_ns(NS_B, ["ip", "mptcp", "endpoint", "add", f"198.18.{n}.2", "dev", f"wlb{n}",
                                         "subflow"]), check=True)
 
-    def shaped(self, key, title, rates):
+    def shaped(self, key, title, rates, transport="tls"):
         """weft against each link alone, their sum and kernel MPTCP on the same shaped links."""
         if self.args.cases and key not in self.args.cases:
             return
@@ -405,8 +411,9 @@ class Bench:
         mptcp = self.flow("kernel MPTCP", f"0.0.0.0:{port}", f"198.18.1.1:{port}", sink_ns=NS_A, source_ns=NS_B,
                           mptcp=True)
         log(f"   {'kernel MPTCP':<28} {mptcp['mbps']:8.1f} Mbit/s  {mptcp['mbps'] / total * 100:5.1f} % of the sum")
-        a, b, sink, entry = self.lab_sites(len(rates))
-        weft = self.flow(f"weft, {len(rates)} links", f"127.0.0.1:{sink}", f"127.0.0.1:{entry}", sink_ns=NS_A,
+        a, b, sink, entry = self.lab_sites(len(rates), transport=transport)
+        label = f"weft, {len(rates)} {'QUIC ' if transport == 'quic' else ''}links"
+        weft = self.flow(label, f"127.0.0.1:{sink}", f"127.0.0.1:{entry}", sink_ns=NS_A,
                          source_ns=NS_B, nodes=[("site a", a.pid), ("site b", b.pid)])
         log(f"   {weft['label']:<28} {weft['mbps']:8.1f} Mbit/s  {weft['mbps'] / total * 100:5.1f} % of the sum, "
             f"{weft['mbps'] / fastest:.2f}× the fastest link, {weft['mbps'] / mptcp['mbps']:.2f}× MPTCP")
@@ -414,11 +421,12 @@ class Bench:
         self.lab("down")
         self.results.setdefault("aggregation", []).append({
             "key": key, "title": title, "rates": rates, "alone": rows, "sum_mbps": total, "mptcp": mptcp,
-            "weft": weft,
+            "weft": weft, "transport": transport,
         })
 
     def aggregation(self):
         self.shaped("2x100", "aggregation: 2 × 100 Mbit/s", ["100mbit", "100mbit"])
+        self.shaped("2x100quic", "aggregation: 2 × 100 Mbit/s, QUIC links", ["100mbit", "100mbit"], transport="quic")
         self.shaped("100+20", "aggregation: 100 + 20 Mbit/s", ["100mbit", "20mbit"])
         self.shaped("4mixed", "aggregation: 4 mixed links", ["100mbit", "50mbit", "20mbit", "10mbit"])
         if not self.args.rtt:
@@ -502,6 +510,106 @@ class Bench:
         self.procs.stop_all()
         self.lab("down")
         self.results["loss"] = rows
+
+    def transports(self):
+        """Link transports: one stream on loopback over a TLS, a QUIC and a WebSocket link (behind
+        nginx, TLS-terminating); then one 100 Mbit/s link at 20 ms RTT with 1 % and 3 % loss:
+        QUIC and TLS links, cubic and bbr, against kernel MPTCP on the same link."""
+        self.transport_loopback()
+        self.transport_loss()
+
+    def transport_loopback(self):
+        log("== link transports on loopback, one stream")
+        sink = self.next_port()
+        broker = self.broker("127.0.0.1")
+        rows = {}
+        for transport in ("tls", "quic"):
+            entry = self.next_port()
+            a, b = self.sites(f"lo{transport}", broker, [("127.0.0.1", self.next_port())], {"sink": (sink, entry)},
+                              transport=transport)
+            rows[transport] = self.flow(f"weft, 1 {transport.upper()} link", f"127.0.0.1:{sink}",
+                                        f"127.0.0.1:{entry}", nodes=[("site a", a.pid), ("site b", b.pid)])
+            log(f"   {rows[transport]['label']:<34} {rows[transport]['mbps'] / 1000:7.2f} Gbit/s")
+            self.procs.stop(b)
+            self.procs.stop(a)
+        if shutil.which("nginx") and shutil.which("openssl"):
+            upstream, proxy, entry = self.next_port(), self.next_port(), self.next_port()
+            nginx = self.nginx(proxy, upstream)
+            a, b = self.sites("lows", broker, [("127.0.0.1", upstream)], {"sink": (sink, entry)},
+                              transport="websocket",
+                              socket_extra=f"    publicUrl: wss://localhost:{proxy}/weft\n",
+                              b_tunnel_extra=f"  caFile: {os.path.join(self.work, 'nginx-cert.pem')}\n")
+            rows["websocket"] = self.flow("weft, 1 WebSocket link via nginx", f"127.0.0.1:{sink}",
+                                          f"127.0.0.1:{entry}",
+                                          nodes=[("site a", a.pid), ("site b", b.pid), ("nginx", nginx.pid)])
+            log(f"   {rows['websocket']['label']:<34} {rows['websocket']['mbps'] / 1000:7.2f} Gbit/s")
+            self.procs.stop(b)
+            self.procs.stop(a)
+            self.procs.stop(nginx)
+        else:
+            log("   WebSocket via nginx: skipped: no nginx or openssl")
+        tls = rows["tls"]["mbps"]
+        ratios = ", ".join(f"{name} / TLS {row['mbps'] / tls:.2f}×" for name, row in rows.items() if name != "tls")
+        log(f"   {ratios}")
+        self.results["transport_loopback"] = rows
+
+    def nginx(self, port, upstream):
+        """nginx terminating TLS (a self-signed certificate for localhost) on `port`, passing
+        `/weft` WebSocket upgrades to `upstream`."""
+        work = self.work
+        cert, key = os.path.join(work, "nginx-cert.pem"), os.path.join(work, "nginx-key.pem")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                        "-keyout", key, "-out", cert, "-days", "2", "-subj", "/CN=localhost",
+                        "-addext", "subjectAltName=DNS:localhost"], check=True, capture_output=True)
+        temp = os.path.join(work, "nginx-tmp")
+        os.makedirs(temp, exist_ok=True)
+        conf = os.path.join(work, "nginx.conf")
+        with open(conf, "w") as f:
+            f.write(
+                f"master_process off;\ndaemon off;\npid {work}/nginx.pid;\nerror_log {work}/nginx-error.log;\n"
+                "events { worker_connections 128; }\nhttp {\n  access_log off;\n"
+                + "".join(f"  {kind}_temp_path {temp}/{kind};\n"
+                          for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+                + f"  server {{\n    listen 127.0.0.1:{port} ssl;\n    ssl_certificate {cert};\n"
+                f"    ssl_certificate_key {key};\n    location /weft {{\n"
+                f"      proxy_pass http://127.0.0.1:{upstream};\n      proxy_http_version 1.1;\n"
+                "      proxy_set_header Upgrade $http_upgrade;\n      proxy_set_header Connection \"upgrade\";\n"
+                "      proxy_read_timeout 3600s;\n      proxy_send_timeout 3600s;\n    }\n  }\n}\n")
+        process = self.procs.start("nginx", ["nginx", "-e", f"{work}/nginx-error.log", "-c", conf, "-p", work])
+        wait_until("nginx", lambda: listening(port), 10)
+        return process
+
+    def transport_loss(self):
+        log("== loss on one 100 Mbit/s link at 20 ms RTT: QUIC and TLS links, cubic and bbr")
+        self.lab("up", "100mbit@10ms")
+        self.mptcp_setup(1)
+        broker = self.broker("198.19.0.1", ns=NS_A)
+        port = self.next_port()
+        configs = [("tls", "cubic"), ("tls", "bbr"), ("quic", "cubic"), ("quic", "bbr")]
+        rows = []
+        for percent in ((1,) if self.args.smoke else (1, 3)):
+            self.lab("loss", "1", str(percent))
+            mptcp = self.flow(f"kernel MPTCP, {percent} % loss", f"0.0.0.0:{port}", f"198.18.1.1:{port}",
+                              sink_ns=NS_A, source_ns=NS_B, mptcp=True)
+            log(f"   {mptcp['label']:<34} {mptcp['mbps']:8.1f} Mbit/s")
+            weft = {}
+            for transport, congestion in configs:
+                a, b, sink, entry = self.lab_sites(1, transport=transport, congestion=congestion, broker=broker)
+                row = self.flow(f"weft, {transport.upper()} link, {congestion}, {percent} % loss", f"127.0.0.1:{sink}",
+                                f"127.0.0.1:{entry}", sink_ns=NS_A, source_ns=NS_B,
+                                nodes=[("site a", a.pid), ("site b", b.pid)])
+                log(f"   {row['label']:<34} {row['mbps']:8.1f} Mbit/s")
+                weft[f"{transport}/{congestion}"] = row
+                self.procs.stop(b)
+                self.procs.stop(a)
+            best_name, best = max(weft.items(), key=lambda item: item[1]["mbps"])
+            baseline = weft["tls/cubic"]["mbps"]
+            log(f"   best weft ({best_name}) at {percent} %: {best['mbps'] / baseline:.2f}× the TLS/cubic link, "
+                f"{best['mbps'] / mptcp['mbps']:.2f}× MPTCP")
+            rows.append({"percent": percent, "mptcp": mptcp, "weft": weft, "best": best_name})
+        self.procs.stop_all()
+        self.lab("down")
+        self.results["transport_loss"] = rows
 
     def latency(self):
         """redis-benchmark through a tunnel on loopback against redis directly."""
@@ -650,7 +758,7 @@ class Bench:
             shutil.rmtree(self.work, ignore_errors=True)
 
 
-SCENARIOS = ["loopback", "aggregation", "failover", "loss", "latency", "scale"]
+SCENARIOS = ["loopback", "aggregation", "failover", "loss", "transports", "latency", "scale"]
 
 
 def main():

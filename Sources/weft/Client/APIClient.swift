@@ -88,16 +88,28 @@ struct APIClient: Sendable {
             if let credentials {
                 head.headers.add(name: "Authorization", value: "Basic " + Data(credentials.utf8).base64EncodedString())
             }
-            try await outbound.write(.head(head))
-            try await outbound.write(.end(nil))
-            var status = 0
-            for try await part in inbound {
-                switch part {
-                case .head(let response): status = Int(response.status.code)
-                case .body(let bytes): try onBody(bytes)
-                case .end: return status
-                }
+            // A server may answer (a 401) and close before the request's end is written: the
+            // answer is what counts, and a failed write matters only if none came.
+            var writeError: Error?
+            do {
+                try await outbound.write(contentsOf: [.head(head), .end(nil)])
+            } catch {
+                writeError = error
             }
+            var status = 0
+            do {
+                for try await part in inbound {
+                    switch part {
+                    case .head(let response): status = Int(response.status.code)
+                    case .body(let bytes): try onBody(bytes)
+                    case .end: return status
+                    }
+                }
+            } catch {
+                guard status != 0 else { throw writeError ?? error }
+                throw error
+            }
+            if status == 0, let writeError { throw writeError }
             return status
         }
     }
