@@ -189,10 +189,12 @@ loss() {
     for pair in "$ns_a:wla$n" "$ns_b:wlb$n"; do
         IFS=: read -r ns iface <<<"$pair"
         # Remove any earlier loss rule on this interface, whatever its probability.
-        { ip netns exec "$ns" iptables -w -S OUTPUT | grep -- "-o $iface .*weft-lab-loss" || true; } |
+        { ip netns exec "$ns" iptables -w -S INPUT | grep -- "-i $iface .*weft-lab-loss" || true; } |
             sed 's/^-A/-D/' | while read -r spec; do eval "ip netns exec $ns iptables -w $spec"; done
+        # Packets are lost on arrival, as on a path: a drop in the sender's own OUTPUT chain
+        # would fail its sendmsg with EPERM instead, which no real path does.
         if [[ $percent != 0 ]]; then
-            ip netns exec "$ns" iptables -w -A OUTPUT -o "$iface" -m statistic --mode random \
+            ip netns exec "$ns" iptables -w -A INPUT -i "$iface" -m statistic --mode random \
                 --probability "$(awk -v p="$percent" 'BEGIN{print p/100}')" \
                 -m comment --comment weft-lab-loss -j DROP
         fi

@@ -43,16 +43,16 @@ static inline int weft_ngtcp2_conn_read_pkt(
 static inline ngtcp2_ssize weft_ngtcp2_conn_writev_stream(
     ngtcp2_conn *conn, ngtcp2_path *path, uint8_t *dest, size_t destlen, ngtcp2_ssize *pdatalen, uint32_t flags,
     int64_t stream_id, const ngtcp2_vec *datav, size_t datavcnt, ngtcp2_tstamp ts) {
-    ngtcp2_pkt_info info;
+    // No packet info: ngtcp2 then leaves ECN alone (the socket sets no ECN marks), and the
+    // same (absent) info is passed again after NGTCP2_ERR_WRITE_MORE, as it requires.
     return ngtcp2_conn_writev_stream(
-        conn, path, &info, dest, destlen, pdatalen, flags, stream_id, datav, datavcnt, ts);
+        conn, path, NULL, dest, destlen, pdatalen, flags, stream_id, datav, datavcnt, ts);
 }
 
 static inline ngtcp2_ssize weft_ngtcp2_conn_write_connection_close(
     ngtcp2_conn *conn, ngtcp2_path *path, uint8_t *dest, size_t destlen, const ngtcp2_connection_close_error *ccerr,
     ngtcp2_tstamp ts) {
-    ngtcp2_pkt_info info;
-    return ngtcp2_conn_write_connection_close(conn, path, &info, dest, destlen, ccerr, ts);
+    return ngtcp2_conn_write_connection_close(conn, path, NULL, dest, destlen, ccerr, ts);
 }
 
 static inline void weft_ngtcp2_conn_get_conn_stat(ngtcp2_conn *conn, ngtcp2_conn_stat *stat) {

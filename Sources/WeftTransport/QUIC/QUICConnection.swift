@@ -2,6 +2,10 @@ import CNGTCP2
 import NIOCore
 import WeftIdentity
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// One QUIC connection: one link, carried by one bidirectional stream (the dialer's first).
 ///
 /// It lives on its endpoint's event loop, driven by the endpoint's datagrams and its own timer;
@@ -20,15 +24,16 @@ final class QUICConnection {
     private(set) var remote: SocketAddress
     private(set) var channel: QUICStreamChannel!
     private(set) var peerFingerprint: CertificateFingerprint?
+    private var peerAccepted = false
 
     private var connection: OpaquePointer?
     private var session: gnutls_session_t?
     private let reference: UnsafeMutablePointer<ngtcp2_crypto_conn_ref>
     private let pathStorage: UnsafeMutablePointer<ngtcp2_path_storage>
     private let vectors: UnsafeMutablePointer<ngtcp2_vec>
-    /// Where ngtcp2 builds each packet (then copied out to be sent).
-    private let scratch: UnsafeMutablePointer<UInt8>
-    private static let scratchSize = 65_536
+    /// Where ngtcp2 builds each packet (the endpoint's, shared: one connection writes at a time).
+    private var scratch: UnsafeMutablePointer<UInt8> { endpoint.scratch }
+    private static let scratchSize = QUICEndpoint.scratchSize
     private static let vectorCapacity = 16
     private let accepts: (QUICConnection, CertificateFingerprint) -> Bool
     private var streamID: Int64 = -1
@@ -67,7 +72,6 @@ final class QUICConnection {
         pathStorage = .allocate(capacity: 1)
         ngtcp2_path_storage_zero(pathStorage)
         vectors = .allocate(capacity: Self.vectorCapacity)
-        scratch = .allocate(capacity: Self.scratchSize)
         reference.initialize(
             to: ngtcp2_crypto_conn_ref(
                 get_conn: { reference in
@@ -82,7 +86,6 @@ final class QUICConnection {
         reference.deallocate()
         pathStorage.deallocate()
         vectors.deallocate()
-        scratch.deallocate()
     }
 
     /// Starts a connection to `remote`, whose certificate must be `expected`.
@@ -185,9 +188,11 @@ final class QUICConnection {
                 now())
         }
         insideNGTCP2 = false
+        // ngtcp2 answers 0 for packets it threw away too: the peer's address is never taken
+        // from a datagram, only from the path ngtcp2 says to send on (`sendAddress`).
         switch code {
         case 0:
-            if address != remote { remote = address }
+            break
         case NGTCP2_ERR_DISCARD_PKT:
             break
         case NGTCP2_ERR_DRAINING:
@@ -275,6 +280,11 @@ final class QUICConnection {
     /// Closes the connection (a CONNECTION_CLOSE to the peer, unless it is the one closing).
     func close(_ error: Error? = nil) {
         guard !closed, let connection else { return }
+        guard !insideNGTCP2 else {
+            // Called from code ngtcp2 called (a verify callback's closure): once it returned.
+            endpoint.eventLoop.execute { [weak self] in self?.close(error) }
+            return
+        }
         if ngtcp2_conn_is_in_closing_period(connection) == 0, ngtcp2_conn_is_in_draining_period(connection) == 0 {
             var reason = ngtcp2_connection_close_error()
             ngtcp2_connection_close_error_set_application_error(&reason, 0, nil, 0)
@@ -323,12 +333,45 @@ final class QUICConnection {
             if result == 0 { break }
             var packet = endpoint.allocator.buffer(capacity: Int(result))
             packet.writeBytes(UnsafeRawBufferPointer(start: scratch, count: Int(result)))
-            endpoint.send(packet, to: remote)
+            endpoint.send(packet, to: sendAddress())
             packets += 1
+            if packets >= Self.packetsPerTurn {
+                // Let the loop breathe; the rest goes out on the next turn.
+                endpoint.eventLoop.execute { [weak self] in self?.writePackets() }
+                break
+            }
         }
+        ngtcp2_conn_update_pkt_tx_time(connection, now)
         if packets > 0 { endpoint.flush() }
         channel.updateWritability()
         armTimer()
+    }
+
+    /// Most packets one `writePackets` sends before it yields the event loop.
+    static let packetsPerTurn = 128
+
+    /// Where ngtcp2 says the last packet goes (the validated path; a new one while ngtcp2
+    /// validates a migration). Converted only when it differs from the one before.
+    private func sendAddress() -> SocketAddress {
+        let path = pathStorage.pointee.path.remote
+        guard let address = path.addr, path.addrlen > 0 else { return remote }
+        let same = remote.withSockAddr { current, length in
+            length == Int(path.addrlen) && memcmp(current, address, length) == 0
+        }
+        if !same {
+            let length = Int(path.addrlen)
+            switch Int32(address.pointee.sa_family) {
+            case AF_INET where length >= MemoryLayout<sockaddr_in>.size:
+                remote = SocketAddress(
+                    UnsafeRawPointer(address).loadUnaligned(as: sockaddr_in.self), host: "")
+            case AF_INET6 where length >= MemoryLayout<sockaddr_in6>.size:
+                remote = SocketAddress(
+                    UnsafeRawPointer(address).loadUnaligned(as: sockaddr_in6.self), host: "")
+            default:
+                break
+            }
+        }
+        return remote
     }
 
     // MARK: Timer
@@ -378,7 +421,7 @@ final class QUICConnection {
         if result > 0 {
             var packet = endpoint.allocator.buffer(capacity: Int(result))
             packet.writeBytes(UnsafeRawBufferPointer(start: scratch, count: Int(result)))
-            endpoint.send(packet, to: remote)
+            endpoint.send(packet, to: sendAddress())
             endpoint.flush()
         }
     }
@@ -422,7 +465,8 @@ final class QUICConnection {
     /// From GnuTLS's verify callback.
     func verifyPeer(_ fingerprint: CertificateFingerprint) -> Bool {
         peerFingerprint = fingerprint
-        return accepts(self, fingerprint)
+        peerAccepted = accepts(self, fingerprint)
+        return peerAccepted
     }
 
     fileprivate func streamDataArrived(_ stream: Int64, _ data: UnsafePointer<UInt8>?, _ count: Int, fin: Bool) {
@@ -532,6 +576,10 @@ final class QUICConnection {
             return 0
         }
         callbacks.stream_reset = { _, stream, _, _, user, _ in
+            owner(user).streamClosed(stream)
+            return 0
+        }
+        callbacks.stream_stop_sending = { _, stream, _, user, _ in
             owner(user).streamClosed(stream)
             return 0
         }

@@ -15,6 +15,8 @@ final class QUICEndpoint: ChannelInboundHandler {
         var trusts: @Sendable (Channel, CertificateFingerprint) -> Bool
         /// Offered each new connection before its handshake: nil refuses it.
         var accept: @Sendable (Channel) -> LinkTransport.Ready?
+        /// How long a new connection may take until its stream is open.
+        var timeout: TimeAmount = .seconds(5)
     }
 
     let tls: QUICTLS
@@ -35,11 +37,21 @@ final class QUICEndpoint: ChannelInboundHandler {
     var connectionCount: Int { connections.count }
     var routeCount: Int { routes.count }
 
+    /// Where connections build packets, one at a time (the loop runs one connection's write at
+    /// a time; ngtcp2 wants the same buffer back after NGTCP2_ERR_WRITE_MORE).
+    let scratch: UnsafeMutablePointer<UInt8>
+    static let scratchSize = 65_536
+
     init(tls: QUICTLS, configuration: QUICConfiguration, acceptor: Acceptor?, closesWhenIdle: Bool) {
         self.tls = tls
         self.configuration = configuration
         self.acceptor = acceptor
         self.closesWhenIdle = closesWhenIdle
+        scratch = .allocate(capacity: Self.scratchSize)
+    }
+
+    deinit {
+        scratch.deallocate()
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -127,6 +139,13 @@ final class QUICEndpoint: ChannelInboundHandler {
                 connection.close(error)
             }
         }
+        // A peer that completes QUIC's handshake but never opens the link's stream does not
+        // keep its admission slot (keep-alives would keep the idle timer from firing).
+        let deadline = eventLoop.scheduleTask(in: acceptor.timeout) { [weak connection] in
+            guard let connection, !connection.channel.isActive else { return }
+            connection.close(LinkError(.handshakeTimeout, "the QUIC link's stream did not open in time"))
+        }
+        connection.channel.closeFuture.whenComplete { _ in deadline.cancel() }
         connection.receive(datagram, from: address)
         touch(connection)
     }

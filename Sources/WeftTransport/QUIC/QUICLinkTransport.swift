@@ -58,7 +58,7 @@ public final class QUICLinkTransport: LinkTransport {
         trusts: @escaping @Sendable (Channel, CertificateFingerprint) -> Bool,
         accept: @escaping @Sendable (Channel) -> Ready?
     ) -> EventLoopFuture<Channel> {
-        let acceptor = QUICEndpoint.Acceptor(trusts: trusts, accept: accept)
+        let acceptor = QUICEndpoint.Acceptor(trusts: trusts, accept: accept, timeout: timeout)
         let loop = group.next()
         return open(on: loop, acceptor: acceptor, closesWhenIdle: false) { $0.bind(host: host, port: port) }
             .map { endpoint in

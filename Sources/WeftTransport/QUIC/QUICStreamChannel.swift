@@ -88,6 +88,8 @@ final class QUICStreamChannel: Channel, ChannelCore, @unchecked Sendable {
         guard readRequested, !closed, isActive, let data = connection?.takeReceived() else { return false }
         readRequested = false
         pipeline.fireChannelRead(data)
+        // A handler may have closed the channel in its read: nothing follows channelInactive.
+        guard !closed else { return true }
         pipeline.fireChannelReadComplete()
         if autoRead, !closed { read() }
         return true
