@@ -88,9 +88,10 @@ YAML
 stop_b() {
     # b runs under `ip netns exec`: stop the weft process itself, and wait until it is gone
     # (its remote app's port must be free for the next start).
-    pkill -TERM -f "run --config $work/b.yaml" 2>/dev/null || true
+    # (`b[.]yaml`: the pattern must not match the command line of the shell that runs pgrep.)
+    pkill -TERM -f "run --config $work/b[.]yaml" 2>/dev/null || true
     wait "$b_pid" 2>/dev/null || true
-    wait_for 30 bash -c "! pgrep -f 'run --config $work/b.yaml' >/dev/null"
+    wait_for 30 bash -c "! pgrep -f 'run --config $work/b[.]yaml' >/dev/null"
     b_pid=
 }
 # A transfer through the tunnel with link N cut once a quarter has arrived.

@@ -331,9 +331,7 @@ final class QUICConnection {
                 return
             }
             if result == 0 { break }
-            var packet = endpoint.allocator.buffer(capacity: Int(result))
-            packet.writeBytes(UnsafeRawBufferPointer(start: scratch, count: Int(result)))
-            endpoint.send(packet, to: sendAddress())
+            endpoint.send(scratch, count: Int(result), to: sendAddress())
             packets += 1
             if packets >= Self.packetsPerTurn {
                 // Let the loop breathe; the rest goes out on the next turn.
@@ -419,9 +417,7 @@ final class QUICConnection {
         let result = weft_ngtcp2_conn_write_connection_close(
             connection, &pathStorage.pointee.path, scratch, size, &reason, now())
         if result > 0 {
-            var packet = endpoint.allocator.buffer(capacity: Int(result))
-            packet.writeBytes(UnsafeRawBufferPointer(start: scratch, count: Int(result)))
-            endpoint.send(packet, to: sendAddress())
+            endpoint.send(scratch, count: Int(result), to: sendAddress())
             endpoint.flush()
         }
     }

@@ -3,6 +3,10 @@ import Logging
 import NIOCore
 import WeftIdentity
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// One UDP socket and the QUIC connections on it, accepted and dialed alike: every datagram is
 /// routed by its destination connection ID, so a listening port can also dial out (what a NAT
 /// needs to see for hole punching). Runs on the socket's event loop, as a handler on it.
@@ -42,11 +46,25 @@ final class QUICEndpoint: ChannelInboundHandler {
     let scratch: UnsafeMutablePointer<UInt8>
     static let scratchSize = 65_536
 
-    init(tls: QUICTLS, configuration: QUICConfiguration, acceptor: Acceptor?, closesWhenIdle: Bool) {
+    /// The UDP socket, written directly (NIO reads it). NIO's datagram channel closes itself
+    /// on a send error other than EMSGSIZE or EHOSTUNREACH — EPERM from a local firewall,
+    /// ENETUNREACH while an interface is down — which would end every link on the socket and
+    /// the listener: a datagram that cannot be sent is a lost packet, and QUIC recovers it.
+    /// Nil on an embedded channel (fuzzing), which is written through the pipeline.
+    private let socket: CInt?
+    private var socketOpen = true
+    /// Datagrams the kernel refused to send (each is a lost packet to QUIC).
+    private(set) var sendErrors = 0
+
+    init(
+        tls: QUICTLS, configuration: QUICConfiguration, acceptor: Acceptor?, closesWhenIdle: Bool,
+        socket: CInt? = nil
+    ) {
         self.tls = tls
         self.configuration = configuration
         self.acceptor = acceptor
         self.closesWhenIdle = closesWhenIdle
+        self.socket = socket
         scratch = .allocate(capacity: Self.scratchSize)
     }
 
@@ -84,6 +102,8 @@ final class QUICEndpoint: ChannelInboundHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        // NIO closes the descriptor: never write to its number again.
+        socketOpen = false
         for connection in Array(connections.values) {
             connection.close(LinkError(.transport, "the QUIC socket closed"))
         }
@@ -207,12 +227,23 @@ final class QUICEndpoint: ChannelInboundHandler {
         closeIfIdle()
     }
 
-    func send(_ packet: ByteBuffer, to remote: SocketAddress) {
-        channel.write(AddressedEnvelope(remoteAddress: remote, data: packet), promise: nil)
+    /// Sends `count` bytes at `bytes` to `remote` (the caller flushes once after a batch).
+    func send(_ bytes: UnsafePointer<UInt8>, count: Int, to remote: SocketAddress) {
+        guard let socket else {
+            var packet = allocator.buffer(capacity: count)
+            packet.writeBytes(UnsafeRawBufferPointer(start: bytes, count: count))
+            channel.write(AddressedEnvelope(remoteAddress: remote, data: packet), promise: nil)
+            return
+        }
+        guard socketOpen else { return }
+        let sent = remote.withSockAddr { address, length in
+            sendto(socket, bytes, count, Int32(MSG_DONTWAIT | MSG_NOSIGNAL), address, socklen_t(length))
+        }
+        if sent < 0 { sendErrors += 1 }
     }
 
     func flush() {
-        channel.flush()
+        if socket == nil { channel.flush() }
     }
 
     private func touch(_ connection: QUICConnection) {

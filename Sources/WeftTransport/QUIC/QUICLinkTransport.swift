@@ -3,6 +3,10 @@ import NIOCore
 import NIOPosix
 import WeftIdentity
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// Links over QUIC (UDP): one connection per link, one bidirectional stream carrying it. QUIC's
 /// own TLS 1.3 presents the site certificate and pins the peer's (`securesLinks`), and weft's
 /// handshake then runs on the stream as on any link.
@@ -47,7 +51,7 @@ public final class QUICLinkTransport: LinkTransport {
         } catch {
             return eventLoop.makeFailedFuture(error)
         }
-        return open(on: eventLoop, acceptor: nil, closesWhenIdle: true) { $0.bind(to: bindTo) }
+        return open(on: eventLoop, at: bindTo, acceptor: nil, closesWhenIdle: true)
             .flatMap { endpoint in
                 endpoint.value.dial(remote, expecting: expected, timeout: timeout, ready: ready)
             }
@@ -60,7 +64,13 @@ public final class QUICLinkTransport: LinkTransport {
     ) -> EventLoopFuture<Channel> {
         let acceptor = QUICEndpoint.Acceptor(trusts: trusts, accept: accept, timeout: timeout)
         let loop = group.next()
-        return open(on: loop, acceptor: acceptor, closesWhenIdle: false) { $0.bind(host: host, port: port) }
+        let address: SocketAddress
+        do {
+            address = try SocketAddress(ipAddress: host, port: port)
+        } catch {
+            return loop.makeFailedFuture(error)
+        }
+        return open(on: loop, at: address, acceptor: acceptor, closesWhenIdle: false)
             .map { endpoint in
                 let channel = endpoint.value.channel!
                 let key = ObjectIdentifier(channel)
@@ -74,6 +84,21 @@ public final class QUICLinkTransport: LinkTransport {
             }
     }
 
+    /// A non-blocking UDP socket bound to `address` (NIO owns and closes it from here on).
+    private static func boundSocket(_ address: SocketAddress) throws -> CInt {
+        let family = address.protocol == .inet6 ? AF_INET6 : AF_INET
+        let socket = Glibc.socket(
+            family, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard socket >= 0 else { throw IOError(errnoCode: errno, reason: "socket") }
+        let bound = address.withSockAddr { pointer, length in bind(socket, pointer, socklen_t(length)) }
+        guard bound == 0 else {
+            let code = errno
+            close(socket)
+            throw IOError(errnoCode: code, reason: "bind \(address)")
+        }
+        return socket
+    }
+
     /// A listening socket bound to the wildcard address of `remote`'s family.
     private func sharedSocket(for remote: SocketAddress) -> NIOLoopBound<QUICEndpoint>? {
         listening.withLockedValue { sockets in
@@ -84,12 +109,19 @@ public final class QUICLinkTransport: LinkTransport {
         }
     }
 
+    /// A UDP socket bound to `address` (made here, so the endpoint can send on it directly),
+    /// read by a NIO datagram channel with the endpoint as its handler.
     private func open(
-        on loop: EventLoop, acceptor: QUICEndpoint.Acceptor?, closesWhenIdle: Bool,
-        bind: (DatagramBootstrap) -> EventLoopFuture<Channel>
+        on loop: EventLoop, at address: SocketAddress, acceptor: QUICEndpoint.Acceptor?, closesWhenIdle: Bool
     ) -> EventLoopFuture<NIOLoopBound<QUICEndpoint>> {
         let tls = self.tls
         let configuration = self.configuration
+        let socket: CInt
+        do {
+            socket = try Self.boundSocket(address)
+        } catch {
+            return loop.makeFailedFuture(error)
+        }
         let bootstrap = DatagramBootstrap(group: loop)
             .channelOption(.socketOption(.so_rcvbuf), value: 4 << 20)
             .channelOption(.socketOption(.so_sndbuf), value: 4 << 20)
@@ -99,10 +131,11 @@ public final class QUICLinkTransport: LinkTransport {
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(
                         QUICEndpoint(
-                            tls: tls, configuration: configuration, acceptor: acceptor, closesWhenIdle: closesWhenIdle))
+                            tls: tls, configuration: configuration, acceptor: acceptor, closesWhenIdle: closesWhenIdle,
+                            socket: socket))
                 }
             }
-        return bind(bootstrap).flatMapThrowing { channel in
+        return bootstrap.withBoundSocket(socket).flatMapThrowing { channel in
             let endpoint = try channel.pipeline.syncOperations.handler(type: QUICEndpoint.self)
             return NIOLoopBound(endpoint, eventLoop: channel.eventLoop)
         }
