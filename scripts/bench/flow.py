@@ -5,8 +5,8 @@ The sink accepts one connection, reads to the end, records the bytes received pe
 optionally checks every byte against the source's pattern, and writes a JSON report. The source
 connects and sends the pattern for a given time or byte count. Standard library only.
 
-    flow.py sink --listen 0.0.0.0:5201 --report out.json [--verify] [--mptcp]
-    flow.py source --connect 198.18.1.1:5201 --seconds 10 [--mptcp] [--bind ADDR]
+    flow.py sink --listen 0.0.0.0:5201 --report out.json [--verify] [--mptcp] [--congestion NAME]
+    flow.py source --connect 198.18.1.1:5201 --seconds 10 [--mptcp] [--congestion NAME] [--bind ADDR]
 """
 
 import argparse
@@ -33,9 +33,12 @@ def pattern():
     return bytes(out)
 
 
-def make_socket(mptcp, family=socket.AF_INET):
+def make_socket(mptcp, congestion=None, family=socket.AF_INET):
     proto = IPPROTO_MPTCP if mptcp else 0
     sock = socket.socket(family, socket.SOCK_STREAM, proto)
+    if congestion:
+        # Accepted sockets inherit it; an MPTCP socket passes it to its subflows.
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CONGESTION, congestion.encode())
     return sock
 
 
@@ -45,7 +48,7 @@ def split(address):
 
 
 def sink(args):
-    listener = make_socket(args.mptcp)
+    listener = make_socket(args.mptcp, args.congestion)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind(split(args.listen))
     listener.listen(4)
@@ -121,7 +124,7 @@ def sink(args):
 
 
 def source(args):
-    sock = make_socket(args.mptcp)
+    sock = make_socket(args.mptcp, args.congestion)
     if args.bind:
         sock.bind((args.bind, 0))
     sock.settimeout(args.connect_timeout)
@@ -166,6 +169,7 @@ def main():
     s.add_argument("--ready", help="a file created once the sink listens")
     s.add_argument("--verify", action="store_true")
     s.add_argument("--mptcp", action="store_true")
+    s.add_argument("--congestion", help="TCP congestion control (default: the system's)")
     s.add_argument("--interval", type=float, default=0.1)
     s.add_argument("--accept-timeout", type=float, default=30)
     s.add_argument("--idle-timeout", type=float, default=20)
@@ -175,6 +179,7 @@ def main():
     c.add_argument("--seconds", type=float)
     c.add_argument("--bytes", type=int)
     c.add_argument("--mptcp", action="store_true")
+    c.add_argument("--congestion", help="TCP congestion control (default: the system's)")
     c.add_argument("--connect-timeout", type=float, default=10)
     c.add_argument("--linger", type=float, default=30)
     args = parser.parse_args()

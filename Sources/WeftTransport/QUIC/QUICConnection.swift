@@ -31,9 +31,8 @@ final class QUICConnection {
     private let reference: UnsafeMutablePointer<ngtcp2_crypto_conn_ref>
     private let pathStorage: UnsafeMutablePointer<ngtcp2_path_storage>
     private let vectors: UnsafeMutablePointer<ngtcp2_vec>
-    /// Where ngtcp2 builds each packet (the endpoint's, shared: one connection writes at a time).
+    /// Where ngtcp2 builds packets (the endpoint's, shared: one connection writes at a time).
     private var scratch: UnsafeMutablePointer<UInt8> { endpoint.scratch }
-    private static let scratchSize = QUICEndpoint.scratchSize
     private static let vectorCapacity = 16
     private let accepts: (QUICConnection, CertificateFingerprint) -> Bool
     private var streamID: Int64 = -1
@@ -295,10 +294,15 @@ final class QUICConnection {
 
     /// Sends what ngtcp2 has to send: stream bytes as far as congestion and flow control
     /// allow, acknowledgements, retransmissions. Then arms the timer for ngtcp2's next deadline.
+    ///
+    /// Packets are built one after the other in the endpoint's buffer, and a run of packets of
+    /// one size to one address leaves in one segmented send (UDP GSO).
     func writePackets() {
         guard !closed, !insideNGTCP2, let connection else { return }
         let now = now()
-        let size = min(Self.scratchSize, Int(ngtcp2_conn_get_max_tx_udp_payload_size(connection)))
+        let size = payloadSize
+        let segmentsPerSend = endpoint.segmentsPerSend
+        var batch = Batch()
         var blocked = false
         var packets = 0
         while true {
@@ -314,7 +318,7 @@ final class QUICConnection {
             // buffer, length, path and time, until it returns the packet.
             insideNGTCP2 = true
             let result = weft_ngtcp2_conn_writev_stream(
-                connection, &pathStorage.pointee.path, scratch, size, &accepted, flags, stream,
+                connection, &pathStorage.pointee.path, scratch + batch.bytes, size, &accepted, flags, stream,
                 count > 0 ? vectors : nil, count, now)
             insideNGTCP2 = false
             if accepted > 0 { send.sent(Int(accepted)) }
@@ -324,6 +328,7 @@ final class QUICConnection {
                 continue
             }
             if result < 0 {
+                flush(&batch)
                 var reason = ngtcp2_connection_close_error()
                 ngtcp2_connection_close_error_set_transport_error_liberr(&reason, Int32(result), nil, 0)
                 sendClose(reason)
@@ -331,18 +336,62 @@ final class QUICConnection {
                 return
             }
             if result == 0 { break }
-            endpoint.send(scratch, count: Int(result), to: sendAddress())
+            let length = Int(result)
+            let address = sendAddress()
+            if batch.segments > 0, length > batch.segmentSize || address != batch.address {
+                // Segments of one send share a size (the last may be shorter) and an address:
+                // send the ones before, and start again with this packet.
+                let start = batch.bytes
+                flush(&batch)
+                memmove(scratch, scratch + start, length)
+            }
+            batch.add(length, to: address)
             packets += 1
+            if length < batch.segmentSize || batch.segments >= segmentsPerSend
+                || batch.bytes + size > QUICSocketWriter.maxBatchBytes
+            {
+                flush(&batch)
+            }
             if packets >= Self.packetsPerTurn {
                 // Let the loop breathe; the rest goes out on the next turn.
                 endpoint.eventLoop.execute { [weak self] in self?.writePackets() }
                 break
             }
         }
+        flush(&batch)
         ngtcp2_conn_update_pkt_tx_time(connection, now)
         if packets > 0 { endpoint.flush() }
         channel.updateWritability()
         armTimer()
+    }
+
+    /// Packets waiting at the start of the endpoint's buffer for one segmented send.
+    private struct Batch {
+        var bytes = 0
+        var segments = 0
+        var segmentSize = 0
+        var address: SocketAddress?
+
+        mutating func add(_ length: Int, to destination: SocketAddress) {
+            if segments == 0 {
+                segmentSize = length
+                address = destination
+            }
+            bytes += length
+            segments += 1
+        }
+    }
+
+    private func flush(_ batch: inout Batch) {
+        guard batch.segments > 0, let address = batch.address else { return }
+        endpoint.send(scratch, count: batch.bytes, segmentSize: batch.segmentSize, to: address)
+        batch = Batch()
+    }
+
+    /// The largest packet to build: what the path allows (PMTU discovery), within the buffer.
+    private var payloadSize: Int {
+        guard let connection else { return Int(NGTCP2_MAX_UDP_PAYLOAD_SIZE) }
+        return min(QUICSocketWriter.maxBatchBytes, Int(ngtcp2_conn_get_max_tx_udp_payload_size(connection)))
     }
 
     /// Most packets one `writePackets` sends before it yields the event loop.
@@ -413,11 +462,10 @@ final class QUICConnection {
     private func sendClose(_ reason: ngtcp2_connection_close_error) {
         guard let connection else { return }
         var reason = reason
-        let size = min(Self.scratchSize, Int(ngtcp2_conn_get_max_tx_udp_payload_size(connection)))
         let result = weft_ngtcp2_conn_write_connection_close(
-            connection, &pathStorage.pointee.path, scratch, size, &reason, now())
+            connection, &pathStorage.pointee.path, scratch, payloadSize, &reason, now())
         if result > 0 {
-            endpoint.send(scratch, count: Int(result), to: sendAddress())
+            endpoint.send(scratch, count: Int(result), segmentSize: Int(result), to: sendAddress())
             endpoint.flush()
         }
     }

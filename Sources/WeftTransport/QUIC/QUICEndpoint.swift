@@ -1,5 +1,6 @@
 import CNGTCP2
 import Logging
+import Metrics
 import NIOCore
 import WeftIdentity
 
@@ -35,8 +36,12 @@ final class QUICEndpoint: ChannelInboundHandler {
     private var routes: [QUICConnectionID: QUICConnection] = [:]
     private var connections: [ObjectIdentifier: QUICConnection] = [:]
     private var touched: [QUICConnection] = []
-    /// Datagrams that were no QUIC packet for a connection here, nor a client's first Initial.
+    /// Datagrams that were no QUIC packet for a connection here, nor a client's first Initial
+    /// (`weft_quic_datagrams_dropped_total`), and datagrams the kernel would not send
+    /// (`weft_quic_datagrams_unsent_total`): each a lost packet, which QUIC recovers.
     private(set) var dropped = 0
+    private let droppedCounter = Counter(label: "weft_quic_datagrams_dropped_total")
+    private let unsentCounter = Counter(label: "weft_quic_datagrams_unsent_total")
     /// Connections open on this socket, and connection IDs routed to them.
     var connectionCount: Int { connections.count }
     var routeCount: Int { routes.count }
@@ -46,15 +51,10 @@ final class QUICEndpoint: ChannelInboundHandler {
     let scratch: UnsafeMutablePointer<UInt8>
     static let scratchSize = 65_536
 
-    /// The UDP socket, written directly (NIO reads it). NIO's datagram channel closes itself
-    /// on a send error other than EMSGSIZE or EHOSTUNREACH — EPERM from a local firewall,
-    /// ENETUNREACH while an interface is down — which would end every link on the socket and
-    /// the listener: a datagram that cannot be sent is a lost packet, and QUIC recovers it.
-    /// Nil on an embedded channel (fuzzing), which is written through the pipeline.
-    private let socket: CInt?
+    /// Writes the UDP socket directly (NIO only reads it); nil on an embedded channel
+    /// (fuzzing), which is written through the pipeline.
+    private var writer: QUICSocketWriter?
     private var socketOpen = true
-    /// Datagrams the kernel refused to send (each is a lost packet to QUIC).
-    private(set) var sendErrors = 0
 
     init(
         tls: QUICTLS, configuration: QUICConfiguration, acceptor: Acceptor?, closesWhenIdle: Bool,
@@ -64,7 +64,7 @@ final class QUICEndpoint: ChannelInboundHandler {
         self.configuration = configuration
         self.acceptor = acceptor
         self.closesWhenIdle = closesWhenIdle
-        self.socket = socket
+        self.writer = socket.map(QUICSocketWriter.init(socket:))
         scratch = .allocate(capacity: Self.scratchSize)
     }
 
@@ -85,8 +85,20 @@ final class QUICEndpoint: ChannelInboundHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let envelope = unwrapInboundIn(data)
-        envelope.data.withUnsafeReadableBytes { datagram in
-            dispatch(datagram, from: envelope.remoteAddress)
+        // With UDP_GRO the kernel hands over a run of same-size datagrams from one sender as
+        // one buffer, and says where each one ends.
+        let segment = envelope.metadata?.segmentSize ?? 0
+        envelope.data.withUnsafeReadableBytes { bytes in
+            guard segment > 0, bytes.count > segment else {
+                dispatch(bytes, from: envelope.remoteAddress)
+                return
+            }
+            var offset = 0
+            while offset < bytes.count {
+                let end = min(offset + segment, bytes.count)
+                dispatch(UnsafeRawBufferPointer(rebasing: bytes[offset..<end]), from: envelope.remoteAddress)
+                offset = end
+            }
         }
     }
 
@@ -114,14 +126,14 @@ final class QUICEndpoint: ChannelInboundHandler {
     /// listening endpoint. Anything else that matches no connection is dropped without a reply.
     func dispatch(_ datagram: UnsafeRawBufferPointer, from address: SocketAddress) {
         guard let base = datagram.baseAddress?.assumingMemoryBound(to: UInt8.self), datagram.count > 0 else {
-            dropped += 1
+            drop()
             return
         }
         var header = ngtcp2_version_cid()
         guard ngtcp2_pkt_decode_version_cid(&header, base, datagram.count, QUICConnection.idLength) == 0,
             let id = QUICConnectionID(header.dcid, count: header.dcidlen)
         else {
-            dropped += 1
+            drop()
             return
         }
         if let connection = routes[id] {
@@ -130,12 +142,12 @@ final class QUICEndpoint: ChannelInboundHandler {
             return
         }
         guard let acceptor, connections.count < configuration.maxConnections else {
-            dropped += 1
+            drop()
             return
         }
         var initial = ngtcp2_pkt_hd()
         guard ngtcp2_accept(&initial, base, datagram.count) == 0 else {
-            dropped += 1
+            drop()
             return
         }
         let connection: QUICConnection
@@ -144,7 +156,7 @@ final class QUICEndpoint: ChannelInboundHandler {
                 acceptor.trusts(connection.channel, fingerprint)
             }
         } catch {
-            dropped += 1
+            drop()
             return
         }
         connections[ObjectIdentifier(connection)] = connection
@@ -227,23 +239,38 @@ final class QUICEndpoint: ChannelInboundHandler {
         closeIfIdle()
     }
 
-    /// Sends `count` bytes at `bytes` to `remote` (the caller flushes once after a batch).
-    func send(_ bytes: UnsafePointer<UInt8>, count: Int, to remote: SocketAddress) {
-        guard let socket else {
-            var packet = allocator.buffer(capacity: count)
-            packet.writeBytes(UnsafeRawBufferPointer(start: bytes, count: count))
-            channel.write(AddressedEnvelope(remoteAddress: remote, data: packet), promise: nil)
+    /// Most packets of one size one `send` may carry (1 where the socket cannot segment).
+    var segmentsPerSend: Int {
+        guard let writer, writer.segmentationOffload else { return 1 }
+        return QUICSocketWriter.maxSegments
+    }
+
+    /// Sends `count` bytes at `bytes` to `remote`: datagrams of `segmentSize` bytes, the last
+    /// one possibly shorter (the caller flushes once after a batch).
+    func send(_ bytes: UnsafePointer<UInt8>, count: Int, segmentSize: Int, to remote: SocketAddress) {
+        guard writer != nil else {
+            var offset = 0
+            while offset < count {
+                let length = min(segmentSize, count - offset)
+                var packet = allocator.buffer(capacity: length)
+                packet.writeBytes(UnsafeRawBufferPointer(start: bytes + offset, count: length))
+                channel.write(AddressedEnvelope(remoteAddress: remote, data: packet), promise: nil)
+                offset += length
+            }
             return
         }
         guard socketOpen else { return }
-        let sent = remote.withSockAddr { address, length in
-            sendto(socket, bytes, count, Int32(MSG_DONTWAIT | MSG_NOSIGNAL), address, socklen_t(length))
-        }
-        if sent < 0 { sendErrors += 1 }
+        let unsent = writer!.send(bytes, count: count, segmentSize: segmentSize, to: remote)
+        if unsent > 0 { unsentCounter.increment(by: unsent) }
     }
 
     func flush() {
-        if socket == nil { channel.flush() }
+        if writer == nil { channel.flush() }
+    }
+
+    private func drop() {
+        dropped += 1
+        droppedCounter.increment()
     }
 
     private func touch(_ connection: QUICConnection) {

@@ -90,6 +90,13 @@ public final class QUICLinkTransport: LinkTransport {
         let socket = Glibc.socket(
             family, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard socket >= 0 else { throw IOError(errnoCode: errno, reason: "socket") }
+        // Don't fragment: a datagram larger than the path's MTU fails instead of being cut in
+        // pieces, so ngtcp2's path-MTU probes learn what the path really carries.
+        var discover = IP_PMTUDISC_DO
+        if family == AF_INET6 {
+            _ = setsockopt(socket, Int32(IPPROTO_IPV6), IPV6_MTU_DISCOVER, &discover, socklen_t(MemoryLayout<CInt>.size))
+        }
+        _ = setsockopt(socket, Int32(IPPROTO_IP), IP_MTU_DISCOVER, &discover, socklen_t(MemoryLayout<CInt>.size))
         let bound = address.withSockAddr { pointer, length in bind(socket, pointer, socklen_t(length)) }
         guard bound == 0 else {
             let code = errno
@@ -122,11 +129,21 @@ public final class QUICLinkTransport: LinkTransport {
         } catch {
             return loop.makeFailedFuture(error)
         }
-        let bootstrap = DatagramBootstrap(group: loop)
+        // With UDP_GRO one read returns a run of datagrams from one sender (up to 64 KiB);
+        // without it, one datagram per message.
+        let receiveOffload = System.supportsUDPReceiveOffload
+        let messages = receiveOffload ? 16 : 32
+        let messageSize = receiveOffload ? 65_536 : 2_048
+        var bootstrap = DatagramBootstrap(group: loop)
             .channelOption(.socketOption(.so_rcvbuf), value: 4 << 20)
             .channelOption(.socketOption(.so_sndbuf), value: 4 << 20)
-            .channelOption(.datagramVectorReadMessageCount, value: 32)
-            .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: 32 * 2048))
+            .channelOption(.datagramVectorReadMessageCount, value: messages)
+            .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: messages * messageSize))
+        if receiveOffload {
+            bootstrap = bootstrap.channelOption(.datagramReceiveOffload, value: true)
+                .channelOption(.datagramReceiveSegmentSize, value: true)
+        }
+        bootstrap = bootstrap
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(
