@@ -22,6 +22,11 @@ final class QUICConnection {
     let role: Role
     unowned let endpoint: QUICEndpoint
     private(set) var remote: SocketAddress
+    /// `remote` as ngtcp2's path holds it, to see cheaply whether a packet goes elsewhere, and
+    /// a count of its changes (a batch of packets shares one address).
+    private var remoteBytes = sockaddr_storage()
+    private var remoteLength = 0
+    private var remoteGeneration = 0
     private(set) var channel: QUICStreamChannel!
     private(set) var peerFingerprint: CertificateFingerprint?
     private var peerAccepted = false
@@ -337,15 +342,15 @@ final class QUICConnection {
             }
             if result == 0 { break }
             let length = Int(result)
-            let address = sendAddress()
-            if batch.segments > 0, length > batch.segmentSize || address != batch.address {
+            updateRemote()
+            if batch.segments > 0, length > batch.segmentSize || remoteGeneration != batch.generation {
                 // Segments of one send share a size (the last may be shorter) and an address:
                 // send the ones before, and start again with this packet.
                 let start = batch.bytes
                 flush(&batch)
                 memmove(scratch, scratch + start, length)
             }
-            batch.add(length, to: address)
+            batch.add(length, to: remote, generation: remoteGeneration)
             packets += 1
             if length < batch.segmentSize || batch.segments >= segmentsPerSend
                 || batch.bytes + size > QUICSocketWriter.maxBatchBytes
@@ -371,11 +376,13 @@ final class QUICConnection {
         var segments = 0
         var segmentSize = 0
         var address: SocketAddress?
+        var generation = 0
 
-        mutating func add(_ length: Int, to destination: SocketAddress) {
+        mutating func add(_ length: Int, to destination: SocketAddress, generation: Int) {
             if segments == 0 {
                 segmentSize = length
                 address = destination
+                self.generation = generation
             }
             bytes += length
             segments += 1
@@ -398,27 +405,36 @@ final class QUICConnection {
     static let packetsPerTurn = 128
 
     /// Where ngtcp2 says the last packet goes (the validated path; a new one while ngtcp2
-    /// validates a migration). Converted only when it differs from the one before.
+    /// validates a migration).
     private func sendAddress() -> SocketAddress {
-        let path = pathStorage.pointee.path.remote
-        guard let address = path.addr, path.addrlen > 0 else { return remote }
-        let same = remote.withSockAddr { current, length in
-            length == Int(path.addrlen) && memcmp(current, address, length) == 0
-        }
-        if !same {
-            let length = Int(path.addrlen)
-            switch Int32(address.pointee.sa_family) {
-            case AF_INET where length >= MemoryLayout<sockaddr_in>.size:
-                remote = SocketAddress(
-                    UnsafeRawPointer(address).loadUnaligned(as: sockaddr_in.self), host: "")
-            case AF_INET6 where length >= MemoryLayout<sockaddr_in6>.size:
-                remote = SocketAddress(
-                    UnsafeRawPointer(address).loadUnaligned(as: sockaddr_in6.self), host: "")
-            default:
-                break
-            }
-        }
+        updateRemote()
         return remote
+    }
+
+    /// Sets `remote` to the last packet's destination, converted only when it differs from the
+    /// one before (then `remoteGeneration` moves on).
+    private func updateRemote() {
+        let path = pathStorage.pointee.path.remote
+        guard let address = path.addr, path.addrlen > 0 else { return }
+        let length = Int(path.addrlen)
+        guard length <= MemoryLayout<sockaddr_storage>.size else { return }
+        let same = withUnsafeBytes(of: &remoteBytes) { current in
+            length == remoteLength && memcmp(current.baseAddress!, address, length) == 0
+        }
+        guard !same else { return }
+        switch Int32(address.pointee.sa_family) {
+        case AF_INET where length >= MemoryLayout<sockaddr_in>.size:
+            remote = SocketAddress(UnsafeRawPointer(address).loadUnaligned(as: sockaddr_in.self), host: "")
+        case AF_INET6 where length >= MemoryLayout<sockaddr_in6>.size:
+            remote = SocketAddress(UnsafeRawPointer(address).loadUnaligned(as: sockaddr_in6.self), host: "")
+        default:
+            return
+        }
+        withUnsafeMutableBytes(of: &remoteBytes) { copy in
+            copy.copyMemory(from: UnsafeRawBufferPointer(start: address, count: length))
+        }
+        remoteLength = length
+        remoteGeneration &+= 1
     }
 
     // MARK: Timer

@@ -94,7 +94,8 @@ public final class QUICLinkTransport: LinkTransport {
         // pieces, so ngtcp2's path-MTU probes learn what the path really carries.
         var discover = IP_PMTUDISC_DO
         if family == AF_INET6 {
-            _ = setsockopt(socket, Int32(IPPROTO_IPV6), IPV6_MTU_DISCOVER, &discover, socklen_t(MemoryLayout<CInt>.size))
+            _ = setsockopt(
+                socket, Int32(IPPROTO_IPV6), IPV6_MTU_DISCOVER, &discover, socklen_t(MemoryLayout<CInt>.size))
         }
         _ = setsockopt(socket, Int32(IPPROTO_IP), IP_MTU_DISCOVER, &discover, socklen_t(MemoryLayout<CInt>.size))
         let bound = address.withSockAddr { pointer, length in bind(socket, pointer, socklen_t(length)) }
@@ -143,7 +144,8 @@ public final class QUICLinkTransport: LinkTransport {
             bootstrap = bootstrap.channelOption(.datagramReceiveOffload, value: true)
                 .channelOption(.datagramReceiveSegmentSize, value: true)
         }
-        bootstrap = bootstrap
+        bootstrap =
+            bootstrap
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(
