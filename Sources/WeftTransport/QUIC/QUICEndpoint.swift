@@ -64,7 +64,7 @@ final class QUICEndpoint: ChannelInboundHandler {
         self.configuration = configuration
         self.acceptor = acceptor
         self.closesWhenIdle = closesWhenIdle
-        self.writer = socket.map(QUICSocketWriter.init(socket:))
+        self.writer = socket.map { QUICSocketWriter(socket: $0) }
         scratch = .allocate(capacity: Self.scratchSize)
     }
 

@@ -23,8 +23,10 @@ struct QUICSocketWriter {
     /// interface without checksum offload): then every datagram is its own `sendto`.
     private(set) var segmentationOffload = true
 
-    init(socket: CInt) {
+    /// `segmentationOffload: false` sends every datagram on its own (tests use it).
+    init(socket: CInt, segmentationOffload: Bool = true) {
         self.socket = socket
+        self.segmentationOffload = segmentationOffload
     }
 
     /// Sends `count` bytes at `bytes` to `remote` as datagrams of `segmentSize` bytes (the
