@@ -14,7 +14,7 @@ struct QUICSocketWriterTests {
     /// A bound UDP socket on 127.0.0.1 and its address.
     private static func socket() throws -> (CInt, SocketAddress) {
         let fd = Glibc.socket(AF_INET, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        #expect(fd >= 0)
+        try #require(fd >= 0)
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
@@ -67,7 +67,33 @@ struct QUICSocketWriterTests {
         #expect(datagrams.map(\.count) == Array(repeating: segment, count: 10) + [345])
         #expect(datagrams.flatMap { $0 } == bytes)
         // Without offload on a socket, it stays off; with it, loopback took the segmented send.
-        #expect(writer.segmentationOffload == offload)
+        #expect(writer.segmentationOffload == (offload && System.supportsUDPSegmentationOffload))
+    }
+
+    @Test(
+        "one sendmsg with UDP_SEGMENT is accepted whole by the kernel and arrives as its segments",
+        .enabled(if: System.supportsUDPSegmentationOffload, "this kernel has no UDP_SEGMENT (Linux < 4.18)"))
+    func kernelTakesTheSegmentedSend() throws {
+        let (sender, _) = try Self.socket()
+        let (receiver, address) = try Self.socket()
+        defer {
+            close(sender)
+            close(receiver)
+        }
+        let segment = 1_444
+        let count = 45 * segment
+        let bytes = (0..<count).map { UInt8(truncatingIfNeeded: $0 / 7) }
+        // The writer falls back to single sends on a refusal; this asks the kernel directly.
+        let sent = bytes.withUnsafeBufferPointer { pointer in
+            address.withSockAddr { name, length in
+                QUICSocketWriter.sendSegmented(
+                    sender, pointer.baseAddress!, count, UInt16(segment), name, socklen_t(length))
+            }
+        }
+        #expect(sent == count, "sendmsg returned \(sent), errno \(errno)")
+        let datagrams = Self.receive(receiver, count: 45)
+        #expect(datagrams.map(\.count) == Array(repeating: segment, count: 45))
+        #expect(datagrams.flatMap { $0 } == bytes)
     }
 
     @Test("a send the kernel refuses is counted as unsent datagrams, and the writer carries on")

@@ -240,14 +240,16 @@ final class QUICEndpoint: ChannelInboundHandler {
     }
 
     /// Most packets of one size one `send` may carry (1 where the socket cannot segment).
+    /// (An embedded channel takes batches too: they are cut into one envelope per datagram.)
     var segmentsPerSend: Int {
-        guard let writer, writer.segmentationOffload else { return 1 }
+        if let writer, !writer.segmentationOffload { return 1 }
         return QUICSocketWriter.maxSegments
     }
 
     /// Sends `count` bytes at `bytes` to `remote`: datagrams of `segmentSize` bytes, the last
     /// one possibly shorter (the caller flushes once after a batch).
     func send(_ bytes: UnsafePointer<UInt8>, count: Int, segmentSize: Int, to remote: SocketAddress) {
+        precondition(segmentSize > 0 && count > 0, "a send of \(count) bytes in segments of \(segmentSize)")
         guard writer != nil else {
             var offset = 0
             while offset < count {

@@ -90,14 +90,18 @@ public final class QUICLinkTransport: LinkTransport {
         let socket = Glibc.socket(
             family, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard socket >= 0 else { throw IOError(errnoCode: errno, reason: "socket") }
-        // Don't fragment: a datagram larger than the path's MTU fails instead of being cut in
-        // pieces, so ngtcp2's path-MTU probes learn what the path really carries.
-        var discover = IP_PMTUDISC_DO
+        // Don't fragment, bounded by the interface's MTU only: a datagram larger than the path
+        // carries is lost instead of cut in pieces, so ngtcp2's path-MTU probes learn the
+        // truth. Not IP_PMTUDISC_DO: that also obeys the path MTU the kernel learns from ICMP,
+        // which anyone who knows the addresses can forge low, and ngtcp2 0.12 never shrinks
+        // its packets, so every full packet would fail while acks keep the link "alive".
+        var discover = IP_PMTUDISC_PROBE
+        var discover6 = IPV6_PMTUDISC_PROBE
+        let size = socklen_t(MemoryLayout<CInt>.size)
         if family == AF_INET6 {
-            _ = setsockopt(
-                socket, Int32(IPPROTO_IPV6), IPV6_MTU_DISCOVER, &discover, socklen_t(MemoryLayout<CInt>.size))
+            _ = setsockopt(socket, Int32(IPPROTO_IPV6), IPV6_MTU_DISCOVER, &discover6, size)
         }
-        _ = setsockopt(socket, Int32(IPPROTO_IP), IP_MTU_DISCOVER, &discover, socklen_t(MemoryLayout<CInt>.size))
+        _ = setsockopt(socket, Int32(IPPROTO_IP), IP_MTU_DISCOVER, &discover, size)
         let bound = address.withSockAddr { pointer, length in bind(socket, pointer, socklen_t(length)) }
         guard bound == 0 else {
             let code = errno

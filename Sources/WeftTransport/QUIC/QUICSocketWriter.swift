@@ -23,10 +23,11 @@ struct QUICSocketWriter {
     /// interface without checksum offload): then every datagram is its own `sendto`.
     private(set) var segmentationOffload = true
 
-    /// `segmentationOffload: false` sends every datagram on its own (tests use it).
-    init(socket: CInt, segmentationOffload: Bool = true) {
+    /// Segments where the kernel has `UDP_SEGMENT` (Linux 4.18); `segmentationOffload: false`
+    /// sends every datagram on its own (tests use it).
+    init(socket: CInt, segmentationOffload: Bool = System.supportsUDPSegmentationOffload) {
         self.socket = socket
-        self.segmentationOffload = segmentationOffload
+        self.segmentationOffload = segmentationOffload && System.supportsUDPSegmentationOffload
     }
 
     /// Sends `count` bytes at `bytes` to `remote` as datagrams of `segmentSize` bytes (the
@@ -69,8 +70,8 @@ struct QUICSocketWriter {
         return sent >= 0
     }
 
-    /// `sendmsg` with a `UDP_SEGMENT` control message.
-    private static func sendSegmented(
+    /// `sendmsg` with a `UDP_SEGMENT` control message; returns what `sendmsg` returned.
+    static func sendSegmented(
         _ socket: CInt, _ bytes: UnsafePointer<UInt8>, _ count: Int, _ segmentSize: UInt16,
         _ address: UnsafePointer<sockaddr>, _ addressLength: socklen_t
     ) -> Int {
@@ -81,10 +82,11 @@ struct QUICSocketWriter {
         return withUnsafeTemporaryAllocation(byteCount: space, alignment: MemoryLayout<cmsghdr>.alignment) {
             control in
             control.initializeMemory(as: UInt8.self, repeating: 0)
-            let header = control.baseAddress!.assumingMemoryBound(to: cmsghdr.self)
-            header.pointee.cmsg_len = headerSize + MemoryLayout<UInt16>.size
-            header.pointee.cmsg_level = solUDP
-            header.pointee.cmsg_type = udpSegment
+            var header = cmsghdr()
+            header.cmsg_len = headerSize + MemoryLayout<UInt16>.size
+            header.cmsg_level = solUDP
+            header.cmsg_type = udpSegment
+            control.storeBytes(of: header, toByteOffset: 0, as: cmsghdr.self)
             control.storeBytes(of: segmentSize, toByteOffset: headerSize, as: UInt16.self)
             var vector = iovec(iov_base: UnsafeMutableRawPointer(mutating: bytes), iov_len: count)
             return withUnsafeMutablePointer(to: &vector) { vector in
