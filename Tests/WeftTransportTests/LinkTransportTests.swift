@@ -205,12 +205,15 @@ struct LinkTransportTests {
             if: TestEnvironment.runs(needing: "/usr/bin/ss") || TestEnvironment.runs(needing: "/bin/ss"),
             "ss is not installed"))
     func congestionControl() async throws {
-        let available =
-            (try? String(contentsOfFile: "/proc/sys/net/ipv4/tcp_available_congestion_control", encoding: .utf8)) ?? ""
-        // bbr where the kernel has it, else reno (always built in): not the default cubic either way.
-        let wanted =
-            available.split(separator: " ").contains { $0.trimmingCharacters(in: .whitespacesAndNewlines) == "bbr" }
-            ? "bbr" : "reno"
+        func names(_ file: String) -> [String] {
+            ((try? String(contentsOfFile: "/proc/sys/net/ipv4/\(file)", encoding: .utf8)) ?? "")
+                .split(whereSeparator: { $0 == " " || $0 == "\n" }).map(String.init)
+        }
+        // One the system would not pick anyway (some machines default to bbr): else the test
+        // would pass without the option being set. reno is always built in.
+        let system = names("tcp_congestion_control").first ?? "cubic"
+        let available = names("tcp_available_congestion_control")
+        let wanted = ["bbr", "reno", "cubic"].first { $0 != system && available.contains($0) } ?? "reno"
         let context = LinkTransportContext(congestionControl: wanted)
         let pair = try TunnelPair(
             listenTransport: TCPLinkTransport(context: context), dialTransport: TCPLinkTransport(context: context))
