@@ -401,6 +401,9 @@ final class QUICConnection {
         return min(QUICSocketWriter.maxBatchBytes, Int(ngtcp2_conn_get_max_tx_udp_payload_size(connection)))
     }
 
+    /// Bytes reserved at a time for stream data arriving.
+    static let receiveReserve = 256 * 1024
+
     /// Most packets one `writePackets` sends before it yields the event loop.
     static let packetsPerTurn = 128
 
@@ -532,6 +535,11 @@ final class QUICConnection {
     fileprivate func streamDataArrived(_ stream: Int64, _ data: UnsafePointer<UInt8>?, _ count: Int, fin: Bool) {
         guard stream == streamID else { return }
         if count > 0, let data {
+            // Room for many packets at once: growing packet by packet copies everything again
+            // at each doubling.
+            if received.writableBytes < count {
+                received.reserveCapacity(minimumWritableBytes: max(count, Self.receiveReserve))
+            }
             received.writeBytes(UnsafeRawBufferPointer(start: data, count: count))
         }
         if fin { peerFinished = true }

@@ -17,6 +17,9 @@ struct QUICSendBuffer {
     static let chunkSize = 64 * 1024
 
     private var chunks = CircularBuffer<Chunk>()
+    /// Chunks at the front given to ngtcp2 in full (kept until acknowledged): `unsent` starts
+    /// after them instead of walking up to 64 MiB of them for every packet.
+    private var sentChunks = 0
     /// Everything below is acknowledged (and freed).
     private(set) var ackedOffset: UInt64 = 0
     /// Everything below was given to ngtcp2.
@@ -49,7 +52,7 @@ struct QUICSendBuffer {
     /// Fills `vectors` with unsent bytes in order; returns how many it filled.
     func unsent(into vectors: UnsafeMutablePointer<ngtcp2_vec>, capacity: Int) -> Int {
         var filled = 0
-        for chunk in chunks where chunk.end > sentOffset {
+        for chunk in chunks.dropFirst(sentChunks) where chunk.end > sentOffset {
             guard filled < capacity else { break }
             let skip = sentOffset > chunk.start ? Int(sentOffset - chunk.start) : 0
             vectors[filled] = ngtcp2_vec(
@@ -61,6 +64,12 @@ struct QUICSendBuffer {
 
     mutating func sent(_ count: Int) {
         sentOffset = min(endOffset, sentOffset + UInt64(count))
+        // Only full chunks: the last one may still take appended bytes.
+        while sentChunks < chunks.count {
+            let chunk = chunks[chunks.index(chunks.startIndex, offsetBy: sentChunks)]
+            guard chunk.count == chunk.capacity, chunk.end <= sentOffset else { break }
+            sentChunks += 1
+        }
     }
 
     /// The peer has every byte below `offset`.
@@ -69,6 +78,9 @@ struct QUICSendBuffer {
         while let first = chunks.first, first.end <= ackedOffset {
             first.base.deallocate()
             chunks.removeFirst()
+            // The counted chunks are a prefix: the first one goes with it (a last chunk that
+            // was never full may be acknowledged without having been counted).
+            if sentChunks > 0 { sentChunks -= 1 }
         }
     }
 
@@ -76,6 +88,7 @@ struct QUICSendBuffer {
     mutating func release() {
         for chunk in chunks { chunk.base.deallocate() }
         chunks.removeAll()
+        sentChunks = 0
         ackedOffset = endOffset
         sentOffset = endOffset
     }
