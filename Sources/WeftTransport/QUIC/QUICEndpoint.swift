@@ -89,15 +89,8 @@ final class QUICEndpoint: ChannelInboundHandler {
         // one buffer, and says where each one ends.
         let segment = envelope.metadata?.segmentSize ?? 0
         envelope.data.withUnsafeReadableBytes { bytes in
-            guard segment > 0, bytes.count > segment else {
-                dispatch(bytes, from: envelope.remoteAddress)
-                return
-            }
-            var offset = 0
-            while offset < bytes.count {
-                let end = min(offset + segment, bytes.count)
-                dispatch(UnsafeRawBufferPointer(rebasing: bytes[offset..<end]), from: envelope.remoteAddress)
-                offset = end
+            for piece in QUICSocketWriter.segments(of: bytes.count, size: segment) {
+                dispatch(UnsafeRawBufferPointer(rebasing: bytes[piece]), from: envelope.remoteAddress)
             }
         }
     }
@@ -251,13 +244,10 @@ final class QUICEndpoint: ChannelInboundHandler {
     func send(_ bytes: UnsafePointer<UInt8>, count: Int, segmentSize: Int, to remote: SocketAddress) {
         precondition(segmentSize > 0 && count > 0, "a send of \(count) bytes in segments of \(segmentSize)")
         guard writer != nil else {
-            var offset = 0
-            while offset < count {
-                let length = min(segmentSize, count - offset)
-                var packet = allocator.buffer(capacity: length)
-                packet.writeBytes(UnsafeRawBufferPointer(start: bytes + offset, count: length))
+            for piece in QUICSocketWriter.segments(of: count, size: segmentSize) {
+                var packet = allocator.buffer(capacity: piece.count)
+                packet.writeBytes(UnsafeRawBufferPointer(start: bytes + piece.lowerBound, count: piece.count))
                 channel.write(AddressedEnvelope(remoteAddress: remote, data: packet), promise: nil)
-                offset += length
             }
             return
         }

@@ -53,12 +53,10 @@ struct QUICSocketWriter {
                 break
             }
         }
-        var offset = 0
         var unsent = 0
-        while offset < count {
-            let length = min(segmentSize, count - offset)
-            if !sendOne(bytes + offset, count: length, to: remote) { unsent += 1 }
-            offset += length
+        for piece in Self.segments(of: count, size: segmentSize)
+        where !sendOne(bytes + piece.lowerBound, count: piece.count, to: remote) {
+            unsent += 1
         }
         return unsent
     }
@@ -68,6 +66,14 @@ struct QUICSocketWriter {
             sendto(socket, bytes, count, Int32(MSG_DONTWAIT | MSG_NOSIGNAL), address, socklen_t(length))
         }
         return sent >= 0
+    }
+
+    /// The byte ranges of the datagrams in `count` bytes cut every `size` bytes (the last one
+    /// may be shorter); one range for all of it when `size` is 0. Lazy: no allocation on the
+    /// receive path.
+    static func segments(of count: Int, size: Int) -> LazyMapSequence<StrideTo<Int>, Range<Int>> {
+        let step = size > 0 ? size : max(count, 1)
+        return stride(from: 0, to: max(count, 1), by: step).lazy.map { $0..<min($0 + step, count) }
     }
 
     /// `sendmsg` with a `UDP_SEGMENT` control message; returns what `sendmsg` returned.
