@@ -99,7 +99,7 @@ final class QUICConnection {
         let made = QUICConnection(role: .dialer, endpoint: endpoint, remote: remote) { $1 == expected }
         var dcid = QUICConnectionID.random()
         var scid = QUICConnectionID.random()
-        try made.start { connection, path, callbacks, settings, params, user in
+        try made.starting { connection, path, callbacks, settings, params, user in
             weft_ngtcp2_conn_client_new(connection, &dcid, &scid, path, callbacks, settings, params, user)
         }
         made.register(scid)
@@ -115,7 +115,7 @@ final class QUICConnection {
         let made = QUICConnection(role: .acceptor, endpoint: endpoint, remote: remote, accepts: accepts)
         var header = header
         var scid = QUICConnectionID.random()
-        try made.start(originalDestination: header.dcid) { connection, path, callbacks, settings, params, user in
+        try made.starting(originalDestination: header.dcid) { connection, path, callbacks, settings, params, user in
             weft_ngtcp2_conn_server_new(
                 connection, &header.scid, &scid, path, header.version, callbacks, settings, params, user)
         }
@@ -123,6 +123,23 @@ final class QUICConnection {
         // The client keeps using the ID it made up until it hears ours.
         made.register(header.dcid)
         return made
+    }
+
+    /// `start`, and if it fails, the channel lets go of the connection (they hold each other).
+    private func starting(
+        originalDestination: ngtcp2_cid? = nil,
+        create: (
+            UnsafeMutablePointer<OpaquePointer?>, UnsafePointer<ngtcp2_path>, UnsafePointer<ngtcp2_callbacks>,
+            UnsafePointer<ngtcp2_settings>, UnsafePointer<ngtcp2_transport_params>, UnsafeMutableRawPointer
+        ) -> Int32
+    ) throws {
+        do {
+            try start(originalDestination: originalDestination, create: create)
+        } catch {
+            closed = true
+            channel.connectionClosed(error)
+            throw error
+        }
     }
 
     private func start(
@@ -158,7 +175,7 @@ final class QUICConnection {
         }
         let user = Unmanaged.passUnretained(self).toOpaque()
         var made: OpaquePointer?
-        let code = withPath(remote) { path in
+        let code = endpoint.withPath(from: remote) { path in
             withUnsafePointer(to: Self.callbacks) { callbacks in
                 create(&made, path, callbacks, &settings, &params, user)
             }
@@ -183,14 +200,11 @@ final class QUICConnection {
 
     /// One datagram for this connection. The stream channel hears of its effects in
     /// `settle()`, which the endpoint calls once per batch of datagrams.
-    func receive(_ datagram: UnsafeRawBufferPointer, from address: SocketAddress) {
+    func receive(_ datagram: UnsafeRawBufferPointer, path: UnsafePointer<ngtcp2_path>) {
         guard !closed, let connection else { return }
         insideNGTCP2 = true
-        let code = withPath(address) { path in
-            weft_ngtcp2_conn_read_pkt(
-                connection, path, datagram.baseAddress?.assumingMemoryBound(to: UInt8.self), datagram.count,
-                now())
-        }
+        let code = weft_ngtcp2_conn_read_pkt(
+            connection, path, datagram.baseAddress?.assumingMemoryBound(to: UInt8.self), datagram.count, now())
         insideNGTCP2 = false
         // ngtcp2 answers 0 for packets it threw away too: the peer's address is never taken
         // from a datagram, only from the path ngtcp2 says to send on (`sendAddress`).
@@ -273,8 +287,8 @@ final class QUICConnection {
             return
         }
         finishing = true
-        endpoint.eventLoop.scheduleTask(in: Self.lingerLimit) { [weak self] in
-            self?.close(LinkError(.transport, "the peer did not acknowledge the link's last bytes"))
+        endpoint.eventLoop.scheduleTask(in: Self.lingerLimit) { [self] in
+            close(LinkError(.transport, "the peer did not acknowledge the link's last bytes"))
         }
         writePackets()
     }
@@ -286,7 +300,7 @@ final class QUICConnection {
         guard !closed, let connection else { return }
         guard !insideNGTCP2 else {
             // Called from code ngtcp2 called (a verify callback's closure): once it returned.
-            endpoint.eventLoop.execute { [weak self] in self?.close(error) }
+            endpoint.eventLoop.execute { [self] in close(error) }
             return
         }
         if ngtcp2_conn_is_in_closing_period(connection) == 0, ngtcp2_conn_is_in_draining_period(connection) == 0 {
@@ -359,7 +373,7 @@ final class QUICConnection {
             }
             if packets >= Self.packetsPerTurn {
                 // Let the loop breathe; the rest goes out on the next turn.
-                endpoint.eventLoop.execute { [weak self] in self?.writePackets() }
+                endpoint.eventLoop.execute { [self] in writePackets() }
                 break
             }
         }
@@ -453,8 +467,9 @@ final class QUICConnection {
             return
         }
         let deadline = NIODeadline.uptimeNanoseconds(expiry)
-        timer = endpoint.eventLoop.scheduleTask(deadline: deadline) { [weak self] in
-            self?.expired()
+        // Strong: no weak reference to a connection anywhere (see `owner`); tearDown cancels it.
+        timer = endpoint.eventLoop.scheduleTask(deadline: deadline) { [self] in
+            expired()
         }
     }
 
@@ -577,23 +592,12 @@ final class QUICConnection {
 
     static func describe(_ code: Int32) -> String { String(cString: ngtcp2_strerror(code)) }
 
-    /// ngtcp2's view of the path: this endpoint's address and `remote`.
-    private func withPath<T>(_ remote: SocketAddress, _ body: (UnsafePointer<ngtcp2_path>) -> T) -> T {
-        endpoint.localAddress.withSockAddr { local, localLength in
-            remote.withSockAddr { peer, peerLength in
-                var path = ngtcp2_path(
-                    local: ngtcp2_addr(
-                        addr: UnsafeMutablePointer(mutating: local), addrlen: ngtcp2_socklen(localLength)),
-                    remote: ngtcp2_addr(
-                        addr: UnsafeMutablePointer(mutating: peer), addrlen: ngtcp2_socklen(peerLength)),
-                    user_data: nil)
-                return body(&path)
-            }
-        }
-    }
-
-    private static func owner(_ user: UnsafeMutableRawPointer?) -> QUICConnection {
-        Unmanaged<QUICConnection>.fromOpaque(user!).takeUnretainedValue()
+    /// Runs `body` on the connection ngtcp2 calls back for, without retaining it: the
+    /// connection is alive while ngtcp2 runs inside it. (Nothing holds a connection weakly
+    /// either: a weak reference sends every retain and release of the object down the
+    /// runtime's slow path, several times per packet.)
+    private static func owner(_ user: UnsafeMutableRawPointer?, _ body: (QUICConnection) -> Void) {
+        Unmanaged<QUICConnection>.fromOpaque(user!)._withUnsafeGuaranteedRef(body)
     }
 
     /// ngtcp2's callbacks: its crypto helper for TLS, these for the rest.
@@ -620,39 +624,41 @@ final class QUICConnection {
             guard gnutls_rnd(GNUTLS_RND_RANDOM, token, Int(NGTCP2_STATELESS_RESET_TOKENLEN)) == 0 else {
                 return NGTCP2_ERR_CALLBACK_FAILURE
             }
-            owner(user).register(cid.pointee)
+            owner(user) { $0.register(cid.pointee) }
             return 0
         }
         callbacks.remove_connection_id = { _, cid, user in
-            if let cid { owner(user).unregister(cid.pointee) }
+            if let cid { owner(user) { $0.unregister(cid.pointee) } }
             return 0
         }
         callbacks.recv_stream_data = { _, flags, stream, _, data, length, user, _ in
-            owner(user).streamDataArrived(stream, data, length, fin: flags & UInt32(NGTCP2_STREAM_DATA_FLAG_FIN) != 0)
+            owner(user) {
+                $0.streamDataArrived(stream, data, length, fin: flags & UInt32(NGTCP2_STREAM_DATA_FLAG_FIN) != 0)
+            }
             return 0
         }
         callbacks.acked_stream_data_offset = { _, stream, offset, length, user, _ in
-            owner(user).acknowledged(stream, upTo: offset + length)
+            owner(user) { $0.acknowledged(stream, upTo: offset + length) }
             return 0
         }
         callbacks.stream_open = { _, stream, user in
-            owner(user).streamOpenedByPeer(stream)
+            owner(user) { $0.streamOpenedByPeer(stream) }
             return 0
         }
         callbacks.stream_close = { _, _, stream, _, user, _ in
-            owner(user).streamClosed(stream)
+            owner(user) { $0.streamClosed(stream) }
             return 0
         }
         callbacks.stream_reset = { _, stream, _, _, user, _ in
-            owner(user).streamClosed(stream)
+            owner(user) { $0.streamClosed(stream) }
             return 0
         }
         callbacks.stream_stop_sending = { _, stream, _, user, _ in
-            owner(user).streamClosed(stream)
+            owner(user) { $0.streamClosed(stream) }
             return 0
         }
         callbacks.extend_max_local_streams_bidi = { _, _, user in
-            owner(user).mayOpenStream()
+            owner(user) { $0.mayOpenStream() }
             return 0
         }
         return callbacks

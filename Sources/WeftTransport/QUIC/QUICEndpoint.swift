@@ -34,6 +34,7 @@ final class QUICEndpoint: ChannelInboundHandler {
     private(set) var allocator = ByteBufferAllocator()
     private(set) var localAddress: SocketAddress = try! SocketAddress(ipAddress: "0.0.0.0", port: 0)
     private var routes: [QUICConnectionID: QUICConnection] = [:]
+    private var lastRoute: (id: QUICConnectionID, connection: QUICConnection)?
     private var connections: [ObjectIdentifier: QUICConnection] = [:]
     private var touched: [QUICConnection] = []
     /// Datagrams that were no QUIC packet for a connection here, nor a client's first Initial
@@ -88,9 +89,28 @@ final class QUICEndpoint: ChannelInboundHandler {
         // With UDP_GRO the kernel hands over a run of same-size datagrams from one sender as
         // one buffer, and says where each one ends.
         let segment = envelope.metadata?.segmentSize ?? 0
-        envelope.data.withUnsafeReadableBytes { bytes in
-            for piece in QUICSocketWriter.segments(of: bytes.count, size: segment) {
-                dispatch(UnsafeRawBufferPointer(rebasing: bytes[piece]), from: envelope.remoteAddress)
+        // One path for the whole run: converting the addresses for every datagram costs more
+        // than routing it.
+        withPath(from: envelope.remoteAddress) { path in
+            envelope.data.withUnsafeReadableBytes { bytes in
+                for piece in QUICSocketWriter.segments(of: bytes.count, size: segment) {
+                    dispatch(UnsafeRawBufferPointer(rebasing: bytes[piece]), from: envelope.remoteAddress, path: path)
+                }
+            }
+        }
+    }
+
+    /// ngtcp2's view of a path: this endpoint's address and `remote`.
+    func withPath<T>(from remote: SocketAddress, _ body: (UnsafePointer<ngtcp2_path>) -> T) -> T {
+        localAddress.withSockAddr { local, localLength in
+            remote.withSockAddr { peer, peerLength in
+                var path = ngtcp2_path(
+                    local: ngtcp2_addr(
+                        addr: UnsafeMutablePointer(mutating: local), addrlen: ngtcp2_socklen(localLength)),
+                    remote: ngtcp2_addr(
+                        addr: UnsafeMutablePointer(mutating: peer), addrlen: ngtcp2_socklen(peerLength)),
+                    user_data: nil)
+                return body(&path)
             }
         }
     }
@@ -118,6 +138,11 @@ final class QUICEndpoint: ChannelInboundHandler {
     /// Routes one datagram; only a client's first Initial may start a connection, and only on a
     /// listening endpoint. Anything else that matches no connection is dropped without a reply.
     func dispatch(_ datagram: UnsafeRawBufferPointer, from address: SocketAddress) {
+        withPath(from: address) { dispatch(datagram, from: address, path: $0) }
+    }
+
+    /// `dispatch` with `address` already converted for ngtcp2.
+    func dispatch(_ datagram: UnsafeRawBufferPointer, from address: SocketAddress, path: UnsafePointer<ngtcp2_path>) {
         guard let base = datagram.baseAddress?.assumingMemoryBound(to: UInt8.self), datagram.count > 0 else {
             drop()
             return
@@ -129,8 +154,8 @@ final class QUICEndpoint: ChannelInboundHandler {
             drop()
             return
         }
-        if let connection = routes[id] {
-            connection.receive(datagram, from: address)
+        if let connection = route(id) {
+            connection.receive(datagram, path: path)
             touch(connection)
             return
         }
@@ -166,12 +191,12 @@ final class QUICEndpoint: ChannelInboundHandler {
         }
         // A peer that completes QUIC's handshake but never opens the link's stream does not
         // keep its admission slot (keep-alives would keep the idle timer from firing).
-        let deadline = eventLoop.scheduleTask(in: acceptor.timeout) { [weak connection] in
-            guard let connection, !connection.channel.isActive else { return }
+        let deadline = eventLoop.scheduleTask(in: acceptor.timeout) {
+            guard !connection.channel.isActive else { return }
             connection.close(LinkError(.handshakeTimeout, "the QUIC link's stream did not open in time"))
         }
         connection.channel.closeFuture.whenComplete { _ in deadline.cancel() }
-        connection.receive(datagram, from: address)
+        connection.receive(datagram, path: path)
         touch(connection)
     }
 
@@ -204,8 +229,8 @@ final class QUICEndpoint: ChannelInboundHandler {
                 connection.close(error)
             }
         }
-        let deadline = eventLoop.scheduleTask(in: timeout) { [weak connection] in
-            connection?.close(LinkError(.handshakeTimeout, "the QUIC connection did not open in time"))
+        let deadline = eventLoop.scheduleTask(in: timeout) {
+            connection.close(LinkError(.handshakeTimeout, "the QUIC connection did not open in time"))
         }
         connection.channel.closeFuture.whenComplete { [channel = connection.channel!] _ in
             deadline.cancel()
@@ -224,9 +249,19 @@ final class QUICEndpoint: ChannelInboundHandler {
 
     func unroute(_ id: QUICConnectionID) {
         routes[id] = nil
+        if lastRoute?.id == id { lastRoute = nil }
+    }
+
+    /// The connection `id` belongs to; a run of datagrams mostly shares one.
+    private func route(_ id: QUICConnectionID) -> QUICConnection? {
+        if let lastRoute, lastRoute.id == id { return lastRoute.connection }
+        guard let connection = routes[id] else { return nil }
+        lastRoute = (id, connection)
+        return connection
     }
 
     func forget(_ connection: QUICConnection) {
+        if lastRoute?.connection === connection { lastRoute = nil }
         for id in connection.ids where routes[id] === connection { routes[id] = nil }
         connections[ObjectIdentifier(connection)] = nil
         closeIfIdle()

@@ -11,7 +11,9 @@ import WeftIdentity
 /// unwritable while that buffer (unacknowledged bytes included) is above `highWater`.
 final class QUICStreamChannel: Channel, ChannelCore, @unchecked Sendable {
     // Everything but `flags` is used on `eventLoop` only.
-    private weak var connection: QUICConnection?
+    /// Strong, and dropped once the connection is gone: a cycle while the connection lives,
+    /// because a weak reference would slow every retain of the connection (see its `owner`).
+    private var connection: QUICConnection?
     let eventLoop: EventLoop
     let allocator: ByteBufferAllocator
     let parent: Channel?
@@ -118,6 +120,7 @@ final class QUICStreamChannel: Channel, ChannelCore, @unchecked Sendable {
     func connectionClosed(_ error: Error?) {
         guard !closed else { return }
         closed = true
+        connection = nil
         closeError = error
         let failed = pendingWrites
         pendingWrites = []
