@@ -34,6 +34,9 @@ struct RuntimeAppsTests {
                 == "portRange[0]")
         #expect(field(#"{"appName":"x","appSocket":"tcp:127.0.0.1:1","colour":"red"}"#) != nil)
         #expect(field(#"{"appName":"weft.speedtest","appSocket":"tcp:127.0.0.1:1"}"#) == "appName")
+        // Names starting with `weft.` are weft's own streams (speed test, relays).
+        #expect(field(#"{"appName":"weft.relay","appSocket":"tcp:127.0.0.1:1"}"#) == "appName")
+        #expect(field(#"{"appName":"weft.anything","appSocket":"tcp:127.0.0.1:1"}"#) == "appName")
         #expect(field("[1, 2]") == "")
         #expect(field("{") == "")
         // Bodies are JSON: YAML aliases (a billion-laughs bomb), tags and merge keys are refused.

@@ -38,6 +38,9 @@ extension SiteConfigurationDecoder {
             if let name, let nameText {
                 if name == SpeedtestPattern.appName {
                     reader.invalid(nameText, "is the name of weft's built-in speed test; choose another")
+                } else if name.hasPrefix(RelayProtocol.reservedPrefix) {
+                    reader.invalid(
+                        nameText, "names starting with \(RelayProtocol.reservedPrefix) are weft's own; choose another")
                 } else if let line = seen[name] {
                     reader.invalid(nameText, "duplicate appName (first at line \(line)) — app names must be unique")
                 } else {
@@ -149,6 +152,11 @@ extension SiteConfigurationDecoder {
                 reader.invalid(text, "is this site's own name — remote apps live at other sites")
             }
             let name = decodeName(reader, app, "appName", required: true)
+            if let name, name == RelayProtocol.request || name == RelayProtocol.delivery,
+                let text = reader.string(app, "appName")
+            {
+                reader.invalid(text, "is weft's own relay stream, not an app")
+            }
             var local: AppSocket?
             if let text = reader.string(app, "localSocket", required: true) {
                 switch AppSocket.parse(text.value) {

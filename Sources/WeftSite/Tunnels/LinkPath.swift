@@ -27,6 +27,7 @@ public struct LinkPath: Hashable, Sendable, CustomStringConvertible {
             case .tls: String(host: remote.host, port: remote.port)
             case .quic: "quic \(String(host: remote.host, port: remote.port))"
             case .websocket: remote.url
+            case .relay: "relay via \(remote.host)"
             }
         return "\(local.map { "\($0)" } ?? "*")→\(target)#\(index)"
     }

@@ -71,6 +71,7 @@ public final class TunnelDriver: @unchecked Sendable {
     private var running: Bool { lifecycle == .running }
     private let nextLinkID = NIOLockedValueBox<UInt32>(1)
     private let liveLinks = NIOLockedValueBox<Int>(0)
+    private let liveRelayedLinks = NIOLockedValueBox<Int>(0)
     private let peerHalf: NIOLockedValueBox<UInt64>
     private let closedFlag = NIOLockedValueBox<Bool>(false)
     /// Link events that arrived while actions were being carried out (see `linkEvent`).
@@ -245,8 +246,15 @@ public final class TunnelDriver: @unchecked Sendable {
     /// The links now in the tunnel, readable from any thread (for whoever waits for one).
     public var establishedLinks: Int { liveLinks.withLockedValue { $0 } }
 
-    /// Keeps the thread-safe count in step with `links` after every change to it.
+    /// Links of this tunnel that another site relays, readable from any thread: a tunnel with
+    /// any carries no relayed link of its own (see `RelayProtocol`).
+    public var relayedLinks: Int { liveRelayedLinks.withLockedValue { $0 } }
+
+    /// Keeps the thread-safe counts in step with `links` after every change to it.
     private func countLinks() {
+        var relayed = 0
+        for record in links.values where record.transport == LinkEndpoint.Kind.relay { relayed += 1 }
+        liveRelayedLinks.withLockedValue { $0 = relayed }
         let count = links.count
         let changed = liveLinks.withLockedValue { live in
             defer { live = count }

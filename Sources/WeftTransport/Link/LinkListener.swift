@@ -62,42 +62,55 @@ public struct LinkListener: Sendable {
                 trusts(presented, from: channel, handlers: handlers, warnings: warnings, logger: logger)
             },
             accept: { channel in
-                let source = channel.remoteAddress?.ipAddress ?? "?"
                 // Behind a reverse proxy on this machine every WebSocket peer comes from
                 // loopback: one slow client there must not lock the others out.
                 let viaLocalProxy = kind == .websocket && Self.isLoopback(channel.remoteAddress)
-                if let refusal = admission.admit(source, capPerSource: !viaLocalProxy) {
-                    let (allowed, suppressed) = warnings.admit("admission \(refusal)")
-                    if allowed {
-                        logger.warning(
-                            "refused a link connection before TLS: \(refusal.rawValue)",
-                            metadata: ["remote": "\(source)", "alsoRefusedSinceLastLine": "\(suppressed)"])
-                    }
-                    return nil
-                }
-                // The slot is given back once, when the handshake ends or the connection does.
-                let released = NIOLockedValueBox(false)
-                let release: @Sendable () -> Void = {
-                    let first = released.withLockedValue { done in
-                        defer { done = true }
-                        return !done
-                    }
-                    if first { admission.release(source) }
-                }
-                channel.closeFuture.whenComplete { _ in release() }
-                // One deadline for the whole handshake: whatever the transport spent opening
-                // its stream (an HTTP upgrade) counts against it.
-                let deadline = NIODeadline.now() + handshakeTimeout
-                return { channel in
-                    let left = max(deadline - NIODeadline.now(), .milliseconds(1))
-                    try initialize(
-                        channel, site: site, timeout: left, handlers: handlers, transport: kind,
-                        securedByTransport: securedByTransport, backup: backup, warnings: warnings,
-                        release: release, logger: logger)
-                }
+                return admit(
+                    channel, source: channel.remoteAddress?.ipAddress ?? "?", capPerSource: !viaLocalProxy,
+                    site: site, handshakeTimeout: handshakeTimeout, admission: admission, handlers: handlers,
+                    transport: kind, securedByTransport: securedByTransport, backup: backup, warnings: warnings,
+                    logger: logger)
             }
         )
         .map { LinkListener(channel: $0, transport: kind) }
+    }
+
+    /// Admits a new byte stream (or refuses it: nil, logged) and says what runs on it once it is
+    /// ready: the link's TLS and handshake, with one deadline for all of it.
+    static func admit(
+        _ channel: Channel, source: String, capPerSource: Bool, site: LocalLinkSite, handshakeTimeout: TimeAmount,
+        admission: HandshakeAdmission, handlers: Handlers, transport kind: LinkEndpoint.Kind,
+        securedByTransport: Bool, backup: Bool, warnings: LogLimiter, logger: Logger
+    ) -> LinkTransport.Ready? {
+        if let refusal = admission.admit(source, capPerSource: capPerSource) {
+            let (allowed, suppressed) = warnings.admit("admission \(refusal)")
+            if allowed {
+                logger.warning(
+                    "refused a link connection before TLS: \(refusal.rawValue)",
+                    metadata: ["remote": "\(source)", "alsoRefusedSinceLastLine": "\(suppressed)"])
+            }
+            return nil
+        }
+        // The slot is given back once, when the handshake ends or the connection does.
+        let released = NIOLockedValueBox(false)
+        let release: @Sendable () -> Void = {
+            let first = released.withLockedValue { done in
+                defer { done = true }
+                return !done
+            }
+            if first { admission.release(source) }
+        }
+        channel.closeFuture.whenComplete { _ in release() }
+        // One deadline for the whole handshake: whatever the transport spent opening its
+        // stream (an HTTP upgrade) counts against it.
+        let deadline = NIODeadline.now() + handshakeTimeout
+        return { channel in
+            let left = max(deadline - NIODeadline.now(), .milliseconds(1))
+            try initialize(
+                channel, site: site, timeout: left, handlers: handlers, transport: kind,
+                securedByTransport: securedByTransport, backup: backup, warnings: warnings,
+                release: release, logger: logger)
+        }
     }
 
     private static func initialize(

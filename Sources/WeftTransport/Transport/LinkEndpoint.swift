@@ -17,6 +17,9 @@ public struct LinkEndpoint: Hashable, Sendable, CustomStringConvertible {
     /// WebSocket: `wss://`, TLS to the server the URL names (a reverse proxy), checked against
     /// the system's CAs plus `tunnel.caFile`. weft's own TLS runs inside either way.
     public var secure: Bool
+    /// Relay: the site the relayed link reaches (`host` names the relay site). An announcement
+    /// leaves it empty (it is the announcing site); the dialer fills it in (`relayed(to:)`).
+    public var target: String = ""
 
     /// Longest URL an announcement carries (the wire's address limit, which every build reads).
     public static let maxURLLength = SiteAnnouncement.Limits.address
@@ -41,9 +44,27 @@ public struct LinkEndpoint: Hashable, Sendable, CustomStringConvertible {
         return LinkEndpoint(transport: .quic, host: host, port: port)
     }
 
+    /// A link to `target` relayed by the site `relay`.
+    public static func relay(via relay: String, to target: String) -> LinkEndpoint {
+        var endpoint = LinkEndpoint(transport: .relay, host: relay, port: 0)
+        endpoint.target = target
+        return endpoint
+    }
+
+    /// This endpoint, reaching `site` (relay endpoints; the others are unchanged).
+    public func relayed(to site: String) -> LinkEndpoint {
+        guard transport == .relay else { return self }
+        var endpoint = self
+        endpoint.target = site
+        return endpoint
+    }
+
     /// The endpoint an announcement names, or nil when it is malformed.
     public init?(announced endpoint: SiteAnnouncement.Endpoint) {
         switch endpoint.linkType {
+        case .relay:
+            guard endpoint.port == 0, !endpoint.address.isEmpty else { return nil }
+            self.init(transport: .relay, host: endpoint.address, port: 0)
         case .tls, .quic:
             guard endpoint.port > 0 else { return nil }
             self.init(transport: endpoint.linkType, host: endpoint.address, port: Int(endpoint.port))
@@ -58,6 +79,7 @@ public struct LinkEndpoint: Hashable, Sendable, CustomStringConvertible {
         switch transport {
         case .tls, .quic: SiteAnnouncement.Endpoint(linkType: transport, address: host, port: UInt16(port))
         case .websocket: SiteAnnouncement.Endpoint(linkType: .websocket, address: url, port: UInt16(port))
+        case .relay: SiteAnnouncement.Endpoint(linkType: .relay, address: host, port: 0)
         }
     }
 
@@ -73,6 +95,7 @@ public struct LinkEndpoint: Hashable, Sendable, CustomStringConvertible {
         switch transport {
         case .tls, .quic: host.contains(":") ? "\(transport) [\(host)]:\(port)" : "\(transport) \(host):\(port)"
         case .websocket: "websocket \(url)"
+        case .relay: target.isEmpty ? "relay via \(host)" : "relay via \(host) to \(target)"
         }
     }
 

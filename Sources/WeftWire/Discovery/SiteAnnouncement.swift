@@ -14,12 +14,16 @@ public struct SiteAnnouncement: Hashable, Sendable {
             /// QUIC over UDP: the link is one bidirectional stream, QUIC's TLS 1.3 carries the
             /// site certificates.
             case quic = 3
+            /// A link relayed by another site of the mesh (`RelayProtocol`): `address` names the
+            /// relay, which the announcing site holds a direct tunnel to; `port` is 0.
+            case relay = 4
 
             public var description: String {
                 switch self {
                 case .tls: "tls"
                 case .websocket: "websocket"
                 case .quic: "quic"
+                case .relay: "relay"
                 }
             }
         }

@@ -233,6 +233,13 @@ public struct StreamReset: Hashable, Sendable {
         public static let tunnelLost = Code(rawValue: 6)
         /// The app is exposed, but not to the site that asked (`allowedSites`).
         public static let notAllowed = Code(rawValue: 7)
+        /// A relayed link was asked of a site that does not relay (`tunnel.relay` is off).
+        public static let relayNotOffered = Code(rawValue: 8)
+        /// The relay has no direct tunnel to the site asked for (unknown, itself, the asker, or
+        /// not connected).
+        public static let relayNoPath = Code(rawValue: 9)
+        /// A relayed link would ride on another relayed link.
+        public static let relayLoop = Code(rawValue: 10)
 
         public var description: String {
             switch self {
@@ -244,6 +251,9 @@ public struct StreamReset: Hashable, Sendable {
             case .protocolError: "protocol error"
             case .tunnelLost: "tunnel lost"
             case .notAllowed: "not allowed for this site"
+            case .relayNotOffered: "this site does not relay"
+            case .relayNoPath: "no direct tunnel to that site"
+            case .relayLoop: "a relayed link may not ride on another"
             default: "code \(rawValue)"
             }
         }
