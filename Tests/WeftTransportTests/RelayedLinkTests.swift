@@ -23,6 +23,8 @@ private final class RelayMesh: @unchecked Sendable {
     let splicesEnded = NIOLockedValueBox(0)
     /// Whether the relay relays (`tunnel.relay`).
     let relays = NIOLockedValueBox(true)
+    /// Whether beta refuses relayed links (resets them itself).
+    let betaRefuses = NIOLockedValueBox(false)
     let logger = Logger(label: "relay-test")
 
     init() throws {
@@ -107,8 +109,13 @@ private final class RelayMesh: @unchecked Sendable {
             logger: logger)
         let betaToRelay = driver("beta", to: "relay")
         try await betaToRelay.eventLoop.submit {
-            betaToRelay.onIncomingStream = { [unowned betaToRelay] stream, appName, _ in
-                appName == RelayProtocol.delivery ? acceptor.accept(stream, from: betaToRelay) : nil
+            betaToRelay.onIncomingStream = { [unowned betaToRelay, self] stream, appName, _ in
+                guard appName == RelayProtocol.delivery else { return nil }
+                if self.betaRefuses.withLockedValue({ $0 }) {
+                    betaToRelay.reset(stream, code: .limitReached, message: "beta says no")
+                    return nil
+                }
+                return acceptor.accept(stream, from: betaToRelay)
             }
         }.get()
         // Alpha and beta dial the relay.
@@ -201,10 +208,24 @@ struct RelayedLinkTests {
                 from: "alpha", to: "beta", endpoint: .relay(via: "relay", to: "beta"), over: mesh.relayTransport)
         }
         #expect("\(notOffered.map { "\($0)" } ?? "")".contains("does not relay"), "\(String(describing: notOffered))")
+        // The far site's refusal reaches the dialer through the relay, with its reason.
+        mesh.relays.withLockedValue { $0 = true }
+        mesh.betaRefuses.withLockedValue { $0 = true }
+        let farRefusal = await #expect(throws: (any Error).self) {
+            try await mesh.dial(
+                from: "alpha", to: "beta", endpoint: .relay(via: "relay", to: "beta"), over: mesh.relayTransport)
+        }
+        #expect("\(farRefusal.map { "\($0)" } ?? "")".contains("beta says no"), "\(String(describing: farRefusal))")
         // No relay stream stayed behind, and the tunnels to the relay carry on.
         let alphaToRelay = mesh.driver("alpha", to: "relay")
-        let streams = try await alphaToRelay.eventLoop.submit { alphaToRelay.streamCount }.get()
+        var streams = -1
+        for _ in 0..<1_000 {
+            streams = try await alphaToRelay.eventLoop.submit { alphaToRelay.streamCount }.get()
+            if streams == 0 { break }
+            try await Task.sleep(for: .milliseconds(10))
+        }
         #expect(streams == 0)
+        #expect(mesh.splicesEnded.withLockedValue { $0 } == 1)
         #expect(alphaToRelay.establishedLinks == 1)
         try await mesh.shutdown()
     }

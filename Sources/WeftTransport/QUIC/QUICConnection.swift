@@ -287,7 +287,7 @@ final class QUICConnection {
             return
         }
         finishing = true
-        endpoint.eventLoop.scheduleTask(in: Self.lingerLimit) { [self] in
+        endpoint.eventLoop.assumeIsolated().scheduleTask(in: Self.lingerLimit) { [self] in
             close(LinkError(.transport, "the peer did not acknowledge the link's last bytes"))
         }
         writePackets()
@@ -300,7 +300,7 @@ final class QUICConnection {
         guard !closed, let connection else { return }
         guard !insideNGTCP2 else {
             // Called from code ngtcp2 called (a verify callback's closure): once it returned.
-            endpoint.eventLoop.execute { [self] in close(error) }
+            endpoint.eventLoop.assumeIsolated().execute { [self] in close(error) }
             return
         }
         if ngtcp2_conn_is_in_closing_period(connection) == 0, ngtcp2_conn_is_in_draining_period(connection) == 0 {
@@ -373,7 +373,7 @@ final class QUICConnection {
             }
             if packets >= Self.packetsPerTurn {
                 // Let the loop breathe; the rest goes out on the next turn.
-                endpoint.eventLoop.execute { [self] in writePackets() }
+                endpoint.eventLoop.assumeIsolated().execute { [self] in writePackets() }
                 break
             }
         }
@@ -468,7 +468,7 @@ final class QUICConnection {
         }
         let deadline = NIODeadline.uptimeNanoseconds(expiry)
         // Strong: no weak reference to a connection anywhere (see `owner`); tearDown cancels it.
-        timer = endpoint.eventLoop.scheduleTask(deadline: deadline) { [self] in
+        timer = endpoint.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [self] in
             expired()
         }
     }

@@ -33,12 +33,28 @@ public struct RelayLinkTransport: LinkTransport {
         }
         // The stream opens at once; a refusal comes back as its reset, which closes the
         // channel (the dialer watches that), and a silent relay meets the handshake's timeout.
-        return tunnel(endpoint.host).flatMap { driver in
+        // A tunnel to the relay that never gets its link fails the dial within `timeout`.
+        let opened = eventLoop.makePromise(of: Channel.self)
+        let deadline = eventLoop.scheduleTask(in: timeout) {
+            opened.fail(LinkError(.handshakeTimeout, "no tunnel to the relay \(endpoint.host) in time"))
+        }
+        tunnel(endpoint.host).flatMap { driver in
             driver.eventLoop.submit {
                 try TunnelStreamChannel.open(
                     on: driver, appName: RelayProtocol.request, target: endpoint.target, ready: ready) as Channel
             }
-        }.hop(to: eventLoop)
+        }.hop(to: eventLoop).whenComplete { result in
+            deadline.cancel()
+            switch result {
+            case .success(let channel):
+                // Too late: the dial already failed, so nobody would watch this channel.
+                opened.futureResult.whenFailure { _ in channel.close(promise: nil) }
+                opened.succeed(channel)
+            case .failure(let error):
+                opened.fail(error)
+            }
+        }
+        return opened.futureResult
     }
 
     public func listen(

@@ -45,7 +45,8 @@ public struct RelayedLinkAcceptor: Sendable {
                 handshakeTimeout: handshakeTimeout, admission: admission, handlers: handlers, transport: .relay,
                 securedByTransport: false, backup: false, warnings: warnings, logger: logger)
         else {
-            relay.reset(stream, code: .limitReached, message: "too many link handshakes in progress")
+            // Ends the channel too (nothing else would: the driver never hears of it).
+            channel.refuse(.limitReached, "too many link handshakes in progress")
             return nil
         }
         // Activated once the driver has taken the channel as the stream's delegate.

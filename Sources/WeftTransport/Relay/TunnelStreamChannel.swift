@@ -39,6 +39,8 @@ public final class TunnelStreamChannel: Channel, ChannelCore, TunnelStreamDelega
     private var closePromises: [EventLoopPromise<Void>] = []
     /// Why the stream ended, when it did not end cleanly (a reset).
     public private(set) var closeError: Error?
+    /// The reset that ended the stream (the peer's, or this side's `refuse`), if one did.
+    public private(set) var reset: (code: StreamReset.Code, message: String)?
 
     /// A peer that neither finishes nor resets after we closed is reset after this long.
     static let lingerLimit: TimeAmount = .seconds(3)
@@ -81,6 +83,7 @@ public final class TunnelStreamChannel: Channel, ChannelCore, TunnelStreamDelega
     public func refuse(_ code: StreamReset.Code, _ message: String) {
         eventLoop.preconditionInEventLoop()
         guard !ended, let stream else { return }
+        reset = (code, message)
         driver.reset(stream, code: code, message: message)
         end(LinkError(.closed, "refused: \(code): \(message)"))
     }
@@ -88,7 +91,7 @@ public final class TunnelStreamChannel: Channel, ChannelCore, TunnelStreamDelega
     /// `ready` adds the handlers; then the channel goes active and reads.
     public func activate(_ ready: (Channel) throws -> Void) throws {
         eventLoop.preconditionInEventLoop()
-        guard !ended else { throw ChannelError.ioOnClosedChannel }
+        guard !ended, !finishedLocally else { throw ChannelError.ioOnClosedChannel }
         try ready(self)
         pipeline.fireChannelRegistered()
         flags.withLockedValue { $0.active = true }
@@ -138,6 +141,7 @@ public final class TunnelStreamChannel: Channel, ChannelCore, TunnelStreamDelega
     }
 
     public func streamReset(_ stream: StreamID, code: StreamReset.Code, message: String) {
+        if !ended { reset = (code, message) }
         end(LinkError(.closed, "the stream was reset (\(code)\(message.isEmpty ? "" : ": \(message)"))"))
     }
 
@@ -266,24 +270,23 @@ public final class TunnelStreamChannel: Channel, ChannelCore, TunnelStreamDelega
             end(nil)
             return
         }
-        if mode == .input {
+        // Half-closure is not offered: a link's byte stream ends both ways at once.
+        guard mode == .all else {
             promise?.fail(ChannelError.operationUnsupported)
             return
         }
-        if !finishedLocally {
-            // What was written before the close still goes out (flushed or not, as TCP would).
-            if !pendingWrites.isEmpty { flush0() }
-            finishedLocally = true
-            // Nobody reads them now: the peer gets their credit back.
-            let unread = arrived.reduce(0) { $0 + $1.readableBytes }
-            arrived.removeAll()
-            if unread > 0 { driver.consumed(unread, on: stream) }
-            driver.finish(stream)
-        }
-        if mode == .output {
-            promise?.succeed()
+        guard !finishedLocally else {
+            promise?.fail(ChannelError.alreadyClosed)
             return
         }
+        // What was written before the close still goes out (flushed or not, as TCP would).
+        if !pendingWrites.isEmpty { flush0() }
+        finishedLocally = true
+        // Nobody reads them now: the peer gets their credit back.
+        let unread = arrived.reduce(0) { $0 + $1.readableBytes }
+        arrived.removeAll()
+        if unread > 0 { driver.consumed(unread, on: stream) }
+        driver.finish(stream)
         // The channel is closed for its pipeline now; the stream ends when the peer finishes
         // too (`streamClosed`), or is reset if it does not within `lingerLimit`.
         if let promise { closePromises.append(promise) }
