@@ -162,7 +162,7 @@ private final class RelayMesh: @unchecked Sendable {
     }
 }
 
-@Suite("Relayed links through a third site", .timeLimit(.minutes(3)))
+@Suite("Relayed links through a third site", .timeLimit(.minutes(10)))
 struct RelayedLinkTests {
     @Test("a link relayed by a third site carries a stream whole; the relay counts what it carried")
     func relayedTransfer() async throws {

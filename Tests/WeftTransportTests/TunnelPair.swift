@@ -9,13 +9,46 @@ import WeftTransport
 import WeftTunnel
 import WeftWire
 
+/// `count` random bytes, made fast: `UInt8.random` costs a `getrandom` call per byte, seconds
+/// per MiB on a loaded machine — long enough, inside an event loop, for links to go silent.
+func randomBytes(_ count: Int) -> [UInt8] {
+    // SplitMix64, seeded once from the system.
+    var state = UInt64.random(in: .min ... .max)
+    var bytes = [UInt8](repeating: 0, count: count)
+    bytes.withUnsafeMutableBytes { raw in
+        var offset = 0
+        while offset < count {
+            state &+= 0x9E37_79B9_7F4A_7C15
+            var word = state
+            word = (word ^ (word >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            word = (word ^ (word >> 27)) &* 0x94D0_49BB_1331_11EB
+            word ^= word >> 31
+            let take = min(8, count - offset)
+            withUnsafeBytes(of: word.littleEndian) { raw[offset..<(offset + take)].copyBytes(from: $0.prefix(take)) }
+            offset += take
+        }
+    }
+    return bytes
+}
+
+extension EventLoopPromise {
+    /// Fails the promise after `limit` unless it completed: a test whose transfer is lost then
+    /// fails instead of waiting past its time limit (`get()` does not see the test cancelled).
+    func failing(after limit: TimeAmount) -> Self {
+        let task = futureResult.eventLoop.scheduleTask(in: limit) {
+            self.fail(LinkError(.closed, "nothing completed within \(limit)"))
+        }
+        futureResult.whenComplete { _ in task.cancel() }
+        return self
+    }
+}
+
 /// Sends `total` bytes of a repeating random pattern on a stream, as fast as the tunnel lets it,
 /// hashing what it sends. Lives on the driver's event loop.
 final class PatternSender: TunnelStreamDelegate {
-    static let pattern: ByteBuffer = {
-        var generator = SystemRandomNumberGenerator()
-        return ByteBuffer(bytes: (0..<(1 << 20)).map { _ in UInt8.random(in: 0...255, using: &generator) })
-    }()
+    static let pattern = ByteBuffer(bytes: randomBytes(1 << 20))
+    /// A transfer that has not ended by then failed (the suites' time limits are longer).
+    static let deadline: TimeAmount = .seconds(300)
 
     let driver: TunnelDriver
     var stream: StreamID?
@@ -28,7 +61,7 @@ final class PatternSender: TunnelStreamDelegate {
     init(driver: TunnelDriver, total: Int, done: EventLoopPromise<String>) {
         self.driver = driver
         self.remaining = total
-        self.done = done
+        self.done = done.failing(after: Self.deadline)
     }
 
     func start(appName: String) {
@@ -76,7 +109,7 @@ final class HashingReceiver: TunnelStreamDelegate {
 
     init(driver: TunnelDriver, done: EventLoopPromise<(Int, String)>) {
         self.driver = driver
-        self.done = done
+        self.done = done.failing(after: PatternSender.deadline)
     }
 
     func streamReceived(_ bytes: ByteBuffer, on stream: StreamID) {

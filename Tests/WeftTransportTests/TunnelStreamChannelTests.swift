@@ -77,8 +77,7 @@ struct TunnelStreamChannelTests {
     }
 
     private static func random(_ count: Int) -> ByteBuffer {
-        var generator = SystemRandomNumberGenerator()
-        return ByteBuffer(bytes: (0..<count).map { _ in UInt8.random(in: 0...255, using: &generator) })
+        ByteBuffer(bytes: randomBytes(count))
     }
 
     @Test("TLS runs inside a stream: 8 MiB echoed through it arrive whole")
