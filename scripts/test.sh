@@ -15,7 +15,17 @@ swift build --build-tests
 # The CPU-heavy suites (the network simulator, 1 GiB over TLS and over QUIC) run after the others, so they
 # never starve the timing checks of the process tests on a 2-core machine.
 heavy='Simulator|TunnelOverTLS|QUICLinkTests'
+# A hung test fails its phase after 30 minutes (each phase takes under 15 here) and says so,
+# rather than holding the run until CI gives up on it.
+watchdog() {
+    local status=0
+    timeout --kill-after=30 1800 "$@" || status=$?
+    if [[ $status -eq 124 || $status -eq 137 ]]; then
+        echo "!! $* did not finish within 30 minutes: a test hung (the last 'started' lines above without an end)"
+    fi
+    return "$status"
+}
 echo "== swift test (all but the heavy suites)"
-swift test --skip "$heavy"
+watchdog swift test --skip "$heavy"
 echo "== swift test (simulator, TLS and QUIC suites)"
-swift test --filter "$heavy"
+watchdog swift test --filter "$heavy"
