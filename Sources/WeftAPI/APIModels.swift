@@ -63,8 +63,10 @@ public enum APIModels {
         public var id: UInt32
         public var localAddress: String?
         public var remoteAddress: String?
-        /// What the link travels over: `tls`, `websocket`.
+        /// What the link travels over: `tls`, `quic`, `websocket`, `relay`.
         public var transport: String
+        /// `direct`, or `relayed via SITE` (absent from older sites).
+        public var path: String?
         /// `primary`, or `backup`: data only while no primary link is up.
         public var role: String
         /// Blocked by this site's operator: no data while another link is up.

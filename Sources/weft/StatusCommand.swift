@@ -57,7 +57,9 @@ struct StatusCommand: AsyncParsableCommand {
             for link in tunnel.links {
                 links.add(
                     "\(link.id)", WireText.escaped(link.transport), WireText.escaped(link.role),
-                    link.localAddress ?? "?", link.remoteAddress ?? "?", link.dialed ? "here" : "by peer",
+                    link.localAddress ?? "?",
+                    link.remoteAddress ?? link.path.map { WireText.escaped($0) } ?? "?",
+                    link.dialed ? "here" : "by peer",
                     link.blocked ? "blocked" : link.blockedByPeer ? "blocked by peer" : link.state,
                     link.rttMs.map { String(format: "%.2f ms", $0) } ?? "-",
                     link.rateBitsPerSecond.map { Units.bits(perSecond: $0) } ?? "-",

@@ -270,7 +270,7 @@ struct ConfigDefaultsTests {
         #expect(loaded.configuration.tunnel.localSockets[0].transportProtocol.linkType == .quic)
     }
 
-    @Test("websocket sockets: path, publicUrl instead of an address; tunnel proxy, caFile and congestion control")
+    @Test("websocket sockets: path, publicUrl instead of an address; tunnel proxy, caFile, congestion control, relay")
     func webSocketAndTunnelKeys() throws {
         let yaml =
             minimalConfig + """
@@ -278,6 +278,10 @@ struct ConfigDefaultsTests {
                   proxy: http://corp:pw@10.0.0.1:3128
                   caFile: /dev/null
                   congestionControl: reno
+                  relay: true
+                  relayLimits:
+                    perPair: 4
+                    total: 40
                   localSockets:
                   - mode: dedicated-address
                     transportProtocol: websocket
@@ -296,6 +300,7 @@ struct ConfigDefaultsTests {
         #expect(tunnel.proxy == LinkProxy(kind: .http, host: "10.0.0.1", port: 3128, username: "corp", password: "pw"))
         #expect(tunnel.caFile == "/dev/null")
         #expect(tunnel.congestionControl == "reno")
+        #expect(tunnel.relay && tunnel.relayLimits == TunnelSettings.RelayLimits(perPair: 4, total: 40))
         #expect(tunnel.localSockets[0].transportProtocol == .websocket)
         #expect(tunnel.localSockets[0].publicURL == LinkEndpoint.webSocket(url: "wss://weft.example.com/tunnel"))
         #expect(tunnel.localSockets[0].path == "/weft")

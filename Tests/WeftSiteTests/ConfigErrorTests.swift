@@ -541,6 +541,27 @@ struct ConfigErrorTests {
             fragment: "expected a congestion control name"
         ),
         Case(
+            name: "relay limit out of range",
+            yaml: header + "tunnel:\n  relayLimits:\n    perPair: 0\n",
+            path: "tunnel.relayLimits.perPair",
+            line: 9,
+            fragment: "expected 1 to 4096 relayed streams"
+        ),
+        Case(
+            name: "relay limits: total below perPair",
+            yaml: header + "tunnel:\n  relayLimits:\n    perPair: 10\n    total: 5\n",
+            path: "tunnel.relayLimits.total",
+            line: 10,
+            fragment: "total is below perPair"
+        ),
+        Case(
+            name: "relay not a boolean",
+            yaml: header + "tunnel:\n  relay: maybe\n",
+            path: "tunnel.relay",
+            line: 8,
+            fragment: "expected true or false"
+        ),
+        Case(
             name: "caFile unreadable",
             yaml: header + "tunnel:\n  caFile: /nonexistent/ca.pem\n",
             path: "tunnel.caFile",

@@ -2,6 +2,7 @@ import NIOPosix
 import Testing
 import WeftDiscovery
 import WeftIdentity
+import WeftTransport
 import WeftWire
 
 @testable import WeftSite
@@ -16,6 +17,13 @@ struct DialPlannerTests {
                 protocolVersion: 1, capabilities: 0, instance: 1, session: Array(repeating: 0, count: 16),
                 siteID: "id-\(name)", softwareVersion: "test", refreshSeconds: 30,
                 endpoints: endpoints.map { .init(linkType: .tls, address: $0.0, port: $0.1) }, apps: []))
+    }
+
+    /// A relay: it announces that it relays, and an endpoint to dial.
+    func relay(_ name: String, _ address: String) -> PeerInfo {
+        var info = peer(name, endpoints: [(address, 4000)], fingerprint: 9)
+        info.announcement.capabilities = SiteAnnouncement.relaysLinks
+        return info
     }
 
     func path(_ address: String, _ port: Int) -> LinkPath {
@@ -37,6 +45,33 @@ struct DialPlannerTests {
             ])
         #expect(planner.directory(.up(peer("c", endpoints: [("198.18.0.4", 4000)]))) == [])
         #expect(planner.runCount == 2)
+    }
+
+    @Test("relays: every site keeps a tunnel to them; a used peer is also dialed through each but itself")
+    func relays() {
+        var planner = DialPlanner(usedSites: ["b"], exposesApps: false, announcesEndpoints: false)
+        // b announces nothing to dial: no relay yet, nothing to do.
+        #expect(planner.directory(.up(peer("b", endpoints: []))) == [.nothingToDial(peer: "b", used: true)])
+        // A relay comes up: this site dials it, and dials b through it.
+        let actions = planner.directory(.up(relay("r", "198.18.0.9")))
+        let relayed = LinkPath(remote: .relay(via: "r", to: "b"))
+        #expect(Set(started(actions)) == [path("198.18.0.9", 4000), relayed])
+        let relayedRun =
+            actions.compactMap { action -> UInt64? in
+                if case .startDialing(_, relayed, let run) = action { run } else { nil }
+            }.first ?? 0
+        #expect(planner.relays == ["r"])
+        // A site that does not relay, or relays with nothing to dial, is no relay.
+        var mute = peer("m", endpoints: [])
+        mute.announcement.capabilities = SiteAnnouncement.relaysLinks
+        #expect(planner.directory(.up(mute)) == [])
+        #expect(planner.directory(.up(peer("c", endpoints: [("198.18.0.4", 4000)]))) == [])
+        #expect(planner.relays == ["r"])
+        // The relay going away stops the relayed run to b (and its own, at their next step).
+        let down = planner.directory(.down(siteName: "r", reason: .stopped))
+        #expect(down.contains(.stopDialing(run: relayedRun)), "\(down)")
+        #expect(planner.relays.isEmpty)
+        #expect(!planner.isCurrent(peer: "b", path: relayed, run: relayedRun))
     }
 
     @Test("a site that exposes apps and announces no endpoint dials every peer, until it announces one")

@@ -142,7 +142,7 @@ enum DashboardPage {
             v => v.toFixed(2) + " ms", 1);
           const last = samples[samples.length - 1] || {sent: 0, recv: 0};
           const links = table(["link", "transport", "local → remote", "dialed", "state", "RTT ", "rate ", "sent ", "received "],
-            tunnel.links.map(l => [esc(l.id), esc(l.transport) + (l.role === "backup" ? " (backup)" : ""), `<code>${esc(l.localAddress ?? "?")} → ${esc(l.remoteAddress ?? "?")}</code>`,
+            tunnel.links.map(l => [esc(l.id), esc(l.transport) + (l.role === "backup" ? " (backup)" : ""), `<code>${esc(l.localAddress ?? "?")} → ${esc(l.remoteAddress ?? l.path ?? "?")}</code>`,
               l.dialed ? "here" : "by peer", `<span class="badge ${l.state === "up" && !l.blocked && !l.blockedByPeer ? "on" : "suspect"}">${esc(l.blocked ? "blocked" : l.blockedByPeer ? "blocked by peer" : l.state)}</span>`,
               l.rttMs == null ? "–" : l.rttMs.toFixed(2) + " ms", l.rateBitsPerSecond == null ? "–" : bits(l.rateBitsPerSecond),
               bytes(l.bytesSent), bytes(l.bytesReceived)]), "no link at the moment");

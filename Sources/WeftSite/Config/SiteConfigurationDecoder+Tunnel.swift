@@ -25,7 +25,7 @@ extension SiteConfigurationDecoder {
                 top, "tunnel",
                 keys: [
                     "localSockets", "interfaces", "linksPerPath", "connectTimeout", "caFile", "proxy",
-                    "congestionControl",
+                    "congestionControl", "relay", "relayLimits",
                 ])
         else { return nil }
         var result = DecodedTunnel(settings: TunnelSettings(), listeners: [])
@@ -105,6 +105,31 @@ extension SiteConfigurationDecoder {
                         "\(name) is not in this kernel's tcp_available_congestion_control (\(available.sorted().joined(separator: " "))); links keep the default unless its module loads"
                     )
                 }
+            }
+        }
+        if let relay = reader.bool(tunnel, "relay") { result.settings.relay = relay.value }
+        if let limits = reader.section(tunnel, "relayLimits", keys: ["perPair", "total"]) {
+            let range = TunnelSettings.RelayLimits.range
+            for key in ["perPair", "total"] {
+                guard let value = reader.int(limits, key) else { continue }
+                guard range.contains(value.value) else {
+                    reader.invalid(
+                        Located(value: String(value.value), mark: value.mark, path: value.path),
+                        "expected \(range.lowerBound) to \(range.upperBound) relayed streams")
+                    continue
+                }
+                if key == "perPair" {
+                    result.settings.relayLimits.perPair = value.value
+                } else {
+                    result.settings.relayLimits.total = value.value
+                }
+            }
+            if result.settings.relayLimits.perPair > result.settings.relayLimits.total,
+                let total = reader.int(limits, "total")
+            {
+                reader.invalid(
+                    Located(value: String(total.value), mark: total.mark, path: total.path),
+                    "total is below perPair (\(result.settings.relayLimits.perPair))")
             }
         }
         return result

@@ -19,6 +19,24 @@ public struct TunnelSettings: Sendable, Equatable {
     public var proxy: LinkProxy?
     /// weft: TCP congestion control for every TCP-based link socket (`bbr`, `cubic`, ...).
     public var congestionControl: String?
+    /// weft: this site relays links between other sites of the mesh that cannot reach each
+    /// other directly (it sees only their TLS records). Off unless asked for.
+    public var relay = false
+    /// weft: relayed streams this site carries at most, per pair of sites and in all.
+    public var relayLimits = RelayLimits()
+
+    /// `tunnel.relayLimits`.
+    public struct RelayLimits: Sendable, Equatable {
+        public var perPair = 8
+        public var total = 64
+
+        public static let range = 1...4096
+
+        public init(perPair: Int = 8, total: Int = 64) {
+            self.perPair = perPair
+            self.total = total
+        }
+    }
 
     public static let maxLinksPerPath = 16
     public static let connectTimeoutRange = 1...300

@@ -104,6 +104,10 @@ public struct SiteService: Service {
         )
         managerConfiguration.backupLocalAddresses = Set(
             LocalAddresses.resolve(configuration.tunnel.backupInterfaces, logger: logger))
+        managerConfiguration.relay = configuration.tunnel.relay
+        managerConfiguration.relayLimits = configuration.tunnel.relayLimits
+        // One cap on handshakes in progress for all of the site's link ports and relayed links.
+        let admission = HandshakeAdmission()
         let manager = TunnelManager(
             configuration: managerConfiguration,
             site: site,
@@ -111,6 +115,7 @@ public struct SiteService: Service {
             announcesEndpoints: !discovery.endpoints.isEmpty,
             group: group,
             sockets: SocketBudget.fromProcessLimit(logger: logger),
+            linkAdmission: admission,
             logger: logger
         )
         var linkListeners: [LinkListener] = []
@@ -118,8 +123,6 @@ public struct SiteService: Service {
             configuration: configuration, fingerprint: identity.fingerprint.description,
             softwareVersion: softwareVersion,
             overlay: overlay, manager: manager, agent: agent, logger: logger)
-        // One cap on handshakes in progress for all of the site's link ports.
-        let admission = HandshakeAdmission()
         do {
             for socket in configuration.tunnel.localSockets {
                 let transport: any LinkTransport =
@@ -212,6 +215,7 @@ public struct SiteService: Service {
             ),
             stateDirectory: configuration.stateDir,
             softwareVersion: softwareVersion,
+            capabilities: configuration.tunnel.relay ? SiteAnnouncement.relaysLinks : 0,
             endpoints: endpoints,
             apps: configuration.localExposedApps.map(\.appName),
             trust: configuration.crypto.trust,

@@ -1,5 +1,7 @@
 import WeftDiscovery
 import WeftIdentity
+import WeftTransport
+import WeftWire
 
 /// Decides which links this site dials to which peer, from what the directory and the apps
 /// say. A value with no sockets, clocks or locks: events go in, actions come out, and
@@ -11,6 +13,12 @@ import WeftIdentity
 /// and backs off until the planner stops it. A peer that is down or no longer used keeps its
 /// runs: they stop by themselves once their link closes (`dialTarget` says so), since the
 /// tunnel may still carry streams.
+///
+/// Relays (issue 18): every site keeps a tunnel to the relays of the mesh (peers announcing
+/// `SiteAnnouncement.relaysLinks` and an endpoint, at most `maxRelays`), and each peer it dials
+/// whose apps it uses gets, beside its direct paths, one relayed path through each of them but
+/// itself. Whether a relayed path dials is the run's to decide (`PathDialer`):
+/// only while the tunnel has no direct link.
 public struct DialPlanner: Sendable {
     /// What the manager does for the planner.
     public enum Action: Sendable, Hashable {
@@ -42,6 +50,8 @@ public struct DialPlanner: Sendable {
     /// Paths this site dials at most, all peers together: members announcing many endpoints
     /// cannot make it hold sockets without end.
     public static let maxPathsTotal = 1024
+    /// Relays this site keeps a tunnel to, and relays a peer is reached through, at most.
+    public static let maxRelays = 2
 
     public let localAddresses: [IPAddress]
     public let linksPerPath: Int
@@ -99,6 +109,9 @@ public struct DialPlanner: Sendable {
                 }
             if let why { actions.append(.closeTunnel(peer: name, reason: "\(name) \(why)")) }
         }
+        let relaysBefore = relays
+        peers[name] = peer
+        if relays != relaysBefore { return actions + reconcileAll() }
         actions += reconcile(&peer, name: name)
         peers[name] = peer
         return actions
@@ -187,7 +200,18 @@ public struct DialPlanner: Sendable {
     // MARK: planning
 
     private func wantsToDial(_ name: String) -> Bool {
-        usedSites.contains(name) || (exposesApps && !announcesEndpoints)
+        usedSites.contains(name) || (exposesApps && !announcesEndpoints) || relays.contains(name)
+    }
+
+    /// The relays of the mesh this site uses: peers up that announce they relay and announce
+    /// an endpoint to dial (a relay nobody can reach relays nothing), first `maxRelays` by name.
+    public var relays: [String] {
+        Array(
+            peers.filter { name, peer in
+                guard peer.up, let announcement = peer.info?.announcement else { return false }
+                return announcement.capabilities & SiteAnnouncement.relaysLinks != 0
+                    && announcement.endpoints.contains { $0.linkType != .relay }
+            }.keys.sorted().prefix(Self.maxRelays))
     }
 
     private mutating func reconcileAll() -> [Action] {
@@ -219,6 +243,11 @@ public struct DialPlanner: Sendable {
         var wanted = LinkPath.plan(
             endpoints: info.announcement.endpoints, localAddresses: localAddresses, linksPerPath: linksPerPath,
             policy: policy)
+        // A site whose apps this site uses is also dialed through each relay but itself: such
+        // a run dials only while the tunnel has no direct link (a relay is kept for its own sake).
+        if usedSites.contains(name) {
+            wanted += relays.filter { $0 != name }.map { LinkPath(remote: .relay(via: $0, to: name)) }
+        }
         let others = pathCount - peer.runs.count
         if others + wanted.count > Self.maxPathsTotal {
             actions.append(.pathLimitReached(peer: name))

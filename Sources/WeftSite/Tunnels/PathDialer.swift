@@ -62,6 +62,60 @@ final class PathDialer: Sendable {
         }
     }
 
+    /// A relayed path dials only once the tunnel has had no direct link for this long (direct
+    /// paths are dialed first), and its link closes once a direct one has been up this long.
+    static let relayDelay: Duration = .seconds(3)
+    static let relayGrace: Duration = .seconds(10)
+
+    private static func hasDirectLink(_ driver: TunnelDriver) -> Bool {
+        driver.establishedLinks > driver.relayedLinks
+    }
+
+    /// Waits until the tunnel has gone `relayDelay` without a direct link (true), or the run is
+    /// stopped or its tunnel replaced (false).
+    private func relayNeeded(_ driver: TunnelDriver, manager: TunnelManager) async -> Bool {
+        var missingSince: ContinuousClock.Instant?
+        while !stopped, manager.isCurrent(driver, for: self) {
+            if Self.hasDirectLink(driver) {
+                missingSince = nil
+            } else {
+                let since = missingSince ?? .now
+                missingSince = since
+                if ContinuousClock.now - since >= Self.relayDelay { return true }
+            }
+            await wakeup.wait(upTo: .seconds(1), on: driver.eventLoop)
+            wakeup.reset()
+        }
+        return false
+    }
+
+    /// Holds a relayed link until it closes, or closes it once a direct link has been up for
+    /// `relayGrace` (sites prefer direct links; the run dials again if they all fail).
+    private func holdRelayed(_ channel: Channel, driver: TunnelDriver, logger: Logger) async {
+        let closed = NIOLockedValueBox(false)
+        let wakeup = self.wakeup
+        channel.closeFuture.whenComplete { _ in
+            closed.withLockedValue { $0 = true }
+            wakeup.signal()
+        }
+        var directSince: ContinuousClock.Instant?
+        while !closed.withLockedValue({ $0 }) {
+            if Self.hasDirectLink(driver) {
+                let since = directSince ?? .now
+                directSince = since
+                if ContinuousClock.now - since >= Self.relayGrace {
+                    logger.info("closing a relayed link: a direct link is up")
+                    channel.close(promise: nil)
+                    try? await channel.closeFuture.get()
+                    return
+                }
+            } else {
+                directSince = nil
+            }
+            await wakeup.wait(upTo: .seconds(1), on: driver.eventLoop)
+        }
+    }
+
     /// The run's life; returns when the manager gives no more targets.
     func run(manager: TunnelManager, backoff initial: Backoff, logger: Logger) async {
         var logger = logger
@@ -69,9 +123,14 @@ final class PathDialer: Sendable {
         logger[metadataKey: "path"] = "\(path)"
         var backoff = initial
         var failures = 0
-        while let job = manager.nextDial(for: self) {
+        let relayed = path.remote.transport == .relay
+        dialing: while let job = manager.nextDial(for: self) {
             // A kick before this dial is answered by this dial.
             wakeup.reset()
+            if relayed, !(await relayNeeded(job.driver, manager: manager)) {
+                if stopped { return }
+                continue dialing
+            }
             let started = ContinuousClock.now
             let held = NIOLockedValueBox<Channel?>(nil)
             let driver = job.driver
@@ -93,7 +152,11 @@ final class PathDialer: Sendable {
                 if let channel = held.withLockedValue({ $0 }) {
                     failures = 0
                     logger.info("link dialed", metadata: ["link": "\(job.linkNumber)"])
-                    try? await channel.closeFuture.get()
+                    if relayed {
+                        await holdRelayed(channel, driver: driver, logger: logger)
+                    } else {
+                        try? await channel.closeFuture.get()
+                    }
                     release(channel)
                     if ContinuousClock.now - started >= .seconds(10) { backoff.reset() }
                 }

@@ -16,6 +16,26 @@ extension TunnelManager {
         )
     }
 
+    /// The listener's handlers for links relayed to this site through another site's tunnel
+    /// (held by every tunnel's drivers: the manager only weakly).
+    var relayedLinkHandlers: LinkListener.Handlers {
+        LinkListener.Handlers(
+            trusts: { [weak self] fingerprint in
+                self?.state.withLockedValue { $0.planner.knows(fingerprint) } ?? false
+            },
+            decide: { [weak self] hello, fingerprint in
+                self?.decide(hello, fingerprint) ?? .refuse(.shuttingDown, "the site is stopping")
+            },
+            onLink: { [weak self] channel, established, transport in
+                guard let self else {
+                    channel.close(promise: nil)
+                    return
+                }
+                self.linkAccepted(channel, established, over: transport)
+            }
+        )
+    }
+
     /// Which half of which tunnel an accepted link joins (see `LinkPlacement`): the current
     /// tunnel when the hello names it or asks for a new one that it already is; a new tunnel
     /// (the old one ended) when the dialer started a new one; a refusal when the hello names a

@@ -45,6 +45,9 @@ public final class TunnelManager: Sendable {
         /// Local addresses of backup paths (`role: backup` interfaces): links dialed from them
         /// carry data only while no primary link is up.
         public var backupLocalAddresses: Set<IPAddress> = []
+        /// This site relays links between other sites (`tunnel.relay`), within `relayLimits`.
+        public var relay = false
+        public var relayLimits = TunnelSettings.RelayLimits()
 
         public init(
             siteName: String,
@@ -122,6 +125,10 @@ public final class TunnelManager: Sendable {
     /// The group's loops, in a fixed order: each peer's tunnels live on one of them.
     private let loops: [EventLoop]
     let apps: ExposedAppServer
+    /// Relays links for other sites (refusing them unless `tunnel.relay`).
+    let relay: RelayService
+    /// Handshakes of relayed links arriving here: the same cap as a listening socket's.
+    let relayedLinkAdmission: HandshakeAdmission
     /// The site's sockets for streams: app connections here, clients of remote apps.
     public var socketBudget: SocketBudget { apps.sockets }
     let logger: Logger
@@ -134,9 +141,11 @@ public final class TunnelManager: Sendable {
         announcesEndpoints: Bool,
         group: EventLoopGroup,
         sockets: SocketBudget = SocketBudget(limit: 4096),
+        linkAdmission: HandshakeAdmission = HandshakeAdmission(),
         logger: Logger
     ) {
         self.configuration = configuration
+        self.relayedLinkAdmission = linkAdmission
         self.site = site
         self.group = group
         self.loops = Array(group.makeIterator())
@@ -144,12 +153,21 @@ public final class TunnelManager: Sendable {
         self.apps = ExposedAppServer(
             registry: ExposedAppRegistry(exposedApps), connectTimeout: configuration.appConnectTimeout,
             sockets: sockets, logger: logger)
-        self.state = NIOLockedValueBox(
+        let state = NIOLockedValueBox(
             State(
                 planner: DialPlanner(
                     usedSites: configuration.usedSites, exposesApps: configuration.exposesApps,
                     announcesEndpoints: announcesEndpoints, localAddresses: configuration.localAddresses,
                     linksPerPath: configuration.linksPerPath, policy: configuration.endpointPolicy)))
+        self.state = state
+        self.relay = RelayService(
+            enabled: configuration.relay, siteName: configuration.siteName, limits: configuration.relayLimits,
+            logger: logger,
+            tunnel: { name in
+                state.withLockedValue { state in
+                    state.tunnels[name].flatMap { $0.links > 0 ? $0.driver : nil }
+                }
+            })
     }
 
     // MARK: events in
@@ -230,7 +248,9 @@ public final class TunnelManager: Sendable {
     /// What `dialer` dials next, or nil when its run ends. Creates the tunnel on first use.
     func nextDial(for dialer: PathDialer) -> PathDialer.Job? {
         let name = dialer.peer
-        guard let transport = configuration.transports[dialer.path.remote.transport] else {
+        let kind = dialer.path.remote.transport
+        let transport: (any LinkTransport)? = kind == .relay ? relayTransport : configuration.transports[kind]
+        guard let transport else {
             // Cannot happen with the site's transports (every announced kind has one); if it
             // does, the run leaves the plan rather than stay counted and never dial.
             logger.warning(
@@ -263,6 +283,30 @@ public final class TunnelManager: Sendable {
                     linkNumber: state.nextLinkNumber))
         }
         return job
+    }
+
+    /// Dials relayed links: a stream of this site's tunnel to the relay, once that tunnel has a
+    /// link and none of its links is relayed itself.
+    var relayTransport: RelayLinkTransport {
+        let fallback = group.next()
+        return RelayLinkTransport { [weak self] relay in
+            guard let self else {
+                return fallback.makeFailedFuture(LinkError(.closed, "the site is stopping"))
+            }
+            let promise = self.eventLoop(for: relay).makePromise(of: TunnelDriver.self)
+            Task {
+                guard let driver = await self.tunnel(to: relay, within: .seconds(5)) else {
+                    promise.fail(LinkError(.transport, "no tunnel to the relay \(relay)"))
+                    return
+                }
+                guard driver.relayedLinks == 0 else {
+                    promise.fail(LinkError(.transport, "the tunnel to the relay \(relay) is relayed itself"))
+                    return
+                }
+                promise.succeed(driver)
+            }
+            return promise.futureResult
+        }
     }
 
     /// Whether a dial in flight is still for the current tunnel and run. A hello asking for a
@@ -370,8 +414,15 @@ public final class TunnelManager: Sendable {
             logger: logger
         )
         let apps = self.apps
+        let relay = self.relay
+        let relayedLinks = RelayedLinkAcceptor(
+            site: site, admission: relayedLinkAdmission, handlers: relayedLinkHandlers, logger: logger)
         driver.onIncomingStream = { [unowned driver] id, appName, target in
-            apps.open(id, appName: appName, target: target, on: driver)
+            switch appName {
+            case RelayProtocol.request: relay.request(id, target: target, from: driver)
+            case RelayProtocol.delivery: relayedLinks.accept(id, from: driver)
+            default: apps.open(id, appName: appName, target: target, on: driver)
+            }
         }
         driver.onFailed = { [weak self, weak driver] (_: TunnelFailure) in
             guard let self, let driver else { return }

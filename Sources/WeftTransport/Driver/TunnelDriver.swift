@@ -34,6 +34,8 @@ public final class TunnelDriver: @unchecked Sendable {
         var channel: Channel
         var dialed: Bool
         var transport: LinkEndpoint.Kind
+        /// The relay site whose tunnel carries the link (relayed links).
+        var relay: String?
         var sent: UInt64 = 0
         var received: UInt64 = 0
         /// What the link's counters already show (they are moved once a second, not per frame).
@@ -142,6 +144,7 @@ public final class TunnelDriver: @unchecked Sendable {
             }
             $0.links[id] = LinkRecord(
                 channel: channel, dialed: dialed, transport: transport,
+                relay: (channel as? TunnelStreamChannel)?.carrier,
                 metrics: $0.metrics.link(id.rawValue, transport: transport))
             $0.countLinks()
             $0.metrics.linkStateChanged(to: "up")
@@ -150,7 +153,7 @@ public final class TunnelDriver: @unchecked Sendable {
                 metadata: [
                     "link": "\(id)", "direction": "\(dialed ? "dialed" : "accepted")", "transport": "\(transport)",
                     "role": "\(backup ? "backup" : "primary")",
-                    "remote": "\(channel.remoteAddress.map { "\($0)" } ?? "?")",
+                    "remote": "\(Self.remoteDescription(of: channel))",
                 ])
             $0.apply(
                 $0.engine.linkUp(
@@ -340,7 +343,7 @@ public final class TunnelDriver: @unchecked Sendable {
                 let record = links[id]!
                 return TunnelSnapshot.Link(
                     id: id, localAddress: record.channel.localAddress, remoteAddress: record.channel.remoteAddress,
-                    dialed: record.dialed, transport: record.transport, bytesSent: record.sent,
+                    dialed: record.dialed, transport: record.transport, relay: record.relay, bytesSent: record.sent,
                     bytesReceived: record.received,
                     statistics: statistics[id])
             },
@@ -511,5 +514,12 @@ public final class TunnelDriver: @unchecked Sendable {
                 onFailed?(reason)
             }
         }
+    }
+
+    /// Where a link goes, for the log: its socket's peer, or the relay carrying it.
+    static func remoteDescription(of channel: Channel) -> String {
+        if let address = channel.remoteAddress { return "\(address)" }
+        if let stream = channel as? TunnelStreamChannel { return "via \(stream.carrier)" }
+        return "?"
     }
 }

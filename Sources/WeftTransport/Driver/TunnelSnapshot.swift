@@ -11,6 +11,8 @@ public struct TunnelSnapshot: Sendable {
         public var dialed: Bool
         /// What the link travels over.
         public var transport: LinkEndpoint.Kind
+        /// The relay site whose tunnel carries the link; nil for a direct link.
+        public var relay: String?
         public var bytesSent: UInt64
         public var bytesReceived: UInt64
         public var statistics: LinkStatistics?

@@ -15,6 +15,8 @@ import WeftWire
 public final class TunnelStreamChannel: Channel, ChannelCore, TunnelStreamDelegate, @unchecked Sendable {
     // Everything but `flags` is used on `eventLoop` only.
     private let driver: TunnelDriver
+    /// The site at the other end of the tunnel carrying the stream (a relayed link's relay).
+    public var carrier: String { driver.peerSite }
     /// The stream, once opened or accepted.
     public private(set) var stream: StreamID?
     public let eventLoop: EventLoop

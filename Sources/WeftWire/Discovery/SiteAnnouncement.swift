@@ -59,6 +59,9 @@ public struct SiteAnnouncement: Hashable, Sendable {
 
     /// The tunnel protocol version the site speaks.
     public var protocolVersion: UInt16
+    /// Capability bit: the site relays links between other sites (`tunnel.relay`).
+    public static let relaysLinks: UInt32 = 1 << 0
+
     /// Feature bits; unknown bits are ignored.
     public var capabilities: UInt32
     /// Random per process start: a new value means the site restarted. (Not a tunnel's
