@@ -316,6 +316,35 @@ struct ConfigDefaultsTests {
             ])
     }
 
+    @Test("nat-traversal: a QUIC socket with a listen port and a STUN server (its own or the top-level list)")
+    func natTraversal() throws {
+        let yaml =
+            minimalConfig + """
+                stun: ["127.0.0.1:3478"]
+                tunnel:
+                  localSockets:
+                  - mode: nat-traversal
+                    transportProtocol: quic
+                    listenPort: 4500
+                  - mode: nat-traversal
+                    transportProtocol: quic
+                    listenAddress: 10.0.0.5
+                    listenPort: 4501
+                    stunServer: 198.18.0.1:3478
+                    publicAddress: 198.18.0.9
+
+                """
+        let loaded = try loadConfig(yaml)
+        let sockets = loaded.configuration.tunnel.localSockets
+        #expect(sockets.map(\.mode) == [.natTraversal, .natTraversal])
+        #expect(sockets[0].listenAddress == IPAddress("0.0.0.0") && sockets[0].listenPort == 4500)
+        #expect(sockets[0].stunServer == nil && loaded.configuration.stun == ["127.0.0.1:3478"])
+        #expect(sockets[1].listenAddress == IPAddress("10.0.0.5") && sockets[1].stunServer == "198.18.0.1:3478")
+        // A public address means nothing here: said, and ignored.
+        #expect(loaded.warnings.contains { "\($0)".contains("ignored — nat-traversal learns its public mapping") })
+        #expect(sockets[1].publicAddress == .autoStunDetect)
+    }
+
     @Test("a top-level stun list satisfies autoStunDetect")
     func topLevelStun() throws {
         let yaml =

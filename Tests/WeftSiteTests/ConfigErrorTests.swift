@@ -153,10 +153,26 @@ struct ConfigErrorTests {
         Case(
             name: "socket mode",
             yaml: header
-                + "tunnel:\n  localSockets:\n  - mode: nat-traversal\n    listenAddress: 127.0.0.1\n    listenPort: 1\n",
+                + "tunnel:\n  localSockets:\n  - mode: upnp\n    listenAddress: 127.0.0.1\n    listenPort: 1\n",
             path: "tunnel.localSockets[0].mode",
             line: 9,
-            fragment: "\"nat-traversal\" — expected dedicated-address or port-forwarding"
+            fragment: "\"upnp\" — expected dedicated-address, port-forwarding or nat-traversal"
+        ),
+        .init(
+            name: "nat-traversal over TLS",
+            yaml: header
+                + "tunnel:\n  localSockets:\n  - mode: nat-traversal\n    listenPort: 4500\n    stunServer: 127.0.0.1:3478\n",
+            path: "tunnel.localSockets[0].transportProtocol",
+            line: 9,
+            fragment: "nat-traversal needs transportProtocol: quic"
+        ),
+        .init(
+            name: "nat-traversal without a STUN server",
+            yaml: header
+                + "tunnel:\n  localSockets:\n  - mode: nat-traversal\n    transportProtocol: quic\n    listenPort: 4500\n",
+            path: "tunnel.localSockets[0].stunServer",
+            line: 9,
+            fragment: "nat-traversal needs stunServer (or a top-level stun list)"
         ),
         Case(
             name: "socket mode missing",

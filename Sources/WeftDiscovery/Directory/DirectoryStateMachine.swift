@@ -232,6 +232,8 @@ public struct DirectoryStateMachine: Sendable {
             return actions
         }
 
+        if message.kind == .rendezvous { return rendezvous(verified, now: now) }
+
         var lastWill: SiteGoodbye?
         if message.kind == .goodbye, let goodbye = try? SiteGoodbye(parsing: message.body),
             goodbye.reason == .lastWill
@@ -293,6 +295,8 @@ public struct DirectoryStateMachine: Sendable {
                 actions += applyRevocations(
                     from: name, PeerInfo(siteName: name, fingerprint: verified.fingerprint, announcement: announcement))
             }
+        case .rendezvous:
+            return actions  // handled above
         case .goodbye:
             guard let goodbye = lastWill ?? (try? SiteGoodbye(parsing: message.body)) else {
                 return actions + drop(.malformed, sender: name, quiet: false)
@@ -305,6 +309,27 @@ public struct DirectoryStateMachine: Sendable {
             actions.append(.emit(.down(siteName: name, reason: goodbye.reason == .stopped ? .stopped : .vanished)))
         }
         return actions
+    }
+
+    /// A hole-punching rendezvous: believed only from a site that is up here under the identity
+    /// it is up with (it never pins or changes anything), fresh, new, and addressed to us.
+    private mutating func rendezvous(_ verified: VerifiedDiscoveryMessage, now: Now) -> [Action] {
+        let message = verified.message
+        let name = message.senderName
+        let window = UInt64(configuration.freshnessWindow.inMilliseconds)
+        let skew = UInt64(configuration.allowedClockSkew.inMilliseconds)
+        if message.timestampMillis > now.wallMillis + skew { return drop(.future, sender: name, quiet: false) }
+        if message.timestampMillis + window < now.wallMillis { return drop(.stale, sender: name, quiet: false) }
+        guard let peer = peers[name], peer.isUp, peer.info.fingerprint == verified.fingerprint else {
+            return drop(.unsolicited, sender: name, quiet: false)
+        }
+        if seenIDs[message.messageID] != nil { return drop(.replayed, sender: name, quiet: false) }
+        remember(message.messageID, timestamp: message.timestampMillis, now: now)
+        guard let rendezvous = try? Rendezvous(parsing: message.body) else {
+            return drop(.malformed, sender: name, quiet: false)
+        }
+        guard rendezvous.to == configuration.ownName else { return drop(.unsolicited, sender: name, quiet: false) }
+        return [.emit(.rendezvous(from: name, rendezvous))]
     }
 
     private mutating func announce(

@@ -61,9 +61,30 @@ extension DiscoveryAgent {
         }
     }
 
-    /// Subscribes to every key's presence topics.
+    /// Sends `rendezvous` to its addressee, on its rendezvous topic under every key, not
+    /// retained (a rendezvous is for now, not for whoever connects later).
+    public func send(_ rendezvous: Rendezvous) {
+        guard shared.state.withLock({ $0.connected }) else { return }
+        let body = rendezvous.serialized()
+        for keys in ring.all {
+            let topic = keys.rendezvousTopic(to: rendezvous.to, from: configuration.siteName)
+            do {
+                let message = Self.message(.rendezvous, name: configuration.siteName, identity: identity, body: body)
+                let payload = try EnvelopeSealer(keys: keys).seal(message, identity: identity, topic: topic)
+                try client.publish(topic: topic, payload: payload, qos: 1, retain: false)
+            } catch {
+                logger.warning("message channel: cannot send a rendezvous: \(error)")
+            }
+        }
+    }
+
+    /// Subscribes to every key's presence topics and this site's rendezvous topics.
     func subscribe() {
-        for subscription in ring.subscriptions {
+        var seen: Set<String> = []
+        let own = ring.all.map { $0.rendezvousSubscription(for: configuration.siteName) }.filter {
+            seen.insert($0).inserted
+        }
+        for subscription in ring.subscriptions + own {
             do {
                 try client.subscribe(subscription)
             } catch {

@@ -613,6 +613,9 @@ public final class DiscoveryAgent: Sendable {
             logger.info("peer changed", metadata: ["peer": .string(peer.siteName)])
         case .down(let name, let reason):
             logger.info("peer down", metadata: ["peer": .string(name), "reason": .string(reason.rawValue)])
+        case .rendezvous(let name, let rendezvous):
+            logger.debug(
+                "rendezvous", metadata: ["peer": .string(name), "answer": .stringConvertible(rendezvous.answer)])
         }
     }
 

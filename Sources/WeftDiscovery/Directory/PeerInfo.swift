@@ -23,11 +23,14 @@ public enum DirectoryEvent: Sendable, Hashable {
     case changed(PeerInfo)
     /// A site is gone.
     case down(siteName: String, reason: DownReason)
+    /// A site that is up asks this one to punch a path (or answers its request).
+    case rendezvous(from: String, Rendezvous)
 
     public var siteName: String {
         switch self {
         case .up(let peer), .changed(let peer): peer.siteName
         case .down(let name, _): name
+        case .rendezvous(let name, _): name
         }
     }
 }

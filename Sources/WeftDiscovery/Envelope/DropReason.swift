@@ -35,10 +35,13 @@ public struct DropReason: Error, Hashable, Sendable, CustomStringConvertible {
     public static let expired = DropReason("expired certificate")
     /// Over its sender's share of the queue (`IntakeBudget`): a flood.
     public static let flooded = DropReason("flooded")
+    /// A rendezvous from a site that is not up here, or addressed to another site.
+    public static let unsolicited = DropReason("unsolicited")
 
     public static let all: [DropReason] = [
         .oversized, .undecryptable, .malformed, .badSignature, .stale, .future, .replayed, .impostor, .staleSession,
         .wrongTopic, .secondName, .notPinned, .tooManySites, .revoked, .expired, .flooded,
+        .unsolicited,
     ]
 
     public var description: String { name }

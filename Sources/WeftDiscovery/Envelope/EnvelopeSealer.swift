@@ -26,7 +26,8 @@ public struct VerifiedDiscoveryMessage: Sendable, Hashable {
 /// Payload: `u8 version (1) | 12-byte nonce | ChaCha20-Poly1305 ciphertext | 16-byte tag`.
 /// The additional data binds the payload to the exact topic it was published on, so it cannot
 /// be moved to another site's topic, and a message is only believed on the presence topic of
-/// the site it names, so a member cannot speak for another site on its own topic. Inside is a `DiscoveryMessage` signed with the sender's
+/// the site it names (a rendezvous: on a rendezvous topic that ends with that site's tag), so
+/// a member cannot speak for another site on its own topic. Inside is a `DiscoveryMessage` signed with the sender's
 /// P-256 site key over a domain label, the topic and the message bytes.
 public struct EnvelopeSealer: Sendable {
     public static let version: UInt8 = 1
@@ -77,10 +78,18 @@ public struct EnvelopeSealer: Sendable {
             return .failure(.malformed)
         }
         // Before the signature: checking costs one HMAC, verifying a signature far more.
-        let expected =
+        let presence =
             keyCache?.presenceTopic(keys, signed.message.senderName)
             ?? keys.presenceTopic(for: signed.message.senderName)
-        guard topic == expected else { return .failure(.wrongTopic) }
+        if signed.message.kind == .rendezvous {
+            // `<topic>/r/<addressee>/<sender>`: only the sender's own rendezvous topics.
+            let sender = presence.dropFirst(keys.topic.utf8.count + 3)
+            guard topic.hasPrefix(keys.rendezvousPrefix), topic.hasSuffix("/" + sender),
+                topic.utf8.count == keys.rendezvousPrefix.utf8.count + 2 * sender.utf8.count + 1
+            else { return .failure(.wrongTopic) }
+        } else {
+            guard topic == presence else { return .failure(.wrongTopic) }
+        }
         // The digest names the certificate in the cache: hashing 32 bytes, not the whole DER.
         let fingerprint = CertificateFingerprint(derCertificate: signed.message.senderCertificate)
         let cached = keyCache?.signer(for: fingerprint)

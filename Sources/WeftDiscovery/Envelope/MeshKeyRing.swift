@@ -33,7 +33,7 @@ public struct MeshKeyRing: Sendable {
         -> Result<VerifiedDiscoveryMessage, DropReason>
     {
         var result: Result<VerifiedDiscoveryMessage, DropReason> = .failure(.undecryptable)
-        for keys in all where topic.hasPrefix(keys.topic + "/p/") {
+        for keys in all where topic.hasPrefix(keys.topic + "/p/") || topic.hasPrefix(keys.rendezvousPrefix) {
             result = EnvelopeSealer(keys: keys).open(payload, topic: topic, keyCache: keyCache)
             if case .failure(.undecryptable) = result { continue }
             return result

@@ -29,10 +29,27 @@ public struct MeshKeys: Sendable {
     /// Where `siteName` keeps its retained presence: `<topic>/p/<32 hex digits>`. Only holders
     /// of the key can tell which site a sub-topic belongs to.
     public func presenceTopic(for siteName: String) -> String {
-        let mac = HMAC<SHA256>.authenticationCode(for: Array(siteName.utf8), using: presenceKey)
-        return topic + "/p/" + Array(mac).prefix(16).hexEncoded
+        topic + "/p/" + tag(for: siteName)
     }
 
     /// The subscription that receives every site's presence.
     public var presenceSubscription: String { topic + "/p/+" }
+
+    /// Where `from` sends `to` a rendezvous: `<topic>/r/<to's tag>/<from's tag>`. Each site
+    /// subscribes to its own (`rendezvousSubscription`), so nobody else receives it.
+    public func rendezvousTopic(to: String, from: String) -> String {
+        rendezvousPrefix + tag(for: to) + "/" + tag(for: from)
+    }
+
+    public func rendezvousSubscription(for siteName: String) -> String {
+        rendezvousPrefix + tag(for: siteName) + "/+"
+    }
+
+    var rendezvousPrefix: String { topic + "/r/" }
+
+    /// 32 hex digits standing for a site name in topics.
+    func tag(for siteName: String) -> String {
+        let mac = HMAC<SHA256>.authenticationCode(for: Array(siteName.utf8), using: presenceKey)
+        return Array(mac).prefix(16).hexEncoded
+    }
 }

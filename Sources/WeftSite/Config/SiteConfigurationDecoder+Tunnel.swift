@@ -191,7 +191,7 @@ extension SiteConfigurationDecoder {
             if let parsed = LocalSocketConfig.Mode(rawValue: text.value.lowercased()) {
                 mode = parsed
             } else {
-                reader.invalid(text, "expected dedicated-address or port-forwarding")
+                reader.invalid(text, "expected dedicated-address, port-forwarding or nat-traversal")
             }
         }
         var transport = LocalSocketConfig.TransportProtocol.tls
@@ -297,6 +297,22 @@ extension SiteConfigurationDecoder {
             if listenPort == nil && !badPorts.contains("listenPort") {
                 reader.missing(socket, "listenPort", "port-forwarding needs listenPort")
             }
+        case .natTraversal:
+            if transport != .quic {
+                reader.error(
+                    socket.childPath("transportProtocol"), at: socket.mark,
+                    "nat-traversal needs transportProtocol: quic (hole punching is for UDP)")
+            }
+            if listenPort == nil && !badPorts.contains("listenPort") {
+                reader.missing(socket, "listenPort", "nat-traversal needs listenPort")
+            }
+            for key in ["publicAddress", "publicPort"] where reader.has(socket, key) {
+                reader.warning(
+                    socket.childPath(key), at: socket.mark,
+                    "ignored — nat-traversal learns its public mapping with STUN")
+            }
+            // The mapping comes from STUN, through the socket itself (`HolePuncher`).
+            publicAddress = .autoStunDetect
         }
 
         var httpURL: String?
@@ -321,7 +337,11 @@ extension SiteConfigurationDecoder {
             }
         case .autoStunDetect?:
             if stunServer == nil && !haveStun && !reader.has(socket, "stunServer") {
-                reader.missing(socket, "stunServer", "autoStunDetect needs stunServer (or a top-level stun list)")
+                reader.missing(
+                    socket, "stunServer",
+                    mode == .natTraversal
+                        ? "nat-traversal needs stunServer (or a top-level stun list)"
+                        : "autoStunDetect needs stunServer (or a top-level stun list)")
             }
         default:
             break
@@ -352,7 +372,7 @@ extension SiteConfigurationDecoder {
             mode: mode,
             transportProtocol: transport,
             publicAddress: publicAddress,
-            publicPort: publicPort?.value ?? port,
+            publicPort: mode == .natTraversal ? port : publicPort?.value ?? port,
             listenAddress: resolvedListen,
             listenPort: port,
             httpDetectorURL: httpURL,

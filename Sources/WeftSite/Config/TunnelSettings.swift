@@ -60,6 +60,9 @@ public struct LocalSocketConfig: Sendable, Equatable {
     public enum Mode: String, Sendable, Equatable, CaseIterable {
         case dedicatedAddress = "dedicated-address"
         case portForwarding = "port-forwarding"
+        /// weft: a QUIC socket behind NAT, with no public address or port forward: the site
+        /// learns its mapping with STUN from the socket and links through it by hole punching.
+        case natTraversal = "nat-traversal"
     }
 
     public enum TransportProtocol: String, Sendable, Equatable, CaseIterable {

@@ -1,4 +1,5 @@
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import ServiceLifecycle
@@ -63,8 +64,10 @@ public struct SiteService: Service {
             ]
         )
         let group = MultiThreadedEventLoopGroup.singleton
+        // A nat-traversal socket's mapping is learned through the socket itself (`HolePuncher`).
         let detector = PublicAddressMonitor(
-            sockets: configuration.tunnel.localSockets, stunServers: configuration.stun, logger: logger)
+            sockets: configuration.tunnel.localSockets.filter { $0.mode != .natTraversal },
+            stunServers: configuration.stun, logger: logger)
         var discovery = discoveryConfiguration(endpoints: detector.literalEndpoints)
         discovery.apps = exposedApps.map(\.appName)
         let agent = try DiscoveryAgent(configuration: discovery, identity: identity, logger: logger)
@@ -119,6 +122,7 @@ public struct SiteService: Service {
             logger: logger
         )
         var linkListeners: [LinkListener] = []
+        var punchListener: (LinkListener, LocalSocketConfig)?
         let runtime = SiteRuntime(
             configuration: configuration, fingerprint: identity.fingerprint.description,
             softwareVersion: softwareVersion,
@@ -137,6 +141,15 @@ public struct SiteService: Service {
                     logger: logger
                 ).get()
                 linkListeners.append(listener)
+                if socket.mode == .natTraversal {
+                    if punchListener == nil {
+                        punchListener = (listener, socket)
+                    } else {
+                        logger.warning(
+                            "only the first nat-traversal socket punches; this one listens only",
+                            metadata: ["address": "\(listener.localAddress.map { "\($0)" } ?? "?")"])
+                    }
+                }
                 var metadata: Logger.Metadata = [
                     "address": "\(listener.localAddress.map { "\($0)" } ?? "?")", "transport": "\(transport.kind)",
                 ]
@@ -150,6 +163,24 @@ public struct SiteService: Service {
             logger.error("cannot open the site's sockets: \(error)")
             for listener in linkListeners { try? await listener.close().get() }
             throw error
+        }
+        // What the site announces: the detected endpoints and the punching socket's mapping.
+        let ownEndpoints = NIOLockedValueBox(
+            (detected: detector.literalEndpoints, punch: [SiteAnnouncement.Endpoint]()))
+        let announceEndpoints: @Sendable () -> Void = {
+            let (detected, punch) = ownEndpoints.withLockedValue { ($0.detected, $0.punch) }
+            agent.update(endpoints: detected + punch)
+            manager.ownEndpointsChanged(announced: !detected.isEmpty)
+        }
+        let puncher = punchListener.flatMap { listener, socket in
+            makePuncher(
+                listener: listener, socket: socket, quic: quic, policy: policy, manager: manager, agent: agent,
+                mappingChanged: { mapping in
+                    ownEndpoints.withLockedValue {
+                        $0.punch = mapping.map { [.init(linkType: .punch, address: $0.address, port: $0.port)] } ?? []
+                    }
+                    announceEndpoints()
+                })
         }
         handle.publish(runtime)
         await withGracefulShutdownHandler {
@@ -170,10 +201,11 @@ public struct SiteService: Service {
                 }
                 group.addTask {
                     await detector.run { endpoints in
-                        agent.update(endpoints: endpoints)
-                        manager.ownEndpointsChanged(announced: !endpoints.isEmpty)
+                        ownEndpoints.withLockedValue { $0.detected = endpoints }
+                        announceEndpoints()
                     }
                 }
+                if let puncher { group.addTask { await puncher.run() } }
                 // The agent runs until a graceful shutdown; its events end with it.
                 await withTaskGroup(of: Void.self) { inner in
                     inner.addTask { await agent.run() }
@@ -187,10 +219,41 @@ public struct SiteService: Service {
             agent.leave()
         }
         handle.publish(nil)
+        puncher?.stop()
         await runtime.stop()
         for listener in linkListeners { try? await listener.close().get() }
         await manager.stop()
         logger.info("site stopping", metadata: ["site": .string(configuration.siteName)])
+    }
+
+    /// The hole puncher of the site's first nat-traversal socket, started and attached.
+    private func makePuncher(
+        listener: LinkListener, socket: LocalSocketConfig, quic: QUICLinkTransport, policy: EndpointPolicy,
+        manager: TunnelManager, agent: DiscoveryAgent, mappingChanged: @escaping @Sendable (PunchCandidate?) -> Void
+    ) -> HolePuncher? {
+        guard let sideband = quic.sideband(for: listener.channel), let local = listener.localAddress else {
+            return nil
+        }
+        let puncher = HolePuncher(
+            ownName: configuration.siteName, router: SidebandRouter(sideband: sideband),
+            stunServers: socket.stunServer.map { [$0] } ?? configuration.stun, policy: policy,
+            hooks: .init(
+                send: { agent.send($0) },
+                needsLink: { [weak manager] peer in manager?.needsPunchedLink(peer) ?? false },
+                dial: { [weak manager] peer, address in
+                    guard let manager else {
+                        return MultiThreadedEventLoopGroup.singleton.next().makeFailedFuture(
+                            LinkError(.closed, "the site is stopping"))
+                    }
+                    return manager.dialPunched(peer, to: address, from: local, over: quic)
+                },
+                mappingChanged: mappingChanged),
+            logger: logger)
+        puncher.start()
+        manager.attach(puncher)
+        logger.info(
+            "hole punching on the QUIC socket", metadata: ["address": "\(local)", "stun": "\(puncher.stunServers)"])
+        return puncher
     }
 
     /// The message channel's settings, from the config.

@@ -86,6 +86,8 @@ public struct DialPlanner: Sendable {
         var peer = peers[name] ?? Peer()
         var actions: [Action] = []
         switch event {
+        case .rendezvous:
+            return []  // for the hole puncher
         case .up(let info), .changed(let info):
             // A restart needs no action here: the restarted side's new tunnel replaces ours
             // (`LinkPlacement`), or our next dial into the old one is refused as unknown and
@@ -199,6 +201,17 @@ public struct DialPlanner: Sendable {
 
     // MARK: planning
 
+    /// Whether this site wants a tunnel to `name` now (it is up and dialed by the rules above):
+    /// the hole puncher's question.
+    public func wantsTunnel(to name: String) -> Bool {
+        !stopped && isUp(name) && wantsToDial(name)
+    }
+
+    /// The peers up now.
+    public var upPeers: [PeerInfo] {
+        peers.values.filter(\.up).compactMap(\.info)
+    }
+
     private func wantsToDial(_ name: String) -> Bool {
         usedSites.contains(name) || (exposesApps && !announcesEndpoints) || relays.contains(name)
     }
@@ -210,7 +223,7 @@ public struct DialPlanner: Sendable {
             peers.filter { name, peer in
                 guard peer.up, let announcement = peer.info?.announcement else { return false }
                 return announcement.capabilities & SiteAnnouncement.relaysLinks != 0
-                    && announcement.endpoints.contains { $0.linkType != .relay }
+                    && announcement.endpoints.contains { $0.linkType != .relay && $0.linkType != .punch }
             }.keys.sorted().prefix(Self.maxRelays))
     }
 

@@ -28,6 +28,7 @@ public struct LinkPath: Hashable, Sendable, CustomStringConvertible {
             case .quic: "quic \(String(host: remote.host, port: remote.port))"
             case .websocket: remote.url
             case .relay: "relay via \(remote.host)"
+            case .punch: "punch \(String(host: remote.host, port: remote.port))"
             }
         return "\(local.map { "\($0)" } ?? "*")→\(target)#\(index)"
     }
@@ -51,9 +52,10 @@ public struct LinkPath: Hashable, Sendable, CustomStringConvertible {
         var paths: [LinkPath] = []
         var seen = Set<LinkPath>()
         for endpoint in endpoints.prefix(maxEndpoints) {
-            guard var remote = LinkEndpoint(announced: endpoint), refusal(remote, policy: policy) == nil else {
-                continue
-            }
+            // A punch endpoint is reached by hole punching (`HolePuncher`), not dialed as a path.
+            guard endpoint.linkType != .punch, var remote = LinkEndpoint(announced: endpoint),
+                refusal(remote, policy: policy) == nil
+            else { continue }
             let address = IPAddress(remote.host)
             if let address { remote.host = address.normalized.description }
             // A host name (a WebSocket URL's) is resolved when dialed: the OS picks the source.
@@ -77,6 +79,7 @@ extension LinkPath {
         endpoints: [SiteAnnouncement.Endpoint], policy: EndpointPolicy
     ) -> [(endpoint: String, refusal: EndpointPolicy.Refusal)] {
         endpoints.prefix(maxEndpoints).compactMap { endpoint in
+            guard endpoint.linkType != .punch else { return nil }
             guard let remote = LinkEndpoint(announced: endpoint) else {
                 return ("\(endpoint.linkType) \(endpoint.address) port \(endpoint.port)", .malformed)
             }

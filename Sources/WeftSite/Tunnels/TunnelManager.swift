@@ -127,6 +127,8 @@ public final class TunnelManager: Sendable {
     let apps: ExposedAppServer
     /// Relays links for other sites (refusing them unless `tunnel.relay`).
     let relay: RelayService
+    /// Punches paths to peers behind NAT, when the site has a `nat-traversal` socket.
+    let puncher = NIOLockedValueBox<HolePuncher?>(nil)
     /// Handshakes of relayed links arriving here: the same cap as a listening socket's.
     let relayedLinkAdmission: HandshakeAdmission
     /// The site's sockets for streams: app connections here, clients of remote apps.
@@ -191,6 +193,7 @@ public final class TunnelManager: Sendable {
                 if case .changed = event { state.tunnels[event.siteName]?.linklessSince = nil }
                 return actions
             })
+        tellPuncher(event)
     }
 
     /// This site's own endpoints changed (public address detection).

@@ -56,6 +56,11 @@ final class QUICEndpoint: ChannelInboundHandler {
     /// (fuzzing), which is written through the pipeline.
     private var writer: QUICSocketWriter?
     private var socketOpen = true
+    /// Takes the datagrams that are not QUIC (STUN, hole-punching probes), if anybody does.
+    var sideband: QUICSideband?
+    /// Datagrams the sideband took (`weft_quic_sideband_datagrams_total`).
+    private(set) var sidebandDatagrams = 0
+    private let sidebandCounter = Counter(label: "weft_quic_sideband_datagrams_total")
 
     init(
         tls: QUICTLS, configuration: QUICConfiguration, acceptor: Acceptor?, closesWhenIdle: Bool,
@@ -145,6 +150,16 @@ final class QUICEndpoint: ChannelInboundHandler {
     func dispatch(_ datagram: UnsafeRawBufferPointer, from address: SocketAddress, path: UnsafePointer<ngtcp2_path>) {
         guard let base = datagram.baseAddress?.assumingMemoryBound(to: UInt8.self), datagram.count > 0 else {
             drop()
+            return
+        }
+        if QUICSideband.claims(datagram) {
+            // Not QUIC: STUN or a probe, for the sideband if there is one.
+            if let sideband, sideband.received(datagram, from: address, allocator: allocator) {
+                sidebandDatagrams += 1
+                sidebandCounter.increment()
+            } else {
+                drop()
+            }
             return
         }
         var header = ngtcp2_version_cid()
@@ -289,6 +304,22 @@ final class QUICEndpoint: ChannelInboundHandler {
         guard socketOpen else { return }
         let unsent = writer!.send(bytes, count: count, segmentSize: segmentSize, to: remote)
         if unsent > 0 { unsentCounter.increment(by: unsent) }
+    }
+
+    /// One datagram that is not QUIC, sent at once.
+    func sendSideband(_ datagram: ByteBuffer, to remote: SocketAddress) {
+        guard datagram.readableBytes > 0 else { return }
+        guard writer != nil else {
+            channel.writeAndFlush(AddressedEnvelope(remoteAddress: remote, data: datagram), promise: nil)
+            return
+        }
+        guard socketOpen else { return }
+        datagram.withUnsafeReadableBytes { bytes in
+            let unsent = writer!.send(
+                bytes.baseAddress!.assumingMemoryBound(to: UInt8.self), count: bytes.count,
+                segmentSize: bytes.count, to: remote)
+            if unsent > 0 { unsentCounter.increment(by: unsent) }
+        }
     }
 
     func flush() {

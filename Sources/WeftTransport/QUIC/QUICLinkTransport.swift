@@ -12,8 +12,9 @@ import WeftIdentity
 /// handshake then runs on the stream as on any link.
 ///
 /// A listening socket bound to a wildcard address also carries the links this site dials to
-/// the same address family, so peers (and NATs) see one port for both. Other dials get a socket
-/// of their own, bound to the link's local address when it has one, closed with the link.
+/// the same address family, so peers (and NATs) see one port for both; a dial from a listening
+/// socket's own address (a punched path) uses that socket. Other dials get a socket of their
+/// own, bound to the link's local address when it has one, closed with the link.
 public final class QUICLinkTransport: LinkTransport {
     public let configuration: QUICConfiguration
     private let tls: QUICTLS
@@ -22,6 +23,7 @@ public final class QUICLinkTransport: LinkTransport {
     private struct Listening: Sendable {
         var address: SocketAddress
         var endpoint: NIOLoopBound<QUICEndpoint>
+        var sideband: QUICSideband
     }
 
     public init(identity: SiteIdentity, configuration: QUICConfiguration = QUICConfiguration()) throws {
@@ -40,7 +42,11 @@ public final class QUICLinkTransport: LinkTransport {
         guard let remote = try? SocketAddress(ipAddress: endpoint.host, port: endpoint.port) else {
             return eventLoop.makeFailedFuture(LinkError(.transport, "a QUIC endpoint needs an IP address: \(endpoint)"))
         }
-        if local == nil, let shared = sharedSocket(for: remote) {
+        // From a listening socket's own address: that socket (a punched path exists for it alone).
+        let listener = local.flatMap { local in
+            listening.withLockedValue { $0.values.first { $0.address == local }?.endpoint }
+        }
+        if let shared = listener ?? (local == nil ? sharedSocket(for: remote) : nil) {
             return shared.eventLoop.flatSubmit {
                 shared.value.dial(remote, expecting: expected, timeout: timeout, ready: ready)
             }.hop(to: eventLoop)
@@ -75,13 +81,23 @@ public final class QUICLinkTransport: LinkTransport {
                 let channel = endpoint.value.channel!
                 let key = ObjectIdentifier(channel)
                 if let address = channel.localAddress {
-                    self.listening.withLockedValue { $0[key] = Listening(address: address, endpoint: endpoint) }
+                    let sideband = QUICSideband(endpoint: endpoint, localAddress: address)
+                    endpoint.value.sideband = sideband
+                    self.listening.withLockedValue {
+                        $0[key] = Listening(address: address, endpoint: endpoint, sideband: sideband)
+                    }
                 }
                 channel.closeFuture.whenComplete { _ in
                     _ = self.listening.withLockedValue { $0.removeValue(forKey: key) }
                 }
                 return channel
             }
+    }
+
+    /// The non-QUIC side of a listening socket (`listen`'s channel): STUN and hole-punching
+    /// probes leave from the port the links use. Nil for a socket that is not listening.
+    public func sideband(for listener: Channel) -> QUICSideband? {
+        listening.withLockedValue { $0[ObjectIdentifier(listener)]?.sideband }
     }
 
     /// A non-blocking UDP socket bound to `address` (NIO owns and closes it from here on).

@@ -65,7 +65,7 @@ public struct LinkEndpoint: Hashable, Sendable, CustomStringConvertible {
         case .relay:
             guard endpoint.port == 0, !endpoint.address.isEmpty else { return nil }
             self.init(transport: .relay, host: endpoint.address, port: 0)
-        case .tls, .quic:
+        case .tls, .quic, .punch:
             guard endpoint.port > 0 else { return nil }
             self.init(transport: endpoint.linkType, host: endpoint.address, port: Int(endpoint.port))
         case .websocket:
@@ -77,7 +77,7 @@ public struct LinkEndpoint: Hashable, Sendable, CustomStringConvertible {
     /// The announcement entry for this endpoint.
     public var announced: SiteAnnouncement.Endpoint {
         switch transport {
-        case .tls, .quic: SiteAnnouncement.Endpoint(linkType: transport, address: host, port: UInt16(port))
+        case .tls, .quic, .punch: SiteAnnouncement.Endpoint(linkType: transport, address: host, port: UInt16(port))
         case .websocket: SiteAnnouncement.Endpoint(linkType: .websocket, address: url, port: UInt16(port))
         case .relay: SiteAnnouncement.Endpoint(linkType: .relay, address: host, port: 0)
         }
@@ -93,7 +93,8 @@ public struct LinkEndpoint: Hashable, Sendable, CustomStringConvertible {
 
     public var description: String {
         switch transport {
-        case .tls, .quic: host.contains(":") ? "\(transport) [\(host)]:\(port)" : "\(transport) \(host):\(port)"
+        case .tls, .quic, .punch:
+            host.contains(":") ? "\(transport) [\(host)]:\(port)" : "\(transport) \(host):\(port)"
         case .websocket: "websocket \(url)"
         case .relay: target.isEmpty ? "relay via \(host)" : "relay via \(host) to \(target)"
         }

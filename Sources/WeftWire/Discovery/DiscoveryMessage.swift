@@ -10,6 +10,9 @@ public struct DiscoveryMessage: Hashable, Sendable {
         case announcement = 1
         /// A site is leaving: a `SiteGoodbye` in `body`.
         case goodbye = 2
+        /// A hole-punching rendezvous for one site: a `Rendezvous` in `body`, on that site's
+        /// rendezvous topic, never retained.
+        case rendezvous = 3
     }
 
     /// Hard limits, checked by the parser before anything is allocated.

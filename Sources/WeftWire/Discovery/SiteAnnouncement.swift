@@ -17,6 +17,9 @@ public struct SiteAnnouncement: Hashable, Sendable {
             /// A link relayed by another site of the mesh (`RelayProtocol`): `address` names the
             /// relay, which the announcing site holds a direct tunnel to; `port` is 0.
             case relay = 4
+            /// A QUIC socket behind NAT (`nat-traversal`): `address` and `port` are its public
+            /// mapping, reached only by hole punching (a rendezvous first), never dialed as is.
+            case punch = 5
 
             public var description: String {
                 switch self {
@@ -24,6 +27,7 @@ public struct SiteAnnouncement: Hashable, Sendable {
                 case .websocket: "websocket"
                 case .quic: "quic"
                 case .relay: "relay"
+                case .punch: "punch"
                 }
             }
         }

@@ -1,0 +1,222 @@
+import WeftWire
+
+/// Hole punching towards one peer, as a value-type state machine: fed the rendezvous messages,
+/// probes and clock ticks, it returns what to do, so every rule is tested without a NAT or a
+/// clock.
+///
+/// One round: a site asks for a rendezvous (a fresh token); the peer answers with its own
+/// candidates and the same token; both then probe each other's candidates from their QUIC
+/// socket every `probeInterval` for at most `window`. The side whose name sorts first
+/// (`Role.dialer`) dials a QUIC connection to the first address a probe of the peer came
+/// from — the path that demonstrably gets through; the other only keeps its NAT open and
+/// answers. A round that ends without a link backs off (doubling up to `maxRetry`) and the
+/// tunnel goes on through a relay meanwhile.
+struct PunchStateMachine: Sendable {
+    struct Configuration: Sendable {
+        var probeInterval: Duration = .milliseconds(200)
+        /// How long a round probes (and waits for the peer's answer) before it gives up.
+        var window: Duration = .seconds(5)
+        var firstRetry: Duration = .seconds(10)
+        var maxRetry: Duration = .seconds(300)
+    }
+
+    enum Role: Sendable, Equatable {
+        /// Dials the QUIC connection once a probe of the peer got through.
+        case dialer
+        /// Opens its NAT to the peer with probes and answers; accepts the connection.
+        case opener
+
+        init(local: String, peer: String) { self = local < peer ? .dialer : .opener }
+    }
+
+    enum Action: Sendable, Equatable {
+        /// Send the peer a rendezvous message with this token and our candidates.
+        case sendRendezvous(token: [UInt8], answer: Bool)
+        /// Send a probe of `kind` to each of these addresses from the QUIC socket.
+        case probe([PunchCandidate], kind: PunchProbe.Kind)
+        /// Dial a QUIC link from the QUIC socket to this address.
+        case dial(PunchCandidate)
+        /// The round ended without a link; the next may start at `retryAt`.
+        case failed(reason: String, retryAt: Duration)
+        /// Call `tick` at this time.
+        case wake(at: Duration)
+    }
+
+    enum State: Sendable, Equatable {
+        case idle
+        /// Asked for a rendezvous; no answer yet.
+        case asking(token: [UInt8], until: Duration)
+        /// `heard`: a probe of the peer's came through; `dialed`: where the dialer dialed.
+        case probing(
+            token: [UInt8], candidates: [PunchCandidate], until: Duration, dialed: PunchCandidate?, heard: Bool)
+        /// A punched link is up.
+        case linked
+        /// The last round failed; the next may start at `until`.
+        case backingOff(until: Duration)
+    }
+
+    /// Most candidates taken from a peer's rendezvous (more are ignored).
+    static let maxCandidates = 8
+
+    let role: Role
+    let configuration: Configuration
+    private(set) var state: State = .idle
+    /// Rounds failed in a row (sets the backoff).
+    private(set) var failures = 0
+
+    init(role: Role, configuration: Configuration = Configuration()) {
+        self.role = role
+        self.configuration = configuration
+    }
+
+    /// The token of the round under way.
+    var token: [UInt8]? {
+        switch state {
+        case .asking(let token, _), .probing(let token, _, _, _, _): token
+        case .idle, .linked, .backingOff: nil
+        }
+    }
+
+    /// Whether a round may start now (nothing under way, no link, backoff over).
+    func canStart(now: Duration) -> Bool {
+        switch state {
+        case .idle: true
+        case .backingOff(let until): now >= until
+        case .asking, .probing, .linked: false
+        }
+    }
+
+    /// Starts a round with a fresh `token` (16 random bytes).
+    mutating func start(token: [UInt8], now: Duration) -> [Action] {
+        guard canStart(now: now) else { return [] }
+        let until = now + configuration.window
+        state = .asking(token: token, until: until)
+        return [.sendRendezvous(token: token, answer: false), .wake(at: until)]
+    }
+
+    /// The peer's rendezvous message (already verified: signed by the peer, addressed to us,
+    /// fresh and not a repeat).
+    mutating func rendezvous(token: [UInt8], candidates: [PunchCandidate], answer: Bool, now: Duration) -> [Action] {
+        let candidates = Array(candidates.prefix(Self.maxCandidates))
+        guard !candidates.isEmpty else { return fail("the peer has no candidate address", now: now) }
+        if answer {
+            // Only the answer to the round we asked for.
+            guard case .asking(let asked, _) = state, asked == token else { return [] }
+            return probe(token: token, candidates: candidates, now: now, answering: false)
+        }
+        switch state {
+        case .linked:
+            // The peer lost the link we still think up (or is punching anew): join its round.
+            return probe(token: token, candidates: candidates, now: now, answering: true)
+        case .asking:
+            // Both asked at once: the dialer's round goes on, the opener joins it (the dialer
+            // ignores the opener's request, which answers the dialer's when it arrives).
+            guard role == .opener else { return [] }
+            return probe(token: token, candidates: candidates, now: now, answering: true)
+        case .probing:
+            // One round at a time: a member cannot keep this site probing addresses of its
+            // choosing faster than a round per window.
+            return []
+        case .idle, .backingOff:
+            // The peer's round; our backoff is for rounds we start.
+            return probe(token: token, candidates: candidates, now: now, answering: true)
+        }
+    }
+
+    private mutating func probe(token: [UInt8], candidates: [PunchCandidate], now: Duration, answering: Bool)
+        -> [Action]
+    {
+        let until = now + configuration.window
+        state = .probing(token: token, candidates: candidates, until: until, dialed: nil, heard: false)
+        var actions: [Action] = []
+        if answering { actions.append(.sendRendezvous(token: token, answer: true)) }
+        actions.append(.probe(candidates, kind: .probe))
+        actions.append(.wake(at: min(until, now + configuration.probeInterval)))
+        return actions
+    }
+
+    /// A probe with this round's token arrived from `source`. Returns nil for one that is not
+    /// for this round (a stranger, an old round): the caller counts it and does nothing else.
+    mutating func probeArrived(_ kind: PunchProbe.Kind, token: [UInt8], from source: PunchCandidate, now: Duration)
+        -> [Action]?
+    {
+        guard case .probing(let current, let candidates, let until, let dialed, _) = state, current == token else {
+            return nil
+        }
+        var actions: [Action] = []
+        if kind == .probe { actions.append(.probe([source], kind: .answer)) }
+        var dialing = dialed
+        if role == .dialer, dialed == nil {
+            dialing = source
+            actions.append(.dial(source))
+        }
+        state = .probing(token: token, candidates: candidates, until: until, dialed: dialing, heard: true)
+        return actions
+    }
+
+    mutating func tick(now: Duration) -> [Action] {
+        switch state {
+        case .asking(_, let until):
+            guard now >= until else { return [.wake(at: until)] }
+            return fail("the peer did not answer the rendezvous within \(configuration.window)", now: now)
+        case .probing(_, let candidates, let until, let dialed, let heard):
+            guard now >= until else {
+                // The address that got through stays open too, candidate or not (a NAT that maps
+                // per destination shows a port of its own).
+                let targets = dialed.map { candidates.contains($0) ? candidates : candidates + [$0] } ?? candidates
+                return [.probe(targets, kind: .probe), .wake(at: min(until, now + configuration.probeInterval))]
+            }
+            // The window is over. A dial under way decides the round (`linkUp`/`linkDown`); an
+            // opener that heard the peer did its part (the link, if any, is the dialer's to make)
+            // and starts no round of its own for `firstRetry` (the dialer's may come sooner).
+            if dialed != nil { return [] }
+            if heard, role == .opener {
+                state = .backingOff(until: now + configuration.firstRetry)
+                return []
+            }
+            return fail("no probe got through within \(configuration.window)", now: now)
+        case .idle, .linked, .backingOff:
+            return []
+        }
+    }
+
+    /// A QUIC link to the peer came up from the punched socket (or the tunnel has a direct link
+    /// anyway): no round is needed, and failures are forgotten.
+    mutating func linkUp() {
+        state = .linked
+        failures = 0
+    }
+
+    /// The punched link is gone, or the round's dial failed. After a link, the next round may
+    /// start at once; a failed dial fails the round.
+    mutating func linkDown(now: Duration) -> [Action] {
+        switch state {
+        case .linked:
+            state = .idle
+            return []
+        case .probing(_, _, _, .some, _):
+            // The dial failed: the round failed.
+            return fail("the QUIC connection through the punched path did not open", now: now)
+        default:
+            return []
+        }
+    }
+
+    private mutating func fail(_ reason: String, now: Duration) -> [Action] {
+        failures += 1
+        var delay = configuration.firstRetry
+        for _ in 1..<min(failures, 16) where delay < configuration.maxRetry { delay = delay * 2 }
+        let retryAt = now + min(delay, configuration.maxRetry)
+        state = .backingOff(until: retryAt)
+        return [.failed(reason: reason, retryAt: retryAt)]
+    }
+}
+
+/// An address a site may be reached at for hole punching: its STUN-mapped public address, or
+/// a local one. IP literals only.
+struct PunchCandidate: Hashable, Sendable, CustomStringConvertible {
+    var address: String
+    var port: UInt16
+
+    var description: String { address.contains(":") ? "[\(address)]:\(port)" : "\(address):\(port)" }
+}

@@ -1,0 +1,59 @@
+import Foundation
+import Testing
+import WeftTestSupport
+
+/// Two `weft` processes on loopback, each with only a `nat-traversal` QUIC socket and coturn
+/// as their STUN server: neither announces an address to dial, so their link can only come
+/// from a rendezvous, probes and a QUIC dial from the very socket STUN saw. (Real NATs are the
+/// NAT lab's, `scripts/lab-nat.sh`; here the "mapping" is the socket's own address.)
+@Suite(
+    "hole-punched links end to end", .serialized, .enabled(if: SiteLab.isAvailable, "\(SiteLab.missing)"),
+    .timeLimit(.minutes(10)))
+struct PunchEndToEndTests {
+    static func punchSocket(port: Int, stun: Int) -> String {
+        """
+              - mode: nat-traversal
+                transportProtocol: quic
+                listenAddress: 127.0.0.1
+                listenPort: \(port)
+                stunServer: 127.0.0.1:\(stun)
+
+        """
+    }
+
+    @Test("two sites with only nat-traversal sockets link by punching and carry an HTTP transfer whole")
+    func punchedApp() async throws {
+        let lab = try SiteLab()
+        let stunPort = try FreePort.find()
+        try await lab.stunServer("stun", port: stunPort)
+        let httpPort = try FreePort.find()
+        let webPort = try FreePort.find()
+        let digest = try await lab.website(port: httpPort, randomMegabytes: ["blob.bin": 16])["blob.bin"]
+        try lab.site(
+            "beta", exposed: [SiteLab.exposed("web", "tcp:127.0.0.1:\(httpPort)")],
+            sockets: Self.punchSocket(port: try FreePort.find(), stun: stunPort))
+        try lab.site(
+            "alpha", remote: [SiteLab.remote("beta", "web", "tcp:127.0.0.1:\(webPort)")],
+            sockets: Self.punchSocket(port: try FreePort.find(), stun: stunPort))
+        try lab.start("beta")
+        try lab.start("alpha")
+        #expect(await lab.waitForLink("alpha", to: "beta"), "\(lab.log("alpha"))\n\(lab.log("beta"))")
+        // alpha sorts first: it dials once a probe of beta's came through.
+        #expect(!lab.lines("alpha", "NAT mapping of the QUIC socket learned").isEmpty, "\(lab.log("alpha"))")
+        #expect(!lab.lines("alpha", "punched link up", "peer=beta").isEmpty, "\(lab.log("alpha"))")
+        let up = lab.lines("beta", "link up", "peer=alpha")
+        #expect(up.contains { $0.contains("transport=quic") }, "\(up)")
+        // The first round made the link: nothing failed on either side.
+        #expect(lab.lines("alpha", "hole punching failed").isEmpty, "\(lab.log("alpha"))")
+        #expect(lab.lines("alpha", "did not open").isEmpty, "\(lab.log("alpha"))")
+
+        let fetched = lab.path + "/fetched.bin"
+        let curl = try await lab.run(
+            SiteLab.curl, ["-sS", "--fail", "-o", fetched, "http://127.0.0.1:\(webPort)/blob.bin"],
+            timeout: .seconds(300))
+        #expect(curl.status == 0, "\(curl.stderr)")
+        let fetchedDigest = try await lab.sha256(ofFile: fetched)
+        #expect(digest != nil && fetchedDigest == digest)
+        await lab.stop("alpha", "beta")
+    }
+}
