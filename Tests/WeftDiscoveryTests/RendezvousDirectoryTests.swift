@@ -83,6 +83,10 @@ struct RendezvousDirectoryTests {
         #expect(EnvelopeSealer(keys: peer.keys).open(announcement, topic: topic).failure == .wrongTopic)
         // The subscription covers exactly this site's rendezvous topics.
         #expect(peer.keys.rendezvousSubscription(for: "me").dropLast() == topic.dropLast(32))
+        // A mesh topic in any script: tags are compared as bytes.
+        let wide = try FakeSite(name: "peer", identity: peer.identity, topic: "网格/站点")
+        let sealedWide = try sealed(wide, body: body(), at: t0)
+        #expect((try? EnvelopeSealer(keys: wide.keys).open(sealedWide.payload, topic: sealedWide.topic).get()) != nil)
         // The ring opens it too.
         let good = try sealed(peer, body: body(), at: t0)
         let ring = MeshKeyRing(current: peer.keys)

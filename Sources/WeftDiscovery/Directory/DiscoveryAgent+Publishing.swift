@@ -6,6 +6,13 @@ import WeftWire
 /// signed on its own presence topic.
 extension DiscoveryAgent {
     func announce() {
+        shared.announcing.withLock { count in
+            count += 1
+            announceNow()
+        }
+    }
+
+    private func announceNow() {
         let (session, apps, endpoints, revoked) = shared.state.withLock { state in
             state.lastAnnounce = clock.now - started
             return (state.session, state.apps, state.endpoints, state.machine.revokedHere)

@@ -128,6 +128,10 @@ public final class DiscoveryAgent: Sendable {
         }
 
         let state: Mutex<State>
+        /// Held while an announcement is built and handed to the client: two announcing at
+        /// once (the connection coming up, an endpoint learned) must not publish the older
+        /// content last, which the broker would then retain.
+        let announcing = Mutex<Int>(0)
 
         init(_ state: State) {
             self.state = Mutex(state)
@@ -361,7 +365,6 @@ public final class DiscoveryAgent: Sendable {
         switch event {
         case .connected:
             let staleWill = shared.state.withLock { state in
-                state.connected = true
                 state.rekeying = false
                 return state.willGeneration != state.ringGeneration
             }
@@ -369,12 +372,19 @@ public final class DiscoveryAgent: Sendable {
             if staleWill {
                 // The keys changed while this connection was being made: its will is sealed
                 // under the old ones. Connect again (cleanly) to leave one under the new keys.
-                shared.state.withLock { $0.rekeying = true }
+                shared.state.withLock {
+                    $0.connected = true
+                    $0.rekeying = true
+                }
                 announceNextSession()
                 client.reconnect()
                 return
             }
+            // Subscribed before anything announces this site on this connection (an endpoint
+            // update waits for `connected`): a peer answering the announcement with a
+            // rendezvous finds the subscription in place.
             subscribe()
+            shared.state.withLock { $0.connected = true }
             announce()
         case .refused(let reason):
             logger.error("message channel: the broker refused the connection: \(reason)")

@@ -82,10 +82,12 @@ public struct EnvelopeSealer: Sendable {
             keyCache?.presenceTopic(keys, signed.message.senderName)
             ?? keys.presenceTopic(for: signed.message.senderName)
         if signed.message.kind == .rendezvous {
-            // `<topic>/r/<addressee>/<sender>`: only the sender's own rendezvous topics.
-            let sender = presence.dropFirst(keys.topic.utf8.count + 3)
-            guard topic.hasPrefix(keys.rendezvousPrefix), topic.hasSuffix("/" + sender),
-                topic.utf8.count == keys.rendezvousPrefix.utf8.count + 2 * sender.utf8.count + 1
+            // `<topic>/r/<addressee>/<sender>`: only the sender's own rendezvous topics. Bytes,
+            // not characters: a mesh topic may hold any UTF-8.
+            let tag = [UInt8(ascii: "/")] + Array(presence.utf8.suffix(MeshKeys.tagLength))
+            let prefix = keys.rendezvousPrefix.utf8
+            guard topic.utf8.count == prefix.count + 2 * MeshKeys.tagLength + 1, topic.utf8.starts(with: prefix),
+                topic.utf8.suffix(MeshKeys.tagLength + 1).elementsEqual(tag)
             else { return .failure(.wrongTopic) }
         } else {
             guard topic == presence else { return .failure(.wrongTopic) }

@@ -47,6 +47,9 @@ public struct MeshKeys: Sendable {
 
     var rendezvousPrefix: String { topic + "/r/" }
 
+    /// Bytes of a tag.
+    static let tagLength = 32
+
     /// 32 hex digits standing for a site name in topics.
     func tag(for siteName: String) -> String {
         let mac = HMAC<SHA256>.authenticationCode(for: Array(siteName.utf8), using: presenceKey)

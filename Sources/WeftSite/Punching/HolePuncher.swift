@@ -41,9 +41,24 @@ final class HolePuncher: Sendable {
         var peers: [String: Peer] = [:]
         var mapping: PunchCandidate?
         var stopped = false
+        var ticks = 0
+
+        var activeRounds: Int {
+            peers.values.count { peer in
+                switch peer.machine.state {
+                case .asking, .probing: true
+                case .idle, .linked, .backingOff: false
+                }
+            }
+        }
     }
 
-    static let tickInterval: TimeAmount = .milliseconds(100)
+    static let tickInterval: TimeAmount = .milliseconds(200)
+    /// Whether a peer needs a round is asked every this many ticks (rounds under way: every tick).
+    static let needsEvery = 5
+    /// Rounds under way at once, all peers together: members cannot make this site probe
+    /// without bound.
+    static let maxActiveRounds = 16
     static let mappingPeriod: Duration = .seconds(60)
     static let mappingRetry: Duration = .seconds(5)
 
@@ -154,13 +169,22 @@ final class HolePuncher: Sendable {
 
     /// A rendezvous from a peer that is up (verified by the directory).
     func rendezvous(from name: String, _ rendezvous: Rendezvous) {
-        let candidates = rendezvous.candidates.compactMap { candidate -> PunchCandidate? in
+        let offered = rendezvous.candidates.compactMap { candidate -> PunchCandidate? in
             guard let address = IPAddress(bytes: candidate.address) else { return nil }
-            return PunchCandidate(address: address.description, port: candidate.port)
+            return PunchCandidate(address: address.normalized.description, port: candidate.port)
         }.filter(allowed)
         let now = self.now
         let actions = state.withLockedValue { state -> [PunchStateMachine.Action] in
-            guard !state.stopped, state.peers[name] != nil else { return [] }
+            guard !state.stopped, let peer = state.peers[name] else { return [] }
+            // What the peer announces, and one address more (its socket's own, for a peer on
+            // the same LAN): a rendezvous cannot aim this site's probes at a list of its choice.
+            let extra = offered.first { !peer.announced.contains($0) }
+            let candidates = offered.filter(peer.announced.contains) + (extra.map { [$0] } ?? [])
+            switch peer.machine.state {
+            case .asking, .probing: break
+            case .idle, .linked, .backingOff:
+                guard state.activeRounds < Self.maxActiveRounds else { return [] }
+            }
             return state.peers[name]!.machine.rendezvous(
                 token: rendezvous.token, candidates: candidates, answer: rendezvous.answer, now: now)
         }
@@ -173,6 +197,10 @@ final class HolePuncher: Sendable {
     private func probeArrived(_ probe: PunchProbe, from source: SocketAddress) {
         guard let address = source.ipAddress, let port = source.port, let port16 = UInt16(exactly: port) else { return }
         let candidate = PunchCandidate(address: address, port: port16)
+        guard allowed(candidate) else {
+            strangers.increment()
+            return
+        }
         let now = self.now
         let taken = state.withLockedValue { state -> (String, [PunchStateMachine.Action])? in
             for (name, peer) in state.peers where peer.machine.token == probe.token {
@@ -193,8 +221,20 @@ final class HolePuncher: Sendable {
 
     private func tickAll() {
         let now = self.now
-        let names = state.withLockedValue { $0.stopped ? [] : Array($0.peers.keys) }
+        let (names, askAll) = state.withLockedValue { state -> ([String], Bool) in
+            state.ticks &+= 1
+            return (state.stopped ? [] : Array(state.peers.keys), state.ticks % Self.needsEvery == 0)
+        }
         for name in names {
+            // A round under way is ticked every time; the others are looked at now and then
+            // (whether a link is needed costs the manager's lock).
+            let active = state.withLockedValue { state -> Bool in
+                switch state.peers[name]?.machine.state {
+                case .asking?, .probing?: true
+                default: false
+                }
+            }
+            guard active || askAll else { continue }
             let needed = hooks.needsLink(name)
             let actions = state.withLockedValue { state -> [PunchStateMachine.Action] in
                 guard state.peers[name] != nil else { return [] }
@@ -211,7 +251,9 @@ final class HolePuncher: Sendable {
                 if state.peers[name]!.machine.state == .linked {
                     actions += state.peers[name]!.machine.linkDown(now: now)
                 }
-                if state.mapping != nil, state.peers[name]!.machine.canStart(now: now) {
+                if state.mapping != nil, state.peers[name]!.machine.canStart(now: now),
+                    state.activeRounds < Self.maxActiveRounds
+                {
                     actions += state.peers[name]!.machine.start(token: Self.newToken(), now: now)
                 }
                 actions += state.peers[name]!.machine.tick(now: now)

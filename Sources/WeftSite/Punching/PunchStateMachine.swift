@@ -18,6 +18,8 @@ struct PunchStateMachine: Sendable {
         var window: Duration = .seconds(5)
         var firstRetry: Duration = .seconds(10)
         var maxRetry: Duration = .seconds(300)
+        /// Rounds a peer asks for start at most this often.
+        var minimumJoinInterval: Duration = .seconds(10)
     }
 
     enum Role: Sendable, Equatable {
@@ -63,6 +65,9 @@ struct PunchStateMachine: Sendable {
     private(set) var state: State = .idle
     /// Rounds failed in a row (sets the backoff).
     private(set) var failures = 0
+    /// When the last round started probing, and when probes last went out.
+    private var lastRound: Duration?
+    private var lastProbe: Duration = .zero
 
     init(role: Role, configuration: Configuration = Configuration()) {
         self.role = role
@@ -98,7 +103,8 @@ struct PunchStateMachine: Sendable {
     /// fresh and not a repeat).
     mutating func rendezvous(token: [UInt8], candidates: [PunchCandidate], answer: Bool, now: Duration) -> [Action] {
         let candidates = Array(candidates.prefix(Self.maxCandidates))
-        guard !candidates.isEmpty else { return fail("the peer has no candidate address", now: now) }
+        // Nothing to probe (all refused here, or none given): ignored, whatever the state.
+        guard !candidates.isEmpty else { return [] }
         if answer {
             // Only the answer to the round we asked for.
             guard case .asking(let asked, _) = state, asked == token else { return [] }
@@ -107,20 +113,29 @@ struct PunchStateMachine: Sendable {
         switch state {
         case .linked:
             // The peer lost the link we still think up (or is punching anew): join its round.
+            guard mayJoin(now: now) else { return [] }
             return probe(token: token, candidates: candidates, now: now, answering: true)
-        case .asking:
-            // Both asked at once: the dialer's round goes on, the opener joins it (the dialer
-            // ignores the opener's request, which answers the dialer's when it arrives).
-            guard role == .opener else { return [] }
+        case .asking(let asked, _):
+            // Both asked at once: the dialer's round goes on, the opener joins it. The dialer
+            // asks once more: its first request may have reached the broker before the opener
+            // subscribed (the opener plainly listens now); a repeat is ignored once probing.
+            guard role == .opener else { return [.sendRendezvous(token: asked, answer: false)] }
             return probe(token: token, candidates: candidates, now: now, answering: true)
         case .probing:
             // One round at a time: a member cannot keep this site probing addresses of its
             // choosing faster than a round per window.
             return []
         case .idle, .backingOff:
-            // The peer's round; our backoff is for rounds we start.
+            // The peer's round (our backoff is for rounds we start), at most one per
+            // `minimumJoinInterval`: a member cannot keep this site probing without pause.
+            guard mayJoin(now: now) else { return [] }
             return probe(token: token, candidates: candidates, now: now, answering: true)
         }
+    }
+
+    /// Whether a round the peer asks for may start now.
+    private func mayJoin(now: Duration) -> Bool {
+        lastRound.map { now - $0 >= configuration.minimumJoinInterval } ?? true
     }
 
     private mutating func probe(token: [UInt8], candidates: [PunchCandidate], now: Duration, answering: Bool)
@@ -128,6 +143,8 @@ struct PunchStateMachine: Sendable {
     {
         let until = now + configuration.window
         state = .probing(token: token, candidates: candidates, until: until, dialed: nil, heard: false)
+        lastRound = now
+        lastProbe = now
         var actions: [Action] = []
         if answering { actions.append(.sendRendezvous(token: token, answer: true)) }
         actions.append(.probe(candidates, kind: .probe))
@@ -161,6 +178,10 @@ struct PunchStateMachine: Sendable {
             return fail("the peer did not answer the rendezvous within \(configuration.window)", now: now)
         case .probing(_, let candidates, let until, let dialed, let heard):
             guard now >= until else {
+                // Probes go out every `probeInterval`, however often the caller ticks.
+                let next = lastProbe + configuration.probeInterval
+                guard now >= next else { return [.wake(at: min(until, next))] }
+                lastProbe = now
                 // The address that got through stays open too, candidate or not (a NAT that maps
                 // per destination shows a port of its own).
                 let targets = dialed.map { candidates.contains($0) ? candidates : candidates + [$0] } ?? candidates

@@ -88,6 +88,12 @@ extension TunnelManager {
             driver.attach(
                 channel, leftover: established.leftover, transport: transport.kind, backup: established.backup,
                 peerTakesPolicy: established.peerTakesPolicy)
+        }.flatMapErrorThrowing { [weak self] error in
+            // The peer knows no tunnel like ours (it restarted): ours ends, the next link starts anew.
+            if let refusal = (error as? LinkError)?.refusal, refusal.reason == .unknownTunnel {
+                self?.tunnelUnknownAtPeer(driver, reason: refusal.message)
+            }
+            throw error
         }.flatMapThrowing { _ in
             guard let channel = held.withLockedValue({ $0 }) else {
                 throw LinkError(.closed, "the tunnel to \(peer) was replaced while the link was dialed")

@@ -134,6 +134,7 @@ final class QUICEndpoint: ChannelInboundHandler {
     func channelInactive(context: ChannelHandlerContext) {
         // NIO closes the descriptor: never write to its number again.
         socketOpen = false
+        sideband = nil  // it holds this endpoint
         for connection in Array(connections.values) {
             connection.close(LinkError(.transport, "the QUIC socket closed"))
         }
