@@ -1,9 +1,10 @@
 // libFuzzer target: the message channel's formats.
 //
 // The input is parsed as a signed discovery message (one MQTT payload), and, on its own, as an
-// announcement body and a goodbye body. Whatever parses must serialize back: a signed message
-// and a goodbye to exactly the input bytes, an announcement to bytes that parse to the same
-// value (endpoints of unknown link types are dropped on parsing, so the bytes may differ).
+// announcement body, a goodbye body, a rendezvous body and a hole-punching probe. Whatever
+// parses must serialize back: a signed message, a goodbye, a rendezvous and a probe to exactly
+// the input bytes, an announcement to bytes that parse to the same value (endpoints of unknown
+// link types are dropped on parsing, so the bytes may differ).
 
 import NIOCore
 import WeftWire
@@ -18,7 +19,18 @@ private func checkSigned(_ input: [UInt8]) {
     switch signed.message.kind {
     case .announcement: checkAnnouncement(signed.message.body)
     case .goodbye: checkGoodbye(signed.message.body)
+    case .rendezvous: checkRendezvous(signed.message.body)
     }
+}
+
+private func checkRendezvous(_ input: [UInt8]) {
+    guard let rendezvous = try? Rendezvous(parsing: input) else { return }
+    precondition(rendezvous.serialized() == input, "re-serializing a rendezvous changed its bytes")
+}
+
+private func checkProbe(_ input: [UInt8]) {
+    guard let probe = try? PunchProbe(parsing: ByteBuffer(bytes: input)) else { return }
+    precondition(Array(probe.serialized().readableBytesView) == input, "re-serializing a probe changed its bytes")
 }
 
 private func checkAnnouncement(_ input: [UInt8]) {
@@ -49,5 +61,7 @@ public func fuzz(_ start: UnsafePointer<UInt8>, _ count: Int) -> CInt {
     checkSigned(input)
     checkAnnouncement(input)
     checkGoodbye(input)
+    checkRendezvous(input)
+    checkProbe(input)
     return 0
 }
