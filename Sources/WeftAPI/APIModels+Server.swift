@@ -45,7 +45,7 @@ extension APIModels.Tunnel {
                     localAddress: link.localAddress.map(Self.describe),
                     remoteAddress: link.remoteAddress.map(Self.describe),
                     transport: "\(link.transport)",
-                    path: link.relay.map { "relayed via \($0)" } ?? "direct",
+                    path: link.path,
                     role: link.statistics?.backup == true ? "backup" : "primary",
                     blocked: link.statistics?.blocked ?? false,
                     blockedByPeer: link.statistics?.blockedByPeer ?? false,

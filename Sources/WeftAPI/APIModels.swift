@@ -23,6 +23,9 @@ public enum APIModels {
         public var apps: [String]
         public var softwareVersion: String?
         public var tunnel: Bool
+        /// Why this site has no path to the site (no endpoint either way, no punching, no
+        /// relay): its clients are refused meanwhile. Absent while a path exists or may come.
+        public var noPath: String?
     }
 
     /// An app in effect: its entry (the keys of config.yaml's `localExposedApps` or
@@ -65,7 +68,7 @@ public enum APIModels {
         public var remoteAddress: String?
         /// What the link travels over: `tls`, `quic`, `websocket`, `relay`.
         public var transport: String
-        /// `direct`, or `relayed via SITE` (absent from older sites).
+        /// `direct`, `punched`, or `relayed via SITE` (absent from older sites).
         public var path: String?
         /// `primary`, or `backup`: data only while no primary link is up.
         public var role: String

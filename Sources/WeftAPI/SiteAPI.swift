@@ -143,6 +143,7 @@ struct SiteAPI: Sendable {
         let site = try runtime()
         let peers = site.peers
         let tunnels = await site.tunnels()
+        let noPath = site.peersWithoutPath
         let names = Set(peers.keys).union(tunnels.map(\.peer)).sorted()
         return names.map { name in
             let info = peers[name]
@@ -153,7 +154,8 @@ struct SiteAPI: Sendable {
                 endpoints: info?.announcement.endpoints.map { String(host: $0.address, port: $0.port) } ?? [],
                 apps: info?.announcement.apps ?? [],
                 softwareVersion: info?.announcement.softwareVersion,
-                tunnel: tunnels.contains { $0.peer == name && !$0.links.isEmpty }
+                tunnel: tunnels.contains { $0.peer == name && !$0.links.isEmpty },
+                noPath: noPath[name]
             )
         }
     }

@@ -39,11 +39,14 @@ struct StatusCommand: AsyncParsableCommand {
         var peerTable = TextTable("NAME", "ONLINE", "TUNNEL", "ENDPOINTS", "APPS")
         for peer in peers {
             peerTable.add(
-                peer.siteName, peer.online ? "yes" : "no", peer.tunnel ? "up" : "-",
+                peer.siteName, peer.online ? "yes" : "no", peer.tunnel ? "up" : peer.noPath != nil ? "no path" : "-",
                 peer.endpoints.isEmpty ? "-" : peer.endpoints.joined(separator: ","),
                 peer.apps.isEmpty ? "-" : peer.apps.joined(separator: ","))
         }
         print(peers.isEmpty ? "  (none)" : peerTable.render(indent: "  "))
+        for peer in peers {
+            if let reason = peer.noPath { print("  ! \(WireText.escaped(reason)); its clients are refused") }
+        }
 
         print("\nTUNNELS")
         if tunnels.isEmpty { print("  (none)") }
@@ -53,12 +56,14 @@ struct StatusCommand: AsyncParsableCommand {
                     + "\(Units.bytes(Double(tunnel.bytesSent))), received \(Units.bytes(Double(tunnel.bytesReceived))), "
                     + "re-sent \(Units.bytes(Double(tunnel.resentBytes)))")
             var links = TextTable(
-                "LINK", "TRANSPORT", "ROLE", "LOCAL", "REMOTE", "DIALED", "STATE", "RTT", "RATE", "SENT", "RECEIVED")
+                "LINK", "TRANSPORT", "PATH", "ROLE", "LOCAL", "REMOTE", "DIALED", "STATE", "RTT", "RATE", "SENT",
+                "RECEIVED")
             for link in tunnel.links {
                 links.add(
-                    "\(link.id)", WireText.escaped(link.transport), WireText.escaped(link.role),
+                    "\(link.id)", WireText.escaped(link.transport), link.path.map { WireText.escaped($0) } ?? "-",
+                    WireText.escaped(link.role),
                     link.localAddress ?? "?",
-                    link.remoteAddress ?? link.path.map { WireText.escaped($0) } ?? "?",
+                    link.remoteAddress ?? "-",
                     link.dialed ? "here" : "by peer",
                     link.blocked ? "blocked" : link.blockedByPeer ? "blocked by peer" : link.state,
                     link.rttMs.map { String(format: "%.2f ms", $0) } ?? "-",

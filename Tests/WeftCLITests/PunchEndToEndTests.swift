@@ -44,7 +44,9 @@ struct PunchEndToEndTests {
         #expect(!lab.lines("alpha", "NAT mapping of the QUIC socket learned").isEmpty, "\(lab.log("alpha"))")
         #expect(!lab.lines("alpha", "punched link up", "peer=beta").isEmpty, "\(lab.log("alpha"))")
         let up = lab.lines("beta", "link up", "peer=alpha")
-        #expect(up.contains { $0.contains("transport=quic") }, "\(up)")
+        #expect(up.contains { $0.contains("transport=quic") && $0.contains("path=punched") }, "\(up)")
+        let dialed = lab.lines("alpha", "link up", "peer=beta")
+        #expect(dialed.contains { $0.contains("path=punched") }, "\(dialed)")
 
         let fetched = lab.path + "/fetched.bin"
         let curl = try await lab.run(
@@ -53,6 +55,40 @@ struct PunchEndToEndTests {
         #expect(curl.status == 0, "\(curl.stderr)")
         let fetchedDigest = try await lab.sha256(ofFile: fetched)
         #expect(digest != nil && fetchedDigest == digest)
+        await lab.stop("alpha", "beta")
+    }
+
+    @Test("no endpoint either way, no punching, no relay: the log and status say so, and clients are refused")
+    func noPath() async throws {
+        let lab = try SiteLab()
+        let httpPort = try FreePort.find()
+        let webPort = try FreePort.find()
+        let api = try FreePort.find()
+        try await lab.website(port: httpPort, randomMegabytes: ["blob.bin": 1])
+        // Neither site listens for links: nobody can dial anybody.
+        try lab.site("beta", exposed: [SiteLab.exposed("web", "tcp:127.0.0.1:\(httpPort)")], sockets: "    []\n")
+        try lab.site(
+            "alpha", remote: [SiteLab.remote("beta", "web", "tcp:127.0.0.1:\(webPort)")], sockets: "    []\n",
+            extra: OperationsEndToEndTests.api(api, auth: false))
+        try lab.start("beta")
+        try lab.start("alpha")
+        let reason = "no path to beta: no endpoint, no punching (this site has no nat-traversal socket), no relay"
+        #expect(
+            await WeftProcess.waitFor(.seconds(60)) { !lab.lines("alpha", "no path to a site", reason).isEmpty },
+            "\(lab.log("alpha"))")
+
+        let status = try await lab.run(WeftProcess.executable, ["status", "--api", "http://127.0.0.1:\(api)"])
+        #expect(status.status == 0 && status.stdout.contains(reason), "\(status)")
+        #expect(status.stdout.contains("no path"), "\(status.stdout)")
+
+        // A client is refused at once (a reset), with the reason in the log, not after the
+        // connect timeout.
+        let started = ContinuousClock.now
+        let curl = try await lab.run(SiteLab.curl, ["-sS", "http://127.0.0.1:\(webPort)/blob.bin"])
+        print("no path: curl refused after \(ContinuousClock.now - started): \(curl.stderr)")
+        #expect(curl.status != 0, "\(curl)")
+        #expect(!lab.lines("alpha", "refused a client: no path to the site", reason).isEmpty, "\(lab.log("alpha"))")
+        #expect(lab.lines("alpha", "no tunnel to the site in time").isEmpty)
         await lab.stop("alpha", "beta")
     }
 }

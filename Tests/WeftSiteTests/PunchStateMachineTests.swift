@@ -72,6 +72,14 @@ struct PunchStateMachineTests {
         // Probes go out every 200 ms, however often it is ticked.
         #expect(machine.tick(now: at(10_100)) == [.wake(at: at(10_200))])
         #expect(machine.tick(now: at(10_200)).first == .probe([b1], kind: .probe))
+        // Heard again, and again no link came (the dial keeps failing): the pause doubles.
+        #expect(machine.probeArrived(.probe, token: other, from: b1, now: at(10_300)) == [.probe([b1], kind: .answer)])
+        #expect(machine.tick(now: at(15_000)) == [])
+        #expect(machine.state == .backingOff(until: at(35_000)))
+        #expect(machine.quietRounds == 2)
+        // A link resets it.
+        machine.linkUp()
+        #expect(machine.quietRounds == 0)
         // An unsolicited answer (no round of ours) is ignored.
         var idle = PunchStateMachine(role: .opener)
         #expect(idle.rendezvous(token: token, candidates: [b1], answer: true, now: at(0)) == [])

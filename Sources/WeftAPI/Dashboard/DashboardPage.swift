@@ -142,7 +142,7 @@ enum DashboardPage {
             v => v.toFixed(2) + " ms", 1);
           const last = samples[samples.length - 1] || {sent: 0, recv: 0};
           const links = table(["link", "transport", "local → remote", "dialed", "state", "RTT ", "rate ", "sent ", "received "],
-            tunnel.links.map(l => [esc(l.id), esc(l.transport) + (l.role === "backup" ? " (backup)" : ""), `<code>${esc(l.localAddress ?? "?")} → ${esc(l.remoteAddress ?? l.path ?? "?")}</code>`,
+            tunnel.links.map(l => [esc(l.id), esc(l.transport) + (l.role === "backup" ? " (backup)" : ""), `<code>${esc(l.localAddress ?? "?")} → ${esc(l.remoteAddress ?? l.path ?? "?")}</code>` + (l.remoteAddress && l.path && l.path !== "direct" ? ` ${esc(l.path)}` : ""),
               l.dialed ? "here" : "by peer", `<span class="badge ${l.state === "up" && !l.blocked && !l.blockedByPeer ? "on" : "suspect"}">${esc(l.blocked ? "blocked" : l.blockedByPeer ? "blocked by peer" : l.state)}</span>`,
               l.rttMs == null ? "–" : l.rttMs.toFixed(2) + " ms", l.rateBitsPerSecond == null ? "–" : bits(l.rateBitsPerSecond),
               bytes(l.bytesSent), bytes(l.bytesReceived)]), "no link at the moment");
@@ -167,7 +167,7 @@ enum DashboardPage {
               `${site.fingerprint.slice(0, 23)}…  version ${site.version}  up ${duration(site.uptimeSeconds)}`;
             document.getElementById("sites").innerHTML = table(["site", "state", "tunnel", "endpoints", "apps", "version"],
               sites.map(s => [esc(s.siteName), `<span class="badge ${s.online ? "on" : "off"}">${s.online ? "online" : "offline"}</span>`,
-                s.tunnel ? "up" : "–", `<code>${esc(s.endpoints.join(", ") || "–")}</code>`, esc(s.apps.join(", ") || "–"),
+                s.tunnel ? "up" : s.noPath ? `<span class="badge off" title="${esc(s.noPath)}">no path</span> ${esc(s.noPath)}` : "–", `<code>${esc(s.endpoints.join(", ") || "–")}</code>`, esc(s.apps.join(", ") || "–"),
                 esc(s.softwareVersion ?? "–")]), "no other site known yet", i => `data-site="${esc(sites[i].siteName)}"`);
             const seen = new Set(tunnels.map(t => t.peer));
             for (const peer of [...history.keys()]) if (!seen.has(peer)) history.delete(peer);

@@ -61,7 +61,8 @@ public struct RemoteAppListener: Sendable {
                     connections?.add(channel, key: Self.key(app))
                     try channel.pipeline.syncOperations.addHandler(
                         ClientArrivalHandler(
-                            app: app, manager: manager, connectTimeout: connectTimeout, logger: clientLogger))
+                            app: app, manager: manager, connectTimeout: connectTimeout, refusals: refusals,
+                            logger: clientLogger))
                 }
             }
         let channel: Channel
@@ -109,13 +110,18 @@ final class ClientArrivalHandler: ChannelInboundHandler, RemovableChannelHandler
     private let app: RemoteAppConfig
     private let manager: TunnelManager
     private let connectTimeout: Duration
+    private let refusals: LogLimiter
     private let logger: Logger
     private var gone = false
     private var early: [ByteBuffer] = []
     private var earlyBytes = 0
     private var inputClosed = false
 
-    init(app: RemoteAppConfig, manager: TunnelManager, connectTimeout: Duration, logger: Logger) {
+    init(
+        app: RemoteAppConfig, manager: TunnelManager, connectTimeout: Duration, refusals: LogLimiter = LogLimiter(),
+        logger: Logger
+    ) {
+        self.refusals = refusals
         self.app = app
         self.manager = manager
         self.connectTimeout = connectTimeout
@@ -128,18 +134,34 @@ final class ClientArrivalHandler: ChannelInboundHandler, RemovableChannelHandler
         let (app, manager, timeout, logger) = (self.app, self.manager, self.connectTimeout, self.logger)
         let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
         Task {
-            let driver = await manager.tunnel(to: app.siteName, within: timeout)
+            let outcome = await manager.waitForTunnel(to: app.siteName, within: timeout)
             channel.eventLoop.execute {
-                handler.value.tunnelReady(driver, channel: channel, app: app, logger: logger, waited: timeout)
+                handler.value.tunnelReady(outcome, channel: channel, app: app, logger: logger, waited: timeout)
             }
         }
     }
 
     private func tunnelReady(
-        _ driver: TunnelDriver?, channel: Channel, app: RemoteAppConfig, logger: Logger, waited: Duration
+        _ outcome: TunnelWait, channel: Channel, app: RemoteAppConfig, logger: Logger, waited: Duration
     ) {
         guard !gone else { return }
-        guard let driver else {
+        let driver: TunnelDriver
+        switch outcome {
+        case .ready(let ready):
+            driver = ready
+        case .refused(let reason):
+            // Many clients may come while there is no path: one line now and then, not one each.
+            let (allowed, suppressed) = refusals.admit("noPath")
+            if allowed {
+                logger.warning(
+                    "refused a client: no path to the site",
+                    metadata: ["reason": "\(reason)", "alsoRefusedSinceLastLine": "\(suppressed)"])
+            }
+            Counter(label: "weft_streams_refused_total", dimensions: [("peer", app.siteName), ("reason", "noPath")])
+                .increment()
+            Self.refuse(channel)
+            return
+        case .over:
             logger.warning("no tunnel to the site in time; closing the client", metadata: ["waited": "\(waited)"])
             Counter(label: "weft_streams_refused_total", dimensions: [("peer", app.siteName), ("reason", "noTunnel")])
                 .increment()
@@ -173,6 +195,16 @@ final class ClientArrivalHandler: ChannelInboundHandler, RemovableChannelHandler
         } else {
             driver.eventLoop.execute(start)
         }
+    }
+
+    /// Closes a client with a reset rather than an end of stream: it sees its connection
+    /// refused, not an app that answered nothing.
+    private static func refuse(_ channel: Channel) {
+        guard let socket = channel as? SocketOptionProvider else {
+            channel.close(promise: nil)
+            return
+        }
+        socket.setSoLinger(linger(l_onoff: 1, l_linger: 0)).whenComplete { _ in channel.close(promise: nil) }
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {

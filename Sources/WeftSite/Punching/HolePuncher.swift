@@ -98,6 +98,16 @@ final class HolePuncher: Sendable {
     /// Peers and why their last round failed (for status).
     var failures: [String: String] { state.withLockedValue { $0.peers.compactMapValues(\.lastFailure) } }
 
+    /// How punching stands towards `name`, for `NoPathWatch`.
+    func outlook(for name: String) -> NoPathWatch.Punching {
+        state.withLockedValue { state in
+            guard state.mapping != nil else { return .unavailable("this site's NAT mapping is not known") }
+            guard let peer = state.peers[name] else { return .unavailable("\(name) announces no NAT mapping") }
+            // Once a round failed, the retries (backing off) do not count as a path until one works.
+            return peer.lastFailure == nil || peer.machine.state == .linked ? .possible : .failed
+        }
+    }
+
     /// Starts the ticks and the probe handler; `run` keeps the mapping fresh.
     func start() {
         router.onProbe { [weak self] probe, source in self?.probeArrived(probe, from: source) }

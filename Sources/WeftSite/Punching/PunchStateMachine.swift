@@ -65,6 +65,8 @@ struct PunchStateMachine: Sendable {
     private(set) var state: State = .idle
     /// Rounds failed in a row (sets the backoff).
     private(set) var failures = 0
+    /// The opener's rounds in a row that heard the peer but saw no link come.
+    private(set) var quietRounds = 0
     /// When the last round started probing, and when probes last went out.
     private var lastRound: Duration?
     private var lastProbe: Duration = .zero
@@ -192,7 +194,10 @@ struct PunchStateMachine: Sendable {
             // and starts no round of its own for `firstRetry` (the dialer's may come sooner).
             if dialed != nil { return [] }
             if heard, role == .opener {
-                state = .backingOff(until: now + configuration.firstRetry)
+                // Not a failure (the dialer's link may still come), but rounds that are heard
+                // and never link (the dial keeps failing) slow down like failed ones.
+                quietRounds += 1
+                state = .backingOff(until: now + backoff(after: quietRounds))
                 return []
             }
             return fail("no probe got through within \(configuration.window)", now: now)
@@ -206,6 +211,7 @@ struct PunchStateMachine: Sendable {
     mutating func linkUp() {
         state = .linked
         failures = 0
+        quietRounds = 0
     }
 
     /// The punched link is gone, or the round's dial failed. After a link, the next round may
@@ -225,11 +231,16 @@ struct PunchStateMachine: Sendable {
 
     private mutating func fail(_ reason: String, now: Duration) -> [Action] {
         failures += 1
-        var delay = configuration.firstRetry
-        for _ in 1..<min(failures, 16) where delay < configuration.maxRetry { delay = delay * 2 }
-        let retryAt = now + min(delay, configuration.maxRetry)
+        let retryAt = now + backoff(after: failures)
         state = .backingOff(until: retryAt)
         return [.failed(reason: reason, retryAt: retryAt)]
+    }
+
+    /// `firstRetry` after the first of `rounds` rounds in a row, doubling up to `maxRetry`.
+    private func backoff(after rounds: Int) -> Duration {
+        var delay = configuration.firstRetry
+        for _ in 1..<max(1, min(rounds, 16)) where delay < configuration.maxRetry { delay = delay * 2 }
+        return min(delay, configuration.maxRetry)
     }
 }
 

@@ -79,6 +79,9 @@ public actor SiteRuntime {
     /// The peers the directory has up now, by name.
     public nonisolated var peers: [String: PeerInfo] { agent.peers }
 
+    /// Peers this site has no path to, with the reason (see `NoPathWatch`).
+    public nonisolated var peersWithoutPath: [String: String] { manager.peersWithoutPath }
+
     /// Every tunnel as it is now, by peer name.
     public nonisolated func tunnels() async -> [TunnelSnapshot] { await manager.tunnelSnapshots() }
 

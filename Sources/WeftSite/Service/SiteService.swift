@@ -137,7 +137,8 @@ public struct SiteService: Service {
                     }
                 let listener = try await LinkListener.bind(
                     host: socket.listenAddress.description, port: socket.listenPort, over: transport, group: group,
-                    site: site, admission: admission, backup: socket.backup, handlers: manager.listenerHandlers,
+                    site: site, admission: admission, backup: socket.backup,
+                    handlers: manager.listenerHandlers(punched: socket.mode == .natTraversal),
                     logger: logger
                 ).get()
                 linkListeners.append(listener)

@@ -207,6 +207,11 @@ public struct DialPlanner: Sendable {
         !stopped && isUp(name) && wantsToDial(name)
     }
 
+    /// Direct (not relayed) paths to `name` in the plan now.
+    public func directPaths(to name: String) -> Int {
+        peers[name]?.runs.keys.count { $0.remote.transport != .relay } ?? 0
+    }
+
     /// The peers up now.
     public var upPeers: [PeerInfo] {
         peers.values.filter(\.up).compactMap(\.info)

@@ -8,11 +8,17 @@ import WeftWire
 /// The link acceptor: which tunnel a link that a peer dialed joins.
 extension TunnelManager {
     /// The listener's handlers: only pinned peers, as the site their certificate belongs to.
-    public var listenerHandlers: LinkListener.Handlers {
+    public var listenerHandlers: LinkListener.Handlers { listenerHandlers(punched: false) }
+
+    /// The handlers of one listener; `punched` for a `nat-traversal` socket, which nobody dials
+    /// but through a hole punched for it (its links show as `punched`).
+    public func listenerHandlers(punched: Bool) -> LinkListener.Handlers {
         LinkListener.Handlers(
             trusts: { fingerprint in self.state.withLockedValue { $0.planner.knows(fingerprint) } },
             decide: { hello, fingerprint in self.decide(hello, fingerprint) },
-            onLink: { channel, established, transport in self.linkAccepted(channel, established, over: transport) }
+            onLink: { channel, established, transport in
+                self.linkAccepted(channel, established, over: transport, punched: punched)
+            }
         )
     }
 
@@ -97,7 +103,8 @@ extension TunnelManager {
 
     /// On the link's event loop, at once: attach the link to the tunnel it was accepted into.
     func linkAccepted(
-        _ channel: Channel, _ established: LinkHandshake.Established, over transport: LinkEndpoint.Kind = .tls
+        _ channel: Channel, _ established: LinkHandshake.Established, over transport: LinkEndpoint.Kind = .tls,
+        punched: Bool = false
     ) {
         let name = established.peerSite
         let driver = state.withLockedValue { state -> TunnelDriver? in
@@ -114,6 +121,6 @@ extension TunnelManager {
         }
         driver.attach(
             channel, leftover: established.leftover, dialed: false, transport: transport, backup: established.backup,
-            peerTakesPolicy: established.peerTakesPolicy)
+            peerTakesPolicy: established.peerTakesPolicy, punched: punched)
     }
 }

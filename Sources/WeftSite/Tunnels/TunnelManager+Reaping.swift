@@ -26,6 +26,7 @@ extension TunnelManager {
         for driver in closing {
             close(driver, reason: "\(driver.peerSite) is gone: no announcement and no link for \(grace)")
         }
+        reviewPaths(now: now)
     }
 
     /// Sets every tunnel's gauges (on its loop).

@@ -91,12 +91,12 @@ public final class TunnelManager: Sendable {
     struct Waiters {
         /// One waiting client: what to resume, and its timeout (cancelled when woken sooner).
         struct Waiter {
-            var continuation: CheckedContinuation<TunnelDriver?, Never>
+            var continuation: CheckedContinuation<TunnelWait, Never>
             var timeout: Scheduled<Void>?
 
-            func end(with driver: TunnelDriver?) {
+            func end(with outcome: TunnelWait) {
                 timeout?.cancel()
-                continuation.resume(returning: driver)
+                continuation.resume(returning: outcome)
             }
         }
 
@@ -112,6 +112,7 @@ public final class TunnelManager: Sendable {
         var dialers: [UInt64: PathDialer] = [:]
         var waiters = Waiters()
         var nextLinkNumber: UInt32 = 0
+        var noPath = NoPathWatch()
     }
 
     /// Links one tunnel accepts at most (a pinned peer still cannot open sockets without end).
@@ -462,7 +463,7 @@ public final class TunnelManager: Sendable {
             for id in waiting.keys { state.waiters.open.remove(id) }
             return Array(waiting.values)
         }
-        for waiter in woken { waiter.end(with: driver) }
+        for waiter in woken { waiter.end(with: .ready(driver)) }
     }
 
     /// Every tunnel as it is now, by peer name.
@@ -506,7 +507,7 @@ public final class TunnelManager: Sendable {
             return (actions, drivers, waiters)
         }
         perform(actions)
-        for waiter in waiters { waiter.end(with: nil) }
+        for waiter in waiters { waiter.end(with: .over) }
         for driver in drivers {
             try? await driver.eventLoop.submit { driver.close(reason: "site stopping") }.get()
         }

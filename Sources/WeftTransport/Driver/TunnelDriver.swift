@@ -36,6 +36,7 @@ public final class TunnelDriver: @unchecked Sendable {
         var transport: LinkEndpoint.Kind
         /// The relay site whose tunnel carries the link (relayed links).
         var relay: String?
+        var punched: Bool
         var sent: UInt64 = 0
         var received: UInt64 = 0
         /// What the link's counters already show (they are moved once a second, not per frame).
@@ -122,7 +123,7 @@ public final class TunnelDriver: @unchecked Sendable {
     /// loop, at once when the handshake finishes, so no read is missed.
     public func attach(
         _ channel: Channel, leftover: ByteBuffer, dialed: Bool = true, transport: LinkEndpoint.Kind = .tls,
-        backup: Bool = false, peerTakesPolicy: Bool = true
+        backup: Bool = false, peerTakesPolicy: Bool = true, punched: Bool = false
     ) {
         channel.eventLoop.preconditionInEventLoop()
         let id = LinkID(
@@ -142,17 +143,18 @@ public final class TunnelDriver: @unchecked Sendable {
                 channel.close(promise: nil)
                 return
             }
+            let relay = (channel as? TunnelStreamChannel)?.carrier
+            let path = relay.map { "relayed via \($0)" } ?? (punched ? "punched" : "direct")
             $0.links[id] = LinkRecord(
-                channel: channel, dialed: dialed, transport: transport,
-                relay: (channel as? TunnelStreamChannel)?.carrier,
-                metrics: $0.metrics.link(id.rawValue, transport: transport))
+                channel: channel, dialed: dialed, transport: transport, relay: relay, punched: punched,
+                metrics: $0.metrics.link(id.rawValue, transport: transport, path: path))
             $0.countLinks()
             $0.metrics.linkStateChanged(to: "up")
             $0.logger.info(
                 "link up",
                 metadata: [
                     "link": "\(id)", "direction": "\(dialed ? "dialed" : "accepted")", "transport": "\(transport)",
-                    "role": "\(backup ? "backup" : "primary")",
+                    "role": "\(backup ? "backup" : "primary")", "path": "\(path)",
                     "remote": "\(Self.remoteDescription(of: channel))",
                 ])
             $0.apply(
@@ -343,7 +345,8 @@ public final class TunnelDriver: @unchecked Sendable {
                 let record = links[id]!
                 return TunnelSnapshot.Link(
                     id: id, localAddress: record.channel.localAddress, remoteAddress: record.channel.remoteAddress,
-                    dialed: record.dialed, transport: record.transport, relay: record.relay, bytesSent: record.sent,
+                    dialed: record.dialed, transport: record.transport, relay: record.relay, punched: record.punched,
+                    bytesSent: record.sent,
                     bytesReceived: record.received,
                     statistics: statistics[id])
             },

@@ -33,8 +33,8 @@ struct TunnelMetrics {
         series = PeerSeries.acquire(peer)
     }
 
-    func link(_ number: UInt32, transport: LinkEndpoint.Kind) -> Link {
-        let labels = [("peer", series.peer), ("link", "\(number)"), ("transport", "\(transport)")]
+    func link(_ number: UInt32, transport: LinkEndpoint.Kind, path: String) -> Link {
+        let labels = [("peer", series.peer), ("link", "\(number)"), ("transport", "\(transport)"), ("path", path)]
         return Link(
             sent: Counter(label: "weft_link_sent_bytes_total", dimensions: labels),
             received: Counter(label: "weft_link_received_bytes_total", dimensions: labels),

@@ -13,9 +13,14 @@ public struct TunnelSnapshot: Sendable {
         public var transport: LinkEndpoint.Kind
         /// The relay site whose tunnel carries the link; nil for a direct link.
         public var relay: String?
+        /// Dialed or accepted through a hole punched in NATs (issue 18).
+        public var punched: Bool = false
         public var bytesSent: UInt64
         public var bytesReceived: UInt64
         public var statistics: LinkStatistics?
+
+        /// How the link reaches the peer: `direct`, `punched`, or `relayed via SITE`.
+        public var path: String { relay.map { "relayed via \($0)" } ?? (punched ? "punched" : "direct") }
     }
 
     public var peer: String
