@@ -7,6 +7,7 @@
 #   scripts/lab-nat.sh                  every scenario (CI runs this), each a sha256-checked transfer:
 #     1 both NATs cone: a punched QUIC link; the relay's byte counter stays flat
 #     2 B's NAT symmetric: punching fails, a relayed link; a capture at the relay has no plaintext
+#     3 B's NAT symmetric and no relay: "no path to lab-b" in the log and status, clients refused
 #     4 the relay killed mid-transfer over a punched link; one of two relays killed mid-transfer
 #       over relayed links: no byte lost
 #     5 A's router flushes its conntrack table mid-transfer over a punched link: no byte lost
@@ -106,7 +107,7 @@ case ${1:-} in
     up) up "$2" "$3"; exit 0 ;;
     down) down; echo "lab-nat: removed"; exit 0 ;;
     "") ;;
-    *) sed -n '2,19p' "$0"; exit 2 ;;
+    *) sed -n '2,20p' "$0"; exit 2 ;;
 esac
 
 for tool in mosquitto turnserver python3 curl iptables tcpdump conntrack; do
@@ -198,7 +199,7 @@ punch_socket="  - mode: nat-traversal
     transportProtocol: quic
     listenPort: 45003"
 
-start_sites() {
+start_sites() { # [extra config for A]
     mkdir -p "$work/www"
     if [[ ! -e $work/www/payload.bin ]]; then
         # A marker the capture at the relay must never show in plaintext.
@@ -220,7 +221,8 @@ with open('$work/www/payload.bin', 'wb') as f:
     site_yaml lab-a "$punch_socket" "remoteApps:
 - siteName: lab-b
   appName: web
-  localSocket: tcp:127.0.0.1:18000" >"$work/lab-a.yaml"
+  localSocket: tcp:127.0.0.1:18000
+${1:-}" >"$work/lab-a.yaml"
     in_ns wn-b "$weft" run --config "$work/lab-b.yaml" &
     pids+=($!)
     in_ns wn-a "$weft" run --config "$work/lab-a.yaml" &
@@ -235,6 +237,15 @@ stop_all() {
     rm -f "$work"/*.log
 }
 
+# Both NATs cone, the public side with one relay, the sites, and their punched link up.
+punched_pair() {
+    up cone cone
+    start_public
+    start_relay lab-r 45002 18081
+    start_sites
+    wait_for 60 log_has lab-a "punched link up" || fail "no punched link"
+}
+
 # Fetches the payload at A through the tunnel; checks the sha256; prints seconds.
 fetch() {
     local out=$work/fetched.bin seconds
@@ -245,14 +256,10 @@ fetch() {
     echo "$seconds"
 }
 
-scenarios=${LAB_NAT_SCENARIOS:-1 2 4 5}
+scenarios=${LAB_NAT_SCENARIOS:-1 2 3 4 5}
 if [[ " $scenarios " == *" 1 "* ]]; then
 echo "== lab-nat 1: both behind cone NATs: a punched QUIC link; the relay carries no app byte"
-up cone cone
-start_public
-start_relay lab-r 45002 18081
-start_sites
-wait_for 60 log_has lab-a "punched link up" || fail "no punched link"
+punched_pair
 before=$(relayed_bytes)
 seconds=$(fetch)
 after=$(relayed_bytes)
@@ -284,6 +291,28 @@ echo "   relayed: $size bytes in $seconds s (the relay counted $carried), sha256
 stop_all
 fi
 
+if [[ " $scenarios " == *" 3 "* ]]; then
+echo "== lab-nat 3: both behind NAT (B's symmetric), no relay: no path, said so, clients refused at once"
+up cone symmetric
+start_public
+start_sites "restfulApi:
+  enabled: true
+  listenAddr: 127.0.0.1:18090"
+reason="no path to lab-b: no endpoint, punching failed, no relay"
+wait_for 90 log_has lab-a "$reason" || fail "A never said: $reason"
+status=$(in_ns wn-a "$weft" status --api http://127.0.0.1:18090) || fail "weft status failed"
+grep -qF "$reason" <<<"$status" || fail "weft status does not say: $reason"
+started=$(date +%s%N)
+code=0
+in_ns wn-a curl -sS --max-time 60 -o /dev/null http://127.0.0.1:18000/payload.bin 2>"$work/curl.err" || code=$?
+elapsed_ms=$((($(date +%s%N) - started) / 1000000))
+((code != 0)) || fail "a client got an answer with no path to B"
+wait_for 10 log_has lab-a "refused a client: no path to the site" || fail "the refusal is not in A's log"
+! log_has lab-a "no tunnel to the site in time" || fail "a client waited for the connect timeout"
+echo "   $reason (log and status); a client refused in $elapsed_ms ms: $(tr -d '\n' <"$work/curl.err")"
+stop_all
+fi
+
 # A transfer at A, slowed to take a few seconds, with `action` run once a quarter has arrived.
 transfer_with() { # what, action...
     local what=$1 out=$work/during.bin
@@ -304,12 +333,8 @@ size=$(stat -c %s "$work/www/payload.bin" 2>/dev/null || echo 0)
 
 if [[ " $scenarios " == *" 4 "* ]]; then
 echo "== lab-nat 4: relays stop mid-transfer: over a punched link, and over one of two relays"
-up cone cone
-start_public
-start_relay lab-r 45002 18081
-start_sites
+punched_pair
 size=$(stat -c %s "$work/www/payload.bin")
-wait_for 60 log_has lab-a "punched link up" || fail "no punched link"
 transfer_with "the relay killed while a punched link carries the tunnel" kill_site lab-r
 stop_all
 up cone symmetric
@@ -325,12 +350,8 @@ fi
 
 if [[ " $scenarios " == *" 5 "* ]]; then
 echo "== lab-nat 5: a NAT forgets its mappings mid-transfer over a punched link"
-up cone cone
-start_public
-start_relay lab-r 45002 18081
-start_sites
+punched_pair
 size=$(stat -c %s "$work/www/payload.bin")
-wait_for 60 log_has lab-a "punched link up" || fail "no punched link"
 transfer_with "A's router flushing its conntrack table" flush_conntrack wn-na
 stop_all
 fi

@@ -310,7 +310,9 @@ final class HolePuncher: Sendable {
                 ]
                 // The first failure of a streak is a notice; the rest are for debugging.
                 if first {
-                    logger.notice("hole punching failed; the tunnel goes through a relay meanwhile", metadata: metadata)
+                    logger.notice(
+                        "hole punching failed; retrying later (a relay carries the tunnel meanwhile, if the mesh has one)",
+                        metadata: metadata)
                 } else {
                     logger.debug("hole punching failed again", metadata: metadata)
                 }
