@@ -11,7 +11,7 @@
 #     4 the relay killed mid-transfer over a punched link; one of two relays killed mid-transfer
 #       over relayed links: no byte lost
 #     5 A's router flushes its conntrack table mid-transfer over a punched link: no byte lost
-#   LAB_NAT_SCENARIOS="1 2"             only these
+#   LAB_NAT_SCENARIOS="1 2"             only these; "first-byte" (LAB_NAT_RUNS times) is a benchmark
 #   scripts/lab-nat.sh up NA NB         only the network: NA, NB each cone | symmetric | closed
 #   scripts/lab-nat.sh down             remove it
 #   WEFT=path/to/weft                   the binary to run (default .build/debug/weft)
@@ -199,7 +199,7 @@ punch_socket="  - mode: nat-traversal
     transportProtocol: quic
     listenPort: 45003"
 
-start_sites() { # [extra config for A]
+make_payload() {
     mkdir -p "$work/www"
     if [[ ! -e $work/www/payload.bin ]]; then
         # A marker the capture at the relay must never show in plaintext.
@@ -213,6 +213,10 @@ with open('$work/www/payload.bin', 'wb') as f:
 "
         digest=$(sha256sum <"$work/www/payload.bin" | cut -d' ' -f1)
     fi
+}
+
+start_sites() { # [extra config for A]
+    make_payload
     in_ns wn-b python3 -m http.server 8000 --bind 127.0.0.1 --directory "$work/www" >/dev/null 2>&1 &
     pids+=($!)
     site_yaml lab-b "$punch_socket" "localExposedApps:
@@ -311,6 +315,25 @@ wait_for 10 log_has lab-a "refused a client: no path to the site" || fail "the r
 ! log_has lab-a "no tunnel to the site in time" || fail "a client waited for the connect timeout"
 echo "   $reason (log and status); a client refused in $elapsed_ms ms: $(tr -d '\n' <"$work/curl.err")"
 stop_all
+fi
+
+if [[ " $scenarios " == *" first-byte "* ]]; then
+# A benchmark, not a check (scripts/bench/bench.py runs it): from both sites starting behind
+# cone NATs, with no relay, to the first bytes of an app through the punched link.
+echo "== lab-nat first-byte: both sites start behind cone NATs; time to an app's first bytes, punched"
+up cone cone
+start_public
+make_payload
+echo "hello through a punched link" >"$work/www/first.txt"
+for run in $(seq "${LAB_NAT_RUNS:-5}"); do
+    started=$(date +%s%N)
+    start_sites
+    wait_for 60 in_ns wn-a bash -c 'exec 3<>/dev/tcp/127.0.0.1/18000' || fail "A's remote app never listened"
+    in_ns wn-a curl -sS --fail --max-time 60 -o "$work/first.out" http://127.0.0.1:18000/first.txt ||
+        fail "no first byte"
+    echo "   first-byte: $(((($(date +%s%N) - started) / 1000000))) ms ($(grep -c 'path=punched' "$work/lab-a.log") punched link(s) at A)"
+    stop_all
+done
 fi
 
 # A transfer at A, slowed to take a few seconds, with `action` run once a quarter has arrived.

@@ -5,7 +5,7 @@ Prints a table per scenario, writes results.json and failover.png (gnuplot) to t
 Needs root for the network lab (scripts/lab.sh); run it through scripts/bench.sh, which builds a
 release binary first. Standard library only.
 
-Scenarios: loopback, aggregation, failover, loss, latency, scale (default: all).
+Scenarios: loopback, aggregation, failover, loss, transports, latency, scale, nat (default: all).
 """
 
 import argparse
@@ -13,6 +13,7 @@ import datetime
 import json
 import os
 import platform
+import re
 import shutil
 import signal
 import socket
@@ -30,6 +31,7 @@ FLOW = os.path.join(HERE, "flow.py")
 STREAMS = os.path.join(HERE, "streams.py")
 PINGPONG = os.path.join(HERE, "pingpong.py")
 LAB = os.path.join(ROOT, "scripts", "lab.sh")
+LAB_NAT = os.path.join(ROOT, "scripts", "lab-nat.sh")
 NS_A, NS_B = "weft-lab-a", "weft-lab-b"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -736,6 +738,131 @@ class Bench:
         self.procs.stop_all()
         self.results["scale"] = rows
 
+    def nat(self):
+        """Issue 18: a tunnel through a relay site against a direct one (goodput and redis
+        latency, loopback), and the time from two sites starting behind cone NATs to an app's
+        first bytes through a punched link (scripts/lab-nat.sh first-byte)."""
+        self.relay_loopback()
+        self.punch_first_byte()
+
+    def redis_latency(self, port, requests, clients=1):
+        """redis-benchmark SET and GET at `port`: {test: {rps, p50_ms, p99_ms}}."""
+        out = subprocess.run(
+            ["redis-benchmark", "-h", "127.0.0.1", "-p", str(port), "-t", "set,get", "-n", str(requests), "-c",
+             str(clients), "--csv"], capture_output=True, text=True, timeout=300, check=True).stdout
+        rows = {}
+        for line in out.splitlines()[1:]:
+            cells = [c.strip('"') for c in line.split(",")]
+            rows[cells[0]] = {"rps": float(cells[1]), "p50_ms": float(cells[4]), "p99_ms": float(cells[6])}
+        return rows
+
+    def relayed_sites(self, name, broker, apps):
+        """Sites `name`-a (exposing `apps`) and `name`-b with no socket of their own, and relay
+        `name`-r: their only path is a relayed link through r. Waits for it at b."""
+        key = f"weft-bench-{name}"
+        state = os.path.join(self.work, name)
+        common = f"crypto:\n  key: \"{key}\"\nmessageChannel:\n  mqtt:\n    brokerServer: mqtt://{broker}\n"
+        relay_port = self.next_port()
+        texts = {
+            "r": f"tunnel:\n  relay: true\n  localSockets:\n  - mode: dedicated-address\n"
+                 f"    listenAddress: 127.0.0.1\n    listenPort: {relay_port}\n",
+            "a": "tunnel:\n  localSockets: []\nlocalExposedApps:\n"
+                 + "".join(f"- appName: {app}\n  appSocket: tcp:127.0.0.1:{ports[0]}\n" for app, ports in apps.items()),
+            "b": "tunnel:\n  localSockets: []\nremoteApps:\n"
+                 + "".join(f"- siteName: {name}-a\n  appName: {app}\n  localSocket: tcp:127.0.0.1:{ports[1]}\n"
+                           for app, ports in apps.items()),
+        }
+        processes = {}
+        for side in ("r", "a", "b"):
+            with open(f"{state}-{side}.yaml", "w") as f:
+                f.write(f"siteName: {name}-{side}\n{common}logger:\n  level: debug\n  file: {state}-{side}.log\n"
+                        f"{texts[side]}stateDir: {state}-{side}\n")
+            processes[side] = self.procs.start(f"{name}-{side}",
+                                               [self.weft, "run", "--config", f"{state}-{side}.yaml"])
+
+        def relayed_up():
+            for process in processes.values():
+                if process.poll() is not None:
+                    raise BenchError(f"{process.bench_name} exited ({process.returncode}); see {self.work}")
+            try:
+                with open(f"{state}-b.log") as f:
+                    return f"path=\"relayed via {name}-r\"" in f.read()
+            except FileNotFoundError:
+                return False
+
+        wait_until(f"a relayed link from {name}-b to {name}-a", relayed_up, 60)
+        for ports in apps.values():
+            wait_until("the remote app's local socket", lambda: listening(ports[1]), 10)
+        return processes
+
+    def relay_loopback(self):
+        log("== relay on loopback: a tunnel through a relay site against a direct one")
+        sink, redis = self.next_port(), self.next_port()
+        self.procs.start("redis", ["redis-server", "--port", str(redis), "--bind", "127.0.0.1", "--save", "",
+                                   "--appendonly", "no"])
+        wait_until("redis", lambda: listening(redis), 10)
+        broker = self.broker("127.0.0.1")
+        requests = self.args.requests
+        direct = {"tcp": self.flow("direct TCP", f"127.0.0.1:{sink}", f"127.0.0.1:{sink}"),
+                  "redis": self.redis_latency(redis, requests)}
+        rows = {"direct": direct}
+        entries = {"direct weft": (self.next_port(), self.next_port()), "relayed weft": (self.next_port(),
+                                                                                     self.next_port())}
+        for label, (flow_entry, redis_entry) in entries.items():
+            apps = {"sink": (sink, flow_entry), "redis": (redis, redis_entry)}
+            if label == "direct weft":
+                a, b = self.sites("nd", broker, [("127.0.0.1", self.next_port())], apps)
+                nodes = [("site a", a.pid), ("site b", b.pid)]
+            else:
+                processes = self.relayed_sites("nr", broker, apps)
+                nodes = [("site a", processes["a"].pid), ("site b", processes["b"].pid),
+                         ("relay", processes["r"].pid)]
+            flow = self.flow(f"weft, {label.split()[0]}", f"127.0.0.1:{sink}", f"127.0.0.1:{flow_entry}",
+                             nodes=nodes, verify=True)
+            rows[label] = {"flow": flow, "redis": self.redis_latency(redis_entry, requests)}
+            self.procs.stop_all()
+            self.procs.start("redis", ["redis-server", "--port", str(redis), "--bind", "127.0.0.1", "--save", "",
+                                       "--appendonly", "no"])
+            wait_until("redis", lambda: listening(redis), 10)
+            broker = self.broker("127.0.0.1")
+        log(f"   {'direct TCP':<22} {direct['tcp']['mbps'] / 1000:7.2f} Gbit/s")
+        for label in entries:
+            flow = rows[label]["flow"]
+            cpu = ", ".join(f"{n} {c:.1f} s" for n, c in flow["node_cpu_seconds"].items())
+            log(f"   {label:<22} {flow['mbps'] / 1000:7.2f} Gbit/s (CPU {cpu})")
+        relayed, direct_weft = rows["relayed weft"]["flow"]["mbps"], rows["direct weft"]["flow"]["mbps"]
+        log(f"   relayed / direct weft: {relayed / direct_weft:.2f}× (target ≥ 0.8×); "
+            f"relayed / direct TCP: {relayed / direct['tcp']['mbps']:.2f}×")
+        for test in ("SET", "GET"):
+            d = direct["redis"][test]
+            parts = []
+            for label in entries:
+                r = rows[label]["redis"][test]
+                parts.append(f"{label}: p50 {r['p50_ms']:.3f} ({r['p50_ms'] - d['p50_ms']:+.3f}) p99 "
+                             f"{r['p99_ms']:.3f} ({r['p99_ms'] - d['p99_ms']:+.3f}) ms, {r['rps']:.0f}/s")
+            log(f"   redis {test}, 1 client: direct p50 {d['p50_ms']:.3f} p99 {d['p99_ms']:.3f} ms; " + "; ".join(parts))
+        self.procs.stop_all()
+        self.results["relay"] = rows
+
+    def punch_first_byte(self):
+        log("== punched: both sites start behind cone NATs; time to an app's first bytes")
+        runs = 1 if self.args.smoke else 5
+        out = subprocess.run(
+            ["bash", LAB_NAT], env=dict(os.environ, WEFT=self.weft, LAB_NAT_SCENARIOS="first-byte",
+                                        LAB_NAT_RUNS=str(runs)),
+            capture_output=True, text=True, timeout=600)
+        if out.returncode != 0:
+            self.wrong(f"lab-nat first-byte failed: {out.stderr[-2000:]}")
+            return
+        times = [int(m.group(1)) for m in re.finditer(r"first-byte: (\d+) ms", out.stdout)]
+        if not times or "skipped" in out.stdout:
+            log(f"   skipped: {out.stdout.strip()}")
+            return
+        ordered = sorted(times)
+        log(f"   {len(times)} run(s): " + ", ".join(f"{t} ms" for t in times)
+            + f"; median {ordered[len(ordered) // 2]} ms (target < 3000 ms)")
+        self.results["punch_first_byte_ms"] = times
+
     def open_streams(self, count, port, nodes):
         report = os.path.join(self.work, f"streams-{count}-{port}.json")
         release = report + ".release"
@@ -779,7 +906,7 @@ class Bench:
             shutil.rmtree(self.work, ignore_errors=True)
 
 
-SCENARIOS = ["loopback", "aggregation", "failover", "loss", "transports", "latency", "scale"]
+SCENARIOS = ["loopback", "aggregation", "failover", "loss", "transports", "latency", "scale", "nat"]
 
 
 def main():
