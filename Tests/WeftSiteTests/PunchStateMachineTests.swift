@@ -29,6 +29,10 @@ struct PunchStateMachineTests {
                 == [.probe([b1, b2], kind: .probe), .wake(at: at(300))])
         // A probe with a wrong token is a stranger's: nil, counted by the caller.
         #expect(machine.probeArrived(.probe, token: other, from: b1, now: at(150)) == nil)
+        // So is one with the right token from an address that is no candidate (another member
+        // that read the token): it neither steers the dial nor gets an answer.
+        let member = PunchCandidate(address: "198.18.9.9", port: 4500)
+        #expect(machine.probeArrived(.probe, token: token, from: member, now: at(150)) == nil)
         // The peer's NAT shows another port than it announced: that is where the dial goes.
         let seen = PunchCandidate(address: "198.18.2.1", port: 61_000)
         #expect(

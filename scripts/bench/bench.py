@@ -743,6 +743,7 @@ class Bench:
         latency, loopback), and the time from two sites starting behind cone NATs to an app's
         first bytes through a punched link (scripts/lab-nat.sh first-byte)."""
         self.relay_loopback()
+        self.relay_shaped()
         self.punch_first_byte()
 
     def redis_latency(self, port, requests, clients=1):
@@ -756,16 +757,17 @@ class Bench:
             rows[cells[0]] = {"rps": float(cells[1]), "p50_ms": float(cells[4]), "p99_ms": float(cells[6])}
         return rows
 
-    def relayed_sites(self, name, broker, apps):
+    def relayed_sites(self, name, broker, apps, relay_address="127.0.0.1", ns_a=None, ns_b=None):
         """Sites `name`-a (exposing `apps`) and `name`-b with no socket of their own, and relay
-        `name`-r: their only path is a relayed link through r. Waits for it at b."""
+        `name`-r (listening at `relay_address`, in a's namespace): their only path is a relayed
+        link through r. Waits for it at b."""
         key = f"weft-bench-{name}"
         state = os.path.join(self.work, name)
         common = f"crypto:\n  key: \"{key}\"\nmessageChannel:\n  mqtt:\n    brokerServer: mqtt://{broker}\n"
         relay_port = self.next_port()
         texts = {
             "r": f"tunnel:\n  relay: true\n  localSockets:\n  - mode: dedicated-address\n"
-                 f"    listenAddress: 127.0.0.1\n    listenPort: {relay_port}\n",
+                 f"    listenAddress: {relay_address}\n    listenPort: {relay_port}\n",
             "a": "tunnel:\n  localSockets: []\nlocalExposedApps:\n"
                  + "".join(f"- appName: {app}\n  appSocket: tcp:127.0.0.1:{ports[0]}\n" for app, ports in apps.items()),
             "b": "tunnel:\n  localSockets: []\nremoteApps:\n"
@@ -778,7 +780,8 @@ class Bench:
                 f.write(f"siteName: {name}-{side}\n{common}logger:\n  level: debug\n  file: {state}-{side}.log\n"
                         f"{texts[side]}stateDir: {state}-{side}\n")
             processes[side] = self.procs.start(f"{name}-{side}",
-                                               [self.weft, "run", "--config", f"{state}-{side}.yaml"])
+                                               [self.weft, "run", "--config", f"{state}-{side}.yaml"],
+                                               ns=ns_b if side == "b" else ns_a)
 
         def relayed_up():
             for process in processes.values():
@@ -792,7 +795,7 @@ class Bench:
 
         wait_until(f"a relayed link from {name}-b to {name}-a", relayed_up, 60)
         for ports in apps.values():
-            wait_until("the remote app's local socket", lambda: listening(ports[1]), 10)
+            wait_until("the remote app's local socket", lambda: listening(ports[1], ns_b), 10)
         return processes
 
     def relay_loopback(self):
@@ -843,6 +846,31 @@ class Bench:
             log(f"   redis {test}, 1 client: direct p50 {d['p50_ms']:.3f} p99 {d['p99_ms']:.3f} ms; " + "; ".join(parts))
         self.procs.stop_all()
         self.results["relay"] = rows
+
+    def relay_shaped(self):
+        """One 200 Mbit/s lab link between a's and b's namespaces; the relay sits with a, so
+        the relayed path crosses the same link: what a relay costs when the network, not the
+        CPU, is the limit."""
+        log("== relay on a 200 Mbit/s link: relayed against direct")
+        self.lab("up", "200mbit")
+        broker = self.broker("198.19.0.1", ns=NS_A)
+        a, b, sink, entry = self.lab_sites(1, broker=broker)
+        direct = self.flow("weft, direct, 200 Mbit/s", f"127.0.0.1:{sink}", f"127.0.0.1:{entry}", sink_ns=NS_A,
+                           source_ns=NS_B, verify=True)
+        self.procs.stop(b)
+        self.procs.stop(a)
+        sink, entry = self.next_port(), self.next_port()
+        processes = self.relayed_sites("ns", broker, {"sink": (sink, entry)}, relay_address="198.18.1.1",
+                                       ns_a=NS_A, ns_b=NS_B)
+        relayed = self.flow("weft, relayed, 200 Mbit/s", f"127.0.0.1:{sink}", f"127.0.0.1:{entry}", sink_ns=NS_A,
+                            source_ns=NS_B, verify=True,
+                            nodes=[(side, process.pid) for side, process in processes.items()])
+        for row in (direct, relayed):
+            log(f"   {row['label']:<28} {row['mbps']:8.1f} Mbit/s")
+        log(f"   relayed / direct: {relayed['mbps'] / direct['mbps']:.2f}× (target ≥ 0.8×)")
+        self.procs.stop_all()
+        self.lab("down")
+        self.results["relay_shaped"] = {"direct": direct, "relayed": relayed}
 
     def punch_first_byte(self):
         log("== punched: both sites start behind cone NATs; time to an app's first bytes")

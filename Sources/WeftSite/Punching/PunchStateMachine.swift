@@ -156,10 +156,17 @@ struct PunchStateMachine: Sendable {
 
     /// A probe with this round's token arrived from `source`. Returns nil for one that is not
     /// for this round (a stranger, an old round): the caller counts it and does nothing else.
+    ///
+    /// Only a source at one of the round's candidate addresses counts (its port may differ: a
+    /// NAT may map per destination). The token travels sealed with the mesh key, so another
+    /// member may read it; from its own address it can then neither steer the dial nor get
+    /// answers sent to it.
     mutating func probeArrived(_ kind: PunchProbe.Kind, token: [UInt8], from source: PunchCandidate, now: Duration)
         -> [Action]?
     {
-        guard case .probing(let current, let candidates, let until, let dialed, _) = state, current == token else {
+        guard case .probing(let current, let candidates, let until, let dialed, _) = state, current == token,
+            candidates.contains(where: { $0.sameHost(as: source) })
+        else {
             return nil
         }
         var actions: [Action] = []
@@ -251,4 +258,10 @@ struct PunchCandidate: Hashable, Sendable, CustomStringConvertible {
     var port: UInt16
 
     var description: String { address.contains(":") ? "[\(address)]:\(port)" : "\(address):\(port)" }
+
+    /// The same IP address, whatever the port (an IPv4-mapped IPv6 address is its IPv4 one).
+    func sameHost(as other: PunchCandidate) -> Bool {
+        guard let mine = IPAddress(address), let theirs = IPAddress(other.address) else { return address == other.address }
+        return mine.normalized == theirs.normalized
+    }
 }
