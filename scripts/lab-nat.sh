@@ -121,6 +121,8 @@ cleanup() {
     for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
     pkill -f "run --config $work/" 2>/dev/null || true
     pkill -f "turnserver.*$work" 2>/dev/null || true
+    pkill -f "mosquitto -c $work/" 2>/dev/null || true
+    pkill -f "http.server 8000 --bind 127.0.0.1 --directory $work/" 2>/dev/null || true
     wait 2>/dev/null || true
     down
     rm -rf "$work"
@@ -236,6 +238,7 @@ ${1:-}" >"$work/lab-a.yaml"
 stop_all() {
     for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
     pkill -f "run --config $work/" 2>/dev/null || true
+    pkill -f "http.server 8000 --bind 127.0.0.1 --directory $work/" 2>/dev/null || true
     wait 2>/dev/null || true
     pids=()
     rm -f "$work"/*.log

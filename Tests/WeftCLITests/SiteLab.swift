@@ -18,7 +18,9 @@ final class SiteLab: @unchecked Sendable {
     /// Whether the lab's tools are here (always true under CI, where a missing one fails).
     static var isAvailable: Bool {
         MosquittoBroker.isAvailable
-            && [python, redisServer, redisCLI, curl, turnserver].allSatisfy { TestEnvironment.runs(needing: $0) }
+            && [python, redisServer, redisCLI, curl, StunServer.executable].allSatisfy {
+                TestEnvironment.runs(needing: $0)
+            }
     }
 
     static let missing =
@@ -270,18 +272,10 @@ final class SiteLab: @unchecked Sendable {
             socket: socket)
     }
 
-    static let turnserver = "/usr/bin/turnserver"
-
     /// coturn as a plain STUN server on a UDP port of 127.0.0.1.
     func stunServer(_ name: String, port: Int) async throws {
         try FileManager.default.createDirectory(atPath: path + "/\(name)", withIntermediateDirectories: true)
-        try await app(
-            name, Self.turnserver,
-            [
-                "-n", "--listening-ip=127.0.0.1", "--listening-port=\(port)", "--stun-only", "--no-cli", "--no-tls",
-                "--no-dtls", "--log-file=stdout", "--simple-log", "--db=\(path)/\(name)/turndb",
-                "--pidfile=\(path)/\(name)/turn.pid",
-            ])
+        try await app(name, StunServer.executable, StunServer.arguments(port: port, directory: path + "/\(name)"))
     }
 
     /// A TCP app that reads until EOF, then answers "<bytes> <sha256>\n" and closes.

@@ -16,7 +16,6 @@ import WeftWire
 @Suite("public address detection", .serialized, .timeLimit(.minutes(10)))
 struct PublicAddressDetectionTests {
     static let python = "/usr/bin/python3"
-    static let turnserver = "/usr/bin/turnserver"
     let group = MultiThreadedEventLoopGroup.singleton
 
     /// A directory served over HTTP on a free port.
@@ -105,35 +104,18 @@ struct PublicAddressDetectionTests {
 
     @Test(
         "STUN: coturn reports the loopback address; a silent port times out",
-        .enabled(
-            if: FileManager.default.isExecutableFile(atPath: turnserver),
-            "coturn is not installed (apt-get install coturn)"))
+        .enabled(if: StunServer.isAvailable, "coturn is not installed (apt-get install coturn)"))
     func stun() async throws {
-        let port = try FreePort.find()
-        let directory = NSTemporaryDirectory() + "weft-stun-\(getpid())-\(UUID().uuidString.prefix(8))"
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: directory) }
-        let server = try ChildProcess(
-            Self.turnserver,
-            [
-                "-n", "--listening-ip=127.0.0.1", "--listening-port=\(port)", "--stun-only", "--no-cli", "--no-tls",
-                "--no-dtls", "--log-file=stdout", "--simple-log", "--db=\(directory)/turndb",
-                "--pidfile=\(directory)/turn.pid",
-            ],
-            stdout: directory + "/turn.log", stderr: directory + "/turn.err")
-        defer {
-            server.signal(SIGKILL)
-            _ = server.waitForExit(timeout: 2)
-        }
+        let server = try StunServer()
         // coturn needs a moment to bind; the detector's retransmits cover part of it.
         var found: IPAddress?
         for _ in 0..<10 where found == nil {
-            found = try? await STUNAddressDetector(server: "127.0.0.1:\(port)", timeout: .seconds(1)).detect(
+            found = try? await STUNAddressDetector(server: "127.0.0.1:\(server.port)", timeout: .seconds(1)).detect(
                 group: group)
         }
         #expect(
             found == IPAddress("127.0.0.1"),
-            "\((try? String(contentsOfFile: directory + "/turn.log", encoding: .utf8)) ?? "")")
+            "\(server.log)")
 
         let silent = try FreePort.find()
         let error = await #expect(throws: DetectionError.self) {

@@ -14,8 +14,6 @@ import WeftWire
 /// leave from and arrive at the links' own ports; STUN from the socket itself sees its port.
 @Suite("QUIC socket sideband: probes and STUN from the links' own socket", .timeLimit(.minutes(10)))
 struct SidebandRouterTests {
-    static let turnserver = "/usr/bin/turnserver"
-
     /// A listening QUIC socket on 127.0.0.1 that accepts nothing, and its router.
     func socket(group: EventLoopGroup) async throws -> (Channel, SidebandRouter) {
         let transport = try QUICLinkTransport(identity: .generate())
@@ -60,36 +58,19 @@ struct SidebandRouterTests {
 
     @Test(
         "STUN from the QUIC socket sees that socket's own port; a silent server times out",
-        .enabled(
-            if: FileManager.default.isExecutableFile(atPath: turnserver),
-            "coturn is not installed (apt-get install coturn)"))
+        .enabled(if: StunServer.isAvailable, "coturn is not installed (apt-get install coturn)"))
     func stun() async throws {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let (channel, router) = try await socket(group: group)
-        let port = try FreePort.find()
-        let directory = NSTemporaryDirectory() + "weft-sideband-\(getpid())-\(UUID().uuidString.prefix(8))"
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: directory) }
-        let server = try ChildProcess(
-            Self.turnserver,
-            [
-                "-n", "--listening-ip=127.0.0.1", "--listening-port=\(port)", "--stun-only", "--no-cli", "--no-tls",
-                "--no-dtls", "--log-file=stdout", "--simple-log", "--db=\(directory)/turndb",
-                "--pidfile=\(directory)/turn.pid",
-            ],
-            stdout: directory + "/turn.log", stderr: directory + "/turn.err")
-        defer {
-            server.signal(SIGKILL)
-            _ = server.waitForExit(timeout: 2)
-        }
-        let address = try SocketAddress(ipAddress: "127.0.0.1", port: port)
+        let server = try StunServer()
+        let address = try SocketAddress(ipAddress: "127.0.0.1", port: server.port)
         // coturn needs a moment to bind; the retransmits cover part of it.
         var found: PunchCandidate?
         for _ in 0..<10 where found == nil {
             found = try? await router.mapping(from: address, timeout: .seconds(1))
         }
         let own = try #require(channel.localAddress?.port)
-        #expect(found == PunchCandidate(address: "127.0.0.1", port: UInt16(own)))
+        #expect(found == PunchCandidate(address: "127.0.0.1", port: UInt16(own)), "\(server.log)")
 
         let silent = try SocketAddress(ipAddress: "127.0.0.1", port: try FreePort.find())
         let error = await #expect(throws: DetectionError.self) {

@@ -231,20 +231,20 @@ final class HolePuncher: Sendable {
 
     private func tickAll() {
         let now = self.now
-        let (names, askAll) = state.withLockedValue { state -> ([String], Bool) in
+        // A round under way is ticked every time; the others are looked at now and then
+        // (whether a link is needed costs the manager's lock).
+        let names = state.withLockedValue { state -> [String] in
             state.ticks &+= 1
-            return (state.stopped ? [] : Array(state.peers.keys), state.ticks % Self.needsEvery == 0)
-        }
-        for name in names {
-            // A round under way is ticked every time; the others are looked at now and then
-            // (whether a link is needed costs the manager's lock).
-            let active = state.withLockedValue { state -> Bool in
-                switch state.peers[name]?.machine.state {
-                case .asking?, .probing?: true
-                default: false
+            guard !state.stopped else { return [] }
+            let askAll = state.ticks % Self.needsEvery == 0
+            return state.peers.compactMap { name, peer in
+                switch peer.machine.state {
+                case .asking, .probing: name
+                case .idle, .linked, .backingOff: askAll ? name : nil
                 }
             }
-            guard active || askAll else { continue }
+        }
+        for name in names {
             let needed = hooks.needsLink(name)
             let actions = state.withLockedValue { state -> [PunchStateMachine.Action] in
                 guard state.peers[name] != nil else { return [] }

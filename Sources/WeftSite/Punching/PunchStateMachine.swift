@@ -261,7 +261,9 @@ struct PunchCandidate: Hashable, Sendable, CustomStringConvertible {
 
     /// The same IP address, whatever the port (an IPv4-mapped IPv6 address is its IPv4 one).
     func sameHost(as other: PunchCandidate) -> Bool {
-        guard let mine = IPAddress(address), let theirs = IPAddress(other.address) else { return address == other.address }
+        guard let mine = IPAddress(address), let theirs = IPAddress(other.address) else {
+            return address == other.address
+        }
         return mine.normalized == theirs.normalized
     }
 }
