@@ -151,7 +151,8 @@ struct HostileMemberTests {
         #expect(lab.lines("victim", "dialing", "169.254.169.254").allSatisfy { $0.contains("not dialing") })
 
         // The honest peer's transfer finished intact; the victim is alive and stayed small.
-        #expect(await transfer.exited(within: .seconds(120)), "the honest transfer did not finish")
+        // Slowly, maybe: the attack may starve it on a loaded 2-core machine, but never break it.
+        #expect(await transfer.exited(within: .seconds(300)), "the honest transfer did not finish")
         #expect(transfer.exitCode == 0, "\(lab.read("transfer.err"))")
         #expect(try await lab.sha256(ofFile: fetched) == digest)
         #expect(lab.processes["victim"]?.isRunning == true, "\(lab.log("victim").suffix(3000))")

@@ -184,7 +184,7 @@ final class SiteLab: @unchecked Sendable {
         sourceLocation: SourceLocation = #_sourceLocation
     ) async throws -> ChildProcess {
         let transfer = try ChildProcess(
-            Self.curl, ["-sS", "--fail", "--max-time", "120", "--limit-rate", rate, "-o", file, url],
+            Self.curl, ["-sS", "--fail", "--max-time", "600", "--limit-rate", rate, "-o", file, url],
             stderr: path + "/transfer.err")
         let flowing = await WeftProcess.waitFor(.seconds(60)) {
             ((try? FileManager.default.attributesOfItem(atPath: file)[.size] as? Int) ?? 0) >= bytes
