@@ -144,7 +144,7 @@ public final class TunnelDriver: @unchecked Sendable {
                 return
             }
             let relay = (channel as? TunnelStreamChannel)?.carrier
-            let path = relay.map { "relayed via \($0)" } ?? (punched ? "punched" : "direct")
+            let path = TunnelSnapshot.Link.path(relay: relay, punched: punched)
             $0.links[id] = LinkRecord(
                 channel: channel, dialed: dialed, transport: transport, relay: relay, punched: punched,
                 metrics: $0.metrics.link(id.rawValue, transport: transport, path: path))

@@ -20,7 +20,12 @@ public struct TunnelSnapshot: Sendable {
         public var statistics: LinkStatistics?
 
         /// How the link reaches the peer: `direct`, `punched`, or `relayed via SITE`.
-        public var path: String { relay.map { "relayed via \($0)" } ?? (punched ? "punched" : "direct") }
+        public var path: String { Self.path(relay: relay, punched: punched) }
+
+        /// The path's name for a link carried by `relay` (or none), punched or not.
+        static func path(relay: String?, punched: Bool) -> String {
+            relay.map { "relayed via \($0)" } ?? (punched ? "punched" : "direct")
+        }
     }
 
     public var peer: String
