@@ -42,6 +42,10 @@ public struct QUICConfiguration: Sendable {
     public var connectionWindow = 8 * 1024 * 1024
     /// Most connections one UDP socket carries (accepted and dialed); more Initials are dropped.
     public var maxConnections = 1024
+    /// The largest UDP payload sent to a peer on this very host, where the kernel knows the
+    /// whole path (`QUICHostLocalPath`); 0 sends network-sized packets there too. Four of
+    /// them fill one segmented send.
+    public var hostLocalDatagramSize = 16_000
 
     public init(congestionControl: QUICCongestionControl = .cubic) {
         self.congestionControl = congestionControl

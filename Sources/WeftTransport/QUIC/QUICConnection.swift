@@ -157,6 +157,12 @@ final class QUICConnection {
         settings.handshake_timeout = UInt64(configuration.handshakeTimeout.nanoseconds)
         settings.max_window = UInt64(configuration.connectionWindow)
         settings.max_stream_window = UInt64(configuration.streamWindow)
+        if configuration.hostLocalDatagramSize > 0, let payload = QUICHostLocalPath.datagramPayload(to: remote) {
+            // The kernel knows this path whole: no discovery, packets as large as it allows.
+            settings.max_tx_udp_payload_size = min(payload, configuration.hostLocalDatagramSize)
+            settings.no_tx_udp_payload_size_shaping = 1
+            settings.no_pmtud = 1
+        }
         var params = ngtcp2_transport_params()
         weft_ngtcp2_transport_params_default(&params)
         // One stream, opened by the dialer; nothing else may be opened.
@@ -409,7 +415,8 @@ final class QUICConnection {
         batch = Batch()
     }
 
-    /// The largest packet to build: what the path allows (PMTU discovery), within the buffer.
+    /// The largest packet to build: what the path allows (PMTU discovery, or the whole path's
+    /// MTU for a peer on this host), within the buffer.
     private var payloadSize: Int {
         guard let connection else { return Int(NGTCP2_MAX_UDP_PAYLOAD_SIZE) }
         return min(QUICSocketWriter.maxBatchBytes, Int(ngtcp2_conn_get_max_tx_udp_payload_size(connection)))
