@@ -22,6 +22,13 @@ struct RunCommand: AsyncParsableCommand {
     func run() async throws {
         let loaded = try ConfigFile.load(options.config)
         let config = loaded.configuration
+        if config.crypto.key == CryptoSettings.sampleKey {
+            // A site run from an unedited sample would meet every other unedited sample.
+            printError(
+                "weft: crypto.key is still the sample config's placeholder; "
+                    + "refusing to run. Put the mesh's key there (`weft key` prints a new one).")
+            throw ExitCode(ConfigFile.configErrorStatus)
+        }
         do {
             LoggingSystem.bootstrap(try WeftLogging.factory(for: config.logger))
         } catch {

@@ -267,6 +267,30 @@ struct CommandLineTests {
         #expect(result.error.contains("\(config):1:1: crypto: missing"))
         #expect(!FileManager.default.fileExists(atPath: scratch.path + "/state"))
     }
+
+    @Test("weft check warns of the sample's placeholder key; weft run refuses it with 78 and creates nothing")
+    func samplePlaceholderKey() async throws {
+        let scratch = Scratch()
+        let config = try scratch.write(
+            "config.yaml",
+            """
+            siteName: a
+            crypto:
+              key: "change-me-to-a-long-random-secret"
+            messageChannel:
+              mqtt:
+                brokerServer: mqtt://127.0.0.1:1
+            stateDir: \(scratch.path)/state
+
+            """)
+        let check = try await WeftProcess.run(["check", "--config", config])
+        #expect(check.status == 0)
+        #expect(check.output.contains("crypto.key") && check.output.contains("placeholder"), "\(check.output)")
+        let run = try await WeftProcess.run(["run", "--config", config])
+        #expect(run.status == 78)
+        #expect(run.error.contains("crypto.key is still the sample config's placeholder"), "\(run.error)")
+        #expect(!FileManager.default.fileExists(atPath: scratch.path + "/state"))
+    }
 }
 
 @Suite("weft trust", .timeLimit(.minutes(10)))

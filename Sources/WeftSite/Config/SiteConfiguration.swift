@@ -49,6 +49,11 @@ public struct SiteConfiguration: Sendable, Equatable {
 /// `crypto`: the mesh key, and whom to trust. The key's text never appears in a description or
 /// a log line.
 public struct CryptoSettings: Sendable, Equatable, CustomStringConvertible {
+    /// The placeholder key of the sample config.yaml (and of the Debian package's, before its
+    /// first install puts a random key in): `weft run` refuses it, since every copy of the
+    /// sample would otherwise join the same mesh.
+    public static let sampleKey = "change-me-to-a-long-random-secret"
+
     public var key: String
     /// `previousKeys`: keys being rotated out, still read and announced under (see `MeshKeyRing`).
     public var previousKeys: [String]

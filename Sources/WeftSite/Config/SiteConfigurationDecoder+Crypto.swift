@@ -103,7 +103,12 @@ extension SiteConfigurationDecoder {
             reader.error(key.path, at: key.mark, "is \(length) bytes long — expected 8 to 255 bytes")
             return nil
         }
-        if length < 16 {
+        if key.value == CryptoSettings.sampleKey {
+            reader.warning(
+                key.path, at: key.mark,
+                "is the sample config's placeholder: `weft run` refuses it; put the mesh's key here "
+                    + "(`weft key` prints a new one; every site of the mesh needs the same)")
+        } else if length < 16 {
             // Accepted (wovenet accepts 8), but said plainly: guesses can be tested offline
             // against what anyone on the broker records.
             reader.warning(

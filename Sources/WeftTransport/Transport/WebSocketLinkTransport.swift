@@ -14,7 +14,9 @@ public struct WebSocketLinkTransport: LinkTransport {
     public let context: LinkTransportContext
     /// The path this site serves links on (a request for any other gets 404).
     public let path: String
-    private let secureContext: NIOSSLContext
+    /// For `wss://` dials; a failure when this machine has no CA bundle and no `caFile` (a
+    /// minimal system without ca-certificates), which only `wss://` dials then report.
+    private let secureContext: Result<NIOSSLContext, LinkError>
 
     public init(context: LinkTransportContext = LinkTransportContext(), path: String = "/weft", caFile: String? = nil)
         throws
@@ -25,7 +27,23 @@ public struct WebSocketLinkTransport: LinkTransport {
         configuration.minimumTLSVersion = .tlsv12
         if let caFile { configuration.additionalTrustRoots = [.file(caFile)] }
         configuration.applicationProtocols = ["http/1.1"]
-        self.secureContext = try NIOSSLContext(configuration: configuration)
+        do {
+            self.secureContext = .success(try NIOSSLContext(configuration: configuration))
+        } catch {
+            // The system's CAs cannot be loaded: the site's own caFile alone, if it has one
+            // (a bad caFile still fails the site's start, as it should).
+            guard let caFile else {
+                self.secureContext = .failure(
+                    LinkError(
+                        .transport,
+                        "wss:// cannot be dialed: this machine has no CA certificates (Debian: apt-get install "
+                            + "ca-certificates) and tunnel.caFile is not set (\(error))"))
+                return
+            }
+            configuration.trustRoots = .file(caFile)
+            configuration.additionalTrustRoots = []
+            self.secureContext = .success(try NIOSSLContext(configuration: configuration))
+        }
     }
 
     public var kind: LinkEndpoint.Kind { .websocket }
@@ -35,7 +53,13 @@ public struct WebSocketLinkTransport: LinkTransport {
         expecting expected: CertificateFingerprint,
         ready: @escaping @Sendable (Channel) throws -> Void
     ) -> EventLoopFuture<Channel> {
-        let secureContext = self.secureContext
+        let secureContext: NIOSSLContext?
+        switch self.secureContext {
+        case .success(let context): secureContext = context
+        case .failure(let error):
+            if endpoint.secure { return eventLoop.makeFailedFuture(error) }
+            secureContext = nil
+        }
         let literal = (try? SocketAddress(ipAddress: endpoint.host, port: 0)) != nil
         if endpoint.secure && literal && context.proxy != nil {
             // NIOSSL checks an IP literal against the connected address, which is the proxy's.
@@ -48,7 +72,7 @@ public struct WebSocketLinkTransport: LinkTransport {
         ).flatMap { channel in
             let upgraded: EventLoopFuture<Bool>
             do {
-                if endpoint.secure {
+                if endpoint.secure, let secureContext {
                     let hostname = literal ? nil : endpoint.host
                     try channel.pipeline.syncOperations.addHandler(
                         NIOSSLClientHandler(context: secureContext, serverHostname: hostname))
