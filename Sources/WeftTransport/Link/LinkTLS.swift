@@ -39,6 +39,9 @@ public struct LinkTLS: Sendable {
         // With a custom callback this makes the server request (and require) a client certificate;
         // the callback below does the actual check.
         configuration.certificateVerification = .noHostnameVerification
+        // No CA at all: the peer's certificate is pinned by the callback, and a machine
+        // without a CA bundle (no ca-certificates) must still make links.
+        configuration.trustRoots = .certificates([])
         configuration.applicationProtocols = [applicationProtocol]
     }
 
