@@ -156,8 +156,12 @@ struct TunnelOverTLSTests {
         #expect(channel.localAddress?.ipAddress == "127.0.0.2")
         let accepted = try #require(await pair.acceptedLink())
         #expect(accepted.remoteAddress?.ipAddress == "127.0.0.2")
-        let noDelay = try await channel.getOption(ChannelOptions.socketOption(.tcp_nodelay)).get()
+        let noDelay = try await channel.getOption(ChannelOptions.tcpOption(.tcp_nodelay)).get()
         #expect(noDelay != 0)
+        // SOL_SOCKET's option 1 is SO_DEBUG, which needs CAP_NET_ADMIN: setting TCP_NODELAY at the
+        // wrong level made every dial fail for a site run as an unprivileged user.
+        let debug = try await channel.getOption(ChannelOptions.socketOption(.init(rawValue: 1))).get()
+        #expect(debug == 0)
         let lowWater = try await channel.getOption(
             ChannelOptions.Types.SocketOption(level: .tcp, name: NIOBSDSocket.Option(rawValue: 25))
         ).get()

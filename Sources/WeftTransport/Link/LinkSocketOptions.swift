@@ -25,7 +25,7 @@ public enum LinkSocketOptions {
     /// Applies the options to a connected (or connecting) channel. A congestion control the
     /// kernel refuses leaves the system's default (the site checks the name when it starts).
     public static func apply(to channel: Channel, congestionControl: String? = nil) -> EventLoopFuture<Void> {
-        channel.setOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1).flatMap {
+        channel.setOption(ChannelOptions.tcpOption(.tcp_nodelay), value: 1).flatMap {
             channel.setOption(notSentLowWaterOption, value: SocketOptionValue(notSentLowWater))
         }.flatMap {
             guard let congestionControl else { return channel.eventLoop.makeSucceededVoidFuture() }
