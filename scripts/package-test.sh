@@ -180,30 +180,6 @@ echo "   1 MiB fetched from site A's web app through site B, identical"
 for name in site-a site-b; do kill "$(cat "$work/$name.pid")"; done
 wait "$(cat "$work/site-a.pid")" "$(cat "$work/site-b.pid")" 2>/dev/null || true
 
-echo "== remove, then purge"
-# site-b.yaml is the admin's own file, not the package's: it goes before the purge, as an admin
-# would delete it (Debian leaves such files, and /etc/weft with them).
-mv "$chroot_dir/etc/weft/site-b.yaml" "$work/site-b.yaml"
-in_root apt-get remove -y -q weft >"$work/apt-remove.log" 2>&1 || { tail -n 20 "$work/apt-remove.log"; exit 1; }
-[[ ! -e $chroot_dir/usr/bin/weft ]] || { echo "!! remove left /usr/bin/weft"; exit 1; }
-[[ -e $config && -d $chroot_dir/var/lib/weft ]] || { echo "!! remove deleted the config or the state"; exit 1; }
-[[ -e $chroot_dir/var/lib/weft/identity.key || -n $(ls -A "$chroot_dir/var/lib/weft") ]] \
-    || { echo "!! remove emptied the state directory"; exit 1; }
-echo "   remove kept /etc/weft/config.yaml and /var/lib/weft"
-in_root apt-get purge -y -q weft >"$work/apt-purge.log" 2>&1 || { tail -n 20 "$work/apt-purge.log"; exit 1; }
-snapshot >"$work/after"
-# Debian keeps system users on purge (their files may live elsewhere): passwd, group and their
-# backups change, nothing else may remain.
-left=$(comm -13 "$work/before" "$work/after" | grep -v -E '^/etc/(passwd|group|shadow|gshadow)-?$' || true)
-changed=$(comm -23 "$work/before" "$work/after" || true)
-if [[ -n $left || -n $changed ]]; then
-    echo "!! after purge, files differ from before the install:"
-    echo "$left" | sed 's/^/   + /'
-    echo "$changed" | sed 's/^/   - /'
-    exit 1
-fi
-in_root id weft >/dev/null && echo "   purge removed everything but the weft system user (kept, as Debian does)"
-
 echo "== size and start-up RSS"
 # RSS once a site says it runs (site B's config: no broker reachable from a namespace of its own).
 startup_rss() { # LABEL COMMAND...
@@ -215,19 +191,15 @@ startup_rss() { # LABEL COMMAND...
         grep -q "site running" "$log" && { rss=$(awk '/VmRSS/ { print $2 }' "/proc/$pid/status"); break; }
         sleep 0.1
     done
-    kill "$pid" 2>/dev/null
+    kill "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
-    echo "   $label: RSS ${rss:-?} KiB once running"
+    [[ -n $rss ]] || { echo "!! $label did not start:"; tail -n 5 "$log"; exit 1; }
+    echo "   $label: RSS $rss KiB once running"
 }
-ip -n "$ns_a" link set weft-pkg-va down
-sed -e 's|/var/lib/weft/site-b|/tmp/weft-rss-state|' "$work/site-b.yaml" >"$work/rss.yaml"
+sed -e 's|/var/lib/weft/site-b|/tmp/weft-rss-state|' "$chroot_dir/etc/weft/site-b.yaml" >"$work/rss.yaml"
 cp "$work/rss.yaml" "$chroot_dir/tmp/rss.yaml"
-# The package is purged by now: install the binary from it into the root once more, by hand.
-dpkg-deb --fsys-tarfile "$deb" | tar -xO ./usr/bin/weft >"$chroot_dir/tmp/weft"
-chmod 0755 "$chroot_dir/tmp/weft"
-echo "   packaged binary: $(($(stat -c %s "$chroot_dir/tmp/weft") / 1024)) KiB, Swift runtime linked in"
-startup_rss "packaged binary, in the Debian 12 root" chroot "$chroot_dir" /tmp/weft run --config /tmp/rss.yaml
-rm -f "$chroot_dir/tmp/weft"
+echo "   packaged binary: $(($(stat -c %s "$chroot_dir/usr/bin/weft") / 1024)) KiB, Swift runtime linked in"
+startup_rss "packaged binary, in the Debian 12 root" chroot "$chroot_dir" /usr/bin/weft run --config /tmp/rss.yaml
 source_binary=$root_dir/.build/release/weft
 if [[ -x $source_binary ]]; then
     runtime=$(ldd "$source_binary" | awk '/libswift|libFoundation|lib_Foundation|libdispatch|libBlocksRuntime/ { print $3 }')
@@ -238,4 +210,29 @@ if [[ -x $source_binary ]]; then
 else
     echo "   source build: not built (swift build -c release --product weft), not compared"
 fi
+echo "== remove, then purge"
+# site-b.yaml is the admin's own file, not the package's: it goes before the purge, as an admin
+# would delete it (Debian leaves such files, and /etc/weft with them).
+mv "$chroot_dir/etc/weft/site-b.yaml" "$work/site-b.yaml"
+in_root apt-get remove -y -q weft >"$work/apt-remove.log" 2>&1 || { tail -n 20 "$work/apt-remove.log"; exit 1; }
+[[ ! -e $chroot_dir/usr/bin/weft ]] || { echo "!! remove left /usr/bin/weft"; exit 1; }
+[[ -e $config && -d $chroot_dir/var/lib/weft ]] || { echo "!! remove deleted the config or the state"; exit 1; }
+[[ -e $chroot_dir/var/lib/weft/identity.key || -n $(ls -A "$chroot_dir/var/lib/weft") ]] \
+    || { echo "!! remove emptied the state directory"; exit 1; }
+echo "   remove kept /etc/weft/config.yaml and /var/lib/weft"
+in_root apt-get purge --autoremove -y -q weft >"$work/apt-purge.log" 2>&1 || { tail -n 20 "$work/apt-purge.log"; exit 1; }
+snapshot >"$work/after"
+# Dependencies apt brought go with --autoremove. Debian keeps system users on purge (their
+# files may live elsewhere): passwd, group and their
+# backups change, nothing else may remain.
+left=$(comm -13 "$work/before" "$work/after" | grep -v -E '^/etc/(passwd|group|shadow|gshadow)-?$' || true)
+changed=$(comm -23 "$work/before" "$work/after" || true)
+if [[ -n $left || -n $changed ]]; then
+    echo "!! after purge, files differ from before the install:"
+    echo "$left" | sed 's/^/   + /'
+    echo "$changed" | sed 's/^/   - /'
+    exit 1
+fi
+in_root id weft >/dev/null && echo "   purge removed everything but the weft system user (kept, as Debian does)"
+
 echo "package-test: passed"
