@@ -7,7 +7,6 @@ import WeftWire
 
 // The server's side of the models: answers built from the running site.
 
-extension APIModels.Ping: ResponseEncodable {}
 extension APIModels.Site: ResponseEncodable {}
 extension APIModels.RemoteSite: ResponseEncodable {}
 extension APIModels.InEffect: ResponseEncodable {}

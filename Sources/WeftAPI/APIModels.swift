@@ -4,10 +4,6 @@ import WeftSite
 /// (`SiteAPI`, `SpeedtestRoute`) and `weft status` / `weft speedtest` decode them. The
 /// contract is `Resources/openapi.yaml`.
 public enum APIModels {
-    public struct Ping: Codable, Sendable {
-        public var message = "pong"
-    }
-
     public struct Site: Codable, Sendable {
         public var siteName: String
         public var fingerprint: String

@@ -19,7 +19,8 @@ public struct APIService: Service {
         settings: RestfulAPISettings, handle: SiteHandle, registry: PrometheusCollectorRegistry?, logger: Logger
     ) {
         self.settings = settings
-        self.api = SiteAPI(handle: handle, registry: registry, logger: logger)
+        self.api = SiteAPI(
+            handle: handle, registry: registry, verifier: BasicAuthVerifier(users: settings.basicAuth), logger: logger)
         self.logger = logger
     }
 
@@ -37,7 +38,7 @@ public struct APIService: Service {
         }
         router.add(middleware: RequestGuardMiddleware(listenHost: settings.listenHost, logger: logger))
         router.add(
-            middleware: BasicAuthMiddleware(verifier: BasicAuthVerifier(users: settings.basicAuth), logger: logger))
+            middleware: BasicAuthMiddleware(verifier: api.verifier, logger: logger))
         if settings.basicAuth.isEmpty {
             logger.warning(
                 "the REST API has no users: anyone who can reach its address can read this site and change its apps; add restfulApi.auth.basicAuth",

@@ -28,14 +28,18 @@ public struct BasicAuthVerifier: Sendable {
             let colon = text.firstIndex(of: ":")
         else { return nil }
         let user = String(text[..<colon])
-        let password = String(text[text.index(after: colon)...])
+        return verify(user: user, password: String(text[text.index(after: colon)...])) ? user : nil
+    }
+
+    /// Whether `password` is `user`'s (`POST /login`). False when no users are configured.
+    public func verify(user: String, password: String) -> Bool {
         let offered = SHA256.hash(data: Array(password.utf8))
         guard let expected = users[user] else {
             // Same work for unknown users as for known ones.
             _ = Self.constantTimeEqual(offered, offered)
-            return nil
+            return false
         }
-        return Self.constantTimeEqual(offered, expected) ? user : nil
+        return Self.constantTimeEqual(offered, expected)
     }
 
     /// The user name a `Basic` header claims (not verified): for the access log.

@@ -5,6 +5,7 @@ import NIOCore
 import Prometheus
 import WeftDiscovery
 import WeftSite
+import WeftTransport
 import WeftWire
 
 /// The API's routes: wovenet's read endpoints, weft's runtime app changes, tunnels, metrics,
@@ -13,13 +14,17 @@ import WeftWire
 struct SiteAPI: Sendable {
     let handle: SiteHandle
     let registry: PrometheusCollectorRegistry?
+    let verifier: BasicAuthVerifier
     let logger: Logger
+    private let loginRefusals = LogLimiter()
     /// Request bodies larger than this are refused (413) before they are read whole.
     static let maxBodyBytes = 64 << 10
 
     func addRoutes(to router: Router<BasicRequestContext>) {
         router.get("/") { _, _ in Self.text(DashboardPage.html, type: "text/html; charset=utf-8") }
-        router.get("/ping") { _, _ in APIModels.Ping() }
+        // wovenet's health check: plain text, no credentials.
+        router.get("/ping") { _, _ in Self.text("pong", type: "text/plain; charset=utf-8") }
+        router.post("/login") { request, _ in try await login(request) }
         router.get("/openapi.yaml") { _, _ in Self.text(OpenAPIDocument.yaml, type: "application/yaml") }
         router.get("/metrics") { _, _ in
             guard let registry else { throw APIError(.notFound, "metrics are not collected in this process") }
@@ -136,6 +141,39 @@ struct SiteAPI: Sendable {
             throw APIError(.badRequest, "the body must be a JSON object")
         }
         return text
+    }
+
+    /// wovenet's `POST /login`: `{"username", "password"}` checked against
+    /// `restfulApi.auth.basicAuth`, with wovenet's answers (`{"message"}` or `{"error"}`), so its
+    /// scripts and front end work unchanged. With no users configured every login fails, as in
+    /// wovenet (the API is open then anyway).
+    private func login(_ request: Request) async throws -> Response {
+        let buffer = try await request.body.collect(upTo: Self.maxBodyBytes)
+        let object = try? JSONSerialization.jsonObject(with: Data(buffer.readableBytesView)) as? [String: Any]
+        guard let user = object?["username"] as? String, let password = object?["password"] as? String,
+            !user.isEmpty, !password.isEmpty
+        else {
+            return Self.json(["error": "Invalid request"], status: .badRequest)
+        }
+        if verifier.verify(user: user, password: password) {
+            logger.info("API login", metadata: ["user": "\(WireText.escaped(user))"])
+            return Self.json(["message": "Login successful"], status: .ok)
+        }
+        let (allowed, suppressed) = loginRefusals.admit("login")
+        if allowed {
+            logger.notice(
+                "API login refused: wrong credentials",
+                metadata: ["user": "\(WireText.escaped(user))", "alsoRefusedSinceLastLine": "\(suppressed)"])
+        }
+        return Self.json(["error": "Invalid credentials"], status: .unauthorized)
+    }
+
+    static func json(_ object: [String: String], status: HTTPResponse.Status) -> Response {
+        var headers = HTTPFields()
+        headers[.contentType] = "application/json; charset=utf-8"
+        headers[.cacheControl] = "no-store"
+        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data()
+        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
     }
 
     /// Known peers (up in the directory) and peers with a tunnel.

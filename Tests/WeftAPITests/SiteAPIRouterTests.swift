@@ -92,7 +92,8 @@ struct SiteAPIRouterTests {
         let site = try await Site()
         try await site.app.test(.router) { client in
             let ping = try await client.execute(uri: "/ping", method: .get, headers: Self.host)
-            #expect(ping.status == .ok && Self.object(ping.body)?["message"] as? String == "pong")
+            #expect(ping.status == .ok && String(buffer: ping.body) == "pong")
+            #expect(ping.headers[.contentType]?.hasPrefix("text/plain") == true)
             let document = try await client.execute(uri: "/openapi.yaml", method: .get, headers: Self.host)
             #expect(document.status == .ok && String(buffer: document.body).hasPrefix("openapi: 3"))
             #expect(document.headers[.contentType] == "application/yaml")
@@ -191,12 +192,15 @@ struct SiteAPIRouterTests {
         await site.stop()
     }
 
-    @Test("with users: every route wants credentials (401 and a challenge); the right ones pass")
+    @Test("with users: every route but /ping and /login wants credentials (401 and a challenge); the right ones pass")
     func auth() async throws {
         let site = try await Site(
             users: "  auth:\n    basicAuth:\n    - user: admin\n      password: \"s3cret\"\n")
         try await site.app.test(.router) { client in
-            for uri in ["/ping", "/openapi.yaml", "/api/v1/site", "/api/v1/tunnels", "/"] {
+            // wovenet's health check and login need none.
+            let ping = try await client.execute(uri: "/ping", method: .get, headers: Self.host)
+            #expect(ping.status == .ok && String(buffer: ping.body) == "pong")
+            for uri in ["/openapi.yaml", "/api/v1/site", "/api/v1/tunnels", "/", "/metrics"] {
                 let refused = try await client.execute(uri: uri, method: .get, headers: Self.host)
                 #expect(refused.status == .unauthorized, "\(uri)")
                 #expect(refused.headers[.wwwAuthenticate]?.hasPrefix("Basic") == true, "\(uri)")
@@ -207,6 +211,56 @@ struct SiteAPIRouterTests {
             headers[.authorization] = "Basic " + Data("admin:wrong".utf8).base64EncodedString()
             #expect(
                 try await client.execute(uri: "/api/v1/site", method: .get, headers: headers).status == .unauthorized)
+            // Only GET /ping and POST /login are open: not other methods on those paths.
+            #expect(try await client.execute(uri: "/login", method: .get, headers: Self.host).status == .unauthorized)
+        }
+        await site.stop()
+    }
+
+    @Test("POST /login answers as wovenet: 200 for the right credentials, 401 for wrong ones, 400 for a bad body")
+    func login() async throws {
+        let site = try await Site(
+            users: "  auth:\n    basicAuth:\n    - user: admin\n      password: \"s3cret\"\n")
+        try await site.app.test(.router) { client in
+            func login(_ body: String) async throws -> (HTTPResponse.Status, [String: Any]?) {
+                let response = try await client.execute(
+                    uri: "/login", method: .post, headers: Self.json, body: ByteBuffer(string: body))
+                return (response.status, Self.object(response.body))
+            }
+            let good = try await login(#"{"username":"admin","password":"s3cret"}"#)
+            #expect(good.0 == .ok && good.1?["message"] as? String == "Login successful")
+            for wrong in [
+                #"{"username":"admin","password":"s3cre"}"#, #"{"username":"root","password":"s3cret"}"#,
+                #"{"username":"admin","password":"s3cret "}"#,
+            ] {
+                let answer = try await login(wrong)
+                #expect(answer.0 == .unauthorized && answer.1?["error"] as? String == "Invalid credentials", "\(wrong)")
+            }
+            for bad in [
+                #"{"username":"admin"}"#, #"{"username":"","password":""}"#, "[1]", "not json",
+                #"{"username":1,"password":"s3cret"}"#,
+            ] {
+                let answer = try await login(bad)
+                #expect(answer.0 == .badRequest && answer.1?["error"] as? String == "Invalid request", "\(bad)")
+            }
+            // The request guard still holds: a form post (what any web page may send) is refused.
+            var form = Self.host
+            form[.contentType] = "application/x-www-form-urlencoded"
+            let posted = try await client.execute(
+                uri: "/login", method: .post, headers: form, body: ByteBuffer(string: "username=admin&password=s3cret"))
+            #expect(posted.status == .unsupportedMediaType)
+        }
+        await site.stop()
+    }
+
+    @Test("POST /login without configured users fails, as in wovenet")
+    func loginWithoutUsers() async throws {
+        let site = try await Site()
+        try await site.app.test(.router) { client in
+            let response = try await client.execute(
+                uri: "/login", method: .post, headers: Self.json,
+                body: ByteBuffer(string: #"{"username":"admin","password":"s3cret"}"#))
+            #expect(response.status == .unauthorized)
         }
         await site.stop()
     }

@@ -98,8 +98,17 @@ struct OperationsEndToEndTests {
         #expect(accessLog.contains("status=401") && accessLog.contains("path=/api/v1/site"), "\(accessLog)")
 
         // Every read endpoint.
-        let ping = try await Self.http(lab, "GET", alpha + "/ping", user: admin)
-        #expect(ping.status == 200 && ping.body.contains("pong"), "\(ping)")
+        // wovenet's health check needs no credentials.
+        let ping = try await Self.http(lab, "GET", alpha + "/ping")
+        #expect(ping.status == 200 && ping.body == "pong", "\(ping)")
+        // wovenet's login, as its scripts call it with curl.
+        let login = try await Self.http(
+            lab, "POST", alpha + "/login", body: #"{"username":"admin","password":"s3cret pass"}"#)
+        #expect(login.status == 200 && login.body.contains("Login successful"), "\(login)")
+        let wrongLogin = try await Self.http(
+            lab, "POST", alpha + "/login", body: #"{"username":"admin","password":"guess"}"#)
+        #expect(wrongLogin.status == 401 && wrongLogin.body.contains("Invalid credentials"), "\(wrongLogin)")
+        #expect(lab.lines("alpha", "API login refused: wrong credentials").count >= 1)
         let site = try await Self.http(lab, "GET", alpha + "/api/v1/site", user: admin)
         #expect(site.status == 200 && site.body.contains("\"siteName\":\"alpha\""), "\(site)")
         let sites = try await Self.http(lab, "GET", alpha + "/api/v1/remoteSites", user: admin)
