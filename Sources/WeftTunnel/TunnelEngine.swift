@@ -111,6 +111,9 @@ public struct TunnelEngine: Sendable {
     var noLinkSince: Duration?
     var failed = false
     var nextPing: UInt64 = 1
+    /// The peer reads `StreamOpen.origin` (its links said `LinkHello.streamOrigins`; every link
+    /// of a tunnel ends in the same peer process).
+    var peerTakesOrigins = false
     var output: [LinkID: ByteBuffer] = [:]
     var actions: [TunnelAction] = []
     var lastTimer: Duration?
@@ -182,7 +185,7 @@ public struct TunnelEngine: Sendable {
     /// the handshake.
     public mutating func linkUp(
         _ id: LinkID, leftover: ByteBuffer = ByteBuffer(), now: Duration, backup: Bool = false,
-        peerTakesPolicy: Bool = false
+        peerCapabilities: UInt32 = 0
     ) -> [TunnelAction] {
         guard !failed else { return [.closeLink(id, reason: TunnelFailure(.closed, "the tunnel has ended"))] }
         // A reused id is a new connection: whatever the old one had in flight goes elsewhere.
@@ -191,7 +194,8 @@ public struct TunnelEngine: Sendable {
         for suspected in links.keys.sorted() where links[suspected]!.suspect { requeue(suspected) }
         links[id] = LinkState(id: id, frameLimits: options.frameLimits, now: now)
         links[id]!.backup = backup
-        links[id]!.peerTakesPolicy = peerTakesPolicy
+        links[id]!.peerTakesPolicy = peerCapabilities & LinkHello.linkPolicyFrames != 0
+        peerTakesOrigins = peerCapabilities & LinkHello.streamOrigins != 0
         noLinkSince = nil
         if leftover.readableBytes > 0 {
             ingest(leftover, on: id, now: now)
@@ -276,8 +280,11 @@ public struct TunnelEngine: Sendable {
 
     // MARK: streams (the app side)
 
-    /// Opens a stream to `appName`; data may be sent on it at once.
-    public mutating func openStream(appName: String, target: String? = nil, now: Duration) -> (
+    /// Opens a stream to `appName`; data may be sent on it at once. `origin` goes only to a
+    /// peer that reads it.
+    public mutating func openStream(
+        appName: String, target: String? = nil, origin: StreamOrigin? = nil, now: Duration
+    ) -> (
         StreamID, [TunnelAction]
     ) {
         let id = StreamID(nextLocalStream)
@@ -293,8 +300,9 @@ public struct TunnelEngine: Sendable {
         streams[id] = newStream(peerLimit: UInt64(window), openSeen: true, now: now)
         queue.append(
             .streamOpen(
-                StreamOpen(streamID: id.rawValue, appName: appName, target: target, initialWindow: UInt32(window))
-            )
+                StreamOpen(
+                    streamID: id.rawValue, appName: appName, target: target, initialWindow: UInt32(window),
+                    origin: peerTakesOrigins ? origin : nil))
         )
         pump(now: now)
         return (id, flush(now: now))

@@ -297,6 +297,13 @@ struct ConfigErrorTests {
             fragment: "expected a list"
         ),
         Case(
+            name: "proxyProtocol not v1 or v2",
+            yaml: header + "localExposedApps:\n- appName: web\n  appSocket: tcp:127.0.0.1:80\n  proxyProtocol: v3\n",
+            path: "localExposedApps[0].proxyProtocol",
+            line: 10,
+            fragment: "expected v1 or v2"
+        ),
+        Case(
             name: "app socket udp",
             yaml: header + "localExposedApps:\n- appName: web\n  appSocket: udp:10.0.0.1:80\n",
             path: "localExposedApps[0].appSocket",

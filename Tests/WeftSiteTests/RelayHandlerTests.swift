@@ -31,7 +31,7 @@ struct RelayHandlerTests {
             relay = StreamRelay(driver: driver, logger: Logger(label: "test"))
             app = EmbeddedChannel(handler: RelayChannelHandler(relay: relay), loop: loop)
             try app.connect(to: SocketAddress(ipAddress: "198.18.0.3", port: 80)).wait()
-            relay.open(appName: "web", target: nil)
+            relay.open(appName: "web", target: nil, origin: nil)
             relay.attach(app)
             loop.run()
         }

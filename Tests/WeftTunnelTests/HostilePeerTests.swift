@@ -293,3 +293,42 @@ struct HostilePeerTests {
         #expect(acked == 2, "\(drained)")
     }
 }
+
+@Suite("stream origins: sent only to a peer that reads them", .timeLimit(.minutes(10)))
+struct StreamOriginEngineTests {
+    static let origin = StreamOrigin(
+        family: .ipv4, sourceAddress: [198, 18, 0, 9], sourcePort: 40000, destinationAddress: [127, 0, 0, 1],
+        destinationPort: 8080)!
+
+    /// The stream open an engine writes when its peer said `capabilities`.
+    func sentOpen(peerCapabilities: UInt32) throws -> StreamOpen? {
+        var engine = TunnelEngine(options: .init(opensOddStreams: true), now: .seconds(1))
+        _ = engine.linkUp(LinkID(1), now: .seconds(1), peerCapabilities: peerCapabilities)
+        let (_, actions) = engine.openStream(appName: "web", origin: Self.origin, now: .seconds(1))
+        var parser = TunnelFrameParser()
+        for case .write(_, let bytes) in actions { parser.append(bytes) }
+        while let frame = try parser.nextFrame() {
+            if case .streamOpen(let open) = frame { return open }
+        }
+        return nil
+    }
+
+    @Test("a peer that said streamOrigins gets the origin; an older one gets an open it can parse")
+    func capability() throws {
+        #expect(try sentOpen(peerCapabilities: LinkHello.streamOrigins)?.origin == Self.origin)
+        let old = try #require(try sentOpen(peerCapabilities: LinkHello.linkPolicyFrames))
+        #expect(old.origin == nil && old.appName == "web")
+    }
+
+    @Test("the receiving engine hands the origin to its driver with the stream")
+    func delivered() {
+        var engine = TunnelEngine(options: .init(opensOddStreams: false), now: .seconds(1))
+        _ = engine.linkUp(LinkID(1), now: .seconds(1))
+        var bytes = ByteBuffer()
+        TunnelFrameSerializer().serialize(
+            .streamOpen(StreamOpen(streamID: 1, appName: "web", initialWindow: 1 << 16, origin: Self.origin)),
+            into: &bytes)
+        let actions = engine.received(bytes, on: LinkID(1), now: .seconds(2))
+        #expect(actions.contains(.incomingStream(StreamID(1), appName: "web", target: nil, origin: Self.origin)))
+    }
+}

@@ -67,6 +67,10 @@ struct LinkHandshakeTests {
         let atDialer = try #require(established(dialer.received(bytes(accepted)!)))
         #expect(atAcceptor.backup == (dialerBackup || acceptorBackup))
         #expect(atDialer.backup == (dialerBackup || acceptorBackup))
+        // Both ends say they take link policies and stream origins.
+        for end in [atAcceptor, atDialer] {
+            #expect(end.peerTakesPolicy && end.peerCapabilities & LinkHello.streamOrigins != 0)
+        }
     }
 
     @Test("the tunnel id is the same from both ends and changes with either incarnation")

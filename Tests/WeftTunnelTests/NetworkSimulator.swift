@@ -60,7 +60,7 @@ struct NetworkSimulator {
             for side in 0..<2 {
                 apply(
                     engines[side].linkUp(
-                        LinkID(UInt32(index)), now: now, backup: backup.contains(index), peerTakesPolicy: true),
+                        LinkID(UInt32(index)), now: now, backup: backup.contains(index), peerCapabilities: LinkHello.linkPolicyFrames),
                     side: side)
             }
         }

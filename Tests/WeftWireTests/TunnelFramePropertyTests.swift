@@ -94,15 +94,29 @@ private enum FrameGen {
         TunnelFrame.refuse(LinkRefuse(reason: .init(code: code), message: message))
     }
 
+    /// A client address of either family, or none.
+    static let origin = zip(
+        integer(0...2), integer(UInt8.min...UInt8.max), integer(UInt16.min...UInt16.max),
+        integer(UInt16.min...UInt16.max)
+    ).map { value -> StreamOrigin? in
+        guard value.0 > 0 else { return nil }
+        let family: StreamOrigin.Family = value.0 == 1 ? .ipv4 : .ipv6
+        let address = (0..<family.addressLength).map { UInt8(truncatingIfNeeded: Int($0) &* 37 &+ Int(value.1)) }
+        return StreamOrigin(
+            family: family, sourceAddress: address, sourcePort: value.2, destinationAddress: address.reversed(),
+            destinationPort: value.3)
+    }
+
     static let streamOpen = zip(
         integer(1...UInt32.max), name(limit: TunnelFrameLimits.appName),
         name(limit: TunnelFrameLimits.target, scalars: 1...150).optional,
-        integer(UInt32.min...UInt32.max)
+        integer(UInt32.min...UInt32.max), origin
     ).map { value in
         // A target that fits nothing (one character over the limit) is sent as none.
         TunnelFrame.streamOpen(
             StreamOpen(
-                streamID: value.0, appName: value.1, target: value.2 == "" ? nil : value.2, initialWindow: value.3))
+                streamID: value.0, appName: value.1, target: value.2 == "" ? nil : value.2, initialWindow: value.3,
+                origin: value.4))
     }
 
     /// Offsets, final sizes and limits up to the protocol's bound (past it is a refusal, tested

@@ -21,6 +21,18 @@ struct TunnelFrameTests {
         .refuse(LinkRefuse(reason: .unknownTunnel, message: "restarted")),
         .streamOpen(StreamOpen(streamID: 1, appName: "web", initialWindow: 262_144)),
         .streamOpen(StreamOpen(streamID: 3, appName: "vdi", target: "tcp:10.0.2.7:5900", initialWindow: 1)),
+        .streamOpen(
+            StreamOpen(
+                streamID: 5, appName: "web", initialWindow: 9,
+                origin: StreamOrigin(
+                    family: .ipv4, sourceAddress: [198, 18, 0, 7], sourcePort: 51234,
+                    destinationAddress: [127, 0, 0, 1], destinationPort: 8080))),
+        .streamOpen(
+            StreamOpen(
+                streamID: 7, appName: "vdi", target: "tcp:10.0.2.7:5900", initialWindow: 1,
+                origin: StreamOrigin(
+                    family: .ipv6, sourceAddress: [0x20, 0x01, 0x0d, 0xb8] + Array(repeating: 0, count: 11) + [1],
+                    sourcePort: 1, destinationAddress: Array(repeating: 0, count: 15) + [1], destinationPort: 65535))),
         .streamData(StreamData(streamID: 1, offset: 0, fin: false, data: ByteBuffer(string: "GET / HTTP/1.1\r\n\r\n"))),
         .streamData(StreamData(streamID: 1, offset: 1 << 40, fin: true, data: ByteBuffer())),
         .streamReset(StreamReset(streamID: 5, code: .notExposed, message: "no app \"x\"")),
@@ -87,7 +99,7 @@ struct TunnelFrameTests {
     @Test("reliability: data, opens, resets and window updates are reliable; the rest are not")
     func reliability() {
         let reliable = Self.frames.filter(\.isReliable).count
-        #expect(reliable == 6)
+        #expect(reliable == 8)  // four opens, two data, a reset, a window update
     }
 
     @Test("a header announcing more than the limit is refused before the payload arrives")
@@ -128,6 +140,26 @@ struct TunnelFrameTests {
         #expect(throws: WireError(.limitExceeded, field: "data offset")) {
             try parse([0x11, 0, 0, 0, 0, 13] + [0, 0, 0, 1] + Array(repeating: 0xff, count: 8) + [1])
         }
+        // An open whose origin names a family other than 4 or 6, or stops short, or that has
+        // origin bytes without the flag (what an older parser sees).
+        let open: [UInt8] = [0, 0, 0, 1] + [3] + Array("web".utf8) + [0, 0] + [0, 0, 0, 9]
+        let origin: [UInt8] = [4, 198, 18, 0, 7, 127, 0, 0, 1, 0xc8, 0x22, 0x1f, 0x90]
+        #expect(throws: WireError(.invalidValue, field: "origin family")) {
+            try parse([0x10, 1, 0, 0, 0, UInt8(open.count + origin.count)] + open + [5] + origin.dropFirst())
+        }
+        #expect(throws: WireError(.truncated, field: "origin destination port")) {
+            try parse([0x10, 1, 0, 0, 0, UInt8(open.count + origin.count - 1)] + open + origin.dropLast())
+        }
+        #expect(throws: WireError(.trailingBytes, field: "streamOpen frame")) {
+            try parse([0x10, 0, 0, 0, 0, UInt8(open.count + origin.count)] + open + origin)
+        }
+        let parsed = try? parse([0x10, 1, 0, 0, 0, UInt8(open.count + origin.count)] + open + origin)
+        guard case .streamOpen(let opened) = parsed, let client = opened.origin else {
+            Issue.record("no origin in \(String(describing: parsed))")
+            return
+        }
+        #expect(client.sourceAddress == [198, 18, 0, 7] && client.sourcePort == 51234)
+        #expect(client.destinationAddress == [127, 0, 0, 1] && client.destinationPort == 8080)
     }
 
     @Test("offsets, final sizes and limits past 2^62 are refused; at 2^62 they parse")

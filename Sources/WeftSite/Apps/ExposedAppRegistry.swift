@@ -20,6 +20,11 @@ public struct ExposedAppRegistry: Sendable {
         self.apps = table
     }
 
+    /// The PROXY header the app wants, if any.
+    public func proxyProtocol(of appName: String) -> ExposedAppConfig.ProxyProtocol? {
+        apps[appName]?.proxyProtocol
+    }
+
     /// What to do with a stream `peer` opened to `appName` (and `target`, for range apps).
     public func resolve(appName: String, target: String?, peer: String) -> Decision {
         guard let app = apps[appName] else {

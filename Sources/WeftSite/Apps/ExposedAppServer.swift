@@ -42,13 +42,18 @@ struct ExposedAppServer: Sendable {
         logger[metadataKey: "app"] = "\(appName)"
         logger[metadataKey: "stream"] = "\(id)"
         if let target { logger[metadataKey: "target"] = "\(target)" }
+        let origin = driver.incomingOrigin
+        if let origin { logger[metadataKey: "client"] = "\(origin.clientDescription)" }
         // Streams per tunnel (each holds an app socket here) are bounded by the engine's
         // `maxStreams`, which refuses an open beyond it before it reaches this point.
         if appName == SpeedtestPattern.appName {
             logger.info("speed test from the peer")
             return SpeedtestSink(driver: driver, stream: id, pattern: speedtest, logger: logger)
         }
-        switch registry.withLockedValue({ $0.resolve(appName: appName, target: target, peer: driver.peerSite) }) {
+        let (decision, proxyProtocol) = registry.withLockedValue {
+            ($0.resolve(appName: appName, target: target, peer: driver.peerSite), $0.proxyProtocol(of: appName))
+        }
+        switch decision {
         case .refuse(let code, let reason):
             driver.peerCounter("weft_streams_refused_total", [("reason", "\(code)")]).increment()
             // Once per peer and reason every 10 s, with the count held back: a peer that
@@ -87,6 +92,11 @@ struct ExposedAppServer: Sendable {
                         connectLogger.debug("stream connected to its app", metadata: ["socket": "\(socket)"])
                         channel.closeFuture.whenComplete { _ in sockets.release() }
                         connections.add(channel, key: appName)
+                        // The header goes first: the relay's writes queue behind it on this loop.
+                        if let proxyProtocol {
+                            channel.write(
+                                ProxyProtocolHeader(version: proxyProtocol, origin: origin).bytes, promise: nil)
+                        }
                         relay.attach(channel)
                     case .failure(let error):
                         sockets.release()

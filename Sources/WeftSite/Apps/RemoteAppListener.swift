@@ -5,6 +5,7 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import WeftTransport
+import WeftWire
 
 /// The local socket of one `remoteApps` entry: each client that connects becomes a stream to
 /// the app at the other site.
@@ -169,6 +170,7 @@ final class ClientArrivalHandler: ChannelInboundHandler, RemovableChannelHandler
             return
         }
         let relay = StreamRelay(driver: driver, logger: logger)
+        let origin = StreamOrigin(client: channel.remoteAddress, local: channel.localAddress)
         let (early, inputClosed) = (self.early, self.inputClosed)
         self.early = []
         do {
@@ -185,7 +187,7 @@ final class ClientArrivalHandler: ChannelInboundHandler, RemovableChannelHandler
         // of the socket can come first and find the stream not yet open; from another loop, the
         // socket's later events queue behind this on the tunnel's loop.
         let start: @Sendable () -> Void = {
-            relay.open(appName: app.appName, target: app.appSocket?.description)
+            relay.open(appName: app.appName, target: app.appSocket?.description, origin: origin)
             for bytes in early { relay.appRead(bytes) }
             if inputClosed { relay.appInputClosed() }
             relay.attach(channel)

@@ -7,15 +7,27 @@ public struct ExposedAppConfig: Sendable, Equatable {
         case range(ports: [ClosedRange<Int>], addresses: [IPNetwork])
     }
 
+    /// HAProxy's PROXY protocol header, sent to the app before a stream's bytes.
+    public enum ProxyProtocol: String, Sendable, Equatable, CaseIterable {
+        /// The text form (`PROXY TCP4 …\r\n`).
+        case v1
+        /// The binary form.
+        case v2
+    }
+
     public var appName: String
     public var mode: Mode
     /// *weft*: the sites that may use the app; empty means every member of the mesh.
     public var allowedSites: [String]
+    /// *weft*: tell the app each client's real address with a PROXY header (the app must
+    /// expect one: nginx's `listen … proxy_protocol`, HAProxy's `accept-proxy`).
+    public var proxyProtocol: ProxyProtocol?
 
-    public init(appName: String, mode: Mode, allowedSites: [String] = []) {
+    public init(appName: String, mode: Mode, allowedSites: [String] = [], proxyProtocol: ProxyProtocol? = nil) {
         self.appName = appName
         self.mode = mode
         self.allowedSites = allowedSites
+        self.proxyProtocol = proxyProtocol
     }
 
     /// Whether `site` may open streams to the app.

@@ -30,10 +30,18 @@ extension SiteConfigurationDecoder {
         for item in reader.sequence(top, "localExposedApps") {
             guard
                 let app = reader.entry(
-                    item, keys: ["appName", "mode", "appSocket", "portRange", "addressRange", "allowedSites"])
+                    item,
+                    keys: ["appName", "mode", "appSocket", "portRange", "addressRange", "allowedSites", "proxyProtocol"])
             else { continue }
             let nameText = reader.string(app, "appName", required: true)
             let allowed = decodeAllowedSites(reader, app)
+            var proxyProtocol: ExposedAppConfig.ProxyProtocol?
+            if let text = reader.string(app, "proxyProtocol"), !text.value.isEmpty {
+                proxyProtocol = ExposedAppConfig.ProxyProtocol(rawValue: text.value.lowercased())
+                if proxyProtocol == nil {
+                    reader.invalid(text, "expected v1 or v2 (HAProxy's PROXY protocol), or leave it out")
+                }
+            }
             let name = nameText.flatMap { checkName(reader, $0) }
             if let name, let nameText {
                 if name == SpeedtestPattern.appName {
@@ -65,7 +73,8 @@ extension SiteConfigurationDecoder {
                 if let name, !ports.isEmpty, !addresses.isEmpty {
                     apps.append(
                         ExposedAppConfig(
-                            appName: name, mode: .range(ports: ports, addresses: addresses), allowedSites: allowed))
+                            appName: name, mode: .range(ports: ports, addresses: addresses), allowedSites: allowed,
+                            proxyProtocol: proxyProtocol))
                 }
             } else {
                 for key in ["portRange", "addressRange"] where reader.has(app, key) {
@@ -79,7 +88,10 @@ extension SiteConfigurationDecoder {
                         reader.invalid(
                             text, "an app cannot be reached at an unspecified address; name the address it listens on")
                     } else if let name {
-                        apps.append(ExposedAppConfig(appName: name, mode: .single(socket), allowedSites: allowed))
+                        apps.append(
+                            ExposedAppConfig(
+                                appName: name, mode: .single(socket), allowedSites: allowed,
+                                proxyProtocol: proxyProtocol))
                     }
                 case .failure(let error):
                     reader.invalid(text, error.message)

@@ -36,11 +36,12 @@ final class StreamRelay: TunnelStreamDelegate, @unchecked Sendable {
         self.logger = logger
     }
 
-    /// Client side: opens the stream to `appName` at the peer (on the driver's loop).
-    func open(appName: String, target: String?) {
+    /// Client side: opens the stream to `appName` at the peer (on the driver's loop), with the
+    /// client's address for a far app that wants it.
+    func open(appName: String, target: String?, origin: StreamOrigin?) {
         driver.eventLoop.preconditionInEventLoop()
         guard !machine.ended else { return }  // the client left while the tunnel was awaited
-        stream = driver.openStream(appName: appName, target: target, delegate: self)
+        stream = driver.openStream(appName: appName, target: target, origin: origin, delegate: self)
         logger[metadataKey: "stream"] = "\(stream!)"
     }
 

@@ -7,10 +7,13 @@ public struct ExposedAppDocument: Codable, Sendable, Equatable {
     public var portRange: [String]
     public var addressRange: [String]
     public var allowedSites: [String]
+    /// `v1`, `v2` or null.
+    public var proxyProtocol: String?
 
     public init(_ app: ExposedAppConfig) {
         appName = app.appName
         allowedSites = app.allowedSites
+        proxyProtocol = app.proxyProtocol?.rawValue
         switch app.mode {
         case .single(let socket):
             mode = "single"
@@ -27,7 +30,9 @@ public struct ExposedAppDocument: Codable, Sendable, Equatable {
         }
     }
 
-    private enum CodingKeys: String, CodingKey { case appName, mode, appSocket, portRange, addressRange, allowedSites }
+    private enum CodingKeys: String, CodingKey {
+        case appName, mode, appSocket, portRange, addressRange, allowedSites, proxyProtocol
+    }
 
     /// `allowedSites` may be absent: state files written before it existed still load.
     public init(from decoder: any Decoder) throws {
@@ -38,6 +43,7 @@ public struct ExposedAppDocument: Codable, Sendable, Equatable {
         portRange = try container.decode([String].self, forKey: .portRange)
         addressRange = try container.decode([String].self, forKey: .addressRange)
         allowedSites = try container.decodeIfPresent([String].self, forKey: .allowedSites) ?? []
+        proxyProtocol = try container.decodeIfPresent(String.self, forKey: .proxyProtocol)
     }
 
     /// Every key written, `appSocket` as null for range apps (the API's documented form).
@@ -49,6 +55,7 @@ public struct ExposedAppDocument: Codable, Sendable, Equatable {
         try container.encode(portRange, forKey: .portRange)
         try container.encode(addressRange, forKey: .addressRange)
         try container.encode(allowedSites, forKey: .allowedSites)
+        try container.encode(proxyProtocol, forKey: .proxyProtocol)
     }
 }
 

@@ -121,6 +121,6 @@ extension TunnelManager {
         }
         driver.attach(
             channel, leftover: established.leftover, dialed: false, transport: transport, backup: established.backup,
-            peerTakesPolicy: established.peerTakesPolicy, punched: punched)
+            peerCapabilities: established.peerCapabilities, punched: punched)
     }
 }

@@ -87,7 +87,7 @@ extension TunnelManager {
             held.withLockedValue { $0 = channel }
             driver.attach(
                 channel, leftover: established.leftover, transport: transport.kind, backup: established.backup,
-                peerTakesPolicy: established.peerTakesPolicy, punched: true)
+                peerCapabilities: established.peerCapabilities, punched: true)
         }.flatMapErrorThrowing { [weak self] error in
             // The peer knows no tunnel like ours (it restarted): ours ends, the next link starts anew.
             if let refusal = (error as? LinkError)?.refusal, refusal.reason == .unknownTunnel {

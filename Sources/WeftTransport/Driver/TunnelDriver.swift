@@ -21,6 +21,8 @@ public final class TunnelDriver: @unchecked Sendable {
     /// A peer opened a stream: return its delegate, or nil to refuse it (the driver then resets
     /// it with `notExposed` unless the handler reset it with a better reason first).
     public var onIncomingStream: ((StreamID, _ appName: String, _ target: String?) -> TunnelStreamDelegate?)?
+    /// While `onIncomingStream` runs: the client's address the peer sent with the open, if any.
+    public private(set) var incomingOrigin: StreamOrigin?
     /// The tunnel ended: no link for longer than the grace period, or the peer stopped.
     public var onFailed: ((TunnelFailure) -> Void)?
     /// The number of links changed (on the driver's loop, never under a lock of the driver's):
@@ -123,7 +125,8 @@ public final class TunnelDriver: @unchecked Sendable {
     /// loop, at once when the handshake finishes, so no read is missed.
     public func attach(
         _ channel: Channel, leftover: ByteBuffer, dialed: Bool = true, transport: LinkEndpoint.Kind = .tls,
-        backup: Bool = false, peerTakesPolicy: Bool = true, punched: Bool = false
+        backup: Bool = false, peerCapabilities: UInt32 = LinkHello.linkPolicyFrames | LinkHello.streamOrigins,
+        punched: Bool = false
     ) {
         channel.eventLoop.preconditionInEventLoop()
         let id = LinkID(
@@ -159,7 +162,7 @@ public final class TunnelDriver: @unchecked Sendable {
                 ])
             $0.apply(
                 $0.engine.linkUp(
-                    id, leftover: leftover, now: $0.now, backup: backup, peerTakesPolicy: peerTakesPolicy))
+                    id, leftover: leftover, now: $0.now, backup: backup, peerCapabilities: peerCapabilities))
             // A channel already full when it joins: its next change would come only once it drains.
             if !channel.isWritable, $0.links[id] != nil {
                 $0.apply($0.engine.linkWritabilityChanged(id, writable: false, now: $0.now))
@@ -404,10 +407,13 @@ public final class TunnelDriver: @unchecked Sendable {
 
     // MARK: streams
 
-    /// Opens a stream to `appName` at the peer; data may be sent on it at once.
-    public func openStream(appName: String, target: String? = nil, delegate: TunnelStreamDelegate) -> StreamID {
+    /// Opens a stream to `appName` at the peer; data may be sent on it at once. `origin` (the
+    /// client's address) goes only to a peer that reads it.
+    public func openStream(
+        appName: String, target: String? = nil, origin: StreamOrigin? = nil, delegate: TunnelStreamDelegate
+    ) -> StreamID {
         eventLoop.preconditionInEventLoop()
-        let (id, actions) = engine.openStream(appName: appName, target: target, now: now)
+        let (id, actions) = engine.openStream(appName: appName, target: target, origin: origin, now: now)
         if !running {
             // The tunnel ended between finding it and opening the stream: nothing will ever
             // carry this stream, so it ends now rather than hang.
@@ -467,12 +473,14 @@ public final class TunnelDriver: @unchecked Sendable {
                         "closing link", metadata: ["link": "\(id)", "reason": "\(reason)", "code": "\(reason.code)"])
                     record.channel.close(promise: nil)
                 }
-            case .incomingStream(let id, let appName, let target):
+            case .incomingStream(let id, let appName, let target, let origin):
                 // The peer may have reset the stream in the same batch (a client that connected
                 // and left at once): it is gone from the engine already, and the reset later in
                 // this batch must still reach the handler's delegate, or the app connection it
                 // is making stays open for good.
                 let endedInBatch = !engine.isOpen(id)
+                incomingOrigin = origin
+                defer { incomingOrigin = nil }
                 if let delegate = onIncomingStream?(id, appName, target) {
                     // The handler may have reset the stream itself (an app that failed at once).
                     if endedInBatch || engine.isOpen(id) { delegates[id] = delegate }

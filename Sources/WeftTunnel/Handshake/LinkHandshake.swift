@@ -54,8 +54,11 @@ public struct LinkHandshake: Sendable {
         public var leftover: ByteBuffer
         /// Either end marked the link a backup path (`LinkHello.backupLink`).
         public var backup: Bool = false
+        /// What the peer's hello or welcome said it understands (`LinkHello` bits).
+        public var peerCapabilities: UInt32 = 0
+
         /// The peer understands `linkPolicy` frames (`LinkHello.linkPolicyFrames`).
-        public var peerTakesPolicy: Bool = false
+        public var peerTakesPolicy: Bool { peerCapabilities & LinkHello.linkPolicyFrames != 0 }
     }
 
     public enum Action: Sendable, Equatable {
@@ -99,7 +102,7 @@ public struct LinkHandshake: Sendable {
 
     /// What this end says in its hello or welcome.
     private var ownCapabilities: UInt32 {
-        LinkHello.linkPolicyFrames | (backup ? LinkHello.backupLink : 0)
+        LinkHello.linkPolicyFrames | LinkHello.streamOrigins | (backup ? LinkHello.backupLink : 0)
     }
 
     /// Whether the handshake has ended (either way).
@@ -209,7 +212,7 @@ public struct LinkHandshake: Sendable {
             linkID: linkID,
             leftover: parser.takeBuffered(),
             backup: backup || welcome.capabilities & LinkHello.backupLink != 0,
-            peerTakesPolicy: welcome.capabilities & LinkHello.linkPolicyFrames != 0
+            peerCapabilities: welcome.capabilities
         )
         return [.established(established)]
     }
@@ -240,7 +243,7 @@ public struct LinkHandshake: Sendable {
             linkID: hello.linkID,
             leftover: parser.takeBuffered(),
             backup: backup || hello.capabilities & LinkHello.backupLink != 0,
-            peerTakesPolicy: hello.capabilities & LinkHello.linkPolicyFrames != 0
+            peerCapabilities: hello.capabilities
         )
         return [.write(frame(.welcome(welcome))), .established(established)]
     }

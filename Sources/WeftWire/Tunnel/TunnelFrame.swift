@@ -109,6 +109,8 @@ public struct LinkHello: Hashable, Sendable {
     public static let backupLink: UInt32 = 1 << 0
     /// Bit of `capabilities`: the sender understands `linkPolicy` frames.
     public static let linkPolicyFrames: UInt32 = 1 << 1
+    /// Bit of `capabilities`: the sender reads a `StreamOpen.origin`.
+    public static let streamOrigins: UInt32 = 1 << 2
 
     public init(
         minVersion: UInt16,
@@ -188,12 +190,18 @@ public struct StreamOpen: Hashable, Sendable {
     public var target: String?
     /// Bytes the opener is ready to receive before the first window update.
     public var initialWindow: UInt32
+    /// The client's address (flags bit 0), sent only to a peer whose links said
+    /// `LinkHello.streamOrigins`: an older parser refuses the extra bytes.
+    public var origin: StreamOrigin?
 
-    public init(streamID: UInt32, appName: String, target: String? = nil, initialWindow: UInt32) {
+    public init(
+        streamID: UInt32, appName: String, target: String? = nil, initialWindow: UInt32, origin: StreamOrigin? = nil
+    ) {
         self.streamID = streamID
         self.appName = appName
         self.target = target
         self.initialWindow = initialWindow
+        self.origin = origin
     }
 }
 

@@ -166,10 +166,12 @@ public struct TunnelFrameParser: Sendable {
             let target = try payload.readPrefixedName(
                 UInt16.self, limit: TunnelFrameLimits.target, field: "open target")
             let window = try payload.readWireInteger(UInt32.self, field: "open window")
+            let origin = flags & 1 != 0 ? try StreamOrigin.read(from: &payload) : nil
             guard stream != 0 else { throw WireError(.invalidValue, field: "open stream") }
             return .streamOpen(
-                StreamOpen(streamID: stream, appName: app, target: target.isEmpty ? nil : target, initialWindow: window)
-            )
+                StreamOpen(
+                    streamID: stream, appName: app, target: target.isEmpty ? nil : target, initialWindow: window,
+                    origin: origin))
         case .streamData:
             let stream = try payload.readWireInteger(UInt32.self, field: "data stream")
             let offset = try payload.readWireInteger(UInt64.self, field: "data offset")

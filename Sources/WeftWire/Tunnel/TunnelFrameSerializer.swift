@@ -7,7 +7,7 @@ import NIOCore
 /// | hello | `u32 magic, u16 min, u16 max, u8+name, u64 incarnation, 16 tunnel id, u32 link id, u32 caps` |
 /// | welcome | `u16 version, u8+name, u64 incarnation, u32 caps` |
 /// | refuse | `u16 reason, u8+message` |
-/// | streamOpen | `u32 stream, u8+app, u16+target (empty: none), u32 initial window` |
+/// | streamOpen | flags bit 0 = origin; `u32 stream, u8+app, u16+target (empty: none), u32 initial window[, origin]` |
 /// | streamData | flags bit 0 = fin; `u32 stream, u64 offset, data…` |
 /// | streamReset | `u32 stream, u16 code, u64 final size, u8+message` |
 /// | windowUpdate | `u32 stream, u64 limit` |
@@ -22,7 +22,8 @@ public struct TunnelFrameSerializer: Sendable {
     static func payloadEstimate(_ frame: TunnelFrame) -> Int {
         switch frame {
         case .streamData(let data): 12 + data.data.readableBytes
-        case .streamOpen(let open): 12 + open.appName.utf8.count + (open.target?.utf8.count ?? 0)
+        case .streamOpen(let open):
+            12 + open.appName.utf8.count + (open.target?.utf8.count ?? 0) + (open.origin?.encodedLength ?? 0)
         case .streamReset(let reset): 15 + min(reset.message.utf8.count, 255)
         case .ack, .ping, .pong: 8
         case .windowUpdate: 12
@@ -65,6 +66,7 @@ public struct TunnelFrameSerializer: Sendable {
             buffer.writePrefixedString(UInt8.self, open.appName)
             buffer.writePrefixedString(UInt16.self, open.target ?? "")
             buffer.writeInteger(open.initialWindow)
+            open.origin?.write(to: &buffer)
         case .streamData(var data):
             buffer.writeInteger(data.streamID)
             buffer.writeInteger(data.offset)
@@ -108,6 +110,7 @@ public struct TunnelFrameSerializer: Sendable {
         switch frame {
         case .streamData(let data): data.fin ? 1 : 0
         case .goodbye(let goodbye): goodbye.tunnel ? 1 : 0
+        case .streamOpen(let open): open.origin == nil ? 0 : 1
         default: 0
         }
     }
