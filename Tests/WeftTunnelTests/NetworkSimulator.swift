@@ -60,7 +60,8 @@ struct NetworkSimulator {
             for side in 0..<2 {
                 apply(
                     engines[side].linkUp(
-                        LinkID(UInt32(index)), now: now, backup: backup.contains(index), peerCapabilities: LinkHello.linkPolicyFrames),
+                        LinkID(UInt32(index)), now: now, backup: backup.contains(index),
+                        peerCapabilities: LinkHello.linkPolicyFrames),
                     side: side)
             }
         }

@@ -31,7 +31,9 @@ extension SiteConfigurationDecoder {
             guard
                 let app = reader.entry(
                     item,
-                    keys: ["appName", "mode", "appSocket", "portRange", "addressRange", "allowedSites", "proxyProtocol"])
+                    keys: [
+                        "appName", "mode", "appSocket", "portRange", "addressRange", "allowedSites", "proxyProtocol",
+                    ])
             else { continue }
             let nameText = reader.string(app, "appName", required: true)
             let allowed = decodeAllowedSites(reader, app)
