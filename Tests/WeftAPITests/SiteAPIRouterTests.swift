@@ -153,6 +153,18 @@ struct SiteAPIRouterTests {
                 uri: "/api/v1/localExposedApps", method: .post, headers: Self.json,
                 body: ByteBuffer(string: #"{"appName":"x","appSocket":"tcp:nowhere"}"#))
             #expect(bad.status == .badRequest && Self.object(bad.body)?["field"] as? String == "appSocket")
+            // proxyProtocol: taken, shown, and a wrong value refused at its field.
+            let proxied = try await client.execute(
+                uri: "/api/v1/localExposedApps", method: .post, headers: Self.json,
+                body: ByteBuffer(string: #"{"appName":"nginx","appSocket":"tcp:127.0.0.1:81","proxyProtocol":"v2"}"#))
+            #expect(proxied.status == .created && Self.object(proxied.body)?["proxyProtocol"] as? String == "v2")
+            let shown = try await client.execute(
+                uri: "/api/v1/localExposedApps/nginx", method: .get, headers: Self.host)
+            #expect(Self.object(shown.body)?["proxyProtocol"] as? String == "v2")
+            let wrong = try await client.execute(
+                uri: "/api/v1/localExposedApps", method: .post, headers: Self.json,
+                body: ByteBuffer(string: #"{"appName":"x","appSocket":"tcp:127.0.0.1:82","proxyProtocol":"v9"}"#))
+            #expect(wrong.status == .badRequest && Self.object(wrong.body)?["field"] as? String == "proxyProtocol")
             #expect(
                 try await client.execute(uri: "/api/v1/localExposedApps/db", method: .delete, headers: Self.host)
                     .status == .noContent)
