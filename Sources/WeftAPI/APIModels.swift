@@ -95,6 +95,8 @@ public enum APIModels {
     /// One line of the speed test's NDJSON stream: `progress`, then `result` or `error`.
     public struct SpeedtestLine: Codable, Sendable {
         public var type: String
+        /// `upload` or `download` (absent from a weft before downloads: upload).
+        public var direction: String?
         public var site: String?
         public var seconds: Double?
         public var bytes: UInt64?
@@ -104,10 +106,11 @@ public enum APIModels {
         public var message: String?
 
         public init(
-            type: String, site: String? = nil, seconds: Double? = nil, bytes: UInt64? = nil,
+            type: String, direction: String? = nil, site: String? = nil, seconds: Double? = nil, bytes: UInt64? = nil,
             bitsPerSecond: Double? = nil, verified: Bool? = nil, verifiedBytes: UInt64? = nil, message: String? = nil
         ) {
             self.type = type
+            self.direction = direction
             self.site = site
             self.seconds = seconds
             self.bytes = bytes

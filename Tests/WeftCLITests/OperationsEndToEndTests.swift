@@ -78,7 +78,8 @@ struct OperationsEndToEndTests {
         try lab.site(
             "alpha", exposed: [SiteLab.exposed("spare", "tcp:127.0.0.1:\(httpPort)")],
             extra: Self.api(
-                alphaAPI, auth: true, accessLog: lab.path + "/alpha-api.log", socketDirectory: lab.path + "/sockets"))
+                alphaAPI, auth: true, accessLog: lab.path + "/alpha-api.log", socketDirectory: lab.path + "/sockets")
+                + "speedtest:\n  allowDownload: true\n")
         try lab.site(
             "beta", remote: [SiteLab.remote("alpha", "spare", "tcp:127.0.0.1:\(try FreePort.find())")],
             extra: Self.api(betaAPI, auth: false))
@@ -296,6 +297,30 @@ struct OperationsEndToEndTests {
         #expect(stream.status == 200 && streamed.last?["type"] as? String == "result", "\(stream.body)")
         #expect(streamed.last?["verified"] as? Bool == true && (streamed.last?["bytes"] as? Int ?? 0) > 0)
         #expect(try await Self.http(lab, "GET", beta + "/api/v1/speedtest?site=alpha&seconds=0").status == 400)
+        #expect(try await Self.http(lab, "GET", beta + "/api/v1/speedtest?site=alpha&direction=up").status == 400)
+        // Downloads: alpha allows them, so beta has it send, and checks every byte itself;
+        // both directions at once report each.
+        let down = try await lab.run(
+            WeftProcess.executable,
+            ["speedtest", "--config", lab.configs["beta"]!, "--site", "alpha", "--seconds", "1", "--download"])
+        #expect(down.status == 0 && down.stdout.contains("every byte checked here: all correct"), "\(down)")
+        #expect(down.stdout.contains(" received "), "no progress lines: \(down.stdout)")
+        let both = try await lab.run(
+            WeftProcess.executable,
+            [
+                "speedtest", "--config", lab.configs["beta"]!, "--site", "alpha", "--seconds", "1", "--download",
+                "--upload",
+            ])
+        #expect(both.status == 0, "\(both)")
+        #expect(both.stdout.contains("result (upload):") && both.stdout.contains("result (download):"), "\(both)")
+        print("operations: weft speedtest --download --upload:\n\(both.stdout)")
+        #expect(!lab.lines("alpha", "speed test to the peer", "peer=beta").isEmpty)
+        // beta does not allow them: alpha's request is refused with the reason, logged at beta.
+        let notAllowed = try await lab.run(
+            WeftProcess.executable,
+            ["speedtest", "--config", lab.configs["alpha"]!, "--site", "beta", "--seconds", "1", "--download"])
+        #expect(notAllowed.status == 1 && notAllowed.stderr.contains("speedtest.allowDownload is off"), "\(notAllowed)")
+        #expect(!lab.lines("beta", "refused a download speed test", "peer=alpha").isEmpty)
 
         let noAuth = try await lab.run(WeftProcess.executable, ["status", "--api", alpha])
         #expect(noAuth.status != 0 && noAuth.stderr.contains("credentials"), "\(noAuth)")

@@ -21,6 +21,10 @@ struct ExposedAppServer: Sendable {
     private let speedtest = SpeedtestPattern()
     /// The site's sockets for streams, shared with the remote apps' listeners.
     let sockets: SocketBudget
+    /// `speedtest.allowDownload`, and how many download tests run now (at most
+    /// `maxDownloads`, across peers: each spends this site's uplink).
+    private let downloads = NIOLockedValueBox((allowed: false, running: 0))
+    static let maxDownloads = 2
 
     init(registry: ExposedAppRegistry, connectTimeout: TimeAmount, sockets: SocketBudget, logger: Logger) {
         self.registry = NIOLockedValueBox(registry)
@@ -32,6 +36,51 @@ struct ExposedAppServer: Sendable {
     /// Streams opened from now on see `registry`.
     func update(_ registry: ExposedAppRegistry) {
         self.registry.withLockedValue { $0 = registry }
+    }
+
+    /// Download speed tests opened from now on are served (`true`) or refused.
+    func allowSpeedtestDownload(_ allowed: Bool) {
+        downloads.withLockedValue { $0.allowed = allowed }
+    }
+
+    /// A peer asks this site to send it test data: served when allowed, for a valid number of
+    /// seconds, and while fewer than `maxDownloads` run; refused with a reason otherwise.
+    private func openSpeedtestSource(
+        _ id: StreamID, target: String?, on driver: TunnelDriver, logger: Logger
+    ) -> TunnelStreamDelegate? {
+        let refusal: (StreamReset.Code, String)?
+        let seconds = SpeedtestSource.seconds(inTarget: target)
+        if seconds == nil {
+            refusal = (.notAllowed, "a download speed test takes 1 to \(SpeedtestSource.maxSeconds) seconds")
+        } else {
+            refusal = downloads.withLockedValue { state in
+                guard state.allowed else {
+                    return (.notAllowed, "this site does not send speed-test data (speedtest.allowDownload is off)")
+                }
+                guard state.running < Self.maxDownloads else {
+                    return (.limitReached, "\(Self.maxDownloads) download speed tests are running here already")
+                }
+                state.running += 1
+                return nil
+            }
+        }
+        if let (code, reason) = refusal {
+            let (allowed, suppressed) = refusalLog.admit("\(driver.peerSite) speedtest")
+            if allowed {
+                logger.warning(
+                    "refused a download speed test",
+                    metadata: ["reason": "\(reason)", "alsoRefusedSinceLastLine": "\(suppressed)"])
+            }
+            driver.reset(id, code: code, message: reason)
+            return nil
+        }
+        logger.info("speed test to the peer", metadata: ["seconds": "\(seconds!)"])
+        let downloads = self.downloads
+        let source = SpeedtestSource(
+            driver: driver, stream: id, seconds: seconds!, pattern: speedtest, logger: logger,
+            onEnd: { downloads.withLockedValue { $0.running -= 1 } })
+        source.start()
+        return source
     }
 
     /// The driver's `onIncomingStream`: a relay for an allowed stream; nil (after a reset with
@@ -49,6 +98,9 @@ struct ExposedAppServer: Sendable {
         if appName == SpeedtestPattern.appName {
             logger.info("speed test from the peer")
             return SpeedtestSink(driver: driver, stream: id, pattern: speedtest, logger: logger)
+        }
+        if appName == SpeedtestSource.appName {
+            return openSpeedtestSource(id, target: target, on: driver, logger: logger)
         }
         let (decision, proxyProtocol) = registry.withLockedValue {
             ($0.resolve(appName: appName, target: target, peer: driver.peerSite), $0.proxyProtocol(of: appName))

@@ -20,6 +20,8 @@ public struct SiteConfiguration: Sendable, Equatable {
     public var stateDir: String
     /// wovenet's top-level `stun` list: STUN servers used when a socket names none.
     public var stun: [String]
+    /// weft: what this site does for peers' speed tests.
+    public var speedtest: SpeedtestSettings
 
     public init(
         siteName: String,
@@ -31,7 +33,8 @@ public struct SiteConfiguration: Sendable, Equatable {
         remoteApps: [RemoteAppConfig] = [],
         restfulApi: RestfulAPISettings = .init(),
         stateDir: String,
-        stun: [String] = []
+        stun: [String] = [],
+        speedtest: SpeedtestSettings = .init()
     ) {
         self.siteName = siteName
         self.crypto = crypto
@@ -43,6 +46,7 @@ public struct SiteConfiguration: Sendable, Equatable {
         self.restfulApi = restfulApi
         self.stateDir = stateDir
         self.stun = stun
+        self.speedtest = speedtest
     }
 }
 

@@ -13,7 +13,7 @@ struct SiteConfigurationDecoder {
 
     static let rootKeys = [
         "siteName", "crypto", "logger", "messageChannel", "tunnel", "localExposedApps", "remoteApps",
-        "restfulApi", "stateDir", "stun",
+        "restfulApi", "stateDir", "stun", "speedtest",
     ]
 
     func decode(_ root: Node?, reader: ConfigReader) -> SiteConfiguration? {
@@ -29,6 +29,9 @@ struct SiteConfigurationDecoder {
         let exposed = decodeExposedApps(reader, top)
         let remote = decodeRemoteApps(reader, top, ownSite: siteName)
         let api = decodeRestfulAPI(reader, top)
+        let speedtest = reader.section(top, "speedtest", keys: ["allowDownload"]).map {
+            SpeedtestSettings(allowDownload: reader.bool($0, "allowDownload")?.value ?? false)
+        }
         let stateDir = reader.string(top, "stateDir").flatMap { decodePath(reader, $0) } ?? homeDirectory + "/.weft"
 
         checkListenerConflicts(reader, tunnel: tunnel, remote: remote, api: api)
@@ -44,7 +47,8 @@ struct SiteConfigurationDecoder {
             remoteApps: remote.map(\.config),
             restfulApi: api.settings,
             stateDir: stateDir,
-            stun: stun
+            stun: stun,
+            speedtest: speedtest ?? .init()
         )
     }
 

@@ -268,6 +268,8 @@ public actor SiteRuntime {
         public var trust: String?
         /// The mesh keys, when `crypto.key` or `crypto.previousKeys` changed.
         public var keys: String?
+        /// `speedtest.allowDownload`, when it changed.
+        public var speedtest: String?
 
         public var description: String {
             var parts: [String] = []
@@ -282,6 +284,7 @@ public actor SiteRuntime {
             if parts.isEmpty { parts.append("no app changed") }
             if let trust { parts.append("trust: \(trust)") }
             if let keys { parts.append("mesh keys: \(keys)") }
+            if let speedtest { parts.append("speed test: \(speedtest)") }
             return parts.joined(separator: "; ")
         }
     }
@@ -337,7 +340,13 @@ public actor SiteRuntime {
             agent.replaceKeys(configuration.meshKeyRing)
             summary.keys = "\(keyChanged ? "new key" : "same key"), \(new.crypto.previousKeys.count) previous"
         }
-        // Identity, channel and sockets stay as started; only the app lists, trust and keys move.
+        if new.speedtest != configuration.speedtest {
+            configuration.speedtest = new.speedtest
+            manager.allowSpeedtestDownload(new.speedtest.allowDownload)
+            summary.speedtest = new.speedtest.allowDownload ? "downloads allowed" : "downloads refused"
+        }
+        // Identity, channel and sockets stay as started; only the app lists, trust, keys and the
+        // speed-test setting move.
         let oldExposed = Dictionary(exposedApps.map { ($0.app.appName, $0.app) }, uniquingKeysWith: { a, _ in a })
         let oldRemote = Dictionary(
             remoteApps.map { (RemoteAppListener.key($0.app), $0.app) }, uniquingKeysWith: { a, _ in a })

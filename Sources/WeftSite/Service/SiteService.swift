@@ -121,6 +121,7 @@ public struct SiteService: Service {
             linkAdmission: admission,
             logger: logger
         )
+        manager.allowSpeedtestDownload(configuration.speedtest.allowDownload)
         var linkListeners: [LinkListener] = []
         var punchListener: (LinkListener, LocalSocketConfig)?
         let runtime = SiteRuntime(

@@ -205,6 +205,11 @@ public final class TunnelManager: Sendable {
     /// The apps changed at runtime (API, reload): peers are served with the new exposed apps
     /// from their next stream on, sites now used are dialed at once. A site no longer used is
     /// no longer dialed once its links close; its tunnel is left alone (it may carry streams).
+    /// `speedtest.allowDownload`, at start and on reload.
+    public func allowSpeedtestDownload(_ allowed: Bool) {
+        apps.allowSpeedtestDownload(allowed)
+    }
+
     public func appsChanged(usedSites: Set<String>, exposedApps: [ExposedAppConfig]) {
         apps.update(ExposedAppRegistry(exposedApps))
         perform(state.withLockedValue { $0.planner.apps(usedSites: usedSites, exposesApps: !exposedApps.isEmpty) })
