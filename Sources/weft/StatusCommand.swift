@@ -7,24 +7,66 @@ struct StatusCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "status",
         abstract: "Show the running site: peers, tunnels and their links, exposed and remote apps.",
-        discussion: "Reads the site's REST API (restfulApi in the config, or --api)."
+        discussion: """
+            Reads the site's REST API (restfulApi in the config, or --api). With --watch it prints \
+            the status again every --interval seconds, a time line between, until stopped or \
+            --count times (for a live view on a terminal, see weft top).
+            """
     )
 
     @OptionGroup var options: APIOptions
 
+    @Flag(help: "Print the status again every --interval seconds.")
+    var watch = false
+
+    @Option(help: "Seconds between two prints with --watch (1–3600).")
+    var interval: Int = 2
+
+    @Option(help: "With --watch, stop after this many prints (0: until stopped).")
+    var count: Int = 0
+
+    func validate() throws {
+        guard (1...3600).contains(interval) else { throw ValidationError("--interval must be from 1 to 3600") }
+        guard count >= 0 else { throw ValidationError("--count must be 0 or more") }
+    }
+
     func run() async throws {
         let client = try options.client()
+        if watch {
+            try await Self.watch(client, interval: interval, count: count, command: "weft status")
+            return
+        }
         do {
-            try await show(client)
+            try await Self.show(client)
         } catch let failure as APIClient.Failure {
             printError("weft status: \(failure)")
             throw ExitCode(1)
         }
     }
 
-    static func count(_ value: Int, _ noun: String) -> String { "\(value) \(noun)\(value == 1 ? "" : "s")" }
+    /// Prints the status every `interval` seconds, `count` times (0: forever). A failed read is
+    /// printed and retried at the next interval: a site that restarts comes back on screen.
+    static func watch(_ client: APIClient, interval: Int, count: Int, command: String) async throws {
+        var printed = 0
+        while count == 0 || printed < count {
+            if printed > 0 {
+                try await Task.sleep(for: .seconds(interval))
+                print("")
+            }
+            print("--- \(ISO8601DateFormatter().string(from: Date()))")
+            do {
+                try await show(client)
+            } catch let failure as APIClient.Failure {
+                print("\(command): \(failure)")
+            }
+            fflush(nil)  // every stream: a pipe reader sees each print at once
+            printed += 1
+        }
+    }
 
-    private func show(_ client: APIClient) async throws {
+    static func counted(_ value: Int, _ noun: String) -> String { "\(value) \(noun)\(value == 1 ? "" : "s")" }
+
+    static func show(_ client: APIClient) async throws {
         let site = try await client.get("/api/v1/site", as: APIModels.Site.self)
         let peers = try await client.get("/api/v1/remoteSites", as: [APIModels.RemoteSite].self)
         let tunnels = try await client.get("/api/v1/tunnels", as: [APIModels.Tunnel].self)
@@ -52,7 +94,7 @@ struct StatusCommand: AsyncParsableCommand {
         if tunnels.isEmpty { print("  (none)") }
         for tunnel in tunnels {
             print(
-                "  \(WireText.escaped(tunnel.peer)): \(Self.count(tunnel.links.count, "link")), \(Self.count(tunnel.openStreams, "stream")), sent "
+                "  \(WireText.escaped(tunnel.peer)): \(counted(tunnel.links.count, "link")), \(counted(tunnel.openStreams, "stream")), sent "
                     + "\(Units.bytes(Double(tunnel.bytesSent))), received \(Units.bytes(Double(tunnel.bytesReceived))), "
                     + "re-sent \(Units.bytes(Double(tunnel.resentBytes)))")
             var links = TextTable(

@@ -13,7 +13,8 @@ struct WeftCommand: AsyncParsableCommand {
             """,
         version: WeftVersion.full,
         subcommands: [
-            RunCommand.self, StatusCommand.self, SpeedtestCommand.self, CheckCommand.self, IdentityCommand.self,
+            RunCommand.self, StatusCommand.self, TopCommand.self, SpeedtestCommand.self, CheckCommand.self,
+            IdentityCommand.self,
             TrustCommand.self, KeyCommand.self,
             VersionCommand.self,
         ]
