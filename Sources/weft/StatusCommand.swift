@@ -56,8 +56,8 @@ struct StatusCommand: AsyncParsableCommand {
             print("--- \(ISO8601DateFormatter().string(from: Date()))")
             do {
                 try await show(client)
-            } catch let failure as APIClient.Failure {
-                print("\(command): \(failure)")
+            } catch {
+                print("\(command): \(error)")
             }
             fflush(nil)  // every stream: a pipe reader sees each print at once
             printed += 1
@@ -116,13 +116,13 @@ struct StatusCommand: AsyncParsableCommand {
         }
 
         print("\nEXPOSED APPS")
-        var exposedTable = TextTable("NAME", "MODE", "TARGET", "FROM")
+        var exposedTable = TextTable("NAME", "MODE", "TARGET", "PROXY", "FROM")
         for app in exposed {
             let target =
                 app.mode == "range"
                 ? "ports \(app.portRange.joined(separator: ",")) at \(app.addressRange.joined(separator: ","))"
                 : app.appSocket ?? "?"
-            exposedTable.add(app.appName, app.mode, target, app.source)
+            exposedTable.add(app.appName, app.mode, target, app.proxyProtocol ?? "-", app.source)
         }
         print(exposed.isEmpty ? "  (none)" : exposedTable.render(indent: "  "))
 

@@ -36,9 +36,11 @@ struct TopCommand: AsyncParsableCommand {
         guard count >= 0 else { throw ValidationError("--count must be 0 or more") }
     }
 
-    /// What wakes the loop.
+    /// What wakes the loop. Fetches run beside it and report here, so a key or a signal is
+    /// handled at once even while the API is slow to answer.
     enum Event: Sendable {
         case tick
+        case fetched([APIModels.Tunnel]?, problem: String?)
         case input([UInt8])
         case quit
         case resize
@@ -72,7 +74,9 @@ struct TopCommand: AsyncParsableCommand {
             }
         }.start()
         var sources: [DispatchSourceSignal] = []
-        for (number, event) in [(SIGTERM, Event.quit), (SIGHUP, .quit), (SIGWINCH, .resize)] {
+        for (number, event) in [
+            (SIGTERM, Event.quit), (SIGHUP, .quit), (SIGINT, .quit), (SIGQUIT, .quit), (SIGWINCH, .resize),
+        ] {
             signal(number, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: number)
             source.setEventHandler { continuation.yield(event) }
@@ -93,6 +97,8 @@ struct TopCommand: AsyncParsableCommand {
         }
         var monitor = TunnelMonitor(peer: peer)
         var refreshes = 0
+        var fetch: Task<Void, Never>?
+        defer { fetch?.cancel() }
         let clock = ContinuousClock()
         let start = clock.now
         func draw() {
@@ -102,11 +108,22 @@ struct TopCommand: AsyncParsableCommand {
         loop: for await event in events {
             switch event {
             case .tick:
-                do {
-                    let tunnels = try await client.get("/api/v1/tunnels", as: [APIModels.Tunnel].self)
+                // One fetch at a time: a tick while one is out is skipped, not queued.
+                guard fetch == nil else { continue }
+                fetch = Task {
+                    do {
+                        let tunnels = try await client.get("/api/v1/tunnels", as: [APIModels.Tunnel].self)
+                        continuation.yield(.fetched(tunnels, problem: nil))
+                    } catch {
+                        continuation.yield(.fetched(nil, problem: "cannot read the API: \(error)"))
+                    }
+                }
+            case .fetched(let tunnels, let problem):
+                fetch = nil
+                if let tunnels {
                     monitor.update(tunnels, at: clock.now - start)
-                } catch {
-                    monitor.problem = "cannot read the API: \(error)"
+                } else {
+                    monitor.problem = problem
                 }
                 draw()
                 refreshes += 1

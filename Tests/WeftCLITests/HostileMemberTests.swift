@@ -171,3 +171,59 @@ struct HostileMemberTests {
         await lab.stop("victim", "bystander")
     }
 }
+
+/// Download speed tests against a member that never takes the data: the site's two test slots
+/// are never held past a test's time and its grace.
+@Suite(
+    "a hostile member and the download speed test", .enabled(if: SiteLab.isAvailable, "\(SiteLab.missing)"),
+    .timeLimit(.minutes(10)))
+struct HostileSpeedtestTests {
+    static func download(_ stream: UInt32, seconds: String) -> TunnelFrame {
+        .streamOpen(StreamOpen(streamID: stream, appName: "weft.speedtest.download", target: seconds, initialWindow: 1))
+    }
+
+    static func reset(_ recorder: FrameRecorder, _ stream: UInt32) -> StreamReset.Code? {
+        recorder.resets.last { $0.0 == StreamID(stream) }?.1
+    }
+
+    @Test(
+        "tests that grant no credit are reset after their time and 30 s, freeing their slots; a third is refused meanwhile; a bad time is refused"
+    )
+    func heldSlots() async throws {
+        let lab = try SiteLab()
+        try lab.site("victim", topic: HostileMemberTests.topic, extra: "speedtest:\n  allowDownload: true\n")
+        try lab.start("victim")
+        let mallory = try HostileMember(
+            "mallory", lab: lab, key: HostileMemberTests.key, topic: HostileMemberTests.topic)
+        let agent = try mallory.announce(endpoints: [], apps: [])
+        #expect(
+            await WeftProcess.waitFor(.seconds(60)) { agent.peers["victim"] != nil }, "mallory never saw the victim")
+        guard let victim = agent.peers["victim"] else { return }
+        let link = try await mallory.dial(victim)
+        // Stream windows of one byte and never a window update: the tests' data cannot leave.
+        try await link.send([Self.download(1, seconds: "1"), Self.download(3, seconds: "1")])
+        #expect(
+            await WeftProcess.waitFor(.seconds(60)) { lab.lines("victim", "speed test to the peer").count == 2 },
+            "\(lab.log("victim").suffix(3000))")
+        try await link.send([Self.download(5, seconds: "1"), Self.download(7, seconds: "600")])
+        #expect(
+            await WeftProcess.waitFor(.seconds(60)) {
+                Self.reset(link.frames, 5) == .limitReached && Self.reset(link.frames, 7) == .notAllowed
+            }, "resets: \(link.frames.resets)")
+        // Each held test ends within its second and the 30 s grace (generous here: the event,
+        // not the time, is what counts), and says so. (The link itself is long gone by then:
+        // mallory answers no ping, so the victim closes it as silent; the timers run on.)
+        #expect(
+            await WeftProcess.waitFor(.seconds(120)) {
+                lab.lines("victim", "speed test reset: the peer did not take its data in time").count == 2
+            }, "\(lab.log("victim").suffix(3000))")
+        // The slots are free again: a new test, on a new link, is served.
+        let again = try await mallory.dial(victim)
+        try await again.send([Self.download(1, seconds: "1")])
+        #expect(
+            await WeftProcess.waitFor(.seconds(60)) { lab.lines("victim", "speed test to the peer").count == 3 },
+            "\(lab.log("victim").suffix(3000))")
+        await mallory.stop()
+        await lab.stop("victim")
+    }
+}

@@ -15,34 +15,18 @@ struct ProxyProtocolEndToEndTests {
     /// nginx on `port`: reads a PROXY header (v1 or v2, nginx tells them apart), trusts it from
     /// loopback, and answers every request with the client address it ended up with.
     static func startNginx(_ lab: SiteLab, port: Int) async throws {
-        let dir = lab.path
-        try FileManager.default.createDirectory(atPath: dir + "/nginx-tmp", withIntermediateDirectories: true)
-        let config = try lab.write(
-            "nginx.conf",
-            """
-            master_process off;
-            daemon off;
-            pid \(dir)/nginx.pid;
-            error_log \(dir)/nginx-error.log info;
-            events { worker_connections 128; }
-            http {
+        try await ProxyTools.startNginx(
+            lab, port: port,
+            http: """
                 log_format clients '$proxy_protocol_addr:$proxy_protocol_port via $realip_remote_addr "$request"';
-                access_log \(dir)/nginx-access.log clients;
-                client_body_temp_path \(dir)/nginx-tmp/body;
-                proxy_temp_path \(dir)/nginx-tmp/proxy;
-                fastcgi_temp_path \(dir)/nginx-tmp/fastcgi;
-                uwsgi_temp_path \(dir)/nginx-tmp/uwsgi;
-                scgi_temp_path \(dir)/nginx-tmp/scgi;
+                access_log \(lab.path)/nginx-access.log clients;
                 server {
                     listen 127.0.0.1:\(port) proxy_protocol;
                     set_real_ip_from 127.0.0.0/8;
                     real_ip_header proxy_protocol;
                     location / { return 200 "client $remote_addr $remote_port\\n"; }
                 }
-            }
-            """)
-        try await lab.app(
-            "nginx", ProxyTools.nginx, ["-e", dir + "/nginx-error.log", "-c", config, "-p", dir], port: port)
+                """)
     }
 
     /// curl through `url` from `interface` (when given): what nginx answered, and curl's own

@@ -38,7 +38,7 @@ struct TopEndToEndTests {
     func liveView() async throws {
         let lab = try SiteLab()
         let httpPort = try FreePort.find()
-        let digests = try await lab.website(port: httpPort, randomMegabytes: ["big.bin": 24])
+        try await lab.website(port: httpPort, randomMegabytes: ["big.bin": 64])
         let webPort = try FreePort.find()
         let apiPort = try FreePort.find()
         try lab.site("alpha", exposed: [SiteLab.exposed("web", "tcp:127.0.0.1:\(httpPort)")])
@@ -50,12 +50,12 @@ struct TopEndToEndTests {
         #expect(await lab.waitForLink("beta", to: "alpha"), "no link: \(lab.log("beta").suffix(3000))")
         let file = lab.path + "/big.bin"
         let transfer = try await lab.download(
-            "http://127.0.0.1:\(webPort)/big.bin", to: file, rate: "2M", flowing: 1 << 20)
+            "http://127.0.0.1:\(webPort)/big.bin", to: file, rate: "1M", flowing: 1 << 20)
 
         let command = "exec '\(WeftProcess.executable)' top --config '\(lab.configs["beta"]!)'"
         let started = try await Self.runTmux(lab, ["new-session", "-d", "-s", "top", "-x", "160", "-y", "45", command])
         #expect(started.status == 0, "\(started.stderr)")
-        // beta receives about 16 Mbit/s from alpha: its row shows a received rate in Mbit/s,
+        // beta receives about 8 Mbit/s from alpha (curl's average; it comes in bursts): its row shows a received rate in Mbit/s,
         // and the links of alpha are listed.
         var screen = ""
         let live = await WeftProcess.waitFor(.seconds(60)) {
@@ -89,8 +89,9 @@ struct TopEndToEndTests {
         #expect(piped.stdout.components(separatedBy: "TUNNELS").count == 3, "\(piped.stdout)")
         #expect(piped.stdout.contains("alpha: 1 link"), "\(piped.stdout)")
 
-        _ = await transfer.exited(within: .seconds(120))
-        #expect(try await lab.sha256(ofFile: file) == digests["big.bin"])
+        // The transfer only had to be running; it ends here.
+        transfer.signal(SIGTERM)
+        _ = await transfer.exited(within: .seconds(60))
         await lab.stop("beta", "alpha")
     }
 }

@@ -10,6 +10,31 @@ import WeftTestSupport
 enum ProxyTools {
     static let nginx = "/usr/sbin/nginx"
     static let openssl = "/usr/bin/openssl"
+
+    /// Debian's nginx in the foreground on `port`, everything it writes kept in the lab's
+    /// directory, with `http` (lines inside the `http` block: servers, formats) as its work.
+    static func startNginx(_ lab: SiteLab, port: Int, http: String) async throws {
+        let dir = lab.path
+        try FileManager.default.createDirectory(atPath: dir + "/nginx-tmp", withIntermediateDirectories: true)
+        let config = try lab.write(
+            "nginx.conf",
+            """
+            master_process off;
+            daemon off;
+            pid \(dir)/nginx.pid;
+            error_log \(dir)/nginx-error.log info;
+            events { worker_connections 128; }
+            http {
+                client_body_temp_path \(dir)/nginx-tmp/body;
+                proxy_temp_path \(dir)/nginx-tmp/proxy;
+                fastcgi_temp_path \(dir)/nginx-tmp/fastcgi;
+                uwsgi_temp_path \(dir)/nginx-tmp/uwsgi;
+                scgi_temp_path \(dir)/nginx-tmp/scgi;
+            \(http)
+            }
+            """)
+        try await lab.app("nginx", nginx, ["-e", dir + "/nginx-error.log", "-c", config, "-p", dir], port: port)
+    }
 }
 
 /// Sites whose links run over WebSocket behind Debian's nginx as a TLS-terminating reverse
@@ -52,22 +77,10 @@ struct TransportsEndToEndTests {
     /// nginx terminating TLS on `port` and passing `/weft` upgrades to `upstream`.
     static func startNginx(_ lab: SiteLab, port: Int, upstream: Int) async throws {
         let dir = lab.path
-        try FileManager.default.createDirectory(atPath: dir + "/nginx-tmp", withIntermediateDirectories: true)
-        let config = try lab.write(
-            "nginx.conf",
-            """
-            master_process off;
-            daemon off;
-            pid \(dir)/nginx.pid;
-            error_log \(dir)/nginx-error.log info;
-            events { worker_connections 128; }
-            http {
+        try await ProxyTools.startNginx(
+            lab, port: port,
+            http: """
                 access_log \(dir)/nginx-access.log;
-                client_body_temp_path \(dir)/nginx-tmp/body;
-                proxy_temp_path \(dir)/nginx-tmp/proxy;
-                fastcgi_temp_path \(dir)/nginx-tmp/fastcgi;
-                uwsgi_temp_path \(dir)/nginx-tmp/uwsgi;
-                scgi_temp_path \(dir)/nginx-tmp/scgi;
                 server {
                     listen 127.0.0.1:\(port) ssl;
                     ssl_certificate \(dir)/proxy.pem;
@@ -81,9 +94,7 @@ struct TransportsEndToEndTests {
                         proxy_send_timeout 3600s;
                     }
                 }
-            }
-            """)
-        try await lab.app("nginx", nginx, ["-e", dir + "/nginx-error.log", "-c", config, "-p", dir], port: port)
+                """)
     }
 
     @Test(

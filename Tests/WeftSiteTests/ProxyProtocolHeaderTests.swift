@@ -34,7 +34,7 @@ struct ProxyProtocolHeaderTests {
         #expect(text(.v1, longest).utf8.count <= 107)
     }
 
-    @Test("v2: signature, PROXY command, TCP over IPv4 or IPv6, lengths 12 and 36; UNSPEC without an origin")
+    @Test("v2: signature, PROXY command, TCP over IPv4 or IPv6, lengths 12 and 36; LOCAL, UNSPEC without an origin")
     func version2() {
         let signature: [UInt8] = [0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D, 0x0A, 0x51, 0x55, 0x49, 0x54, 0x0A]
         #expect(
@@ -43,7 +43,7 @@ struct ProxyProtocolHeaderTests {
         let six = bytes(.v2, Self.v6)
         #expect(six.count == 16 + 36 && Array(six[12..<16]) == [0x21, 0x21, 0, 36])
         #expect(Array(six[16..<32]) == Self.v6.sourceAddress && Array(six[48..<52]) == [0x01, 0xbb, 0x20, 0xfb])
-        #expect(bytes(.v2, nil) == signature + [0x21, 0x00, 0, 0])
+        #expect(bytes(.v2, nil) == signature + [0x20, 0x00, 0, 0])
     }
 
     @Test("an origin from socket addresses: IPv4, IPv6, IPv4 on a dual-stack socket as IPv4, none for Unix")

@@ -65,6 +65,7 @@ struct ExposedAppServer: Sendable {
             }
         }
         if let (code, reason) = refusal {
+            driver.peerCounter("weft_streams_refused_total", [("reason", "\(code)")]).increment()
             let (allowed, suppressed) = refusalLog.admit("\(driver.peerSite) speedtest")
             if allowed {
                 logger.warning(
@@ -144,9 +145,10 @@ struct ExposedAppServer: Sendable {
                         connectLogger.debug("stream connected to its app", metadata: ["socket": "\(socket)"])
                         channel.closeFuture.whenComplete { _ in sockets.release() }
                         connections.add(channel, key: appName)
-                        // The header goes first: the relay's writes queue behind it on this loop.
+                        // The header goes first (flushed now: an app that speaks first waits
+                        // for it), and the relay's writes queue behind it on this loop.
                         if let proxyProtocol {
-                            channel.write(
+                            channel.writeAndFlush(
                                 ProxyProtocolHeader(version: proxyProtocol, origin: origin).bytes, promise: nil)
                         }
                         relay.attach(channel)

@@ -7,8 +7,9 @@ import WeftWire
 ///
 /// The addresses are the stream's `StreamOrigin`: the client and the socket it connected to at
 /// the site that opened the stream. A stream without one (a client on a Unix socket, or a peer
-/// that does not send origins) gets the protocol's "unknown" form, which tells the app to use
-/// the connection's own addresses; the app never gets a stream without a header.
+/// that does not send origins) gets the protocol's "unknown" form (v1 `UNKNOWN`; v2 `LOCAL`
+/// with no address, which a receiver must accept), so the app uses the connection's own
+/// addresses; the app never gets a stream without a header.
 struct ProxyProtocolHeader {
     /// Version 2's fixed first 12 bytes.
     static let signature: [UInt8] = [0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D, 0x0A, 0x51, 0x55, 0x49, 0x54, 0x0A]
@@ -45,12 +46,13 @@ struct ProxyProtocolHeader {
     /// Signature, version 2 with command PROXY, family and transport, length, addresses.
     private func writeBinary(into buffer: inout ByteBuffer) {
         buffer.writeBytes(Self.signature)
-        buffer.writeInteger(UInt8(0x21))  // version 2, PROXY
         guard let origin else {
-            buffer.writeInteger(UInt8(0x00))  // AF_UNSPEC: use the connection's own addresses
+            buffer.writeInteger(UInt8(0x20))  // version 2, LOCAL: use the connection's own addresses
+            buffer.writeInteger(UInt8(0x00))  // AF_UNSPEC
             buffer.writeInteger(UInt16(0))
             return
         }
+        buffer.writeInteger(UInt8(0x21))  // version 2, PROXY
         buffer.writeInteger(UInt8(origin.family == .ipv4 ? 0x11 : 0x21))  // TCP over IPv4 / IPv6
         buffer.writeInteger(UInt16(2 * origin.family.addressLength + 4))
         buffer.writeBytes(origin.sourceAddress)

@@ -55,7 +55,8 @@ public struct ExposedAppDocument: Codable, Sendable, Equatable {
         try container.encode(portRange, forKey: .portRange)
         try container.encode(addressRange, forKey: .addressRange)
         try container.encode(allowedSites, forKey: .allowedSites)
-        try container.encode(proxyProtocol, forKey: .proxyProtocol)
+        // Left out when none, so an older weft still reads the entry (it refuses unknown keys).
+        try container.encodeIfPresent(proxyProtocol, forKey: .proxyProtocol)
     }
 }
 

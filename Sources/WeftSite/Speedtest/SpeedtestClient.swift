@@ -102,8 +102,9 @@ public final class SpeedtestClient: TunnelStreamDelegate, @unchecked Sendable {
         } else {
             stream = driver.openStream(appName: SpeedtestPattern.appName, delegate: self)
         }
-        // The far end has its time and a grace for the last bytes and its answer.
-        let deadline = duration + .seconds(30)
+        // The far end has its time and a grace for the last bytes (a slow link may hold a
+        // megabyte or more in buffers) and its answer.
+        let deadline = duration + .seconds(60)
         ticker = driver.eventLoop.scheduleRepeatedTask(initialDelay: .milliseconds(250), delay: .milliseconds(250)) {
             [self] _ in
             onProgress(Progress(direction: direction, elapsed: elapsed, bytes: direction == .upload ? sent : received))

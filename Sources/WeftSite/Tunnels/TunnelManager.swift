@@ -202,14 +202,14 @@ public final class TunnelManager: Sendable {
         perform(state.withLockedValue { $0.planner.ownEndpoints(announced: announced) })
     }
 
-    /// The apps changed at runtime (API, reload): peers are served with the new exposed apps
-    /// from their next stream on, sites now used are dialed at once. A site no longer used is
-    /// no longer dialed once its links close; its tunnel is left alone (it may carry streams).
     /// `speedtest.allowDownload`, at start and on reload.
     public func allowSpeedtestDownload(_ allowed: Bool) {
         apps.allowSpeedtestDownload(allowed)
     }
 
+    /// The apps changed at runtime (API, reload): peers are served with the new exposed apps
+    /// from their next stream on, sites now used are dialed at once. A site no longer used is
+    /// no longer dialed once its links close; its tunnel is left alone (it may carry streams).
     public func appsChanged(usedSites: Set<String>, exposedApps: [ExposedAppConfig]) {
         apps.update(ExposedAppRegistry(exposedApps))
         perform(state.withLockedValue { $0.planner.apps(usedSites: usedSites, exposesApps: !exposedApps.isEmpty) })

@@ -125,7 +125,7 @@ public final class TunnelDriver: @unchecked Sendable {
     /// loop, at once when the handshake finishes, so no read is missed.
     public func attach(
         _ channel: Channel, leftover: ByteBuffer, dialed: Bool = true, transport: LinkEndpoint.Kind = .tls,
-        backup: Bool = false, peerCapabilities: UInt32 = LinkHello.linkPolicyFrames | LinkHello.streamOrigins,
+        backup: Bool = false, peerCapabilities: UInt32 = LinkHello.linkPolicyFrames,
         punched: Bool = false
     ) {
         channel.eventLoop.preconditionInEventLoop()
