@@ -52,7 +52,7 @@ final class SiteLab: @unchecked Sendable {
     func site(
         _ name: String, key: String = "lab-mesh-key", exposed: [String] = [], remote: [String] = [],
         tunnelExtra: String = "", topic: String? = nil, sockets: String? = nil, extra: String = "",
-        brokerURL: String? = nil
+        brokerURL: String? = nil, moreBrokerURLs: [String] = []
     ) throws -> String {
         let port = try FreePort.find()
         let localSockets =
@@ -72,7 +72,7 @@ final class SiteLab: @unchecked Sendable {
             messageChannel:
               mqtt:
                 brokerServer: \(brokerURL ?? broker.url)
-                keepAlive: 5
+            \(moreBrokerURLs.isEmpty ? "" : "    brokerServers: [\(moreBrokerURLs.joined(separator: ", "))]\n")    keepAlive: 5
             \(topic.map { "    topic: \"\($0)\"\n" } ?? "")tunnel:
               localSockets:
             \(localSockets)\(tunnelExtra)stateDir: \(path)/\(name)-state

@@ -383,6 +383,63 @@ struct SitesEndToEndTests {
         await lab.stop("alpha", "beta")
     }
 
+    @Test(
+        "two brokers (brokerServers), one stopped while a transfer runs: no peer goes down, the tunnel carries on, new streams open"
+    )
+    func secondBrokerKeepsTheMesh() async throws {
+        let lab = try SiteLab()
+        let second = try MosquittoBroker()
+        let httpPort = try FreePort.find()
+        let webPort = try FreePort.find()
+        let digest = try await lab.website(port: httpPort, randomMegabytes: ["big.bin": 20])["big.bin"]
+        // In the file's other order at beta: the order does not matter.
+        try lab.site(
+            "alpha", exposed: [SiteLab.exposed("web", "tcp:127.0.0.1:\(httpPort)")], moreBrokerURLs: [second.url])
+        try lab.site(
+            "beta", remote: [SiteLab.remote("alpha", "web", "tcp:127.0.0.1:\(webPort)")], brokerURL: second.url,
+            moreBrokerURLs: [lab.broker.url])
+        try lab.start("alpha")
+        try lab.start("beta")
+        #expect(await lab.waitForLink("beta", to: "alpha"), "\(lab.log("beta"))")
+        #expect(
+            await WeftProcess.waitFor(.seconds(60)) {
+                ["alpha", "beta"].allSatisfy { lab.lines($0, "message channel connected").count >= 2 }
+            }, "\(lab.log("beta").suffix(2000))")
+
+        let fetched = lab.path + "/fetched.bin"
+        let transfer = try await lab.download(
+            "http://127.0.0.1:\(webPort)/big.bin", to: fetched, rate: "4M", flowing: 2 << 20)
+        lab.broker.stop()
+        #expect(
+            await WeftProcess.waitFor(.seconds(60)) {
+                ["alpha", "beta"].allSatisfy { !lab.lines($0, "message channel disconnected", "brokersUp=1/2").isEmpty }
+            }, "\(lab.log("beta").suffix(2000))")
+        // While that broker is down, a new stream opens on the tunnel.
+        let page = try await lab.run(
+            SiteLab.curl,
+            ["-sS", "--fail", "-o", "/dev/null", "-w", "%{http_code}", "http://127.0.0.1:\(webPort)/big.bin"])
+        #expect(page.stdout == "200", "\(page)")
+        #expect(await transfer.exited(within: .seconds(120)), "the transfer did not finish")
+        #expect(transfer.exitCode == 0, "\(lab.read("transfer.err"))")
+        #expect(try await lab.sha256(ofFile: fetched) == digest, "the transfer's bytes changed")
+        #expect(lab.lines("beta", "peer down").isEmpty, "\(lab.lines("beta", "peer down"))")
+        #expect(lab.lines("beta", "tunnel created").count == 1, "\(lab.lines("beta", "tunnel"))")
+        #expect(lab.lines("beta", "closing tunnel").isEmpty, "\(lab.lines("beta", "closing tunnel"))")
+
+        // alpha restarts while the first broker is still down: found again through the second.
+        let linksBefore = lab.lines("beta", "link up", "peer=alpha").count
+        await lab.stop("alpha")
+        #expect(
+            await WeftProcess.waitFor(.seconds(60)) { !lab.lines("beta", "peer down", "peer=alpha").isEmpty },
+            "\(lab.log("beta").suffix(2000))")
+        try lab.start("alpha")
+        #expect(
+            await lab.waitForLink("beta", to: "alpha", count: linksBefore + 1), "\(lab.log("beta").suffix(3000))")
+        #expect(lab.lines("beta", "peer up", "peer=alpha").count == 2, "\(lab.lines("beta", "peer up"))")
+        await lab.stop("alpha", "beta")
+        second.stop()
+    }
+
     @Test("three sites in a mesh, each using an app of each other")
     func threeSiteMesh() async throws {
         let lab = try SiteLab()

@@ -18,6 +18,7 @@ final class TestSite: Sendable {
     init(
         _ name: String,
         broker: MosquittoBroker,
+        moreBrokers: [MosquittoBroker] = [],
         key: String = "mesh-key-for-tests",
         previousKeys: [String] = [],
         topic: String = "weft-test/mesh",
@@ -53,6 +54,11 @@ final class TestSite: Sendable {
                     keepAlive: 5,
                     messageBufferLimit: messageBufferLimit
                 ),
+                moreBrokers: moreBrokers.enumerated().map { index, more in
+                    MQTTClientConfiguration(
+                        host: host, port: more.port, clientID: "test-\(name)-\(index)-\(UUID().uuidString.prefix(6))",
+                        keepAlive: 5, messageBufferLimit: messageBufferLimit)
+                },
                 stateDirectory: directory,
                 softwareVersion: "test",
                 endpoints: [.init(linkType: .tls, address: "198.18.7.7", port: 47101)],

@@ -190,6 +190,34 @@ struct ConfigDefaultsTests {
         }
     }
 
+    @Test("brokerServers: more brokers after brokerServer, or alone; a repeat is a warning")
+    func brokerList() throws {
+        let both = try loadConfig(
+            minimalConfig.replacingOccurrences(
+                of: "1883\n",
+                with: "1883\n    brokerServers: [\"mqtts://[::1]:8884\", mqtt://127.0.0.1:1883, mqtt://b.example]\n"))
+        #expect(
+            both.configuration.messageChannel.mqtt.brokers == [
+                BrokerAddress(useTLS: false, host: "127.0.0.1", port: 1883),
+                BrokerAddress(useTLS: true, host: "::1", port: 8884),
+                BrokerAddress(useTLS: false, host: "b.example", port: 1883),
+            ])
+        #expect(
+            both.warnings.contains {
+                $0.path == "messageChannel.mqtt.brokerServers[1]" && $0.message.contains("repeats")
+            })
+        let alone = try loadConfig(
+            minimalConfig.replacingOccurrences(
+                of: "    brokerServer: mqtt://127.0.0.1:1883\n",
+                with: "    brokerServers:\n      - mqtt://a.example:1\n"))
+        #expect(
+            alone.configuration.messageChannel.mqtt.brokers == [
+                BrokerAddress(useTLS: false, host: "a.example", port: 1)
+            ])
+        #expect(alone.configuration.messageChannel.mqtt.broker.host == "a.example")
+        #expect(alone.warnings.isEmpty, "\(alone.warnings)")
+    }
+
     @Test("a missing brokerServer falls back to wovenet's default, with a warning")
     func defaultBroker() throws {
         let loaded = try loadConfig(

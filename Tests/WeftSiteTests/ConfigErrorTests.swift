@@ -134,6 +134,24 @@ struct ConfigErrorTests {
             fragment: "is not a port"
         ),
         Case(
+            name: "a bad broker in brokerServers",
+            yaml: header.replacingOccurrences(
+                of: "1883\n", with: "1883\n    brokerServers:\n      - mqtt://127.0.0.2\n      - http://x\n"),
+            path: "messageChannel.mqtt.brokerServers[1]",
+            line: 9,
+            fragment: "expected mqtt://HOST:PORT or mqtts://HOST:PORT"
+        ),
+        Case(
+            name: "too many brokers",
+            yaml: header.replacingOccurrences(
+                of: "1883\n",
+                with: "1883\n    brokerServers: ["
+                    + (2...9).map { "mqtt://127.0.0.\($0)" }.joined(separator: ", ") + "]\n"),
+            path: "messageChannel.mqtt.brokerServers",
+            line: 6,
+            fragment: "names 9 brokers, the limit is 8"
+        ),
+        Case(
             name: "password without user",
             yaml: header.replacingOccurrences(of: "1883\n", with: "1883\n    password: x\n"),
             path: "messageChannel.mqtt.username",

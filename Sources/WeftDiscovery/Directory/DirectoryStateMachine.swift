@@ -22,6 +22,9 @@ public struct DirectoryStateMachine: Sendable {
         public var missedRefreshes: Int
         /// Replay-cache entries kept at most.
         public var replayCacheLimit: Int
+        /// Broker sessions tracked per peer at most (one per broker it announces on, plus
+        /// those it left behind by reconnecting): a member inventing sessions grows nothing.
+        public var maxSessionsPerPeer: Int
         /// Whom to believe: the first identity seen for a name, or only pinned ones.
         public var trust: TrustMode
         /// Site names pinned on first use at most (5× the 200-site design point): a member
@@ -38,6 +41,7 @@ public struct DirectoryStateMachine: Sendable {
             allowedClockSkew: Duration = .seconds(30),
             missedRefreshes: Int = 3,
             replayCacheLimit: Int = 65_536,
+            maxSessionsPerPeer: Int = 16,
             trust: TrustMode = .firstUse,
             maxSites: Int = 1024,
             revokers: Set<String> = []
@@ -48,6 +52,7 @@ public struct DirectoryStateMachine: Sendable {
             self.allowedClockSkew = allowedClockSkew
             self.missedRefreshes = missedRefreshes
             self.replayCacheLimit = replayCacheLimit
+            self.maxSessionsPerPeer = maxSessionsPerPeer
             self.trust = trust
             self.maxSites = maxSites
             self.revokers = revokers
@@ -82,6 +87,10 @@ public struct DirectoryStateMachine: Sendable {
         case ignoredRevocations(by: String, count: Int)
         /// A revoker revoked this site's own identity: it can no longer reach sites that listen.
         case revokedHere(by: String)
+        /// This site's own last will came back: a broker published it for a connection of ours
+        /// that died, and where brokers share retained messages (bridged, clustered) it now
+        /// stands for this site on its presence topic. Announce again on the connections up.
+        case ownWillHeard
         /// A site rotated its identity and the pinned one endorsed the new: pinned anew.
         case repinned(siteName: String, from: CertificateFingerprint, to: CertificateFingerprint)
     }
@@ -89,16 +98,28 @@ public struct DirectoryStateMachine: Sendable {
     struct Peer {
         var info: PeerInfo
         var isUp: Bool
-        var lastSeen: Duration
+        /// The broker sessions it is alive on, with when each last announced. A site announces
+        /// on every broker it is connected to, each connection its own session; it is up while
+        /// any of them is, and a last will ends only the session it belongs to.
+        var sessions: [[UInt8]: Duration]
         var lastTimestamp: UInt64
     }
+
+    /// When a message id was first taken, and through which brokers (bit `via`) it came.
+    struct Seen {
+        var timestamp: UInt64
+        var via: UInt64
+    }
+
+    /// Brokers told apart by `via` (a bit each in `Seen`).
+    public static let maxBrokers = 64
 
     public private(set) var configuration: Configuration
     private var peers: [String: Peer] = [:]
     public private(set) var pins: [String: CertificateFingerprint]
     /// The name each pinned identity speaks for (one name per certificate).
     private var pinnedNames: [CertificateFingerprint: String] = [:]
-    private var seenIDs: [[UInt8]: UInt64] = [:]
+    private var seenIDs: [[UInt8]: Seen] = [:]
     private var seenOrder: [([UInt8], UInt64)] = []
     private var seenOrderStart = 0
     public private(set) var dropCounts: [DropReason: Int] = [:]
@@ -195,11 +216,12 @@ public struct DirectoryStateMachine: Sendable {
     /// before it takes a place in the queue, so a replayed genuine message costs its sender's
     /// budget nothing (else replays of a site's old messages could starve its real ones).
     /// Retained copies are left to `receive` (old ones are expected, and dropped quietly there).
-    public func precheck(_ message: DiscoveryMessage, retained: Bool, now: Now) -> DropReason? {
+    /// `via` is the broker it came through: a copy through another broker is a `duplicate`.
+    public func precheck(_ message: DiscoveryMessage, retained: Bool, via: Int = 0, now: Now) -> DropReason? {
         let skew = UInt64(configuration.allowedClockSkew.inMilliseconds)
         if message.timestampMillis > now.wallMillis + skew { return .future }
         guard !retained else { return nil }
-        if seenIDs[message.messageID] != nil { return .replayed }
+        if let seen = seenIDs[message.messageID] { return Self.repeated(seen, via: via) }
         // A last will may be old (sealed when its connection started); the directory binds it to
         // the session instead.
         let window = UInt64(configuration.freshnessWindow.inMilliseconds)
@@ -207,19 +229,39 @@ public struct DirectoryStateMachine: Sendable {
         return nil
     }
 
-    /// A message that could not even be opened.
+    /// A message refused before it reached `receive` (it could not be opened, or `precheck`).
     public mutating func refused(_ reason: DropReason) -> [Action] {
         dropCounts[reason, default: 0] += 1
-        return [.drop(reason, sender: nil, quiet: false)]
+        return [.drop(reason, sender: nil, quiet: reason == .duplicate)]
     }
 
-    /// A message that opened and whose signature verified.
-    public mutating func receive(_ verified: VerifiedDiscoveryMessage, retained: Bool, now: Now) -> [Action] {
+    /// Why a message whose id was `seen` before is refused now: coming again through a broker
+    /// it came through already, it is replayed; through another, it is the copy that brokers
+    /// sharing messages (bridged, clustered) deliver, or a rendezvous sent on every broker.
+    private static func repeated(_ seen: Seen, via: Int) -> DropReason {
+        seen.via & bit(via) != 0 ? .replayed : .duplicate
+    }
+
+    private static func bit(_ via: Int) -> UInt64 {
+        UInt64(1) << UInt64(min(max(via, 0), maxBrokers - 1))
+    }
+
+    /// A message that opened and whose signature verified, taken through broker `via`.
+    public mutating func receive(_ verified: VerifiedDiscoveryMessage, retained: Bool, via: Int = 0, now: Now)
+        -> [Action]
+    {
         let message = verified.message
         let name = message.senderName
         if name == configuration.ownName {
-            if verified.fingerprint == configuration.ownFingerprint { return [] }
-            return drop(.impostor, sender: name, quiet: false)
+            guard verified.fingerprint == configuration.ownFingerprint else {
+                return drop(.impostor, sender: name, quiet: false)
+            }
+            if message.kind == .goodbye, let goodbye = try? SiteGoodbye(parsing: message.body),
+                goodbye.reason == .lastWill
+            {
+                return [.ownWillHeard]
+            }
+            return []
         }
         if revoked[verified.fingerprint] != nil { return drop(.revoked, sender: name, quiet: false) }
         if verified.notValidAfterMillis < now.wallMillis {
@@ -232,7 +274,7 @@ public struct DirectoryStateMachine: Sendable {
             return actions
         }
 
-        if message.kind == .rendezvous { return rendezvous(verified, now: now) }
+        if message.kind == .rendezvous { return rendezvous(verified, via: via, now: now) }
 
         var lastWill: SiteGoodbye?
         if message.kind == .goodbye, let goodbye = try? SiteGoodbye(parsing: message.body),
@@ -268,12 +310,14 @@ public struct DirectoryStateMachine: Sendable {
         } else if pins.count >= configuration.maxSites {
             return drop(.tooManySites, sender: name, quiet: false)
         }
-        if seenIDs[message.messageID] != nil {
+        if let seen = seenIDs[message.messageID] {
             // After a reconnect the broker hands out its retained copies again: expected, not an attack.
             if retained { return [] }
-            return drop(.replayed, sender: name, quiet: false)
+            let reason = Self.repeated(seen, via: via)
+            if reason == .duplicate { seenIDs[message.messageID]?.via |= Self.bit(via) }
+            return drop(reason, sender: name, quiet: reason == .duplicate)
         }
-        remember(message.messageID, timestamp: message.timestampMillis, now: now)
+        remember(message.messageID, timestamp: message.timestampMillis, via: via, now: now)
 
         var actions: [Action] = []
         if pins[name] == nil || rotatedFrom != nil {
@@ -290,7 +334,8 @@ public struct DirectoryStateMachine: Sendable {
             guard let announcement = try? SiteAnnouncement(parsing: message.body) else {
                 return actions + drop(.malformed, sender: name, quiet: false)
             }
-            actions += announce(name, verified.fingerprint, announcement, timestamp: message.timestampMillis, now: now)
+            actions += announce(
+                name, verified.fingerprint, announcement, timestamp: message.timestampMillis, now: now)
             if peers[name]?.info.announcement == announcement {
                 actions += applyRevocations(
                     from: name, PeerInfo(siteName: name, fingerprint: verified.fingerprint, announcement: announcement))
@@ -301,19 +346,27 @@ public struct DirectoryStateMachine: Sendable {
             guard let goodbye = lastWill ?? (try? SiteGoodbye(parsing: message.body)) else {
                 return actions + drop(.malformed, sender: name, quiet: false)
             }
-            guard var peer = peers[name], peer.isUp, peer.info.announcement.session == goodbye.session else {
+            guard var peer = peers[name], peer.isUp, peer.sessions[goodbye.session] != nil else {
                 return actions + drop(.staleSession, sender: name, quiet: true)
             }
-            peer.isUp = false
+            // A clean stop ends the site; a last will, only the broker connection it was left on.
+            if goodbye.reason == .stopped {
+                peer.sessions.removeAll()
+            } else {
+                peer.sessions[goodbye.session] = nil
+            }
+            if peer.sessions.isEmpty {
+                peer.isUp = false
+                actions.append(.emit(.down(siteName: name, reason: goodbye.reason == .stopped ? .stopped : .vanished)))
+            }
             peers[name] = peer
-            actions.append(.emit(.down(siteName: name, reason: goodbye.reason == .stopped ? .stopped : .vanished)))
         }
         return actions
     }
 
     /// A hole-punching rendezvous: believed only from a site that is up here under the identity
     /// it is up with (it never pins or changes anything), fresh, new, and addressed to us.
-    private mutating func rendezvous(_ verified: VerifiedDiscoveryMessage, now: Now) -> [Action] {
+    private mutating func rendezvous(_ verified: VerifiedDiscoveryMessage, via: Int, now: Now) -> [Action] {
         let message = verified.message
         let name = message.senderName
         let window = UInt64(configuration.freshnessWindow.inMilliseconds)
@@ -323,8 +376,12 @@ public struct DirectoryStateMachine: Sendable {
         guard let peer = peers[name], peer.isUp, peer.info.fingerprint == verified.fingerprint else {
             return drop(.unsolicited, sender: name, quiet: false)
         }
-        if seenIDs[message.messageID] != nil { return drop(.replayed, sender: name, quiet: false) }
-        remember(message.messageID, timestamp: message.timestampMillis, now: now)
+        if let seen = seenIDs[message.messageID] {
+            let reason = Self.repeated(seen, via: via)
+            if reason == .duplicate { seenIDs[message.messageID]?.via |= Self.bit(via) }
+            return drop(reason, sender: name, quiet: reason == .duplicate)
+        }
+        remember(message.messageID, timestamp: message.timestampMillis, via: via, now: now)
         guard let rendezvous = try? Rendezvous(parsing: message.body) else {
             return drop(.malformed, sender: name, quiet: false)
         }
@@ -341,17 +398,26 @@ public struct DirectoryStateMachine: Sendable {
     ) -> [Action] {
         let info = PeerInfo(siteName: name, fingerprint: fingerprint, announcement: announcement)
         guard var peer = peers[name] else {
-            peers[name] = Peer(info: info, isUp: true, lastSeen: now.uptime, lastTimestamp: timestamp)
+            peers[name] = Peer(
+                info: info, isUp: true, sessions: [announcement.session: now.uptime], lastTimestamp: timestamp)
             return [.emit(.up(info))]
         }
-        // Retained and live copies can cross; an older announcement never overrides a newer one.
-        guard timestamp >= peer.lastTimestamp else { return [] }
+        // Retained and live copies can cross, and so do one site's announcements on two
+        // brokers: an older announcement never overrides a newer one, but its session is alive.
+        guard timestamp >= peer.lastTimestamp else {
+            if peer.isUp, peer.info.fingerprint == fingerprint {
+                peer.keepAlive(announcement.session, now: now.uptime, limit: configuration.maxSessionsPerPeer)
+                peers[name] = peer
+            }
+            return []
+        }
         let previous = peer.info.announcement
         let rotated = peer.info.fingerprint != fingerprint
         let wasUp = peer.isUp
+        if !wasUp || rotated { peer.sessions.removeAll() }
         peer.info = info
         peer.isUp = true
-        peer.lastSeen = now.uptime
+        peer.keepAlive(announcement.session, now: now.uptime, limit: configuration.maxSessionsPerPeer)
         peer.lastTimestamp = timestamp
         peers[name] = peer
         if !wasUp { return [.emit(.up(info))] }
@@ -432,7 +498,11 @@ public struct DirectoryStateMachine: Sendable {
         for (name, peer) in peers.sorted(by: { $0.key < $1.key }) where peer.isUp {
             let refresh = Duration.seconds(Int(max(peer.info.announcement.refreshSeconds, 1)))
             let allowed = refresh * configuration.missedRefreshes + .seconds(5)
-            if now.uptime - peer.lastSeen > allowed {
+            // Each session times out on its own (a broker that went away takes its session along).
+            let alive = peer.sessions.filter { now.uptime - $0.value <= allowed }
+            guard alive.count != peer.sessions.count else { continue }
+            peers[name]?.sessions = alive
+            if alive.isEmpty {
                 peers[name]?.isUp = false
                 actions.append(.emit(.down(siteName: name, reason: .timedOut)))
             }
@@ -446,7 +516,7 @@ public struct DirectoryStateMachine: Sendable {
     }
 
     /// Records a message id until its timestamp leaves the window, with a hard size cap.
-    private mutating func remember(_ id: [UInt8], timestamp: UInt64, now: Now) {
+    private mutating func remember(_ id: [UInt8], timestamp: UInt64, via: Int, now: Now) {
         let horizon = UInt64((configuration.freshnessWindow + configuration.allowedClockSkew).inMilliseconds)
         // Forget ids whose messages would now be refused as stale anyway.
         while seenOrderStart < seenOrder.count {
@@ -460,7 +530,17 @@ public struct DirectoryStateMachine: Sendable {
             seenOrder.removeFirst(seenOrderStart)
             seenOrderStart = 0
         }
-        seenIDs[id] = timestamp
+        seenIDs[id] = Seen(timestamp: timestamp, via: Self.bit(via))
         seenOrder.append((id, timestamp))
+    }
+}
+
+extension DirectoryStateMachine.Peer {
+    /// Notes `session` as alive now; beyond `limit` sessions the one heard from longest ago goes.
+    mutating func keepAlive(_ session: [UInt8], now: Duration, limit: Int) {
+        sessions[session] = now
+        while sessions.count > max(1, limit), let oldest = sessions.min(by: { $0.value < $1.value }) {
+            sessions[oldest.key] = nil
+        }
     }
 }

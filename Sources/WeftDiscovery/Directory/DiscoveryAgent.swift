@@ -11,6 +11,11 @@ import WeftWire
 /// period, leaves a sealed last will that the broker publishes if the site vanishes, says
 /// goodbye on a clean stop, and turns what it hears into `DirectoryEvent`s. The rules live in
 /// `DirectoryStateMachine`; this type only carries its actions out.
+///
+/// With more than one broker (`messageChannel.mqtt.brokerServers`) it keeps a connection to
+/// each, every connection with its own session and will: it announces on every broker it
+/// reaches and merges what it hears, so one broker going away changes nothing while another
+/// is up. A message heard through two brokers (bridged or clustered) is taken once.
 public final class DiscoveryAgent: Sendable {
     public struct Configuration: Sendable {
         public var siteName: String
@@ -18,7 +23,10 @@ public final class DiscoveryAgent: Sendable {
         public var mesh: MeshKeys
         /// Keys being rotated out (`crypto.previousKeys`): read, and announced under too.
         public var previousMeshes: [MeshKeys]
-        public var mqtt: MQTTClientConfiguration
+        /// The brokers, the first being `messageChannel.mqtt.brokerServer`. Never empty.
+        public var brokers: [MQTTClientConfiguration]
+        /// The first broker.
+        public var mqtt: MQTTClientConfiguration { brokers[0] }
         /// Where pinned peer fingerprints are kept.
         public var stateDirectory: String
         public var softwareVersion: String
@@ -43,6 +51,7 @@ public final class DiscoveryAgent: Sendable {
             mesh: MeshKeys,
             previousMeshes: [MeshKeys] = [],
             mqtt: MQTTClientConfiguration,
+            moreBrokers: [MQTTClientConfiguration] = [],
             stateDirectory: String,
             softwareVersion: String,
             capabilities: UInt32 = 0,
@@ -59,7 +68,7 @@ public final class DiscoveryAgent: Sendable {
             self.siteName = siteName
             self.mesh = mesh
             self.previousMeshes = previousMeshes
-            self.mqtt = mqtt
+            self.brokers = [mqtt] + moreBrokers.prefix(DirectoryStateMachine.maxBrokers - 1)
             self.stateDirectory = stateDirectory
             self.softwareVersion = softwareVersion
             self.capabilities = capabilities
@@ -81,7 +90,8 @@ public final class DiscoveryAgent: Sendable {
     let configuration: Configuration
     let identity: SiteIdentity
     let logger: Logger
-    let client: MQTTClient
+    /// One per broker, in the configuration's order; the index is the broker's `via`.
+    let clients: [MQTTClient]
     let shared: Shared
     private let keyCache = PublicKeyCache()
     private let trustStore: PeerTrustStore
@@ -96,19 +106,29 @@ public final class DiscoveryAgent: Sendable {
 
     /// State shared with libmosquitto's thread (the will provider) and the agent's tasks.
     final class Shared: Sendable {
-        struct State {
-            var machine: DirectoryStateMachine
+        /// One broker connection's state.
+        struct Broker {
             var session: [UInt8]
             /// The session the next connection takes, announced before this one ends.
             var nextSession: [UInt8]?
-            /// The keys in force; `ringGeneration` counts changes, `willGeneration` is the
-            /// generation the current connection's last will was sealed under.
-            var ring: MeshKeyRing
-            var ringGeneration = 0
+            /// The key generation this connection's last will was sealed under.
             var willGeneration = 0
             /// A disconnect now is the agent's own, to take new keys.
             var rekeying = false
             var connected = false
+        }
+
+        struct State {
+            var machine: DirectoryStateMachine
+            var brokers: [Broker]
+            /// The keys in force; `ringGeneration` counts changes.
+            var ring: MeshKeyRing
+            var ringGeneration = 0
+            /// Connected to at least one broker.
+            var connected: Bool { brokers.contains { $0.connected } }
+            /// The brokers connected now, by index.
+            var connectedBrokers: [Int] { brokers.indices.filter { brokers[$0].connected } }
+            var lastReannounce: Duration = .seconds(-3600)
             var pinsDirty = false
             /// Names pinned on first use since the last save: only these are written, so a
             /// `weft trust forget` or a pin removed from the config is never written back.
@@ -158,27 +178,45 @@ public final class DiscoveryAgent: Sendable {
             pins: pins,
             revoked: try revocationStore.load()
         )
+        // A site announces on every broker, so its honest rate through the intake is that many times one's.
+        var budget = IntakeBudget.Configuration(queueLimit: configuration.mqtt.messageBufferLimit)
+        budget.knownBurst *= Double(configuration.brokers.count)
+        budget.knownPerSecond *= Double(configuration.brokers.count)
         let shared = Shared(
             .init(
-                machine: machine, session: Self.newSession(),
+                machine: machine,
+                brokers: configuration.brokers.map { _ in Shared.Broker(session: Self.newSession()) },
                 ring: MeshKeyRing(current: configuration.mesh, previous: configuration.previousMeshes),
-                budget: IntakeBudget(configuration: .init(queueLimit: configuration.mqtt.messageBufferLimit)),
+                budget: IntakeBudget(configuration: budget),
                 apps: configuration.apps,
                 endpoints: configuration.endpoints))
         self.shared = shared
         (events, eventContinuation) = AsyncStream.makeStream(of: DirectoryEvent.self)
         (leaveSignal, leaveContinuation) = AsyncStream.makeStream(of: Void.self)
 
-        let name = configuration.siteName
-        let willLogger = logger
-        // Each connection gets a new session and a will bound to it: an old will, replayed,
-        // can never take down a site that has since reconnected.
-        self.client = try MQTTClient(configuration: configuration.mqtt) {
+        self.clients = try configuration.brokers.indices.map { index in
+            try Self.makeClient(
+                configuration.brokers[index], broker: index, name: configuration.siteName, identity: identity,
+                shared: shared, logger: logger)
+        }
+        for (index, client) in clients.enumerated() {
+            client.setIntake { [weak self] message in self?.intake(&message, via: index) ?? false }
+        }
+    }
+
+    /// Each connection gets a new session and a will bound to it: an old will, replayed, can
+    /// never take down a site that has since reconnected, and one broker's will ends only the
+    /// session on that broker.
+    private static func makeClient(
+        _ mqtt: MQTTClientConfiguration, broker index: Int, name: String, identity: SiteIdentity,
+        shared: Shared, logger: Logger
+    ) throws -> MQTTClient {
+        try MQTTClient(configuration: mqtt) {
             let (keys, session) = shared.state.withLock { state in
-                let session = state.nextSession ?? Self.newSession()
-                state.nextSession = nil
-                state.session = session
-                state.willGeneration = state.ringGeneration
+                let session = state.brokers[index].nextSession ?? Self.newSession()
+                state.brokers[index].nextSession = nil
+                state.brokers[index].session = session
+                state.brokers[index].willGeneration = state.ringGeneration
                 return (state.ring.current, session)
             }
             let goodbye = SiteGoodbye(session: session, reason: .lastWill)
@@ -191,11 +229,17 @@ public final class DiscoveryAgent: Sendable {
                 )
                 return (topic, payload)
             } catch {
-                willLogger.error("cannot seal the last will: \(error)")
+                logger.error("cannot seal the last will: \(error)")
                 return nil
             }
         }
-        client.setIntake { [weak self] message in self?.intake(&message) ?? false }
+    }
+
+    /// How a broker is named in log lines.
+    func brokerName(_ index: Int) -> String {
+        let mqtt = configuration.brokers[index]
+        let host = mqtt.host.contains(":") ? "[\(mqtt.host)]" : mqtt.host
+        return "\(mqtt.useTLS ? "mqtts" : "mqtt")://\(host):\(mqtt.port)"
     }
 
     /// Peers currently up.
@@ -215,7 +259,12 @@ public final class DiscoveryAgent: Sendable {
 
     /// Messages lost because the queue to the directory was full (the intake keeps floods out,
     /// so this stays 0 unless the directory itself falls behind).
-    public var messagesLostInQueue: Int { client.droppedMessages }
+    public var messagesLostInQueue: Int { clients.reduce(0) { $0 + $1.droppedMessages } }
+
+    /// How many brokers this site is connected to now, of `configuration.brokers.count`.
+    public var connectedBrokerCount: Int {
+        shared.state.withLock { $0.connectedBrokers.count }
+    }
 
     /// Messages refused so far, by reason.
     public var dropCounts: [DropReason: Int] {
@@ -266,11 +315,9 @@ public final class DiscoveryAgent: Sendable {
             return (actions, state.connected, state.machine.revokedHere != before)
         }
         if revokedHereChanged && connected { announce() }
-        if connected {
-            // Subscribing again makes the broker send every retained announcement again, so a
-            // site pinned just now is up at once instead of at its next refresh.
-            subscribe()
-        }
+        // Subscribing again makes the broker send every retained announcement again, so a
+        // site pinned just now is up at once instead of at its next refresh.
+        if connected { subscribe() }
         let count = pins.count
         perform(actions, now: now())
         return count
@@ -282,8 +329,8 @@ public final class DiscoveryAgent: Sendable {
     /// leave a will sealed under the new current key, then announces under every key. Its
     /// retained announcements under keys it no longer has are cleared.
     public func replaceKeys(_ ring: MeshKeyRing) {
-        // Under the keys this connection's will was sealed with, first.
-        if shared.state.withLock({ $0.connected }) { announceNextSession() }
+        // Under the keys each connection's will was sealed with, first.
+        for index in shared.state.withLock({ $0.connectedBrokers }) { announceNextSession(on: index) }
         let (dropped, connected) = shared.state.withLock { state in
             let kept = Set(ring.all.map { $0.presenceTopic(for: configuration.siteName) })
             let dropped = state.ring.all.map { $0.presenceTopic(for: configuration.siteName) }.filter {
@@ -291,21 +338,26 @@ public final class DiscoveryAgent: Sendable {
             }
             state.ring = ring
             state.ringGeneration += 1
-            if state.connected { state.rekeying = true }
-            return (dropped, state.connected)
+            let connected = state.connectedBrokers
+            for index in connected { state.brokers[index].rekeying = true }
+            return (dropped, connected)
         }
         logger.notice(
             "message channel: new mesh keys",
             metadata: ["previousKeys": .stringConvertible(ring.previous.count)])
-        guard connected else { return }  // the next connection takes them
-        for topic in dropped {
-            do {
-                try client.publish(topic: topic, payload: [], qos: 1, retain: true)
-            } catch {
-                logger.warning("message channel: cannot clear an old announcement: \(error)")
+        // A broker not connected now takes them with its next connection.
+        for index in connected {
+            for topic in dropped {
+                do {
+                    try clients[index].publish(topic: topic, payload: [], qos: 1, retain: true)
+                } catch {
+                    logger.warning(
+                        "message channel: cannot clear an old announcement: \(error)",
+                        metadata: ["broker": .string(brokerName(index))])
+                }
             }
+            clients[index].reconnect()
         }
-        client.reconnect()
     }
 
     /// Stops the agent: goodbye, clean disconnect, `run()` returns.
@@ -315,25 +367,25 @@ public final class DiscoveryAgent: Sendable {
 
     /// Runs until `leave()` or cancellation.
     public func run() async {
-        do {
-            try client.start()
-        } catch {
-            logger.error("message channel: \(error)")
+        for (index, client) in clients.enumerated() {
+            do {
+                try client.start()
+            } catch {
+                logger.error("message channel: \(error)", metadata: ["broker": .string(brokerName(index))])
+            }
         }
         logger.info(
             "message channel starting",
-            metadata: [
-                "broker": .string(
-                    "\(configuration.mqtt.useTLS ? "mqtts" : "mqtt")://\(configuration.mqtt.host):\(configuration.mqtt.port)"
-                )
-            ]
+            metadata: ["broker": .string(clients.indices.map(brokerName).joined(separator: ","))]
         )
         await withTaskGroup(of: Void.self) { group in
-            group.addTask {
-                for await event in self.client.connectionEvents { self.handle(event) }
-            }
-            group.addTask {
-                for await message in self.client.messages { self.handle(message) }
+            for (index, client) in clients.enumerated() {
+                group.addTask {
+                    for await event in client.connectionEvents { self.handle(event, broker: index) }
+                }
+                group.addTask {
+                    for await message in client.messages { self.handle(message, via: index) }
+                }
             }
             group.addTask {
                 while !Task.isCancelled {
@@ -352,7 +404,7 @@ public final class DiscoveryAgent: Sendable {
             self.savePins(now: self.now(), force: true)
             self.sayGoodbye()
             self.shared.state.withLock { $0.leaving = true }
-            self.client.stop()
+            for client in self.clients { client.stop() }
             group.cancelAll()
         }
         eventContinuation.finish()
@@ -361,53 +413,62 @@ public final class DiscoveryAgent: Sendable {
 
     // MARK: carrying out
 
-    private func handle(_ event: MQTTConnectionEvent) {
+    private func handle(_ event: MQTTConnectionEvent, broker index: Int) {
+        let broker: Logger.Metadata = ["broker": .string(brokerName(index))]
         switch event {
         case .connected:
             let staleWill = shared.state.withLock { state in
-                state.rekeying = false
-                return state.willGeneration != state.ringGeneration
+                state.brokers[index].rekeying = false
+                return state.brokers[index].willGeneration != state.ringGeneration
             }
-            logger.info("message channel connected")
+            logger.info("message channel connected", metadata: broker)
             if staleWill {
                 // The keys changed while this connection was being made: its will is sealed
                 // under the old ones. Connect again (cleanly) to leave one under the new keys.
                 shared.state.withLock {
-                    $0.connected = true
-                    $0.rekeying = true
+                    $0.brokers[index].connected = true
+                    $0.brokers[index].rekeying = true
                 }
-                announceNextSession()
-                client.reconnect()
+                announceNextSession(on: index)
+                clients[index].reconnect()
                 return
             }
             // Subscribed before anything announces this site on this connection (an endpoint
             // update waits for `connected`): a peer answering the announcement with a
             // rendezvous finds the subscription in place.
-            subscribe()
-            shared.state.withLock { $0.connected = true }
-            announce()
-        case .refused(let reason):
-            logger.error("message channel: the broker refused the connection: \(reason)")
-        case .disconnected(let reason):
-            let (wasConnected, leaving, rekeying) = shared.state.withLock { state in
-                defer { state.connected = false }
-                return (state.connected, state.leaving, state.rekeying)
+            subscribe(on: index)
+            let up = shared.state.withLock { state in
+                state.brokers[index].connected = true
+                return state.connectedBrokers.count
             }
+            Gauge(label: "weft_discovery_brokers_connected").record(up)
+            announce(on: [index])
+        case .refused(let reason):
+            logger.error("message channel: the broker refused the connection: \(reason)", metadata: broker)
+        case .disconnected(let reason):
+            let (wasConnected, leaving, rekeying, stillUp) = shared.state.withLock { state in
+                let before = state.brokers[index]
+                state.brokers[index].connected = false
+                return (before.connected, state.leaving, before.rekeying, state.connectedBrokers.count)
+            }
+            Gauge(label: "weft_discovery_brokers_connected").record(stillUp)
+            var metadata = broker
+            if clients.count > 1 { metadata["brokersUp"] = .string("\(stillUp)/\(clients.count)") }
             if leaving {
-                logger.debug("message channel disconnected on leaving")
+                logger.debug("message channel disconnected on leaving", metadata: metadata)
             } else if rekeying {
-                logger.info("message channel: reconnecting under the new keys")
+                logger.info("message channel: reconnecting under the new keys", metadata: metadata)
             } else if wasConnected {
-                logger.warning("message channel disconnected: \(reason); reconnecting")
+                logger.warning("message channel disconnected: \(reason); reconnecting", metadata: metadata)
             } else {
-                logger.debug("message channel: cannot reach the broker: \(reason); retrying")
+                logger.debug("message channel: cannot reach the broker: \(reason); retrying", metadata: metadata)
             }
         }
     }
 
     /// Judges a message on libmosquitto's thread, before it is queued: junk, forgeries and a
     /// sender over its budget never take a place in the queue that real messages need.
-    private func intake(_ message: inout MQTTMessage) -> Bool {
+    private func intake(_ message: inout MQTTMessage, via: Int) -> Bool {
         if message.payload.isEmpty && !message.oversized { return true }  // a cleared retained message
         let now = self.now()
         if message.oversized {
@@ -424,7 +485,8 @@ public final class DiscoveryAgent: Sendable {
             let name = verified.message.senderName
             if let reason = shared.state.withLock({ state in
                 state.machine.revoked[verified.fingerprint] != nil
-                    ? .revoked : state.machine.precheck(verified.message, retained: message.retained, now: now)
+                    ? .revoked
+                    : state.machine.precheck(verified.message, retained: message.retained, via: via, now: now)
             }) {
                 refuse(reason, now: now)
                 return false
@@ -446,7 +508,7 @@ public final class DiscoveryAgent: Sendable {
         perform(actions, now: now)
     }
 
-    private func handle(_ message: MQTTMessage) {
+    private func handle(_ message: MQTTMessage, via: Int) {
         if message.payload.isEmpty { return }  // a cleared retained message
         let now = self.now()
         let actions: [DirectoryStateMachine.Action]
@@ -462,7 +524,9 @@ public final class DiscoveryAgent: Sendable {
         case .failure(let reason):
             actions = shared.state.withLock { $0.machine.refused(reason) }
         case .success(let verified):
-            actions = shared.state.withLock { $0.machine.receive(verified, retained: message.retained, now: now) }
+            actions = shared.state.withLock {
+                $0.machine.receive(verified, retained: message.retained, via: via, now: now)
+            }
         }
         count(actions)
         perform(actions, now: now)
@@ -530,6 +594,17 @@ public final class DiscoveryAgent: Sendable {
                     logger.warning(
                         "crypto.pinnedSites still pins the old identity: update it, or a reload or restart refuses the site",
                         metadata: ["peer": .string(site), "fingerprint": .string(new.description)])
+                }
+            case .ownWillHeard:
+                // At most every 5 s: a member replaying an old will of ours gets little for it.
+                let due = shared.state.withLock { state in
+                    guard state.connected, now.uptime - state.lastReannounce >= .seconds(5) else { return false }
+                    state.lastReannounce = now.uptime
+                    return true
+                }
+                if due {
+                    logger.info("message channel: a broker published a last will of this site; announcing again")
+                    announce()
                 }
             case .revokedHere(let site):
                 logger.error(

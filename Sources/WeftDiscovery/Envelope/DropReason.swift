@@ -15,8 +15,11 @@ public struct DropReason: Error, Hashable, Sendable, CustomStringConvertible {
     public static let stale = DropReason("stale")
     /// From further in the future than clock skew allows.
     public static let future = DropReason("from the future")
-    /// A message id seen before.
+    /// A message id seen before, through the same broker.
     public static let replayed = DropReason("replayed")
+    /// A message id seen before through another broker: the copy that bridged or clustered
+    /// brokers deliver, or a rendezvous sent on every broker. Expected, so dropped quietly.
+    public static let duplicate = DropReason("duplicate")
     /// Signed by another identity than the one pinned for that site name.
     public static let impostor = DropReason("impostor")
     /// A goodbye for a broker session that is not the site's current one.
@@ -39,7 +42,8 @@ public struct DropReason: Error, Hashable, Sendable, CustomStringConvertible {
     public static let unsolicited = DropReason("unsolicited")
 
     public static let all: [DropReason] = [
-        .oversized, .undecryptable, .malformed, .badSignature, .stale, .future, .replayed, .impostor, .staleSession,
+        .oversized, .undecryptable, .malformed, .badSignature, .stale, .future, .replayed, .duplicate, .impostor,
+        .staleSession,
         .wrongTopic, .secondName, .notPinned, .tooManySites, .revoked, .expired, .flooded,
         .unsolicited,
     ]

@@ -11,7 +11,11 @@ public struct MQTTSettings: Sendable, Equatable, CustomStringConvertible {
     /// wovenet's default broker, used when `brokerServer` is absent (with a warning).
     public static let wovenetDefaultBroker = "mqtt://mqtt.eclipseprojects.io:1883"
 
-    public var broker: BrokerAddress
+    /// The brokers, in order: `brokerServer` first, then `brokerServers` (weft). Never empty.
+    /// A site connects to every one, announces on each and merges what it hears.
+    public var brokers: [BrokerAddress]
+    /// The first broker.
+    public var broker: BrokerAddress { brokers[0] }
     /// The topic all sites of the mesh share. Derived from a hash of the key when not set.
     public var topic: String
     /// Whether `topic` was derived rather than written in the file.
@@ -27,9 +31,12 @@ public struct MQTTSettings: Sendable, Equatable, CustomStringConvertible {
     public var keepAlive: Int
 
     public static let keepAliveRange = 5...3600
+    /// Brokers at most: a site keeps a connection (and a thread) to each.
+    public static let maxBrokers = 8
 
     public init(
         broker: BrokerAddress,
+        moreBrokers: [BrokerAddress] = [],
         topic: String,
         topicIsDerived: Bool = false,
         username: String? = nil,
@@ -37,7 +44,7 @@ public struct MQTTSettings: Sendable, Equatable, CustomStringConvertible {
         caFile: String? = nil,
         keepAlive: Int = 10
     ) {
-        self.broker = broker
+        self.brokers = [broker] + moreBrokers
         self.topic = topic
         self.topicIsDerived = topicIsDerived
         self.username = username
@@ -47,7 +54,7 @@ public struct MQTTSettings: Sendable, Equatable, CustomStringConvertible {
     }
 
     public var description: String {
-        "MQTTSettings(broker: \(broker), topic: \(topic), username: \(username ?? "-"), "
+        "MQTTSettings(brokers: \(brokers.map(\.description).joined(separator: ",")), topic: \(topic), username: \(username ?? "-"), "
             + "password: \(password == nil ? "-" : "<set>"), caFile: \(caFile ?? "-"))"
     }
 }

@@ -20,23 +20,40 @@ extension SiteConfigurationDecoder {
         }
         guard
             let mqtt = reader.section(
-                channel, "mqtt", keys: ["brokerServer", "topic", "username", "password", "caFile", "keepAlive"])
+                channel, "mqtt",
+                keys: ["brokerServer", "brokerServers", "topic", "username", "password", "caFile", "keepAlive"])
         else { return nil }
 
-        var broker: BrokerAddress?
-        if let server = reader.string(mqtt, "brokerServer") {
+        var brokers: [BrokerAddress] = []
+        var brokersValid = true
+        let servers = [reader.string(mqtt, "brokerServer")].compactMap { $0 } + reader.stringList(mqtt, "brokerServers")
+        for server in servers {
             switch BrokerAddress.parse(server.value) {
-            case .success(let parsed): broker = parsed
-            case .failure(let error): reader.invalid(server, error.message)
+            case .success(let parsed):
+                if brokers.contains(parsed) {
+                    reader.warning(server.path, at: server.mark, "repeats \(parsed); ignored")
+                } else {
+                    brokers.append(parsed)
+                }
+            case .failure(let error):
+                reader.invalid(server, error.message)
+                brokersValid = false
             }
-        } else {
+        }
+        if brokers.count > MQTTSettings.maxBrokers {
+            reader.error(
+                mqtt.childPath("brokerServers"), at: mqtt.mark,
+                "names \(brokers.count) brokers, the limit is \(MQTTSettings.maxBrokers)")
+            brokersValid = false
+        }
+        if servers.isEmpty {
             reader.warning(
                 mqtt.childPath("brokerServer"),
                 at: mqtt.mark,
                 "not set — using wovenet's default public broker \(MQTTSettings.wovenetDefaultBroker); "
                     + "messages are sealed, but a broker of your own is more reliable"
             )
-            broker = try? BrokerAddress.parse(MQTTSettings.wovenetDefaultBroker).get()
+            brokers = [try? BrokerAddress.parse(MQTTSettings.wovenetDefaultBroker).get()].compactMap { $0 }
         }
 
         var topic: String?
@@ -61,8 +78,8 @@ extension SiteConfigurationDecoder {
         if let ca = reader.string(mqtt, "caFile"), !ca.value.isEmpty {
             caFile = decodePath(reader, ca)
             if let caFile { reader.expectReadable(ca, path: caFile) }
-            if let broker, !broker.useTLS {
-                reader.warning(ca.path, at: ca.mark, "ignored — the broker is mqtt://, not mqtts://")
+            if !brokers.isEmpty, !brokers.contains(where: \.useTLS) {
+                reader.warning(ca.path, at: ca.mark, "ignored — no broker is mqtts://")
             }
         }
         var keepAlive = 10
@@ -78,10 +95,11 @@ extension SiteConfigurationDecoder {
                 )
             }
         }
-        guard let broker, let topic else { return nil }
+        guard brokersValid, let broker = brokers.first, let topic else { return nil }
         return MessageChannelSettings(
             mqtt: MQTTSettings(
                 broker: broker,
+                moreBrokers: Array(brokers.dropFirst()),
                 topic: topic,
                 topicIsDerived: derived,
                 username: username,

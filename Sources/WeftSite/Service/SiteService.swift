@@ -58,7 +58,7 @@ public struct SiteService: Service {
             metadata: [
                 "site": .string(configuration.siteName),
                 "fingerprint": .string(identity.fingerprint.description),
-                "broker": .string(configuration.messageChannel.mqtt.broker.description),
+                "broker": .string(configuration.messageChannel.mqtt.brokers.map(\.description).joined(separator: ",")),
                 "exposedApps": .stringConvertible(exposedApps.count),
                 "remoteApps": .stringConvertible(remoteApps.count),
             ]
@@ -264,20 +264,26 @@ public struct SiteService: Service {
         let mqtt = configuration.messageChannel.mqtt
         let ring = configuration.meshKeyRing  // derives each key once
         let clientID = "weft-\(identity.siteID.prefix(12))-\(UInt32.random(in: 0...UInt32.max))"
+        // Each broker its own client id: two nodes of one cluster would take a shared id for one
+        // client connecting twice, and drop the older connection each time.
+        let brokers = mqtt.brokers.enumerated().map { index, broker in
+            MQTTClientConfiguration(
+                host: broker.host,
+                port: broker.port,
+                useTLS: broker.useTLS,
+                caFile: mqtt.caFile,
+                username: mqtt.username,
+                password: mqtt.password,
+                clientID: index == 0 ? clientID : "\(clientID)-\(index)",
+                keepAlive: mqtt.keepAlive
+            )
+        }
         return DiscoveryAgent.Configuration(
             siteName: configuration.siteName,
             mesh: ring.current,
             previousMeshes: ring.previous,
-            mqtt: MQTTClientConfiguration(
-                host: mqtt.broker.host,
-                port: mqtt.broker.port,
-                useTLS: mqtt.broker.useTLS,
-                caFile: mqtt.caFile,
-                username: mqtt.username,
-                password: mqtt.password,
-                clientID: clientID,
-                keepAlive: mqtt.keepAlive
-            ),
+            mqtt: brokers[0],
+            moreBrokers: Array(brokers.dropFirst()),
             stateDirectory: configuration.stateDir,
             softwareVersion: softwareVersion,
             capabilities: configuration.tunnel.relay ? SiteAnnouncement.relaysLinks : 0,
