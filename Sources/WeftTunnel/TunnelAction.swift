@@ -9,8 +9,8 @@ public enum TunnelAction: Sendable, Equatable {
     /// Close the link; the engine has already moved its frames elsewhere.
     case closeLink(LinkID, reason: TunnelFailure)
     /// The peer opened a stream to an app; data for it may follow at once. `origin` is the
-    /// client's address when the peer sent it.
-    case incomingStream(StreamID, appName: String, target: String?, origin: StreamOrigin?)
+    /// client's address when the peer sent it; `datagrams`, a UDP client's stream.
+    case incomingStream(StreamID, appName: String, target: String?, origin: StreamOrigin?, datagrams: Bool)
     /// Bytes of a stream, in order.
     case deliver(StreamID, ByteBuffer)
     /// The peer finished its direction of the stream (every byte has been delivered).

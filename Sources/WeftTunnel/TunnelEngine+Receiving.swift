@@ -144,7 +144,9 @@ extension TunnelEngine {
             stream.receiving = .open
             stream.peerLimit = max(stream.peerLimit, UInt64(open.initialWindow))
             streams[id] = stream
-            actions.append(.incomingStream(id, appName: open.appName, target: open.target, origin: open.origin))
+            actions.append(
+                .incomingStream(
+                    id, appName: open.appName, target: open.target, origin: open.origin, datagrams: open.datagrams))
             for chunk in earlyData.removeValue(forKey: id) ?? [] { actions.append(.deliver(id, chunk)) }
             checkRemoteFin(id, now: now)
             return
@@ -156,7 +158,9 @@ extension TunnelEngine {
             return
         }
         streams[id] = newStream(peerLimit: UInt64(open.initialWindow), openSeen: true, now: now)
-        actions.append(.incomingStream(id, appName: open.appName, target: open.target, origin: open.origin))
+        actions.append(
+            .incomingStream(
+                id, appName: open.appName, target: open.target, origin: open.origin, datagrams: open.datagrams))
     }
 
     mutating func receiveData(_ data: StreamData, on link: LinkID, now: Duration) {

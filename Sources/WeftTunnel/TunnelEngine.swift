@@ -114,6 +114,8 @@ public struct TunnelEngine: Sendable {
     /// The peer reads `StreamOpen.origin` (its links said `LinkHello.streamOrigins`; every link
     /// of a tunnel ends in the same peer process).
     var peerTakesOrigins = false
+    /// The peer reads `StreamOpen.datagrams` (`LinkHello.datagramStreams`).
+    public internal(set) var peerTakesDatagrams = false
     var output: [LinkID: ByteBuffer] = [:]
     var actions: [TunnelAction] = []
     var lastTimer: Duration?
@@ -196,6 +198,7 @@ public struct TunnelEngine: Sendable {
         links[id]!.backup = backup
         links[id]!.peerTakesPolicy = peerCapabilities & LinkHello.linkPolicyFrames != 0
         peerTakesOrigins = peerCapabilities & LinkHello.streamOrigins != 0
+        peerTakesDatagrams = peerCapabilities & LinkHello.datagramStreams != 0
         noLinkSince = nil
         if leftover.readableBytes > 0 {
             ingest(leftover, on: id, now: now)
@@ -281,13 +284,21 @@ public struct TunnelEngine: Sendable {
     // MARK: streams (the app side)
 
     /// Opens a stream to `appName`; data may be sent on it at once. `origin` goes only to a
-    /// peer that reads it.
+    /// peer that reads it. A `datagrams` stream (a UDP client's) to a peer that cannot tell it
+    /// from a TCP one is not opened: it is reset at once, and the peer never hears of it.
     public mutating func openStream(
-        appName: String, target: String? = nil, origin: StreamOrigin? = nil, now: Duration
+        appName: String, target: String? = nil, origin: StreamOrigin? = nil, datagrams: Bool = false, now: Duration
     ) -> (
         StreamID, [TunnelAction]
     ) {
         let id = StreamID(nextLocalStream)
+        if datagrams && !peerTakesDatagrams {
+            nextLocalStream += 2
+            return (
+                id,
+                [.streamReset(id, code: .notExposed, message: "the peer runs a weft without UDP apps; update it")]
+            )
+        }
         // 2^31 streams in one tunnel (weeks at a thousand a second): the ids are used up, so
         // the tunnel ends and the next one starts from the beginning.
         guard nextLocalStream <= UInt32.max - 2 else {
@@ -302,7 +313,7 @@ public struct TunnelEngine: Sendable {
             .streamOpen(
                 StreamOpen(
                     streamID: id.rawValue, appName: appName, target: target, initialWindow: UInt32(window),
-                    origin: peerTakesOrigins ? origin : nil))
+                    origin: peerTakesOrigins ? origin : nil, datagrams: datagrams))
         )
         pump(now: now)
         return (id, flush(now: now))

@@ -104,7 +104,7 @@ struct CommandLineTests {
                 brokerServer: mqtt://127.0.0.1:1883
             localExposedApps:
             - appName: web
-              appSocket: udp:10.0.0.1:80
+              appSocket: sctp:10.0.0.1:80
             remoteAps: []
 
             """
@@ -114,7 +114,7 @@ struct CommandLineTests {
         #expect(result.output.contains("\(file):3:8: crypto.key: is 5 bytes long — expected 8 to 255 bytes"))
         #expect(
             result.output.contains(
-                "\(file):9:14: localExposedApps[0].appSocket: \"udp:10.0.0.1:80\" — expected tcp:IP:PORT, tcp:[IPv6]:PORT or unix:/path"
+                "\(file):9:14: localExposedApps[0].appSocket: \"sctp:10.0.0.1:80\" — expected tcp:IP:PORT, tcp:[IPv6]:PORT, udp:IP:PORT or unix:/path"
             )
         )
         #expect(

@@ -323,10 +323,10 @@ struct ConfigErrorTests {
         ),
         Case(
             name: "app socket udp",
-            yaml: header + "localExposedApps:\n- appName: web\n  appSocket: udp:10.0.0.1:80\n",
+            yaml: header + "localExposedApps:\n- appName: web\n  appSocket: sctp:10.0.0.1:80\n",
             path: "localExposedApps[0].appSocket",
             line: 9,
-            fragment: "\"udp:10.0.0.1:80\" — expected tcp:IP:PORT, tcp:[IPv6]:PORT or unix:/path"
+            fragment: "\"sctp:10.0.0.1:80\" — expected tcp:IP:PORT, tcp:[IPv6]:PORT, udp:IP:PORT or unix:/path"
         ),
         Case(
             name: "app socket host name",
@@ -474,7 +474,7 @@ struct ConfigErrorTests {
                 + "remoteApps:\n- siteName: b\n  appName: vdi\n  localSocket: tcp:127.0.0.1:1\n  appSocket: unix:/x\n",
             path: "remoteApps[0].appSocket",
             line: 11,
-            fragment: "range apps take TCP targets only"
+            fragment: "range apps take TCP or UDP targets"
         ),
         Case(
             name: "two remote apps on one port",
@@ -632,11 +632,11 @@ struct ConfigErrorTests {
     func exampleMessage() {
         let yaml =
             minimalConfig
-            + "localExposedApps:\n- appName: web\n  appSocket: tcp:127.0.0.1:80\n- appName: bad\n  appSocket: udp:10.0.0.1:80\n"
+            + "localExposedApps:\n- appName: web\n  appSocket: tcp:127.0.0.1:80\n- appName: bad\n  appSocket: sctp:10.0.0.1:80\n"
         let errors = configErrors(yaml)
         #expect(
             errors.map(\.description) == [
-                "config.yaml:11:14: localExposedApps[1].appSocket: \"udp:10.0.0.1:80\" — expected tcp:IP:PORT, tcp:[IPv6]:PORT or unix:/path"
+                "config.yaml:11:14: localExposedApps[1].appSocket: \"sctp:10.0.0.1:80\" — expected tcp:IP:PORT, tcp:[IPv6]:PORT, udp:IP:PORT or unix:/path"
             ]
         )
     }
@@ -649,7 +649,7 @@ struct ConfigErrorTests {
             logger: {level: loud}
             messageChannel: {mqtt: {brokerServer: "http://x"}}
             localExposedApps:
-            - {appName: a, appSocket: "udp:1.2.3.4:5"}
+            - {appName: a, appSocket: "sctp:1.2.3.4:5"}
 
             """
         let paths = Set(configErrors(yaml).map(\.path))

@@ -320,6 +320,44 @@ struct StreamOriginEngineTests {
         #expect(old.origin == nil && old.appName == "web")
     }
 
+    @Test("a UDP client's stream is flagged to a peer that said datagramStreams, and never opened to an older one")
+    func datagrams() throws {
+        var engine = TunnelEngine(options: .init(opensOddStreams: true), now: .seconds(1))
+        _ = engine.linkUp(LinkID(1), now: .seconds(1), peerCapabilities: LinkHello.streamOrigins)
+        #expect(!engine.peerTakesDatagrams)
+        let (old, refused) = engine.openStream(appName: "dns", datagrams: true, now: .seconds(1))
+        #expect(refused.count == 1)
+        guard case .streamReset(old, .notExposed, let message)? = refused.first else {
+            Issue.record("not reset: \(refused)")
+            return
+        }
+        #expect(message.contains("without UDP apps"))
+        #expect(!refused.contains { if case .write = $0 { true } else { false } })
+        // A TCP stream to the same peer still opens, with the next id.
+        let (tcp, opened) = engine.openStream(appName: "web", now: .seconds(1))
+        #expect(tcp.rawValue == old.rawValue + 2)
+        #expect(opened.contains { if case .write = $0 { true } else { false } })
+
+        var current = TunnelEngine(options: .init(opensOddStreams: true), now: .seconds(1))
+        _ = current.linkUp(
+            LinkID(1), now: .seconds(1), peerCapabilities: LinkHello.streamOrigins | LinkHello.datagramStreams)
+        let (_, actions) = current.openStream(appName: "dns", datagrams: true, now: .seconds(1))
+        var parser = TunnelFrameParser()
+        for case .write(_, let bytes) in actions { parser.append(bytes) }
+        var sent: StreamOpen?
+        while let frame = try parser.nextFrame() { if case .streamOpen(let open) = frame { sent = open } }
+        #expect(sent?.datagrams == true && sent?.appName == "dns")
+
+        // And the receiving engine says so with the stream.
+        var receiver = TunnelEngine(options: .init(opensOddStreams: false), now: .seconds(1))
+        _ = receiver.linkUp(LinkID(1), now: .seconds(1))
+        var bytes = ByteBuffer()
+        TunnelFrameSerializer().serialize(.streamOpen(try #require(sent)), into: &bytes)
+        #expect(
+            receiver.received(bytes, on: LinkID(1), now: .seconds(2)).contains(
+                .incomingStream(StreamID(1), appName: "dns", target: nil, origin: nil, datagrams: true)))
+    }
+
     @Test("the receiving engine hands the origin to its driver with the stream")
     func delivered() {
         var engine = TunnelEngine(options: .init(opensOddStreams: false), now: .seconds(1))
@@ -329,6 +367,8 @@ struct StreamOriginEngineTests {
             .streamOpen(StreamOpen(streamID: 1, appName: "web", initialWindow: 1 << 16, origin: Self.origin)),
             into: &bytes)
         let actions = engine.received(bytes, on: LinkID(1), now: .seconds(2))
-        #expect(actions.contains(.incomingStream(StreamID(1), appName: "web", target: nil, origin: Self.origin)))
+        #expect(
+            actions.contains(
+                .incomingStream(StreamID(1), appName: "web", target: nil, origin: Self.origin, datagrams: false)))
     }
 }

@@ -110,13 +110,13 @@ private enum FrameGen {
     static let streamOpen = zip(
         integer(1...UInt32.max), name(limit: TunnelFrameLimits.appName),
         name(limit: TunnelFrameLimits.target, scalars: 1...150).optional,
-        integer(UInt32.min...UInt32.max), origin
+        integer(UInt32.min...UInt32.max), origin, Gen.bool
     ).map { value in
         // A target that fits nothing (one character over the limit) is sent as none.
         TunnelFrame.streamOpen(
             StreamOpen(
                 streamID: value.0, appName: value.1, target: value.2 == "" ? nil : value.2, initialWindow: value.3,
-                origin: value.4))
+                origin: value.4, datagrams: value.5))
     }
 
     /// Offsets, final sizes and limits up to the protocol's bound (past it is a refusal, tested

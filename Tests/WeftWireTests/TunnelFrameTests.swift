@@ -33,6 +33,14 @@ struct TunnelFrameTests {
                 origin: StreamOrigin(
                     family: .ipv6, sourceAddress: [0x20, 0x01, 0x0d, 0xb8] + Array(repeating: 0, count: 11) + [1],
                     sourcePort: 1, destinationAddress: Array(repeating: 0, count: 15) + [1], destinationPort: 65535))),
+        .streamOpen(StreamOpen(streamID: 9, appName: "dns", initialWindow: 1 << 16, datagrams: true)),
+        .streamOpen(
+            StreamOpen(
+                streamID: 11, appName: "dns", target: "udp:10.0.2.7:53", initialWindow: 1,
+                origin: StreamOrigin(
+                    family: .ipv4, sourceAddress: [198, 18, 0, 7], sourcePort: 5353,
+                    destinationAddress: [127, 0, 0, 1], destinationPort: 53),
+                datagrams: true)),
         .streamData(StreamData(streamID: 1, offset: 0, fin: false, data: ByteBuffer(string: "GET / HTTP/1.1\r\n\r\n"))),
         .streamData(StreamData(streamID: 1, offset: 1 << 40, fin: true, data: ByteBuffer())),
         .streamReset(StreamReset(streamID: 5, code: .notExposed, message: "no app \"x\"")),
@@ -99,7 +107,7 @@ struct TunnelFrameTests {
     @Test("reliability: data, opens, resets and window updates are reliable; the rest are not")
     func reliability() {
         let reliable = Self.frames.filter(\.isReliable).count
-        #expect(reliable == 8)  // four opens, two data, a reset, a window update
+        #expect(reliable == 10)  // six opens, two data, a reset, a window update
     }
 
     @Test("a header announcing more than the limit is refused before the payload arrives")

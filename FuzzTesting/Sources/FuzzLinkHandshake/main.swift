@@ -198,7 +198,7 @@ private struct Harness {
             let hello = LinkHello(
                 minVersion: WireProtocol.version, maxVersion: WireProtocol.version, siteName: dialerSite,
                 incarnation: dialerIncarnation, tunnelID: tunnelID.bytes, linkID: dialerLinkID,
-                capabilities: LinkHello.linkPolicyFrames | LinkHello.streamOrigins)
+                capabilities: LinkHello.linkPolicyFrames | LinkHello.streamOrigins | LinkHello.datagramStreams)
             let frame = onlyFrame(bytes)
             precondition(frame == .hello(hello), "the dialer's hello is \(frame)")
             precondition(requestedHalf(of: hello) == peerIncarnation, "the dialer's hello asks for another half")
@@ -356,7 +356,7 @@ private struct Harness {
             }
             let welcome = LinkWelcome(
                 version: WireProtocol.version, siteName: acceptorSite, incarnation: own,
-                capabilities: LinkHello.linkPolicyFrames | LinkHello.streamOrigins)
+                capabilities: LinkHello.linkPolicyFrames | LinkHello.streamOrigins | LinkHello.datagramStreams)
             let frame = onlyFrame(bytes)
             precondition(frame == .welcome(welcome), "accept wrote \(frame)")
             let tunnelID = TunnelID(

@@ -106,7 +106,7 @@ private struct Driver {
         case .closeLink(let link, _):
             writeParsers[link] = nil
             fullLinks.remove(link)
-        case .incomingStream(let id, _, _, _):
+        case .incomingStream(let id, _, _, _, _):
             precondition((id.rawValue % 2 == 1) != opensOddStreams, "incoming \(id) has this side's parity")
             precondition(liveStreams.insert(id).inserted, "\(id) opened twice")
         case .deliver(let id, let bytes):

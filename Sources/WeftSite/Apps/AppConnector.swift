@@ -27,6 +27,9 @@ enum AppConnector {
             }
         case .unix(let path):
             return bootstrap.connect(unixDomainSocketPath: path)
+        case .udp:
+            // A UDP app is reached by `UDPAppFlow`, never through a byte-stream relay.
+            return eventLoop.makeFailedFuture(ChannelError.operationUnsupported)
         }
     }
 }

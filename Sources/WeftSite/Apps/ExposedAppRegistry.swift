@@ -25,8 +25,14 @@ public struct ExposedAppRegistry: Sendable {
         apps[appName]?.proxyProtocol
     }
 
-    /// What to do with a stream `peer` opened to `appName` (and `target`, for range apps).
-    public func resolve(appName: String, target: String?, peer: String) -> Decision {
+    /// The idle timeout of the app's UDP flows.
+    public func udpIdleTimeout(of appName: String) -> Duration {
+        apps[appName]?.udpIdleTimeout ?? ExposedAppConfig.defaultUDPIdleTimeout
+    }
+
+    /// What to do with a stream `peer` opened to `appName` (and `target`, for range apps);
+    /// `datagrams`: the stream is a UDP client's, and only a UDP socket may take it.
+    public func resolve(appName: String, target: String?, peer: String, datagrams: Bool = false) -> Decision {
         guard let app = apps[appName] else {
             return .refuse(.notExposed, "no app named \"\(appName)\" is exposed here")
         }
@@ -35,7 +41,15 @@ public struct ExposedAppRegistry: Sendable {
         }
         switch app.mode {
         case .single(let socket):
-            // A single app has one socket; a target the client names changes nothing.
+            // A single app has one socket; a target the client names changes nothing. A UDP
+            // client's datagrams never go into a byte stream, nor the other way round.
+            guard socket.isDatagram == datagrams else {
+                return .refuse(
+                    .notExposed,
+                    socket.isDatagram
+                        ? "\(appName) is a UDP app; the client came over TCP"
+                        : "\(appName) is not a UDP app; the client came over UDP")
+            }
             return .connect(socket)
         case .range:
             guard let target, !target.isEmpty else {
@@ -47,14 +61,24 @@ public struct ExposedAppRegistry: Sendable {
             case .failure(let error):
                 return .refuse(.targetOutOfRange, "target \"\(target)\" refused: \(error.message)")
             }
-            guard case .tcp(let address, let port) = parsed else {
-                return .refuse(.targetOutOfRange, "\(appName) reaches TCP targets only, not \(target)")
+            let address: IPAddress
+            let port: Int
+            switch parsed {
+            case .tcp(let a, let p) where !datagrams && app.protocols.contains(.tcp):
+                (address, port) = (a, p)
+            case .udp(let a, let p) where datagrams && app.protocols.contains(.udp):
+                (address, port) = (a, p)
+            default:
+                let allowed = app.protocols.map(\.rawValue).sorted().joined(separator: " and ").uppercased()
+                return .refuse(
+                    .targetOutOfRange,
+                    "\(appName) reaches \(allowed) targets only, not \(target)\(datagrams ? " (a UDP client)" : "")")
             }
             let normalized = address.normalized
             guard app.allows(normalized, port: port) else {
                 return .refuse(.targetOutOfRange, "\(target) is outside the ranges of \(appName)")
             }
-            return .connect(.tcp(normalized, port: port))
+            return .connect(datagrams ? .udp(normalized, port: port) : .tcp(normalized, port: port))
         }
     }
 }

@@ -25,6 +25,8 @@ struct ExposedAppServer: Sendable {
     /// `maxDownloads`, across peers: each spends this site's uplink).
     private let downloads = NIOLockedValueBox((allowed: false, running: 0))
     static let maxDownloads = 2
+    /// Dropped datagrams of UDP apps, by peer and app: one log line per reason and 10 s each.
+    private let udpDrops = NIOLockedValueBox<[String: UDPDropCounter]>([:])
 
     init(registry: ExposedAppRegistry, connectTimeout: TimeAmount, sockets: SocketBudget, logger: Logger) {
         self.registry = NIOLockedValueBox(registry)
@@ -96,6 +98,11 @@ struct ExposedAppServer: Sendable {
         if let origin { logger[metadataKey: "client"] = "\(origin.clientDescription)" }
         // Streams per tunnel (each holds an app socket here) are bounded by the engine's
         // `maxStreams`, which refuses an open beyond it before it reaches this point.
+        let datagrams = driver.incomingDatagrams
+        if datagrams && (appName == SpeedtestPattern.appName || appName == SpeedtestSource.appName) {
+            driver.reset(id, code: .notExposed, message: "the speed test is not a UDP app")
+            return nil
+        }
         if appName == SpeedtestPattern.appName {
             logger.info("speed test from the peer")
             return SpeedtestSink(driver: driver, stream: id, pattern: speedtest, logger: logger)
@@ -104,7 +111,10 @@ struct ExposedAppServer: Sendable {
             return openSpeedtestSource(id, target: target, on: driver, logger: logger)
         }
         let (decision, proxyProtocol) = registry.withLockedValue {
-            ($0.resolve(appName: appName, target: target, peer: driver.peerSite), $0.proxyProtocol(of: appName))
+            (
+                $0.resolve(appName: appName, target: target, peer: driver.peerSite, datagrams: datagrams),
+                $0.proxyProtocol(of: appName)
+            )
         }
         switch decision {
         case .refuse(let code, let reason):
@@ -133,6 +143,9 @@ struct ExposedAppServer: Sendable {
                 return nil
             }
             let sockets = self.sockets
+            if case .udp(let address, let port) = socket {
+                return openUDP(id, appName: appName, address: address, port: port, on: driver, logger: logger)
+            }
             let relay = StreamRelay(driver: driver, logger: logger)
             relay.accepted(id)
             let connectLogger = logger
@@ -159,5 +172,32 @@ struct ExposedAppServer: Sendable {
                 }
             return relay
         }
+    }
+
+    /// A UDP client's stream to a UDP app: a socket of its own, connected to the app.
+    private func openUDP(
+        _ id: StreamID, appName: String, address: IPAddress, port: Int, on driver: TunnelDriver, logger: Logger
+    ) -> TunnelStreamDelegate? {
+        guard let appAddress = try? SocketAddress(ipAddress: address.description, port: port) else {
+            sockets.release()
+            driver.reset(id, code: .appDown, message: "\(address) is not a usable address")
+            return nil
+        }
+        let key = "\(driver.peerSite)/\(appName)"
+        let drops = udpDrops.withLockedValue { counters in
+            if let counter = counters[key] { return counter }
+            if counters.count >= 4096 { counters.removeAll() }
+            let counter = UDPDropCounter(peer: driver.peerSite, app: appName, logger: self.logger)
+            counters[key] = counter
+            return counter
+        }
+        let idle = registry.withLockedValue { $0.udpIdleTimeout(of: appName) }
+        let (sockets, connections) = (self.sockets, self.connections)
+        driver.peerCounter("weft_streams_opened_total", [("side", "app")]).increment()
+        let flow = UDPAppFlow(
+            driver: driver, stream: id, app: appAddress, idleTimeout: idle, drops: drops, logger: logger,
+            onOpen: { connections.add($0, key: appName) }, onEnd: { sockets.release() })
+        flow.start()
+        return flow
     }
 }

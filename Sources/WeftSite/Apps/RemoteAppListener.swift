@@ -68,6 +68,26 @@ public struct RemoteAppListener: Sendable {
             }
         let channel: Channel
         switch app.localSocket {
+        case .udp(let address, let port):
+            channel = try await DatagramBootstrap(group: loop)
+                .channelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
+                // Room for a burst of every client's datagrams while the loop is busy (the
+                // kernel caps it at net.core.rmem_max).
+                .channelOption(ChannelOptions.socketOption(.so_rcvbuf), value: 4 << 20)
+                .channelOption(ChannelOptions.socketOption(.so_sndbuf), value: 4 << 20)
+                // One more byte than any datagram the tunnel carries: a larger one shows as such.
+                .channelOption(
+                    ChannelOptions.recvAllocator,
+                    value: FixedSizeRecvByteBufferAllocator(capacity: DatagramFrameParser.maxDatagram + 1)
+                )
+                .channelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(
+                            UDPLocalSocketHandler(
+                                app: app, manager: manager, connectTimeout: connectTimeout, logger: clientLogger))
+                    }
+                }
+                .bind(host: address.description, port: port).get()
         case .tcp(let address, let port):
             channel = try await bootstrap.bind(host: address.description, port: port).get()
         case .unix(let path):

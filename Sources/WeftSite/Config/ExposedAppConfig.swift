@@ -15,6 +15,16 @@ public struct ExposedAppConfig: Sendable, Equatable {
         case v2
     }
 
+    /// What a range app's targets may be (`protocols`).
+    public enum TargetProtocol: String, Sendable, Hashable, CaseIterable {
+        case tcp
+        case udp
+    }
+
+    /// How long a UDP flow lives without a datagram either way, unless the config says.
+    public static let defaultUDPIdleTimeout: Duration = .seconds(60)
+    public static let udpIdleTimeoutRange = 1...86_400
+
     public var appName: String
     public var mode: Mode
     /// *weft*: the sites that may use the app; empty means every member of the mesh.
@@ -22,12 +32,21 @@ public struct ExposedAppConfig: Sendable, Equatable {
     /// *weft*: tell the app each client's real address with a PROXY header (the app must
     /// expect one: nginx's `listen … proxy_protocol`, HAProxy's `accept-proxy`).
     public var proxyProtocol: ProxyProtocol?
+    /// *weft*, range apps: the target protocols clients may name (TCP only unless listed).
+    public var protocols: Set<TargetProtocol>
+    /// *weft*: how long the socket of a UDP flow to the app lives without a datagram.
+    public var udpIdleTimeout: Duration
 
-    public init(appName: String, mode: Mode, allowedSites: [String] = [], proxyProtocol: ProxyProtocol? = nil) {
+    public init(
+        appName: String, mode: Mode, allowedSites: [String] = [], proxyProtocol: ProxyProtocol? = nil,
+        protocols: Set<TargetProtocol> = [.tcp], udpIdleTimeout: Duration = ExposedAppConfig.defaultUDPIdleTimeout
+    ) {
         self.appName = appName
         self.mode = mode
         self.allowedSites = allowedSites
         self.proxyProtocol = proxyProtocol
+        self.protocols = protocols
+        self.udpIdleTimeout = udpIdleTimeout
     }
 
     /// Whether `site` may open streams to the app.

@@ -33,6 +33,7 @@ extension SiteConfigurationDecoder {
                     item,
                     keys: [
                         "appName", "mode", "appSocket", "portRange", "addressRange", "allowedSites", "proxyProtocol",
+                        "protocols", "udpIdleTimeout",
                     ])
             else { continue }
             let nameText = reader.string(app, "appName", required: true)
@@ -65,6 +66,7 @@ extension SiteConfigurationDecoder {
                 default: reader.invalid(mode, "expected single or range")
                 }
             }
+            let idle = decodeUDPIdleTimeout(reader, app)
             if isRange {
                 if let socket = reader.string(app, "appSocket") {
                     reader.warning(
@@ -72,13 +74,26 @@ extension SiteConfigurationDecoder {
                 }
                 let ports = decodePortRanges(reader, app)
                 let addresses = decodeAddressRanges(reader, app)
-                if let name, !ports.isEmpty, !addresses.isEmpty {
+                let protocols = decodeProtocols(reader, app)
+                if let idle, !protocols.contains(.udp) {
+                    reader.warning(idle.path, at: idle.mark, "ignored — the app takes no UDP targets (protocols)")
+                }
+                if proxyProtocol != nil, protocols == [.udp], let text = reader.string(app, "proxyProtocol") {
+                    reader.invalid(text, "applies to TCP only; this app takes UDP targets only")
+                }
+                if let name, !ports.isEmpty, !addresses.isEmpty, !protocols.isEmpty {
                     apps.append(
                         ExposedAppConfig(
                             appName: name, mode: .range(ports: ports, addresses: addresses), allowedSites: allowed,
-                            proxyProtocol: proxyProtocol))
+                            proxyProtocol: proxyProtocol, protocols: protocols,
+                            udpIdleTimeout: idle?.value ?? ExposedAppConfig.defaultUDPIdleTimeout))
                 }
             } else {
+                if reader.has(app, "protocols") {
+                    reader.warning(
+                        app.childPath("protocols"), at: reader.node(app, "protocols")?.mark,
+                        "ignored — a single app's appSocket says it (tcp: or udp:)")
+                }
                 for key in ["portRange", "addressRange"] where reader.has(app, key) {
                     reader.warning(
                         app.childPath(key), at: reader.node(app, key)?.mark, "ignored — only range apps use it")
@@ -86,14 +101,20 @@ extension SiteConfigurationDecoder {
                 guard let text = reader.string(app, "appSocket", required: true) else { continue }
                 switch AppSocket.parse(text.value) {
                 case .success(let socket):
-                    if case .tcp(let address, _) = socket, address.isUnspecified {
+                    if socket.unspecifiedAddress {
                         reader.invalid(
                             text, "an app cannot be reached at an unspecified address; name the address it listens on")
+                    } else if socket.isDatagram, proxyProtocol != nil, let text = reader.string(app, "proxyProtocol") {
+                        reader.invalid(text, "applies to TCP and Unix apps only, not to a udp: app")
                     } else if let name {
+                        if let idle, !socket.isDatagram {
+                            reader.warning(idle.path, at: idle.mark, "ignored — only udp: apps use it")
+                        }
                         apps.append(
                             ExposedAppConfig(
                                 appName: name, mode: .single(socket), allowedSites: allowed,
-                                proxyProtocol: proxyProtocol))
+                                proxyProtocol: proxyProtocol,
+                                udpIdleTimeout: idle?.value ?? ExposedAppConfig.defaultUDPIdleTimeout))
                     }
                 case .failure(let error):
                     reader.invalid(text, error.message)
@@ -159,7 +180,11 @@ extension SiteConfigurationDecoder {
         for item in reader.sequence(top, "remoteApps") {
             guard
                 let app = reader.entry(
-                    item, keys: ["siteName", "appName", "localSocket", "appSocket", "localSocketMode"])
+                    item,
+                    keys: [
+                        "siteName", "appName", "localSocket", "appSocket", "localSocketMode", "udpIdleTimeout",
+                        "udpMaxFlows",
+                    ])
             else { continue }
             let site = decodeName(reader, app, "siteName", required: true)
             if let site, site == ownSite, let text = reader.string(app, "siteName") {
@@ -181,10 +206,36 @@ extension SiteConfigurationDecoder {
             var target: AppSocket?
             if let text = reader.string(app, "appSocket"), !text.value.isEmpty {
                 switch AppSocket.parse(text.value) {
-                case .success(.tcp(let address, let port)): target = .tcp(address, port: port)
                 case .success(.unix):
-                    reader.invalid(text, "range apps take TCP targets only — expected tcp:IP:PORT or tcp:[IPv6]:PORT")
+                    reader.invalid(text, "range apps take TCP or UDP targets — expected tcp:IP:PORT or udp:IP:PORT")
+                case .success(let socket):
+                    if let local, local.isDatagram != socket.isDatagram {
+                        reader.invalid(
+                            text,
+                            local.isDatagram
+                                ? "a udp: local socket needs a udp: target" : "a udp: target needs a udp: local socket")
+                    } else {
+                        target = socket
+                    }
                 case .failure(let error): reader.invalid(text, error.message)
+                }
+            }
+            let idle = decodeUDPIdleTimeout(reader, app)
+            var maxFlows = RemoteAppConfig.defaultUDPMaxFlows
+            if let text = reader.int(app, "udpMaxFlows") {
+                if RemoteAppConfig.udpMaxFlowsRange.contains(text.value) {
+                    maxFlows = text.value
+                } else {
+                    reader.error(
+                        text.path, at: text.mark,
+                        "\(text.value) — expected \(RemoteAppConfig.udpMaxFlowsRange.lowerBound) to "
+                            + "\(RemoteAppConfig.udpMaxFlowsRange.upperBound) client addresses at once")
+                }
+            }
+            if let local, !local.isDatagram {
+                for key in ["udpIdleTimeout", "udpMaxFlows"] where reader.has(app, key) {
+                    reader.warning(
+                        app.childPath(key), at: reader.node(app, key)?.mark, "ignored — only udp: local sockets use it")
                 }
             }
             var mode: Int?
@@ -194,7 +245,7 @@ extension SiteConfigurationDecoder {
                     (0...0o777).contains(parsed)
                 {
                     mode = parsed
-                    if case .tcp? = local { reader.invalid(text, "applies to unix: local sockets only") }
+                    if let local, !local.isUnix { reader.invalid(text, "applies to unix: local sockets only") }
                     if parsed & 0o600 != 0o600 {
                         reader.warning(text.path, at: text.mark, "leaves weft's own user without read and write access")
                     }
@@ -207,7 +258,9 @@ extension SiteConfigurationDecoder {
                 apps.append(
                     DecodedRemoteApp(
                         config: RemoteAppConfig(
-                            siteName: site, appName: name, localSocket: local, appSocket: target, localSocketMode: mode),
+                            siteName: site, appName: name, localSocket: local, appSocket: target, localSocketMode: mode,
+                            udpIdleTimeout: idle?.value ?? ExposedAppConfig.defaultUDPIdleTimeout,
+                            udpMaxFlows: maxFlows),
                         mark: app.mark,
                         path: app.path
                     )
@@ -215,5 +268,38 @@ extension SiteConfigurationDecoder {
             }
         }
         return apps
+    }
+}
+
+extension SiteConfigurationDecoder {
+    /// `udpIdleTimeout`: seconds a UDP flow lives without a datagram either way.
+    func decodeUDPIdleTimeout(_ reader: ConfigReader, _ app: ConfigReader.Mapping) -> Located<Duration>? {
+        guard let text = reader.int(app, "udpIdleTimeout") else { return nil }
+        let range = ExposedAppConfig.udpIdleTimeoutRange
+        guard range.contains(text.value) else {
+            reader.error(
+                text.path, at: text.mark,
+                "\(text.value) — expected \(range.lowerBound) to \(range.upperBound) seconds")
+            return nil
+        }
+        return Located(value: .seconds(text.value), mark: text.mark, path: text.path)
+    }
+
+    /// `protocols` of a range app: `tcp`, `udp` or both; TCP only when absent.
+    func decodeProtocols(_ reader: ConfigReader, _ app: ConfigReader.Mapping) -> Set<ExposedAppConfig.TargetProtocol> {
+        guard reader.has(app, "protocols") else { return [.tcp] }
+        var protocols: Set<ExposedAppConfig.TargetProtocol> = []
+        for text in reader.stringList(app, "protocols") {
+            guard let value = ExposedAppConfig.TargetProtocol(rawValue: text.value.lowercased()) else {
+                reader.invalid(text, "expected tcp or udp")
+                continue
+            }
+            protocols.insert(value)
+        }
+        if protocols.isEmpty && !reader.hasErrors {
+            reader.error(
+                app.childPath("protocols"), at: reader.node(app, "protocols")?.mark, "is empty — list tcp, udp or both")
+        }
+        return protocols
     }
 }

@@ -121,7 +121,15 @@ struct SiteConfigurationDecoder {
         }
         if let listener = api?.listener { listeners.append(listener) }
         checkClashes(reader, listeners)
-        checkClashes(reader, tunnel?.udpListeners ?? [])
+        var udpListeners = tunnel?.udpListeners ?? []
+        for app in remote {
+            if case .udp(let address, let port) = app.config.localSocket {
+                udpListeners.append(
+                    Located(
+                        value: HostPort(address: address, port: port), mark: app.mark, path: app.path + ".localSocket"))
+            }
+        }
+        checkClashes(reader, udpListeners)
         var unixPaths: [String: String] = [:]
         for app in remote {
             if case .unix(let path) = app.config.localSocket {

@@ -1,14 +1,16 @@
 /// Where an app listens or a local socket is opened: `tcp:IP:PORT`, `tcp:[IPv6]:PORT` or
-/// `unix:/path`, as in wovenet's config.
+/// `unix:/path`, as in wovenet's config, and *weft*'s `udp:IP:PORT` for UDP apps.
 public enum AppSocket: Hashable, Sendable, CustomStringConvertible {
     case tcp(IPAddress, port: Int)
     case unix(path: String)
+    /// A UDP app: each client address becomes a stream of datagrams.
+    case udp(IPAddress, port: Int)
 
     /// Unix socket paths longer than this do not fit `sockaddr_un.sun_path` with its NUL.
     public static let maxUnixPathBytes = 107
 
     /// What the config expects, for error messages.
-    public static let expected = "expected tcp:IP:PORT, tcp:[IPv6]:PORT or unix:/path"
+    public static let expected = "expected tcp:IP:PORT, tcp:[IPv6]:PORT, udp:IP:PORT or unix:/path"
 
     /// Parses the config form; the message explains what is wrong.
     public static func parse(_ text: String) -> Result<AppSocket, SocketParseError> {
@@ -20,6 +22,8 @@ public enum AppSocket: Hashable, Sendable, CustomStringConvertible {
         switch scheme {
         case "tcp":
             return HostPort.parseLiteral(rest).map { .tcp($0.address, port: $0.port) }
+        case "udp":
+            return HostPort.parseLiteral(rest).map { .udp($0.address, port: $0.port) }
         case "unix":
             guard !rest.isEmpty else { return .failure(.init("empty Unix socket path; " + AppSocket.expected)) }
             guard rest.utf8.count <= maxUnixPathBytes else {
@@ -38,7 +42,29 @@ public enum AppSocket: Hashable, Sendable, CustomStringConvertible {
             address.family == .v6 ? "tcp:[\(address)]:\(port)" : "tcp:\(address):\(port)"
         case .unix(let path):
             "unix:\(path)"
+        case .udp(let address, let port):
+            address.family == .v6 ? "udp:[\(address)]:\(port)" : "udp:\(address):\(port)"
         }
+    }
+
+    /// Whether it is a Unix socket.
+    public var isUnix: Bool {
+        if case .unix = self { return true }
+        return false
+    }
+
+    /// Whether it names an unspecified address (`0.0.0.0`, `::`): nothing can be reached there.
+    public var unspecifiedAddress: Bool {
+        switch self {
+        case .tcp(let address, _), .udp(let address, _): address.isUnspecified
+        case .unix: false
+        }
+    }
+
+    /// Whether it carries datagrams (`udp:`) rather than a byte stream.
+    public var isDatagram: Bool {
+        if case .udp = self { return true }
+        return false
     }
 }
 

@@ -9,11 +9,18 @@ public struct ExposedAppDocument: Codable, Sendable, Equatable {
     public var allowedSites: [String]
     /// `v1`, `v2` or null.
     public var proxyProtocol: String?
+    /// Range apps: `tcp`, `udp` or both; absent means TCP only.
+    public var protocols: [String]?
+    /// UDP apps: seconds; absent means the default (60).
+    public var udpIdleTimeout: Int?
 
     public init(_ app: ExposedAppConfig) {
         appName = app.appName
         allowedSites = app.allowedSites
         proxyProtocol = app.proxyProtocol?.rawValue
+        udpIdleTimeout =
+            app.udpIdleTimeout == ExposedAppConfig.defaultUDPIdleTimeout
+            ? nil : Int(app.udpIdleTimeout.components.seconds)
         switch app.mode {
         case .single(let socket):
             mode = "single"
@@ -27,11 +34,12 @@ public struct ExposedAppDocument: Codable, Sendable, Equatable {
                 $0.lowerBound == $0.upperBound ? "\($0.lowerBound)" : "\($0.lowerBound)-\($0.upperBound)"
             }
             addressRange = addresses.map(\.description)
+            if app.protocols != [.tcp] { protocols = app.protocols.map(\.rawValue).sorted() }
         }
     }
 
     private enum CodingKeys: String, CodingKey {
-        case appName, mode, appSocket, portRange, addressRange, allowedSites, proxyProtocol
+        case appName, mode, appSocket, portRange, addressRange, allowedSites, proxyProtocol, protocols, udpIdleTimeout
     }
 
     /// `allowedSites` may be absent: state files written before it existed still load.
@@ -44,6 +52,8 @@ public struct ExposedAppDocument: Codable, Sendable, Equatable {
         addressRange = try container.decode([String].self, forKey: .addressRange)
         allowedSites = try container.decodeIfPresent([String].self, forKey: .allowedSites) ?? []
         proxyProtocol = try container.decodeIfPresent(String.self, forKey: .proxyProtocol)
+        protocols = try container.decodeIfPresent([String].self, forKey: .protocols)
+        udpIdleTimeout = try container.decodeIfPresent(Int.self, forKey: .udpIdleTimeout)
     }
 
     /// Every key written, `appSocket` as null for range apps (the API's documented form).
@@ -57,6 +67,8 @@ public struct ExposedAppDocument: Codable, Sendable, Equatable {
         try container.encode(allowedSites, forKey: .allowedSites)
         // Left out when none, so an older weft still reads the entry (it refuses unknown keys).
         try container.encodeIfPresent(proxyProtocol, forKey: .proxyProtocol)
+        try container.encodeIfPresent(protocols, forKey: .protocols)
+        try container.encodeIfPresent(udpIdleTimeout, forKey: .udpIdleTimeout)
     }
 }
 
@@ -67,6 +79,10 @@ public struct RemoteAppDocument: Codable, Sendable, Equatable {
     public var localSocket: String
     public var appSocket: String?
     public var localSocketMode: String?
+    /// `udp:` local sockets: seconds; absent means the default (60).
+    public var udpIdleTimeout: Int?
+    /// `udp:` local sockets: client addresses at once; absent means the default (1,024).
+    public var udpMaxFlows: Int?
 
     public init(_ app: RemoteAppConfig) {
         siteName = app.siteName
@@ -74,9 +90,15 @@ public struct RemoteAppDocument: Codable, Sendable, Equatable {
         localSocket = app.localSocket.description
         appSocket = app.appSocket?.description
         localSocketMode = app.localSocketMode.map { "0" + String($0, radix: 8) }
+        udpIdleTimeout =
+            app.udpIdleTimeout == ExposedAppConfig.defaultUDPIdleTimeout
+            ? nil : Int(app.udpIdleTimeout.components.seconds)
+        udpMaxFlows = app.udpMaxFlows == RemoteAppConfig.defaultUDPMaxFlows ? nil : app.udpMaxFlows
     }
 
-    private enum CodingKeys: String, CodingKey { case siteName, appName, localSocket, appSocket, localSocketMode }
+    private enum CodingKeys: String, CodingKey {
+        case siteName, appName, localSocket, appSocket, localSocketMode, udpIdleTimeout, udpMaxFlows
+    }
 
     /// Every key written, absent values as null (the API's documented form).
     public func encode(to encoder: any Encoder) throws {
@@ -86,5 +108,8 @@ public struct RemoteAppDocument: Codable, Sendable, Equatable {
         try container.encode(localSocket, forKey: .localSocket)
         try container.encode(appSocket, forKey: .appSocket)
         try container.encode(localSocketMode, forKey: .localSocketMode)
+        // Left out when the default, so an older weft still reads the entry.
+        try container.encodeIfPresent(udpIdleTimeout, forKey: .udpIdleTimeout)
+        try container.encodeIfPresent(udpMaxFlows, forKey: .udpMaxFlows)
     }
 }

@@ -23,6 +23,8 @@ public final class TunnelDriver: @unchecked Sendable {
     public var onIncomingStream: ((StreamID, _ appName: String, _ target: String?) -> TunnelStreamDelegate?)?
     /// While `onIncomingStream` runs: the client's address the peer sent with the open, if any.
     public private(set) var incomingOrigin: StreamOrigin?
+    /// While `onIncomingStream` runs: whether the stream carries a UDP client's datagrams.
+    public private(set) var incomingDatagrams = false
     /// The tunnel ended: no link for longer than the grace period, or the peer stopped.
     public var onFailed: ((TunnelFailure) -> Void)?
     /// The number of links changed (on the driver's loop, never under a lock of the driver's):
@@ -408,12 +410,15 @@ public final class TunnelDriver: @unchecked Sendable {
     // MARK: streams
 
     /// Opens a stream to `appName` at the peer; data may be sent on it at once. `origin` (the
-    /// client's address) goes only to a peer that reads it.
+    /// client's address) goes only to a peer that reads it. A `datagrams` stream to a peer
+    /// that cannot carry one is reset at once (the delegate hears it before this returns).
     public func openStream(
-        appName: String, target: String? = nil, origin: StreamOrigin? = nil, delegate: TunnelStreamDelegate
+        appName: String, target: String? = nil, origin: StreamOrigin? = nil, datagrams: Bool = false,
+        delegate: TunnelStreamDelegate
     ) -> StreamID {
         eventLoop.preconditionInEventLoop()
-        let (id, actions) = engine.openStream(appName: appName, target: target, origin: origin, now: now)
+        let (id, actions) = engine.openStream(
+            appName: appName, target: target, origin: origin, datagrams: datagrams, now: now)
         if !running {
             // The tunnel ended between finding it and opening the stream: nothing will ever
             // carry this stream, so it ends now rather than hang.
@@ -473,14 +478,18 @@ public final class TunnelDriver: @unchecked Sendable {
                         "closing link", metadata: ["link": "\(id)", "reason": "\(reason)", "code": "\(reason.code)"])
                     record.channel.close(promise: nil)
                 }
-            case .incomingStream(let id, let appName, let target, let origin):
+            case .incomingStream(let id, let appName, let target, let origin, let datagrams):
                 // The peer may have reset the stream in the same batch (a client that connected
                 // and left at once): it is gone from the engine already, and the reset later in
                 // this batch must still reach the handler's delegate, or the app connection it
                 // is making stays open for good.
                 let endedInBatch = !engine.isOpen(id)
                 incomingOrigin = origin
-                defer { incomingOrigin = nil }
+                incomingDatagrams = datagrams
+                defer {
+                    incomingOrigin = nil
+                    incomingDatagrams = false
+                }
                 if let delegate = onIncomingStream?(id, appName, target) {
                     // The handler may have reset the stream itself (an app that failed at once).
                     if endedInBatch || engine.isOpen(id) { delegates[id] = delegate }

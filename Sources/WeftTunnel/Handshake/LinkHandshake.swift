@@ -102,7 +102,8 @@ public struct LinkHandshake: Sendable {
 
     /// What this end says in its hello or welcome.
     private var ownCapabilities: UInt32 {
-        LinkHello.linkPolicyFrames | LinkHello.streamOrigins | (backup ? LinkHello.backupLink : 0)
+        LinkHello.linkPolicyFrames | LinkHello.streamOrigins | LinkHello.datagramStreams
+            | (backup ? LinkHello.backupLink : 0)
     }
 
     /// Whether the handshake has ended (either way).

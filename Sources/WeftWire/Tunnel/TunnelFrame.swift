@@ -111,6 +111,9 @@ public struct LinkHello: Hashable, Sendable {
     public static let linkPolicyFrames: UInt32 = 1 << 1
     /// Bit of `capabilities`: the sender reads a `StreamOpen.origin`.
     public static let streamOrigins: UInt32 = 1 << 2
+    /// Bit of `capabilities`: the sender reads `StreamOpen.datagrams` (UDP apps). An older peer
+    /// ignores the flag and would connect a TCP socket, so no such stream is opened to it.
+    public static let datagramStreams: UInt32 = 1 << 3
 
     public init(
         minVersion: UInt16,
@@ -193,15 +196,20 @@ public struct StreamOpen: Hashable, Sendable {
     /// The client's address (flags bit 0), sent only to a peer whose links said
     /// `LinkHello.streamOrigins`: an older parser refuses the extra bytes.
     public var origin: StreamOrigin?
+    /// The stream carries datagrams (flags bit 1): a UDP client's, for a UDP app, each framed
+    /// by `DatagramFramer`. Sent only to a peer whose links said `LinkHello.datagramStreams`.
+    public var datagrams: Bool
 
     public init(
-        streamID: UInt32, appName: String, target: String? = nil, initialWindow: UInt32, origin: StreamOrigin? = nil
+        streamID: UInt32, appName: String, target: String? = nil, initialWindow: UInt32, origin: StreamOrigin? = nil,
+        datagrams: Bool = false
     ) {
         self.streamID = streamID
         self.appName = appName
         self.target = target
         self.initialWindow = initialWindow
         self.origin = origin
+        self.datagrams = datagrams
     }
 }
 

@@ -171,7 +171,7 @@ public struct TunnelFrameParser: Sendable {
             return .streamOpen(
                 StreamOpen(
                     streamID: stream, appName: app, target: target.isEmpty ? nil : target, initialWindow: window,
-                    origin: origin))
+                    origin: origin, datagrams: flags & 2 != 0))
         case .streamData:
             let stream = try payload.readWireInteger(UInt32.self, field: "data stream")
             let offset = try payload.readWireInteger(UInt64.self, field: "data offset")

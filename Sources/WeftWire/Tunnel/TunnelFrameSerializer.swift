@@ -7,7 +7,7 @@ import NIOCore
 /// | hello | `u32 magic, u16 min, u16 max, u8+name, u64 incarnation, 16 tunnel id, u32 link id, u32 caps` |
 /// | welcome | `u16 version, u8+name, u64 incarnation, u32 caps` |
 /// | refuse | `u16 reason, u8+message` |
-/// | streamOpen | flags bit 0 = origin; `u32 stream, u8+app, u16+target (empty: none), u32 initial window[, origin]` |
+/// | streamOpen | flags bit 0 = origin, bit 1 = datagrams; `u32 stream, u8+app, u16+target (empty: none), u32 initial window[, origin]` |
 /// | streamData | flags bit 0 = fin; `u32 stream, u64 offset, data…` |
 /// | streamReset | `u32 stream, u16 code, u64 final size, u8+message` |
 /// | windowUpdate | `u32 stream, u64 limit` |
@@ -110,7 +110,7 @@ public struct TunnelFrameSerializer: Sendable {
         switch frame {
         case .streamData(let data): data.fin ? 1 : 0
         case .goodbye(let goodbye): goodbye.tunnel ? 1 : 0
-        case .streamOpen(let open): open.origin == nil ? 0 : 1
+        case .streamOpen(let open): (open.origin == nil ? 0 : 1) | (open.datagrams ? 2 : 0)
         default: 0
         }
     }

@@ -1,0 +1,202 @@
+import Logging
+import NIOCore
+import NIOPosix
+import WeftTransport
+import WeftTunnel
+import WeftWire
+
+/// The far end of a UDP flow: a UDP socket of its own, connected to the app (so the kernel
+/// drops any datagram that is not from the app's address, and nothing is ever sent anywhere
+/// else), carrying the stream's datagrams to the app and the app's back. It ends after
+/// `idleTimeout` without a datagram either way, or with the stream.
+///
+/// Everything runs on the driver's loop: the socket is opened there.
+final class UDPAppFlow: TunnelStreamDelegate, @unchecked Sendable {
+    private let driver: TunnelDriver
+    private let stream: StreamID
+    private let app: SocketAddress
+    private let idleTimeout: TimeAmount
+    private let drops: UDPDropCounter
+    private let logger: Logger
+    private let onEnd: @Sendable () -> Void
+    private let onOpen: @Sendable (Channel) -> Void
+    private var channel: Channel?
+    /// Datagrams that came before the socket was open.
+    private var pending: [ByteBuffer] = []
+    private var parser = DatagramFrameParser()
+    private let serializer = DatagramFrameSerializer()
+    private var paused = false
+    private var ended = false
+    private var lastActive = NIODeadline.now()
+    private var idleCheck: RepeatedTask?
+
+    init(
+        driver: TunnelDriver, stream: StreamID, app: SocketAddress, idleTimeout: Duration, drops: UDPDropCounter,
+        logger: Logger, onOpen: @escaping @Sendable (Channel) -> Void = { _ in },
+        onEnd: @escaping @Sendable () -> Void
+    ) {
+        self.onOpen = onOpen
+        self.driver = driver
+        self.stream = stream
+        self.app = app
+        self.idleTimeout = TimeAmount(idleTimeout)
+        self.drops = drops
+        self.logger = logger
+        self.onEnd = onEnd
+    }
+
+    /// Opens the socket to the app.
+    func start() {
+        driver.eventLoop.preconditionInEventLoop()
+        let flow = self
+        DatagramBootstrap(group: driver.eventLoop)
+            // Room for a burst from the app or from the tunnel (capped by the kernel's maximum).
+            .channelOption(ChannelOptions.socketOption(.so_rcvbuf), value: 1 << 20)
+            .channelOption(ChannelOptions.socketOption(.so_sndbuf), value: 1 << 20)
+            .channelOption(ChannelOptions.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: 1 << 16))
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(UDPAppSocketHandler(flow: flow))
+                }
+            }
+            .connect(to: app)
+            .whenComplete { result in
+                switch result {
+                case .success(let channel): flow.opened(channel)
+                case .failure(let error):
+                    flow.logger.warning("cannot open a UDP socket to the app", metadata: ["error": "\(error)"])
+                    flow.driver.reset(flow.stream, code: .appDown, message: "cannot reach the app: \(error)")
+                    flow.end()
+                }
+            }
+        let period = TimeAmount.nanoseconds(min(1_000_000_000, max(100_000_000, idleTimeout.nanoseconds / 4)))
+        idleCheck = driver.eventLoop.scheduleRepeatedTask(initialDelay: period, delay: period) { _ in
+            flow.checkIdle(now: .now())
+        }
+    }
+
+    private func opened(_ channel: Channel) {
+        guard !ended else {
+            channel.close(promise: nil)
+            return
+        }
+        self.channel = channel
+        onOpen(channel)
+        for datagram in pending { write(datagram) }
+        pending = []
+        channel.flush()
+    }
+
+    private func write(_ datagram: ByteBuffer) {
+        guard let channel else {
+            if pending.count < UDPLocalSocketHandler.waitingLimit.datagrams {
+                pending.append(datagram)
+            } else {
+                drops.count("waiting")
+            }
+            return
+        }
+        guard channel.isWritable else {
+            drops.count("appSlow")
+            return
+        }
+        channel.write(AddressedEnvelope(remoteAddress: app, data: datagram), promise: nil)
+    }
+
+    /// A datagram from the app.
+    func appDatagram(_ datagram: ByteBuffer) {
+        guard !ended else { return }
+        lastActive = .now()
+        guard datagram.readableBytes <= DatagramFrameParser.maxDatagram else {
+            drops.count("oversized")
+            return
+        }
+        guard !paused else {
+            drops.count("congested")
+            return
+        }
+        var framed = ByteBuffer()
+        serializer.serialize(datagram, into: &framed)
+        driver.send(framed, on: stream)
+    }
+
+    /// The socket was closed under the flow (its app was removed, the site stops).
+    func socketClosed() {
+        guard !ended else { return }
+        driver.reset(stream, code: .cancelled, message: "the app's socket closed")
+        end()
+    }
+
+    private func checkIdle(now: NIODeadline) {
+        guard !ended, now - lastActive >= idleTimeout else { return }
+        logger.debug("UDP flow idle; closing it")
+        driver.reset(stream, code: .cancelled, message: "idle")
+        end()
+    }
+
+    private func end() {
+        guard !ended else { return }
+        ended = true
+        idleCheck?.cancel()
+        idleCheck = nil
+        channel?.close(promise: nil)
+        channel = nil
+        pending = []
+        onEnd()
+    }
+
+    // MARK: TunnelStreamDelegate
+
+    func streamReceived(_ bytes: ByteBuffer, on stream: StreamID) {
+        let count = bytes.readableBytes
+        parser.append(bytes)
+        driver.consumed(count, on: stream)
+        guard !ended else { return }
+        do {
+            while let datagram = try parser.next() {
+                lastActive = .now()
+                write(datagram)
+            }
+            channel?.flush()
+        } catch {
+            drops.count("oversized")
+            logger.warning("the peer framed a datagram over the limit; UDP flow reset", metadata: ["error": "\(error)"])
+            driver.reset(stream, code: .protocolError, message: "a datagram over \(parser.limit) bytes")
+            end()
+        }
+    }
+
+    func streamRemoteFinished(_ stream: StreamID) {
+        driver.finish(stream)
+        end()
+    }
+
+    func streamReset(_ stream: StreamID, code: StreamReset.Code, message: String) { end() }
+    func streamClosed(_ stream: StreamID) { end() }
+    func streamPauseReading(_ stream: StreamID) { paused = true }
+    func streamResumeReading(_ stream: StreamID) { paused = false }
+}
+
+/// Hands the app's datagrams to its flow.
+final class UDPAppSocketHandler: ChannelInboundHandler {
+    typealias InboundIn = AddressedEnvelope<ByteBuffer>
+    private let flow: UDPAppFlow
+
+    init(flow: UDPAppFlow) { self.flow = flow }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        flow.appDatagram(unwrapInboundIn(data).data)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        // The app's port is closed (ICMP): it may open again; datagrams keep going to it.
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        flow.socketClosed()
+        context.fireChannelInactive()
+    }
+}
+
+@available(*, unavailable)
+extension UDPAppSocketHandler: Sendable {}
