@@ -218,6 +218,39 @@ struct ConfigDefaultsTests {
         #expect(alone.warnings.isEmpty, "\(alone.warnings)")
     }
 
+    @Test(
+        "UDP apps: udp: sockets, udpIdleTimeout, udpMaxFlows, a range app's protocols; a UDP and a TCP local socket may share a port"
+    )
+    func udpApps() throws {
+        let loaded = try loadConfig(
+            minimalConfig + """
+                localExposedApps:
+                - {appName: dns, appSocket: "udp:[::1]:53", udpIdleTimeout: 30}
+                - {appName: r, mode: range, portRange: ["53", "5000-5010"], addressRange: [10.0.0.0/8], protocols: [tcp, udp]}
+                - {appName: t, mode: range, portRange: ["22"], addressRange: [10.0.0.1]}
+                remoteApps:
+                - {siteName: b, appName: dns, localSocket: "udp:127.0.0.1:5353", udpMaxFlows: 64}
+                - {siteName: b, appName: r, localSocket: "udp:127.0.0.1:5354", appSocket: "udp:10.0.0.7:53"}
+                - {siteName: b, appName: web, localSocket: "tcp:127.0.0.1:5353"}
+
+                """)
+        let config = loaded.configuration
+        #expect(loaded.warnings.isEmpty, "\(loaded.warnings)")
+        #expect(config.localExposedApps[0].mode == .single(.udp(IPAddress("::1")!, port: 53)))
+        #expect(config.localExposedApps[0].udpIdleTimeout == .seconds(30))
+        #expect(config.localExposedApps[1].protocols == [.tcp, .udp])
+        #expect(config.localExposedApps[2].protocols == [.tcp])
+        #expect(config.remoteApps[0].localSocket == .udp(IPAddress("127.0.0.1")!, port: 5353))
+        #expect(config.remoteApps[0].udpMaxFlows == 64 && config.remoteApps[0].udpIdleTimeout == .seconds(60))
+        #expect(config.remoteApps[1].appSocket == .udp(IPAddress("10.0.0.7")!, port: 53))
+        // The API's documents carry the keys only when they differ from the defaults.
+        #expect(ExposedAppDocument(config.localExposedApps[0]).udpIdleTimeout == 30)
+        #expect(ExposedAppDocument(config.localExposedApps[1]).protocols == ["tcp", "udp"])
+        #expect(ExposedAppDocument(config.localExposedApps[2]).protocols == nil)
+        #expect(RemoteAppDocument(config.remoteApps[0]).udpMaxFlows == 64)
+        #expect(RemoteAppDocument(config.remoteApps[1]).udpMaxFlows == nil)
+    }
+
     @Test("a missing brokerServer falls back to wovenet's default, with a warning")
     func defaultBroker() throws {
         let loaded = try loadConfig(

@@ -477,6 +477,45 @@ struct ConfigErrorTests {
             fragment: "range apps take TCP or UDP targets"
         ),
         Case(
+            name: "a udp: local socket with a tcp: target",
+            yaml: header
+                + "remoteApps:\n- siteName: b\n  appName: dns\n  localSocket: udp:127.0.0.1:1\n  appSocket: tcp:10.0.0.1:53\n",
+            path: "remoteApps[0].appSocket",
+            line: 11,
+            fragment: "a udp: local socket needs a udp: target"
+        ),
+        Case(
+            name: "udpMaxFlows out of range",
+            yaml: header
+                + "remoteApps:\n- siteName: b\n  appName: dns\n  localSocket: udp:127.0.0.1:1\n  udpMaxFlows: 0\n",
+            path: "remoteApps[0].udpMaxFlows",
+            line: 11,
+            fragment: "0 — expected 1 to 65536 client addresses at once"
+        ),
+        Case(
+            name: "udpIdleTimeout out of range",
+            yaml: header + "localExposedApps:\n- appName: dns\n  appSocket: udp:127.0.0.1:53\n  udpIdleTimeout: 0\n",
+            path: "localExposedApps[0].udpIdleTimeout",
+            line: 10,
+            fragment: "0 — expected 1 to 86400 seconds"
+        ),
+        Case(
+            name: "a range app's unknown protocol",
+            yaml: header
+                + "localExposedApps:\n- appName: r\n  mode: range\n  portRange: [\"53\"]\n  addressRange: [10.0.0.1]\n"
+                + "  protocols: [udp, sctp]\n",
+            path: "localExposedApps[0].protocols[1]",
+            line: 12,
+            fragment: "expected tcp or udp"
+        ),
+        Case(
+            name: "PROXY protocol on a UDP app",
+            yaml: header + "localExposedApps:\n- appName: dns\n  appSocket: udp:127.0.0.1:53\n  proxyProtocol: v1\n",
+            path: "localExposedApps[0].proxyProtocol",
+            line: 10,
+            fragment: "applies to TCP and Unix apps only"
+        ),
+        Case(
             name: "two remote apps on one port",
             yaml: header
                 + "remoteApps:\n- siteName: b\n  appName: a\n  localSocket: tcp:127.0.0.1:7000\n- siteName: b\n  appName: c\n  localSocket: tcp:0.0.0.0:7000\n",

@@ -83,4 +83,50 @@ struct ExposedAppRegistryTests {
         }
         #expect(refusal("vdi", nil) == .targetOutOfRange)
     }
+
+    @Test("UDP apps take only UDP clients, TCP apps only TCP ones; range apps take UDP targets only when they list udp")
+    func datagrams() {
+        let registry = ExposedAppRegistry([
+            ExposedAppConfig(appName: "dns", mode: .single(.udp(IPAddress("127.0.0.1")!, port: 53))),
+            ExposedAppConfig(appName: "web", mode: .single(.tcp(IPAddress("127.0.0.1")!, port: 8080))),
+            ExposedAppConfig(
+                appName: "both", mode: .range(ports: [53...53], addresses: [IPNetwork("10.0.0.0/8")!]),
+                protocols: [.tcp, .udp]),
+            ExposedAppConfig(
+                appName: "tcpOnly", mode: .range(ports: [53...53], addresses: [IPNetwork("10.0.0.0/8")!])),
+            ExposedAppConfig(
+                appName: "udpOnly", mode: .range(ports: [53...53], addresses: [IPNetwork("10.0.0.0/8")!]),
+                protocols: [.udp]),
+        ])
+        func code(_ app: String, _ target: String?, datagrams: Bool) -> StreamReset.Code? {
+            if case .refuse(let code, _) = registry.resolve(
+                appName: app, target: target, peer: "peer", datagrams: datagrams)
+            {
+                return code
+            }
+            return nil
+        }
+        #expect(
+            registry.resolve(appName: "dns", target: nil, peer: "peer", datagrams: true)
+                == .connect(.udp(IPAddress("127.0.0.1")!, port: 53)))
+        #expect(code("dns", nil, datagrams: false) == .notExposed)
+        #expect(code("web", nil, datagrams: true) == .notExposed)
+        #expect(
+            registry.resolve(appName: "both", target: "udp:10.1.2.3:53", peer: "peer", datagrams: true)
+                == .connect(.udp(IPAddress("10.1.2.3")!, port: 53)))
+        #expect(
+            registry.resolve(appName: "both", target: "udp:[::ffff:10.1.2.3]:53", peer: "peer", datagrams: true)
+                == .connect(.udp(IPAddress("10.1.2.3")!, port: 53)))
+        #expect(
+            registry.resolve(appName: "both", target: "tcp:10.1.2.3:53", peer: "peer", datagrams: false)
+                == .connect(.tcp(IPAddress("10.1.2.3")!, port: 53)))
+        // The target's scheme must match what the stream carries.
+        #expect(code("both", "tcp:10.1.2.3:53", datagrams: true) == .targetOutOfRange)
+        #expect(code("both", "udp:10.1.2.3:53", datagrams: false) == .targetOutOfRange)
+        #expect(code("tcpOnly", "udp:10.1.2.3:53", datagrams: true) == .targetOutOfRange)
+        #expect(code("udpOnly", "tcp:10.1.2.3:53", datagrams: false) == .targetOutOfRange)
+        // Outside the ranges, whatever the protocol.
+        #expect(code("udpOnly", "udp:11.1.2.3:53", datagrams: true) == .targetOutOfRange)
+        #expect(code("udpOnly", "udp:10.1.2.3:54", datagrams: true) == .targetOutOfRange)
+    }
 }
