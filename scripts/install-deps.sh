@@ -14,7 +14,7 @@ set -euo pipefail
 # whose screen the test reads and whose keys it types).
 packages=(pkg-config libmosquitto-dev libngtcp2-dev libngtcp2-crypto-gnutls-dev libgnutls28-dev mosquitto mosquitto-clients python3 redis-server redis-tools curl coturn
     iproute2 iptables ethtool socat stunnel4 openssh-server openssh-client openssl gnuplot-nox
-    chromium fonts-dejavu-core nginx-light tinyproxy tcpdump conntrack tmux dnsmasq-base bind9-dnsutils)
+    chromium fonts-dejavu-core nginx-light tinyproxy tcpdump conntrack tmux dnsmasq-base bind9-dnsutils iperf3)
 
 missing=()
 for package in "${packages[@]}"; do

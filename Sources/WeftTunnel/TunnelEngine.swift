@@ -293,7 +293,7 @@ public struct TunnelEngine: Sendable {
     ) {
         let id = StreamID(nextLocalStream)
         if datagrams && !peerTakesDatagrams {
-            nextLocalStream += 2
+            // The id is never sent, so it is not used up: the next open takes it.
             return (
                 id,
                 [.streamReset(id, code: .notExposed, message: "the peer runs a weft without UDP apps; update it")]
@@ -317,6 +317,13 @@ public struct TunnelEngine: Sendable {
         )
         pump(now: now)
         return (id, flush(now: now))
+    }
+
+    /// Bytes of `id` the engine holds that are not framed yet, waiting for credit or a link (0
+    /// for a stream it does not know). A datagram stream drops rather than queue much: a late datagram is worth
+    /// less than none.
+    public func pendingBytes(on id: StreamID) -> Int {
+        streams[id]?.pending.readableBytes ?? 0
     }
 
     func newStream(peerLimit: UInt64, openSeen: Bool, now: Duration) -> StreamState {

@@ -5,7 +5,7 @@ Prints a table per scenario, writes results.json and failover.png (gnuplot) to t
 Needs root for the network lab (scripts/lab.sh); run it through scripts/bench.sh, which builds a
 release binary first. Standard library only.
 
-Scenarios: loopback, aggregation, failover, loss, transports, latency, scale, nat (default: all).
+Scenarios: loopback, udp, aggregation, failover, loss, transports, latency, scale, nat (default: all).
 """
 
 import argparse
@@ -190,7 +190,7 @@ class Bench:
     # -- weft sites ----------------------------------------------------------------------------
 
     def sites(self, name, broker, a_listen, apps, links_per_path=1, ns_a=None, ns_b=None, transport="tls",
-              congestion=None, socket_extra="", b_tunnel_extra=""):
+              congestion=None, socket_extra="", b_tunnel_extra="", udp_apps=None):
         """Starts sites `name`-a (exposing `apps`: name -> (port at a, port at b)) and `name`-b,
         waits until b has `len(a_listen) * links_per_path` links up, and returns both processes.
         `transport` is the sockets' transportProtocol (tls, quic, websocket), `congestion` both
@@ -203,10 +203,16 @@ class Bench:
             for address, port in a_listen
         )
         congestion_line = f"  congestionControl: {congestion}\n" if congestion else ""
+        udp_apps = udp_apps or {}
         exposed = "".join(f"- appName: {app}\n  appSocket: tcp:127.0.0.1:{ports[0]}\n" for app, ports in apps.items())
+        exposed += "".join(f"- appName: {app}\n  appSocket: udp:127.0.0.1:{ports[0]}\n" for app, ports in udp_apps.items())
         remote = "".join(
             f"- siteName: {name}-a\n  appName: {app}\n  localSocket: tcp:127.0.0.1:{ports[1]}\n"
             for app, ports in apps.items()
+        )
+        remote += "".join(
+            f"- siteName: {name}-a\n  appName: {app}\n  localSocket: udp:127.0.0.1:{ports[1]}\n"
+            for app, ports in udp_apps.items()
         )
         common = f"crypto:\n  key: \"{key}\"\nmessageChannel:\n  mqtt:\n    brokerServer: mqtt://{broker}\n"
         a_yaml = (
@@ -251,6 +257,54 @@ class Bench:
         return f"{listen_address}:{port}"
 
     # -- scenarios -------------------------------------------------------------------------------
+
+    def udp(self):
+        """UDP apps: iperf3 -u at fixed rates with WireGuard-sized datagrams, direct and through
+        weft (its control connection through a TCP app on the same port), loss and jitter."""
+        log("== udp, iperf3 -u, 1,400-byte datagrams, loopback")
+        seconds = 2 if self.args.smoke else max(self.seconds, 5)
+        rates = (100,) if self.args.smoke else (100, 400)
+        server = self.next_port()
+        rows = []
+
+        def iperf(label, port, rate, nodes=()):
+            self.procs.start("iperf3-server", ["iperf3", "-s", "-1", "-B", "127.0.0.1", "-p", str(server)])
+            wait_until("iperf3 -s", lambda: listening(server), 10)
+            cpu_before = {name: cpu_seconds(pid) for name, pid in nodes}
+            out = subprocess.run(
+                ["iperf3", "-u", "-c", "127.0.0.1", "-p", str(port), "-b", f"{rate}M", "-l", "1400",
+                 "-t", str(seconds), "-J"], capture_output=True, text=True, timeout=seconds + 60)
+            try:
+                report = json.loads(out.stdout)
+                received = report["end"].get("sum_received") or report["end"]["sum"]
+                summary = report["end"]["sum"]
+                row = {"label": label, "rate_mbps": rate,
+                       "received_mbps": received["bits_per_second"] / 1e6,
+                       "lost_percent": summary.get("lost_percent", 0.0), "jitter_ms": summary.get("jitter_ms", 0.0),
+                       "cpu": {name: cpu_seconds(pid) - cpu_before[name] for name, pid in nodes}}
+            except (ValueError, KeyError) as error:
+                self.wrong(f"{label}: iperf3 gave no report ({error}): {out.stdout[-500:]} {out.stderr[-500:]}")
+                return None
+            rows.append(row)
+            cpu = "".join(f", {name} {seconds_:.2f} s CPU" for name, seconds_ in row["cpu"].items())
+            log(f"   {label:<24} {rate:4} Mbit/s offered: {row['received_mbps']:7.1f} received, "
+                f"{row['lost_percent']:5.2f} % lost, jitter {row['jitter_ms']:.3f} ms{cpu}")
+            return row
+
+        direct = {rate: iperf("direct", server, rate) for rate in rates}
+        broker = self.broker("127.0.0.1")
+        entry = self.next_port()
+        a, b = self.sites("udp", broker, [("127.0.0.1", self.next_port())], {"iperf": (server, entry)},
+                          udp_apps={"iperf-data": (server, entry)})
+        through = {rate: iperf("weft, UDP app", entry, rate, [("site a", a.pid), ("site b", b.pid)])
+                   for rate in rates}
+        self.procs.stop(b)
+        self.procs.stop(a)
+        for rate in rates:
+            if direct[rate] and through[rate]:
+                log(f"   at {rate} Mbit/s: weft / direct received {through[rate]['received_mbps'] / max(direct[rate]['received_mbps'], 1e-9):.2f}×,"
+                    f" loss {through[rate]['lost_percent']:.2f} % vs {direct[rate]['lost_percent']:.2f} %")
+        self.results["udp"] = rows
 
     def loopback(self):
         """One stream on loopback: direct, socat two hops, an stunnel pair, ssh -L, weft."""
@@ -970,7 +1024,7 @@ class Bench:
             shutil.rmtree(self.work, ignore_errors=True)
 
 
-SCENARIOS = ["loopback", "aggregation", "failover", "loss", "transports", "latency", "scale", "nat"]
+SCENARIOS = ["loopback", "udp", "aggregation", "failover", "loss", "transports", "latency", "scale", "nat"]
 
 
 def main():

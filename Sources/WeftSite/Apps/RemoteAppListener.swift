@@ -69,8 +69,10 @@ public struct RemoteAppListener: Sendable {
         let channel: Channel
         switch app.localSocket {
         case .udp(let address, let port):
-            channel = try await DatagramBootstrap(group: loop)
-                .channelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
+            // No SO_REUSEADDR: for UDP it would let another socket share the port. NIO leaves a
+            // datagram channel whose bind failed open: closed here.
+            let created = NIOLockedValueBox<Channel?>(nil)
+            let bootstrap = DatagramBootstrap(group: loop)
                 // Room for a burst of every client's datagrams while the loop is busy (the
                 // kernel caps it at net.core.rmem_max).
                 .channelOption(ChannelOptions.socketOption(.so_rcvbuf), value: 4 << 20)
@@ -81,13 +83,19 @@ public struct RemoteAppListener: Sendable {
                     value: FixedSizeRecvByteBufferAllocator(capacity: DatagramFrameParser.maxDatagram + 1)
                 )
                 .channelInitializer { channel in
-                    channel.eventLoop.makeCompletedFuture {
+                    created.withLockedValue { $0 = channel }
+                    return channel.eventLoop.makeCompletedFuture {
                         try channel.pipeline.syncOperations.addHandler(
                             UDPLocalSocketHandler(
                                 app: app, manager: manager, connectTimeout: connectTimeout, logger: clientLogger))
                     }
                 }
-                .bind(host: address.description, port: port).get()
+            do {
+                channel = try await bootstrap.bind(host: address.description, port: port).get()
+            } catch {
+                try? await created.withLockedValue { $0 }?.close()
+                throw error
+            }
         case .tcp(let address, let port):
             channel = try await bootstrap.bind(host: address.description, port: port).get()
         case .unix(let path):

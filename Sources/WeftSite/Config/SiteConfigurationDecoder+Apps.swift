@@ -86,7 +86,8 @@ extension SiteConfigurationDecoder {
                         ExposedAppConfig(
                             appName: name, mode: .range(ports: ports, addresses: addresses), allowedSites: allowed,
                             proxyProtocol: proxyProtocol, protocols: protocols,
-                            udpIdleTimeout: idle?.value ?? ExposedAppConfig.defaultUDPIdleTimeout))
+                            udpIdleTimeout: (protocols.contains(.udp) ? idle?.value : nil)
+                                ?? ExposedAppConfig.defaultUDPIdleTimeout))
                 }
             } else {
                 if reader.has(app, "protocols") {
@@ -114,7 +115,8 @@ extension SiteConfigurationDecoder {
                             ExposedAppConfig(
                                 appName: name, mode: .single(socket), allowedSites: allowed,
                                 proxyProtocol: proxyProtocol,
-                                udpIdleTimeout: idle?.value ?? ExposedAppConfig.defaultUDPIdleTimeout))
+                                udpIdleTimeout: (socket.isDatagram ? idle?.value : nil)
+                                    ?? ExposedAppConfig.defaultUDPIdleTimeout))
                     }
                 case .failure(let error):
                     reader.invalid(text, error.message)
@@ -232,11 +234,15 @@ extension SiteConfigurationDecoder {
                             + "\(RemoteAppConfig.udpMaxFlowsRange.upperBound) client addresses at once")
                 }
             }
+            var idleTimeout = idle?.value ?? ExposedAppConfig.defaultUDPIdleTimeout
             if let local, !local.isDatagram {
                 for key in ["udpIdleTimeout", "udpMaxFlows"] where reader.has(app, key) {
                     reader.warning(
                         app.childPath(key), at: reader.node(app, key)?.mark, "ignored — only udp: local sockets use it")
                 }
+                // Kept as the defaults, so the API's document of the entry carries nothing ignored.
+                idleTimeout = ExposedAppConfig.defaultUDPIdleTimeout
+                maxFlows = RemoteAppConfig.defaultUDPMaxFlows
             }
             var mode: Int?
             if let text = reader.string(app, "localSocketMode") {
@@ -259,8 +265,7 @@ extension SiteConfigurationDecoder {
                     DecodedRemoteApp(
                         config: RemoteAppConfig(
                             siteName: site, appName: name, localSocket: local, appSocket: target, localSocketMode: mode,
-                            udpIdleTimeout: idle?.value ?? ExposedAppConfig.defaultUDPIdleTimeout,
-                            udpMaxFlows: maxFlows),
+                            udpIdleTimeout: idleTimeout, udpMaxFlows: maxFlows),
                         mark: app.mark,
                         path: app.path
                     )
@@ -294,7 +299,9 @@ extension SiteConfigurationDecoder {
                 reader.invalid(text, "expected tcp or udp")
                 continue
             }
-            protocols.insert(value)
+            if !protocols.insert(value).inserted {
+                reader.warning(text.path, at: text.mark, "listed twice")
+            }
         }
         if protocols.isEmpty && !reader.hasErrors {
             reader.error(

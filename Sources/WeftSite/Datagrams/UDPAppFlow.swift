@@ -1,4 +1,5 @@
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import WeftTransport
@@ -49,13 +50,21 @@ final class UDPAppFlow: TunnelStreamDelegate, @unchecked Sendable {
     func start() {
         driver.eventLoop.preconditionInEventLoop()
         let flow = self
+        // Armed first: a connect that fails at once ends the flow, and `end` cancels it.
+        let period = TimeAmount.nanoseconds(min(1_000_000_000, max(100_000_000, idleTimeout.nanoseconds / 4)))
+        idleCheck = driver.eventLoop.scheduleRepeatedTask(initialDelay: period, delay: period) { _ in
+            flow.checkIdle(now: .now())
+        }
+        // NIO leaves a datagram channel whose connect failed open: closed here.
+        let created = NIOLockedValueBox<Channel?>(nil)
         DatagramBootstrap(group: driver.eventLoop)
             // Room for a burst from the app or from the tunnel (capped by the kernel's maximum).
             .channelOption(ChannelOptions.socketOption(.so_rcvbuf), value: 1 << 20)
             .channelOption(ChannelOptions.socketOption(.so_sndbuf), value: 1 << 20)
             .channelOption(ChannelOptions.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: 1 << 16))
             .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
+                created.withLockedValue { $0 = channel }
+                return channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(UDPAppSocketHandler(flow: flow))
                 }
             }
@@ -64,15 +73,14 @@ final class UDPAppFlow: TunnelStreamDelegate, @unchecked Sendable {
                 switch result {
                 case .success(let channel): flow.opened(channel)
                 case .failure(let error):
-                    flow.logger.warning("cannot open a UDP socket to the app", metadata: ["error": "\(error)"])
+                    created.withLockedValue { $0 }?.close(promise: nil)
+                    flow.drops.warn(
+                        "socket", "cannot open a UDP socket to the app; flow refused", metadata: ["error": "\(error)"])
+                    guard !flow.ended else { return }
                     flow.driver.reset(flow.stream, code: .appDown, message: "cannot reach the app: \(error)")
                     flow.end()
                 }
             }
-        let period = TimeAmount.nanoseconds(min(1_000_000_000, max(100_000_000, idleTimeout.nanoseconds / 4)))
-        idleCheck = driver.eventLoop.scheduleRepeatedTask(initialDelay: period, delay: period) { _ in
-            flow.checkIdle(now: .now())
-        }
     }
 
     private func opened(_ channel: Channel) {
@@ -111,7 +119,7 @@ final class UDPAppFlow: TunnelStreamDelegate, @unchecked Sendable {
             drops.count("oversized")
             return
         }
-        guard !paused else {
+        guard !paused, driver.pendingBytes(on: stream) <= UDPClientFlow.maxPendingBytes else {
             drops.count("congested")
             return
         }
@@ -160,7 +168,9 @@ final class UDPAppFlow: TunnelStreamDelegate, @unchecked Sendable {
             channel?.flush()
         } catch {
             drops.count("oversized")
-            logger.warning("the peer framed a datagram over the limit; UDP flow reset", metadata: ["error": "\(error)"])
+            drops.warn(
+                "overlimit", "the peer framed a datagram over the limit; UDP flow reset",
+                metadata: ["error": "\(error)"])
             driver.reset(stream, code: .protocolError, message: "a datagram over \(parser.limit) bytes")
             end()
         }

@@ -1,6 +1,6 @@
 import Logging
-import Metrics
 import NIOCore
+import Synchronization
 import WeftTransport
 import WeftTunnel
 import WeftWire
@@ -8,25 +8,35 @@ import WeftWire
 /// One client address of a `udp:` local socket: its datagrams go, framed, on a stream to the
 /// app at the far site, and the app's datagrams come back to that address only.
 ///
-/// UDP has no backpressure: when the tunnel holds enough of the flow's bytes (the engine asks
-/// to pause) or the client's socket cannot take more, datagrams are dropped and counted, as a
-/// congested router would, rather than queued without end. State lives on the driver's loop.
+/// UDP has no backpressure: when the tunnel holds more than `maxPendingBytes` of the flow's
+/// bytes, or a socket cannot take more, datagrams are dropped and counted, as a congested
+/// router would, rather than queued (a late datagram is worth less than none to DNS or a
+/// call). State lives on the driver's loop.
 final class UDPClientFlow: TunnelStreamDelegate, @unchecked Sendable {
+    /// Bytes of a flow the tunnel may hold before its datagrams are dropped.
+    static let maxPendingBytes = 64 << 10
+    /// Datagrams on their way from the socket's loop to the driver's at most.
+    static let maxHops = 256
+
     let driver: TunnelDriver
     let client: SocketAddress
     private let socket: Channel
     private var logger: Logger
-    private let onEnd: @Sendable (UDPClientFlow) -> Void
+    private let onEnd: @Sendable (UDPClientFlow, _ refused: Bool) -> Void
     private let drops: UDPDropCounter
     private var stream: StreamID?
     private var parser = DatagramFrameParser()
     private let serializer = DatagramFrameSerializer()
     private var paused = false
     private var ended = false
+    private let hops = Atomic<Int>(0)
+    /// When a datagram last came back from the app (uptime nanoseconds), read by the socket's
+    /// idle sweep: a flow is idle only when neither side sent.
+    private let lastFromApp = Atomic<UInt64>(0)
 
     init(
         driver: TunnelDriver, client: SocketAddress, socket: Channel, drops: UDPDropCounter, logger: Logger,
-        onEnd: @escaping @Sendable (UDPClientFlow) -> Void
+        onEnd: @escaping @Sendable (UDPClientFlow, _ refused: Bool) -> Void
     ) {
         self.driver = driver
         self.client = client
@@ -34,6 +44,12 @@ final class UDPClientFlow: TunnelStreamDelegate, @unchecked Sendable {
         self.drops = drops
         self.logger = logger
         self.onEnd = onEnd
+    }
+
+    /// When the app last sent this client a datagram, if ever.
+    var lastActiveFromApp: NIODeadline? {
+        let nanos = lastFromApp.load(ordering: .relaxed)
+        return nanos == 0 ? nil : .uptimeNanoseconds(nanos)
     }
 
     /// Opens the stream (on the driver's loop) and sends what came while the tunnel was awaited.
@@ -49,18 +65,28 @@ final class UDPClientFlow: TunnelStreamDelegate, @unchecked Sendable {
         for datagram in queued { send(datagram) }
     }
 
-    /// A datagram from the client (from the socket's loop).
+    /// A datagram from the client (from the socket's loop). Kept only as a copy of its own
+    /// size when it must wait for another loop: the socket reads into 64 KiB buffers.
     func clientDatagram(_ datagram: ByteBuffer) {
         if driver.eventLoop.inEventLoop {
             send(datagram)
-        } else {
-            driver.eventLoop.execute { self.send(datagram) }
+            return
+        }
+        guard hops.add(1, ordering: .relaxed).newValue <= Self.maxHops else {
+            hops.subtract(1, ordering: .relaxed)
+            drops.count("congested")
+            return
+        }
+        let copy = ByteBuffer(bytes: datagram.readableBytesView)
+        driver.eventLoop.execute {
+            self.hops.subtract(1, ordering: .relaxed)
+            self.send(copy)
         }
     }
 
     private func send(_ datagram: ByteBuffer) {
         guard let stream, !ended else { return }
-        guard !paused else {
+        guard !paused, driver.pendingBytes(on: stream) <= Self.maxPendingBytes else {
             drops.count("congested")
             return
         }
@@ -75,15 +101,15 @@ final class UDPClientFlow: TunnelStreamDelegate, @unchecked Sendable {
             guard !self.ended else { return }
             if let stream = self.stream { self.driver.reset(stream, code: .cancelled, message: reason) }
             self.logger.debug("UDP flow closed", metadata: ["reason": "\(reason)"])
-            self.end()
+            self.end(refused: false)
         }
         if driver.eventLoop.inEventLoop { body() } else { driver.eventLoop.execute(body) }
     }
 
-    private func end() {
+    private func end(refused: Bool) {
         guard !ended else { return }
         ended = true
-        onEnd(self)
+        onEnd(self, refused)
     }
 
     // MARK: TunnelStreamDelegate (on the driver's loop)
@@ -103,30 +129,39 @@ final class UDPClientFlow: TunnelStreamDelegate, @unchecked Sendable {
                 socket.write(AddressedEnvelope(remoteAddress: client, data: datagram), promise: nil)
                 wrote = true
             }
-            if wrote { socket.flush() }
+            if wrote {
+                socket.flush()
+                lastFromApp.store(NIODeadline.now().uptimeNanoseconds, ordering: .relaxed)
+            }
         } catch {
             drops.count("oversized")
-            logger.warning("the peer framed a datagram over the limit; UDP flow reset", metadata: ["error": "\(error)"])
+            drops.warn(
+                "overlimit", "the peer framed a datagram over the limit; UDP flow reset",
+                metadata: ["error": "\(error)"])
             driver.reset(stream, code: .protocolError, message: "a datagram over \(parser.limit) bytes")
-            end()
+            end(refused: false)
         }
     }
 
     func streamRemoteFinished(_ stream: StreamID) {
         driver.finish(stream)
-        end()
+        end(refused: false)
     }
 
     func streamReset(_ stream: StreamID, code: StreamReset.Code, message: String) {
-        if [StreamReset.Code.notExposed, .notAllowed, .targetOutOfRange, .appDown, .limitReached].contains(code) {
-            logger.warning("UDP flow refused by the peer", metadata: ["code": "\(code)", "reason": "\(message)"])
+        let refusal = [StreamReset.Code.notExposed, .notAllowed, .targetOutOfRange, .appDown, .limitReached]
+            .contains(code)
+        if refusal {
+            drops.warn(
+                "refused \(code)", "UDP flow refused by the peer",
+                metadata: ["code": "\(code)", "reason": "\(message)"])
         } else {
             logger.debug("UDP flow ended by the peer", metadata: ["code": "\(code)", "reason": "\(message)"])
         }
-        end()
+        end(refused: refusal)
     }
 
-    func streamClosed(_ stream: StreamID) { end() }
+    func streamClosed(_ stream: StreamID) { end(refused: false) }
     func streamPauseReading(_ stream: StreamID) { paused = true }
     func streamResumeReading(_ stream: StreamID) { paused = false }
 }

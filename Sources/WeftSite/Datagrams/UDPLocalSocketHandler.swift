@@ -7,20 +7,25 @@ import WeftWire
 /// `UDPClientFlow`, up to `udpMaxFlows` at once, and ends after `udpIdleTimeout` without a
 /// datagram either way.
 ///
-/// While the tunnel is awaited a new flow keeps its first datagrams (bounded); a client
-/// address beyond the cap has its datagrams dropped, counted and logged (once per 10 s), and
-/// gets a flow as soon as another ends.
-final class UDPLocalSocketHandler: ChannelInboundHandler {
+/// While the tunnel is awaited a new flow keeps its first datagrams (bounded per flow and per
+/// socket, as copies of their own size); a client address beyond the cap has its datagrams
+/// dropped, counted and logged (once per 10 s), and gets a flow as soon as another ends. A
+/// flow the far site refused is not opened again for `refusalPause`: a client that keeps
+/// sending costs a drop each, not a stream each.
+final class UDPLocalSocketHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = AddressedEnvelope<ByteBuffer>
 
     enum Flow {
         /// The tunnel is awaited; what the client sent meanwhile.
         case waiting([ByteBuffer], bytes: Int)
         case open(UDPClientFlow)
+        /// The far site refused the flow; datagrams are dropped until then.
+        case refused(until: NIODeadline)
     }
 
-    /// Datagrams (and bytes) a flow keeps while its tunnel is awaited.
-    static let waitingLimit = (datagrams: 64, bytes: 256 << 10)
+    /// Datagrams (and bytes) a flow keeps while its tunnel is awaited, and bytes all of them.
+    static let waitingLimit = (datagrams: 64, bytes: 256 << 10, socketBytes: 4 << 20)
+    static let refusalPause = TimeAmount.seconds(5)
 
     private let app: RemoteAppConfig
     private let manager: TunnelManager
@@ -28,6 +33,7 @@ final class UDPLocalSocketHandler: ChannelInboundHandler {
     private let drops: UDPDropCounter
     private let logger: Logger
     private var table: UDPFlowTable<Flow>
+    private var waitingBytes = 0
     private var sweeper: RepeatedTask?
 
     init(app: RemoteAppConfig, manager: TunnelManager, connectTimeout: Duration, logger: Logger) {
@@ -36,17 +42,17 @@ final class UDPLocalSocketHandler: ChannelInboundHandler {
         self.connectTimeout = connectTimeout
         self.logger = logger
         self.drops = UDPDropCounter(peer: app.siteName, app: app.appName, logger: logger)
-        self.table = UDPFlowTable(
-            maxFlows: app.udpMaxFlows, idleTimeout: TimeAmount(app.udpIdleTimeout))
+        self.table = UDPFlowTable(maxFlows: app.udpMaxFlows, idleTimeout: TimeAmount(app.udpIdleTimeout))
     }
 
-    func handlerAdded(context: ChannelHandlerContext) {
+    func channelActive(context: ChannelHandlerContext) {
         // Idle flows are looked for a few times per timeout, at least every second.
         let period = TimeAmount.nanoseconds(min(1_000_000_000, max(100_000_000, table.idleTimeout.nanoseconds / 4)))
         let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
         sweeper = context.eventLoop.scheduleRepeatedTask(initialDelay: period, delay: period) { _ in
             handler.value.sweep(now: .now())
         }
+        context.fireChannelActive()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -62,22 +68,43 @@ final class UDPLocalSocketHandler: ChannelInboundHandler {
         case .open(let flow):
             flow.clientDatagram(datagram)
         case .waiting(let queue, let bytes):
-            guard queue.count < Self.waitingLimit.datagrams, bytes + datagram.readableBytes <= Self.waitingLimit.bytes
+            let size = datagram.readableBytes
+            guard queue.count < Self.waitingLimit.datagrams, bytes + size <= Self.waitingLimit.bytes,
+                waitingBytes + size <= Self.waitingLimit.socketBytes
             else {
                 drops.count("waiting")
                 return
             }
-            table.update(client) { $0 = .waiting(queue + [datagram], bytes: bytes + datagram.readableBytes) }
-        case nil:
-            guard table.insert(client, .waiting([datagram], bytes: datagram.readableBytes), now: now) else {
-                drops.count("flows")
+            waitingBytes += size
+            let copy = ByteBuffer(bytes: datagram.readableBytesView)
+            table.update(client) { $0 = .waiting(queue + [copy], bytes: bytes + size) }
+        case .refused(let until):
+            guard now >= until else {
+                drops.count("refused")
                 return
             }
-            awaitTunnel(for: client, context: context)
+            table.remove(client)
+            start(client, datagram, now: now, context: context)
+        case nil:
+            start(client, datagram, now: now, context: context)
         }
     }
 
-    private func awaitTunnel(for client: SocketAddress, context: ChannelHandlerContext) {
+    /// A new client address: a waiting flow, and the tunnel awaited for it.
+    private func start(
+        _ client: SocketAddress, _ datagram: ByteBuffer, now: NIODeadline, context: ChannelHandlerContext
+    ) {
+        let size = datagram.readableBytes
+        guard waitingBytes + size <= Self.waitingLimit.socketBytes else {
+            drops.count("waiting")
+            return
+        }
+        let copy = ByteBuffer(bytes: datagram.readableBytesView)
+        guard table.insert(client, .waiting([copy], bytes: size), now: now) else {
+            drops.count("flows")
+            return
+        }
+        waitingBytes += size
         let channel = context.channel
         let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
         let (manager, site, timeout) = (self.manager, app.siteName, connectTimeout)
@@ -88,8 +115,9 @@ final class UDPLocalSocketHandler: ChannelInboundHandler {
     }
 
     private func tunnelReady(_ outcome: TunnelWait, for client: SocketAddress, channel: Channel) {
-        // Gone meanwhile (the socket closed, the app was removed).
-        guard case .waiting(let queue, _)? = table.entries[client]?.flow else { return }
+        // Gone meanwhile (the socket closed, the flow went idle).
+        guard case .waiting(let queue, let bytes)? = table.entries[client]?.flow else { return }
+        waitingBytes -= bytes
         guard case .ready(let driver) = outcome else {
             table.remove(client)
             drops.count("noTunnel", queue.count)
@@ -101,7 +129,7 @@ final class UDPLocalSocketHandler: ChannelInboundHandler {
         let loop = channel.eventLoop
         let flow = UDPClientFlow(
             driver: driver, client: client, socket: channel, drops: drops, logger: flowLogger,
-            onEnd: { ended in loop.execute { handler.value.flowEnded(ended) } })
+            onEnd: { ended, refused in loop.execute { handler.value.flowEnded(ended, refused: refused) } })
         _ = table.replace(client, with: .open(flow))
         let origin = StreamOrigin(client: client, local: channel.localAddress)
         let (appName, target) = (app.appName, app.appSocket?.description)
@@ -109,28 +137,52 @@ final class UDPLocalSocketHandler: ChannelInboundHandler {
         if driver.eventLoop.inEventLoop { start() } else { driver.eventLoop.execute(start) }
     }
 
-    /// A flow ended (the peer reset it, the tunnel went): its client gets a new one next time.
-    private func flowEnded(_ flow: UDPClientFlow) {
+    /// A flow ended (the peer reset or refused it, the tunnel went): its client gets a new one
+    /// next time, or after `refusalPause` when it was refused.
+    private func flowEnded(_ flow: UDPClientFlow, refused: Bool) {
         // Only when it is the flow that ended: a new one may have taken the address already.
         guard case .open(let current)? = table.entries[flow.client]?.flow, current === flow else { return }
-        table.remove(flow.client)
+        if refused {
+            _ = table.replace(flow.client, with: .refused(until: .now() + Self.refusalPause))
+        } else {
+            table.remove(flow.client)
+        }
     }
 
     private func sweep(now: NIODeadline) {
+        // A flow is idle only when the app sent nothing either.
+        for (client, entry) in table.entries {
+            if case .open(let flow) = entry.flow, let last = flow.lastActiveFromApp, last > entry.lastActive {
+                _ = table.touch(client, now: last)
+            }
+        }
         for (_, flow) in table.removeIdle(now: now) {
-            if case .open(let flow) = flow {
-                flow.close("idle for \(app.udpIdleTimeout)")
+            switch flow {
+            case .open(let flow): flow.close("idle for \(app.udpIdleTimeout)")
+            case .waiting(let queue, let bytes):
+                waitingBytes -= bytes
+                drops.count("noTunnel", queue.count)
+            case .refused: break
             }
         }
     }
 
-    func channelInactive(context: ChannelHandlerContext) {
+    private func closeAll(_ reason: String) {
         sweeper?.cancel()
         sweeper = nil
         for (_, flow) in table.removeAll() {
-            if case .open(let flow) = flow { flow.close("the local socket closed") }
+            if case .open(let flow) = flow { flow.close(reason) }
         }
+        waitingBytes = 0
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        closeAll("the local socket closed")
         context.fireChannelInactive()
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        closeAll("the local socket closed")
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {

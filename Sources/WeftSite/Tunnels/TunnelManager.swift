@@ -427,7 +427,11 @@ public final class TunnelManager: Sendable {
         let relayedLinks = RelayedLinkAcceptor(
             site: site, admission: relayedLinkAdmission, handlers: relayedLinkHandlers, logger: logger)
         driver.onIncomingStream = { [unowned driver] id, appName, target in
-            switch appName {
+            if driver.incomingDatagrams, appName == RelayProtocol.request || appName == RelayProtocol.delivery {
+                driver.reset(id, code: .notExposed, message: "a relay stream carries no datagrams")
+                return nil
+            }
+            return switch appName {
             case RelayProtocol.request: relay.request(id, target: target, from: driver)
             case RelayProtocol.delivery: relayedLinks.accept(id, from: driver)
             default: apps.open(id, appName: appName, target: target, on: driver)

@@ -431,6 +431,12 @@ public final class TunnelDriver: @unchecked Sendable {
         return id
     }
 
+    /// Bytes of `stream` the engine holds, not framed yet (waiting for credit or a link).
+    public func pendingBytes(on stream: StreamID) -> Int {
+        eventLoop.preconditionInEventLoop()
+        return engine.pendingBytes(on: stream)
+    }
+
     public func send(_ bytes: ByteBuffer, on stream: StreamID) {
         eventLoop.preconditionInEventLoop()
         apply(engine.send(bytes, on: stream, now: now))

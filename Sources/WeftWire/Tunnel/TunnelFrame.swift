@@ -197,7 +197,7 @@ public struct StreamOpen: Hashable, Sendable {
     /// `LinkHello.streamOrigins`: an older parser refuses the extra bytes.
     public var origin: StreamOrigin?
     /// The stream carries datagrams (flags bit 1): a UDP client's, for a UDP app, each framed
-    /// by `DatagramFramer`. Sent only to a peer whose links said `LinkHello.datagramStreams`.
+    /// by `DatagramFrameSerializer`. Sent only to a peer whose links said `LinkHello.datagramStreams`.
     public var datagrams: Bool
 
     public init(
