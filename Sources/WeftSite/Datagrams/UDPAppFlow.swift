@@ -24,9 +24,7 @@ final class UDPAppFlow: TunnelStreamDelegate, @unchecked Sendable {
     private var channel: Channel?
     /// Datagrams that came before the socket was open.
     private var pending: [ByteBuffer] = []
-    private var parser = DatagramFrameParser()
-    private let serializer = DatagramFrameSerializer()
-    private var paused = false
+    private var tunnel = DatagramStream()
     private var ended = false
     private var lastActive = NIODeadline.now()
     private var idleCheck: RepeatedTask?
@@ -119,13 +117,7 @@ final class UDPAppFlow: TunnelStreamDelegate, @unchecked Sendable {
             drops.count("oversized")
             return
         }
-        guard !paused, driver.pendingBytes(on: stream) <= UDPClientFlow.maxPendingBytes else {
-            drops.count("congested")
-            return
-        }
-        var framed = ByteBuffer()
-        serializer.serialize(datagram, into: &framed)
-        driver.send(framed, on: stream)
+        tunnel.send(datagram, on: stream, driver: driver, drops: drops)
     }
 
     /// The socket was closed under the flow (its app was removed, the site stops).
@@ -156,24 +148,13 @@ final class UDPAppFlow: TunnelStreamDelegate, @unchecked Sendable {
     // MARK: TunnelStreamDelegate
 
     func streamReceived(_ bytes: ByteBuffer, on stream: StreamID) {
-        let count = bytes.readableBytes
-        parser.append(bytes)
-        driver.consumed(count, on: stream)
-        guard !ended else { return }
-        do {
-            while let datagram = try parser.next() {
-                lastActive = .now()
-                write(datagram)
-            }
-            channel?.flush()
-        } catch {
-            drops.count("oversized")
-            drops.warn(
-                "overlimit", "the peer framed a datagram over the limit; UDP flow reset",
-                metadata: ["error": "\(error)"])
-            driver.reset(stream, code: .protocolError, message: "a datagram over \(parser.limit) bytes")
-            end()
+        guard !ended else { return driver.consumed(bytes.readableBytes, on: stream) }
+        let whole = tunnel.receive(bytes, on: stream, driver: driver, drops: drops) { datagram in
+            lastActive = .now()
+            write(datagram)
         }
+        guard whole else { return end() }
+        channel?.flush()
     }
 
     func streamRemoteFinished(_ stream: StreamID) {
@@ -183,8 +164,8 @@ final class UDPAppFlow: TunnelStreamDelegate, @unchecked Sendable {
 
     func streamReset(_ stream: StreamID, code: StreamReset.Code, message: String) { end() }
     func streamClosed(_ stream: StreamID) { end() }
-    func streamPauseReading(_ stream: StreamID) { paused = true }
-    func streamResumeReading(_ stream: StreamID) { paused = false }
+    func streamPauseReading(_ stream: StreamID) { tunnel.paused = true }
+    func streamResumeReading(_ stream: StreamID) { tunnel.paused = false }
 }
 
 /// Hands the app's datagrams to its flow.

@@ -8,13 +8,11 @@ import WeftWire
 /// One client address of a `udp:` local socket: its datagrams go, framed, on a stream to the
 /// app at the far site, and the app's datagrams come back to that address only.
 ///
-/// UDP has no backpressure: when the tunnel holds more than `maxPendingBytes` of the flow's
+/// UDP has no backpressure: when the tunnel holds more than `DatagramStream.maxPendingBytes` of the flow's
 /// bytes, or a socket cannot take more, datagrams are dropped and counted, as a congested
 /// router would, rather than queued (a late datagram is worth less than none to DNS or a
 /// call). State lives on the driver's loop.
 final class UDPClientFlow: TunnelStreamDelegate, @unchecked Sendable {
-    /// Bytes of a flow the tunnel may hold before its datagrams are dropped.
-    static let maxPendingBytes = 64 << 10
     /// Datagrams on their way from the socket's loop to the driver's at most.
     static let maxHops = 256
 
@@ -25,9 +23,7 @@ final class UDPClientFlow: TunnelStreamDelegate, @unchecked Sendable {
     private let onEnd: @Sendable (UDPClientFlow, _ refused: Bool) -> Void
     private let drops: UDPDropCounter
     private var stream: StreamID?
-    private var parser = DatagramFrameParser()
-    private let serializer = DatagramFrameSerializer()
-    private var paused = false
+    private var tunnel = DatagramStream()
     private var ended = false
     private let hops = Atomic<Int>(0)
     /// When a datagram last came back from the app (uptime nanoseconds), read by the socket's
@@ -86,13 +82,7 @@ final class UDPClientFlow: TunnelStreamDelegate, @unchecked Sendable {
 
     private func send(_ datagram: ByteBuffer) {
         guard let stream, !ended else { return }
-        guard !paused, driver.pendingBytes(on: stream) <= Self.maxPendingBytes else {
-            drops.count("congested")
-            return
-        }
-        var framed = ByteBuffer()
-        serializer.serialize(datagram, into: &framed)
-        driver.send(framed, on: stream)
+        tunnel.send(datagram, on: stream, driver: driver, drops: drops)
     }
 
     /// Ends the flow from this side (idle, the socket closed).
@@ -115,32 +105,18 @@ final class UDPClientFlow: TunnelStreamDelegate, @unchecked Sendable {
     // MARK: TunnelStreamDelegate (on the driver's loop)
 
     func streamReceived(_ bytes: ByteBuffer, on stream: StreamID) {
-        let count = bytes.readableBytes
-        parser.append(bytes)
-        driver.consumed(count, on: stream)
-        do {
-            var wrote = false
-            while let datagram = try parser.next() {
-                // Only ever to the client this flow belongs to.
-                guard socket.isWritable else {
-                    drops.count("clientSlow")
-                    continue
-                }
-                socket.write(AddressedEnvelope(remoteAddress: client, data: datagram), promise: nil)
-                wrote = true
-            }
-            if wrote {
-                socket.flush()
-                lastFromApp.store(NIODeadline.now().uptimeNanoseconds, ordering: .relaxed)
-            }
-        } catch {
-            drops.count("oversized")
-            drops.warn(
-                "overlimit", "the peer framed a datagram over the limit; UDP flow reset",
-                metadata: ["error": "\(error)"])
-            driver.reset(stream, code: .protocolError, message: "a datagram over \(parser.limit) bytes")
-            end(refused: false)
+        var wrote = false
+        let whole = tunnel.receive(bytes, on: stream, driver: driver, drops: drops) { datagram in
+            // Only ever to the client this flow belongs to.
+            guard socket.isWritable else { return drops.count("clientSlow") }
+            socket.write(AddressedEnvelope(remoteAddress: client, data: datagram), promise: nil)
+            wrote = true
         }
+        if wrote {
+            socket.flush()
+            lastFromApp.store(NIODeadline.now().uptimeNanoseconds, ordering: .relaxed)
+        }
+        if !whole { end(refused: false) }
     }
 
     func streamRemoteFinished(_ stream: StreamID) {
@@ -162,6 +138,6 @@ final class UDPClientFlow: TunnelStreamDelegate, @unchecked Sendable {
     }
 
     func streamClosed(_ stream: StreamID) { end(refused: false) }
-    func streamPauseReading(_ stream: StreamID) { paused = true }
-    func streamResumeReading(_ stream: StreamID) { paused = false }
+    func streamPauseReading(_ stream: StreamID) { tunnel.paused = true }
+    func streamResumeReading(_ stream: StreamID) { tunnel.paused = false }
 }
