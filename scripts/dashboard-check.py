@@ -2,9 +2,22 @@
 """Loads weft's dashboard in headless Chromium and checks it like a user would.
 
 Usage: dashboard-check.py URL --screenshot OUT.png --expect TEXT [--expect TEXT ...] [--wait S]
+                          [--steps STEPS.json] [--allow-status CODE ...]
 
 Fails (exit 1) on any console error or warning, uncaught exception or failed request, when an
 expected text is missing from the rendered page, or when the screenshot is missing or tiny.
+
+--steps drives the page like a user, after the first --wait, one step after another (a JSON list):
+  {"click": CSS}                   a real mouse click at the element's centre
+  {"fill": CSS, "text": T}         focuses the field, clears it and types T
+  {"select": CSS, "value": V}      picks an option (a change event, as a user's pick)
+  {"waitText": T, "in": CSS}       waits (up to "timeout" s, default 20) until the element shows T
+  {"waitGone": T, "in": CSS}       waits until it no longer does
+  {"waitFor": CSS}                 waits until that element exists and is shown
+  {"waitFocus": CSS}               waits until that element has the focus
+  {"screenshot": PATH}             a screenshot, checked to be a PNG of the window's size
+Each step is printed as it passes; the first that fails stops the run with what the page showed.
+--allow-status lets answers with that HTTP status pass (a form's refused request, say).
 Exit 77 when chromium is not installed. Drives Chromium over the DevTools protocol on a pipe
 (--remote-debugging-pipe: commands on fd 3, answers and events on fd 4), stdlib only.
 """
@@ -12,8 +25,10 @@ import argparse
 import base64
 import json
 import os
+import re
 import select
 import shutil
+import struct
 import subprocess
 import sys
 import tempfile
@@ -94,9 +109,10 @@ class Browser:
             self.proc.wait()
 
 
-def problems_in(events):
+def problems_in(events, allowed_status=()):
     """Console errors and warnings, exceptions and failed requests, as readable lines."""
     found = []
+    allowed = re.compile(r"status of (%s)\b" % "|".join(str(c) for c in allowed_status)) if allowed_status else None
     for event in events:
         method, params = event["method"], event.get("params", {})
         if method == "Runtime.consoleAPICalled" and params.get("type") in ("error", "warning", "assert"):
@@ -107,10 +123,108 @@ def problems_in(events):
             found.append("uncaught exception: " + details.get("exception", {}).get("description", details.get("text", "?")))
         elif method == "Log.entryAdded" and params.get("entry", {}).get("level") in ("error", "warning"):
             entry = params["entry"]
+            if allowed and entry.get("source") == "network" and allowed.search(entry.get("text", "")):
+                continue
             found.append(f"log {entry['level']}: {entry.get('text')} {entry.get('url', '')}".strip())
         elif method == "Network.loadingFailed" and not params.get("canceled"):
             found.append(f"request failed: {params.get('errorText')}")
     return found
+
+
+class Page:
+    """One page of the browser, driven like a user: real mouse clicks and typed text."""
+
+    def __init__(self, browser, session):
+        self.browser, self.session = browser, session
+
+    def evaluate(self, expression):
+        result = self.browser.send("Runtime.evaluate", {"expression": expression, "returnByValue": True,
+                                                        "awaitPromise": True}, session=self.session)
+        if "exceptionDetails" in result:
+            raise RuntimeError(f"script error: {result['exceptionDetails'].get('text')} in {expression[:80]}")
+        return result["result"].get("value")
+
+    def element(self, css):
+        return f"document.querySelector({json.dumps(css)})"
+
+    def text_of(self, css):
+        return self.evaluate(f"(e => e ? e.innerText : null)({self.element(css)})")
+
+    def wait(self, condition, timeout, what):
+        deadline = time.time() + timeout
+        while True:
+            if self.evaluate(condition):
+                return
+            if time.time() > deadline:
+                raise RuntimeError(f"{what}: not within {timeout:g} s")
+            self.browser.pump(0.2)
+
+    def click(self, css, timeout):
+        self.wait(f"(e => !!e && e.offsetParent !== null)({self.element(css)})", timeout, f"no visible {css}")
+        box = self.evaluate(f"""(e => {{ e.scrollIntoView({{block: "center"}});
+            const r = e.getBoundingClientRect(); return [r.x + r.width / 2, r.y + r.height / 2]; }})({self.element(css)})""")
+        for kind in ("mouseMoved", "mousePressed", "mouseReleased"):
+            self.browser.send("Input.dispatchMouseEvent", {"type": kind, "x": box[0], "y": box[1], "button": "left",
+                                                           "clickCount": 0 if kind == "mouseMoved" else 1},
+                              session=self.session)
+
+    def fill(self, css, text, timeout):
+        self.click(css, timeout)
+        self.evaluate(f"(e => {{ e.select && e.select(); }})({self.element(css)})")
+        self.browser.send("Input.dispatchKeyEvent", {"type": "keyDown", "key": "Delete", "code": "Delete",
+                                                     "windowsVirtualKeyCode": 46}, session=self.session)
+        self.browser.send("Input.dispatchKeyEvent", {"type": "keyUp", "key": "Delete", "code": "Delete",
+                                                     "windowsVirtualKeyCode": 46}, session=self.session)
+        if text:
+            self.browser.send("Input.insertText", {"text": text}, session=self.session)
+        value = self.evaluate(f"{self.element(css)}.value")
+        if value != text:
+            raise RuntimeError(f"typed {text!r} into {css}, it holds {value!r}")
+
+    def select(self, css, value, timeout):
+        self.wait(f"!!{self.element(css)}", timeout, f"no {css}")
+        self.evaluate(f"""(e => {{ e.focus(); e.value = {json.dumps(value)};
+            e.dispatchEvent(new Event("input", {{bubbles: true}})); e.dispatchEvent(new Event("change", {{bubbles: true}})); }})({self.element(css)})""")
+
+    def screenshot(self, path):
+        data = base64.b64decode(self.browser.send("Page.captureScreenshot", {"format": "png"}, session=self.session)["data"])
+        with open(path, "wb") as f:
+            f.write(data)
+        if data[:8] != b"\x89PNG\r\n\x1a\n" or len(data) < 10_000:
+            raise RuntimeError(f"the screenshot {path} is not a PNG of a drawn page ({len(data)} bytes)")
+        width, height = struct.unpack(">II", data[16:24])
+        if (width, height) != (1280, 900):
+            raise RuntimeError(f"the screenshot {path} is {width}×{height}, not the window's 1280×900")
+        return len(data)
+
+    def run(self, step):
+        timeout = step.get("timeout", 20)
+        if "click" in step:
+            self.click(step["click"], timeout)
+        elif "fill" in step:
+            self.fill(step["fill"], step["text"], timeout)
+        elif "select" in step:
+            self.select(step["select"], step["value"], timeout)
+        elif "waitText" in step:
+            css = step.get("in", "body")
+            self.wait(f"(e => !!e && e.innerText.includes({json.dumps(step['waitText'])}))({self.element(css)})",
+                      timeout, f"{step['waitText']!r} never showed in {css} (it shows {self.text_of(css)!r})")
+        elif "waitGone" in step:
+            css = step.get("in", "body")
+            self.wait(f"(e => !e || !e.innerText.includes({json.dumps(step['waitGone'])}))({self.element(css)})",
+                      timeout, f"{step['waitGone']!r} still shows in {css}")
+        elif "waitFor" in step:
+            self.wait(f"(e => !!e && e.offsetParent !== null)({self.element(step['waitFor'])})", timeout,
+                      f"{step['waitFor']} never showed")
+        elif "waitFocus" in step:
+            self.wait(f"document.activeElement === {self.element(step['waitFocus'])}", timeout,
+                      f"{step['waitFocus']} never had the focus")
+        elif "screenshot" in step:
+            size = self.screenshot(step["screenshot"])
+            return f"{size // 1024} KiB"
+        else:
+            raise RuntimeError(f"unknown step {step}")
+        return ""
 
 
 def main():
@@ -119,7 +233,13 @@ def main():
     parser.add_argument("--screenshot", required=True)
     parser.add_argument("--expect", action="append", default=[])
     parser.add_argument("--wait", type=float, default=4)
+    parser.add_argument("--steps", help="a JSON list of steps that drive the page (see above)")
+    parser.add_argument("--allow-status", type=int, action="append", default=[])
     args = parser.parse_args()
+    steps = []
+    if args.steps:
+        with open(args.steps) as f:
+            steps = json.load(f)
     if not CHROMIUM:
         print("dashboard-check: chromium not installed", file=sys.stderr)
         sys.exit(77)
@@ -139,9 +259,17 @@ def main():
         if navigation.get("errorText"):
             raise RuntimeError(f"cannot load {args.url}: {navigation['errorText']}")
         browser.pump(args.wait)
+        page = Page(browser, session)
+        for number, step in enumerate(steps, 1):
+            try:
+                extra = page.run(step)
+            except RuntimeError as e:
+                raise RuntimeError(f"step {number} {json.dumps(step)}: {e}")
+            print(f"dashboard-check: step {number} ok: {json.dumps(step)} {extra}".rstrip())
         status = [e for e in browser.events[started:] if e["method"] == "Network.responseReceived"
-                  and e["params"]["type"] in ("Document", "Fetch", "XHR") and e["params"]["response"]["status"] >= 400]
-        problems = problems_in(browser.events[started:])
+                  and e["params"]["type"] in ("Document", "Fetch", "XHR") and e["params"]["response"]["status"] >= 400
+                  and e["params"]["response"]["status"] not in args.allow_status]
+        problems = problems_in(browser.events[started:], args.allow_status)
         problems += [f"HTTP {e['params']['response']['status']} for {e['params']['response']['url']}" for e in status]
         text = browser.send("Runtime.evaluate", {"expression": "document.body ? document.body.innerText : ''",
                                                  "returnByValue": True}, session=session)["result"].get("value", "")

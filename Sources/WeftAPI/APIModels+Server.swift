@@ -13,18 +13,18 @@ extension APIModels.InEffect: ResponseEncodable {}
 extension APIModels.Tunnel: ResponseEncodable {}
 
 extension APIModels.InEffect<ExposedAppDocument> {
-    init(_ app: ExposedAppConfig, source: AppSource) {
-        self.init(app: ExposedAppDocument(app), source: source.rawValue)
+    init(_ app: ExposedAppConfig, source: AppSource, traffic: AppTrafficCounts? = nil) {
+        self.init(app: ExposedAppDocument(app), source: source.rawValue, traffic: traffic)
     }
 }
 
 extension APIModels.InEffect<RemoteAppDocument> {
-    init(_ app: RemoteAppConfig, source: AppSource) {
+    init(_ app: RemoteAppConfig, source: AppSource, traffic: AppTrafficCounts? = nil) {
         var document = RemoteAppDocument(app)
         // The mode in effect, not only one written in the entry; none for TCP.
         document.localSocketMode = nil
         if case .unix = app.localSocket { document.localSocketMode = "0" + String(app.effectiveSocketMode, radix: 8) }
-        self.init(app: document, source: source.rawValue)
+        self.init(app: document, source: source.rawValue, traffic: traffic)
     }
 }
 

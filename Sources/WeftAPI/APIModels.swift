@@ -25,32 +25,39 @@ public enum APIModels {
     }
 
     /// An app in effect: its entry (the keys of config.yaml's `localExposedApps` or
-    /// `remoteApps`) and where it comes from (`config` or `api`), in one flat object.
+    /// `remoteApps`), where it comes from (`config` or `api`) and what it carried, in one flat
+    /// object.
     @dynamicMemberLookup
     public struct InEffect<Document: Codable & Sendable>: Codable, Sendable {
         public var app: Document
         public var source: String
+        /// Bytes and streams since the app was added or the site started (absent from older sites).
+        public var traffic: AppTrafficCounts?
 
         public subscript<Value>(dynamicMember keyPath: KeyPath<Document, Value>) -> Value {
             app[keyPath: keyPath]
         }
 
-        private enum CodingKeys: String, CodingKey { case source }
+        private enum CodingKeys: String, CodingKey { case source, traffic }
 
-        public init(app: Document, source: String) {
+        public init(app: Document, source: String, traffic: AppTrafficCounts? = nil) {
             self.app = app
             self.source = source
+            self.traffic = traffic
         }
 
         public init(from decoder: any Decoder) throws {
             app = try Document(from: decoder)
-            source = try decoder.container(keyedBy: CodingKeys.self).decode(String.self, forKey: .source)
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            source = try container.decode(String.self, forKey: .source)
+            traffic = try container.decodeIfPresent(AppTrafficCounts.self, forKey: .traffic)
         }
 
         public func encode(to encoder: any Encoder) throws {
             try app.encode(to: encoder)
             var container = encoder.container(keyedBy: CodingKeys.self)
             try container.encode(source, forKey: .source)
+            try container.encodeIfPresent(traffic, forKey: .traffic)
         }
     }
 

@@ -43,13 +43,15 @@ struct SiteAPI: Sendable {
             return try Self.found(try await remoteSites().first { $0.siteName == name }, "remote site \(name)")
         }
         v1.get("/localExposedApps") { _, _ in
-            try await runtime().exposedApps.map { APIModels.ExposedApp($0.app, source: $0.source) }
+            let site = try runtime()
+            return await site.exposedApps.map { Self.exposed($0.app, $0.source, site) }
         }
         v1.get("/localExposedApps/{appName}") { _, context in
             let name = try context.parameters.require("appName")
-            let apps = try await runtime().exposedApps
-            let entry = try Self.found(apps.first { $0.app.appName == name }, "local exposed app \(name)")
-            return APIModels.ExposedApp(entry.app, source: entry.source)
+            let site = try runtime()
+            let entry = try Self.found(
+                await site.exposedApps.first { $0.app.appName == name }, "local exposed app \(name)")
+            return Self.exposed(entry.app, entry.source, site)
         }
         v1.post("/localExposedApps") { request, context in
             let site = try runtime()
@@ -62,13 +64,26 @@ struct SiteAPI: Sendable {
             try await site.addExposedApp(app)
             return EditedResponse(status: .created, response: APIModels.ExposedApp(app, source: .api))
         }
+        v1.put("/localExposedApps/{appName}") { request, context in
+            let name = try context.parameters.require("appName")
+            let site = try runtime()
+            let app: ExposedAppConfig
+            do {
+                app = try ConfigLoader().parseExposedApp(json: try await body(request))
+            } catch {
+                throw Self.badRequest(error)
+            }
+            try await site.replaceExposedApp(named: name, with: app)
+            return Self.exposed(app, .api, site)
+        }
         v1.delete("/localExposedApps/{appName}") { _, context in
             let name = try context.parameters.require("appName")
             try await runtime().removeExposedApp(named: name)
             return Response(status: .noContent)
         }
         v1.get("/remoteApps") { _, _ in
-            try await runtime().remoteApps.map { APIModels.RemoteApp($0.app, source: $0.source) }
+            let site = try runtime()
+            return await site.remoteApps.map { Self.remote($0.app, $0.source, site) }
         }
         // wovenet's form: by app name alone (the first match when several sites offer one).
         // (The router wants one parameter name per position: this one holds the app's name.)
@@ -76,7 +91,7 @@ struct SiteAPI: Sendable {
             let name = try context.parameters.require("siteName")
             let apps = try await runtime().remoteApps
             let entry = try Self.found(apps.first { $0.app.appName == name }, "remote app \(name)")
-            return APIModels.RemoteApp(entry.app, source: entry.source)
+            return Self.remote(entry.app, entry.source, try runtime())
         }
         v1.get("/remoteApps/{siteName}/{appName}") { _, context in
             let site = try context.parameters.require("siteName")
@@ -84,7 +99,7 @@ struct SiteAPI: Sendable {
             let apps = try await runtime().remoteApps
             let entry = try Self.found(
                 apps.first { $0.app.siteName == site && $0.app.appName == name }, "remote app \(site)/\(name)")
-            return APIModels.RemoteApp(entry.app, source: entry.source)
+            return Self.remote(entry.app, entry.source, try runtime())
         }
         v1.post("/remoteApps") { request, context in
             let site = try runtime()
@@ -96,6 +111,19 @@ struct SiteAPI: Sendable {
             }
             try await site.addRemoteApp(app)
             return EditedResponse(status: .created, response: APIModels.RemoteApp(app, source: .api))
+        }
+        v1.put("/remoteApps/{siteName}/{appName}") { request, context in
+            let siteName = try context.parameters.require("siteName")
+            let name = try context.parameters.require("appName")
+            let site = try runtime()
+            let app: RemoteAppConfig
+            do {
+                app = try ConfigLoader().parseRemoteApp(json: try await body(request), ownSite: site.siteName)
+            } catch {
+                throw Self.badRequest(error)
+            }
+            try await site.replaceRemoteApp(site: siteName, app: name, with: app)
+            return Self.remote(app, .api, site)
         }
         v1.delete("/remoteApps/{siteName}/{appName}") { _, context in
             let site = try context.parameters.require("siteName")
@@ -128,6 +156,15 @@ struct SiteAPI: Sendable {
                 return APIModels.Tunnel(tunnel)
             }
         }
+    }
+
+    static func exposed(_ app: ExposedAppConfig, _ source: AppSource, _ site: SiteRuntime) -> APIModels.ExposedApp {
+        APIModels.ExposedApp(app, source: source, traffic: site.traffic(.exposed(app.appName)))
+    }
+
+    static func remote(_ app: RemoteAppConfig, _ source: AppSource, _ site: SiteRuntime) -> APIModels.RemoteApp {
+        APIModels.RemoteApp(
+            app, source: source, traffic: site.traffic(.remote(site: app.siteName, app: app.appName)))
     }
 
     private func runtime() throws -> SiteRuntime {

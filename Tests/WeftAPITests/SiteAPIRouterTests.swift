@@ -204,6 +204,76 @@ struct SiteAPIRouterTests {
         await site.stop()
     }
 
+    @Test("edits: PUT replaces an app (renamed or on a new socket), 404 for an unknown one, 409 and 400 at the field")
+    func edits() async throws {
+        let sockets = NSTemporaryDirectory() + "weft-router-sockets-\(UUID().uuidString.prefix(8))"
+        defer { try? FileManager.default.removeItem(atPath: sockets) }
+        let site = try await Site(socketDirectory: sockets)
+        let (first, second) = (try FreePort.find(), try FreePort.find())
+        try await site.app.test(.router) { client in
+            func put(_ uri: String, _ body: String) async throws -> TestResponse {
+                try await client.execute(uri: uri, method: .put, headers: Self.json, body: ByteBuffer(string: body))
+            }
+            // The file's app, edited: it comes from the API now, with the new socket.
+            let edited = try await put(
+                "/api/v1/localExposedApps/web", #"{"appName":"web","appSocket":"tcp:127.0.0.1:8081"}"#)
+            #expect(edited.status == .ok && Self.object(edited.body)?["appSocket"] as? String == "tcp:127.0.0.1:8081")
+            #expect(Self.object(edited.body)?["source"] as? String == "api")
+            #expect(Self.object(edited.body)?["traffic"] as? [String: Any] != nil)
+            let renamed = try await put(
+                "/api/v1/localExposedApps/web", #"{"appName":"www","appSocket":"tcp:127.0.0.1:8081"}"#)
+            #expect(renamed.status == .ok)
+            let names = Self.list(
+                try await client.execute(uri: "/api/v1/localExposedApps", method: .get, headers: Self.host).body
+            ).compactMap { $0["appName"] as? String }
+            #expect(names == ["www"])
+            let unknown = try await put(
+                "/api/v1/localExposedApps/web", #"{"appName":"web","appSocket":"tcp:127.0.0.1:1"}"#)
+            #expect(unknown.status == .notFound)
+            let bad = try await put("/api/v1/localExposedApps/www", #"{"appName":"www","appSocket":"tcp:nowhere"}"#)
+            #expect(bad.status == .badRequest && Self.object(bad.body)?["field"] as? String == "appSocket")
+
+            #expect(
+                try await client.execute(
+                    uri: "/api/v1/remoteApps", method: .post, headers: Self.json,
+                    body: ByteBuffer(
+                        string: #"{"siteName":"peer","appName":"web","localSocket":"tcp:127.0.0.1:\#(first)"}"#)
+                ).status == .created)
+            #expect(
+                try await client.execute(
+                    uri: "/api/v1/remoteApps", method: .post, headers: Self.json,
+                    body: ByteBuffer(
+                        string: #"{"siteName":"peer","appName":"db","localSocket":"tcp:127.0.0.1:\#(second)"}"#)
+                ).status == .created)
+            // Another app's socket: 409 at the field, and the app keeps its own.
+            let taken = try await put(
+                "/api/v1/remoteApps/peer/web",
+                #"{"siteName":"peer","appName":"web","localSocket":"tcp:127.0.0.1:\#(second)"}"#)
+            #expect(taken.status == .conflict && Self.object(taken.body)?["field"] as? String == "localSocket")
+            #expect(FreePort.accepts(first), "the app lost its socket to a refused edit")
+            // The same socket, another target: taken in place.
+            let sameSocket = try await put(
+                "/api/v1/remoteApps/peer/web",
+                #"{"siteName":"peer","appName":"web","localSocket":"tcp:127.0.0.1:\#(first)","appSocket":"tcp:10.0.0.1:80"}"#
+            )
+            #expect(
+                sameSocket.status == .ok && Self.object(sameSocket.body)?["appSocket"] as? String == "tcp:10.0.0.1:80")
+            #expect(FreePort.accepts(first), "not listening after an edit on the same socket")
+            // A new socket: the old one closes.
+            let moved = try FreePort.find()
+            let newSocket = try await put(
+                "/api/v1/remoteApps/peer/web",
+                #"{"siteName":"peer","appName":"web","localSocket":"tcp:127.0.0.1:\#(moved)"}"#)
+            #expect(newSocket.status == .ok)
+            #expect(FreePort.accepts(moved) && !FreePort.accepts(first), "the socket did not move")
+            let missing = try await put(
+                "/api/v1/remoteApps/peer/ghost",
+                #"{"siteName":"peer","appName":"ghost","localSocket":"tcp:127.0.0.1:1"}"#)
+            #expect(missing.status == .notFound)
+        }
+        await site.stop()
+    }
+
     @Test("with users: every route but /ping and /login wants credentials (401 and a challenge); the right ones pass")
     func auth() async throws {
         let site = try await Site(

@@ -1,5 +1,7 @@
 /// The operator's dashboard at `/`: one page, no external assets (it works offline), that
-/// polls the API every second and draws throughput and RTT from the tunnels' counters.
+/// polls the API every second and draws throughput and RTT from the tunnels' counters. Apps
+/// are added, edited and removed through the same REST API a script uses (POST, PUT,
+/// DELETE), so the page has no powers of its own, and the API's errors show at their field.
 enum DashboardPage {
     static let html = #"""
         <!doctype html>
@@ -42,8 +44,30 @@ enum DashboardPage {
           .chart svg { width: 100%; height: 120px; display: block; }
           .key { display: inline-flex; align-items: center; gap: 4px; }
           .key i { width: 10px; height: 3px; display: inline-block; }
-          .cols { display: grid; grid-template-columns: 1fr 1fr; gap: 16px; }
           code { font: 12px ui-monospace, SFMono-Regular, Menlo, monospace; }
+          .section-head { display: flex; align-items: center; gap: 12px; margin-bottom: 8px; }
+          .section-head h2 { margin: 0; }
+          button { font: inherit; font-size: 13px; padding: 3px 10px; border-radius: 6px; border: 1px solid var(--line);
+                   background: var(--card); color: var(--fg); cursor: pointer; }
+          button:hover { border-color: #98a2b3; }
+          button.primary { background: var(--sent); border-color: var(--sent); color: #fff; }
+          button.danger { color: var(--bad); }
+          button.armed { background: var(--bad); border-color: var(--bad); color: #fff; }
+          td.actions button + button { margin-left: 6px; }
+          .app-form { border: 1px solid var(--line); border-radius: 8px; padding: 10px 14px; margin: 4px 0 12px;
+                      background: #fbfcfd; }
+          .app-form h3 { margin-top: 0; }
+          .fields { display: grid; grid-template-columns: repeat(auto-fill, minmax(240px, 1fr)); gap: 8px 16px; }
+          .field label { display: block; font-size: 12px; color: var(--muted); margin-bottom: 2px; }
+          .field input, .field select { width: 100%; font: inherit; padding: 4px 6px; border: 1px solid var(--line);
+                                        border-radius: 5px; background: #fff; }
+          .field .hint { font-size: 11px; color: var(--muted); }
+          .field .field-error { font-size: 12px; color: var(--bad); min-height: 0; }
+          .field.invalid input, .field.invalid select { border-color: var(--bad); background: #fef3f2; }
+          .form-error { color: var(--bad); margin: 4px 0; }
+          .form-buttons { display: flex; gap: 8px; margin-top: 10px; }
+          #notice { display: none; margin: 12px 24px 0; padding: 8px 12px; border-radius: 6px; background: #ecfdf3;
+                    color: var(--ok); border: 1px solid #abefc6; }
         </style>
         </head>
         <body>
@@ -53,13 +77,82 @@ enum DashboardPage {
           <span id="status">connecting…</span>
         </header>
         <div id="banner" role="alert"></div>
+        <div id="notice" role="status"></div>
         <main>
           <section><h2>Sites</h2><div id="sites"></div></section>
           <section><h2>Tunnels</h2><div id="tunnels"></div></section>
-          <div class="cols">
-            <section><h2>Exposed apps</h2><div id="exposed"></div></section>
-            <section><h2>Remote apps</h2><div id="remote"></div></section>
-          </div>
+          <section id="exposed-section">
+            <div class="section-head"><h2>Exposed apps</h2>
+              <button type="button" class="primary" id="exposed-add">Add an exposed app</button></div>
+            <form id="exposed-form" class="app-form" hidden novalidate>
+              <h3 class="form-title">Add an exposed app</h3>
+              <div class="fields">
+                <div class="field" data-field="appName"><label for="ex-appName">Name</label>
+                  <input id="ex-appName" name="appName" autocomplete="off" placeholder="web"><div class="field-error"></div></div>
+                <div class="field" data-field="mode"><label for="ex-mode">Mode</label>
+                  <select id="ex-mode" name="mode"><option value="single">single: one socket</option>
+                  <option value="range">range: addresses and ports</option></select><div class="field-error"></div></div>
+                <div class="field single" data-field="appSocket"><label for="ex-appSocket">App socket</label>
+                  <input id="ex-appSocket" name="appSocket" autocomplete="off" placeholder="tcp:127.0.0.1:8080">
+                  <div class="hint">tcp:IP:PORT, udp:IP:PORT or unix:/path</div><div class="field-error"></div></div>
+                <div class="field range" data-field="addressRange"><label for="ex-addressRange">Addresses</label>
+                  <input id="ex-addressRange" name="addressRange" autocomplete="off" placeholder="192.168.1.0/24, 10.0.0.5">
+                  <div class="hint">comma-separated</div><div class="field-error"></div></div>
+                <div class="field range" data-field="portRange"><label for="ex-portRange">Ports</label>
+                  <input id="ex-portRange" name="portRange" autocomplete="off" placeholder="22, 8000-8100">
+                  <div class="hint">comma-separated</div><div class="field-error"></div></div>
+                <div class="field range" data-field="protocols"><label for="ex-protocols">Protocols</label>
+                  <select id="ex-protocols" name="protocols"><option value="tcp">TCP</option><option value="udp">UDP</option>
+                  <option value="tcp,udp">TCP and UDP</option></select><div class="field-error"></div></div>
+                <div class="field" data-field="allowedSites"><label for="ex-allowedSites">Allowed sites</label>
+                  <input id="ex-allowedSites" name="allowedSites" autocomplete="off" placeholder="every site of the mesh">
+                  <div class="hint">comma-separated; empty for every site</div><div class="field-error"></div></div>
+                <div class="field" data-field="proxyProtocol"><label for="ex-proxyProtocol">PROXY protocol</label>
+                  <select id="ex-proxyProtocol" name="proxyProtocol"><option value="">none</option><option value="v1">v1</option>
+                  <option value="v2">v2</option></select><div class="field-error"></div></div>
+                <div class="field" data-field="udpIdleTimeout"><label for="ex-udpIdleTimeout">UDP idle timeout (s)</label>
+                  <input id="ex-udpIdleTimeout" name="udpIdleTimeout" inputmode="numeric" autocomplete="off" placeholder="60">
+                  <div class="field-error"></div></div>
+              </div>
+              <div class="form-error" role="alert"></div>
+              <div class="form-buttons"><button type="submit" class="primary">Add</button>
+                <button type="button" data-action="cancel">Cancel</button></div>
+            </form>
+            <div id="exposed"></div>
+          </section>
+          <section id="remote-section">
+            <div class="section-head"><h2>Remote apps</h2>
+              <button type="button" class="primary" id="remote-add">Add a remote app</button></div>
+            <form id="remote-form" class="app-form" hidden novalidate>
+              <h3 class="form-title">Add a remote app</h3>
+              <div class="fields">
+                <div class="field" data-field="siteName"><label for="re-siteName">Site</label>
+                  <input id="re-siteName" name="siteName" list="known-sites" autocomplete="off"><div class="field-error"></div></div>
+                <div class="field" data-field="appName"><label for="re-appName">App</label>
+                  <input id="re-appName" name="appName" list="known-apps" autocomplete="off"><div class="field-error"></div></div>
+                <div class="field" data-field="localSocket"><label for="re-localSocket">Local socket</label>
+                  <input id="re-localSocket" name="localSocket" autocomplete="off" placeholder="tcp:127.0.0.1:18080">
+                  <div class="hint">where clients here connect: tcp:, udp: or unix:</div><div class="field-error"></div></div>
+                <div class="field" data-field="appSocket"><label for="re-appSocket">Target (range apps)</label>
+                  <input id="re-appSocket" name="appSocket" autocomplete="off" placeholder="tcp:192.168.1.20:22">
+                  <div class="field-error"></div></div>
+                <div class="field" data-field="localSocketMode"><label for="re-localSocketMode">Socket file mode (unix:)</label>
+                  <input id="re-localSocketMode" name="localSocketMode" autocomplete="off" placeholder="0660">
+                  <div class="field-error"></div></div>
+                <div class="field" data-field="udpIdleTimeout"><label for="re-udpIdleTimeout">UDP idle timeout (s)</label>
+                  <input id="re-udpIdleTimeout" name="udpIdleTimeout" inputmode="numeric" autocomplete="off" placeholder="60">
+                  <div class="field-error"></div></div>
+                <div class="field" data-field="udpMaxFlows"><label for="re-udpMaxFlows">UDP clients at once</label>
+                  <input id="re-udpMaxFlows" name="udpMaxFlows" inputmode="numeric" autocomplete="off" placeholder="1024">
+                  <div class="field-error"></div></div>
+              </div>
+              <div class="form-error" role="alert"></div>
+              <div class="form-buttons"><button type="submit" class="primary">Add</button>
+                <button type="button" data-action="cancel">Cancel</button></div>
+            </form>
+            <div id="remote"></div>
+          </section>
+          <datalist id="known-sites"></datalist><datalist id="known-apps"></datalist>
         </main>
         <script>
         "use strict";
@@ -86,9 +179,11 @@ enum DashboardPage {
         }
         function table(headers, rows, empty, attrs) {
           if (!rows.length) return `<div class="empty">${esc(empty)}</div>`;
-          const head = headers.map(h => `<th${h.endsWith(" ") ? ' class="num"' : ""}>${esc(h.trim())}</th>`).join("");
+          // A header ending in a space is a number column; an empty one holds buttons.
+          const cls = h => h.endsWith(" ") ? ' class="num"' : h === "" ? ' class="actions"' : "";
+          const head = headers.map(h => `<th${cls(h)}>${esc(h.trim())}</th>`).join("");
           const body = rows.map((r, i) => `<tr${attrs ? " " + attrs(i) : ""}>` + r.map((c, j) =>
-            `<td${headers[j].endsWith(" ") ? ' class="num"' : ""}>${c}</td>`).join("") + "</tr>").join("");
+            `<td${cls(headers[j])}>${c}</td>`).join("") + "</tr>").join("");
           return `<table><thead><tr>${head}</tr></thead><tbody>${body}</tbody></table>`;
         }
         async function get(path) {
@@ -154,7 +249,187 @@ enum DashboardPage {
             `<span class="key"><i style="background:var(--recv)"></i>received ${bits(last.recv)}</span></div>${throughput}</div>` +
             `<div class="chart"><div class="title">RTT per link ${keys}</div>${rtt}</div></div>${links}</div>`;
         }
-        async function poll() {
+        // The apps of the last poll (for the edit form), their byte counters (for a rate), and
+        // the Remove buttons waiting for their confirming click.
+        const apps = {exposed: new Map(), remote: new Map()};
+        const appCounters = new Map();
+        const removals = new Map();
+        function appRate(key, t, now) {
+          const previous = appCounters.get(key);
+          appCounters.set(key, {t: now, total: t.bytesSent + t.bytesReceived});
+          if (!previous || now <= previous.t || t.bytesSent + t.bytesReceived < previous.total) return null;
+          return (t.bytesSent + t.bytesReceived - previous.total) * 8 / ((now - previous.t) / 1000);
+        }
+        function armed(kind, key) {
+          const at = removals.get(kind + " " + key);
+          return at != null && Date.now() - at < 5000;
+        }
+        function path(kind, key) {
+          return kind === "exposed" ? "/api/v1/localExposedApps/" + encodeURIComponent(key)
+            : "/api/v1/remoteApps/" + key.split("/").map(encodeURIComponent).join("/");
+        }
+        async function send(method, url, body) {
+          const options = {method, credentials: "same-origin", cache: "no-store", headers: {}};
+          if (body !== undefined) {
+            options.headers["Content-Type"] = "application/json";
+            options.body = JSON.stringify(body);
+          }
+          const response = await fetch(url, options);
+          if (response.ok) return response.status === 204 ? null : response.json();
+          let error = {code: response.status, message: "HTTP " + response.status};
+          try { error = await response.json(); } catch (e) { /* not JSON */ }
+          throw error;
+        }
+        function notice(text) {
+          const element = document.getElementById("notice");
+          element.textContent = text;
+          element.style.display = "block";
+          clearTimeout(notice.timer);
+          notice.timer = setTimeout(() => { element.style.display = "none"; }, 6000);
+        }
+
+        // The add/edit forms. A form's fields carry the API's keys as names; what it sends is the
+        // API's JSON body, and an error with a `field` is shown at that field.
+        const forms = {exposed: document.getElementById("exposed-form"), remote: document.getElementById("remote-form")};
+        const list = text => text.split(",").map(v => v.trim()).filter(v => v.length);
+        const number = text => text.trim() === "" ? undefined : (/^\d+$/.test(text.trim()) ? Number(text.trim()) : text.trim());
+        function body(kind) {
+          const f = forms[kind].elements;
+          const optional = name => f[name].value.trim() === "" ? undefined : f[name].value.trim();
+          if (kind === "remote") {
+            return {siteName: f.siteName.value.trim(), appName: f.appName.value.trim(), localSocket: f.localSocket.value.trim(),
+              appSocket: optional("appSocket"), localSocketMode: optional("localSocketMode"),
+              udpIdleTimeout: number(f.udpIdleTimeout.value), udpMaxFlows: number(f.udpMaxFlows.value)};
+          }
+          const app = {appName: f.appName.value.trim(), mode: f.mode.value, allowedSites: list(f.allowedSites.value),
+            proxyProtocol: optional("proxyProtocol"), udpIdleTimeout: number(f.udpIdleTimeout.value)};
+          if (f.mode.value === "range") {
+            app.addressRange = list(f.addressRange.value);
+            app.portRange = list(f.portRange.value);
+            if (f.protocols.value !== "tcp") app.protocols = f.protocols.value.split(",");
+          } else {
+            app.appSocket = f.appSocket.value.trim();
+          }
+          return app;
+        }
+        function showMode() {
+          const range = forms.exposed.elements.mode.value === "range";
+          for (const field of forms.exposed.querySelectorAll(".field.single")) field.hidden = range;
+          for (const field of forms.exposed.querySelectorAll(".field.range")) field.hidden = !range;
+        }
+        function clearErrors(form) {
+          for (const field of form.querySelectorAll(".field")) {
+            field.classList.remove("invalid");
+            field.querySelector(".field-error").textContent = "";
+            for (const input of field.querySelectorAll("input, select")) input.removeAttribute("aria-invalid");
+          }
+          form.querySelector(".form-error").textContent = "";
+        }
+        function showError(form, error) {
+          // "portRange[1]" or "localExposedApps[0].appSocket" is shown at its field's box.
+          const name = String(error.field ?? "").split(".").pop().replace(/\[\d+\]$/, "");
+          const field = name ? form.querySelector(`.field[data-field="${CSS.escape(name)}"]`) : null;
+          if (field && !field.hidden) {
+            field.classList.add("invalid");
+            // The API names the field in its message too ("appSocket: …"): not again beside it.
+            const message = String(error.message ?? "");
+            field.querySelector(".field-error").textContent = message.startsWith(error.field + ": ")
+              ? message.slice(error.field.length + 2) : message;
+            const input = field.querySelector("input, select");
+            input.setAttribute("aria-invalid", "true");
+            input.focus();
+          } else {
+            form.querySelector(".form-error").textContent = (error.message ?? "the change failed") +
+              (error.code ? ` (HTTP ${error.code})` : "");
+          }
+        }
+        function openForm(kind, key) {
+          const form = forms[kind], f = form.elements;
+          form.reset();
+          clearErrors(form);
+          const app = key == null ? null : apps[kind].get(key);
+          form.dataset.editing = app ? key : "";
+          const what = kind === "exposed" ? "exposed app" : "remote app";
+          form.querySelector(".form-title").textContent = app ? `Edit the ${what} ${key}` : `Add ${kind === "exposed" ? "an" : "a"} ${what}`;
+          form.querySelector("button[type=submit]").textContent = app ? "Save" : "Add";
+          if (app) {
+            for (const [name, value] of Object.entries(app)) {
+              if (!f[name] || value == null) continue;
+              f[name].value = Array.isArray(value) ? value.join(name === "protocols" ? "," : ", ") : String(value);
+            }
+          }
+          if (kind === "exposed") showMode();
+          form.hidden = false;
+          f[kind === "exposed" ? "appName" : "siteName"].focus();
+        }
+        async function submit(kind) {
+          const form = forms[kind], editing = form.dataset.editing;
+          clearErrors(form);
+          const app = body(kind);
+          const name = kind === "exposed" ? app.appName : app.siteName + "/" + app.appName;
+          try {
+            if (editing) {
+              await send("PUT", path(kind, editing), app);
+            } else {
+              await send("POST", kind === "exposed" ? "/api/v1/localExposedApps" : "/api/v1/remoteApps", app);
+            }
+            form.hidden = true;
+            notice(`${editing ? "Saved" : "Added"} the ${kind === "exposed" ? "exposed" : "remote"} app ${name}.`);
+            await poll();
+          } catch (error) {
+            showError(form, error instanceof Error ? {message: error.message} : error);
+          }
+        }
+        for (const kind of ["exposed", "remote"]) {
+          const form = forms[kind];
+          document.getElementById(kind + "-add").addEventListener("click", () => openForm(kind, null));
+          form.addEventListener("submit", event => { event.preventDefault(); submit(kind); });
+          form.querySelector("[data-action=cancel]").addEventListener("click", () => { form.hidden = true; });
+          form.addEventListener("input", event => {
+            const field = event.target.closest(".field");
+            if (field && field.classList.contains("invalid")) {
+              field.classList.remove("invalid");
+              field.querySelector(".field-error").textContent = "";
+              event.target.removeAttribute("aria-invalid");
+            }
+          });
+          document.getElementById(kind).addEventListener("click", async event => {
+            const button = event.target.closest("button[data-action]");
+            if (!button) return;
+            const key = button.dataset.key;
+            if (button.dataset.action === "edit") return openForm(kind, key);
+            // Remove asks for a second click on the same button within 5 s.
+            if (!armed(kind, key)) {
+              removals.set(kind + " " + key, Date.now());
+              button.textContent = "Confirm remove";
+              button.className = "armed";
+              setTimeout(poll, 5100);
+              return;
+            }
+            removals.delete(kind + " " + key);
+            try {
+              await send("DELETE", path(kind, key));
+              notice(`Removed the ${kind} app ${key}.`);
+              if (forms[kind].dataset.editing === key) forms[kind].hidden = true;
+            } catch (error) {
+              document.getElementById("banner").textContent = `Cannot remove ${key}: ${error.message ?? error}`;
+              document.getElementById("banner").style.display = "block";
+            }
+            await poll();
+          });
+        }
+        forms.exposed.elements.mode.addEventListener("change", showMode);
+
+        // One refresh at a time, in order: a change's poll runs after the one in flight (which
+        // may have read the apps before the change), and the timer's never interleave renders.
+        let refreshed = Promise.resolve(), waiting = 0;
+        function poll() {
+          if (waiting > 0) return refreshed;  // one not yet started will read the latest state
+          waiting++;
+          refreshed = refreshed.then(() => { waiting--; return refresh(); });
+          return refreshed;
+        }
+        async function refresh() {
           const banner = document.getElementById("banner");
           try {
             const [site, sites, tunnels, exposed, remote] = await Promise.all([
@@ -173,13 +448,28 @@ enum DashboardPage {
             for (const peer of [...history.keys()]) if (!seen.has(peer)) history.delete(peer);
             document.getElementById("tunnels").innerHTML = tunnels.length
               ? tunnels.map(t => renderTunnel(t, record(t, now))).join("") : '<div class="empty">no tunnel</div>';
-            document.getElementById("exposed").innerHTML = table(["app", "mode", "target", "from"],
+            apps.exposed = new Map(exposed.map(a => [a.appName, a]));
+            apps.remote = new Map(remote.map(a => [a.siteName + "/" + a.appName, a]));
+            const traffic = a => a.traffic ?? {bytesSent: 0, bytesReceived: 0, openStreams: 0, streams: 0};
+            const trafficCells = (key, a) => {
+              const t = traffic(a), rate = appRate(key, t, now);
+              return [`${t.openStreams} / ${t.streams}`, bytes(t.bytesSent), bytes(t.bytesReceived), rate == null ? "–" : bits(rate)];
+            };
+            const actions = (kind, key) => `<button type="button" data-action="edit" data-kind="${kind}" data-key="${esc(key)}">Edit</button>` +
+              `<button type="button" data-action="remove" data-kind="${kind}" data-key="${esc(key)}" class="${armed(kind, key) ? "armed" : "danger"}">${armed(kind, key) ? "Confirm remove" : "Remove"}</button>`;
+            document.getElementById("exposed").innerHTML = table(["app", "mode", "target", "allowed sites", "from", "streams ", "sent ", "received ", "rate ", ""],
               exposed.map(a => [esc(a.appName), esc(a.mode), `<code>${esc(a.mode === "range"
-                ? "ports " + a.portRange.join(",") + " at " + a.addressRange.join(",") : a.appSocket)}</code>`, esc(a.source)]),
-              "none");
-            document.getElementById("remote").innerHTML = table(["site", "app", "local socket", "target", "from"],
+                ? "ports " + a.portRange.join(",") + " at " + a.addressRange.join(",") + (a.protocols ? " " + a.protocols.join("+") : "") : a.appSocket)}</code>` +
+                (a.proxyProtocol ? ` PROXY ${esc(a.proxyProtocol)}` : ""), esc(a.allowedSites.join(", ") || "every site"), esc(a.source),
+                ...trafficCells("exposed " + a.appName, a), actions("exposed", a.appName)]),
+              "none", i => `data-app="${esc(exposed[i].appName)}"`);
+            document.getElementById("remote").innerHTML = table(["site", "app", "local socket", "target", "from", "streams ", "sent ", "received ", "rate ", ""],
               remote.map(a => [esc(a.siteName), esc(a.appName), `<code>${esc(a.localSocket)}</code>`,
-                `<code>${esc(a.appSocket ?? "–")}</code>`, esc(a.source)]), "none");
+                `<code>${esc(a.appSocket ?? "–")}</code>`, esc(a.source), ...trafficCells("remote " + a.siteName + "/" + a.appName, a),
+                actions("remote", a.siteName + "/" + a.appName)]), "none",
+              i => `data-app="${esc(remote[i].siteName + "/" + remote[i].appName)}"`);
+            document.getElementById("known-sites").innerHTML = sites.map(s => `<option value="${esc(s.siteName)}">`).join("");
+            document.getElementById("known-apps").innerHTML = [...new Set(sites.flatMap(s => s.apps))].map(a => `<option value="${esc(a)}">`).join("");
             document.getElementById("status").textContent = "updated " + new Date(now).toLocaleTimeString();
             banner.style.display = "none";
           } catch (error) {

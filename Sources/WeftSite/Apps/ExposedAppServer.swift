@@ -27,6 +27,8 @@ struct ExposedAppServer: Sendable {
     static let maxDownloads = 2
     /// Dropped datagrams of UDP apps, by peer and app: one log line per reason and 10 s each.
     private let udpDrops = NIOLockedValueBox<[String: UDPDropCounter]>([:])
+    /// Bytes and streams per app, exposed and remote (the remote apps' listeners count here too).
+    let traffic = AppTraffic()
 
     init(registry: ExposedAppRegistry, connectTimeout: TimeAmount, sockets: SocketBudget, logger: Logger) {
         self.registry = NIOLockedValueBox(registry)
@@ -146,7 +148,7 @@ struct ExposedAppServer: Sendable {
             if case .udp(let address, let port) = socket {
                 return openUDP(id, appName: appName, address: address, port: port, on: driver, logger: logger)
             }
-            let relay = StreamRelay(driver: driver, logger: logger)
+            let relay = StreamRelay(driver: driver, meter: traffic.meter(.exposed(appName)), logger: logger)
             relay.accepted(id)
             let connectLogger = logger
             let connections = self.connections
@@ -195,7 +197,8 @@ struct ExposedAppServer: Sendable {
         let (sockets, connections) = (self.sockets, self.connections)
         driver.peerCounter("weft_streams_opened_total", [("side", "app")]).increment()
         let flow = UDPAppFlow(
-            driver: driver, stream: id, app: appAddress, idleTimeout: idle, drops: drops, logger: logger,
+            driver: driver, stream: id, app: appAddress, idleTimeout: idle, drops: drops,
+            meter: traffic.meter(.exposed(appName)), logger: logger,
             onOpen: { connections.add($0, key: appName) }, onEnd: { sockets.release() })
         flow.start()
         return flow

@@ -197,7 +197,9 @@ final class ClientArrivalHandler: ChannelInboundHandler, RemovableChannelHandler
             channel.close(promise: nil)
             return
         }
-        let relay = StreamRelay(driver: driver, logger: logger)
+        let relay = StreamRelay(
+            driver: driver, meter: manager.appTraffic.meter(.remote(site: app.siteName, app: app.appName)),
+            logger: logger)
         let origin = StreamOrigin(client: channel.remoteAddress, local: channel.localAddress)
         let (early, inputClosed) = (self.early, self.inputClosed)
         self.early = []

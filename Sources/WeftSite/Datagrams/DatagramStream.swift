@@ -13,6 +13,12 @@ struct DatagramStream {
     private let serializer = DatagramFrameSerializer()
     /// The engine asked to stop reading the flow's socket.
     var paused = false
+    /// The app's counters (API, dashboard), counting datagram payloads.
+    let meter: AppTrafficMeter?
+
+    init(meter: AppTrafficMeter?) {
+        self.meter = meter
+    }
 
     /// Frames `datagram` into `stream`, or drops it (`congested`) when the tunnel holds more
     /// than `maxPendingBytes` of the flow: a late datagram is worth less than none.
@@ -23,6 +29,7 @@ struct DatagramStream {
         }
         var framed = ByteBuffer()
         serializer.serialize(datagram, into: &framed)
+        meter?.sent(datagram.readableBytes)
         driver.send(framed, on: stream)
     }
 
@@ -37,7 +44,10 @@ struct DatagramStream {
         parser.append(bytes)
         driver.consumed(count, on: stream)
         do {
-            while let datagram = try parser.next() { deliver(datagram) }
+            while let datagram = try parser.next() {
+                meter?.received(datagram.readableBytes)
+                deliver(datagram)
+            }
             return true
         } catch {
             drops.count("oversized")

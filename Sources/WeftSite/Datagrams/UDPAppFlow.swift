@@ -24,16 +24,18 @@ final class UDPAppFlow: TunnelStreamDelegate, @unchecked Sendable {
     private var channel: Channel?
     /// Datagrams that came before the socket was open.
     private var pending: [ByteBuffer] = []
-    private var tunnel = DatagramStream()
+    private var tunnel: DatagramStream
     private var ended = false
     private var lastActive = NIODeadline.now()
     private var idleCheck: RepeatedTask?
 
     init(
         driver: TunnelDriver, stream: StreamID, app: SocketAddress, idleTimeout: Duration, drops: UDPDropCounter,
-        logger: Logger, onOpen: @escaping @Sendable (Channel) -> Void = { _ in },
+        meter: AppTrafficMeter? = nil, logger: Logger, onOpen: @escaping @Sendable (Channel) -> Void = { _ in },
         onEnd: @escaping @Sendable () -> Void
     ) {
+        self.tunnel = DatagramStream(meter: meter)
+        meter?.streamStarted()
         self.onOpen = onOpen
         self.driver = driver
         self.stream = stream
@@ -43,6 +45,8 @@ final class UDPAppFlow: TunnelStreamDelegate, @unchecked Sendable {
         self.logger = logger
         self.onEnd = onEnd
     }
+
+    deinit { tunnel.meter?.streamEnded() }
 
     /// Opens the socket to the app.
     func start() {

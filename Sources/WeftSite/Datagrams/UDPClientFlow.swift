@@ -23,7 +23,7 @@ final class UDPClientFlow: TunnelStreamDelegate, @unchecked Sendable {
     private let onEnd: @Sendable (UDPClientFlow, _ refused: Bool) -> Void
     private let drops: UDPDropCounter
     private var stream: StreamID?
-    private var tunnel = DatagramStream()
+    private var tunnel: DatagramStream
     private var ended = false
     private let hops = Atomic<Int>(0)
     /// When a datagram last came back from the app (uptime nanoseconds), read by the socket's
@@ -31,9 +31,12 @@ final class UDPClientFlow: TunnelStreamDelegate, @unchecked Sendable {
     private let lastFromApp = Atomic<UInt64>(0)
 
     init(
-        driver: TunnelDriver, client: SocketAddress, socket: Channel, drops: UDPDropCounter, logger: Logger,
+        driver: TunnelDriver, client: SocketAddress, socket: Channel, drops: UDPDropCounter,
+        meter: AppTrafficMeter? = nil, logger: Logger,
         onEnd: @escaping @Sendable (UDPClientFlow, _ refused: Bool) -> Void
     ) {
+        self.tunnel = DatagramStream(meter: meter)
+        meter?.streamStarted()
         self.driver = driver
         self.client = client
         self.socket = socket
@@ -41,6 +44,8 @@ final class UDPClientFlow: TunnelStreamDelegate, @unchecked Sendable {
         self.logger = logger
         self.onEnd = onEnd
     }
+
+    deinit { tunnel.meter?.streamEnded() }
 
     /// When the app last sent this client a datagram, if ever.
     var lastActiveFromApp: NIODeadline? {

@@ -128,7 +128,8 @@ final class UDPLocalSocketHandler: ChannelInboundHandler, RemovableChannelHandle
         let handler = NIOLoopBound(self, eventLoop: channel.eventLoop)
         let loop = channel.eventLoop
         let flow = UDPClientFlow(
-            driver: driver, client: client, socket: channel, drops: drops, logger: flowLogger,
+            driver: driver, client: client, socket: channel, drops: drops,
+            meter: manager.appTraffic.meter(.remote(site: app.siteName, app: app.appName)), logger: flowLogger,
             onEnd: { ended, refused in loop.execute { handler.value.flowEnded(ended, refused: refused) } })
         _ = table.replace(client, with: .open(flow))
         let origin = StreamOrigin(client: client, local: channel.localAddress)

@@ -30,11 +30,17 @@ final class StreamRelay: TunnelStreamDelegate, @unchecked Sendable {
     private var machine = RelayStateMachine()
     private var channel: Channel?
     private var lastWrite: EventLoopFuture<Void>?
+    /// The app's counters (API, dashboard): this stream counts as open until the relay goes.
+    private let meter: AppTrafficMeter?
 
-    init(driver: TunnelDriver, logger: Logger) {
+    init(driver: TunnelDriver, meter: AppTrafficMeter? = nil, logger: Logger) {
         self.driver = driver
+        self.meter = meter
         self.logger = logger
+        meter?.streamStarted()
     }
+
+    deinit { meter?.streamEnded() }
 
     /// Client side: opens the stream to `appName` at the peer (on the driver's loop), with the
     /// client's address for a far app that wants it.
@@ -143,6 +149,7 @@ final class StreamRelay: TunnelStreamDelegate, @unchecked Sendable {
         for action in actions {
             switch action {
             case .writeToApp(let bytes):
+                meter?.received(bytes.readableBytes)
                 write(bytes)
             case .shutAppOutput:
                 guard let channel else { continue }
@@ -150,7 +157,9 @@ final class StreamRelay: TunnelStreamDelegate, @unchecked Sendable {
             case .setReading(let on):
                 channel?.setOption(ChannelOptions.autoRead, value: on).whenFailure { _ in }
             case .sendToTunnel(let bytes):
-                if let stream { driver.send(bytes, on: stream) }
+                guard let stream else { continue }
+                meter?.sent(bytes.readableBytes)
+                driver.send(bytes, on: stream)
             case .finishStream:
                 if let stream { driver.finish(stream) }
             case .consume(let count):

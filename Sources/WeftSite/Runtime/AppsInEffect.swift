@@ -42,14 +42,16 @@ public struct AppsInEffect: Sendable {
             } + addedRemote.map { (app: $0, source: .api) }
     }
 
-    /// Why `app` cannot be exposed as well, if it cannot.
-    public func conflict(exposing app: ExposedAppConfig) -> SiteRuntimeError? {
-        guard exposed.contains(where: { $0.app.appName == app.appName }) else { return nil }
+    /// Why `app` cannot be exposed as well (or instead of the app named `replacing`), if it cannot.
+    public func conflict(exposing app: ExposedAppConfig, replacing: String? = nil) -> SiteRuntimeError? {
+        guard app.appName != replacing, exposed.contains(where: { $0.app.appName == app.appName }) else { return nil }
         return SiteRuntimeError(.conflict, "an exposed app named \"\(app.appName)\" exists already", field: "appName")
     }
 
-    /// Why `app` cannot be used as well, if it cannot: its name or its local socket is taken.
-    public func conflict(using app: RemoteAppConfig) -> SiteRuntimeError? {
+    /// Why `app` cannot be used as well (or instead of the entries of `replacing`, a
+    /// `site/app` key), if it cannot: its name or its local socket is taken.
+    public func conflict(using app: RemoteAppConfig, replacing: String? = nil) -> SiteRuntimeError? {
+        let remote = remote.filter { AppOverlay.key(site: $0.app.siteName, app: $0.app.appName) != replacing }
         if remote.contains(where: { $0.app.siteName == app.siteName && $0.app.appName == app.appName }) {
             return SiteRuntimeError(
                 .conflict, "a remote app \(AppOverlay.key(site: app.siteName, app: app.appName)) exists already",

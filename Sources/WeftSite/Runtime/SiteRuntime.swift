@@ -147,7 +147,14 @@ public actor SiteRuntime {
         let exposed = exposedApps.map(\.app)
         manager.appsChanged(usedSites: Set(remoteApps.map(\.app.siteName)), exposedApps: exposed)
         agent.update(apps: exposed.map(\.appName))
+        manager.appTraffic.keep(
+            only: Set(
+                exposed.map { AppTraffic.Key.exposed($0.appName) }
+                    + remoteApps.map { AppTraffic.Key.remote(site: $0.app.siteName, app: $0.app.appName) }))
     }
+
+    /// What an app in effect carried (bytes both ways, streams).
+    public nonisolated func traffic(_ key: AppTraffic.Key) -> AppTrafficCounts { manager.appTraffic.counts(key) }
 
     // MARK: changes over the API
 
@@ -181,6 +188,31 @@ public actor SiteRuntime {
         publishApps()
         let ended = manager.endStreams(ofExposedApp: name)
         logger.notice("exposed app removed", metadata: ["app": "\(name)", "via": "api", "streamsEnded": "\(ended)"])
+    }
+
+    /// Puts `app` in place of the exposed app named `name` (which it may rename): the change is
+    /// kept like an added app, and the old app's open streams end.
+    public func replaceExposedApp(named name: String, with app: ExposedAppConfig) async throws(SiteRuntimeError) {
+        try await exclusively { () throws(SiteRuntimeError) in try replaceExposed(named: name, with: app) }
+    }
+
+    private func replaceExposed(named name: String, with app: ExposedAppConfig) throws(SiteRuntimeError) {
+        guard let old = exposedApps.first(where: { $0.app.appName == name })?.app else {
+            throw SiteRuntimeError(.notFound, "no exposed app named \"\(name)\"")
+        }
+        if let conflict = apps.conflict(exposing: app, replacing: name) { throw conflict }
+        var changed = overlay
+        changed.addedExposedApps.removeAll { $0.appName == name }
+        if app.appName != name && configuration.localExposedApps.contains(where: { $0.appName == name }) {
+            changed.removedExposedApps.append(name)
+        }
+        changed.addedExposedApps.append(ExposedAppDocument(app))
+        try save(changed)
+        publishApps()
+        let ended = old == app ? 0 : manager.endStreams(ofExposedApp: name)
+        logger.notice(
+            "exposed app changed",
+            metadata: ["app": "\(name)", "now": "\(app.appName)", "via": "api", "streamsEnded": "\(ended)"])
     }
 
     public func addRemoteApp(_ app: RemoteAppConfig) async throws(SiteRuntimeError) {
@@ -238,6 +270,83 @@ public actor SiteRuntime {
         }
         publishApps()
         logger.notice("remote app removed", metadata: ["app": "\(key)", "via": "api", "clientsEnded": "\(ended)"])
+    }
+
+    /// Puts `app` in place of the remote app `site/name` (every entry of it). A new local
+    /// socket opens before the old ones close; on the same socket the old one closes first and
+    /// opens again if the new cannot: either way a failure leaves the app as it was.
+    public func replaceRemoteApp(site: String, app name: String, with app: RemoteAppConfig)
+        async throws(SiteRuntimeError)
+    {
+        try await exclusively { () async throws(SiteRuntimeError) in
+            try await replaceRemote(site: site, app: name, with: app)
+        }
+    }
+
+    private func replaceRemote(site: String, app name: String, with app: RemoteAppConfig) async throws(SiteRuntimeError)
+    {
+        let key = AppOverlay.key(site: site, app: name)
+        let entries = remoteApps.filter { $0.app.siteName == site && $0.app.appName == name }.map(\.app)
+        guard !entries.isEmpty else {
+            throw SiteRuntimeError(.notFound, "no remote app \(key)")
+        }
+        let newKey = AppOverlay.key(site: app.siteName, app: app.appName)
+        if let conflict = apps.conflict(using: app, replacing: key) { throw conflict }
+        if case .unix(let path) = app.localSocket,
+            let problem = configuration.restfulApi.problem(withAPISocketPath: path)
+        {
+            logger.warning("remote app refused", metadata: ["app": "\(newKey)", "via": "api", "reason": "\(problem)"])
+            throw SiteRuntimeError(.forbidden, problem, field: "localSocket")
+        }
+        // The entry on the same socket, if any, gives its socket up first.
+        let sameSocket = entries.filter { $0.localSocket == app.localSocket }
+        var ended = 0
+        for entry in sameSocket {
+            await listeners.removeValue(forKey: RemoteAppListener.key(entry))?.close()
+            ended += remoteConnections.abortAll(RemoteAppListener.key(entry))
+        }
+        let listener: RemoteAppListener
+        do {
+            listener = try await bind(app)
+        } catch {
+            await reopen(sameSocket)
+            throw SiteRuntimeError(.cannotListen, "cannot listen on \(app.localSocket): \(error)", field: "localSocket")
+        }
+        var changed = overlay
+        changed.addedRemoteApps.removeAll { AppOverlay.key(site: $0.siteName, app: $0.appName) == key }
+        if newKey != key && configuration.remoteApps.contains(where: { $0.siteName == site && $0.appName == name }) {
+            changed.removedRemoteApps.append(key)
+        }
+        changed.addedRemoteApps.append(RemoteAppDocument(app))
+        do {
+            try save(changed)
+        } catch {
+            await listener.close()
+            await reopen(sameSocket)
+            throw error
+        }
+        for entry in entries where entry.localSocket != app.localSocket {
+            await listeners.removeValue(forKey: RemoteAppListener.key(entry))?.close()
+            ended += remoteConnections.abortAll(RemoteAppListener.key(entry))
+        }
+        listeners[RemoteAppListener.key(app)] = listener
+        publishApps()
+        logger.notice(
+            "remote app changed",
+            metadata: ["app": "\(key)", "now": "\(newKey)", "via": "api", "clientsEnded": "\(ended)"])
+    }
+
+    /// Opens the sockets of `entries` again after a change that failed (logged if one cannot).
+    private func reopen(_ entries: [RemoteAppConfig]) async {
+        for entry in entries {
+            do {
+                listeners[RemoteAppListener.key(entry)] = try await bind(entry)
+            } catch {
+                logger.error(
+                    "cannot listen again after a failed change; the app stays closed until the next change or reload",
+                    metadata: ["app": "\(RemoteAppListener.key(entry))", "error": "\(error)"])
+            }
+        }
     }
 
     private func save(_ changed: AppOverlay) throws(SiteRuntimeError) {

@@ -134,6 +134,8 @@ public final class TunnelManager: Sendable {
     let relayedLinkAdmission: HandshakeAdmission
     /// The site's sockets for streams: app connections here, clients of remote apps.
     public var socketBudget: SocketBudget { apps.sockets }
+    /// Bytes and streams per app (exposed and remote).
+    public var appTraffic: AppTraffic { apps.traffic }
     let logger: Logger
     let state: NIOLockedValueBox<State>
 
