@@ -47,6 +47,9 @@ struct DashboardAppsEndToEndTests {
         try lab.start("alpha")
         try lab.start("beta")
         let shots = lab.path
+        #expect(
+            await WeftProcess.waitFor(.seconds(60)) { FreePort.accepts(alphaAPI) && FreePort.accepts(betaAPI) },
+            "the APIs never listened: \(lab.log("alpha"))")
 
         // alpha exposes its web server: a socket without a port is refused at its field first.
         try await Self.drive(
@@ -90,6 +93,12 @@ struct DashboardAppsEndToEndTests {
             ])
         let first = try await Operations.http(lab, "GET", "http://127.0.0.1:\(clientPort)/hello.txt")
         #expect(first.status == 200 && first.body == "hello through the dashboard\n", "\(first)\n\(lab.log("beta"))")
+        // alpha counted the stream and the answer it sent into the tunnel.
+        let served = try await Operations.http(lab, "GET", "http://127.0.0.1:\(alphaAPI)/api/v1/localExposedApps/web")
+        let traffic = (Operations.json(served.body) as? [String: Any])?["traffic"] as? [String: Any]
+        #expect(traffic?["streams"] as? Int == 1, "\(served.body)")
+        #expect((traffic?["bytesSent"] as? Int ?? 0) > first.body.utf8.count, "\(served.body)")
+        #expect((traffic?["bytesReceived"] as? Int ?? 0) > 0, "\(served.body)")
 
         // Its traffic shows in the row; an edit moves the local socket.
         try await Self.drive(

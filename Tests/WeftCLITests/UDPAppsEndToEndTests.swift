@@ -149,13 +149,14 @@ struct UDPAppsEndToEndTests {
         let (single, inRange, outside, overTCP) = try (
             FreePort.find(), FreePort.find(), FreePort.find(), FreePort.find()
         )
+        let (alphaAPI, betaAPI) = try (FreePort.find(), FreePort.find())
         try lab.site(
             "alpha",
             exposed: [
                 SiteLab.exposed("dns", "udp:127.0.0.1:\(dnsPort)"),
                 "- appName: resolvers\n  mode: range\n  protocols: [udp]\n  addressRange: [127.0.0.1/32]\n"
                     + "  portRange: [\"\(dnsPort)\"]",
-            ])
+            ], extra: OperationsEndToEndTests.api(alphaAPI, auth: false))
         try lab.site(
             "beta",
             remote: [
@@ -165,7 +166,7 @@ struct UDPAppsEndToEndTests {
                 SiteLab.remote("alpha", "resolvers", "udp:127.0.0.1:\(outside)")
                     + "\n  appSocket: udp:127.0.0.2:\(dnsPort)",
                 SiteLab.remote("alpha", "dns", "tcp:127.0.0.1:\(overTCP)"),
-            ])
+            ], extra: OperationsEndToEndTests.api(betaAPI, auth: false))
         try lab.start("alpha")
         try lab.start("beta")
         #expect(await lab.waitForLink("beta", to: "alpha"), "\(lab.log("beta"))")
@@ -181,6 +182,24 @@ struct UDPAppsEndToEndTests {
         let expected = (0..<1000).map { "198.18.\($0 / 250).\($0 % 250 + 1)" }
         #expect(lines.count == 1000, "\(lines.count) answers: \(answers.stderr.suffix(500))")
         #expect(lines == expected, "first wrong: \(zip(lines, expected).first { $0 != $1 }.map { "\($0)" } ?? "-")")
+        // Each site counts the app's flows and datagram bytes (the API's `traffic`): a flow per
+        // query at both ends, and what one site sent is what the other received.
+        func traffic(_ port: Int, _ list: String, _ name: String) async throws -> [String: Any]? {
+            let answer = try await OperationsEndToEndTests.http(lab, "GET", "http://127.0.0.1:\(port)/api/v1/\(list)")
+            let apps = OperationsEndToEndTests.json(answer.body) as? [[String: Any]] ?? []
+            return apps.first { $0["appName"] as? String == name }?["traffic"] as? [String: Any]
+        }
+        let near = try await traffic(betaAPI, "remoteApps", "dns")
+        let far = try await traffic(alphaAPI, "localExposedApps", "dns")
+        let (nearStreams, farStreams) = (near?["streams"] as? Int ?? 0, far?["streams"] as? Int ?? 0)
+        print("udp apps: traffic at beta \(near ?? [:]), at alpha \(far ?? [:])")
+        // dig picks a random source port per query: a few repeat one and share its flow.
+        #expect(nearStreams >= 900 && farStreams == nearStreams, "beta \(near ?? [:]), alpha \(far ?? [:])")
+        let (sent, received) = (near?["bytesSent"] as? Int ?? 0, far?["bytesReceived"] as? Int ?? -1)
+        #expect(sent >= 1000 * 30 && sent == received, "beta \(near ?? [:]), alpha \(far ?? [:])")
+        #expect(
+            (near?["bytesReceived"] as? Int ?? 0) == (far?["bytesSent"] as? Int ?? -1)
+                && (far?["bytesSent"] as? Int ?? 0) >= 1000 * 40, "beta \(near ?? [:]), alpha \(far ?? [:])")
 
         // The range app: inside its range, answered; outside, refused at alpha and never sent.
         let ranged = try await lab.run(

@@ -97,6 +97,28 @@ struct RuntimeAppsTests {
                 == .conflict)
         #expect(effective.conflict(exposing: ExposedAppConfig(appName: "a", mode: .single(.unix(path: "/a")))) == nil)
 
+        // An edit is checked against the other apps only: its own name and socket are free.
+        #expect(
+            effective.conflict(
+                exposing: ExposedAppConfig(appName: "c", mode: .single(.unix(path: "/x"))), replacing: "c") == nil)
+        #expect(
+            effective.conflict(
+                exposing: ExposedAppConfig(appName: "d", mode: .single(.unix(path: "/x"))), replacing: "c")?.field
+                == "appName")
+        let remote = AppsInEffect(
+            exposed: [],
+            remote: [
+                RemoteAppConfig(siteName: "far", appName: "web", localSocket: .tcp(IPAddress("127.0.0.1")!, port: 81)),
+                RemoteAppConfig(siteName: "far", appName: "db", localSocket: .tcp(IPAddress("127.0.0.1")!, port: 82)),
+            ], overlay: AppOverlay(), ownSite: "here", loader: loader)
+        let moved = RemoteAppConfig(
+            siteName: "far", appName: "web", localSocket: .tcp(IPAddress("127.0.0.1")!, port: 81))
+        #expect(remote.conflict(using: moved, replacing: "far/web") == nil)
+        #expect(remote.conflict(using: moved)?.field == "appName")
+        let onDB = RemoteAppConfig(
+            siteName: "far", appName: "web", localSocket: .tcp(IPAddress("127.0.0.1")!, port: 82))
+        #expect(remote.conflict(using: onDB, replacing: "far/web")?.field == "localSocket")
+
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("weft-overlay-\(UUID())").path
         defer { try? FileManager.default.removeItem(atPath: directory) }
         #expect(try AppOverlay.load(stateDirectory: directory) == AppOverlay())
@@ -213,5 +235,46 @@ struct SocketBudgetTests {
         #expect(SocketBudget.reserve(forLimit: 200) == 64)
         #expect(SocketBudget.reserve(forLimit: 1024) == 256)
         #expect(SocketBudget.reserve(forLimit: 1 << 20) == 512)
+    }
+}
+
+@Suite("per-app traffic: meters shared by an app's streams, forgotten with the app")
+struct AppTrafficTests {
+    @Test("streams and bytes add up per app; a stream counts as open until it ends; unknown apps read zero")
+    func counts() {
+        let traffic = AppTraffic()
+        let web = traffic.meter(.exposed("web"))
+        #expect(traffic.meter(.exposed("web")) === web)
+        web.streamStarted()
+        web.streamStarted()
+        web.sent(100)
+        web.received(40)
+        web.streamEnded()
+        let remote = traffic.meter(.remote(site: "far", app: "web"))
+        remote.streamStarted()
+        remote.received(7)
+        #expect(
+            traffic.counts(.exposed("web"))
+                == AppTrafficCounts(bytesSent: 100, bytesReceived: 40, openStreams: 1, streams: 2))
+        #expect(
+            traffic.counts(.remote(site: "far", app: "web"))
+                == AppTrafficCounts(bytesSent: 0, bytesReceived: 7, openStreams: 1, streams: 1))
+        #expect(traffic.counts(.exposed("ghost")) == AppTrafficCounts())
+        traffic.keep(only: [.remote(site: "far", app: "web")])
+        #expect(traffic.counts(.exposed("web")) == AppTrafficCounts())
+        #expect(traffic.counts(.remote(site: "far", app: "web")).streams == 1)
+        // A stream of a forgotten app still counts on its own meter, read by nobody.
+        web.sent(1)
+        #expect(traffic.counts(.exposed("web")) == AppTrafficCounts())
+    }
+
+    @Test("the table is bounded: past the limit it starts again")
+    func bounded() {
+        let traffic = AppTraffic()
+        for n in 0..<AppTraffic.maxApps { traffic.meter(.exposed("app\(n)")).streamStarted() }
+        #expect(traffic.counts(.exposed("app0")).streams == 1)
+        traffic.meter(.exposed("one more")).streamStarted()
+        #expect(traffic.counts(.exposed("app0")).streams == 0)
+        #expect(traffic.counts(.exposed("one more")).streams == 1)
     }
 }
