@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import WeftAPI
+import WeftSite
 import WeftWire
 
 struct StatusCommand: AsyncParsableCommand {
@@ -116,21 +117,33 @@ struct StatusCommand: AsyncParsableCommand {
         }
 
         print("\nEXPOSED APPS")
-        var exposedTable = TextTable("NAME", "MODE", "TARGET", "PROXY", "FROM")
+        var exposedTable = TextTable("NAME", "MODE", "TARGET", "PROXY", "FROM", "STREAMS", "SENT", "RECEIVED")
         for app in exposed {
             let target =
                 app.mode == "range"
                 ? "ports \(app.portRange.joined(separator: ",")) at \(app.addressRange.joined(separator: ","))"
                 : app.appSocket ?? "?"
-            exposedTable.add(app.appName, app.mode, target, app.proxyProtocol ?? "-", app.source)
+            exposedTable.add(
+                row: [app.appName, app.mode, target, app.proxyProtocol ?? "-", app.source] + Self.traffic(app.traffic))
         }
         print(exposed.isEmpty ? "  (none)" : exposedTable.render(indent: "  "))
 
         print("\nREMOTE APPS")
-        var remoteTable = TextTable("SITE", "APP", "LOCAL SOCKET", "TARGET", "FROM")
+        var remoteTable = TextTable("SITE", "APP", "LOCAL SOCKET", "TARGET", "FROM", "STREAMS", "SENT", "RECEIVED")
         for app in remote {
-            remoteTable.add(app.siteName, app.appName, app.localSocket, app.appSocket ?? "-", app.source)
+            remoteTable.add(
+                row: [app.siteName, app.appName, app.localSocket, app.appSocket ?? "-", app.source]
+                    + Self.traffic(app.traffic))
         }
         print(remote.isEmpty ? "  (none)" : remoteTable.render(indent: "  "))
+    }
+
+    /// An app's streams (open now / in all) and bytes each way; dashes from a site too old to count.
+    static func traffic(_ traffic: AppTrafficCounts?) -> [String] {
+        guard let traffic else { return ["-", "-", "-"] }
+        return [
+            "\(traffic.openStreams)/\(traffic.streams)", Units.bytes(Double(traffic.bytesSent)),
+            Units.bytes(Double(traffic.bytesReceived)),
+        ]
     }
 }

@@ -273,7 +273,7 @@ struct OperationsEndToEndTests {
         // weft status, from the config's restfulApi.
         let status = try await lab.run(WeftProcess.executable, ["status", "--config", lab.configs["beta"]!])
         #expect(status.status == 0, "\(status)")
-        for text in ["site beta", "PEERS", "alpha", "TUNNELS", "REMOTE APPS", "web", "api"] {
+        for text in ["site beta", "PEERS", "alpha", "TUNNELS", "REMOTE APPS", "web", "api", "STREAMS", "RECEIVED"] {
             #expect(status.stdout.contains(text), "status lacks \(text):\n\(status.stdout)")
         }
         print("operations: weft status:\n\(status.stdout)")

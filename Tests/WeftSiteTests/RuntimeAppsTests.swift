@@ -52,7 +52,7 @@ struct RuntimeAppsTests {
         #expect(field(#"{"siteName":"far","appName":"a"}"#, remote: true) == "localSocket")
     }
 
-    @Test("what the API lists parses back to the same app (null, [] and source ignored)")
+    @Test("what the API lists parses back to the same app (null, [], source and traffic ignored)")
     func roundTrip() throws {
         let apps = [
             ExposedAppConfig(appName: "web", mode: .single(.unix(path: "/run/web.sock"))),
@@ -63,6 +63,7 @@ struct RuntimeAppsTests {
             var object = try #require(
                 try JSONSerialization.jsonObject(with: JSONEncoder().encode(ExposedAppDocument(app))) as? [String: Any])
             object["source"] = "api"
+            object["traffic"] = ["bytesSent": 1, "bytesReceived": 2, "openStreams": 0, "streams": 1]
             if object["appSocket"] == nil { object["appSocket"] = NSNull() }
             let json = String(decoding: try JSONSerialization.data(withJSONObject: object), as: UTF8.self)
             #expect(try loader.parseExposedApp(json: json) == app, "\(json)")

@@ -126,9 +126,9 @@ public struct ConfigLoader: Sendable {
         }
         // What a GET returned may be posted back: keys that are null or an empty list say
         // "not set" in JSON, as an absent key does in the file.
-        // `source` is what the API adds to an app it lists; it is not the client's to set.
+        // `source` and `traffic` are what the API adds to an app it lists; not the client's to set.
         let kept = mapping.filter { pair in
-            if pair.key.string == "source" { return false }
+            if pair.key.string == "source" || pair.key.string == "traffic" { return false }
             if case .sequence(let items) = pair.value, items.isEmpty { return false }
             return pair.value.null == nil
         }
