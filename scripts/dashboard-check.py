@@ -39,6 +39,7 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 class Browser:
     def __init__(self, profile):
+        self.log = tempfile.TemporaryFile()
         to_chrome_r, to_chrome_w = os.pipe()
         from_chrome_r, from_chrome_w = os.pipe()
 
@@ -51,7 +52,7 @@ class Browser:
              "--no-default-browser-check", "--disable-extensions", "--disable-background-networking",
              "--disable-component-update", "--disable-sync", "--metrics-recording-only", "--mute-audio",
              f"--user-data-dir={profile}", "--remote-debugging-pipe", "--window-size=1280,900", "about:blank"],
-            pass_fds=(3, 4), preexec_fn=wire, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            pass_fds=(3, 4), preexec_fn=wire, stdout=subprocess.DEVNULL, stderr=self.log)
         os.close(to_chrome_r)
         os.close(from_chrome_w)
         self.out, self.inp = to_chrome_w, from_chrome_r
@@ -82,7 +83,7 @@ class Browser:
             return []
         chunk = os.read(self.inp, 1 << 20)
         if not chunk:
-            raise RuntimeError("chromium closed the pipe")
+            raise RuntimeError(f"chromium closed the pipe; its last words: {self.last_words()}")
         self.buffer += chunk
         messages = []
         while b"\0" in self.buffer:
@@ -92,6 +93,22 @@ class Browser:
                 self.events.append(message)
             messages.append(message)
         return messages
+
+    def last_words(self):
+        self.log.seek(0)
+        return self.log.read().decode(errors="replace")[-1500:].strip() or "(nothing)"
+
+    def page_session(self, timeout=20):
+        """Attaches to the browser's page, waiting for it to exist."""
+        deadline = time.time() + timeout
+        while True:
+            targets = self.send("Target.getTargets")["targetInfos"]
+            page = next((t for t in targets if t["type"] == "page"), None)
+            if page:
+                return self.send("Target.attachToTarget", {"targetId": page["targetId"], "flatten": True})["sessionId"]
+            if time.time() > deadline:
+                raise RuntimeError(f"chromium opened no page in {timeout} s")
+            self.pump(0.2)
 
     def pump(self, seconds):
         deadline = time.time() + seconds
@@ -151,18 +168,27 @@ class Page:
         return self.evaluate(f"(e => e ? e.innerText : null)({self.element(css)})")
 
     def wait(self, condition, timeout, what):
+        """Waits for `condition`; `what` (text, or a function called on failure) says what failed."""
         deadline = time.time() + timeout
         while True:
             if self.evaluate(condition):
                 return
             if time.time() > deadline:
-                raise RuntimeError(f"{what}: not within {timeout:g} s")
+                raise RuntimeError(f"{what() if callable(what) else what}: not within {timeout:g} s")
             self.browser.pump(0.2)
 
     def click(self, css, timeout):
-        self.wait(f"(e => !!e && e.offsetParent !== null)({self.element(css)})", timeout, f"no visible {css}")
-        box = self.evaluate(f"""(e => {{ e.scrollIntoView({{block: "center"}});
-            const r = e.getBoundingClientRect(); return [r.x + r.width / 2, r.y + r.height / 2]; }})({self.element(css)})""")
+        """Clicks where the element is, once it is there and nothing covers it (the page may
+        move between finding it and clicking: a notice shown, a table drawn again)."""
+        found = f"""(e => {{ if (!e || e.offsetParent === null) return null;
+            e.scrollIntoView({{block: "center"}});
+            const r = e.getBoundingClientRect(), x = r.x + r.width / 2, y = r.y + r.height / 2;
+            const top = document.elementFromPoint(x, y);
+            return top && (top === e || e.contains(top)) ? [x, y] : null; }})({self.element(css)})"""
+        self.wait(f"!!{found}", timeout, f"no visible, uncovered {css}")
+        box = self.evaluate(found)
+        if box is None:
+            raise RuntimeError(f"{css} moved away before the click")
         for kind in ("mouseMoved", "mousePressed", "mouseReleased"):
             self.browser.send("Input.dispatchMouseEvent", {"type": kind, "x": box[0], "y": box[1], "button": "left",
                                                            "clickCount": 0 if kind == "mouseMoved" else 1},
@@ -185,6 +211,8 @@ class Page:
         self.wait(f"!!{self.element(css)}", timeout, f"no {css}")
         self.evaluate(f"""(e => {{ e.focus(); e.value = {json.dumps(value)};
             e.dispatchEvent(new Event("input", {{bubbles: true}})); e.dispatchEvent(new Event("change", {{bubbles: true}})); }})({self.element(css)})""")
+        if self.evaluate(f"{self.element(css)}.value") != value:
+            raise RuntimeError(f"{css} has no option {value!r}")
 
     def screenshot(self, path):
         data = base64.b64decode(self.browser.send("Page.captureScreenshot", {"format": "png"}, session=self.session)["data"])
@@ -208,7 +236,7 @@ class Page:
         elif "waitText" in step:
             css = step.get("in", "body")
             self.wait(f"(e => !!e && e.innerText.includes({json.dumps(step['waitText'])}))({self.element(css)})",
-                      timeout, f"{step['waitText']!r} never showed in {css} (it shows {self.text_of(css)!r})")
+                      timeout, lambda: f"{step['waitText']!r} never showed in {css} (it shows {self.text_of(css)!r})")
         elif "waitGone" in step:
             css = step.get("in", "body")
             self.wait(f"(e => !e || !e.innerText.includes({json.dumps(step['waitGone'])}))({self.element(css)})",
@@ -247,9 +275,7 @@ def main():
     browser = None
     try:
         browser = Browser(profile)
-        targets = browser.send("Target.getTargets")["targetInfos"]
-        page = next(t for t in targets if t["type"] == "page")
-        session = browser.send("Target.attachToTarget", {"targetId": page["targetId"], "flatten": True})["sessionId"]
+        session = browser.page_session()
         for domain in ("Runtime", "Log", "Network", "Page"):
             browser.send(f"{domain}.enable", session=session)
         browser.send("Emulation.setDeviceMetricsOverride",
@@ -290,8 +316,9 @@ def main():
             sys.exit(1)
         print(f"dashboard-check: ok: {requests} requests in {args.wait:g} s, no console errors, "
               f"found {args.expect}, screenshot {args.screenshot} ({size // 1024} KiB)")
-    except (RuntimeError, StopIteration, OSError) as e:
-        print(f"dashboard-check: {e}", file=sys.stderr)
+    except Exception as e:  # every failure is a clear line and exit 1, not a traceback
+        print(f"dashboard-check: {type(e).__name__ + ': ' if not isinstance(e, RuntimeError) else ''}{e}",
+              file=sys.stderr)
         sys.exit(1)
     finally:
         if browser:

@@ -266,6 +266,21 @@ struct SiteAPIRouterTests {
                 #"{"siteName":"peer","appName":"web","localSocket":"tcp:127.0.0.1:\#(moved)"}"#)
             #expect(newSocket.status == .ok)
             #expect(FreePort.accepts(moved) && !FreePort.accepts(first), "the socket did not move")
+            // Saved as it is: the socket stays (nothing closed, no client ended).
+            let unchanged = try await put(
+                "/api/v1/remoteApps/peer/web",
+                #"{"siteName":"peer","appName":"web","localSocket":"tcp:127.0.0.1:\#(moved)"}"#)
+            #expect(unchanged.status == .ok && FreePort.accepts(moved))
+            // A socket another program holds: 400 at the field, and the app keeps its own.
+            let heldPort = try FreePort.find()
+            let holder = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                .bind(host: "127.0.0.1", port: heldPort).get()
+            let held = try await put(
+                "/api/v1/remoteApps/peer/web",
+                #"{"siteName":"peer","appName":"web","localSocket":"tcp:127.0.0.1:\#(heldPort)"}"#)
+            try? await holder.close().get()
+            #expect(held.status == .badRequest && Self.object(held.body)?["field"] as? String == "localSocket")
+            #expect(FreePort.accepts(moved), "a failed edit cost the app its socket")
             let missing = try await put(
                 "/api/v1/remoteApps/peer/ghost",
                 #"{"siteName":"peer","appName":"ghost","localSocket":"tcp:127.0.0.1:1"}"#)

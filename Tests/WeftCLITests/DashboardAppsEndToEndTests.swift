@@ -69,10 +69,19 @@ struct DashboardAppsEndToEndTests {
                 ["waitText": "tcp:127.0.0.1:\(httpPort)", "in": "#exposed"],
                 ["waitText": "Added the exposed app web", "in": "#notice"],
                 ["screenshot": shots + "/2-exposed-added.png"],
+                // Edited: only beta may use it now.
+                ["click": "#exposed tr[data-app='web'] button[data-action=edit]"],
+                ["waitText": "Edit the exposed app web", "in": "#exposed-form"],
+                ["fill": "#ex-allowedSites", "text": "beta"],
+                ["click": "#exposed-form button[type=submit]"],
+                ["waitText": "Saved the exposed app web", "in": "#notice"],
+                ["waitGone": "every site", "in": "#exposed tr[data-app='web']"],
             ])
         let exposed = try await Operations.http(lab, "GET", "http://127.0.0.1:\(alphaAPI)/api/v1/localExposedApps")
         #expect(
             exposed.body.contains("\"appName\":\"web\"") && exposed.body.contains("\"source\":\"api\""), "\(exposed)")
+        #expect(exposed.body.contains("\"allowedSites\":[\"beta\"]"), "\(exposed)")
+        #expect(lab.log("alpha").contains("exposed app changed"), "\(lab.log("alpha"))")
 
         // beta uses it: an out-of-range port is refused at the local socket's field, then fixed.
         try await Self.drive(

@@ -68,6 +68,7 @@ enum DashboardPage {
           .form-buttons { display: flex; gap: 8px; margin-top: 10px; }
           #notice { display: none; margin: 12px 24px 0; padding: 8px 12px; border-radius: 6px; background: #ecfdf3;
                     color: var(--ok); border: 1px solid #abefc6; }
+          #notice.failed { background: #fef3f2; color: var(--bad); border-color: #fecdca; }
         </style>
         </head>
         <body>
@@ -187,7 +188,8 @@ enum DashboardPage {
           return `<table><thead><tr>${head}</tr></thead><tbody>${body}</tbody></table>`;
         }
         async function get(path) {
-          const response = await fetch(path, {credentials: "same-origin", cache: "no-store"});
+          // A stalled answer must not stop the refreshes behind it.
+          const response = await fetch(path, {credentials: "same-origin", cache: "no-store", signal: AbortSignal.timeout(10000)});
           if (!response.ok) {
             let message = "HTTP " + response.status;
             try { message += ": " + (await response.json()).message; } catch (e) { /* not JSON */ }
@@ -269,7 +271,7 @@ enum DashboardPage {
             : "/api/v1/remoteApps/" + key.split("/").map(encodeURIComponent).join("/");
         }
         async function send(method, url, body) {
-          const options = {method, credentials: "same-origin", cache: "no-store", headers: {}};
+          const options = {method, credentials: "same-origin", cache: "no-store", headers: {}, signal: AbortSignal.timeout(30000)};
           if (body !== undefined) {
             options.headers["Content-Type"] = "application/json";
             options.body = JSON.stringify(body);
@@ -280,12 +282,15 @@ enum DashboardPage {
           try { error = await response.json(); } catch (e) { /* not JSON */ }
           throw error;
         }
-        function notice(text) {
+        // What a change did, or why it failed (kept longer, and apart from the API's banner,
+        // which the next good refresh hides).
+        function notice(text, failed) {
           const element = document.getElementById("notice");
           element.textContent = text;
+          element.className = failed ? "failed" : "";
           element.style.display = "block";
           clearTimeout(notice.timer);
-          notice.timer = setTimeout(() => { element.style.display = "none"; }, 6000);
+          notice.timer = setTimeout(() => { element.style.display = "none"; }, failed ? 20000 : 6000);
         }
 
         // The add/edit forms. A form's fields carry the API's keys as names; what it sends is the
@@ -347,7 +352,8 @@ enum DashboardPage {
           const form = forms[kind], f = form.elements;
           form.reset();
           clearErrors(form);
-          const app = key == null ? null : apps[kind].get(key);
+          const entries = key == null ? [] : kind === "remote" ? apps.remote.get(key) ?? [] : [apps.exposed.get(key)];
+          const app = entries[0] ?? null;
           form.dataset.editing = app ? key : "";
           const what = kind === "exposed" ? "exposed app" : "remote app";
           form.querySelector(".form-title").textContent = app ? `Edit the ${what} ${key}` : `Add ${kind === "exposed" ? "an" : "a"} ${what}`;
@@ -359,11 +365,25 @@ enum DashboardPage {
             }
           }
           if (kind === "exposed") showMode();
+          if (entries.length > 1) {
+            form.querySelector(".form-error").textContent = `${key} is offered on ${entries.length} local sockets ` +
+              `(${entries.map(e => e.localSocket).join(", ")}); saving puts this one entry in place of them all.`;
+          }
           form.hidden = false;
           f[kind === "exposed" ? "appName" : "siteName"].focus();
         }
         async function submit(kind) {
           const form = forms[kind], editing = form.dataset.editing;
+          const button = form.querySelector("button[type=submit]");
+          if (button.disabled) return;  // one change at a time from a form
+          button.disabled = true;
+          try {
+            await change(kind, form, editing);
+          } finally {
+            button.disabled = false;
+          }
+        }
+        async function change(kind, form, editing) {
           clearErrors(form);
           const app = body(kind);
           const name = kind === "exposed" ? app.appName : app.siteName + "/" + app.appName;
@@ -398,7 +418,9 @@ enum DashboardPage {
             if (!button) return;
             const key = button.dataset.key;
             if (button.dataset.action === "edit") return openForm(kind, key);
-            // Remove asks for a second click on the same button within 5 s.
+            // Remove asks for a second, separate click on the same button within 5 s (the second
+            // click of a double click does not count).
+            if (event.detail > 1) return;
             if (!armed(kind, key)) {
               removals.set(kind + " " + key, Date.now());
               button.textContent = "Confirm remove";
@@ -412,14 +434,24 @@ enum DashboardPage {
               notice(`Removed the ${kind} app ${key}.`);
               if (forms[kind].dataset.editing === key) forms[kind].hidden = true;
             } catch (error) {
-              document.getElementById("banner").textContent = `Cannot remove ${key}: ${error.message ?? error}`;
-              document.getElementById("banner").style.display = "block";
+              notice(`Cannot remove the ${kind} app ${key}: ${error.message ?? error}`, true);
             }
             await poll();
           });
         }
         forms.exposed.elements.mode.addEventListener("change", showMode);
 
+        // A table is drawn again only when it changed, and not while a button in it is held
+        // down: a click is a press and a release on the same element.
+        let pressed = null;
+        document.addEventListener("pointerdown", event => { pressed = event.target.closest("#exposed, #remote"); });
+        for (const kind of ["pointerup", "pointercancel"]) document.addEventListener(kind, () => { pressed = null; });
+        function render(id, html) {
+          const element = document.getElementById(id);
+          if (element === pressed || element.dataset.html === html) return;
+          element.innerHTML = html;
+          element.dataset.html = html;
+        }
         // One refresh at a time, in order: a change's poll runs after the one in flight (which
         // may have read the apps before the change), and the timer's never interleave renders.
         let refreshed = Promise.resolve(), waiting = 0;
@@ -449,7 +481,12 @@ enum DashboardPage {
             document.getElementById("tunnels").innerHTML = tunnels.length
               ? tunnels.map(t => renderTunnel(t, record(t, now))).join("") : '<div class="empty">no tunnel</div>';
             apps.exposed = new Map(exposed.map(a => [a.appName, a]));
-            apps.remote = new Map(remote.map(a => [a.siteName + "/" + a.appName, a]));
+            // config.yaml may offer one remote app on several sockets: all its entries, by name.
+            apps.remote = new Map();
+            for (const a of remote) {
+              const key = a.siteName + "/" + a.appName;
+              apps.remote.set(key, [...(apps.remote.get(key) ?? []), a]);
+            }
             const traffic = a => a.traffic ?? {bytesSent: 0, bytesReceived: 0, openStreams: 0, streams: 0};
             const trafficCells = (key, a) => {
               const t = traffic(a), rate = appRate(key, t, now);
@@ -457,19 +494,19 @@ enum DashboardPage {
             };
             const actions = (kind, key) => `<button type="button" data-action="edit" data-kind="${kind}" data-key="${esc(key)}">Edit</button>` +
               `<button type="button" data-action="remove" data-kind="${kind}" data-key="${esc(key)}" class="${armed(kind, key) ? "armed" : "danger"}">${armed(kind, key) ? "Confirm remove" : "Remove"}</button>`;
-            document.getElementById("exposed").innerHTML = table(["app", "mode", "target", "allowed sites", "from", "streams ", "sent ", "received ", "rate ", ""],
+            render("exposed", table(["app", "mode", "target", "allowed sites", "from", "streams ", "sent ", "received ", "rate ", ""],
               exposed.map(a => [esc(a.appName), esc(a.mode), `<code>${esc(a.mode === "range"
                 ? "ports " + a.portRange.join(",") + " at " + a.addressRange.join(",") + (a.protocols ? " " + a.protocols.join("+") : "") : a.appSocket)}</code>` +
                 (a.proxyProtocol ? ` PROXY ${esc(a.proxyProtocol)}` : ""), esc(a.allowedSites.join(", ") || "every site"), esc(a.source),
                 ...trafficCells("exposed " + a.appName, a), actions("exposed", a.appName)]),
-              "none", i => `data-app="${esc(exposed[i].appName)}"`);
-            document.getElementById("remote").innerHTML = table(["site", "app", "local socket", "target", "from", "streams ", "sent ", "received ", "rate ", ""],
+              "none", i => `data-app="${esc(exposed[i].appName)}"`));
+            render("remote", table(["site", "app", "local socket", "target", "from", "streams ", "sent ", "received ", "rate ", ""],
               remote.map(a => [esc(a.siteName), esc(a.appName), `<code>${esc(a.localSocket)}</code>`,
-                `<code>${esc(a.appSocket ?? "–")}</code>`, esc(a.source), ...trafficCells("remote " + a.siteName + "/" + a.appName, a),
+                `<code>${esc(a.appSocket ?? "–")}</code>`, esc(a.source), ...trafficCells("remote " + a.siteName + "/" + a.appName + " " + a.localSocket, a),
                 actions("remote", a.siteName + "/" + a.appName)]), "none",
-              i => `data-app="${esc(remote[i].siteName + "/" + remote[i].appName)}"`);
-            document.getElementById("known-sites").innerHTML = sites.map(s => `<option value="${esc(s.siteName)}">`).join("");
-            document.getElementById("known-apps").innerHTML = [...new Set(sites.flatMap(s => s.apps))].map(a => `<option value="${esc(a)}">`).join("");
+              i => `data-app="${esc(remote[i].siteName + "/" + remote[i].appName)}"`));
+            render("known-sites", sites.map(s => `<option value="${esc(s.siteName)}">`).join(""));
+            render("known-apps", [...new Set(sites.flatMap(s => s.apps))].map(a => `<option value="${esc(a)}">`).join(""));
             document.getElementById("status").textContent = "updated " + new Date(now).toLocaleTimeString();
             banner.style.display = "none";
           } catch (error) {

@@ -25,6 +25,18 @@ public final class ConnectionTracker: Sendable {
         channels.withLockedValue { $0[key]?.count ?? 0 }
     }
 
+    /// The sockets open under `key` now (to end later exactly these, and no newer one).
+    public func sockets(_ key: String) -> [Channel] {
+        channels.withLockedValue { $0[key].map { Array($0.values) } ?? [] }
+    }
+
+    /// Closes `sockets` with an RST (see `abortAll`); returns how many.
+    @discardableResult
+    public static func abort(_ sockets: [Channel]) -> Int {
+        for channel in sockets { StreamRelay.abort(channel) }
+        return sockets.count
+    }
+
     /// Closes every socket under `key` with an RST: their streams end as failed, not finished.
     /// Returns how many there were.
     @discardableResult

@@ -20,6 +20,16 @@ public struct AppOverlay: Codable, Sendable, Equatable {
 
     static func key(site: String, app: String) -> String { "\(site)/\(app)" }
 
+    /// Lists a file's exposed app as removed (once, however often it is removed).
+    mutating func remove(exposed name: String) {
+        if !removedExposedApps.contains(name) { removedExposedApps.append(name) }
+    }
+
+    /// Lists a file's remote app (`site/app`) as removed, once.
+    mutating func remove(remote key: String) {
+        if !removedRemoteApps.contains(key) { removedRemoteApps.append(key) }
+    }
+
     /// Reads the file; an absent file is an empty overlay.
     static func load(stateDirectory: String) throws -> AppOverlay {
         let path = stateDirectory + "/" + fileName

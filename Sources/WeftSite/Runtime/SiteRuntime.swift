@@ -182,7 +182,7 @@ public actor SiteRuntime {
         var changed = overlay
         changed.addedExposedApps.removeAll { $0.appName == name }
         if configuration.localExposedApps.contains(where: { $0.appName == name }) {
-            changed.removedExposedApps.append(name)
+            changed.remove(exposed: name)
         }
         try save(changed)
         publishApps()
@@ -204,7 +204,7 @@ public actor SiteRuntime {
         var changed = overlay
         changed.addedExposedApps.removeAll { $0.appName == name }
         if app.appName != name && configuration.localExposedApps.contains(where: { $0.appName == name }) {
-            changed.removedExposedApps.append(name)
+            changed.remove(exposed: name)
         }
         changed.addedExposedApps.append(ExposedAppDocument(app))
         try save(changed)
@@ -260,7 +260,7 @@ public actor SiteRuntime {
         var changed = overlay
         changed.addedRemoteApps.removeAll { AppOverlay.key(site: $0.siteName, app: $0.appName) == key }
         if configuration.remoteApps.contains(where: { $0.siteName == site && $0.appName == name }) {
-            changed.removedRemoteApps.append(key)
+            changed.remove(remote: key)
         }
         try save(changed)
         var ended = 0
@@ -298,12 +298,26 @@ public actor SiteRuntime {
             logger.warning("remote app refused", metadata: ["app": "\(newKey)", "via": "api", "reason": "\(problem)"])
             throw SiteRuntimeError(.forbidden, problem, field: "localSocket")
         }
-        // The entry on the same socket, if any, gives its socket up first.
+        var changed = overlay
+        changed.addedRemoteApps.removeAll { AppOverlay.key(site: $0.siteName, app: $0.appName) == key }
+        if newKey != key && configuration.remoteApps.contains(where: { $0.siteName == site && $0.appName == name }) {
+            changed.remove(remote: key)
+        }
+        changed.addedRemoteApps.append(RemoteAppDocument(app))
+        // Nothing changed but where the app is kept (a file's app saved as is): its socket
+        // and its clients stay.
+        if entries == [app] {
+            try save(changed)
+            publishApps()
+            logger.notice("remote app saved unchanged", metadata: ["app": "\(key)", "via": "api"])
+            return
+        }
+        // The entry on the same socket, if any, gives its socket up first; its clients are
+        // ended only once the change is made (a failure leaves them be).
         let sameSocket = entries.filter { $0.localSocket == app.localSocket }
-        var ended = 0
+        let clients = entries.flatMap { remoteConnections.sockets(RemoteAppListener.key($0)) }
         for entry in sameSocket {
             await listeners.removeValue(forKey: RemoteAppListener.key(entry))?.close()
-            ended += remoteConnections.abortAll(RemoteAppListener.key(entry))
         }
         let listener: RemoteAppListener
         do {
@@ -312,12 +326,6 @@ public actor SiteRuntime {
             await reopen(sameSocket)
             throw SiteRuntimeError(.cannotListen, "cannot listen on \(app.localSocket): \(error)", field: "localSocket")
         }
-        var changed = overlay
-        changed.addedRemoteApps.removeAll { AppOverlay.key(site: $0.siteName, app: $0.appName) == key }
-        if newKey != key && configuration.remoteApps.contains(where: { $0.siteName == site && $0.appName == name }) {
-            changed.removedRemoteApps.append(key)
-        }
-        changed.addedRemoteApps.append(RemoteAppDocument(app))
         do {
             try save(changed)
         } catch {
@@ -327,8 +335,8 @@ public actor SiteRuntime {
         }
         for entry in entries where entry.localSocket != app.localSocket {
             await listeners.removeValue(forKey: RemoteAppListener.key(entry))?.close()
-            ended += remoteConnections.abortAll(RemoteAppListener.key(entry))
         }
+        let ended = ConnectionTracker.abort(clients)
         listeners[RemoteAppListener.key(app)] = listener
         publishApps()
         logger.notice(
