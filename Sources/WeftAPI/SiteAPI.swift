@@ -55,24 +55,14 @@ struct SiteAPI: Sendable {
         }
         v1.post("/localExposedApps") { request, context in
             let site = try runtime()
-            let app: ExposedAppConfig
-            do {
-                app = try ConfigLoader().parseExposedApp(json: try await body(request))
-            } catch {
-                throw Self.badRequest(error)
-            }
+            let app = try await exposedApp(in: request)
             try await site.addExposedApp(app)
             return EditedResponse(status: .created, response: APIModels.ExposedApp(app, source: .api))
         }
         v1.put("/localExposedApps/{appName}") { request, context in
             let name = try context.parameters.require("appName")
             let site = try runtime()
-            let app: ExposedAppConfig
-            do {
-                app = try ConfigLoader().parseExposedApp(json: try await body(request))
-            } catch {
-                throw Self.badRequest(error)
-            }
+            let app = try await exposedApp(in: request)
             try await site.replaceExposedApp(named: name, with: app)
             return Self.exposed(app, .api, site)
         }
@@ -103,12 +93,7 @@ struct SiteAPI: Sendable {
         }
         v1.post("/remoteApps") { request, context in
             let site = try runtime()
-            let app: RemoteAppConfig
-            do {
-                app = try ConfigLoader().parseRemoteApp(json: try await body(request), ownSite: site.siteName)
-            } catch {
-                throw Self.badRequest(error)
-            }
+            let app = try await remoteApp(in: request, ownSite: site.siteName)
             try await site.addRemoteApp(app)
             return EditedResponse(status: .created, response: APIModels.RemoteApp(app, source: .api))
         }
@@ -116,12 +101,7 @@ struct SiteAPI: Sendable {
             let siteName = try context.parameters.require("siteName")
             let name = try context.parameters.require("appName")
             let site = try runtime()
-            let app: RemoteAppConfig
-            do {
-                app = try ConfigLoader().parseRemoteApp(json: try await body(request), ownSite: site.siteName)
-            } catch {
-                throw Self.badRequest(error)
-            }
+            let app = try await remoteApp(in: request, ownSite: site.siteName)
             try await site.replaceRemoteApp(site: siteName, app: name, with: app)
             return Self.remote(app, .api, site)
         }
@@ -170,6 +150,24 @@ struct SiteAPI: Sendable {
     private func runtime() throws -> SiteRuntime {
         guard let runtime = handle.runtime else { throw APIError(.serviceUnavailable, "the site is not running") }
         return runtime
+    }
+
+    /// A request body as an exposed app, or a 400 naming the field at fault.
+    private func exposedApp(in request: Request) async throws -> ExposedAppConfig {
+        do {
+            return try ConfigLoader().parseExposedApp(json: try await body(request))
+        } catch {
+            throw Self.badRequest(error)
+        }
+    }
+
+    /// A request body as a remote app, or a 400 naming the field at fault.
+    private func remoteApp(in request: Request, ownSite: String) async throws -> RemoteAppConfig {
+        do {
+            return try ConfigLoader().parseRemoteApp(json: try await body(request), ownSite: ownSite)
+        } catch {
+            throw Self.badRequest(error)
+        }
     }
 
     private func body(_ request: Request) async throws -> String {
