@@ -164,6 +164,10 @@ class Page:
     def element(self, css):
         return f"document.querySelector({json.dumps(css)})"
 
+    def visible(self, css):
+        """A script expression: the element exists and is shown."""
+        return f"(e => !!e && e.offsetParent !== null)({self.element(css)})"
+
     def text_of(self, css):
         return self.evaluate(f"(e => e ? e.innerText : null)({self.element(css)})")
 
@@ -242,7 +246,7 @@ class Page:
             self.wait(f"(e => !e || !e.innerText.includes({json.dumps(step['waitGone'])}))({self.element(css)})",
                       timeout, f"{step['waitGone']!r} still shows in {css}")
         elif "waitFor" in step:
-            self.wait(f"(e => !!e && e.offsetParent !== null)({self.element(step['waitFor'])})", timeout,
+            self.wait(self.visible(step["waitFor"]), timeout,
                       f"{step['waitFor']} never showed")
         elif "waitFocus" in step:
             self.wait(f"document.activeElement === {self.element(step['waitFocus'])}", timeout,

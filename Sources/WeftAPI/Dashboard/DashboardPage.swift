@@ -187,15 +187,15 @@ enum DashboardPage {
             `<td${cls(headers[j])}>${c}</td>`).join("") + "</tr>").join("");
           return `<table><thead><tr>${head}</tr></thead><tbody>${body}</tbody></table>`;
         }
+        // A read for the refresh: an API error becomes an Error that names the path.
         async function get(path) {
-          // A stalled answer must not stop the refreshes behind it.
-          const response = await fetch(path, {credentials: "same-origin", cache: "no-store", signal: AbortSignal.timeout(10000)});
-          if (!response.ok) {
-            let message = "HTTP " + response.status;
-            try { message += ": " + (await response.json()).message; } catch (e) { /* not JSON */ }
-            throw new Error(path + " — " + message);
+          try {
+            return await send("GET", path);
+          } catch (error) {
+            if (error instanceof Error) throw error;
+            const status = "HTTP " + error.code;
+            throw new Error(`${path} — ${error.message === status ? status : status + ": " + error.message}`);
           }
-          return response.json();
         }
         function chart(series, format, maxFloor) {
           const w = 600, h = 120, pad = 4;
@@ -257,10 +257,10 @@ enum DashboardPage {
         const appCounters = new Map();
         const removals = new Map();
         function appRate(key, t, now) {
-          const previous = appCounters.get(key);
-          appCounters.set(key, {t: now, total: t.bytesSent + t.bytesReceived});
-          if (!previous || now <= previous.t || t.bytesSent + t.bytesReceived < previous.total) return null;
-          return (t.bytesSent + t.bytesReceived - previous.total) * 8 / ((now - previous.t) / 1000);
+          const previous = appCounters.get(key), total = t.bytesSent + t.bytesReceived;
+          appCounters.set(key, {t: now, total});
+          if (!previous || now <= previous.t || total < previous.total) return null;
+          return (total - previous.total) * 8 / ((now - previous.t) / 1000);
         }
         function armed(kind, key) {
           const at = removals.get(kind + " " + key);
@@ -270,8 +270,11 @@ enum DashboardPage {
           return kind === "exposed" ? "/api/v1/localExposedApps/" + encodeURIComponent(key)
             : "/api/v1/remoteApps/" + key.split("/").map(encodeURIComponent).join("/");
         }
+        // One API request; an error answer is thrown as the API's {code, message, field}. A
+        // stalled answer must not stop the refreshes behind it: reads give up after 10 s.
         async function send(method, url, body) {
-          const options = {method, credentials: "same-origin", cache: "no-store", headers: {}, signal: AbortSignal.timeout(30000)};
+          const options = {method, credentials: "same-origin", cache: "no-store", headers: {},
+            signal: AbortSignal.timeout(method === "GET" ? 10000 : 30000)};
           if (body !== undefined) {
             options.headers["Content-Type"] = "application/json";
             options.body = JSON.stringify(body);
