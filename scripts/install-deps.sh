@@ -11,10 +11,11 @@ set -euo pipefail
 # and a font for its screenshot. Link transports' tests: nginx (a TLS-terminating reverse proxy in
 # front of WebSocket links) and tinyproxy (an HTTP CONNECT proxy). The NAT lab: tcpdump (a capture
 # at the relay) and conntrack (a router forgets its mappings). weft top's test: tmux (a terminal
-# whose screen the test reads and whose keys it types).
+# whose screen the test reads and whose keys it types). The test command: gdb (a hung test process's
+# threads are printed before it is killed).
 packages=(pkg-config libmosquitto-dev libngtcp2-dev libngtcp2-crypto-gnutls-dev libgnutls28-dev mosquitto mosquitto-clients python3 redis-server redis-tools curl coturn
     iproute2 iptables ethtool socat stunnel4 openssh-server openssh-client openssl gnuplot-nox
-    chromium fonts-dejavu-core nginx-light tinyproxy tcpdump conntrack tmux dnsmasq-base bind9-dnsutils iperf3)
+    chromium fonts-dejavu-core nginx-light tinyproxy tcpdump conntrack tmux dnsmasq-base bind9-dnsutils iperf3 gdb)
 
 missing=()
 for package in "${packages[@]}"; do

@@ -73,7 +73,7 @@ struct LinkTLSTests {
             .bind(host: "127.0.0.1", port: 0).get()
         defer { listener.close(promise: nil) }
         let port = try #require(listener.localAddress?.port)
-        let reply = group.next().makePromise(of: String.self)
+        let reply = group.next().makePromise(of: String.self).failing(after: PatternSender.deadline)
         let connection = try await ClientBootstrap(group: group)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {

@@ -32,7 +32,8 @@ struct LinkTransportTests {
     static func startTransfer(
         _ pair: TunnelPair, bytes: Int
     ) async throws -> (received: EventLoopFuture<(Int, String)>, sent: EventLoopFuture<String>) {
-        let done = pair.beta.eventLoop.makePromise(of: (Int, String).self)
+        // Bounded from the start: a stream that never reaches beta fails the test, not hangs it.
+        let done = pair.beta.eventLoop.makePromise(of: (Int, String).self).failing(after: PatternSender.deadline)
         pair.beta.onIncomingStream = { [beta = pair.beta] _, _, _ in HashingReceiver(driver: beta, done: done) }
         let sent = pair.alpha.eventLoop.makePromise(of: String.self)
         try await pair.alpha.eventLoop.submit {

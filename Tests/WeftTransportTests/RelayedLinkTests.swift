@@ -44,7 +44,10 @@ private final class RelayMesh: @unchecked Sendable {
                 incarnation += 1
                 drivers[site, default: [:]][peer] = TunnelDriver(
                     eventLoop: loops[Int(incarnation) % loops.count], localIncarnation: incarnation, peerSite: peer,
-                    options: TunnelEngine.Options(opensOddStreams: site < peer), logger: logger)
+                    // Nobody here re-dials a lost link (a site would): a link starved silent for 2 s by
+                    // the other test processes on a loaded 2-core machine would end the test.
+                    options: TunnelEngine.Options(opensOddStreams: site < peer, silenceLimit: .seconds(20)),
+                    logger: logger)
             }
         }
     }
@@ -180,7 +183,8 @@ struct RelayedLinkTests {
         #expect(established.peerSite == "beta")
         let alpha = mesh.driver("alpha", to: "beta")
         let beta = mesh.driver("beta", to: "alpha")
-        let received = beta.eventLoop.makePromise(of: (Int, String).self)
+        // Bounded from the start: a stream that never reaches beta fails the test, not hangs it.
+        let received = beta.eventLoop.makePromise(of: (Int, String).self).failing(after: PatternSender.deadline)
         try await beta.eventLoop.submit {
             beta.onIncomingStream = { _, _, _ in HashingReceiver(driver: beta, done: received) }
         }.get()

@@ -80,7 +80,16 @@ struct TunnelOverTLSTests {
         var sentDigests: [String] = []
         for future in sent { sentDigests.append(try await future.get()) }
         // Receivers register as streams arrive: wait until all three exist.
-        while received.withLockedValue({ $0.count }) < 3 { try await Task.sleep(for: .milliseconds(10)) }
+        let arrivalDeadline = ContinuousClock.now + .seconds(300)
+        while received.withLockedValue({ $0.count }) < 3 {
+            guard ContinuousClock.now < arrivalDeadline else {
+                churn.cancel()
+                Issue.record("only \(received.withLockedValue { $0.count }) of 3 streams arrived")
+                try await pair.shutdown()
+                return
+            }
+            try await Task.sleep(for: .milliseconds(10))
+        }
         var receivedDigests: [(Int, String)] = []
         for future in received.withLockedValue({ $0 }) { receivedDigests.append(try await future.get()) }
         churn.cancel()
@@ -133,7 +142,7 @@ struct TunnelOverTLSTests {
         }
 
         // The original link still carries a stream.
-        let done = pair.beta.eventLoop.makePromise(of: (Int, String).self)
+        let done = pair.beta.eventLoop.makePromise(of: (Int, String).self).failing(after: PatternSender.deadline)
         pair.beta.onIncomingStream = { [beta = pair.beta] _, _, _ in HashingReceiver(driver: beta, done: done) }
         let sentDone = pair.alpha.eventLoop.makePromise(of: String.self)
         try await pair.alpha.eventLoop.submit {
@@ -173,7 +182,7 @@ struct TunnelOverTLSTests {
     func silentConnectionDropped() async throws {
         let pair = try TunnelPair()
         try await pair.listen(handshakeTimeout: .milliseconds(300))
-        let closed = pair.group.next().makePromise(of: Void.self)
+        let closed = pair.group.next().makePromise(of: Void.self).failing(after: PatternSender.deadline)
         let channel = try await ClientBootstrap(group: pair.group)
             .channelInitializer { channel in
                 channel.closeFuture.whenComplete { _ in closed.succeed() }

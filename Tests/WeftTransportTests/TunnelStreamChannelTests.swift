@@ -35,8 +35,8 @@ private final class Collector: ChannelInboundHandler, @unchecked Sendable {
 
     init(expected: Int, on eventLoop: EventLoop) {
         self.expected = expected
-        done = eventLoop.makePromise()
-        inactive = eventLoop.makePromise()
+        done = eventLoop.makePromise().failing(after: PatternSender.deadline)
+        inactive = eventLoop.makePromise().failing(after: PatternSender.deadline)
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
