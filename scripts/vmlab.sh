@@ -135,12 +135,7 @@ boot() {
 
 if [[ ${1:-} == run ]]; then
     shift
-    # The guest's /tmp is its own: each script runs from a copy in the cache.
-    mkdir -p "$cache/run"
-    for script in "$@"; do
-        cp "$script" "$cache/run/$(basename "$script")"
-        boot "$cache/run/$(basename "$script")"
-    done
+    for script in "$@"; do boot "$(realpath "$script")"; done
     exit 0
 fi
 
