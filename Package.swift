@@ -55,7 +55,7 @@ let package = Package(
         .target(
             name: "WeftTransport",
             dependencies: [
-                "WeftTunnel", "WeftIdentity", "WeftWire", "CNGTCP2",
+                "WeftTunnel", "WeftIdentity", "WeftWire", "CNGTCP2", "CBluetooth",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -73,6 +73,12 @@ let package = Package(
             name: "CNGTCP2",
             pkgConfig: "libngtcp2_crypto_gnutls",
             providers: [.apt(["libngtcp2-dev", "libngtcp2-crypto-gnutls-dev", "libgnutls28-dev"])]
+        ),
+        // Bluetooth links (RFCOMM): BlueZ's libbluetooth from Debian's libbluetooth-dev.
+        .systemLibrary(
+            name: "CBluetooth",
+            pkgConfig: "bluez",
+            providers: [.apt(["libbluetooth-dev"])]
         ),
         // libmosquitto from Debian's libmosquitto-dev.
         .systemLibrary(

@@ -39,6 +39,23 @@ struct LinkEndpointTests {
         #expect(LinkEndpoint(announced: .init(linkType: .websocket, address: "not a url", port: 80)) == nil)
     }
 
+    @Test("announced Bluetooth endpoints: an adapter's address and an RFCOMM channel 1–30, or malformed")
+    func bluetooth() throws {
+        let endpoint = try #require(
+            LinkEndpoint(announced: .init(linkType: .bluetooth, address: "00:aa:01:00:00:00", port: 11)))
+        #expect(endpoint.transport == .bluetooth && endpoint.host == "00:AA:01:00:00:00" && endpoint.port == 11)
+        #expect(endpoint.announced == .init(linkType: .bluetooth, address: "00:AA:01:00:00:00", port: 11))
+        #expect(endpoint.description == "bluetooth 00:AA:01:00:00:00 channel 11")
+        for (address, port) in [
+            ("00:AA:01:00:00:00", 0), ("00:AA:01:00:00:00", 31), ("00:00:00:00:00:00", 1), ("198.18.0.1", 1),
+            ("hci0", 1), ("00:AA:01:00:00", 1),
+        ] {
+            #expect(
+                LinkEndpoint(announced: .init(linkType: .bluetooth, address: address, port: UInt16(port))) == nil,
+                "\(address) \(port)")
+        }
+    }
+
     @Test("proxy URLs: http with credentials (percent-decoded), socks5 without; the password is never printed")
     func proxies() throws {
         let http = try LinkProxy.parse("http://us%40er:p%3Ass@proxy.example:3128").get()

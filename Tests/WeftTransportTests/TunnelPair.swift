@@ -187,14 +187,17 @@ final class TunnelPair: @unchecked Sendable {
     }
 
     /// Beta listens; only alpha's certificate, as site alpha, in the right tunnel, may link.
+    /// `host` and `port` are the transport's (a Bluetooth adapter and RFCOMM channel).
     func listen(
+        host: String = "127.0.0.1", port: Int = 0,
         handshakeTimeout: TimeAmount = .seconds(5), admission: HandshakeAdmission = HandshakeAdmission()
     ) async throws {
         let alphaFingerprint = alphaIdentity.fingerprint
         let beta = self.beta
         let betaLinks = self.betaLinks
+        listenedPort = port
         listener = try await LinkListener.bind(
-            host: "127.0.0.1", port: 0, over: listenTransport, group: group, site: betaSite,
+            host: host, port: port, over: listenTransport, group: group, site: betaSite,
             handshakeTimeout: handshakeTimeout,
             admission: admission,
             handlers: .init(
@@ -212,7 +215,9 @@ final class TunnelPair: @unchecked Sendable {
         ).get()
     }
 
-    var port: Int { listener.localAddress!.port! }
+    /// The port asked for, when it was not 0 (a transport whose channels have no socket address).
+    var listenedPort = 0
+    var port: Int { listener.localAddress?.port ?? listenedPort }
 
     /// Beta's first accepted link, once it is there: the dialer's handshake completes when the
     /// welcome arrives, a moment before the acceptor hands its side over.

@@ -22,38 +22,6 @@ private final class Echo: ChannelInboundHandler {
     }
 }
 
-/// Hashes what it reads until `expected` bytes arrived; remembers how the channel ended.
-/// (`@unchecked Sendable`: used on its channel's loop; tests read it once it is done.)
-private final class Collector: ChannelInboundHandler, @unchecked Sendable {
-    typealias InboundIn = ByteBuffer
-
-    private var hash = SHA256()
-    private(set) var count = 0
-    private let expected: Int
-    let done: EventLoopPromise<String>
-    let inactive: EventLoopPromise<Int>
-
-    init(expected: Int, on eventLoop: EventLoop) {
-        self.expected = expected
-        done = eventLoop.makePromise().failing(after: PatternSender.deadline)
-        inactive = eventLoop.makePromise().failing(after: PatternSender.deadline)
-    }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let bytes = unwrapInboundIn(data)
-        bytes.withUnsafeReadableBytes { hash.update(bufferPointer: $0) }
-        count += bytes.readableBytes
-        if count == expected { done.succeed(Array(hash.finalize()).hexEncoded) }
-    }
-
-    func channelInactive(context: ChannelHandlerContext) {
-        inactive.succeed(count)
-        done.fail(ChannelError.eof)
-    }
-
-    func errorCaught(context: ChannelHandlerContext, error: Error) {}
-}
-
 /// A tunnel's stream as a channel, between two real sites on loopback: the ground relayed
 /// links stand on (a link's TLS and handshake running inside another tunnel's stream).
 @Suite("Tunnel stream channel", .timeLimit(.minutes(3)))
@@ -92,7 +60,7 @@ struct TunnelStreamChannelTests {
         let total = 8 << 20
         let payload = Self.random(total)
         let expected = payload.withUnsafeReadableBytes { Array(SHA256.hash(data: $0)).hexEncoded }
-        let collector = Collector(expected: total, on: pair.alpha.eventLoop)
+        let collector = ChannelCollector(expected: total, on: pair.alpha.eventLoop)
         let channel = try await pair.alpha.eventLoop.submit {
             try TunnelStreamChannel.open(on: pair.alpha, appName: "weft.test", target: nil) { channel in
                 try channel.pipeline.syncOperations.addHandler(
@@ -115,9 +83,9 @@ struct TunnelStreamChannelTests {
     func backpressure() async throws {
         let held = NIOLockedValueBox<TunnelStreamChannel?>(nil)
         let total = 16 << 20
-        let collector = NIOLockedValueBox<Collector?>(nil)
+        let collector = NIOLockedValueBox<ChannelCollector?>(nil)
         let pair = try await Self.pair { _, channel in
-            let made = Collector(expected: total, on: channel.eventLoop)
+            let made = ChannelCollector(expected: total, on: channel.eventLoop)
             collector.withLockedValue { $0 = made }
             try! channel.activate { channel in
                 try channel.pipeline.syncOperations.addHandler(made)
@@ -180,7 +148,7 @@ struct TunnelStreamChannelTests {
         #expect("\(error.map { "\($0)" } ?? "none")".contains("reset"))
 
         // A close after a write: the peer reads the bytes, then sees the end.
-        let collector = Collector(expected: 5, on: pair.beta.eventLoop)
+        let collector = ChannelCollector(expected: 5, on: pair.beta.eventLoop)
         let second = try await pair.alpha.eventLoop.submit {
             try TunnelStreamChannel.open(on: pair.alpha, appName: "weft.test", target: nil) { _ in }
         }.get()

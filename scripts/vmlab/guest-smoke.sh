@@ -8,20 +8,13 @@ fail() {
     exit 1
 }
 echo "guest: Linux $(uname -r), $(nproc) CPUs"
-# btvirt's emulated controllers do their crypto through AF_ALG.
-for module in algif_skcipher algif_hash hci_vhci rfcomm dummy_hcd libcomposite usb_f_fs; do
+for module in dummy_hcd libcomposite usb_f_fs; do
     modprobe "$module" || fail "modprobe $module"
 done
 mount -t configfs none /sys/kernel/config 2>/dev/null || true
 
 echo "-- Bluetooth: two virtual controllers"
-btvirt -l2 >/tmp/btvirt.log 2>&1 &
-for _ in $(seq 1 100); do [[ -e /sys/class/bluetooth/hci1 ]] && break; sleep 0.1; done
-[[ -e /sys/class/bluetooth/hci1 ]] || fail "btvirt made no controllers: $(cat /tmp/btvirt.log)"
-for hci in hci0 hci1; do
-    hciconfig "$hci" up
-    hciconfig "$hci" piscan
-done
+source "$WEFT_REPO/scripts/vmlab/bluetooth-controllers.sh"
 a0=$(hciconfig hci0 | awk '/BD Address/ {print $3}')
 a1=$(hciconfig hci1 | awk '/BD Address/ {print $3}')
 echo "hci0 $a0, hci1 $a1"

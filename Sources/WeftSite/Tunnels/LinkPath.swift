@@ -29,6 +29,7 @@ public struct LinkPath: Hashable, Sendable, CustomStringConvertible {
             case .websocket: remote.url
             case .relay: "relay via \(remote.host)"
             case .punch: "punch \(String(host: remote.host, port: remote.port))"
+            case .bluetooth: "bluetooth \(remote.host) channel \(remote.port)"
             }
         return "\(local.map { "\($0)" } ?? "*")→\(target)#\(index)"
     }

@@ -9,7 +9,8 @@ public struct LinkEndpoint: Hashable, Sendable, CustomStringConvertible {
     public typealias Kind = SiteAnnouncement.Endpoint.LinkType
 
     public var transport: Kind
-    /// An IP literal (no brackets) or, for WebSocket, a DNS name.
+    /// An IP literal (no brackets); for WebSocket, a DNS name; for Bluetooth, the peer adapter's
+    /// address (and `port` its RFCOMM channel).
     public var host: String
     public var port: Int
     /// WebSocket: the request path, starting with `/`.
@@ -71,13 +72,18 @@ public struct LinkEndpoint: Hashable, Sendable, CustomStringConvertible {
         case .websocket:
             guard let parsed = Self.webSocket(url: endpoint.address) else { return nil }
             self = parsed
+        case .bluetooth:
+            guard let address = BluetoothAddress(endpoint.address), RFCOMMSocket.channels.contains(Int(endpoint.port))
+            else { return nil }
+            self.init(transport: .bluetooth, host: address.description, port: Int(endpoint.port))
         }
     }
 
     /// The announcement entry for this endpoint.
     public var announced: SiteAnnouncement.Endpoint {
         switch transport {
-        case .tls, .quic, .punch: SiteAnnouncement.Endpoint(linkType: transport, address: host, port: UInt16(port))
+        case .tls, .quic, .punch, .bluetooth:
+            SiteAnnouncement.Endpoint(linkType: transport, address: host, port: UInt16(port))
         case .websocket: SiteAnnouncement.Endpoint(linkType: .websocket, address: url, port: UInt16(port))
         case .relay: SiteAnnouncement.Endpoint(linkType: .relay, address: host, port: 0)
         }
@@ -96,6 +102,7 @@ public struct LinkEndpoint: Hashable, Sendable, CustomStringConvertible {
         case .tls, .quic, .punch:
             host.contains(":") ? "\(transport) [\(host)]:\(port)" : "\(transport) \(host):\(port)"
         case .websocket: "websocket \(url)"
+        case .bluetooth: "bluetooth \(host) channel \(port)"
         case .relay: target.isEmpty ? "relay via \(host)" : "relay via \(host) to \(target)"
         }
     }

@@ -46,6 +46,22 @@ extension LinkTransport {
     public var securesLinks: Bool { false }
 }
 
+extension EventLoopFuture where Value == Channel {
+    /// A dialed stream, once `ready` has set it up; a stream `ready` refuses is closed and the
+    /// dial fails with its error.
+    func readied(_ ready: @escaping @Sendable (Channel) throws -> Void) -> EventLoopFuture<Channel> {
+        flatMapThrowing { channel in
+            do {
+                try ready(channel)
+            } catch {
+                channel.close(promise: nil)
+                throw error
+            }
+            return channel
+        }
+    }
+}
+
 /// A channel whose transport authenticated the peer (see `LinkTransport.securesLinks`).
 public protocol PeerAuthenticatedChannel: Channel {
     /// The certificate the peer presented and the transport accepted.

@@ -19,15 +19,7 @@ public struct TCPLinkTransport: LinkTransport {
     ) -> EventLoopFuture<Channel> {
         StreamConnector.connect(
             host: endpoint.host, port: endpoint.port, from: local, context: context, on: eventLoop, timeout: timeout
-        ).flatMapThrowing { channel in
-            do {
-                try ready(channel)
-            } catch {
-                channel.close(promise: nil)
-                throw error
-            }
-            return channel
-        }
+        ).readied(ready)
     }
 
     public func listen(

@@ -20,6 +20,10 @@ public struct SiteAnnouncement: Hashable, Sendable {
             /// A QUIC socket behind NAT (`nat-traversal`): `address` and `port` are its public
             /// mapping, reached only by hole punching (a rendezvous first), never dialed as is.
             case punch = 5
+            /// RFCOMM over Bluetooth: `address` is the adapter's address (`00:1A:7D:DA:71:13`),
+            /// `port` the RFCOMM channel (1–30). Older builds skip it, as a peer without
+            /// Bluetooth does.
+            case bluetooth = 6
 
             public var description: String {
                 switch self {
@@ -28,12 +32,14 @@ public struct SiteAnnouncement: Hashable, Sendable {
                 case .quic: "quic"
                 case .relay: "relay"
                 case .punch: "punch"
+                case .bluetooth: "bluetooth"
                 }
             }
         }
 
         public var linkType: LinkType
-        /// An IP literal (no brackets); for `websocket`, the URL to dial.
+        /// An IP literal (no brackets); for `websocket`, the URL to dial; for `bluetooth`, a
+        /// Bluetooth address.
         public var address: String
         public var port: UInt16
 

@@ -1,0 +1,68 @@
+import NIOCore
+import NIOPosix
+import WeftIdentity
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Links over Bluetooth: an RFCOMM connection is the byte stream, and the link's TLS and
+/// handshake run inside it as on TCP, so a Bluetooth peer that does not complete them is
+/// dropped like any stranger.
+///
+/// The endpoint's host is the peer adapter's address and its port the RFCOMM channel. Dials
+/// leave from `adapter` (nil: the kernel picks one). A listener's host names its adapter by
+/// address or as `hciN`.
+public struct BluetoothLinkTransport: LinkTransport {
+    public let adapter: BluetoothAddress?
+
+    public init(adapter: BluetoothAddress? = nil) {
+        self.adapter = adapter
+    }
+
+    public var kind: LinkEndpoint.Kind { .bluetooth }
+
+    public func dial(
+        _ endpoint: LinkEndpoint, from local: SocketAddress?, on eventLoop: EventLoop, timeout: TimeAmount,
+        expecting expected: CertificateFingerprint,
+        ready: @escaping @Sendable (Channel) throws -> Void
+    ) -> EventLoopFuture<Channel> {
+        guard endpoint.transport == .bluetooth, let peer = BluetoothAddress(endpoint.host),
+            RFCOMMSocket.channels.contains(endpoint.port)
+        else {
+            return eventLoop.makeFailedFuture(LinkError(.transport, "not a Bluetooth endpoint: \(endpoint)"))
+        }
+        let adapter = self.adapter
+        let channel = endpoint.port
+        return NIOThreadPool.singleton.runIfActive(eventLoop: eventLoop) {
+            try RFCOMMSocket.connect(from: adapter, to: peer, channel: channel, timeout: timeout)
+        }.flatMap { fd in
+            ClientBootstrap(group: eventLoop).withConnectedSocket(fd).flatMapErrorThrowing { error in
+                close(fd)
+                throw error
+            }
+        }.readied(ready)
+    }
+
+    public func listen(
+        host: String, port: Int, group: EventLoopGroup, timeout: TimeAmount,
+        trusts: @escaping @Sendable (Channel, CertificateFingerprint) -> Bool,
+        accept: @escaping @Sendable (Channel) -> Ready?
+    ) -> EventLoopFuture<Channel> {
+        let fd: CInt
+        do {
+            guard let named = BluetoothAdapter(host) else {
+                throw LinkError(.transport, "not a Bluetooth adapter: \(host)")
+            }
+            fd = try RFCOMMSocket.bound(adapter: try RFCOMMSocket.address(of: named), channel: port)
+        } catch {
+            return group.next().makeFailedFuture(error)
+        }
+        return ServerBootstrap(group: group)
+            .childChannelInitializer { channel in
+                guard let ready = accept(channel) else { return channel.close() }
+                return channel.eventLoop.makeCompletedFuture { try ready(channel) }
+            }
+            .withBoundSocket(fd)
+    }
+}
