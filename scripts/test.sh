@@ -19,6 +19,10 @@ heavy='Simulator|TunnelOverTLS|QUICLinkTests'
 # rather than holding the run until CI gives up on it.
 watchdog() {
     local status=0
+    # `timeout` leads a process group of its own: the stacks below are of this run's tests only,
+    # not of another checkout's on the same machine.
+    timeout --kill-after=30 1800 "$@" &
+    local runner=$!
     # Shortly before the limit, every thread of a test process still running is printed: a hang
     # names its test (HeavyTestGate's watchdog) and shows where it waits.
     (
@@ -26,14 +30,17 @@ watchdog() {
         sleep 1770 </dev/null >/dev/null 2>&1 &
         sleeper=$!
         wait "$sleeper"
-        for pid in $(pgrep -f 'weftPackageTests.xctest' || true); do
+        for pid in $(pgrep -g "$runner" -f 'weftPackageTests.xctest' || true); do
             echo "!! threads of the test process $pid, still running after 29.5 minutes:"
             timeout 60 gdb -p "$pid" -batch -ex 'thread apply all bt 25' 2>/dev/null | grep -E '^(Thread|#)' | head -600 || true
         done
     ) &
     local stacks=$!
-    timeout --kill-after=30 1800 "$@" || status=$?
+    trap 'kill "$runner" "$stacks" 2>/dev/null || true' EXIT
+    wait "$runner" || status=$?
     kill "$stacks" 2>/dev/null || true
+    wait "$stacks" 2>/dev/null || true
+    trap - EXIT
     if [[ $status -eq 124 || $status -eq 137 ]]; then
         echo "!! $* did not finish within 30 minutes: a test hung (the last 'started' lines above without an end)"
     fi

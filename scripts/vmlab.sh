@@ -46,6 +46,12 @@ if ((${#missing[@]})); then
 fi
 command -v qemu-system-x86_64 >/dev/null || skip "qemu-system-x86_64 is not installed and could not be"
 
+# One lab at a time on this machine: runs from other checkouts wait here (the cache is shared,
+# and two emulated guests at once would only slow each other down).
+mkdir -p "$cache"
+exec 9>"$cache/lock"
+flock 9
+
 # Debian's kernel: the version linux-image-amd64 depends on, downloaded and unpacked, never installed.
 kernel_package=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/ {print $2; exit}')
 [[ -n $kernel_package ]] || skip "apt knows no linux-image-amd64 (no Debian archive configured)"
@@ -64,11 +70,13 @@ if [[ ! -f $kernel_root/boot/vmlinuz-$release ]]; then
     mv "$kernel_root.tmp" "$kernel_root"
     rm -f "$cache/download/${kernel_package}"_*.deb
 fi
+# Bookworm's kernel packages ship lib/modules, later ones usr/lib/modules.
 modules="$kernel_root/lib/modules/$release"
+[[ -d $modules ]] || modules="$kernel_root/usr/lib/modules/$release"
 
 # The initramfs: busybox, the modules that mount the shared root, and /init (scripts/vmlab/init).
-initrd="$cache/initrd-$release.cpio"
-if [[ ! -f $initrd || $repo/scripts/vmlab/init -nt $initrd || $0 -nt $initrd ]]; then
+initrd="$cache/initrd-$release-$(cat "$repo/scripts/vmlab/init" "$0" | sha256sum | cut -c1-16).cpio"
+if [[ ! -f $initrd ]]; then
     say "building the initramfs"
     staging=$(mktemp -d)
     mkdir -p "$staging"/{bin,dev,proc,sys,mnt,newroot,modules}
@@ -93,21 +101,23 @@ if [[ ! -f $initrd || $repo/scripts/vmlab/init -nt $initrd || $0 -nt $initrd ]];
     printf '%s\n' "${load_order[@]}" >"$staging/modules/order"
     cp "$repo/scripts/vmlab/init" "$staging/init"
     chmod 755 "$staging/init"
-    (cd "$staging" && find . | busybox cpio -o -H newc 2>/dev/null) >"$initrd.tmp"
-    mv "$initrd.tmp" "$initrd"
+    (cd "$staging" && find . | busybox cpio -o -H newc 2>/dev/null) >"$initrd.$$"
+    mv "$initrd.$$" "$initrd"
     rm -rf "$staging"
 fi
 
 accel=(-accel tcg)
 accel_name="TCG (software emulation: slower)"
 # KVM works when a kernel boots with it: on some hosts (nested virtualization) /dev/kvm opens but
-# the guest never runs, so the probe boots the lab's kernel without a root and waits for its banner.
-if [[ -r /dev/kvm && -w /dev/kvm && ${WEFT_VMLAB_ACCEL:-} != tcg ]] &&
-    timeout 30 qemu-system-x86_64 -accel kvm -cpu host -m 256 -kernel "$kernel_root/boot/vmlinuz-$release" \
+# the guest never runs, so the probe boots the lab's kernel without a root and looks for its banner.
+if [[ -r /dev/kvm && -w /dev/kvm && ${WEFT_VMLAB_ACCEL:-} != tcg ]]; then
+    banner=$(timeout 30 qemu-system-x86_64 -accel kvm -cpu host -m 256 -kernel "$kernel_root/boot/vmlinuz-$release" \
         -append "console=ttyS0 panic=-1" -nic none -display none -serial stdio -monitor none -no-reboot \
-        </dev/null 2>/dev/null | grep -q -m1 "Linux version"; then
-    accel=(-accel kvm -cpu host)
-    accel_name="KVM"
+        </dev/null 2>/dev/null || true)
+    if grep -q "Linux version" <<<"$banner"; then
+        accel=(-accel kvm -cpu host)
+        accel_name="KVM"
+    fi
 fi
 
 # Boots the guest once to run `$1` (a path on this machine) as root; its output comes back on the
@@ -119,7 +129,7 @@ boot() {
     local started=$SECONDS
     timeout --kill-after=10 "$boot_timeout" qemu-system-x86_64 "${accel[@]}" -m "$memory" -smp 2 \
         -kernel "$kernel_root/boot/vmlinuz-$release" -initrd "$initrd" \
-        -append "console=ttyS0 quiet loglevel=3 panic=-1 weft.kernelroot=$kernel_root weft.script=$script weft.repo=$repo" \
+        -append "console=ttyS0 quiet loglevel=3 panic=-1 weft.modules=$modules weft.script=$script weft.repo=$repo" \
         -virtfs "local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap" \
         -nic none -display none -monitor none -serial stdio -no-reboot </dev/null 2>&1 |
         tr -d '\r' | tee "$log" | grep -v -E '^weft-vmlab-status ' || true

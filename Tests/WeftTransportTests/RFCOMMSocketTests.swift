@@ -8,7 +8,7 @@ import WeftTestSupport
 @testable import WeftTransport
 
 /// Two Bluetooth controllers, named in `WEFT_VMLAB_BLUETOOTH` (`hci0,hci1`): the VM lab's
-/// btvirt controllers (`scripts/vmlab/guest-bluetooth.sh`). This host's kernel has none.
+/// btvirt controllers (`scripts/vmlab/guest-bluetooth-sockets.sh`). This host's kernel has none.
 private enum LabControllers {
     static let names: [String]? = {
         let names = ProcessInfo.processInfo.environment["WEFT_VMLAB_BLUETOOTH"]?.split(separator: ",").map(String.init)

@@ -47,7 +47,8 @@ extension EventLoopPromise {
 /// hashing what it sends. Lives on the driver's event loop.
 final class PatternSender: TunnelStreamDelegate {
     static let pattern = ByteBuffer(bytes: randomBytes(1 << 20))
-    /// A transfer that has not ended by then failed (the suites' time limits are longer).
+    /// A transfer that has not ended by then failed: a wait on it never hangs, even where a time
+    /// limit cannot end it (a future's `get()` ignores cancellation).
     static let deadline: TimeAmount = .seconds(300)
 
     let driver: TunnelDriver

@@ -59,6 +59,10 @@ struct USBLinkFramingTests {
                 #expect(transfer.readableBytes % packet != 0)
             }
         }
+        // Packet sizes are powers of two from 8: anything else is taken down to one.
+        for (asked, taken) in [(0, 8), (12, 8), (64, 64), (1_000, 512), (1_024, 1_024)] {
+            #expect(USBLinkSerializer(session: 1, maxTransfer: 4_096, maxPacketSize: asked).maxPacketSize == taken)
+        }
         let hostSide = USBLinkSerializer(session: Self.session, maxTransfer: 4_096, maxPacketSize: 512)
         var gadget = USBLinkParser(gadgetWithMaxTransfer: 4_096)
         #expect(gadget.session == nil)

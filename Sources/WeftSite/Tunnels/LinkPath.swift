@@ -42,6 +42,9 @@ public struct LinkPath: Hashable, Sendable, CustomStringConvertible {
     /// (the same bound as the links one tunnel accepts).
     public static let maxPathsPerPeer = 64
 
+    /// Announced link types never planned as paths (see `plan`).
+    static let undialed: Set<SiteAnnouncement.Endpoint.LinkType> = [.punch, .bluetooth]
+
     /// Every link to keep to a peer announcing `endpoints`: each endpoint from each local
     /// address of the same family, `linksPerPath` times, at most `maxPathsPerPeer`. Endpoints
     /// the policy refuses (not an IP literal, unspecified, link-local, multicast, this site's own
@@ -53,8 +56,9 @@ public struct LinkPath: Hashable, Sendable, CustomStringConvertible {
         var paths: [LinkPath] = []
         var seen = Set<LinkPath>()
         for endpoint in endpoints.prefix(maxEndpoints) {
-            // A punch endpoint is reached by hole punching (`HolePuncher`), not dialed as a path.
-            guard endpoint.linkType != .punch, var remote = LinkEndpoint(announced: endpoint),
+            // A punch endpoint is reached by hole punching (`HolePuncher`), not dialed as a path;
+            // a Bluetooth one only by a site with an adapter, which sites cannot name yet.
+            guard !Self.undialed.contains(endpoint.linkType), var remote = LinkEndpoint(announced: endpoint),
                 refusal(remote, policy: policy) == nil
             else { continue }
             let address = IPAddress(remote.host)
@@ -80,7 +84,7 @@ extension LinkPath {
         endpoints: [SiteAnnouncement.Endpoint], policy: EndpointPolicy
     ) -> [(endpoint: String, refusal: EndpointPolicy.Refusal)] {
         endpoints.prefix(maxEndpoints).compactMap { endpoint in
-            guard endpoint.linkType != .punch else { return nil }
+            guard !undialed.contains(endpoint.linkType) else { return nil }
             guard let remote = LinkEndpoint(announced: endpoint) else {
                 return ("\(endpoint.linkType) \(endpoint.address) port \(endpoint.port)", .malformed)
             }

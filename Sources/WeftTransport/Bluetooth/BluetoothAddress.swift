@@ -38,7 +38,8 @@ public struct BluetoothAddress: Hashable, Sendable, CustomStringConvertible {
 }
 
 /// What `listenAddress` of a Bluetooth socket names: an adapter by its address, or by the
-/// kernel's name for it (`hci0`), which follows adapters that appear later.
+/// kernel's name for it (`hci0`). Either is resolved to the adapter's address when a listener
+/// binds, so the adapter must be present and up then.
 public enum BluetoothAdapter: Hashable, Sendable, CustomStringConvertible {
     case address(BluetoothAddress)
     /// `hciN`: the kernel's index N (0–255).

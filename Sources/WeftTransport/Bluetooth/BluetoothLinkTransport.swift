@@ -2,10 +2,6 @@ import NIOCore
 import NIOPosix
 import WeftIdentity
 
-#if canImport(Glibc)
-    import Glibc
-#endif
-
 /// Links over Bluetooth: an RFCOMM connection is the byte stream, and the link's TLS and
 /// handshake run inside it as on TCP, so a Bluetooth peer that does not complete them is
 /// dropped like any stranger.
@@ -34,13 +30,11 @@ public struct BluetoothLinkTransport: LinkTransport {
         }
         let adapter = self.adapter
         let channel = endpoint.port
-        return NIOThreadPool.singleton.runIfActive(eventLoop: eventLoop) {
+        return RFCOMMSocket.connectPool.runIfActive(eventLoop: eventLoop) {
             try RFCOMMSocket.connect(from: adapter, to: peer, channel: channel, timeout: timeout)
         }.flatMap { fd in
-            ClientBootstrap(group: eventLoop).withConnectedSocket(fd).flatMapErrorThrowing { error in
-                close(fd)
-                throw error
-            }
+            // NIO owns the socket from here, and closes it on any failure.
+            ClientBootstrap(group: eventLoop).withConnectedSocket(fd)
         }.readied(ready)
     }
 

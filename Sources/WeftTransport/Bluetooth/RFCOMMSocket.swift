@@ -1,5 +1,6 @@
 import CBluetooth
 import NIOCore
+import NIOPosix
 
 #if canImport(Glibc)
     import Glibc
@@ -14,15 +15,24 @@ enum RFCOMMSocket {
     /// RFCOMM server channels.
     static let channels: ClosedRange<Int> = 1...30
 
+    /// Connects wait here, each for up to its dial timeout: a few peers out of range must not
+    /// hold NIO's shared pool (host-name lookups) for that long.
+    static let connectPool: NIOThreadPool = {
+        let pool = NIOThreadPool(numberOfThreads: 4)
+        pool.start()
+        return pool
+    }()
+
     /// The address of a local adapter that is up, found by its address or its kernel name.
     static func address(of adapter: BluetoothAdapter) throws -> BluetoothAddress {
         let id = adapter.description.withCString { hci_devid($0) }
         guard id >= 0 else {
             throw LinkError(.transport, "no Bluetooth adapter \(adapter) is present and up")
         }
-        var address = bdaddr_t()
+        var address = weft_bdaddr_t()
         guard hci_devba(id, &address) == 0 else {
-            throw LinkError(.transport, "the Bluetooth adapter \(adapter) is down: \(errorText(errno))")
+            let code = errno
+            throw LinkError(.transport, "the Bluetooth adapter \(adapter) is down: \(errorText(code))")
         }
         guard let parsed = BluetoothAddress(kernelOrder: bytes(of: address)) else {
             throw LinkError(.transport, "the Bluetooth adapter \(adapter) has no address")
@@ -57,12 +67,13 @@ enum RFCOMMSocket {
             var address = socketAddress(peer, channel: channel)
             let result = withUnsafePointer(to: &address) { pointer in
                 pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                    Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_rc>.size))
+                    Glibc.connect(fd, $0, socklen_t(MemoryLayout<weft_sockaddr_rc>.size))
                 }
             }
             if result != 0 {
-                guard errno == EINPROGRESS || errno == EAGAIN else {
-                    throw LinkError(.transport, "RFCOMM connect to \(peer) channel \(channel): \(errorText(errno))")
+                let code = errno
+                guard code == EINPROGRESS || code == EAGAIN else {
+                    throw LinkError(.transport, "RFCOMM connect to \(peer) channel \(channel): \(errorText(code))")
                 }
                 var poller = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
                 let milliseconds = CInt(clamping: max(timeout.nanoseconds / 1_000_000, 1))
@@ -88,8 +99,8 @@ enum RFCOMMSocket {
 
     private static func open() throws -> CInt {
         let fd = socket(
-            AF_BLUETOOTH, CInt(SOCK_STREAM.rawValue) | CInt(SOCK_NONBLOCK.rawValue) | CInt(SOCK_CLOEXEC.rawValue),
-            BTPROTO_RFCOMM)
+            WEFT_AF_BLUETOOTH, CInt(SOCK_STREAM.rawValue) | CInt(SOCK_NONBLOCK.rawValue) | CInt(SOCK_CLOEXEC.rawValue),
+            WEFT_BTPROTO_RFCOMM)
         guard fd >= 0 else {
             throw LinkError(.transport, "no RFCOMM sockets on this machine: \(errorText(errno))")
         }
@@ -100,7 +111,7 @@ enum RFCOMMSocket {
         var address = socketAddress(adapter, channel: channel)
         let result = withUnsafePointer(to: &address) { pointer in
             pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                Glibc.bind(fd, $0, socklen_t(MemoryLayout<sockaddr_rc>.size))
+                Glibc.bind(fd, $0, socklen_t(MemoryLayout<weft_sockaddr_rc>.size))
             }
         }
         guard result == 0 else {
@@ -108,16 +119,16 @@ enum RFCOMMSocket {
         }
     }
 
-    private static func socketAddress(_ address: BluetoothAddress, channel: Int) -> sockaddr_rc {
-        var socketAddress = sockaddr_rc()
-        socketAddress.rc_family = sa_family_t(AF_BLUETOOTH)
+    private static func socketAddress(_ address: BluetoothAddress, channel: Int) -> weft_sockaddr_rc {
+        var socketAddress = weft_sockaddr_rc()
+        socketAddress.rc_family = UInt16(WEFT_AF_BLUETOOTH)
         let kernel = address.kernelOrder
         socketAddress.rc_bdaddr.b = (kernel[0], kernel[1], kernel[2], kernel[3], kernel[4], kernel[5])
         socketAddress.rc_channel = UInt8(clamping: channel)
         return socketAddress
     }
 
-    private static func bytes(of address: bdaddr_t) -> [UInt8] {
+    private static func bytes(of address: weft_bdaddr_t) -> [UInt8] {
         withUnsafeBytes(of: address.b) { Array($0) }
     }
 

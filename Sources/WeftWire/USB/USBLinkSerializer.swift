@@ -14,7 +14,9 @@ public struct USBLinkSerializer: Sendable {
         self.session = session
         self.maxTransfer = min(
             max(maxTransfer, USBLinkFrame.transferSizes.lowerBound), USBLinkFrame.transferSizes.upperBound)
-        self.maxPacketSize = max(maxPacketSize, 8)
+        // USB packet sizes are powers of two (8 to 1024); anything else is taken down to one.
+        let size = max(maxPacketSize, 8)
+        self.maxPacketSize = 1 << (Int.bitWidth - 1 - size.leadingZeroBitCount)
     }
 
     /// The most stream bytes one transfer carries: a header, and room for a pad frame if the
@@ -52,7 +54,8 @@ public struct USBLinkSerializer: Sendable {
         return transfer
     }
 
-    /// A header-only pad frame moves a transfer off a packet boundary (12 < every packet size).
+    /// A header-only pad frame (12 bytes, never a multiple of a packet size: 8 or more, a power of
+    /// two) moves a transfer off a packet boundary.
     private func endWithShortPacket(_ transfer: inout ByteBuffer) {
         if transfer.readableBytes % maxPacketSize == 0 {
             Self.writeFrame(.pad, session: session, payload: ByteBuffer(), into: &transfer)
