@@ -24,6 +24,11 @@ public enum USBLinkFrame {
     /// Bounds for `maxTransfer`: room for a header and a byte, and at most 1 MiB.
     public static let transferSizes = (headerSize + 1)...(1 << 20)
 
+    /// `asked`, clamped to `transferSizes` (both ends take it the same way).
+    static func transferSize(_ asked: Int) -> Int {
+        min(max(asked, transferSizes.lowerBound), transferSizes.upperBound)
+    }
+
     public struct Kind: Hashable, Sendable, CustomStringConvertible {
         public let rawValue: UInt8
         init(_ rawValue: UInt8) { self.rawValue = rawValue }

@@ -19,15 +19,13 @@ public struct USBLinkParser: Sendable {
 
     public init(hostSession session: UInt32, maxTransfer: Int) {
         self.session = session
-        self.maxTransfer = min(
-            max(maxTransfer, USBLinkFrame.transferSizes.lowerBound), USBLinkFrame.transferSizes.upperBound)
+        self.maxTransfer = USBLinkFrame.transferSize(maxTransfer)
         self.isGadget = false
     }
 
     public init(gadgetWithMaxTransfer maxTransfer: Int) {
         self.session = nil
-        self.maxTransfer = min(
-            max(maxTransfer, USBLinkFrame.transferSizes.lowerBound), USBLinkFrame.transferSizes.upperBound)
+        self.maxTransfer = USBLinkFrame.transferSize(maxTransfer)
         self.isGadget = true
     }
 

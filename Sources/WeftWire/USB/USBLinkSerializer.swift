@@ -12,8 +12,7 @@ public struct USBLinkSerializer: Sendable {
     /// endpoint's (64 at full speed, 512 at high speed, 1024 at super speed).
     public init(session: UInt32, maxTransfer: Int, maxPacketSize: Int) {
         self.session = session
-        self.maxTransfer = min(
-            max(maxTransfer, USBLinkFrame.transferSizes.lowerBound), USBLinkFrame.transferSizes.upperBound)
+        self.maxTransfer = USBLinkFrame.transferSize(maxTransfer)
         // USB packet sizes are powers of two (8 to 1024); anything else is taken down to one.
         let size = max(maxPacketSize, 8)
         self.maxPacketSize = 1 << (Int.bitWidth - 1 - size.leadingZeroBitCount)
