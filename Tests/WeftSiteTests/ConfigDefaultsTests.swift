@@ -377,6 +377,40 @@ struct ConfigDefaultsTests {
             ])
     }
 
+    @Test("bluetooth sockets: an adapter by name or address, an RFCOMM channel, announced only once bound")
+    func bluetoothSockets() throws {
+        let yaml =
+            minimalConfig + """
+                tunnel:
+                  localSockets:
+                  - mode: dedicated-address
+                    listenAddress: 127.0.0.1
+                    listenPort: 3
+                  - mode: dedicated-address
+                    transportProtocol: bluetooth
+                    listenAddress: hci0
+                    listenPort: 3
+                  - mode: dedicated-address
+                    transportProtocol: Bluetooth
+                    listenAddress: 00:1a:7d:da:71:13
+                    listenPort: 30
+                    role: backup
+
+                """
+        // Channel 3 beside TCP port 3 is no clash: they are different sockets.
+        let loaded = try loadConfig(yaml)
+        #expect(loaded.warnings.isEmpty, "\(loaded.warnings)")
+        let sockets = loaded.configuration.tunnel.localSockets
+        #expect(sockets.map(\.transportProtocol) == [.tls, .bluetooth, .bluetooth])
+        #expect(sockets[1].bluetoothAdapter == .index(0) && sockets[1].listenPort == 3)
+        #expect(sockets[2].bluetoothAdapter == .address(BluetoothAddress("00:1A:7D:DA:71:13")!))
+        #expect(sockets[2].listenPort == 30 && sockets[2].backup)
+        #expect(sockets[1].publicAddress == .adapter && sockets[1].transportProtocol.linkType == .bluetooth)
+        // Its address is the adapter's, known once bound: nothing is announced for it beforehand.
+        let monitor = PublicAddressMonitor(sockets: sockets, stunServers: [], logger: .init(label: "t"))
+        #expect(monitor.literalEndpoints == [.init(linkType: .tls, address: "127.0.0.1", port: 3)])
+    }
+
     @Test("nat-traversal: a QUIC socket with a listen port and a STUN server (its own or the top-level list)")
     func natTraversal() throws {
         let yaml =

@@ -205,7 +205,7 @@ struct ConfigErrorTests {
                 + "tunnel:\n  localSockets:\n  - mode: dedicated-address\n    transportProtocol: sctp\n    listenAddress: 127.0.0.1\n    listenPort: 1\n",
             path: "tunnel.localSockets[0].transportProtocol",
             line: 10,
-            fragment: "expected tls, quic or websocket"
+            fragment: "expected tls, quic, websocket or bluetooth"
         ),
         Case(
             name: "dedicated-address without any address",
@@ -649,6 +649,64 @@ struct ConfigErrorTests {
             fragment: "no readable file at /nonexistent/ca.pem"
         ),
         Case(
+            name: "bluetooth adapter not an address or hciN",
+            yaml: header + bluetoothSocket + "    listenAddress: hci01\n    listenPort: 3\n",
+            path: "tunnel.localSockets[0].listenAddress",
+            line: 11,
+            fragment: "\"hci01\" — expected a Bluetooth adapter's address (00:1A:7D:DA:71:13) or name (hci0)"
+        ),
+        Case(
+            name: "bluetooth adapter written as an IP address",
+            yaml: header + bluetoothSocket + "    listenAddress: 0.0.0.0\n    listenPort: 3\n",
+            path: "tunnel.localSockets[0].listenAddress",
+            line: 11,
+            fragment: "expected a Bluetooth adapter's address"
+        ),
+        Case(
+            name: "bluetooth without an adapter",
+            yaml: header + bluetoothSocket + "    listenPort: 3\n",
+            path: "tunnel.localSockets[0].listenAddress",
+            line: 9,
+            fragment: "missing — required"
+        ),
+        Case(
+            name: "bluetooth channel out of range",
+            yaml: header + bluetoothSocket + "    listenAddress: hci0\n    listenPort: 31\n",
+            path: "tunnel.localSockets[0].listenPort",
+            line: 12,
+            fragment: "\"31\" — expected an RFCOMM channel from 1 to 30"
+        ),
+        Case(
+            name: "bluetooth channel 0",
+            yaml: header + bluetoothSocket + "    listenAddress: hci0\n    listenPort: 0\n",
+            path: "tunnel.localSockets[0].listenPort",
+            line: 12,
+            fragment: "expected an RFCOMM channel from 1 to 30"
+        ),
+        Case(
+            name: "bluetooth behind a port forward",
+            yaml: header
+                + "tunnel:\n  localSockets:\n  - mode: port-forwarding\n    transportProtocol: bluetooth\n    listenAddress: hci0\n    listenPort: 3\n",
+            path: "tunnel.localSockets[0].mode",
+            line: 9,
+            fragment: "expected dedicated-address (peers dial a Bluetooth adapter's own address)"
+        ),
+        Case(
+            name: "bluetooth with a public address",
+            yaml: header + bluetoothSocket + "    listenAddress: hci0\n    listenPort: 3\n    publicAddress: 192.0.2.1\n",
+            path: "tunnel.localSockets[0].publicAddress",
+            line: 13,
+            fragment: "not used with transportProtocol: bluetooth"
+        ),
+        Case(
+            name: "two bluetooth sockets on one adapter and channel",
+            yaml: header + bluetoothSocket + "    listenAddress: hci0\n    listenPort: 3\n" + bluetoothSocket.dropFirst(24)
+                + "    listenAddress: hci0\n    listenPort: 3\n",
+            path: "tunnel.localSockets[1].listenPort",
+            line: 16,
+            fragment: "hci0 channel 3 is already used by tunnel.localSockets[0]"
+        ),
+        Case(
             name: "root not a mapping",
             yaml: "- a\n- b\n",
             path: "",
@@ -656,6 +714,8 @@ struct ConfigErrorTests {
             fragment: "expected a mapping"
         ),
     ]
+
+    static let bluetoothSocket = "tunnel:\n  localSockets:\n  - mode: dedicated-address\n    transportProtocol: bluetooth\n"
 
     @Test("each invalid case reports its key path and line", arguments: cases)
     func invalidCase(_ testCase: Case) throws {

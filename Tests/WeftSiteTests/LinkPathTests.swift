@@ -1,5 +1,6 @@
 import Testing
 import WeftSite
+import WeftTransport
 import WeftWire
 
 @Suite("link paths and backoff", .timeLimit(.minutes(10)))
@@ -61,6 +62,35 @@ struct LinkPathTests {
         #expect(paths == [LinkPath(remote: HostPort(address: IPAddress("198.18.0.1")!, port: 4000))])
         // Only the first `maxEndpoints` endpoints are read at all.
         #expect(LinkPath.refused(endpoints: endpoints, policy: policy).count == LinkPath.maxEndpoints - 1)
+    }
+
+    @Test("Bluetooth endpoints: planned once each, only by a site with an adapter, never to its own")
+    func bluetoothEndpoints() {
+        let own = BluetoothAddress("00:AA:01:00:00:01")!
+        let endpoints = [
+            SiteAnnouncement.Endpoint(linkType: .bluetooth, address: "00:AA:02:00:00:02", port: 3),
+            SiteAnnouncement.Endpoint(linkType: .bluetooth, address: own.description, port: 3),
+            SiteAnnouncement.Endpoint(linkType: .bluetooth, address: "00:00:00:00:00:00", port: 3),
+            SiteAnnouncement.Endpoint(linkType: .bluetooth, address: "00:AA:02:00:00:02", port: 31),
+            SiteAnnouncement.Endpoint(linkType: .bluetooth, address: "hci0", port: 3),
+            endpoint("198.18.0.1", 4000),
+        ]
+        let locals = [IPAddress("198.18.10.1")!]
+        // Without an adapter of its own, the site skips Bluetooth endpoints, and says nothing.
+        let without = LinkPath.plan(endpoints: endpoints, localAddresses: locals, linksPerPath: 2)
+        #expect(without.allSatisfy { $0.remote.transport == .tls } && without.count == 2)
+        #expect(LinkPath.refused(endpoints: endpoints, policy: EndpointPolicy()).isEmpty)
+        // With one, a Bluetooth endpoint is one path (RFCOMM takes one connection per adapter
+        // pair and channel), whatever linksPerPath and the local IP addresses say.
+        let policy = EndpointPolicy(ownAdapters: [own])
+        let with = LinkPath.plan(endpoints: endpoints, localAddresses: locals, linksPerPath: 2, policy: policy)
+        #expect(with.filter { $0.remote.transport == .bluetooth } == [
+            LinkPath(remote: LinkEndpoint(transport: .bluetooth, host: "00:AA:02:00:00:02", port: 3))
+        ])
+        #expect(with.count == 3)
+        let refused = LinkPath.refused(endpoints: endpoints, policy: policy)
+        #expect(refused.map(\.refusal) == [.ownListener, .malformed, .malformed, .malformed])
+        #expect(refused[0].endpoint == "bluetooth 00:AA:01:00:00:01 channel 3")
     }
 
     @Test("paths to one peer are capped, however many local addresses and links per path")

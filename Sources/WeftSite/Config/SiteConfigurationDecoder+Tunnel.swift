@@ -12,6 +12,8 @@ extension SiteConfigurationDecoder {
         var listeners: [Located<HostPort>]
         /// UDP listeners (quic sockets): they share port numbers with TCP ones freely.
         var udpListeners: [Located<HostPort>] = []
+        /// RFCOMM listeners (bluetooth sockets): an adapter and a channel each.
+        var bluetoothListeners: [Located<String>] = []
     }
 
     static let socketKeys = [
@@ -33,7 +35,20 @@ extension SiteConfigurationDecoder {
             guard
                 let socket = reader.entry(item, keys: Self.socketKeys)
             else { continue }
-            if let decoded = decodeLocalSocket(reader, socket, haveStun: haveStun) {
+            if case .scalar(let scalar)? = reader.node(socket, "transportProtocol"),
+                scalar.string.lowercased() == LocalSocketConfig.TransportProtocol.bluetooth.rawValue
+            {
+                guard let decoded = decodeBluetoothSocket(reader, socket) else { continue }
+                let listener = "\(decoded.bluetoothAdapter.map { "\($0)" } ?? "?") channel \(decoded.listenPort)"
+                if let earlier = result.bluetoothListeners.first(where: { $0.value == listener }) {
+                    reader.error(
+                        socket.childPath("listenPort"), at: reader.node(socket, "listenPort")?.mark ?? socket.mark,
+                        "\(listener) is already used by \(earlier.path)")
+                    continue
+                }
+                result.bluetoothListeners.append(Located(value: listener, mark: socket.mark, path: socket.path))
+                result.settings.localSockets.append(decoded)
+            } else if let decoded = decodeLocalSocket(reader, socket, haveStun: haveStun) {
                 result.settings.localSockets.append(decoded)
                 let listener = Located(
                     value: HostPort(address: decoded.listenAddress, port: decoded.listenPort),
@@ -199,7 +214,7 @@ extension SiteConfigurationDecoder {
             if let parsed = LocalSocketConfig.TransportProtocol(rawValue: text.value.lowercased()) {
                 transport = parsed
             } else {
-                reader.invalid(text, "expected tls, quic or websocket")
+                reader.invalid(text, "expected tls, quic, websocket or bluetooth")
             }
         }
         let backup = decodeRole(reader, socket) ?? false
@@ -380,6 +395,54 @@ extension SiteConfigurationDecoder {
             path: path,
             publicURL: publicURL
         )
+        config.backup = backup
+        return config
+    }
+
+    /// `transportProtocol: bluetooth`: RFCOMM on one adapter, named by `listenAddress` (its
+    /// address or `hciN`), on the channel `listenPort` (1–30). Peers dial the adapter's own
+    /// address, so the keys that set or detect a public address have no meaning here: an error
+    /// each, not a silent guess.
+    func decodeBluetoothSocket(_ reader: ConfigReader, _ socket: ConfigReader.Mapping) -> LocalSocketConfig? {
+        let errorsBefore = reader.errorCount
+        if let text = reader.string(socket, "mode", required: true),
+            LocalSocketConfig.Mode(rawValue: text.value.lowercased()) != .dedicatedAddress
+        {
+            reader.invalid(text, "expected dedicated-address (peers dial a Bluetooth adapter's own address)")
+        }
+        for key in ["publicAddress", "publicPort", "publicUrl", "httpDetector", "stunServer", "path"]
+        {
+            guard let node = reader.node(socket, key) else { continue }
+            reader.error(
+                socket.childPath(key), at: node.mark ?? socket.mark,
+                "not used with transportProtocol: bluetooth (peers dial the adapter's address and channel)")
+        }
+        let backup = decodeRole(reader, socket) ?? false
+        var adapter: BluetoothAdapter?
+        if let text = reader.string(socket, "listenAddress", required: true) {
+            adapter = BluetoothAdapter(text.value)
+            if adapter == nil {
+                reader.invalid(text, "expected a Bluetooth adapter's address (00:1A:7D:DA:71:13) or name (hci0)")
+            }
+        }
+        var channel: Int?
+        if let text = reader.string(socket, "listenPort", required: true) {
+            if let value = Int(text.value.trimmingCharacters(in: .whitespaces)),
+                LocalSocketConfig.rfcommChannels.contains(value)
+            {
+                channel = value
+            } else {
+                reader.invalid(
+                    text,
+                    "expected an RFCOMM channel from \(LocalSocketConfig.rfcommChannels.lowerBound) to \(LocalSocketConfig.rfcommChannels.upperBound)"
+                )
+            }
+        }
+        guard reader.errorCount == errorsBefore, let adapter, let channel else { return nil }
+        var config = LocalSocketConfig(
+            mode: .dedicatedAddress, transportProtocol: .bluetooth, publicAddress: .adapter, publicPort: channel,
+            listenAddress: IPAddress("0.0.0.0")!, listenPort: channel)
+        config.bluetoothAdapter = adapter
         config.backup = backup
         return config
     }

@@ -72,6 +72,9 @@ public struct LocalSocketConfig: Sendable, Equatable {
         case quic
         /// weft's TLS inside WebSocket messages, served on `path` (HTTP/1.1 upgrade).
         case websocket
+        /// weft: RFCOMM on a local Bluetooth adapter (`listenAddress`: its address or `hciN`;
+        /// `listenPort`: the RFCOMM channel, 1–30).
+        case bluetooth
 
         /// The link type this socket is announced and served as.
         public var linkType: LinkEndpoint.Kind {
@@ -79,6 +82,7 @@ public struct LocalSocketConfig: Sendable, Equatable {
             case .tls: .tls
             case .quic: .quic
             case .websocket: .websocket
+            case .bluetooth: .bluetooth
             }
         }
     }
@@ -88,12 +92,15 @@ public struct LocalSocketConfig: Sendable, Equatable {
         case literal(IPAddress)
         case autoHttpDetect
         case autoStunDetect
+        /// A Bluetooth socket is announced with its adapter's address, known once it is bound.
+        case adapter
 
         public var description: String {
             switch self {
             case .literal(let address): address.description
             case .autoHttpDetect: "autoHttpDetect"
             case .autoStunDetect: "autoStunDetect"
+            case .adapter: "the adapter's address"
             }
         }
     }
@@ -115,8 +122,13 @@ public struct LocalSocketConfig: Sendable, Equatable {
     /// weft, WebSocket: the URL peers dial instead, when a reverse proxy forwards it here
     /// (`wss://example.com/weft`).
     public var publicURL: LinkEndpoint?
+    /// weft, Bluetooth: the adapter that `listenAddress` names (`listenAddress` itself is then
+    /// unused, the wildcard).
+    public var bluetoothAdapter: BluetoothAdapter?
 
     public static let defaultPath = "/weft"
+    /// RFCOMM server channels: what `listenPort` of a Bluetooth socket may be.
+    public static let rfcommChannels = BluetoothLinkTransport.channels
     /// Longest `path`: a URL with any address and port must still fit an announcement.
     public static let maxPathLength = 24
 

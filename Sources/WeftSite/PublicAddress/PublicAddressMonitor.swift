@@ -46,8 +46,10 @@ public struct PublicAddressMonitor: Sendable {
     /// Whether the socket's endpoint needs no detection.
     static func isFixed(_ socket: LocalSocketConfig) -> Bool {
         if socket.publicURL != nil { return true }
-        if case .literal = socket.publicAddress { return true }
-        return false
+        switch socket.publicAddress {
+        case .literal, .adapter: return true
+        case .autoHttpDetect, .autoStunDetect: return false
+        }
     }
 
     /// What a socket at `address` is announced as (its public URL, when it has one).
@@ -109,6 +111,9 @@ public struct PublicAddressMonitor: Sendable {
             switch socket.publicAddress {
             case .literal(let address):
                 return address
+            case .adapter:
+                // Announced by the site once its listener is bound (`SiteService`).
+                return nil
             case .autoHttpDetect:
                 guard let url = socket.httpDetectorURL else {
                     throw DetectionError(.invalidSetting, "no httpDetector.url")

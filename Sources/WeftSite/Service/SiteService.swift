@@ -64,19 +64,32 @@ public struct SiteService: Service {
             ]
         )
         let group = MultiThreadedEventLoopGroup.singleton
-        // A nat-traversal socket's mapping is learned through the socket itself (`HolePuncher`).
+        // Each Bluetooth socket's adapter must be here and up: peers dial its address.
+        let adapters = try resolveBluetoothAdapters()
+        let bluetoothEndpoints = configuration.tunnel.localSockets.indices.compactMap { index in
+            adapters[index].map {
+                SiteAnnouncement.Endpoint(
+                    linkType: .bluetooth, address: $0.description,
+                    port: UInt16(configuration.tunnel.localSockets[index].listenPort))
+            }
+        }
+        // A nat-traversal socket's mapping is learned through the socket itself (`HolePuncher`);
+        // a Bluetooth socket is announced with its adapter's address.
         let detector = PublicAddressMonitor(
-            sockets: configuration.tunnel.localSockets.filter { $0.mode != .natTraversal },
+            sockets: configuration.tunnel.localSockets.filter {
+                $0.mode != .natTraversal && $0.transportProtocol != .bluetooth
+            },
             stunServers: configuration.stun, logger: logger)
-        var discovery = discoveryConfiguration(endpoints: detector.literalEndpoints)
+        var discovery = discoveryConfiguration(endpoints: detector.literalEndpoints + bluetoothEndpoints)
         discovery.apps = exposedApps.map(\.appName)
         let agent = try DiscoveryAgent(configuration: discovery, identity: identity, logger: logger)
         let site = LocalLinkSite(
             siteName: configuration.siteName, tls: try LinkTLS(identity: identity))
         let policy = EndpointPolicy(
-            ownListeners: configuration.tunnel.localSockets.map {
+            ownListeners: configuration.tunnel.localSockets.filter { $0.transportProtocol != .bluetooth }.map {
                 HostPort(address: $0.listenAddress, port: $0.listenPort)
-            })
+            },
+            ownAdapters: adapters.keys.sorted().compactMap { adapters[$0] })
         let transportContext = LinkTransportContext(
             congestionControl: configuration.tunnel.congestionControl,
             proxy: configuration.tunnel.proxy,
@@ -88,11 +101,15 @@ public struct SiteService: Service {
             identity: identity,
             configuration: QUICConfiguration(
                 congestionControl: QUICCongestionControl(kernelName: configuration.tunnel.congestionControl)))
-        let transports = LinkTransportSet([
+        var dialers: [any LinkTransport] = [
             TCPLinkTransport(context: transportContext),
             try WebSocketLinkTransport(context: transportContext, caFile: caFile),
             quic,
-        ])
+        ]
+        // Bluetooth links leave from the adapter of the site's first Bluetooth socket, so two
+        // sites on one machine (the VM lab) each keep to their own.
+        if let first = policy.ownAdapters.first { dialers.append(BluetoothLinkTransport(adapter: first)) }
+        let transports = LinkTransportSet(dialers)
         if let proxy = configuration.tunnel.proxy {
             logger.info("links are dialed through a proxy", metadata: ["proxy": "\(proxy)"])
         }
@@ -129,15 +146,17 @@ public struct SiteService: Service {
             softwareVersion: softwareVersion,
             overlay: overlay, manager: manager, agent: agent, logger: logger)
         do {
-            for socket in configuration.tunnel.localSockets {
+            for (index, socket) in configuration.tunnel.localSockets.enumerated() {
                 let transport: any LinkTransport =
                     switch socket.transportProtocol {
                     case .tls: TCPLinkTransport(context: transportContext)
                     case .quic: quic
                     case .websocket: try WebSocketLinkTransport(context: transportContext, path: socket.path)
+                    case .bluetooth: BluetoothLinkTransport(adapter: adapters[index])
                     }
+                let host = adapters[index]?.description ?? socket.listenAddress.description
                 let listener = try await LinkListener.bind(
-                    host: socket.listenAddress.description, port: socket.listenPort, over: transport, group: group,
+                    host: host, port: socket.listenPort, over: transport, group: group,
                     site: site, admission: admission, backup: socket.backup,
                     handlers: manager.listenerHandlers(punched: socket.mode == .natTraversal),
                     logger: logger
@@ -155,6 +174,10 @@ public struct SiteService: Service {
                 var metadata: Logger.Metadata = [
                     "address": "\(listener.localAddress.map { "\($0)" } ?? "?")", "transport": "\(transport.kind)",
                 ]
+                if let adapter = adapters[index] {
+                    metadata["address"] = "\(adapter) channel \(socket.listenPort)"
+                    if let named = socket.bluetoothAdapter, case .index = named { metadata["adapter"] = "\(named)" }
+                }
                 if socket.transportProtocol == .websocket { metadata["path"] = "\(socket.path)" }
                 if let url = socket.publicURL { metadata["publicUrl"] = "\(url.url)" }
                 if socket.backup { metadata["role"] = "backup" }
@@ -171,8 +194,8 @@ public struct SiteService: Service {
             (detected: detector.literalEndpoints, punch: [SiteAnnouncement.Endpoint]()))
         let announceEndpoints: @Sendable () -> Void = {
             let (detected, punch) = ownEndpoints.withLockedValue { ($0.detected, $0.punch) }
-            agent.update(endpoints: detected + punch)
-            manager.ownEndpointsChanged(announced: !detected.isEmpty)
+            agent.update(endpoints: detected + bluetoothEndpoints + punch)
+            manager.ownEndpointsChanged(announced: !detected.isEmpty || !bluetoothEndpoints.isEmpty)
         }
         let puncher = punchListener.flatMap { listener, socket in
             makePuncher(
@@ -226,6 +249,25 @@ public struct SiteService: Service {
         for listener in linkListeners { try? await listener.close().get() }
         await manager.stop()
         logger.info("site stopping", metadata: ["site": .string(configuration.siteName)])
+    }
+
+    /// The address of each Bluetooth socket's adapter, by the socket's index; an error naming
+    /// the key and the adapter when one is missing or down.
+    private func resolveBluetoothAdapters() throws -> [Int: BluetoothAddress] {
+        var adapters: [Int: BluetoothAddress] = [:]
+        for (index, socket) in configuration.tunnel.localSockets.enumerated() {
+            guard socket.transportProtocol == .bluetooth, let adapter = socket.bluetoothAdapter else { continue }
+            do {
+                adapters[index] = try adapter.resolve()
+            } catch {
+                let key = "tunnel.localSockets[\(index)].listenAddress"
+                logger.error(
+                    "\(key): Bluetooth adapter \(adapter) cannot be used",
+                    metadata: ["error": "\(error)"])
+                throw SiteRuntimeError(.cannotListen, "\(key): \(error)", field: key)
+            }
+        }
+        return adapters
     }
 
     /// The hole puncher of the site's first nat-traversal socket, started and attached.

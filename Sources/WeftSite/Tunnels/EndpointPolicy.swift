@@ -1,4 +1,5 @@
 import NIOCore
+import WeftTransport
 
 /// Which announced endpoints this site dials.
 ///
@@ -25,9 +26,20 @@ public struct EndpointPolicy: Hashable, Sendable {
     /// This site's link listeners: an endpoint equal to one (or on its port at a loopback
     /// address, when it listens on every address) would link the site to itself.
     public var ownListeners: [HostPort]
+    /// This site's Bluetooth adapters (those its Bluetooth sockets listen on). Bluetooth
+    /// endpoints are dialed only when there is one, and never to one of them.
+    public var ownAdapters: [BluetoothAddress]
 
-    public init(ownListeners: [HostPort] = []) {
+    public init(ownListeners: [HostPort] = [], ownAdapters: [BluetoothAddress] = []) {
         self.ownListeners = ownListeners
+        self.ownAdapters = ownAdapters
+    }
+
+    /// Nil if the Bluetooth adapter `address` may be dialed on `channel`, else why not.
+    public func bluetoothRefusal(address text: String, channel: Int) -> Refusal? {
+        guard let address = BluetoothAddress(text) else { return .malformed }
+        guard BluetoothLinkTransport.channels.contains(channel) else { return .badPort }
+        return ownAdapters.contains(address) ? .ownListener : nil
     }
 
     /// Nil if a connection to `address` (a resolved host name's) may be made, else why not.

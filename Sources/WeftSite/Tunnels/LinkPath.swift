@@ -43,7 +43,14 @@ public struct LinkPath: Hashable, Sendable, CustomStringConvertible {
     public static let maxPathsPerPeer = 64
 
     /// Announced link types never planned as paths (see `plan`).
-    static let undialed: Set<SiteAnnouncement.Endpoint.LinkType> = [.punch, .bluetooth]
+    static let undialed: Set<SiteAnnouncement.Endpoint.LinkType> = [.punch]
+
+    /// Whether this site plans paths to endpoints of `type`: a Bluetooth endpoint only when the
+    /// site has an adapter of its own (`EndpointPolicy.ownAdapters`); a site without one skips
+    /// it silently.
+    static func plans(_ type: SiteAnnouncement.Endpoint.LinkType, policy: EndpointPolicy) -> Bool {
+        !undialed.contains(type) && (type != .bluetooth || !policy.ownAdapters.isEmpty)
+    }
 
     /// Every link to keep to a peer announcing `endpoints`: each endpoint from each local
     /// address of the same family, `linksPerPath` times, at most `maxPathsPerPeer`. Endpoints
@@ -56,11 +63,17 @@ public struct LinkPath: Hashable, Sendable, CustomStringConvertible {
         var paths: [LinkPath] = []
         var seen = Set<LinkPath>()
         for endpoint in endpoints.prefix(maxEndpoints) {
-            // A punch endpoint is reached by hole punching (`HolePuncher`), not dialed as a path;
-            // a Bluetooth one only by a site with an adapter, which sites cannot name yet.
-            guard !Self.undialed.contains(endpoint.linkType), var remote = LinkEndpoint(announced: endpoint),
+            // A punch endpoint is reached by hole punching (`HolePuncher`), not dialed as a path.
+            guard plans(endpoint.linkType, policy: policy), var remote = LinkEndpoint(announced: endpoint),
                 refusal(remote, policy: policy) == nil
             else { continue }
+            if remote.transport == .bluetooth {
+                // One RFCOMM connection per adapter pair and channel: a second is refused
+                // (EBUSY), so `linksPerPath` does not apply. It leaves from the site's adapter.
+                let path = LinkPath(remote: remote)
+                if paths.count < maxPathsPerPeer, seen.insert(path).inserted { paths.append(path) }
+                continue
+            }
             let address = IPAddress(remote.host)
             if let address { remote.host = address.normalized.description }
             // A host name (a WebSocket URL's) is resolved when dialed: the OS picks the source.
@@ -84,11 +97,16 @@ extension LinkPath {
         endpoints: [SiteAnnouncement.Endpoint], policy: EndpointPolicy
     ) -> [(endpoint: String, refusal: EndpointPolicy.Refusal)] {
         endpoints.prefix(maxEndpoints).compactMap { endpoint in
-            guard !undialed.contains(endpoint.linkType) else { return nil }
+            guard plans(endpoint.linkType, policy: policy) else { return nil }
             guard let remote = LinkEndpoint(announced: endpoint) else {
                 return ("\(endpoint.linkType) \(endpoint.address) port \(endpoint.port)", .malformed)
             }
-            let text = remote.transport == .websocket ? remote.url : "\(remote.host) port \(remote.port)"
+            let text =
+                switch remote.transport {
+                case .websocket: remote.url
+                case .bluetooth: "bluetooth \(remote.host) channel \(remote.port)"
+                default: "\(remote.host) port \(remote.port)"
+                }
             return refusal(remote, policy: policy).map { (text, $0) }
         }
     }
@@ -96,6 +114,9 @@ extension LinkPath {
     /// Why an endpoint is not dialed: an IP host goes by the policy; a host name only in a
     /// WebSocket URL (its resolved address is checked when dialed).
     static func refusal(_ endpoint: LinkEndpoint, policy: EndpointPolicy) -> EndpointPolicy.Refusal? {
+        if endpoint.transport == .bluetooth {
+            return policy.bluetoothRefusal(address: endpoint.host, channel: endpoint.port)
+        }
         if IPAddress(endpoint.host) == nil && endpoint.transport == .websocket {
             return endpoint.port > 0 ? nil : .badPort
         }

@@ -64,6 +64,12 @@ public enum BluetoothAdapter: Hashable, Sendable, CustomStringConvertible {
         case .index(let index): "hci\(index)"
         }
     }
+
+    /// The adapter's address, when it is present and up on this machine; else an error saying
+    /// which of the two it is not.
+    public func resolve() throws -> BluetoothAddress {
+        try RFCOMMSocket.address(of: self)
+    }
 }
 
 extension UInt8 {

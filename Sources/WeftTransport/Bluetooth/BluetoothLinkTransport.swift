@@ -12,6 +12,9 @@ import WeftIdentity
 public struct BluetoothLinkTransport: LinkTransport {
     public let adapter: BluetoothAddress?
 
+    /// The RFCOMM server channels a listener may take.
+    public static let channels = RFCOMMSocket.channels
+
     public init(adapter: BluetoothAddress? = nil) {
         self.adapter = adapter
     }
