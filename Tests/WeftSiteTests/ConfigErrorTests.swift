@@ -693,15 +693,16 @@ struct ConfigErrorTests {
         ),
         Case(
             name: "bluetooth with a public address",
-            yaml: header + bluetoothSocket + "    listenAddress: hci0\n    listenPort: 3\n    publicAddress: 192.0.2.1\n",
+            yaml: header + bluetoothSocket
+                + "    listenAddress: hci0\n    listenPort: 3\n    publicAddress: 192.0.2.1\n",
             path: "tunnel.localSockets[0].publicAddress",
             line: 13,
             fragment: "not used with transportProtocol: bluetooth"
         ),
         Case(
             name: "two bluetooth sockets on one adapter and channel",
-            yaml: header + bluetoothSocket + "    listenAddress: hci0\n    listenPort: 3\n" + bluetoothSocket.dropFirst(24)
-                + "    listenAddress: hci0\n    listenPort: 3\n",
+            yaml: header + bluetoothSocket + "    listenAddress: hci0\n    listenPort: 3\n"
+                + bluetoothSocket.dropFirst(24) + "    listenAddress: hci0\n    listenPort: 3\n",
             path: "tunnel.localSockets[1].listenPort",
             line: 16,
             fragment: "hci0 channel 3 is already used by tunnel.localSockets[0]"
@@ -715,7 +716,8 @@ struct ConfigErrorTests {
         ),
     ]
 
-    static let bluetoothSocket = "tunnel:\n  localSockets:\n  - mode: dedicated-address\n    transportProtocol: bluetooth\n"
+    static let bluetoothSocket =
+        "tunnel:\n  localSockets:\n  - mode: dedicated-address\n    transportProtocol: bluetooth\n"
 
     @Test("each invalid case reports its key path and line", arguments: cases)
     func invalidCase(_ testCase: Case) throws {

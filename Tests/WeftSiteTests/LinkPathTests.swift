@@ -84,9 +84,10 @@ struct LinkPathTests {
         // pair and channel), whatever linksPerPath and the local IP addresses say.
         let policy = EndpointPolicy(ownAdapters: [own])
         let with = LinkPath.plan(endpoints: endpoints, localAddresses: locals, linksPerPath: 2, policy: policy)
-        #expect(with.filter { $0.remote.transport == .bluetooth } == [
-            LinkPath(remote: LinkEndpoint(transport: .bluetooth, host: "00:AA:02:00:00:02", port: 3))
-        ])
+        #expect(
+            with.filter { $0.remote.transport == .bluetooth } == [
+                LinkPath(remote: LinkEndpoint(transport: .bluetooth, host: "00:AA:02:00:00:02", port: 3))
+            ])
         #expect(with.count == 3)
         let refused = LinkPath.refused(endpoints: endpoints, policy: policy)
         #expect(refused.map(\.refusal) == [.ownListener, .malformed, .malformed, .malformed])

@@ -410,8 +410,7 @@ extension SiteConfigurationDecoder {
         {
             reader.invalid(text, "expected dedicated-address (peers dial a Bluetooth adapter's own address)")
         }
-        for key in ["publicAddress", "publicPort", "publicUrl", "httpDetector", "stunServer", "path"]
-        {
+        for key in ["publicAddress", "publicPort", "publicUrl", "httpDetector", "stunServer", "path"] {
             guard let node = reader.node(socket, key) else { continue }
             reader.error(
                 socket.childPath(key), at: node.mark ?? socket.mark,
