@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# In the VM lab's guest: two weft sites on one machine, each bound to its own virtual Bluetooth
+# controller (alpha on hci0, beta on hci1). Bluetooth sockets exist only in the initial network
+# namespace, so the sites cannot live in two namespaces: each listens on its own adapter and
+# dials from it, and their broker, app and local sockets sit on loopback ports of their own.
+# Beta uses alpha's web app; every transfer is checked with sha256.
+set -euo pipefail
+weft=$WEFT_REPO/.build/debug/weft
+if [[ ! -x $weft ]]; then
+    echo "guest-sites: skipped: $weft is not built (swift build)"
+    exit 0
+fi
+work=/tmp/weft-sites
+mkdir -p "$work/www"
+fail() {
+    echo "guest-sites: FAILED: $*"
+    for log in "$work"/*.log; do
+        echo "--- ${log##*/}"
+        tail -25 "$log"
+    done
+    exit 1
+}
+wait_for() { # seconds, command...
+    local deadline=$((SECONDS + $1))
+    shift
+    until "$@" 2>/dev/null; do
+        ((SECONDS < deadline)) || fail "timed out after $1 s waiting for: $*"
+        sleep 0.2
+    done
+}
+links_up() { # site, count, transport
+    (($(grep 'link up' "$work/$1.log" 2>/dev/null | grep -c "transport=$3" || true) >= $2))
+}
+
+source "$WEFT_REPO/scripts/vmlab/bluetooth-controllers.sh"
+ip link set lo up
+printf 'listener 1883 127.0.0.1\nallow_anonymous true\n' >"$work/mosquitto.conf"
+mosquitto -c "$work/mosquitto.conf" >"$work/mosquitto.log" 2>&1 &
+megabytes=${WEFT_VMLAB_MEGABYTES:-1}
+head -c $((megabytes << 20)) /dev/urandom >"$work/www/payload.bin"
+digest=$(sha256sum <"$work/www/payload.bin" | cut -d' ' -f1)
+/usr/bin/python3 -m http.server 18080 --bind 127.0.0.1 --directory "$work/www" >/dev/null 2>&1 &
+wait_for 30 bash -c 'exec 3<>/dev/tcp/127.0.0.1/1883'
+wait_for 30 bash -c 'exec 3<>/dev/tcp/127.0.0.1/18080'
+
+# site NAME SOCKETS APPS: a site's config, with the tunnel sockets and app sections given.
+site() {
+    cat >"$work/$1.yaml" <<YAML
+siteName: $1
+crypto:
+  key: "weft-vmlab-sites-key"
+logger:
+  level: info
+  file: $work/$1.log
+messageChannel:
+  mqtt:
+    brokerServer: mqtt://127.0.0.1:1883
+tunnel:
+  localSockets:
+$2
+$3
+stateDir: $work/$1-state
+YAML
+}
+start() { # name
+    rm -f "$work/$1.log"
+    "$weft" run --config "$work/$1.yaml" >>"$work/$1.out" 2>&1 &
+}
+stop() { # name
+    pkill -TERM -f "run --config $work/$1[.]yaml" 2>/dev/null || true
+    wait_for 60 bash -c "! pgrep -f 'run --config $work/$1[.]yaml' >/dev/null"
+}
+# Fetches the payload through beta's local socket; prints the goodput in Mbit/s.
+fetch() {
+    local out=$work/fetched.bin seconds
+    rm -f "$out"
+    seconds=$(curl -sS --fail --max-time 600 -o "$out" -w '%{time_total}' http://127.0.0.1:18000/payload.bin) ||
+        fail "the transfer failed"
+    [[ $(sha256sum <"$out" | cut -d' ' -f1) == "$digest" ]] || fail "sha256 differs"
+    /usr/bin/python3 -c "print(f'{$megabytes * 8 * 1.048576 / $seconds:.2f}')"
+}
+
+alpha_apps='localExposedApps:
+- appName: web
+  appSocket: tcp:127.0.0.1:18080'
+beta_apps='remoteApps:
+- siteName: alpha
+  appName: web
+  localSocket: tcp:127.0.0.1:18000'
+bluetooth_socket() { # adapter
+    printf '  - mode: dedicated-address\n    transportProtocol: bluetooth\n    listenAddress: %s\n    listenPort: 3\n' "$1"
+}
+
+echo "== guest-sites: a Bluetooth-only tunnel (alpha on hci0, beta on hci1, RFCOMM channel 3)"
+site alpha "$(bluetooth_socket hci0)" "$alpha_apps"
+site beta "$(bluetooth_socket hci1)" "$beta_apps"
+start alpha
+start beta
+wait_for 120 links_up beta 1 bluetooth
+wait_for 30 links_up alpha 1 bluetooth
+rate=$(fetch)
+echo "   HTTP $megabytes MiB over Bluetooth only: sha256 equal, $rate Mbit/s"
+echo "vmlab-figure bluetooth-goodput-mbit $rate"
+stop beta
+stop alpha
+
+echo "== guest-sites: a missing adapter is refused by name"
+site gamma "$(bluetooth_socket hci7)" ""
+if "$weft" run --config "$work/gamma.yaml" >"$work/gamma.out" 2>&1; then
+    fail "a site on the missing adapter hci7 started"
+fi
+grep -q 'tunnel.localSockets\[0\].listenAddress: Bluetooth adapter hci7' "$work/gamma.log" ||
+    fail "no error naming the key and the adapter: $(cat "$work/gamma.out")"
+echo "   hci7: refused at start, naming tunnel.localSockets[0].listenAddress"
+
+echo "guest-sites: ok"
