@@ -55,7 +55,7 @@ let package = Package(
         .target(
             name: "WeftTransport",
             dependencies: [
-                "WeftTunnel", "WeftIdentity", "WeftWire", "CNGTCP2", "CBluetooth",
+                "WeftTunnel", "WeftIdentity", "WeftWire", "CNGTCP2", "CBluetooth", "CLibUSB",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -79,6 +79,12 @@ let package = Package(
             name: "CBluetooth",
             pkgConfig: "bluez",
             providers: [.apt(["libbluetooth-dev"])]
+        ),
+        // libusb-1.0 from Debian's libusb-1.0-0-dev: the host side of USB links.
+        .systemLibrary(
+            name: "CLibUSB",
+            pkgConfig: "libusb-1.0",
+            providers: [.apt(["libusb-1.0-0-dev"])]
         ),
         // libmosquitto from Debian's libmosquitto-dev.
         .systemLibrary(

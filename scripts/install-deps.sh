@@ -4,7 +4,7 @@
 # or on PATH (https://www.swift.org/install/linux/debian/).
 set -euo pipefail
 
-# Build: pkg-config, libmosquitto-dev, libbluetooth-dev (Bluetooth links), ngtcp2 with GnuTLS (QUIC links). Tests and the demo: a broker (mosquitto), real apps and
+# Build: pkg-config, libmosquitto-dev, libbluetooth-dev (Bluetooth links), libusb-1.0-0-dev (USB links), ngtcp2 with GnuTLS (QUIC links). Tests and the demo: a broker (mosquitto), real apps and
 # clients (python3's HTTP server, redis over a Unix socket, curl) and a STUN server (coturn).
 # The network lab: iproute2 (ip, tc, ss), iptables, ethtool. The benchmark's baselines and plot:
 # socat, stunnel4, openssh (ssh -L), openssl, gnuplot-nox. The dashboard's test: chromium (headless)
@@ -13,7 +13,7 @@ set -euo pipefail
 # at the relay) and conntrack (a router forgets its mappings). weft top's test: tmux (a terminal
 # whose screen the test reads and whose keys it types). The test command: gdb (a hung test process's
 # threads are printed before it is killed).
-packages=(pkg-config libmosquitto-dev libbluetooth-dev libngtcp2-dev libngtcp2-crypto-gnutls-dev libgnutls28-dev mosquitto mosquitto-clients python3 redis-server redis-tools curl coturn
+packages=(pkg-config libmosquitto-dev libbluetooth-dev libusb-1.0-0-dev libngtcp2-dev libngtcp2-crypto-gnutls-dev libgnutls28-dev mosquitto mosquitto-clients python3 redis-server redis-tools curl coturn
     iproute2 iptables ethtool socat stunnel4 openssh-server openssh-client openssl gnuplot-nox
     chromium fonts-dejavu-core nginx-light tinyproxy tcpdump conntrack tmux dnsmasq-base bind9-dnsutils iperf3 gdb)
 

@@ -91,6 +91,11 @@ bluetooth_socket() { # adapter
     printf '  - mode: dedicated-address\n    transportProtocol: bluetooth\n    listenAddress: %s\n    listenPort: 3\n' "$1"
 }
 
+usb_gadget_socket='  - mode: usb-gadget
+    transportProtocol: usb'
+usb_host_socket='  - mode: usb-host
+    transportProtocol: usb'
+
 echo "== guest-sites: a Bluetooth-only tunnel (alpha on hci0, beta on hci1, RFCOMM channel 3)"
 site alpha "$(bluetooth_socket hci0)" "$alpha_apps"
 site beta "$(bluetooth_socket hci1)" "$beta_apps"
@@ -101,6 +106,24 @@ wait_for 30 links_up alpha 1 bluetooth
 rate=$(fetch)
 echo "   HTTP $megabytes MiB over Bluetooth only: sha256 equal, $rate Mbit/s"
 echo "vmlab-figure bluetooth-goodput-mbit $rate"
+stop beta
+stop alpha
+
+echo "== guest-sites: a USB-only tunnel (alpha the gadget on dummy_udc, beta the host on dummy_hcd)"
+for module in dummy_hcd libcomposite usb_f_fs; do
+    modprobe "$module" || fail "modprobe $module"
+done
+mount -t configfs none /sys/kernel/config 2>/dev/null || true
+# libusb hears of devices plugged in later through udev's daemon.
+/lib/systemd/systemd-udevd --daemon >/dev/null 2>&1 || echo "   (no udevd: re-linking after a replug waits for the dial backoff)"
+site alpha "$usb_gadget_socket" "$alpha_apps"
+site beta "$usb_host_socket" "$beta_apps"
+start alpha
+start beta
+wait_for 120 links_up beta 1 usb
+rate=$(fetch)
+echo "   HTTP $megabytes MiB over USB only: sha256 equal, $rate Mbit/s"
+echo "vmlab-figure usb-goodput-mbit $rate"
 stop beta
 stop alpha
 

@@ -12,7 +12,8 @@ extension SiteConfigurationDecoder {
         var listeners: [Located<HostPort>]
         /// UDP listeners (quic sockets): they share port numbers with TCP ones freely.
         var udpListeners: [Located<HostPort>] = []
-        /// RFCOMM listeners (bluetooth sockets): an adapter and a channel each.
+        /// RFCOMM listeners (bluetooth sockets: an adapter and a channel each) and USB sockets
+        /// (one of each mode).
         var bluetoothListeners: [Located<String>] = []
     }
 
@@ -35,9 +36,24 @@ extension SiteConfigurationDecoder {
             guard
                 let socket = reader.entry(item, keys: Self.socketKeys)
             else { continue }
-            if case .scalar(let scalar)? = reader.node(socket, "transportProtocol"),
-                scalar.string.lowercased() == LocalSocketConfig.TransportProtocol.bluetooth.rawValue
-            {
+            let transportText: String? =
+                if case .scalar(let scalar)? = reader.node(socket, "transportProtocol") {
+                    scalar.string.lowercased()
+                } else {
+                    nil
+                }
+            if transportText == LocalSocketConfig.TransportProtocol.usb.rawValue {
+                guard let decoded = decodeUSBSocket(reader, socket) else { continue }
+                let kind = decoded.mode == .usbGadget ? "usb-gadget" : "usb-host"
+                if let earlier = result.bluetoothListeners.first(where: { $0.value == kind }) {
+                    reader.error(
+                        socket.childPath("mode"), at: reader.node(socket, "mode")?.mark ?? socket.mark,
+                        "a site has one \(kind) socket; \(earlier.path) is one already")
+                    continue
+                }
+                result.bluetoothListeners.append(Located(value: kind, mark: socket.mark, path: socket.path))
+                result.settings.localSockets.append(decoded)
+            } else if transportText == LocalSocketConfig.TransportProtocol.bluetooth.rawValue {
                 guard let decoded = decodeBluetoothSocket(reader, socket) else { continue }
                 let listener = "\(decoded.bluetoothAdapter.map { "\($0)" } ?? "?") channel \(decoded.listenPort)"
                 if let earlier = result.bluetoothListeners.first(where: { $0.value == listener }) {
@@ -203,10 +219,15 @@ extension SiteConfigurationDecoder {
         let errorsBefore = reader.errorCount
         var mode = LocalSocketConfig.Mode.dedicatedAddress
         if let text = reader.string(socket, "mode", required: true) {
-            if let parsed = LocalSocketConfig.Mode(rawValue: text.value.lowercased()) {
+            if let parsed = LocalSocketConfig.Mode(rawValue: text.value.lowercased()),
+                parsed != .usbGadget && parsed != .usbHost
+            {
                 mode = parsed
+            } else if LocalSocketConfig.Mode(rawValue: text.value.lowercased()) != nil {
+                reader.invalid(text, "\(text.value) needs transportProtocol: usb")
             } else {
-                reader.invalid(text, "expected dedicated-address, port-forwarding or nat-traversal")
+                reader.invalid(
+                    text, "expected dedicated-address, port-forwarding, nat-traversal, usb-gadget or usb-host")
             }
         }
         var transport = LocalSocketConfig.TransportProtocol.tls
@@ -214,7 +235,7 @@ extension SiteConfigurationDecoder {
             if let parsed = LocalSocketConfig.TransportProtocol(rawValue: text.value.lowercased()) {
                 transport = parsed
             } else {
-                reader.invalid(text, "expected tls, quic, websocket or bluetooth")
+                reader.invalid(text, "expected tls, quic, websocket, bluetooth or usb")
             }
         }
         let backup = decodeRole(reader, socket) ?? false
@@ -328,6 +349,8 @@ extension SiteConfigurationDecoder {
             }
             // The mapping comes from STUN, through the socket itself (`HolePuncher`).
             publicAddress = .autoStunDetect
+        case .usbGadget, .usbHost:
+            break  // refused above: they need transportProtocol: usb (`decodeUSBSocket`)
         }
 
         var httpURL: String?
@@ -442,6 +465,56 @@ extension SiteConfigurationDecoder {
             mode: .dedicatedAddress, transportProtocol: .bluetooth, publicAddress: .adapter, publicPort: channel,
             listenAddress: IPAddress("0.0.0.0")!, listenPort: channel)
         config.bluetoothAdapter = adapter
+        config.backup = backup
+        return config
+    }
+
+    /// `transportProtocol: usb`: `mode: usb-gadget` (this machine is the USB device; an
+    /// optional `listenAddress` names the device controller, else the first is taken) or
+    /// `mode: usb-host` (this machine dials the gadgets peers announce). Peers find a gadget by
+    /// the serial number it presents, so no address or port applies.
+    func decodeUSBSocket(_ reader: ConfigReader, _ socket: ConfigReader.Mapping) -> LocalSocketConfig? {
+        let errorsBefore = reader.errorCount
+        var mode: LocalSocketConfig.Mode?
+        if let text = reader.string(socket, "mode", required: true) {
+            mode = LocalSocketConfig.Mode(rawValue: text.value.lowercased())
+            if mode != .usbGadget && mode != .usbHost {
+                reader.invalid(text, "expected usb-gadget or usb-host with transportProtocol: usb")
+            }
+        }
+        for key in ["publicAddress", "publicPort", "listenPort", "publicUrl", "httpDetector", "stunServer", "path"] {
+            guard let node = reader.node(socket, key) else { continue }
+            reader.error(
+                socket.childPath(key), at: node.mark ?? socket.mark,
+                "not used with transportProtocol: usb (peers find a gadget by its serial number)")
+        }
+        let backup = decodeRole(reader, socket) ?? false
+        if backup, mode == .usbHost, let role = reader.node(socket, "role") {
+            reader.error(
+                socket.childPath("role"), at: role.mark ?? socket.mark,
+                "set role on the usb-gadget side: the gadget's socket says what its links are")
+        }
+        var controller: String?
+        if let text = reader.string(socket, "listenAddress"), !text.value.isEmpty {
+            if mode == .usbHost {
+                reader.error(
+                    text.path, at: text.mark, "not used with mode: usb-host (every USB host port is looked at)")
+            } else if text.value.utf8.count <= 64,
+                text.value.utf8.allSatisfy({
+                    ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x41 && $0 <= 0x5a) || ($0 >= 0x61 && $0 <= 0x7a)
+                        || [0x2d, 0x2e, 0x5f, 0x3a].contains($0)
+                }), text.value != ".", text.value != ".."
+            {
+                controller = text.value
+            } else {
+                reader.invalid(text, "expected a USB device controller's name from /sys/class/udc (dummy_udc.0)")
+            }
+        }
+        guard reader.errorCount == errorsBefore, let mode else { return nil }
+        var config = LocalSocketConfig(
+            mode: mode, transportProtocol: .usb, publicAddress: .adapter, publicPort: 1,
+            listenAddress: IPAddress("0.0.0.0")!, listenPort: 0)
+        config.usbController = controller
         config.backup = backup
         return config
     }

@@ -63,6 +63,12 @@ public struct LocalSocketConfig: Sendable, Equatable {
         /// weft: a QUIC socket behind NAT, with no public address or port forward: the site
         /// learns its mapping with STUN from the socket and links through it by hole punching.
         case natTraversal = "nat-traversal"
+        /// weft, USB: this machine is a weft USB device on its device controller and serves the
+        /// links a host opens over the cable (`transportProtocol: usb`).
+        case usbGadget = "usb-gadget"
+        /// weft, USB: this machine dials the weft gadgets peers announce, over its USB host
+        /// ports (`transportProtocol: usb`). Nothing listens.
+        case usbHost = "usb-host"
     }
 
     public enum TransportProtocol: String, Sendable, Equatable, CaseIterable {
@@ -75,6 +81,8 @@ public struct LocalSocketConfig: Sendable, Equatable {
         /// weft: RFCOMM on a local Bluetooth adapter (`listenAddress`: its address or `hciN`;
         /// `listenPort`: the RFCOMM channel, 1–30).
         case bluetooth
+        /// weft: bulk transfers over a USB cable, with `mode: usb-gadget` or `mode: usb-host`.
+        case usb
 
         /// The link type this socket is announced and served as.
         public var linkType: LinkEndpoint.Kind {
@@ -83,6 +91,7 @@ public struct LocalSocketConfig: Sendable, Equatable {
             case .quic: .quic
             case .websocket: .websocket
             case .bluetooth: .bluetooth
+            case .usb: .usb
             }
         }
     }
@@ -92,7 +101,8 @@ public struct LocalSocketConfig: Sendable, Equatable {
         case literal(IPAddress)
         case autoHttpDetect
         case autoStunDetect
-        /// A Bluetooth socket is announced with its adapter's address, known once it is bound.
+        /// A Bluetooth socket is announced with its adapter's address, known once it is bound; a
+        /// USB gadget with its serial number.
         case adapter
 
         public var description: String {
@@ -125,6 +135,12 @@ public struct LocalSocketConfig: Sendable, Equatable {
     /// weft, Bluetooth: the adapter that `listenAddress` names (`listenAddress` itself is then
     /// unused, the wildcard).
     public var bluetoothAdapter: BluetoothAdapter?
+    /// weft, USB gadget: the device controller (UDC) that `listenAddress` names; nil takes the
+    /// first one.
+    public var usbController: String?
+
+    /// Whether this socket listens for links (a USB host socket only dials).
+    public var listens: Bool { mode != .usbHost }
 
     public static let defaultPath = "/weft"
     /// RFCOMM server channels: what `listenPort` of a Bluetooth socket may be.

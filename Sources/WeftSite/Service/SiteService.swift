@@ -66,30 +66,37 @@ public struct SiteService: Service {
         let group = MultiThreadedEventLoopGroup.singleton
         // Each Bluetooth socket's adapter must be here and up: peers dial its address.
         let adapters = try resolveBluetoothAdapters()
-        let bluetoothEndpoints = configuration.tunnel.localSockets.indices.compactMap { index in
+        // A USB gadget presents a serial number of this site's own, which peers look for.
+        let usbSerial = "weft-" + identity.fingerprint.bytes.prefix(8).hexEncoded
+        let gadgetSocket = configuration.tunnel.localSockets.first { $0.mode == .usbGadget }
+        let dialsUSB = configuration.tunnel.localSockets.contains { $0.mode == .usbHost }
+        // Bluetooth and USB endpoints: the adapter's address and the gadget's serial number.
+        let deviceEndpoints = configuration.tunnel.localSockets.indices.compactMap { index in
             adapters[index].map {
                 SiteAnnouncement.Endpoint(
                     linkType: .bluetooth, address: $0.description,
                     port: UInt16(configuration.tunnel.localSockets[index].listenPort))
             }
         }
+            + (gadgetSocket == nil ? [] : [SiteAnnouncement.Endpoint(linkType: .usb, address: usbSerial, port: 1)])
         // A nat-traversal socket's mapping is learned through the socket itself (`HolePuncher`);
         // a Bluetooth socket is announced with its adapter's address.
         let detector = PublicAddressMonitor(
             sockets: configuration.tunnel.localSockets.filter {
-                $0.mode != .natTraversal && $0.transportProtocol != .bluetooth
+                $0.mode != .natTraversal && $0.publicAddress != .adapter
             },
             stunServers: configuration.stun, logger: logger)
-        var discovery = discoveryConfiguration(endpoints: detector.literalEndpoints + bluetoothEndpoints)
+        var discovery = discoveryConfiguration(endpoints: detector.literalEndpoints + deviceEndpoints)
         discovery.apps = exposedApps.map(\.appName)
         let agent = try DiscoveryAgent(configuration: discovery, identity: identity, logger: logger)
         let site = LocalLinkSite(
             siteName: configuration.siteName, tls: try LinkTLS(identity: identity))
         let policy = EndpointPolicy(
-            ownListeners: configuration.tunnel.localSockets.filter { $0.transportProtocol != .bluetooth }.map {
+            ownListeners: configuration.tunnel.localSockets.filter { $0.publicAddress != .adapter }.map {
                 HostPort(address: $0.listenAddress, port: $0.listenPort)
             },
-            ownAdapters: adapters.keys.sorted().compactMap { adapters[$0] })
+            ownAdapters: adapters.keys.sorted().compactMap { adapters[$0] },
+            dialsUSB: dialsUSB, ownUSBSerial: gadgetSocket == nil ? nil : usbSerial)
         let transportContext = LinkTransportContext(
             congestionControl: configuration.tunnel.congestionControl,
             proxy: configuration.tunnel.proxy,
@@ -109,6 +116,17 @@ public struct SiteService: Service {
         // Bluetooth links leave from the adapter of the site's first Bluetooth socket, so two
         // sites on one machine (the VM lab) each keep to their own.
         if let first = policy.ownAdapters.first { dialers.append(BluetoothLinkTransport(adapter: first)) }
+        var usbHost: USBHostLinkTransport?
+        if dialsUSB {
+            do {
+                usbHost = try USBHostLinkTransport()
+            } catch {
+                let key = "tunnel.localSockets[\(configuration.tunnel.localSockets.firstIndex { $0.mode == .usbHost }!)]"
+                logger.error("\(key): USB host side cannot start", metadata: ["error": "\(error)"])
+                throw SiteRuntimeError(.cannotListen, "\(key): \(error)", field: key)
+            }
+            dialers.append(usbHost!)
+        }
         let transports = LinkTransportSet(dialers)
         if let proxy = configuration.tunnel.proxy {
             logger.info("links are dialed through a proxy", metadata: ["proxy": "\(proxy)"])
@@ -146,21 +164,38 @@ public struct SiteService: Service {
             softwareVersion: softwareVersion,
             overlay: overlay, manager: manager, agent: agent, logger: logger)
         do {
-            for (index, socket) in configuration.tunnel.localSockets.enumerated() {
+            if let usbHost {
+                // A weft gadget plugged in: the runs waiting to dial one dial now.
+                usbHost.onArrival { manager.transportChanged(.usb) }
+                logger.info(
+                    "dialing USB gadgets that peers announce",
+                    metadata: ["hotplug": "\(usbHost.hasHotplug ? "yes" : "no: re-linking waits for the backoff")"])
+            }
+            for (index, socket) in configuration.tunnel.localSockets.enumerated() where socket.listens {
                 let transport: any LinkTransport =
                     switch socket.transportProtocol {
                     case .tls: TCPLinkTransport(context: transportContext)
                     case .quic: quic
                     case .websocket: try WebSocketLinkTransport(context: transportContext, path: socket.path)
                     case .bluetooth: BluetoothLinkTransport(adapter: adapters[index])
+                    case .usb: USBGadgetLinkTransport(serial: usbSerial, logger: logger)
                     }
-                let host = adapters[index]?.description ?? socket.listenAddress.description
-                let listener = try await LinkListener.bind(
-                    host: host, port: socket.listenPort, over: transport, group: group,
-                    site: site, admission: admission, backup: socket.backup,
-                    handlers: manager.listenerHandlers(punched: socket.mode == .natTraversal),
-                    logger: logger
-                ).get()
+                let host =
+                    socket.transportProtocol == .usb
+                    ? socket.usbController ?? "" : adapters[index]?.description ?? socket.listenAddress.description
+                let listener: LinkListener
+                do {
+                    listener = try await LinkListener.bind(
+                        host: host, port: socket.listenPort, over: transport, group: group,
+                        site: site, admission: admission, backup: socket.backup,
+                        handlers: manager.listenerHandlers(punched: socket.mode == .natTraversal),
+                        logger: logger
+                    ).get()
+                } catch where socket.transportProtocol == .usb {
+                    // No controller, no configfs, no root: say which socket could not start.
+                    let key = "tunnel.localSockets[\(index)]"
+                    throw SiteRuntimeError(.cannotListen, "\(key): \(error)", field: key)
+                }
                 linkListeners.append(listener)
                 if socket.mode == .natTraversal {
                     if punchListener == nil {
@@ -178,6 +213,10 @@ public struct SiteService: Service {
                     metadata["address"] = "\(adapter) channel \(socket.listenPort)"
                     if let named = socket.bluetoothAdapter, case .index = named { metadata["adapter"] = "\(named)" }
                 }
+                if socket.mode == .usbGadget {
+                    metadata["address"] = "usb gadget \(usbSerial)"
+                    metadata["controller"] = "\(socket.usbController ?? "the first in /sys/class/udc")"
+                }
                 if socket.transportProtocol == .websocket { metadata["path"] = "\(socket.path)" }
                 if let url = socket.publicURL { metadata["publicUrl"] = "\(url.url)" }
                 if socket.backup { metadata["role"] = "backup" }
@@ -194,8 +233,8 @@ public struct SiteService: Service {
             (detected: detector.literalEndpoints, punch: [SiteAnnouncement.Endpoint]()))
         let announceEndpoints: @Sendable () -> Void = {
             let (detected, punch) = ownEndpoints.withLockedValue { ($0.detected, $0.punch) }
-            agent.update(endpoints: detected + bluetoothEndpoints + punch)
-            manager.ownEndpointsChanged(announced: !detected.isEmpty || !bluetoothEndpoints.isEmpty)
+            agent.update(endpoints: detected + deviceEndpoints + punch)
+            manager.ownEndpointsChanged(announced: !detected.isEmpty || !deviceEndpoints.isEmpty)
         }
         let puncher = punchListener.flatMap { listener, socket in
             makePuncher(
@@ -245,6 +284,7 @@ public struct SiteService: Service {
         }
         handle.publish(nil)
         puncher?.stop()
+        usbHost?.shutdown()
         await runtime.stop()
         for listener in linkListeners { try? await listener.close().get() }
         await manager.stop()

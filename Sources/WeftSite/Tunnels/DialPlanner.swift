@@ -141,6 +141,14 @@ public struct DialPlanner: Sendable {
         return peer.runs.values.sorted().map { .kick(run: $0) }
     }
 
+    /// Something changed for one transport (a USB gadget plugged in): every run dialing over it
+    /// dials now.
+    public func kickAll(over transport: LinkEndpoint.Kind) -> [Action] {
+        peers.values.flatMap { $0.runs.filter { $0.key.remote.transport == transport }.values }.sorted().map {
+            .kick(run: $0)
+        }
+    }
+
     /// The site stops: every run ends.
     public mutating func stop() -> [Action] {
         guard !stopped else { return [] }

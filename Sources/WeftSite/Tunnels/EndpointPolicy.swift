@@ -29,10 +29,25 @@ public struct EndpointPolicy: Hashable, Sendable {
     /// This site's Bluetooth adapters (those its Bluetooth sockets listen on). Bluetooth
     /// endpoints are dialed only when there is one, and never to one of them.
     public var ownAdapters: [BluetoothAddress]
+    /// Whether this site dials USB gadgets (it has a `usb-host` socket).
+    public var dialsUSB: Bool
+    /// This site's own USB gadget's serial number, never dialed.
+    public var ownUSBSerial: String?
 
-    public init(ownListeners: [HostPort] = [], ownAdapters: [BluetoothAddress] = []) {
+    public init(
+        ownListeners: [HostPort] = [], ownAdapters: [BluetoothAddress] = [], dialsUSB: Bool = false,
+        ownUSBSerial: String? = nil
+    ) {
         self.ownListeners = ownListeners
         self.ownAdapters = ownAdapters
+        self.dialsUSB = dialsUSB
+        self.ownUSBSerial = ownUSBSerial
+    }
+
+    /// Nil if the USB gadget with this serial number may be dialed, else why not.
+    public func usbRefusal(serial: String) -> Refusal? {
+        guard USBLinkDevice.isSerial(serial) else { return .malformed }
+        return serial == ownUSBSerial ? .ownListener : nil
     }
 
     /// Nil if the Bluetooth adapter `address` may be dialed on `channel`, else why not.

@@ -30,6 +30,7 @@ public struct LinkPath: Hashable, Sendable, CustomStringConvertible {
             case .relay: "relay via \(remote.host)"
             case .punch: "punch \(String(host: remote.host, port: remote.port))"
             case .bluetooth: "bluetooth \(remote.host) channel \(remote.port)"
+            case .usb: "usb gadget \(remote.host)"
             }
         return "\(local.map { "\($0)" } ?? "*")→\(target)#\(index)"
     }
@@ -42,14 +43,16 @@ public struct LinkPath: Hashable, Sendable, CustomStringConvertible {
     /// (the same bound as the links one tunnel accepts).
     public static let maxPathsPerPeer = 64
 
-    /// Announced link types never planned as paths (see `plan`).
-    static let undialed: Set<SiteAnnouncement.Endpoint.LinkType> = [.punch]
-
     /// Whether this site plans paths to endpoints of `type`: a Bluetooth endpoint only when the
-    /// site has an adapter of its own (`EndpointPolicy.ownAdapters`); a site without one skips
-    /// it silently.
+    /// site has an adapter of its own (`EndpointPolicy.ownAdapters`), a USB gadget only when it
+    /// has a USB host socket; a site without them skips such endpoints silently.
     static func plans(_ type: SiteAnnouncement.Endpoint.LinkType, policy: EndpointPolicy) -> Bool {
-        !undialed.contains(type) && (type != .bluetooth || !policy.ownAdapters.isEmpty)
+        switch type {
+        case .punch: false
+        case .bluetooth: !policy.ownAdapters.isEmpty
+        case .usb: policy.dialsUSB
+        default: true
+        }
     }
 
     /// Every link to keep to a peer announcing `endpoints`: each endpoint from each local
@@ -67,9 +70,9 @@ public struct LinkPath: Hashable, Sendable, CustomStringConvertible {
             guard plans(endpoint.linkType, policy: policy), var remote = LinkEndpoint(announced: endpoint),
                 refusal(remote, policy: policy) == nil
             else { continue }
-            if remote.transport == .bluetooth {
-                // One RFCOMM connection per adapter pair and channel: a second is refused
-                // (EBUSY), so `linksPerPath` does not apply. It leaves from the site's adapter.
+            if remote.transport == .bluetooth || remote.transport == .usb {
+                // One RFCOMM connection per adapter pair and channel (a second is refused:
+                // EBUSY), one link per USB gadget: `linksPerPath` does not apply.
                 let path = LinkPath(remote: remote)
                 if paths.count < maxPathsPerPeer, seen.insert(path).inserted { paths.append(path) }
                 continue
@@ -105,6 +108,7 @@ extension LinkPath {
                 switch remote.transport {
                 case .websocket: remote.url
                 case .bluetooth: "bluetooth \(remote.host) channel \(remote.port)"
+                case .usb: "usb gadget \(remote.host)"
                 default: "\(remote.host) port \(remote.port)"
                 }
             return refusal(remote, policy: policy).map { (text, $0) }
@@ -117,6 +121,7 @@ extension LinkPath {
         if endpoint.transport == .bluetooth {
             return policy.bluetoothRefusal(address: endpoint.host, channel: endpoint.port)
         }
+        if endpoint.transport == .usb { return policy.usbRefusal(serial: endpoint.host) }
         if IPAddress(endpoint.host) == nil && endpoint.transport == .websocket {
             return endpoint.port > 0 ? nil : .badPort
         }

@@ -204,6 +204,12 @@ public final class TunnelManager: Sendable {
         perform(state.withLockedValue { $0.planner.ownEndpoints(announced: announced) })
     }
 
+    /// A transport can reach more now (a USB gadget was plugged in): its waiting runs dial now
+    /// rather than after their backoff.
+    public func transportChanged(_ transport: LinkEndpoint.Kind) {
+        perform(state.withLockedValue { $0.planner.kickAll(over: transport) })
+    }
+
     /// `speedtest.allowDownload`, at start and on reload.
     public func allowSpeedtestDownload(_ allowed: Bool) {
         apps.allowSpeedtestDownload(allowed)

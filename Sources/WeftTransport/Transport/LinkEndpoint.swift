@@ -10,7 +10,7 @@ public struct LinkEndpoint: Hashable, Sendable, CustomStringConvertible {
 
     public var transport: Kind
     /// An IP literal (no brackets); for WebSocket, a DNS name; for Bluetooth, the peer adapter's
-    /// address (and `port` its RFCOMM channel).
+    /// address (and `port` its RFCOMM channel); for USB, the gadget's serial number.
     public var host: String
     public var port: Int
     /// WebSocket: the request path, starting with `/`.
@@ -76,13 +76,16 @@ public struct LinkEndpoint: Hashable, Sendable, CustomStringConvertible {
             guard let address = BluetoothAddress(endpoint.address), RFCOMMSocket.channels.contains(Int(endpoint.port))
             else { return nil }
             self.init(transport: .bluetooth, host: address.description, port: Int(endpoint.port))
+        case .usb:
+            guard USBLinkDevice.isSerial(endpoint.address), endpoint.port == 1 else { return nil }
+            self.init(transport: .usb, host: endpoint.address, port: 1)
         }
     }
 
     /// The announcement entry for this endpoint.
     public var announced: SiteAnnouncement.Endpoint {
         switch transport {
-        case .tls, .quic, .punch, .bluetooth:
+        case .tls, .quic, .punch, .bluetooth, .usb:
             SiteAnnouncement.Endpoint(linkType: transport, address: host, port: UInt16(port))
         case .websocket: SiteAnnouncement.Endpoint(linkType: .websocket, address: url, port: UInt16(port))
         case .relay: SiteAnnouncement.Endpoint(linkType: .relay, address: host, port: 0)
@@ -103,6 +106,7 @@ public struct LinkEndpoint: Hashable, Sendable, CustomStringConvertible {
             host.contains(":") ? "\(transport) [\(host)]:\(port)" : "\(transport) \(host):\(port)"
         case .websocket: "websocket \(url)"
         case .bluetooth: "bluetooth \(host) channel \(port)"
+        case .usb: "usb gadget \(host)"
         case .relay: target.isEmpty ? "relay via \(host)" : "relay via \(host) to \(target)"
         }
     }

@@ -24,6 +24,9 @@ public struct SiteAnnouncement: Hashable, Sendable {
             /// `port` the RFCOMM channel (1–30). Older builds skip it, as a peer without
             /// Bluetooth does.
             case bluetooth = 6
+            /// A USB cable to a weft gadget (`mode: usb-gadget`): `address` is the gadget's serial
+            /// number, `port` 1. Dialed only by a site with a USB host socket.
+            case usb = 7
 
             public var description: String {
                 switch self {
@@ -33,13 +36,14 @@ public struct SiteAnnouncement: Hashable, Sendable {
                 case .relay: "relay"
                 case .punch: "punch"
                 case .bluetooth: "bluetooth"
+                case .usb: "usb"
                 }
             }
         }
 
         public var linkType: LinkType
         /// An IP literal (no brackets); for `websocket`, the URL to dial; for `bluetooth`, a
-        /// Bluetooth address.
+        /// Bluetooth address; for `usb`, a gadget's serial number.
         public var address: String
         public var port: UInt16
 
