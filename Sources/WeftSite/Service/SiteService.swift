@@ -71,13 +71,14 @@ public struct SiteService: Service {
         let gadgetSocket = configuration.tunnel.localSockets.first { $0.mode == .usbGadget }
         let dialsUSB = configuration.tunnel.localSockets.contains { $0.mode == .usbHost }
         // Bluetooth and USB endpoints: the adapter's address and the gadget's serial number.
-        let deviceEndpoints = configuration.tunnel.localSockets.indices.compactMap { index in
-            adapters[index].map {
-                SiteAnnouncement.Endpoint(
-                    linkType: .bluetooth, address: $0.description,
-                    port: UInt16(configuration.tunnel.localSockets[index].listenPort))
+        let deviceEndpoints =
+            configuration.tunnel.localSockets.indices.compactMap { index in
+                adapters[index].map {
+                    SiteAnnouncement.Endpoint(
+                        linkType: .bluetooth, address: $0.description,
+                        port: UInt16(configuration.tunnel.localSockets[index].listenPort))
+                }
             }
-        }
             + (gadgetSocket == nil ? [] : [SiteAnnouncement.Endpoint(linkType: .usb, address: usbSerial, port: 1)])
         // A nat-traversal socket's mapping is learned through the socket itself (`HolePuncher`);
         // a Bluetooth socket is announced with its adapter's address.
@@ -121,7 +122,8 @@ public struct SiteService: Service {
             do {
                 usbHost = try USBHostLinkTransport()
             } catch {
-                let key = "tunnel.localSockets[\(configuration.tunnel.localSockets.firstIndex { $0.mode == .usbHost }!)]"
+                let key =
+                    "tunnel.localSockets[\(configuration.tunnel.localSockets.firstIndex { $0.mode == .usbHost }!)]"
                 logger.error("\(key): USB host side cannot start", metadata: ["error": "\(error)"])
                 throw SiteRuntimeError(.cannotListen, "\(key): \(error)", field: key)
             }
@@ -191,7 +193,7 @@ public struct SiteService: Service {
                         handlers: manager.listenerHandlers(punched: socket.mode == .natTraversal),
                         logger: logger
                     ).get()
-                } catch where socket.transportProtocol == .usb {
+                } catch  where socket.transportProtocol == .usb {
                     // No controller, no configfs, no root: say which socket could not start.
                     let key = "tunnel.localSockets[\(index)]"
                     throw SiteRuntimeError(.cannotListen, "\(key): \(error)", field: key)

@@ -148,7 +148,8 @@ final class USBGadget: @unchecked Sendable {
         _ = umount2(mountPoint, CInt(MNT_DETACH))
         rmdir(mountPoint)
         let config = "\(directory)/configs/c.1"
-        for entry in (try? FileManager.default.contentsOfDirectory(atPath: config)) ?? [] where entry.hasPrefix("ffs.") {
+        for entry in (try? FileManager.default.contentsOfDirectory(atPath: config)) ?? [] where entry.hasPrefix("ffs.")
+        {
             unlink("\(config)/\(entry)")
         }
         rmdir("\(config)/strings/0x409")

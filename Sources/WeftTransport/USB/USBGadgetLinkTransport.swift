@@ -207,11 +207,12 @@ final class USBGadgetServer: @unchecked Sendable {
             logger.warning("cannot start a USB link", metadata: ["error": "\(error)"])
             return
         }
-        guard state.withLockedValue({ state in
-            guard !state.stopped else { return false }
-            state.current = session
-            return true
-        })
+        guard
+            state.withLockedValue({ state in
+                guard !state.stopped else { return false }
+                state.current = session
+                return true
+            })
         else { return }
         let accept = self.accept
         ClientBootstrap(group: group)

@@ -259,7 +259,8 @@ final class USBHostLink: @unchecked Sendable {
             var got: Int32 = 0
             let result = buffer.withUnsafeMutableBufferPointer { pointer in
                 libusb_bulk_transfer(
-                    handle, USBLinkDevice.inEndpoint, pointer.baseAddress! + filled, Int32(pointer.count - filled), &got,
+                    handle, USBLinkDevice.inEndpoint, pointer.baseAddress! + filled, Int32(pointer.count - filled),
+                    &got,
                     Self.pollMilliseconds)
             }
             filled += Int(got)
