@@ -411,6 +411,31 @@ struct ConfigDefaultsTests {
         #expect(monitor.literalEndpoints == [.init(linkType: .tls, address: "127.0.0.1", port: 3)])
     }
 
+    @Test("usb sockets: a gadget on a named or the first controller, a host side that only dials")
+    func usbSockets() throws {
+        let yaml =
+            minimalConfig + """
+                tunnel:
+                  localSockets:
+                  - mode: usb-gadget
+                    transportProtocol: usb
+                    listenAddress: dummy_udc.0
+                    role: backup
+                  - mode: USB-host
+                    transportProtocol: USB
+
+                """
+        let loaded = try loadConfig(yaml)
+        #expect(loaded.warnings.isEmpty, "\(loaded.warnings)")
+        let sockets = loaded.configuration.tunnel.localSockets
+        #expect(sockets.map(\.mode) == [.usbGadget, .usbHost])
+        #expect(sockets.allSatisfy { $0.transportProtocol == .usb && $0.publicAddress == .adapter })
+        #expect(sockets[0].usbController == "dummy_udc.0" && sockets[0].backup && sockets[0].listens)
+        #expect(sockets[1].usbController == nil && !sockets[1].listens)
+        let monitor = PublicAddressMonitor(sockets: sockets, stunServers: [], logger: .init(label: "t"))
+        #expect(monitor.literalEndpoints.isEmpty)
+    }
+
     @Test("nat-traversal: a QUIC socket with a listen port and a STUN server (its own or the top-level list)")
     func natTraversal() throws {
         let yaml =

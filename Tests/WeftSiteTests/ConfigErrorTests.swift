@@ -174,7 +174,7 @@ struct ConfigErrorTests {
                 + "tunnel:\n  localSockets:\n  - mode: upnp\n    listenAddress: 127.0.0.1\n    listenPort: 1\n",
             path: "tunnel.localSockets[0].mode",
             line: 9,
-            fragment: "\"upnp\" — expected dedicated-address, port-forwarding or nat-traversal"
+            fragment: "\"upnp\" — expected dedicated-address, port-forwarding, nat-traversal, usb-gadget or usb-host"
         ),
         .init(
             name: "nat-traversal over TLS",
@@ -205,7 +205,7 @@ struct ConfigErrorTests {
                 + "tunnel:\n  localSockets:\n  - mode: dedicated-address\n    transportProtocol: sctp\n    listenAddress: 127.0.0.1\n    listenPort: 1\n",
             path: "tunnel.localSockets[0].transportProtocol",
             line: 10,
-            fragment: "expected tls, quic, websocket or bluetooth"
+            fragment: "expected tls, quic, websocket, bluetooth or usb"
         ),
         Case(
             name: "dedicated-address without any address",
@@ -706,6 +706,53 @@ struct ConfigErrorTests {
             path: "tunnel.localSockets[1].listenPort",
             line: 16,
             fragment: "hci0 channel 3 is already used by tunnel.localSockets[0]"
+        ),
+        Case(
+            name: "usb with a port",
+            yaml: header
+                + "tunnel:\n  localSockets:\n  - mode: usb-gadget\n    transportProtocol: usb\n    listenPort: 3\n",
+            path: "tunnel.localSockets[0].listenPort",
+            line: 11,
+            fragment: "not used with transportProtocol: usb (peers find a gadget by its serial number)"
+        ),
+        Case(
+            name: "usb with a TCP mode",
+            yaml: header + "tunnel:\n  localSockets:\n  - mode: dedicated-address\n    transportProtocol: usb\n",
+            path: "tunnel.localSockets[0].mode",
+            line: 9,
+            fragment: "expected usb-gadget or usb-host with transportProtocol: usb"
+        ),
+        Case(
+            name: "a usb mode over TLS",
+            yaml: header + "tunnel:\n  localSockets:\n  - mode: usb-gadget\n    listenPort: 3\n",
+            path: "tunnel.localSockets[0].mode",
+            line: 9,
+            fragment: "usb-gadget needs transportProtocol: usb"
+        ),
+        Case(
+            name: "usb gadget controller not a name",
+            yaml: header
+                + "tunnel:\n  localSockets:\n  - mode: usb-gadget\n    transportProtocol: usb\n    listenAddress: ../x\n",
+            path: "tunnel.localSockets[0].listenAddress",
+            line: 11,
+            fragment: "expected a USB device controller's name from /sys/class/udc"
+        ),
+        Case(
+            name: "usb host with a controller",
+            yaml: header
+                + "tunnel:\n  localSockets:\n  - mode: usb-host\n    transportProtocol: usb\n    listenAddress: dummy_udc.0\n",
+            path: "tunnel.localSockets[0].listenAddress",
+            line: 11,
+            fragment: "not used with mode: usb-host"
+        ),
+        Case(
+            name: "two usb gadget sockets",
+            yaml: header
+                + "tunnel:\n  localSockets:\n  - mode: usb-gadget\n    transportProtocol: usb\n"
+                + "  - mode: usb-gadget\n    transportProtocol: usb\n",
+            path: "tunnel.localSockets[1].mode",
+            line: 11,
+            fragment: "a site has one usb-gadget socket; tunnel.localSockets[0] is one already"
         ),
         Case(
             name: "root not a mapping",

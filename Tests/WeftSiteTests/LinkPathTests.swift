@@ -94,6 +94,24 @@ struct LinkPathTests {
         #expect(refused[0].endpoint == "bluetooth 00:AA:01:00:00:01 channel 3")
     }
 
+    @Test("USB gadgets: planned once each, only by a site with a USB host socket, never its own")
+    func usbEndpoints() {
+        let endpoints = [
+            SiteAnnouncement.Endpoint(linkType: .usb, address: "weft-0011223344556677", port: 1),
+            SiteAnnouncement.Endpoint(linkType: .usb, address: "weft-own", port: 1),
+            SiteAnnouncement.Endpoint(linkType: .usb, address: "weft-0011223344556677", port: 2),
+            SiteAnnouncement.Endpoint(linkType: .usb, address: "../../etc", port: 1),
+            SiteAnnouncement.Endpoint(linkType: .usb, address: String(repeating: "a", count: 33), port: 1),
+        ]
+        #expect(LinkPath.plan(endpoints: endpoints, localAddresses: [], linksPerPath: 3).isEmpty)
+        #expect(LinkPath.refused(endpoints: endpoints, policy: EndpointPolicy()).isEmpty)
+        let policy = EndpointPolicy(dialsUSB: true, ownUSBSerial: "weft-own")
+        let paths = LinkPath.plan(endpoints: endpoints, localAddresses: [], linksPerPath: 3, policy: policy)
+        #expect(paths == [LinkPath(remote: LinkEndpoint(transport: .usb, host: "weft-0011223344556677", port: 1))])
+        let refused = LinkPath.refused(endpoints: endpoints, policy: policy)
+        #expect(refused.map(\.refusal) == [.ownListener, .malformed, .malformed, .malformed])
+    }
+
     @Test("paths to one peer are capped, however many local addresses and links per path")
     func pathCap() {
         let endpoints = (0..<16).map { endpoint("198.18.0.\($0 + 1)", 4000) }
