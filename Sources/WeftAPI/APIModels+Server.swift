@@ -41,8 +41,8 @@ extension APIModels.Tunnel {
             links: snapshot.links.map { link in
                 APIModels.Link(
                     id: link.id.rawValue,
-                    localAddress: link.localAddress.map(Self.describe),
-                    remoteAddress: link.remoteAddress.map(Self.describe),
+                    localAddress: link.remoteName == nil ? link.localAddress.map(Self.describe) : nil,
+                    remoteAddress: link.remoteName ?? link.remoteAddress.map(Self.describe),
                     transport: "\(link.transport)",
                     path: link.path,
                     role: link.statistics?.backup == true ? "backup" : "primary",

@@ -92,6 +92,51 @@ struct RFCOMMSocketTests {
         try await pair.shutdown()
     }
 
+    @Test("a stranger in range: an RFCOMM connection that does not speak TLS is dropped, and a site links after it")
+    func stranger() async throws {
+        let names = try #require(LabControllers.names)
+        let server = try RFCOMMSocket.address(of: try #require(BluetoothAdapter(names[0])))
+        let client = try RFCOMMSocket.address(of: try #require(BluetoothAdapter(names[1])))
+        let pair = try TunnelPair(
+            listenTransport: BluetoothLinkTransport(), dialTransport: BluetoothLinkTransport(adapter: client),
+            endpoint: { LinkEndpoint(transport: .bluetooth, host: server.description, port: $0) },
+            silenceLimit: .seconds(20))
+        try await pair.listen(host: names[0], port: 12, handshakeTimeout: .seconds(5))
+        // The stranger connects and sends bytes that are not a TLS ClientHello.
+        let closed = try await NIOThreadPool.singleton.runIfActive { () throws -> Bool in
+            let fd = try RFCOMMSocket.connect(from: client, to: server, channel: 12, timeout: .seconds(30))
+            defer { close(fd) }
+            let junk = [UInt8](repeating: 0x47, count: 300)
+            _ = junk.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+            // The listener must close it: wait for the end of the stream, for up to a minute.
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            let deadline = Date().addingTimeInterval(60)
+            while Date() < deadline {
+                var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+                guard poll(&poller, 1, 1000) > 0 else { continue }
+                let count = read(fd, &buffer, buffer.count)
+                if count == 0 || (count < 0 && errno != EAGAIN && errno != EINTR) { return true }
+            }
+            return false
+        }
+        #expect(closed, "the listener kept a stranger's connection open")
+        // The same adapters link on the same channel once the stranger's connection is gone.
+        let deadline = ContinuousClock.now + .seconds(60)
+        var linked = false
+        while !linked && ContinuousClock.now < deadline {
+            do {
+                try await pair.dial()
+                linked = true
+            } catch {
+                try await Task.sleep(for: .milliseconds(500))
+            }
+        }
+        #expect(linked)
+        #expect(try await LinkTransportTests.transfer(pair, bytes: 256 << 10))
+        print("rfcomm: a stranger's connection dropped at the handshake; a tunnel linked after it")
+        try await pair.shutdown()
+    }
+
     @Test("refusals: an adapter that is not there, a channel nobody listens on, a channel out of range")
     func refusals() async throws {
         let names = try #require(LabControllers.names)

@@ -14,8 +14,8 @@ output=$("$tests" --testing-library swift-testing --filter RFCOMMSocketTests 2>&
     exit 1
 }
 echo "$output" | grep -E "^(✔|✘|↳)|rfcomm:|recorded an issue" || true
-if ! echo "$output" | grep -q "Test run with 3 tests in 1 suite passed"; then
-    echo "guest-bluetooth-sockets: FAILED (or skipped): the three RFCOMM tests did not all run and pass"
+if ! echo "$output" | grep -q "Test run with 4 tests in 1 suite passed"; then
+    echo "guest-bluetooth-sockets: FAILED (or skipped): the four RFCOMM tests did not all run and pass"
     exit 1
 fi
 echo "guest-bluetooth-sockets: ok"

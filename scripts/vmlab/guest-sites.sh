@@ -151,10 +151,19 @@ site alpha "$tls_socket
 $(bluetooth_socket hci0)
 $usb_gadget_socket" "$alpha_apps"
 site beta "$(bluetooth_socket hci1)
-$usb_host_socket" "$beta_apps"
+$usb_host_socket" "$beta_apps
+restfulApi:
+  enabled: true
+  listenAddr: 127.0.0.1:18081"
 start alpha
 start beta
 for transport in tls bluetooth usb; do wait_for 120 links_up beta 1 "$transport"; done
+# weft status names each link's transport and where it goes.
+"$weft" status --config "$work/beta.yaml" >"$work/status.txt" 2>&1 || fail "weft status: $(cat "$work/status.txt")"
+for name in "bluetooth ..:..:..:..:..:.. channel 3" "usb gadget weft-[0-9a-f]{16}" tls; do
+    grep -Eq "$name" "$work/status.txt" || fail "weft status does not show $name: $(cat "$work/status.txt")"
+done
+grep -E "tls|bluetooth|usb" "$work/status.txt" | sed 's/^/   status: /'
 rate=$(fetch)
 echo "   HTTP $megabytes MiB over TCP + Bluetooth + USB: sha256 equal, $rate Mbit/s"
 echo "vmlab-figure aggregated-goodput-mbit $rate"

@@ -147,7 +147,7 @@ final class PathDialer: Sendable {
                     held.withLockedValue { $0 = channel }
                     driver.attach(
                         channel, leftover: established.leftover, transport: transport.kind, backup: established.backup,
-                        peerCapabilities: established.peerCapabilities)
+                        peerCapabilities: established.peerCapabilities, remote: job.target.endpoint)
                 }.get()
                 if let channel = held.withLockedValue({ $0 }) {
                     failures = 0

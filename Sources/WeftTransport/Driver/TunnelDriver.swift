@@ -41,6 +41,8 @@ public final class TunnelDriver: @unchecked Sendable {
         /// The relay site whose tunnel carries the link (relayed links).
         var relay: String?
         var punched: Bool
+        /// Where it goes when its socket has no IP peer (Bluetooth, USB): from the dialed endpoint.
+        var remoteName: String?
         var sent: UInt64 = 0
         var received: UInt64 = 0
         /// What the link's counters already show (they are moved once a second, not per frame).
@@ -128,7 +130,7 @@ public final class TunnelDriver: @unchecked Sendable {
     public func attach(
         _ channel: Channel, leftover: ByteBuffer, dialed: Bool = true, transport: LinkEndpoint.Kind = .tls,
         backup: Bool = false, peerCapabilities: UInt32 = LinkHello.linkPolicyFrames,
-        punched: Bool = false
+        punched: Bool = false, remote: LinkEndpoint? = nil
     ) {
         channel.eventLoop.preconditionInEventLoop()
         let id = LinkID(
@@ -150,9 +152,10 @@ public final class TunnelDriver: @unchecked Sendable {
             }
             let relay = (channel as? TunnelStreamChannel)?.carrier
             let path = TunnelSnapshot.Link.path(relay: relay, punched: punched)
+            let remoteName = Self.remoteName(of: channel, transport: transport, dialed: remote)
             $0.links[id] = LinkRecord(
                 channel: channel, dialed: dialed, transport: transport, relay: relay, punched: punched,
-                metrics: $0.metrics.link(id.rawValue, transport: transport, path: path))
+                remoteName: remoteName, metrics: $0.metrics.link(id.rawValue, transport: transport, path: path))
             $0.countLinks()
             $0.metrics.linkStateChanged(to: "up")
             $0.logger.info(
@@ -160,7 +163,7 @@ public final class TunnelDriver: @unchecked Sendable {
                 metadata: [
                     "link": "\(id)", "direction": "\(dialed ? "dialed" : "accepted")", "transport": "\(transport)",
                     "role": "\(backup ? "backup" : "primary")", "path": "\(path)",
-                    "remote": "\(Self.remoteDescription(of: channel))",
+                    "remote": "\(remoteName ?? Self.remoteDescription(of: channel))",
                 ])
             $0.apply(
                 $0.engine.linkUp(
@@ -350,6 +353,7 @@ public final class TunnelDriver: @unchecked Sendable {
                 let record = links[id]!
                 return TunnelSnapshot.Link(
                     id: id, localAddress: record.channel.localAddress, remoteAddress: record.channel.remoteAddress,
+                    remoteName: record.remoteName,
                     dialed: record.dialed, transport: record.transport, relay: record.relay, punched: record.punched,
                     bytesSent: record.sent,
                     bytesReceived: record.received,
@@ -539,6 +543,18 @@ public final class TunnelDriver: @unchecked Sendable {
                 releaseMetrics()
                 onFailed?(reason)
             }
+        }
+    }
+
+    /// A name for a link's far end when its socket has no IP peer address: the endpoint dialed
+    /// (`bluetooth 00:1A:…`, `usb gadget weft-…`), or, for one accepted, what is known of it.
+    static func remoteName(of channel: Channel, transport: LinkEndpoint.Kind, dialed: LinkEndpoint?) -> String? {
+        guard channel.remoteAddress?.ipAddress == nil, !(channel is TunnelStreamChannel) else { return nil }
+        if let dialed { return dialed.description }
+        switch transport {
+        case .bluetooth: return "a Bluetooth peer"
+        case .usb: return "the USB host"
+        default: return nil
         }
     }
 

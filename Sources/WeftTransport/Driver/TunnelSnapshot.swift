@@ -7,6 +7,8 @@ public struct TunnelSnapshot: Sendable {
         public var id: LinkID
         public var localAddress: SocketAddress?
         public var remoteAddress: SocketAddress?
+        /// The far end's name when the socket has no IP peer address (Bluetooth, USB).
+        public var remoteName: String? = nil
         /// This site dialed it (false: the peer did).
         public var dialed: Bool
         /// What the link travels over.
