@@ -160,6 +160,27 @@ struct DialPlannerTests {
         #expect(planner.dialTarget(peer: "b", path: path("198.18.0.2", 4000), run: 1) == nil)
         #expect(planner.stop() == [])
     }
+
+    @Test("an adapter up after start: the peer's Bluetooth endpoint is dialed from then on, never this site's own")
+    func adapterComesUp() throws {
+        var planner = DialPlanner(usedSites: ["b"], exposesApps: false, announcesEndpoints: true)
+        var info = peer("b", endpoints: [("198.18.0.2", 4000)])
+        let own = try #require(BluetoothAddress("00:AA:01:00:00:01"))
+        info.announcement.endpoints += [
+            .init(linkType: .bluetooth, address: "00:AA:01:01:00:02", port: 3),
+            .init(linkType: .bluetooth, address: own.description, port: 3),
+        ]
+        // No adapter yet: only the TCP endpoint is planned.
+        #expect(started(planner.directory(.up(info))) == [path("198.18.0.2", 4000)])
+        let actions = planner.ownAdapters([own])
+        let bluetooth = LinkPath(remote: try #require(LinkEndpoint(announced: info.announcement.endpoints[1])))
+        #expect(started(actions) == [bluetooth])
+        let refused = "bluetooth 00:AA:01:00:00:01 channel 3: this site's own link listener"
+        #expect(actions.contains(.endpointsRefused(peer: "b", lines: [refused])), "\(actions)")
+        #expect(planner.policy.ownAdapters == [own])
+        // The same adapters again change nothing.
+        #expect(planner.ownAdapters([own]) == [])
+    }
 }
 
 @Suite("wake-up of a dial run: a kick or a stop ends its backoff at once", .timeLimit(.minutes(10)))

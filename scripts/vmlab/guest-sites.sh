@@ -80,6 +80,26 @@ fetch() {
     /usr/bin/python3 -c "print(f'{$megabytes * 8 * 1.048576 / $seconds:.2f}')"
 }
 
+# transfer_during NAME COMMAND...: a transfer through the tunnel, COMMAND run once a quarter
+# has arrived; every byte must arrive.
+transfer_during() {
+    local name=$1 out=$work/during.bin
+    shift
+    rm -f "$out"
+    curl -sS --fail --max-time 600 -o "$out" http://127.0.0.1:18000/payload.bin &
+    local transfer=$!
+    while (($(stat -c %s "$out" 2>/dev/null || echo 0) < (megabytes << 18))) && kill -0 "$transfer" 2>/dev/null; do
+        sleep 0.05
+    done
+    local arrived
+    arrived=$(stat -c %s "$out" 2>/dev/null || echo 0)
+    (($arrived < (megabytes << 20))) || fail "$name: the transfer was over before the event"
+    "$@"
+    local start=$SECONDS
+    wait "$transfer" || fail "$name: the transfer failed"
+    [[ $(sha256sum <"$out" | cut -d' ' -f1) == "$digest" ]] || fail "$name: sha256 differs"
+    echo "   $name at $((arrived >> 10)) KiB: finished $((SECONDS - start)) s later, sha256 equal, no byte lost"
+}
 alpha_apps='localExposedApps:
 - appName: web
   appSocket: tcp:127.0.0.1:18080'
@@ -122,6 +142,21 @@ wait_for 30 links_up alpha 1 bluetooth
 rate=$(fetch)
 echo "   HTTP $megabytes MiB over Bluetooth only: sha256 equal, $rate Mbit/s"
 echo "vmlab-figure bluetooth-goodput-mbit $rate"
+# Out of range: alpha's adapter down for 3 s mid-transfer, and beta's connection to it dropped
+# (a radio's supervision timeout does that after 20 s of silence; btvirt's emulated air never
+# does, and a stale connection makes RFCOMM connects fail with EBUSY). The tunnel has no link
+# meanwhile; beta re-dials with its backoff once the adapter is back, and the transfer resumes.
+out_of_range() {
+    hciconfig hci0 down
+    hcitool -i hci1 dc 00:AA:01:00:00:00 2>/dev/null || true
+    sleep 3
+    hciconfig hci0 up
+    hciconfig hci0 piscan
+}
+links_before=$(grep 'link up' "$work/beta.log" | grep -c 'transport=bluetooth')
+transfer_during "alpha's adapter down for 3 s (out of range)" out_of_range
+wait_for 120 links_up beta $((links_before + 1)) bluetooth
+echo "   the Bluetooth link was re-dialed once the adapter was back"
 stop beta
 stop alpha
 
@@ -168,26 +203,6 @@ rate=$(fetch)
 echo "   HTTP $megabytes MiB over TCP + Bluetooth + USB: sha256 equal, $rate Mbit/s"
 echo "vmlab-figure aggregated-goodput-mbit $rate"
 
-# transfer_during NAME COMMAND...: a transfer through the tunnel, COMMAND run once a quarter
-# has arrived; every byte must arrive.
-transfer_during() {
-    local name=$1 out=$work/during.bin
-    shift
-    rm -f "$out"
-    curl -sS --fail --max-time 600 -o "$out" http://127.0.0.1:18000/payload.bin &
-    local transfer=$!
-    while (($(stat -c %s "$out" 2>/dev/null || echo 0) < (megabytes << 18))) && kill -0 "$transfer" 2>/dev/null; do
-        sleep 0.05
-    done
-    local arrived
-    arrived=$(stat -c %s "$out" 2>/dev/null || echo 0)
-    (($arrived < (megabytes << 20))) || fail "$name: the transfer was over before the event"
-    "$@"
-    local start=$SECONDS
-    wait "$transfer" || fail "$name: the transfer failed"
-    [[ $(sha256sum <"$out" | cut -d' ' -f1) == "$digest" ]] || fail "$name: sha256 differs"
-    echo "   $name at $((arrived >> 10)) KiB: finished $((SECONDS - start)) s later, sha256 equal, no byte lost"
-}
 cut_tcp() {
     if iptables -I INPUT -p tcp --dport 47000 -j DROP 2>/dev/null &&
         iptables -I INPUT -p tcp --sport 47000 -j DROP 2>/dev/null; then
@@ -217,13 +232,32 @@ echo "   the USB link came back without a restart"
 stop beta
 stop alpha
 
-echo "== guest-sites: a missing adapter is refused by name"
+echo "== guest-sites: an adapter down at start is named in an error, then picked up when it comes up"
+# As at boot, when bluetoothd powers the adapter on after weft started.
+hciconfig hci0 down
+site alpha "$(bluetooth_socket hci0)" "$alpha_apps"
+site beta "$(bluetooth_socket hci1)" "$beta_apps"
+start alpha
+start beta
+wait_for 60 grep -q 'tunnel.localSockets\[0\].listenAddress: Bluetooth adapter hci0 cannot be used' "$work/alpha.log"
+grep -q 'site running' "$work/alpha.log" || fail "alpha did not run on without its adapter"
+links_up beta 1 bluetooth && fail "a Bluetooth link came up while hci0 was down"
+hciconfig hci0 up
+hciconfig hci0 piscan
+wait_for 60 grep -q 'Bluetooth adapter is up: listening for links' "$work/alpha.log"
+wait_for 120 links_up beta 1 bluetooth
+rate=$(fetch)
+echo "   hci0: named at start (tunnel.localSockets[0].listenAddress), picked up when it came up; HTTP over it: sha256 equal"
+stop beta
+stop alpha
+
+echo "== guest-sites: a missing adapter is named by key and name, and the site runs on"
 site gamma "$(bluetooth_socket hci7)" ""
-if "$weft" run --config "$work/gamma.yaml" >"$work/gamma.out" 2>&1; then
-    fail "a site on the missing adapter hci7 started"
-fi
-grep -q 'tunnel.localSockets\[0\].listenAddress: Bluetooth adapter hci7' "$work/gamma.log" ||
-    fail "no error naming the key and the adapter: $(cat "$work/gamma.out")"
-echo "   hci7: refused at start, naming tunnel.localSockets[0].listenAddress"
+start gamma
+wait_for 60 grep -q 'tunnel.localSockets\[0\].listenAddress: Bluetooth adapter hci7 cannot be used' "$work/gamma.log"
+sleep 1
+pgrep -f "run --config $work/gamma[.]yaml" >/dev/null || fail "gamma stopped: $(cat "$work/gamma.out")"
+stop gamma
+echo "   hci7: logged as an error naming tunnel.localSockets[0].listenAddress; the site ran on"
 
 echo "guest-sites: ok"

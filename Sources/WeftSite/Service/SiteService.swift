@@ -64,8 +64,10 @@ public struct SiteService: Service {
             ]
         )
         let group = MultiThreadedEventLoopGroup.singleton
-        // Each Bluetooth socket's adapter must be here and up: peers dial its address.
-        let adapters = try resolveBluetoothAdapters()
+        // A Bluetooth socket is announced with its adapter's address once the adapter is up;
+        // one missing or down is waited for (`BluetoothAdapterWatch`).
+        let (adapters, waitingAdapters) = resolveBluetoothAdapters()
+        let adaptersUp = NIOLockedValueBox(adapters)
         // A USB gadget presents a serial number of this site's own, which peers look for.
         let usbSerial = "weft-" + identity.fingerprint.bytes.prefix(8).hexEncoded
         let gadgetSocket = configuration.tunnel.localSockets.first { $0.mode == .usbGadget }
@@ -116,7 +118,12 @@ public struct SiteService: Service {
         ]
         // Bluetooth links leave from the adapter of the site's first Bluetooth socket, so two
         // sites on one machine (the VM lab) each keep to their own.
-        if let first = policy.ownAdapters.first { dialers.append(BluetoothLinkTransport(adapter: first)) }
+        if configuration.tunnel.localSockets.contains(where: { $0.transportProtocol == .bluetooth }) {
+            dialers.append(
+                BluetoothLinkTransport(current: {
+                    adaptersUp.withLockedValue { up in up.keys.min().flatMap { up[$0] } }
+                }))
+        }
         var usbHost: USBHostLinkTransport?
         if dialsUSB {
             do {
@@ -173,7 +180,8 @@ public struct SiteService: Service {
                     "dialing USB gadgets that peers announce",
                     metadata: ["hotplug": "\(usbHost.hasHotplug ? "yes" : "no: re-linking waits for the backoff")"])
             }
-            for (index, socket) in configuration.tunnel.localSockets.enumerated() where socket.listens {
+            for (index, socket) in configuration.tunnel.localSockets.enumerated()
+            where socket.listens && waitingAdapters[index] == nil {
                 let transport: any LinkTransport =
                     switch socket.transportProtocol {
                     case .tls: TCPLinkTransport(context: transportContext)
@@ -232,11 +240,49 @@ public struct SiteService: Service {
         }
         // What the site announces: the detected endpoints and the punching socket's mapping.
         let ownEndpoints = NIOLockedValueBox(
-            (detected: detector.literalEndpoints, punch: [SiteAnnouncement.Endpoint]()))
+            (detected: detector.literalEndpoints, devices: deviceEndpoints, punch: [SiteAnnouncement.Endpoint]()))
         let announceEndpoints: @Sendable () -> Void = {
-            let (detected, punch) = ownEndpoints.withLockedValue { ($0.detected, $0.punch) }
-            agent.update(endpoints: detected + deviceEndpoints + punch)
-            manager.ownEndpointsChanged(announced: !detected.isEmpty || !deviceEndpoints.isEmpty)
+            let (detected, devices, punch) = ownEndpoints.withLockedValue { ($0.detected, $0.devices, $0.punch) }
+            agent.update(endpoints: detected + devices + punch)
+            manager.ownEndpointsChanged(announced: !detected.isEmpty || !devices.isEmpty)
+        }
+        // Listeners of adapters that came up after start.
+        let lateListeners = NIOLockedValueBox([LinkListener]())
+        let adapterCameUp: @Sendable (Int, BluetoothAddress) async -> Bool = { index, address in
+            let socket = configuration.tunnel.localSockets[index]
+            let key = "tunnel.localSockets[\(index)].listenAddress"
+            let listener: LinkListener
+            do {
+                listener = try await LinkListener.bind(
+                    host: address.description, port: socket.listenPort,
+                    over: BluetoothLinkTransport(adapter: address), group: group,
+                    site: site, admission: admission, backup: socket.backup,
+                    handlers: manager.listenerHandlers(punched: false), logger: logger
+                ).get()
+            } catch {
+                logger.error(
+                    "\(key): Bluetooth adapter \(socket.bluetoothAdapter.map { "\($0)" } ?? "?") is up, but cannot listen",
+                    metadata: ["error": "\(error)"])
+                return false
+            }
+            lateListeners.withLockedValue { $0.append(listener) }
+            let all = adaptersUp.withLockedValue { up in
+                up[index] = address
+                return up.keys.sorted().compactMap { up[$0] }
+            }
+            ownEndpoints.withLockedValue {
+                $0.devices.append(
+                    .init(linkType: .bluetooth, address: address.description, port: UInt16(socket.listenPort)))
+            }
+            var metadata: Logger.Metadata = [
+                "address": "\(address) channel \(socket.listenPort)", "transport": "bluetooth",
+            ]
+            if let named = socket.bluetoothAdapter, case .index = named { metadata["adapter"] = "\(named)" }
+            if socket.backup { metadata["role"] = "backup" }
+            logger.info("Bluetooth adapter is up: listening for links", metadata: metadata)
+            announceEndpoints()
+            manager.ownAdaptersChanged(all)
+            return true
         }
         let puncher = punchListener.flatMap { listener, socket in
             makePuncher(
@@ -272,6 +318,12 @@ public struct SiteService: Service {
                     }
                 }
                 if let puncher { group.addTask { await puncher.run() } }
+                if !waitingAdapters.isEmpty {
+                    group.addTask {
+                        var watch = BluetoothAdapterWatch(waiting: waitingAdapters, clock: ContinuousClock())
+                        await watch.run(found: adapterCameUp)
+                    }
+                }
                 // The agent runs until a graceful shutdown; its events end with it.
                 await withTaskGroup(of: Void.self) { inner in
                     inner.addTask { await agent.run() }
@@ -288,15 +340,17 @@ public struct SiteService: Service {
         puncher?.stop()
         usbHost?.shutdown()
         await runtime.stop()
-        for listener in linkListeners { try? await listener.close().get() }
+        for listener in linkListeners + lateListeners.withLockedValue({ $0 }) { try? await listener.close().get() }
         await manager.stop()
         logger.info("site stopping", metadata: ["site": .string(configuration.siteName)])
     }
 
-    /// The address of each Bluetooth socket's adapter, by the socket's index; an error naming
-    /// the key and the adapter when one is missing or down.
-    private func resolveBluetoothAdapters() throws -> [Int: BluetoothAddress] {
+    /// The address of each Bluetooth socket's adapter that is up, by the socket's index, and
+    /// the adapters that are not, each logged as an error naming the key and the adapter: the
+    /// site runs on without them and picks each up when it appears.
+    private func resolveBluetoothAdapters() -> (up: [Int: BluetoothAddress], waiting: [Int: BluetoothAdapter]) {
         var adapters: [Int: BluetoothAddress] = [:]
+        var waiting: [Int: BluetoothAdapter] = [:]
         for (index, socket) in configuration.tunnel.localSockets.enumerated() {
             guard socket.transportProtocol == .bluetooth, let adapter = socket.bluetoothAdapter else { continue }
             do {
@@ -304,12 +358,12 @@ public struct SiteService: Service {
             } catch {
                 let key = "tunnel.localSockets[\(index)].listenAddress"
                 logger.error(
-                    "\(key): Bluetooth adapter \(adapter) cannot be used",
+                    "\(key): Bluetooth adapter \(adapter) cannot be used; the socket waits for it",
                     metadata: ["error": "\(error)"])
-                throw SiteRuntimeError(.cannotListen, "\(key): \(error)", field: key)
+                waiting[index] = adapter
             }
         }
-        return adapters
+        return (adapters, waiting)
     }
 
     /// The hole puncher of the site's first nat-traversal socket, started and attached.

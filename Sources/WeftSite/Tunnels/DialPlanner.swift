@@ -55,7 +55,7 @@ public struct DialPlanner: Sendable {
 
     public let localAddresses: [IPAddress]
     public let linksPerPath: Int
-    public let policy: EndpointPolicy
+    public private(set) var policy: EndpointPolicy
     public private(set) var usedSites: Set<String>
     public private(set) var exposesApps: Bool
     public private(set) var announcesEndpoints: Bool
@@ -123,6 +123,14 @@ public struct DialPlanner: Sendable {
     public mutating func ownEndpoints(announced: Bool) -> [Action] {
         guard !stopped, announcesEndpoints != announced else { return [] }
         announcesEndpoints = announced
+        return reconcileAll()
+    }
+
+    /// This site's Bluetooth adapters changed (one that was missing or down at start came
+    /// up): Bluetooth endpoints are planned with them from now on, and runs dial from them.
+    public mutating func ownAdapters(_ adapters: [BluetoothAddress]) -> [Action] {
+        guard !stopped, policy.ownAdapters != adapters else { return [] }
+        policy.ownAdapters = adapters
         return reconcileAll()
     }
 

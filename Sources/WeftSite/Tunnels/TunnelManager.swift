@@ -210,6 +210,12 @@ public final class TunnelManager: Sendable {
         perform(state.withLockedValue { $0.planner.kickAll(over: transport) })
     }
 
+    /// This site's Bluetooth adapters changed (one came up after start): Bluetooth endpoints
+    /// of peers are dialed from now on.
+    public func ownAdaptersChanged(_ adapters: [BluetoothAddress]) {
+        perform(state.withLockedValue { $0.planner.ownAdapters(adapters) })
+    }
+
     /// `speedtest.allowDownload`, at start and on reload.
     public func allowSpeedtestDownload(_ allowed: Bool) {
         apps.allowSpeedtestDownload(allowed)

@@ -10,13 +10,22 @@ import WeftIdentity
 /// leave from `adapter` (nil: the kernel picks one). A listener's host names its adapter by
 /// address or as `hciN`.
 public struct BluetoothLinkTransport: LinkTransport {
-    public let adapter: BluetoothAddress?
+    private let source: @Sendable () -> BluetoothAddress?
+
+    /// The adapter dials leave from now.
+    public var adapter: BluetoothAddress? { source() }
 
     /// The RFCOMM server channels a listener may take.
     public static let channels = RFCOMMSocket.channels
 
     public init(adapter: BluetoothAddress? = nil) {
-        self.adapter = adapter
+        self.source = { adapter }
+    }
+
+    /// Dials leave from the adapter `current` names at the time of each dial: a site whose
+    /// adapter came up after it started dials from it from then on.
+    public init(current: @escaping @Sendable () -> BluetoothAddress?) {
+        self.source = current
     }
 
     public var kind: LinkEndpoint.Kind { .bluetooth }

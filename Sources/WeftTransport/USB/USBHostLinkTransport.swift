@@ -109,21 +109,43 @@ public final class USBHostLinkTransport: LinkTransport, @unchecked Sendable {
     }
 }
 
-/// One link to one gadget: its claimed interface, its session, and the two threads that move
-/// transfers (`USBLinkSession`). The interface is released when both have returned.
+/// One link to one gadget: its claimed interface, its session, and libusb's asynchronous
+/// transfers that move the bytes (`USBLinkSession`). Several transfers are in flight each way
+/// (`transfersInFlight`), so the bus never idles between one transfer and the next: the
+/// host controller starts the next queued transfer the moment one completes.
+///
+/// Three threads serve a link: libusb's event thread (completions), the delivery thread (IN
+/// transfers parsed and handed to NIO, then queued again) and the pump (what NIO writes,
+/// framed into OUT transfers). The delivery thread, not the event thread, waits on NIO, so a
+/// slow reader never holds up OUT completions. The interface is released when every transfer
+/// is back and the threads have returned.
 ///
 /// Each link has a libusb context of its own: its device list is read fresh when it opens, on
 /// machines where libusb learns of new devices only through udev's daemon as well as others.
 final class USBHostLink: @unchecked Sendable {
+    /// Transfers queued at once on each endpoint.
+    static let transfersInFlight = 4
+
     private let context: OpaquePointer
     private let handle: OpaquePointer
     private let session: USBLinkSession
     private let accepted = DispatchSemaphore(value: 0)
-    /// Set when the device is gone or the link is over: the threads return.
-    private let finished = NIOLockedValueBox(false)
+    /// Transfers submitted or waiting for the delivery thread, and whether the link is over.
+    /// Cancelling, submitting, queueing and freeing happen under this lock, so none races
+    /// another.
+    private let state = NIOLockedValueBox(State())
+    private let receivedCount = DispatchSemaphore(value: 0)
+    /// Free slots for OUT transfers.
+    private let outSlots = DispatchSemaphore(value: USBHostLink.transfersInFlight)
 
-    /// How long one libusb call waits before the thread looks again whether the link is over.
-    static let pollMilliseconds: UInt32 = 250
+    private struct State {
+        var finished = false
+        var pending: Set<UnsafeMutablePointer<libusb_transfer>> = []
+        /// IN transfers completed, in the order they completed (the stream's order).
+        var received: [UnsafeMutablePointer<libusb_transfer>] = []
+        /// The delivery thread has returned: completions are freed at once.
+        var deliveryDone = false
+    }
 
     private init(context: OpaquePointer, handle: OpaquePointer, session: USBLinkSession) {
         self.context = context
@@ -174,7 +196,7 @@ final class USBHostLink: @unchecked Sendable {
         link.start()
         let milliseconds = max(timeout.nanoseconds / 1_000_000, 1)
         guard link.accepted.wait(timeout: .now() + .milliseconds(Int(milliseconds))) == .success,
-            !link.finished.withLockedValue({ $0 })
+            !link.isFinished
         else {
             link.finish()
             throw LinkError(.handshakeTimeout, "USB gadget \(serial) did not accept a link")
@@ -221,100 +243,200 @@ final class USBHostLink: @unchecked Sendable {
     }
 
     private func start() {
-        let reader = Thread { [self] in readLoop() }
-        reader.name = "weft usb host in"
-        reader.start()
+        // Each thread holds the link until it returns; the event thread returns last.
+        let events = Thread { [self] in
+            var wait = timeval(tv_sec: 0, tv_usec: 250_000)
+            while !state.withLockedValue({ $0.finished && $0.pending.isEmpty }) {
+                libusb_handle_events_timeout_completed(context, &wait, nil)
+            }
+        }
+        events.name = "weft usb host events"
+        events.start()
+        for _ in 0..<Self.transfersInFlight {
+            guard let transfer = Self.transfer(length: USBLinkDevice.maxTransfer) else {
+                finish()
+                break
+            }
+            libusb_fill_bulk_transfer(
+                transfer, handle, USBLinkDevice.inEndpoint, transfer.pointee.buffer, Int32(USBLinkDevice.maxTransfer),
+                { transfer in
+                    guard let transfer, let user = transfer.pointee.user_data else { return }
+                    Unmanaged<USBHostLink>.fromOpaque(user).takeUnretainedValue().inCompleted(transfer)
+                }, Unmanaged.passUnretained(self).toOpaque(), 0)
+            guard submit(transfer) else { break }
+        }
+        let delivery = Thread { [self] in deliveryLoop() }
+        delivery.name = "weft usb host in"
+        delivery.start()
         let serializer = USBLinkSerializer(
             session: session.session, maxTransfer: USBLinkDevice.maxTransfer,
             maxPacketSize: USBLinkDevice.framingPacketSize)
         let writer = Thread { [self] in
-            guard write(serializer.open()) else {
-                finish()
-                return
+            if write(serializer.open()) {
+                session.pump(serializer) { transfer in write(transfer) }
+                // The last transfers (the `close` frame among them) go out before the
+                // cancelling: a link over waits for a gadget that does not read at most 2 s.
+                for _ in 0..<Self.transfersInFlight where outSlots.wait(timeout: .now() + .seconds(2)) == .timedOut {
+                    break
+                }
             }
-            session.pump(serializer) { transfer in write(transfer) }
             finish()
         }
         writer.name = "weft usb host out"
         writer.start()
     }
 
-    /// Ends the link from this side; both threads return soon after.
+    /// A transfer with a buffer of `length` bytes that libusb frees with it.
+    private static func transfer(length: Int) -> UnsafeMutablePointer<libusb_transfer>? {
+        guard let transfer = libusb_alloc_transfer(0) else { return nil }
+        guard let buffer = malloc(max(length, 1)) else {
+            libusb_free_transfer(transfer)
+            return nil
+        }
+        transfer.pointee.buffer = buffer.assumingMemoryBound(to: UInt8.self)
+        transfer.pointee.flags = UInt8(LIBUSB_TRANSFER_FREE_BUFFER.rawValue)
+        return transfer
+    }
+
+    /// Submits `transfer` unless the link is over; false (the transfer freed, the link over)
+    /// when it cannot go.
+    private func submit(_ transfer: UnsafeMutablePointer<libusb_transfer>) -> Bool {
+        let submitted = state.withLockedValue { state in
+            guard !state.finished, libusb_submit_transfer(transfer) == 0 else {
+                state.pending.remove(transfer)
+                libusb_free_transfer(transfer)
+                return false
+            }
+            state.pending.insert(transfer)
+            return true
+        }
+        if !submitted { finish() }
+        return submitted
+    }
+
+    /// Frees a transfer that is back.
+    private func release(_ transfer: UnsafeMutablePointer<libusb_transfer>) {
+        state.withLockedValue { state in
+            state.pending.remove(transfer)
+            libusb_free_transfer(transfer)
+        }
+    }
+
+    /// Ends the link from this side: every transfer in flight is cancelled, and the threads
+    /// return soon after.
     private func finish() {
-        finished.withLockedValue { $0 = true }
+        let first = state.withLockedValue { state in
+            defer { state.finished = true }
+            // A transfer that is not submitted (waiting for the delivery thread) is not found:
+            // harmless.
+            for transfer in state.pending { libusb_cancel_transfer(transfer) }
+            return !state.finished
+        }
+        guard first else { return }
         session.end()
         accepted.signal()
+        receivedCount.signal()
+        for _ in 0..<Self.transfersInFlight { outSlots.signal() }
     }
 
-    private var isFinished: Bool { finished.withLockedValue { $0 } }
+    private var isFinished: Bool { state.withLockedValue { $0.finished } }
 
-    /// The IN endpoint: transfers from the gadget, each ending with a short packet. A libusb
-    /// call that times out part-way has received whole packets only, so the next call goes on
-    /// filling the same transfer.
-    private func readLoop() {
+    /// On libusb's event thread: an IN transfer is back. Its bytes wait for the delivery
+    /// thread; a failed one (the device gone, cancelled) ends the link.
+    private func inCompleted(_ transfer: UnsafeMutablePointer<libusb_transfer>) {
+        guard transfer.pointee.status == LIBUSB_TRANSFER_COMPLETED else {
+            release(transfer)
+            finish()
+            return
+        }
+        let queued = state.withLockedValue { state in
+            guard !state.deliveryDone else {
+                state.pending.remove(transfer)
+                libusb_free_transfer(transfer)
+                return false
+            }
+            state.received.append(transfer)
+            return true
+        }
+        if queued { receivedCount.signal() }
+    }
+
+    /// The IN side: transfers from the gadget, each ending with a short packet, parsed in the
+    /// order they completed and handed to NIO; each is queued again once its bytes are out.
+    private func deliveryLoop() {
         var parser = USBLinkParser(hostSession: session.session, maxTransfer: USBLinkDevice.maxTransfer)
-        var buffer = [UInt8](repeating: 0, count: USBLinkDevice.maxTransfer)
-        var filled = 0
-        while !isFinished {
-            var got: Int32 = 0
-            let result = buffer.withUnsafeMutableBufferPointer { pointer in
-                libusb_bulk_transfer(
-                    handle, USBLinkDevice.inEndpoint, pointer.baseAddress! + filled, Int32(pointer.count - filled),
-                    &got,
-                    Self.pollMilliseconds)
+        while true {
+            receivedCount.wait()
+            let next = state.withLockedValue { $0.received.isEmpty ? nil : $0.received.removeFirst() }
+            guard let transfer = next else {
+                if isFinished { break }
+                continue
             }
-            filled += Int(got)
-            if result == LIBUSB_ERROR_TIMEOUT.rawValue { continue }
-            guard result == 0 else {
+            let bytes = ByteBuffer(
+                bytes: UnsafeRawBufferPointer(
+                    start: transfer.pointee.buffer, count: Int(transfer.pointee.actual_length)))
+            guard !isFinished, take(bytes, parser: &parser) else {
+                release(transfer)
                 finish()
-                return
+                continue
             }
-            let transfer = ByteBuffer(bytes: buffer[0..<filled])
-            filled = 0
-            let events: [USBLinkFrame.Event]
-            do {
-                events = try parser.parse(transfer: transfer)
-            } catch {
-                finish()
-                return
+            _ = submit(transfer)
+        }
+        // What completed after the end is freed here, and from now on at once.
+        state.withLockedValue { state in
+            state.deliveryDone = true
+            for transfer in state.received {
+                state.pending.remove(transfer)
+                libusb_free_transfer(transfer)
             }
-            for event in events {
-                switch event {
-                case .accept: accepted.signal()
-                case .data(let bytes):
-                    if !session.deliver(bytes) {
-                        finish()
-                        return
-                    }
-                case .close:
-                    finish()
-                    return
-                case .open: break
-                }
-            }
+            state.received.removeAll()
         }
     }
 
-    /// Sends one whole transfer to the OUT endpoint; false when the device is gone, or the link
-    /// is over and the gadget has taken nothing for a while.
-    private func write(_ transfer: ByteBuffer) -> Bool {
-        var bytes = Array(transfer.readableBytesView)
-        var sent = 0
-        var idle = 0
-        while sent < bytes.count {
-            var got: Int32 = 0
-            let result = bytes.withUnsafeMutableBufferPointer { pointer in
-                libusb_bulk_transfer(
-                    handle, USBLinkDevice.outEndpoint, pointer.baseAddress! + sent, Int32(pointer.count - sent), &got,
-                    Self.pollMilliseconds)
+    /// One IN transfer's frames; false when the link is over.
+    private func take(_ transfer: ByteBuffer, parser: inout USBLinkParser) -> Bool {
+        guard let events = try? parser.parse(transfer: transfer) else { return false }
+        for event in events {
+            switch event {
+            case .accept: accepted.signal()
+            case .data(let bytes): if !session.deliver(bytes) { return false }
+            case .close: return false
+            case .open: break
             }
-            sent += Int(got)
-            if result == 0 { continue }
-            guard result == LIBUSB_ERROR_TIMEOUT.rawValue else { return false }
-            idle = got > 0 ? 0 : idle + 1
-            // A link that is over does not wait long for a gadget that does not read.
-            if isFinished && idle >= 8 { return false }
         }
         return true
+    }
+
+    /// Queues one whole transfer on the OUT endpoint, waiting while `transfersInFlight` are;
+    /// false when the link is over.
+    private func write(_ bytes: ByteBuffer) -> Bool {
+        outSlots.wait()
+        guard !isFinished, let transfer = Self.transfer(length: bytes.readableBytes) else {
+            outSlots.signal()
+            return false
+        }
+        bytes.withUnsafeReadableBytes { source in
+            UnsafeMutableRawPointer(transfer.pointee.buffer).copyMemory(
+                from: source.baseAddress!, byteCount: source.count)
+        }
+        libusb_fill_bulk_transfer(
+            transfer, handle, USBLinkDevice.outEndpoint, transfer.pointee.buffer, Int32(bytes.readableBytes),
+            { transfer in
+                guard let transfer, let user = transfer.pointee.user_data else { return }
+                Unmanaged<USBHostLink>.fromOpaque(user).takeUnretainedValue().outCompleted(transfer)
+            }, Unmanaged.passUnretained(self).toOpaque(), 0)
+        guard submit(transfer) else {
+            outSlots.signal()
+            return false
+        }
+        return true
+    }
+
+    /// On libusb's event thread: an OUT transfer is back; a failed one ends the link.
+    private func outCompleted(_ transfer: UnsafeMutablePointer<libusb_transfer>) {
+        let completed = transfer.pointee.status == LIBUSB_TRANSFER_COMPLETED
+        release(transfer)
+        outSlots.signal()
+        if !completed { finish() }
     }
 }
