@@ -1,6 +1,11 @@
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import WeftIdentity
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// Links over Bluetooth: an RFCOMM connection is the byte stream, and the link's TLS and
 /// handshake run inside it as on TCP, so a Bluetooth peer that does not complete them is
@@ -42,9 +47,38 @@ public struct BluetoothLinkTransport: LinkTransport {
         }
         let adapter = self.adapter
         let channel = endpoint.port
-        return RFCOMMSocket.connectPool.runIfActive(eventLoop: eventLoop) {
+        // The connect is bounded by its own poll, but a kernel whose RFCOMM thread is stuck
+        // (Debian's 6.1 oopses in krfcommd when an adapter goes down under a session, and
+        // every later connect waits on its lock) never returns it: the dial fails anyway, and
+        // a socket that comes back too late is closed.
+        let connected = eventLoop.makePromise(of: CInt.self)
+        let settled = NIOLockedValueBox(false)
+        let settle: @Sendable () -> Bool = {
+            settled.withLockedValue { done in
+                defer { done = true }
+                return !done
+            }
+        }
+        let late = eventLoop.scheduleTask(in: timeout + .seconds(2)) {
+            if settle() {
+                connected.fail(
+                    LinkError(
+                        .handshakeTimeout,
+                        "RFCOMM connect to \(peer) channel \(channel) did not return (is the kernel's RFCOMM stuck? see dmesg)"
+                    ))
+            }
+        }
+        RFCOMMSocket.connectPool.runIfActive(eventLoop: eventLoop) {
             try RFCOMMSocket.connect(from: adapter, to: peer, channel: channel, timeout: timeout)
-        }.flatMap { fd in
+        }.whenComplete { result in
+            late.cancel()
+            guard settle() else {
+                if case .success(let fd) = result { close(fd) }
+                return
+            }
+            connected.completeWith(result)
+        }
+        return connected.futureResult.flatMap { fd in
             // NIO owns the socket from here, and closes it on any failure.
             ClientBootstrap(group: eventLoop).withConnectedSocket(fd)
         }.readied(ready)
