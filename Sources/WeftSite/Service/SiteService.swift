@@ -116,8 +116,8 @@ public struct SiteService: Service {
             try WebSocketLinkTransport(context: transportContext, caFile: caFile),
             quic,
         ]
-        // Bluetooth links leave from the adapter of the site's first Bluetooth socket, so two
-        // sites on one machine (the VM lab) each keep to their own.
+        // Bluetooth links leave from the adapter of the site's first Bluetooth socket that is up,
+        // so two sites on one machine (the VM lab) each keep to their own.
         if configuration.tunnel.localSockets.contains(where: { $0.transportProtocol == .bluetooth }) {
             dialers.append(
                 BluetoothLinkTransport(current: {

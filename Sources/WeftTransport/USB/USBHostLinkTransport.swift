@@ -257,12 +257,7 @@ final class USBHostLink: @unchecked Sendable {
                 finish()
                 break
             }
-            libusb_fill_bulk_transfer(
-                transfer, handle, USBLinkDevice.inEndpoint, transfer.pointee.buffer, Int32(USBLinkDevice.maxTransfer),
-                { transfer in
-                    guard let transfer, let user = transfer.pointee.user_data else { return }
-                    Unmanaged<USBHostLink>.fromOpaque(user).takeUnretainedValue().inCompleted(transfer)
-                }, Unmanaged.passUnretained(self).toOpaque(), 0)
+            fill(transfer, endpoint: USBLinkDevice.inEndpoint, length: USBLinkDevice.maxTransfer)
             guard submit(transfer) else { break }
         }
         let delivery = Thread { [self] in deliveryLoop() }
@@ -296,6 +291,22 @@ final class USBHostLink: @unchecked Sendable {
         transfer.pointee.buffer = buffer.assumingMemoryBound(to: UInt8.self)
         transfer.pointee.flags = UInt8(LIBUSB_TRANSFER_FREE_BUFFER.rawValue)
         return transfer
+    }
+
+    /// Makes `transfer` a bulk transfer of `length` bytes on `endpoint`, without timeout, whose
+    /// completion comes back to this link (`inCompleted` or `outCompleted`, by the endpoint).
+    private func fill(_ transfer: UnsafeMutablePointer<libusb_transfer>, endpoint: UInt8, length: Int) {
+        libusb_fill_bulk_transfer(
+            transfer, handle, endpoint, transfer.pointee.buffer, Int32(length),
+            { transfer in
+                guard let transfer, let user = transfer.pointee.user_data else { return }
+                let link = Unmanaged<USBHostLink>.fromOpaque(user).takeUnretainedValue()
+                if transfer.pointee.endpoint == USBLinkDevice.inEndpoint {
+                    link.inCompleted(transfer)
+                } else {
+                    link.outCompleted(transfer)
+                }
+            }, Unmanaged.passUnretained(self).toOpaque(), 0)
     }
 
     /// Submits `transfer` unless the link is over; false (the transfer freed, the link over)
@@ -419,12 +430,7 @@ final class USBHostLink: @unchecked Sendable {
             UnsafeMutableRawPointer(transfer.pointee.buffer).copyMemory(
                 from: source.baseAddress!, byteCount: source.count)
         }
-        libusb_fill_bulk_transfer(
-            transfer, handle, USBLinkDevice.outEndpoint, transfer.pointee.buffer, Int32(bytes.readableBytes),
-            { transfer in
-                guard let transfer, let user = transfer.pointee.user_data else { return }
-                Unmanaged<USBHostLink>.fromOpaque(user).takeUnretainedValue().outCompleted(transfer)
-            }, Unmanaged.passUnretained(self).toOpaque(), 0)
+        fill(transfer, endpoint: USBLinkDevice.outEndpoint, length: bytes.readableBytes)
         guard submit(transfer) else {
             outSlots.signal()
             return false
