@@ -18,13 +18,17 @@ fail() {
         echo "--- ${log##*/}"
         tail -25 "$log"
     done
+    echo "--- Bluetooth connections"
+    hcitool con 2>&1
+    echo "--- dmesg"
+    dmesg | tail -40
     exit 1
 }
 wait_for() { # seconds, command...
-    local deadline=$((SECONDS + $1))
+    local seconds=$1 deadline=$((SECONDS + $1))
     shift
     until "$@" 2>/dev/null; do
-        ((SECONDS < deadline)) || fail "timed out after $1 s waiting for: $*"
+        ((SECONDS < deadline)) || fail "timed out after $seconds s waiting for: $*"
         sleep 0.2
     done
 }
@@ -32,6 +36,7 @@ links_up() { # site, count, transport
     (($(grep 'link up' "$work/$1.log" 2>/dev/null | grep -c "transport=$3" || true) >= $2))
 }
 
+bluetooth_controllers=3
 source "$WEFT_REPO/scripts/vmlab/bluetooth-controllers.sh"
 ip link set lo up
 printf 'listener 1883 127.0.0.1\nallow_anonymous true\n' >"$work/mosquitto.conf"
@@ -218,21 +223,24 @@ stop beta
 stop alpha
 
 echo "== guest-sites: an adapter down at start is named in an error, then picked up when it comes up"
-# As at boot, when bluetoothd powers the adapter on after weft started.
-hciconfig hci0 down
-site alpha "$(bluetooth_socket hci0)" "$alpha_apps"
+# As at boot, when bluetoothd powers the adapter on after weft started. alpha uses hci2 here, a
+# controller no link has used: taking down an adapter whose last RFCOMM session may still be
+# closing oopses Debian 6.1's krfcommd (see docs/ARCHITECTURE.md), after which no RFCOMM connect
+# on this kernel returns (seen once in CI with hci0).
+hciconfig hci2 down
+site alpha "$(bluetooth_socket hci2)" "$alpha_apps"
 site beta "$(bluetooth_socket hci1)" "$beta_apps"
 start alpha
 start beta
-wait_for 60 grep -q 'tunnel.localSockets\[0\].listenAddress: Bluetooth adapter hci0 cannot be used' "$work/alpha.log"
+wait_for 60 grep -q 'tunnel.localSockets\[0\].listenAddress: Bluetooth adapter hci2 cannot be used' "$work/alpha.log"
 grep -q 'site running' "$work/alpha.log" || fail "alpha did not run on without its adapter"
-links_up beta 1 bluetooth && fail "a Bluetooth link came up while hci0 was down"
-hciconfig hci0 up
-hciconfig hci0 piscan
+links_up beta 1 bluetooth && fail "a Bluetooth link came up while hci2 was down"
+hciconfig hci2 up
+hciconfig hci2 piscan
 wait_for 60 grep -q 'Bluetooth adapter is up: listening for links' "$work/alpha.log"
 wait_for 120 links_up beta 1 bluetooth
 rate=$(fetch)
-echo "   hci0: named at start (tunnel.localSockets[0].listenAddress), picked up when it came up; HTTP over it: sha256 equal"
+echo "   hci2: named at start (tunnel.localSockets[0].listenAddress), picked up when it came up; HTTP over it: sha256 equal"
 stop beta
 stop alpha
 
