@@ -33,11 +33,7 @@ extension TunnelEngine {
                 guard let built = buildDataFrame(now: now, limit: chunk) else { continue }
                 frame = built
             }
-            // In place: a copy of the link's output taken out of the dictionary would make every
-            // frame copy everything queued before it (copy on write).
-            let before = output[link]?.writerIndex ?? 0
-            serializer.serialize(frame, into: &output[link, default: ByteBuffer()])
-            let bytes = output[link]!.writerIndex - before
+            let bytes = write(frame, on: link)
             withLink(link) { $0.recordSent(frame, bytes: bytes, now: now) }
         }
         if !creditBlocked.isEmpty { reinject(now: now) }
@@ -82,9 +78,7 @@ extension TunnelEngine {
                         return link.unacked[oldest.index].frame
                     })
             else { return }
-            let before = output[target]?.writerIndex ?? 0
-            serializer.serialize(frame, into: &output[target, default: ByteBuffer()])
-            let bytes = output[target]!.writerIndex - before
+            let bytes = write(frame, on: target)
             withLink(target) { $0.recordSent(frame, bytes: bytes, now: now) }
             resentBytes += bytes
         }
@@ -209,7 +203,23 @@ extension TunnelEngine {
         }
     }
 
-    mutating func write(_ frame: TunnelFrame, on link: LinkID) {
-        serializer.serialize(frame, into: &output[link, default: Self.emptyOutput])
+    /// Serializes `frame` onto the link's output; returns its size on the wire.
+    ///
+    /// In place: a copy of the link's output taken out of the dictionary would make every
+    /// frame copy everything queued before it (copy on write). A buffer `flush` handed out
+    /// stays here, read to its end: once the channel has written it (NIO let go of it), it is
+    /// cleared and filled again without allocating.
+    @discardableResult
+    mutating func write(_ frame: TunnelFrame, on link: LinkID) -> Int {
+        guard let index = output.index(forKey: link) else {
+            var buffer = Self.emptyOutput
+            serializer.serialize(frame, into: &buffer)
+            output[link] = buffer
+            return buffer.readableBytes
+        }
+        if output.values[index].readableBytes == 0 { output.values[index].clear() }
+        let before = output.values[index].writerIndex
+        serializer.serialize(frame, into: &output.values[index])
+        return output.values[index].writerIndex - before
     }
 }

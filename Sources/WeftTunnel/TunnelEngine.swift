@@ -124,6 +124,8 @@ public struct TunnelEngine: Sendable {
     let serializer = TunnelFrameSerializer()
     /// What a link's output starts from; the serializer reserves what each frame needs.
     static let emptyOutput = ByteBuffer()
+    /// The largest output buffer a link keeps between flushes.
+    static let keptOutputCapacity = 64 << 10
 
     /// Bytes re-sent because a link failed or was suspected.
     public internal(set) var resentBytes = 0
@@ -373,14 +375,18 @@ public struct TunnelEngine: Sendable {
     /// The app took `count` delivered bytes: credit goes back to the peer, and the window grows
     /// when the reader keeps up.
     public mutating func consumed(_ count: Int, on id: StreamID, now: Duration) -> [TunnelAction] {
-        guard var stream = streams[id] else { return [] }
-        let count = min(UInt64(count), stream.reassembly.deliveredOffset - stream.consumed)
-        stream.credit.consumed += count
+        guard let index = streams.index(forKey: id) else { return [] }
+        let taken = streams.values[index].reassembly.deliveredOffset - streams.values[index].consumed
+        let count = min(UInt64(count), taken)
+        streams.values[index].credit.consumed += count
         tunnelCredit.consumed += count
-        if stream.credit.isDue, let limit = stream.credit.update(now: now, rtt: shortestRTT) {
+        // Most calls (an app write of a small response) leave both windows more than half
+        // open: nothing to send then, so no pump and no flush (the engine starts every call
+        // with its output flushed).
+        guard streams.values[index].credit.isDue || tunnelCredit.isDue else { return [] }
+        if let limit = streams.values[index].credit.update(now: now, rtt: shortestRTT) {
             queue.append(.windowUpdate(WindowUpdate(streamID: id.rawValue, limit: limit)))
         }
-        streams[id] = stream
         updateTunnelWindow(now: now)
         pump(now: now)
         return flush(now: now)
@@ -412,15 +418,25 @@ public struct TunnelEngine: Sendable {
         if scratchLinks.count > 1 { scratchLinks.sort() }
         // Pending acks ride with whatever goes out on their link now.
         for id in scratchLinks where links[id]?.ackDueAt != nil { sendAck(on: id) }
+        let next = nextDeadline(now: now)
+        if scratchLinks.isEmpty, actions.isEmpty, next == nil || next == lastTimer {
+            return []  // nothing to hand out: no array allocated
+        }
         var result: [TunnelAction] = []
         result.reserveCapacity(scratchLinks.count + actions.count + 1)
         for id in scratchLinks {
-            if let buffer = output[id] { result.append(.write(id, buffer)) }
+            guard let index = output.index(forKey: id) else { continue }
+            result.append(.write(id, output.values[index]))
+            // Kept for the next frames (see `write(_:on:)`), unless a burst made it large.
+            if output.values[index].capacity > Self.keptOutputCapacity {
+                output.remove(at: index)
+            } else {
+                output.values[index].moveReaderIndex(to: output.values[index].writerIndex)
+            }
         }
-        output.removeAll(keepingCapacity: true)
         result.append(contentsOf: actions)
         actions.removeAll(keepingCapacity: true)
-        if let next = nextDeadline(now: now), next != lastTimer {
+        if let next, next != lastTimer {
             lastTimer = next
             result.append(.scheduleTimer(next))
         }

@@ -75,9 +75,10 @@ struct RelayStateMachine {
         return [.resetStream(.appDown, reason)]
     }
 
-    mutating func appRead(_ bytes: ByteBuffer) -> [Action] {
-        guard !ended, !appFinished else { return [] }
-        return [.sendToTunnel(bytes)]
+    /// One action at most (no array to allocate: this runs once per read).
+    mutating func appRead(_ bytes: ByteBuffer) -> Action? {
+        guard !ended, !appFinished else { return nil }
+        return .sendToTunnel(bytes)
     }
 
     mutating func appInputClosed() -> [Action] {
@@ -100,24 +101,26 @@ struct RelayStateMachine {
         return [.resetStream(.cancelled, reason)]
     }
 
-    mutating func writeCompleted(_ count: Int) -> [Action] {
-        ended ? [] : [.consume(count)]
+    /// One action at most (no array: this runs once per write).
+    mutating func writeCompleted(_ count: Int) -> Action? {
+        ended ? nil : .consume(count)
     }
 
     // MARK: the tunnel
 
-    mutating func tunnelBytes(_ bytes: ByteBuffer) -> [Action] {
+    /// One action at most (no array: this runs once per read from the tunnel).
+    mutating func tunnelBytes(_ bytes: ByteBuffer) -> Action? {
         switch phase {
         case .waiting(var pending):
             // Out of the enum while it grows, so the array is not copied.
             phase = .ended
             pending.append(bytes)
             phase = .waiting(pending: pending)
-            return []
+            return nil
         case .attached:
-            return [.writeToApp(bytes)]
+            return .writeToApp(bytes)
         case .socketClosed, .ended:
-            return []
+            return nil
         }
     }
 

@@ -146,34 +146,37 @@ final class StreamRelay: TunnelStreamDelegate, @unchecked Sendable {
     // MARK: carrying out
 
     private func perform(_ actions: [RelayStateMachine.Action]) {
-        for action in actions {
-            switch action {
-            case .writeToApp(let bytes):
-                meter?.received(bytes.readableBytes)
-                write(bytes)
-            case .shutAppOutput:
-                guard let channel else { continue }
-                afterWrites(on: channel) { channel.close(mode: .output, promise: nil) }
-            case .setReading(let on):
-                channel?.setOption(ChannelOptions.autoRead, value: on).whenFailure { _ in }
-            case .sendToTunnel(let bytes):
-                guard let stream else { continue }
-                meter?.sent(bytes.readableBytes)
-                driver.send(bytes, on: stream)
-            case .finishStream:
-                if let stream { driver.finish(stream) }
-            case .consume(let count):
-                if let stream { driver.consumed(count, on: stream) }
-            case .resetStream(let code, let reason):
-                if let stream { driver.reset(stream, code: code, message: reason) }
-            case .abortSocket:
-                if let channel { Self.abort(channel) }
-                channel = nil
-            case .closeSocket:
-                guard let channel else { continue }
-                self.channel = nil
-                afterWrites(on: channel) { channel.close(promise: nil) }
-            }
+        for action in actions { perform(action) }
+    }
+
+    private func perform(_ action: RelayStateMachine.Action?) {
+        guard let action else { return }
+        switch action {
+        case .writeToApp(let bytes):
+            meter?.received(bytes.readableBytes)
+            write(bytes)
+        case .shutAppOutput:
+            guard let channel else { return }
+            afterWrites(on: channel) { channel.close(mode: .output, promise: nil) }
+        case .setReading(let on):
+            channel?.setOption(ChannelOptions.autoRead, value: on).whenFailure { _ in }
+        case .sendToTunnel(let bytes):
+            guard let stream else { return }
+            meter?.sent(bytes.readableBytes)
+            driver.send(bytes, on: stream)
+        case .finishStream:
+            if let stream { driver.finish(stream) }
+        case .consume(let count):
+            if let stream { driver.consumed(count, on: stream) }
+        case .resetStream(let code, let reason):
+            if let stream { driver.reset(stream, code: code, message: reason) }
+        case .abortSocket:
+            if let channel { Self.abort(channel) }
+            channel = nil
+        case .closeSocket:
+            guard let channel else { return }
+            self.channel = nil
+            afterWrites(on: channel) { channel.close(promise: nil) }
         }
     }
 
