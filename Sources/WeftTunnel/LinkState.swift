@@ -147,17 +147,19 @@ struct LinkState {
         lastSend = now
     }
 
-    /// Processes a cumulative acknowledgement; returns the frames it covers.
-    mutating func acknowledge(upTo count: UInt64, now: Duration) -> [SentFrame] {
-        var covered: [SentFrame] = []
+    /// Processes a cumulative acknowledgement; returns how many frames it covers.
+    mutating func acknowledge(upTo count: UInt64, now: Duration) -> Int {
+        var covered = 0
+        var newest: SentFrame?
         while let first = unacked.first, first.sequence < count {
             let frame = unacked.removeFirst()
             inFlightBytes -= frame.bytes
             delivered += frame.bytes
             deliveredTime = now
-            covered.append(frame)
+            covered += 1
+            newest = frame
         }
-        if let last = covered.last {
+        if let last = newest {
             sampleRTT(now - last.sentAt)
             sampleMinimumRTT(now - last.sentAt, now: now)
             firstSentTime = last.sentAt

@@ -56,6 +56,16 @@ public struct ReassemblyBuffer: Sendable {
 
     /// Adds a segment; returns the bytes that are now in order (possibly none).
     public mutating func insert(offset: UInt64, data: ByteBuffer, fin: Bool) throws(InsertError) -> [ByteBuffer] {
+        var out: [ByteBuffer] = []
+        try insert(offset: offset, data: data, fin: fin, into: &out)
+        return out
+    }
+
+    /// Adds a segment; appends the bytes that are now in order (possibly none) to `out`, so a
+    /// caller that keeps one array for every frame allocates nothing here.
+    public mutating func insert(
+        offset: UInt64, data: ByteBuffer, fin: Bool, into out: inout [ByteBuffer]
+    ) throws(InsertError) {
         let end = offset + UInt64(data.readableBytes)
         if fin {
             if let finalOffset, finalOffset != end { throw .finalOffsetViolation }
@@ -65,7 +75,7 @@ public struct ReassemblyBuffer: Sendable {
         }
         if let finalOffset, end > finalOffset { throw .finalOffsetViolation }
         highestEnd = max(highestEnd, end)
-        guard end > deliveredOffset else { return [] }
+        guard end > deliveredOffset else { return }
         var segment = data
         var start = offset
         if start < deliveredOffset {
@@ -73,13 +83,12 @@ public struct ReassemblyBuffer: Sendable {
             start = deliveredOffset
         }
         if start == deliveredOffset {
-            var out = [segment]
+            out.append(segment)  // not empty: it ends past `deliveredOffset`
             deliveredOffset = end
             drainContiguous(into: &out)
-            return out.filter { $0.readableBytes > 0 }
+            return
         }
         try storeOutOfOrder(start: start, segment)
-        return []
     }
 
     /// Index of the first held piece starting after `offset`.

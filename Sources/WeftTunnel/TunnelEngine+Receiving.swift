@@ -68,7 +68,7 @@ extension TunnelEngine {
                 // Frames acknowledged: the peer reads this link, however slowly, so a full link
                 // that makes progress is not stalled. (A peer cannot fake this for long: it can
                 // only acknowledge frames sent, and a full link is sent none.)
-                if !state.acknowledge(upTo: count, now: now).isEmpty, state.fullSince != nil { state.fullSince = now }
+                if state.acknowledge(upTo: count, now: now) > 0, state.fullSince != nil { state.fullSince = now }
             }
         case .ping(let value):
             // A full link's pings go unanswered: a peer that pings and never reads would
@@ -199,10 +199,11 @@ extension TunnelEngine {
             updateTunnelWindow(now: now)
             return
         }
-        let chunks: [ByteBuffer]
         let piecesBefore = stream.reassembly.heldPieces
+        scratchChunks.removeAll(keepingCapacity: true)
+        defer { scratchChunks.removeAll(keepingCapacity: true) }
         do {
-            chunks = try stream.reassembly.insert(offset: data.offset, data: data.data, fin: data.fin)
+            try stream.reassembly.insert(offset: data.offset, data: data.data, fin: data.fin, into: &scratchChunks)
         } catch {
             heldPieces += stream.reassembly.heldPieces - piecesBefore
             let (local, reported) =
@@ -230,9 +231,9 @@ extension TunnelEngine {
         }
         streams[id] = stream
         if stream.openSeen {
-            for chunk in chunks { actions.append(.deliver(id, chunk)) }
+            for chunk in scratchChunks { actions.append(.deliver(id, chunk)) }
         } else {
-            earlyData[id, default: []] += chunks
+            earlyData[id, default: []] += scratchChunks
         }
         checkRemoteFin(id, now: now)
     }

@@ -121,6 +121,8 @@ public struct TunnelEngine: Sendable {
     var lastTimer: Duration?
     /// Link ids gathered by `flush` and `checkLinks`, kept to reuse its storage.
     var scratchLinks: [LinkID] = []
+    /// The bytes one data frame put in order, reused from frame to frame.
+    var scratchChunks: [ByteBuffer] = []
     let serializer = TunnelFrameSerializer()
     /// What a link's output starts from; the serializer reserves what each frame needs.
     static let emptyOutput = ByteBuffer()

@@ -18,6 +18,11 @@ final class RelayChannelHandler: ChannelInboundHandler {
         relay.appRead(unwrapInboundIn(data))
     }
 
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable { relay.appWritable() }
+        context.fireChannelWritabilityChanged()
+    }
+
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if case ChannelEvent.inputClosed = event {
             relay.appInputClosed()

@@ -14,11 +14,12 @@ import WeftWire
 /// Carries one stream between the tunnel and one app socket, both ways.
 ///
 /// Backpressure runs end to end: bytes from the tunnel are acknowledged to the engine
-/// (`consumed`) only once the app's socket has taken them, so a slow app holds the peer's
-/// sender back through stream credit; and when the engine holds enough of the app's bytes it
-/// asks to pause, which stops reading the app's socket. Half-close is carried both ways (an
-/// app's EOF finishes the stream; the peer's finish shuts the socket's write side after the
-/// last byte), and a reset closes the socket with an RST so the client sees an abnormal end.
+/// (`consumed`) only once the app's socket has taken them (see `write`), so a slow app holds
+/// the peer's sender back through stream credit; and when the engine holds enough of the app's
+/// bytes it asks to pause, which stops reading the app's socket. Half-close is carried both
+/// ways (an app's EOF finishes the stream; the peer's finish shuts the socket's write side
+/// after the last byte), and a reset closes the socket with an RST so the client sees an
+/// abnormal end.
 ///
 /// Its state lives on the tunnel driver's event loop; the app's socket may live on another
 /// loop, and its events hop here in order. `@unchecked Sendable` because every access to its
@@ -29,7 +30,11 @@ final class StreamRelay: TunnelStreamDelegate, @unchecked Sendable {
     private var logger: Logger
     private var machine = RelayStateMachine()
     private var channel: Channel?
+    /// The last write to a socket on another loop (writes on the driver's loop carry none).
     private var lastWrite: EventLoopFuture<Void>?
+    /// Bytes written to a socket on the driver's loop while it was over its high-water mark:
+    /// their credit goes back when it becomes writable.
+    private var owed = 0
     /// The app's counters (API, dashboard): this stream counts as open until the relay goes.
     private let meter: AppTrafficMeter?
 
@@ -79,6 +84,16 @@ final class StreamRelay: TunnelStreamDelegate, @unchecked Sendable {
             perform(machine.appRead(bytes))
         } else {
             driver.eventLoop.execute { self.perform(self.machine.appRead(bytes)) }
+        }
+    }
+
+    /// The app's socket went below its low-water mark again (on the socket's loop).
+    func appWritable() {
+        onDriverLoop { relay in
+            guard relay.owed > 0 else { return }
+            let count = relay.owed
+            relay.owed = 0
+            relay.perform(relay.machine.writeCompleted(count))
         }
     }
 
@@ -180,23 +195,45 @@ final class StreamRelay: TunnelStreamDelegate, @unchecked Sendable {
         }
     }
 
+    /// Writes to the app; the bytes' credit goes back once the socket has taken them.
+    ///
+    /// On the driver's loop (the usual case) the write is carried out at once and needs no
+    /// promise: while the channel is under its high-water mark the bytes count as taken, past
+    /// it they are owed until it is writable again. So a client that never reads holds at most
+    /// the water mark plus one stream window here, as with a promise per write, without the
+    /// promise and its callback (two allocations per write). A socket on another loop gets its
+    /// writes later, so there each write's completion is awaited.
     private func write(_ bytes: ByteBuffer) {
         guard let channel else { return }
         let count = bytes.readableBytes
-        let written = channel.writeAndFlush(bytes)
-        lastWrite = written
-        written.hop(to: driver.eventLoop).whenSuccess { [weak self] in
-            guard let self else { return }
-            self.perform(self.machine.writeCompleted(count))
+        guard channel.eventLoop === driver.eventLoop else {
+            let written = channel.writeAndFlush(bytes)
+            lastWrite = written
+            written.hop(to: driver.eventLoop).whenSuccess { [weak self] in
+                guard let self else { return }
+                self.perform(self.machine.writeCompleted(count))
+            }
+            return
+        }
+        channel.writeAndFlush(bytes, promise: nil)
+        owed += count
+        if channel.isWritable {
+            let taken = owed
+            owed = 0
+            perform(machine.writeCompleted(taken))
         }
     }
 
-    /// Runs `body` on the socket's loop once every write issued so far is done.
+    /// Runs `body` once every write issued so far is done.
     private func afterWrites(on channel: Channel, _ body: @escaping @Sendable () -> Void) {
         if let lastWrite {
             lastWrite.whenComplete { _ in body() }
         } else {
-            channel.eventLoop.execute(body)
+            // Writes complete in order: an empty one's promise completes after every earlier
+            // write (or fails with them when the socket is gone).
+            let done = channel.eventLoop.makePromise(of: Void.self)
+            channel.writeAndFlush(ByteBuffer(), promise: done)
+            done.futureResult.whenComplete { _ in body() }
         }
     }
 
