@@ -202,6 +202,12 @@ public struct DirectoryStateMachine: Sendable {
         return names
     }
 
+    /// The broker sessions a peer is up on here (0 when it is down or unknown).
+    public func liveSessions(of siteName: String) -> Int {
+        guard let peer = peers[siteName], peer.isUp else { return 0 }
+        return peer.sessions.count
+    }
+
     /// How many peers are up, without copying them.
     public var peersUpCount: Int {
         peers.values.reduce(0) { $0 + ($1.isUp ? 1 : 0) }

@@ -247,6 +247,12 @@ public final class DiscoveryAgent: Sendable {
         shared.state.withLock { $0.machine.peersUp }
     }
 
+    /// The broker sessions `siteName` is up on here: one per broker its announcements came
+    /// from (a last will ends one; the peer is down when none is left).
+    public func liveSessions(of siteName: String) -> Int {
+        shared.state.withLock { $0.machine.liveSessions(of: siteName) }
+    }
+
     /// How many identities are revoked here (by this site or by revokers).
     public var revokedCount: Int {
         shared.state.withLock { $0.machine.revoked.count }
