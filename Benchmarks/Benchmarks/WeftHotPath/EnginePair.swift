@@ -154,7 +154,7 @@ struct EnginePair {
                 precondition(side == 1)
                 received += buffer.readableBytes
                 unconsumed += buffer.readableBytes
-            case .incomingStream(let id, _, _, _):
+            case .incomingStream(let id, _, _, _, _):
                 incoming = id
             case .remoteFinished:
                 remoteFinished = true
