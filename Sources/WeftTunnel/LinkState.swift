@@ -147,16 +147,14 @@ struct LinkState {
         lastSend = now
     }
 
-    /// Processes a cumulative acknowledgement; returns how many frames it covers.
-    mutating func acknowledge(upTo count: UInt64, now: Duration) -> Int {
-        var covered = 0
+    /// Processes a cumulative acknowledgement; returns whether it covered any frame.
+    mutating func acknowledge(upTo count: UInt64, now: Duration) -> Bool {
         var newest: SentFrame?
         while let first = unacked.first, first.sequence < count {
             let frame = unacked.removeFirst()
             inFlightBytes -= frame.bytes
             delivered += frame.bytes
             deliveredTime = now
-            covered += 1
             newest = frame
         }
         if let last = newest {
@@ -179,7 +177,7 @@ struct LinkState {
             }
             suspect = false
         }
-        return covered
+        return newest != nil
     }
 
     /// A windowed minimum: the least sample of the last 10 s (and the current window's

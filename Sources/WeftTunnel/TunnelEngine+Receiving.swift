@@ -68,7 +68,7 @@ extension TunnelEngine {
                 // Frames acknowledged: the peer reads this link, however slowly, so a full link
                 // that makes progress is not stalled. (A peer cannot fake this for long: it can
                 // only acknowledge frames sent, and a full link is sent none.)
-                if state.acknowledge(upTo: count, now: now) > 0, state.fullSince != nil { state.fullSince = now }
+                if state.acknowledge(upTo: count, now: now), state.fullSince != nil { state.fullSince = now }
             }
         case .ping(let value):
             // A full link's pings go unanswered: a peer that pings and never reads would
@@ -200,8 +200,7 @@ extension TunnelEngine {
             return
         }
         let piecesBefore = stream.reassembly.heldPieces
-        scratchChunks.removeAll(keepingCapacity: true)
-        defer { scratchChunks.removeAll(keepingCapacity: true) }
+        defer { scratchChunks.removeAll(keepingCapacity: true) }  // empty again for the next frame
         do {
             try stream.reassembly.insert(offset: data.offset, data: data.data, fin: data.fin, into: &scratchChunks)
         } catch {

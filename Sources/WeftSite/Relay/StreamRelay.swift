@@ -89,12 +89,7 @@ final class StreamRelay: TunnelStreamDelegate, @unchecked Sendable {
 
     /// The app's socket went below its low-water mark again (on the socket's loop).
     func appWritable() {
-        onDriverLoop { relay in
-            guard relay.owed > 0 else { return }
-            let count = relay.owed
-            relay.owed = 0
-            relay.perform(relay.machine.writeCompleted(count))
-        }
+        onDriverLoop { $0.creditOwed() }
     }
 
     /// The app shut its write side (EOF).
@@ -201,7 +196,7 @@ final class StreamRelay: TunnelStreamDelegate, @unchecked Sendable {
     /// promise: while the channel is under its high-water mark the bytes count as taken, past
     /// it they are owed until it is writable again. So a client that never reads holds at most
     /// the water mark plus one stream window here, as with a promise per write, without the
-    /// promise and its callback (two allocations per write). A socket on another loop gets its
+    /// promise, its hop and its callback (five allocations per write). A socket on another loop gets its
     /// writes later, so there each write's completion is awaited.
     private func write(_ bytes: ByteBuffer) {
         guard let channel else { return }
@@ -217,11 +212,15 @@ final class StreamRelay: TunnelStreamDelegate, @unchecked Sendable {
         }
         channel.writeAndFlush(bytes, promise: nil)
         owed += count
-        if channel.isWritable {
-            let taken = owed
-            owed = 0
-            perform(machine.writeCompleted(taken))
-        }
+        if channel.isWritable { creditOwed() }
+    }
+
+    /// Gives the credit of every byte written and not yet credited back.
+    private func creditOwed() {
+        guard owed > 0 else { return }
+        let taken = owed
+        owed = 0
+        perform(machine.writeCompleted(taken))
     }
 
     /// Runs `body` once every write issued so far is done.
