@@ -42,7 +42,10 @@ struct PunchEndToEndTests {
         #expect(await lab.waitForLink("beta", to: "alpha"), "\(lab.log("beta"))")
         // alpha sorts first: it dials once a probe of beta's came through.
         #expect(!lab.lines("alpha", "NAT mapping of the QUIC socket learned").isEmpty, "\(lab.log("alpha"))")
-        #expect(!lab.lines("alpha", "punched link up", "peer=beta").isEmpty, "\(lab.log("alpha"))")
+        // The puncher says so once its dial returns, a moment after the tunnel logged the link.
+        #expect(
+            await WeftProcess.waitFor(.seconds(60)) { !lab.lines("alpha", "punched link up", "peer=beta").isEmpty },
+            "\(lab.log("alpha"))")
         let up = lab.lines("beta", "link up", "peer=alpha")
         #expect(up.contains { $0.contains("transport=quic") && $0.contains("path=punched") }, "\(up)")
         let dialed = lab.lines("alpha", "link up", "peer=beta")
