@@ -162,9 +162,12 @@ let package = Package(
         .executableTarget(
             name: "weft-bench",
             dependencies: [
-                "WeftDiscovery", "WeftIdentity", "WeftTestSupport", "WeftWire",
+                "WeftDiscovery", "WeftIdentity", "WeftTestSupport", "WeftTransport", "WeftWire",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ]
         ),
         // Real helpers for tests and benchmarks: a mosquitto broker on a free port.

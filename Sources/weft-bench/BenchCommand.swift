@@ -7,6 +7,6 @@ struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "weft-bench",
         abstract: "weft benchmarks: figures and ratios against baselines measured in the same run.",
-        subcommands: [DiscoveryBench.self]
+        subcommands: [DiscoveryBench.self, TLSRelayBench.self]
     )
 }

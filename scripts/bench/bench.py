@@ -337,6 +337,13 @@ class Bench:
         self.procs.stop(t1)
         self.procs.stop(t2)
 
+        # The same with SwiftNIO and NIOSSL: weft's stack without weft.
+        nio = self.nio_pair(sink)
+        if nio:
+            relay_flow("SwiftNIO TLS pair (floor)", nio[0], [("client", nio[1].pid), ("server", nio[2].pid)])
+            self.procs.stop(nio[1])
+            self.procs.stop(nio[2])
+
         # ssh -L through a private sshd.
         ssh_row = self.ssh_forward(sink, relay_flow)
 
@@ -388,6 +395,24 @@ class Bench:
         server = self.procs.start("stunnel", ["stunnel4", server_conf])
         client = self.procs.start("stunnel", ["stunnel4", client_conf])
         wait_until("stunnel", lambda: listening(p1) and listening(p2), 10)
+        return p1, client, server
+
+    def nio_pair(self, target):
+        """The smallest TLS relay pair SwiftNIO and NIOSSL make (`weft-bench tls-relay`, weft's own
+        link TLS) in front of `target`: the floor of weft's stack, no framing, no multiplexing.
+        Returns the client end's port and both processes, or None without a built weft-bench."""
+        tool = os.path.join(os.path.dirname(self.weft), "weft-bench")
+        if not os.access(tool, os.X_OK):
+            log(f"   (no SwiftNIO TLS pair: {tool} is not built)")
+            return None
+        identity = os.path.join(self.work, "nio-pair-identity")
+        p1, p2 = self.next_port(), self.next_port()
+        server = self.procs.start("nio-pair", [tool, "tls-relay", "--side", "server", "--listen", str(p2),
+                                               "--connect", str(target), "--identity-directory", identity])
+        wait_until("the SwiftNIO pair's server end", lambda: listening(p2), 15)
+        client = self.procs.start("nio-pair", [tool, "tls-relay", "--side", "client", "--listen", str(p1),
+                                               "--connect", str(p2), "--identity-directory", identity])
+        wait_until("the SwiftNIO pair's client end", lambda: listening(p1), 15)
         return p1, client, server
 
     def ssh_forward(self, sink, relay_flow):
@@ -734,9 +759,14 @@ class Bench:
         broker = self.broker("127.0.0.1")
         self.sites("lat", broker, [("127.0.0.1", self.next_port())], {"redis": (port, entry)})
         stunnel, _, _ = self.stunnel_pair(port)
+        paths = [("direct", port), ("stunnel pair", stunnel)]
+        nio = self.nio_pair(port)
+        if nio:
+            paths.append(("SwiftNIO TLS pair", nio[0]))
+        paths.append(("weft", entry))
         rows = []
         for clients in (1, 50):
-            for label, target in (("direct", port), ("stunnel pair", stunnel), ("weft", entry)):
+            for label, target in paths:
                 out = subprocess.run(
                     ["redis-benchmark", "-h", "127.0.0.1", "-p", str(target), "-t", "set,get", "-n",
                      str(self.args.requests), "-c", str(clients), "--csv"],
@@ -752,7 +782,7 @@ class Bench:
                     r for r in rows if r["path"] == path and r["clients"] == clients and r["test"] == test)
                 d = pick("direct")
                 parts = []
-                for path in ("stunnel pair", "weft"):
+                for path, _ in paths[1:]:
                     r = pick(path)
                     parts.append(f"{path}: p50 {r['p50_ms']:.3f} ({r['p50_ms'] - d['p50_ms']:+.3f}) "
                                  f"p99 {r['p99_ms']:.3f} ({r['p99_ms'] - d['p99_ms']:+.3f}) ms, {r['rps']:.0f}/s")
@@ -772,6 +802,9 @@ class Bench:
         self.sites("pp", broker, [("127.0.0.1", self.next_port())], {"echo": (echo, entry)})
         stunnel, _, _ = self.stunnel_pair(echo)
         paths = [("direct", echo), ("stunnel pair", stunnel)]
+        nio = self.nio_pair(echo)
+        if nio:
+            paths.append(("SwiftNIO TLS pair", nio[0]))
         ssh = self.ssh_tunnel(echo)
         if ssh:
             paths.append(("ssh -L", ssh[0]))
@@ -787,7 +820,8 @@ class Bench:
                 f"p99 {row['p99_us']:6.1f} µs")
         weft, stunnel_row = rows[-1], rows[1]
         log(f"   weft / stunnel pair: {weft['per_second'] / stunnel_row['per_second']:.2f}×"
-            + "".join(f"; / ssh -L: {weft['per_second'] / r['per_second']:.2f}×" for r in rows if r["path"] == "ssh -L"))
+            + "".join(f"; / {r['path']}: {weft['per_second'] / r['per_second']:.2f}×" for r in rows
+                      if r["path"] in ("ssh -L", "SwiftNIO TLS pair")))
         self.results["pingpong"] = rows
 
     def scale(self):

@@ -73,17 +73,17 @@ def main():
 
     if "latency" in r:
         print("### Latency: redis-benchmark (SET and GET) on loopback\n")
-        print("| clients | test | direct p50 / p99 | stunnel pair p50 / p99 | weft p50 / p99 | requests/s direct, "
-              "stunnel, weft |")
-        print("|---:|---|---|---|---|---|")
         rows = r["latency"]
+        paths = list(dict.fromkeys(x["path"] for x in rows))
+        print("| clients | test | " + " | ".join(f"{p} p50 / p99" for p in paths) + " | requests/s "
+              + ", ".join(paths) + " |")
+        print("|---:|---|" + "---|" * len(paths) + "---|")
         for clients in sorted({x["clients"] for x in rows}):
             for test in ("SET", "GET"):
                 pick = {x["path"]: x for x in rows if x["clients"] == clients and x["test"] == test}
-                d, s, w = pick["direct"], pick.get("stunnel pair"), pick["weft"]
-                cell = lambda x: f"{x['p50_ms']:.3f} / {x['p99_ms']:.3f} ms"  # noqa: E731
-                print(f"| {clients} | {test} | {cell(d)} | {cell(s) if s else '—'} | {cell(w)} "
-                      f"| {d['rps']:.0f}, {s['rps']:.0f}, {w['rps']:.0f} |")
+                cell = lambda x: f"{x['p50_ms']:.3f} / {x['p99_ms']:.3f} ms" if x else "—"  # noqa: E731
+                print(f"| {clients} | {test} | " + " | ".join(cell(pick.get(p)) for p in paths) + " | "
+                      + ", ".join(f"{pick[p]['rps']:.0f}" if p in pick else "—" for p in paths) + " |")
         print()
 
     if "pingpong" in r:
