@@ -244,13 +244,28 @@ public struct TunnelEngine: Sendable {
 
     /// Bytes arrived on a link.
     public mutating func received(_ bytes: ByteBuffer, on id: LinkID, now: Duration) -> [TunnelAction] {
-        guard links[id] != nil else { return [] }
+        var result: [TunnelAction] = []
+        received(bytes, on: id, now: now, into: &result)
+        return result
+    }
+
+    /// `received(_:on:now:)`, appending the actions to `result`. The hot calls come in this
+    /// form too: a driver that lends the same array to every call allocates none per batch.
+    public mutating func received(_ bytes: ByteBuffer, on id: LinkID, now: Duration, into result: inout [TunnelAction]) {
+        guard links[id] != nil else { return }
         ingest(bytes, on: id, now: now)
         pump(now: now)
-        return flush(now: now)
+        flush(now: now, into: &result)
     }
 
     public mutating func timerFired(now: Duration) -> [TunnelAction] {
+        var result: [TunnelAction] = []
+        timerFired(now: now, into: &result)
+        return result
+    }
+
+    /// `timerFired(now:)`, appending the actions to `result`.
+    public mutating func timerFired(now: Duration, into result: inout [TunnelAction]) {
         // A timer that fires late means this process did not run meanwhile (a loaded machine,
         // a paused VM, its loop busy with one long batch): the silence it finds is its own, and
         // the links' bytes may be waiting unread. The time it lost is not counted against the
@@ -272,7 +287,7 @@ public struct TunnelEngine: Sendable {
             failTunnel(reason: TunnelFailure(.noLink, "no link for \(options.configuration.noLinkGracePeriod)"))
         }
         pump(now: now)
-        return flush(now: now)
+        flush(now: now, into: &result)
     }
 
     /// Ends the tunnel on purpose — the site stops, or the peer restarted (its new incarnation
@@ -349,9 +364,16 @@ public struct TunnelEngine: Sendable {
 
     /// App bytes to send on a stream.
     public mutating func send(_ data: ByteBuffer, on id: StreamID, now: Duration) -> [TunnelAction] {
+        var result: [TunnelAction] = []
+        send(data, on: id, now: now, into: &result)
+        return result
+    }
+
+    /// `send(_:on:now:)`, appending the actions to `result`.
+    public mutating func send(_ data: ByteBuffer, on id: StreamID, now: Duration, into result: inout [TunnelAction]) {
         // In place, by index: a copy of the stream taken out of the dictionary (even one kept
         // only to read a flag) would make the queue shared, and the append would copy it.
-        guard let index = streams.index(forKey: id), !streams.values[index].finRequested else { return [] }
+        guard let index = streams.index(forKey: id), !streams.values[index].finRequested else { return }
         streams.values[index].pending.append(data)
         if streams.values[index].pending.readableBytes > options.sendBufferLimit && !streams.values[index].readingPaused
         {
@@ -361,7 +383,7 @@ public struct TunnelEngine: Sendable {
         }
         markReady(id)
         pump(now: now)
-        return flush(now: now)
+        flush(now: now, into: &result)
     }
 
     /// The app finished its direction (half-close): the peer gets a fin after the last byte.
@@ -377,7 +399,14 @@ public struct TunnelEngine: Sendable {
     /// The app took `count` delivered bytes: credit goes back to the peer, and the window grows
     /// when the reader keeps up.
     public mutating func consumed(_ count: Int, on id: StreamID, now: Duration) -> [TunnelAction] {
-        guard let index = streams.index(forKey: id) else { return [] }
+        var result: [TunnelAction] = []
+        consumed(count, on: id, now: now, into: &result)
+        return result
+    }
+
+    /// `consumed(_:on:now:)`, appending the actions to `result`.
+    public mutating func consumed(_ count: Int, on id: StreamID, now: Duration, into result: inout [TunnelAction]) {
+        guard let index = streams.index(forKey: id) else { return }
         let taken = streams.values[index].reassembly.deliveredOffset - streams.values[index].consumed
         let count = min(UInt64(count), taken)
         streams.values[index].credit.consumed += count
@@ -385,13 +414,13 @@ public struct TunnelEngine: Sendable {
         // Most calls (an app write of a small response) leave both windows more than half
         // open: nothing to send then, so no pump and no flush (the engine starts every call
         // with its output flushed).
-        guard streams.values[index].credit.isDue || tunnelCredit.isDue else { return [] }
+        guard streams.values[index].credit.isDue || tunnelCredit.isDue else { return }
         if let limit = streams.values[index].credit.update(now: now, rtt: shortestRTT) {
             queue.append(.windowUpdate(WindowUpdate(streamID: id.rawValue, limit: limit)))
         }
         updateTunnelWindow(now: now)
         pump(now: now)
-        return flush(now: now)
+        flush(now: now, into: &result)
     }
 
     /// Ends a stream in both directions.
@@ -413,6 +442,13 @@ public struct TunnelEngine: Sendable {
     /// (resumed reading, a delivered byte) must already have written these bytes, or the link
     /// would carry frames out of the order they were numbered in.
     mutating func flush(now: Duration) -> [TunnelAction] {
+        var result: [TunnelAction] = []
+        flush(now: now, into: &result)
+        return result
+    }
+
+    /// `flush(now:)`, appending to `result`.
+    mutating func flush(now: Duration, into result: inout [TunnelAction]) {
         // The links with output, in id order. (Ids first, into a reused array: writing while
         // iterating `output` would copy its buffers.)
         scratchLinks.removeAll(keepingCapacity: true)
@@ -422,10 +458,9 @@ public struct TunnelEngine: Sendable {
         for id in scratchLinks where links[id]?.ackDueAt != nil { sendAck(on: id) }
         let next = nextDeadline(now: now)
         if scratchLinks.isEmpty, actions.isEmpty, next == nil || next == lastTimer {
-            return []  // nothing to hand out: no array allocated
+            return  // nothing to hand out: no array touched
         }
-        var result: [TunnelAction] = []
-        result.reserveCapacity(scratchLinks.count + actions.count + 1)
+        result.reserveCapacity(result.count + scratchLinks.count + actions.count + 1)
         for id in scratchLinks {
             guard let index = output.index(forKey: id) else { continue }
             result.append(.write(id, output.values[index]))
@@ -442,7 +477,6 @@ public struct TunnelEngine: Sendable {
             lastTimer = next
             result.append(.scheduleTimer(next))
         }
-        return result
     }
 
     func nextDeadline(now: Duration) -> Duration? {

@@ -62,7 +62,12 @@ public final class TunnelDriver: @unchecked Sendable {
     private var publishedTotalReceived: UInt64 = 0
     private var publishedResent = 0
     private var delegates: [StreamID: TunnelStreamDelegate] = [:]
-    private var timer: Scheduled<Void>?
+    /// The array `runEngine` lends the engine for its actions (empty between calls).
+    private var spareActions: [TunnelAction] = []
+    /// The engine's timer: a callback on the loop (no promise and no closure per arm, as
+    /// `scheduleTask` costs), always to the same handler.
+    private var timer: NIOScheduledCallback?
+    private lazy var timerHandler = TimerHandler(driver: self)
     /// When `timer` fires (engine time). A later deadline leaves it armed: firing early costs
     /// the engine one look at its links, re-arming on every frame cost a timer-heap update,
     /// a cancelled promise and often a `timerfd_settime` per request.
@@ -196,7 +201,7 @@ public final class TunnelDriver: @unchecked Sendable {
         let count = UInt64(bytes.readableBytes)
         if let index = links.index(forKey: id) { links.values[index].received &+= count }
         totalReceived &+= count
-        apply(engine.received(bytes, on: id, now: now))
+        runEngine { $0.received(bytes, on: id, now: now, into: &$1) }
     }
 
     /// The link's channel became writable or not; read when the event runs (it may have been
@@ -411,6 +416,24 @@ public final class TunnelDriver: @unchecked Sendable {
         timerDeadline = nil
     }
 
+    private func timerFired() {
+        timer = nil
+        timerDeadline = nil
+        // A callback already due runs even if cancelled in the same tick.
+        guard running else { return }
+        runEngine { $0.timerFired(now: now, into: &$1) }
+    }
+
+    /// Runs the engine's timer on the loop. It holds the driver weakly: a driver dropped with
+    /// its timer armed goes, and the callback then finds nothing to do.
+    private final class TimerHandler: NIOScheduledCallbackHandler, @unchecked Sendable {
+        weak var driver: TunnelDriver?
+
+        init(driver: TunnelDriver) { self.driver = driver }
+
+        func handleScheduledCallback(eventLoop: some EventLoop) { driver?.timerFired() }
+    }
+
     // MARK: streams
 
     /// Opens a stream to `appName` at the peer; data may be sent on it at once. `origin` (the
@@ -443,7 +466,7 @@ public final class TunnelDriver: @unchecked Sendable {
 
     public func send(_ bytes: ByteBuffer, on stream: StreamID) {
         eventLoop.preconditionInEventLoop()
-        apply(engine.send(bytes, on: stream, now: now))
+        runEngine { $0.send(bytes, on: stream, now: now, into: &$1) }
     }
 
     /// The app finished its direction (half-close).
@@ -455,7 +478,7 @@ public final class TunnelDriver: @unchecked Sendable {
     /// The app took `count` delivered bytes.
     public func consumed(_ count: Int, on stream: StreamID) {
         eventLoop.preconditionInEventLoop()
-        apply(engine.consumed(count, on: stream, now: now))
+        runEngine { $0.consumed(count, on: stream, now: now, into: &$1) }
     }
 
     public func reset(_ stream: StreamID, code: StreamReset.Code, message: String = "") {
@@ -465,6 +488,21 @@ public final class TunnelDriver: @unchecked Sendable {
     }
 
     // MARK: actions
+
+    /// Calls the engine with the driver's action array and carries the actions out. The array
+    /// is lent, not shared: a call made while carrying them out (a delivered byte the app
+    /// answers at once) finds none to borrow and gets its own, so a batch never allocates one
+    /// except when nested.
+    private func runEngine(_ call: (inout TunnelEngine, inout [TunnelAction]) -> Void) {
+        var batch: [TunnelAction] = []
+        swap(&batch, &spareActions)
+        call(&engine, &batch)
+        apply(batch)
+        // Kept unless a rare burst (thousands of streams opened at once) made it large.
+        guard batch.capacity <= 256, batch.capacity > spareActions.capacity else { return }
+        batch.removeAll(keepingCapacity: true)
+        swap(&batch, &spareActions)
+    }
 
     private func apply(_ actions: [TunnelAction]) {
         applying += 1
@@ -523,13 +561,7 @@ public final class TunnelDriver: @unchecked Sendable {
                 if timer != nil, let armed = timerDeadline, armed <= at { continue }
                 cancelTimer()
                 timerDeadline = at
-                timer = eventLoop.scheduleTask(deadline: start + TimeAmount(at)) { [self] in
-                    timer = nil
-                    timerDeadline = nil
-                    // A task already due runs even if cancelled in the same tick.
-                    guard running else { return }
-                    apply(engine.timerFired(now: now))
-                }
+                timer = try? eventLoop.scheduleCallback(at: start + TimeAmount(at), handler: timerHandler)
             case .tunnelFailed(let reason):
                 if lifecycle == .closing {
                     logger.info("tunnel closed", metadata: ["reason": "\(reason)"])
