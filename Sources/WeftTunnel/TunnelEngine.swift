@@ -251,7 +251,8 @@ public struct TunnelEngine: Sendable {
 
     /// `received(_:on:now:)`, appending the actions to `result`. The hot calls come in this
     /// form too: a driver that lends the same array to every call allocates none per batch.
-    public mutating func received(_ bytes: ByteBuffer, on id: LinkID, now: Duration, into result: inout [TunnelAction]) {
+    public mutating func received(_ bytes: ByteBuffer, on id: LinkID, now: Duration, into result: inout [TunnelAction])
+    {
         guard links[id] != nil else { return }
         ingest(bytes, on: id, now: now)
         pump(now: now)
