@@ -29,12 +29,13 @@ struct DiscoveryBench: AsyncParsableCommand {
         let baseline = try await runBaseline()
         let weft = try await runWeft()
         print("")
-        print(row("case", "complete", "node CPU", "node peak RSS", "broker CPU"))
+        print(row("case", "complete", "CPU to then", "node CPU", "node peak RSS", "broker CPU"))
         for (name, result) in [("plain MQTT, unsealed (baseline)", baseline), ("weft discovery", weft)] {
             print(
                 row(
                     name,
                     String(format: "%.2f s", result.seconds),
+                    String(format: "%.2f s", result.completeCPU),
                     String(format: "%.2f s", result.nodeCPU),
                     megabytes(result.nodeRSS),
                     String(format: "%.2f s", result.brokerCPU)
@@ -45,9 +46,12 @@ struct DiscoveryBench: AsyncParsableCommand {
             String(
                 format: "ratio weft / baseline: time %.2f×, node CPU %.2f×", weft.seconds / baseline.seconds,
                 weft.nodeCPU / max(baseline.nodeCPU, 0.001)))
+        // Until complete: what converging costs. In all: stopping too (each site's goodbye is
+        // checked by every site still running).
         print(
             String(
-                format: "per site: %.1f ms CPU, %@ RSS", weft.nodeCPU * 1000 / Double(sites),
+                format: "per site: %.1f ms CPU until complete, %.1f ms in all, %@ RSS",
+                weft.completeCPU * 1000 / Double(sites), weft.nodeCPU * 1000 / Double(sites),
                 megabytes(weft.nodeRSS / sites) as NSString))
     }
 
@@ -58,6 +62,8 @@ struct DiscoveryBench: AsyncParsableCommand {
 
     struct Result {
         var seconds: Double
+        /// The node's CPU from the start until every directory was complete.
+        var completeCPU: Double
         var nodeCPU: Double
         var nodeRSS: Int
         var brokerCPU: Double
@@ -74,6 +80,7 @@ struct DiscoveryBench: AsyncParsableCommand {
         var clients: [MQTTClient] = []
         let sites = self.sites
         let counts = Counts(sites)
+        var atComplete = before
         try await withThrowingTaskGroup(of: Void.self) { group in
             for index in 0..<sites {
                 let client = try MQTTClient(
@@ -101,6 +108,7 @@ struct DiscoveryBench: AsyncParsableCommand {
             while counts.values.withLock({ $0.contains { $0 < sites } }) && clock.now < deadline {
                 try await Task.sleep(for: .milliseconds(10))
             }
+            atComplete = ProcessStats.read()
             group.cancelAll()
             for client in clients { client.stop() }
         }
@@ -111,6 +119,7 @@ struct DiscoveryBench: AsyncParsableCommand {
         if complete < sites { print("baseline: only \(complete) of \(sites) clients complete before the timeout") }
         return Result(
             seconds: elapsed.inSeconds,
+            completeCPU: atComplete.cpuSeconds - before.cpuSeconds,
             nodeCPU: after.cpuSeconds - before.cpuSeconds,
             nodeRSS: after.peakResidentBytes,
             brokerCPU: brokerAfter.cpuSeconds - brokerBefore.cpuSeconds
@@ -145,6 +154,7 @@ struct DiscoveryBench: AsyncParsableCommand {
             )
         }
         var completeAfter = Duration.zero
+        var atComplete = before
         try await withThrowingTaskGroup(of: Void.self) { group in
             for agent in agents {
                 group.addTask {
@@ -159,8 +169,18 @@ struct DiscoveryBench: AsyncParsableCommand {
                 try await Task.sleep(for: .milliseconds(20))
             }
             completeAfter = clock.now - start
+            atComplete = ProcessStats.read()
             let complete = agents.filter { $0.peerCount == sites - 1 }.count
             if complete < sites { print("weft: only \(complete) of \(sites) directories complete before the timeout") }
+            var drops: [String: Int] = [:]
+            for agent in agents {
+                for (reason, count) in agent.dropCounts { drops[reason.description, default: 0] += count }
+            }
+            if !drops.isEmpty {
+                print(
+                    "messages dropped until complete: "
+                        + drops.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
+            }
             for agent in agents { agent.leave() }
             group.cancelAll()
         }
@@ -168,6 +188,7 @@ struct DiscoveryBench: AsyncParsableCommand {
         let brokerAfter = ProcessStats.read(pid: brokerPID)
         return Result(
             seconds: completeAfter.inSeconds,
+            completeCPU: atComplete.cpuSeconds - before.cpuSeconds,
             nodeCPU: after.cpuSeconds - before.cpuSeconds,
             nodeRSS: after.peakResidentBytes,
             brokerCPU: brokerAfter.cpuSeconds - brokerBefore.cpuSeconds

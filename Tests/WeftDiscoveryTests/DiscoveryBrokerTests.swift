@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 import WeftDiscovery
 import WeftIdentity
@@ -176,6 +177,28 @@ struct DiscoveryBrokerTests {
             try attacker.publish(topic: topic, payload: payload, qos: 1, retain: false)
             try await Task.sleep(for: .milliseconds(300))
         }
+    }
+
+    @Test("a site announces once when it connects, not again at its next refresh check (one signature per peer)")
+    func oneAnnouncementOnStart() async throws {
+        let broker = try MosquittoBroker()
+        let spy = try rawClient(broker)
+        defer { spy.stop() }
+        #expect(await connected(spy))
+        try spy.subscribe(MeshKeys(key: "mesh-key-for-tests", topic: "weft-test/mesh").presenceTopic(for: "site-a"))
+        let heard = Mutex(0)
+        let reading = Task {
+            for await message in spy.messages where !message.payload.isEmpty { heard.withLock { $0 += 1 } }
+        }
+        let a = try TestSite("site-a", broker: broker)
+        a.start()
+        #expect(await waitUntil(.seconds(60)) { heard.withLock { $0 } >= 1 } != nil, "site-a never announced")
+        // Six refresh checks (one each 250 ms) later it is still the only one. A slow machine runs
+        // fewer in this window: the test can then only pass wrongly, never fail wrongly.
+        try await Task.sleep(for: .milliseconds(1500))
+        #expect(heard.withLock { $0 } == 1, "announcements heard from site-a")
+        reading.cancel()
+        await a.stop()
     }
 
     @Test("a message sealed with the wrong key is refused")

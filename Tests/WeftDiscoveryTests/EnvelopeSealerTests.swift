@@ -89,11 +89,9 @@ struct EnvelopeSealerTests {
         }
     }
 
-    @Test("a message signed by a key other than its certificate's is refused")
-    func forgedSignature() throws {
-        let honest = try FakeSite(name: "a")
+    /// A payload that opens under `honest`'s keys and claims its certificate, signed by another key.
+    static func forgedPayload(_ honest: FakeSite) throws -> [UInt8] {
         let forger = try SiteIdentity.generate()
-        // The forger claims honest's certificate but can only sign with its own key.
         let message = honest.message(.announcement, body: honest.announcement().serialized(), at: 1000)
         let serializer = DiscoveryMessageSerializer()
         let signedBytes = serializer.serialize(message)
@@ -108,10 +106,41 @@ struct EnvelopeSealerTests {
             using: honest.keys.sealingKey,
             authenticating: Array("weft discovery v1".utf8) + Array(honest.topic.utf8)
         )
-        let payload = [EnvelopeSealer.version] + Array(box.combined)
+        return [EnvelopeSealer.version] + Array(box.combined)
+    }
+
+    @Test("a message signed by a key other than its certificate's is refused")
+    func forgedSignature() throws {
+        let honest = try FakeSite(name: "a")
+        let payload = try Self.forgedPayload(honest)
         #expect(throws: DropReason.badSignature) {
             try EnvelopeSealer(keys: honest.keys).open(payload, topic: honest.topic).get()
         }
+    }
+
+    @Test("the precheck sees the message and its certificate's fingerprint before the signature is checked")
+    func precheckFirst() throws {
+        let honest = try FakeSite(name: "a")
+        let payload = try Self.forgedPayload(honest)
+        let sealer = EnvelopeSealer(keys: honest.keys)
+        var seen: [(String, CertificateFingerprint)] = []
+        // A refusal wins over the bad signature: the signature was never checked.
+        #expect(throws: DropReason.replayed) {
+            try sealer.open(payload, topic: honest.topic) { message, fingerprint in
+                seen.append((message.senderName, fingerprint))
+                return .replayed
+            }.get()
+        }
+        #expect(seen.count == 1)
+        #expect(seen.first?.0 == "a")
+        #expect(seen.first?.1 == honest.identity.fingerprint)
+        // Passed by the precheck, the forgery is still refused.
+        #expect(throws: DropReason.badSignature) {
+            try sealer.open(payload, topic: honest.topic) { _, _ in nil }.get()
+        }
+        // And an honest message opens through a precheck that lets it by.
+        let sealed = try honest.sealedAnnouncement(at: 1000)
+        #expect(try sealer.open(sealed, topic: honest.topic) { _, _ in nil }.get().message.senderName == "a")
     }
 
     @Test("derived names: presence topics are opaque and stable per key")

@@ -16,8 +16,12 @@ extension DiscoveryAgent {
 
     private func announceNow(on brokers: [Int]?) {
         let (sessions, apps, endpoints, revoked) = shared.state.withLock { state in
-            if brokers == nil { state.lastAnnounce = clock.now - started }
-            let targets = state.connectedBrokers.filter { brokers?.contains($0) ?? true }
+            let connected = state.connectedBrokers
+            let targets = connected.filter { brokers?.contains($0) ?? true }
+            // Announcing on every broker connected (one just connected, in the usual one-broker
+            // mesh) is the refresh: the next is due an interval later, not at the next tick,
+            // which made every site announce twice on start and each peer check both.
+            if targets.count == connected.count { state.lastAnnounce = clock.now - started }
             return (
                 targets.map { ($0, state.brokers[$0].session) }, state.apps, state.endpoints,
                 state.machine.revokedHere

@@ -482,21 +482,23 @@ public final class DiscoveryAgent: Sendable {
             return false
         }
         let (ring, generation) = shared.state.withLock { ($0.ring, $0.ringGeneration) }
-        switch ring.open(message.payload, topic: message.topic, keyCache: keyCache) {
+        let retained = message.retained
+        // Revoked senders, repeats and stale messages go before the signature check: they are
+        // dropped whatever it says. (Nothing is recorded here: only a verified message is.)
+        let opened = ring.open(message.payload, topic: message.topic, keyCache: keyCache) { unverified, fingerprint in
+            self.shared.state.withLock { state in
+                state.machine.revoked[fingerprint] != nil
+                    ? .revoked
+                    : state.machine.precheck(unverified, retained: retained, via: via, now: now)
+            }
+        }
+        switch opened {
         case .failure(let reason):
             refuse(reason, now: now)
             return false
         case .success(let verified):
             message.opened = (verified, generation)
             let name = verified.message.senderName
-            if let reason = shared.state.withLock({ state in
-                state.machine.revoked[verified.fingerprint] != nil
-                    ? .revoked
-                    : state.machine.precheck(verified.message, retained: message.retained, via: via, now: now)
-            }) {
-                refuse(reason, now: now)
-                return false
-            }
             let admitted = shared.state.withLock { state in
                 let pinned =
                     state.machine.pins[name] == verified.fingerprint

@@ -55,11 +55,16 @@ public struct EnvelopeSealer: Sendable {
         return [Self.version] + Array(box.combined)
     }
 
+    /// Checks a message may pass before its signature is verified; a reason drops it.
+    public typealias Precheck = (DiscoveryMessage, CertificateFingerprint) -> DropReason?
+
     /// Opens and verifies a payload received on `topic`. A cache saves parsing the same
-    /// certificate for every message of the same sender.
-    public func open(_ payload: [UInt8], topic: String, keyCache: PublicKeyCache? = nil)
-        -> Result<VerifiedDiscoveryMessage, DropReason>
-    {
+    /// certificate for every message of the same sender. `precheck` sees the message after it
+    /// opened and before its signature is checked: a repeat, a stale or a revoked sender is
+    /// dropped for a lookup, not a P-256 verification (a member replaying messages costs little).
+    public func open(
+        _ payload: [UInt8], topic: String, keyCache: PublicKeyCache? = nil, precheck: Precheck? = nil
+    ) -> Result<VerifiedDiscoveryMessage, DropReason> {
         guard payload.count <= Self.maxPayloadBytes else { return .failure(.oversized) }
         guard payload.count > Self.overhead, payload[0] == Self.version else { return .failure(.undecryptable) }
         let plaintext: [UInt8]
@@ -94,6 +99,7 @@ public struct EnvelopeSealer: Sendable {
         }
         // The digest names the certificate in the cache: hashing 32 bytes, not the whole DER.
         let fingerprint = CertificateFingerprint(derCertificate: signed.message.senderCertificate)
+        if let precheck, let reason = precheck(signed.message, fingerprint) { return .failure(reason) }
         let cached = keyCache?.signer(for: fingerprint)
         guard let signer = cached ?? Self.signer(of: signed.message.senderCertificate) else {
             return .failure(.malformed)

@@ -29,12 +29,12 @@ public struct MeshKeyRing: Sendable {
 
     /// Opens a payload under whichever key sealed it. One that opens under none of the keys
     /// for its topic is undecryptable; one that opens is judged under that key alone.
-    public func open(_ payload: [UInt8], topic: String, keyCache: PublicKeyCache? = nil)
-        -> Result<VerifiedDiscoveryMessage, DropReason>
-    {
+    public func open(
+        _ payload: [UInt8], topic: String, keyCache: PublicKeyCache? = nil, precheck: EnvelopeSealer.Precheck? = nil
+    ) -> Result<VerifiedDiscoveryMessage, DropReason> {
         var result: Result<VerifiedDiscoveryMessage, DropReason> = .failure(.undecryptable)
         for keys in all where topic.hasPrefix(keys.topic + "/p/") || topic.hasPrefix(keys.rendezvousPrefix) {
-            result = EnvelopeSealer(keys: keys).open(payload, topic: topic, keyCache: keyCache)
+            result = EnvelopeSealer(keys: keys).open(payload, topic: topic, keyCache: keyCache, precheck: precheck)
             if case .failure(.undecryptable) = result { continue }
             return result
         }
