@@ -17,4 +17,6 @@ if [[ $(id -u) -ne 0 ]]; then
 fi
 bash scripts/install-deps.sh
 swift build -c release --product weft
+# weft-bench's tls-relay: the SwiftNIO TLS pair measured beside the stunnel pair.
+swift build -c release --product weft-bench
 exec /usr/bin/python3 scripts/bench/bench.py "$@"
