@@ -78,7 +78,10 @@ struct TLSRelayBench: AsyncParsableCommand {
                         switch result {
                         case .success(let outbound):
                             guard let glue = try? outbound.pipeline.syncOperations.handler(type: RelayGlue.self)
-                            else { return }
+                            else {
+                                inbound.close(promise: nil)
+                                return
+                            }
                             inboundGlue.value.join(glue)
                         case .failure:
                             inbound.close(promise: nil)
@@ -106,8 +109,10 @@ final class RelayGlue: ChannelDuplexHandler {
 
     /// Pairs two handlers on one loop and lets reads held meanwhile go on.
     func join(_ other: RelayGlue) {
-        guard context != nil else {
-            other.context?.close(promise: nil)  // the accepted client left meanwhile
+        guard context != nil, other.context != nil else {
+            // One side left before they were joined: the other goes too.
+            context?.close(promise: nil)
+            other.context?.close(promise: nil)
             return
         }
         partner = other
@@ -133,7 +138,7 @@ final class RelayGlue: ChannelDuplexHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        partner?.context?.close(promise: nil)
+        partner?.closeAfterWrites()
         partner = nil
         context.fireChannelInactive()
     }
@@ -153,6 +158,16 @@ final class RelayGlue: ChannelDuplexHandler {
         } else {
             heldRead = true
         }
+    }
+
+    /// Closes once what was written to this side has gone out (a plain close drops writes
+    /// still queued, the end of a flow).
+    private func closeAfterWrites() {
+        guard let context else { return }
+        let channel = context.channel
+        let promise = context.eventLoop.makePromise(of: Void.self)
+        context.writeAndFlush(NIOAny(ByteBuffer()), promise: promise)
+        promise.futureResult.whenComplete { _ in channel.close(promise: nil) }
     }
 
     private func releaseRead() {

@@ -417,9 +417,12 @@ public final class TunnelDriver: @unchecked Sendable {
     }
 
     private func timerFired() {
+        // A callback already due runs even if cancelled in the same tick. If a later one was
+        // armed meanwhile, this is the cancelled one: the armed one stays tracked (clearing it
+        // here would leave it running untracked beside the next one armed).
+        if let armed = timerDeadline, armed > now { return }
         timer = nil
         timerDeadline = nil
-        // A callback already due runs even if cancelled in the same tick.
         guard running else { return }
         runEngine { $0.timerFired(now: now, into: &$1) }
     }
